@@ -1,0 +1,75 @@
+"""The domain's error hierarchy.
+
+Domain code raises these and never imports grpc; `vault.api.errors` maps each class to
+a gRPC status exactly once. Messages are fixed, caller-safe strings: they must never
+contain a PII value, a key, SQL or a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class VaultError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a request: its path and why (never the value itself)."""
+
+    field: str
+    description: str
+
+
+class InvalidArgumentError(VaultError):
+    """Bad input; carries every violation found, so a caller can fix them all at once."""
+
+    def __init__(self, violations: Iterable[FieldViolation], message: str = "invalid request") -> None:
+        super().__init__(message)
+        self.violations: tuple[FieldViolation, ...] = tuple(violations)
+
+
+class UnauthenticatedError(VaultError):
+    """No credentials, or credentials that do not verify."""
+
+
+class PermissionDeniedError(VaultError):
+    """Policy refused the request. `reason` names the rule or cause, never the data."""
+
+    def __init__(self, reason: str, rule: str = "") -> None:
+        super().__init__(f"permission denied: {reason}")
+        self.reason = reason
+        self.rule = rule
+
+
+class NotFoundError(VaultError):
+    """The thing does not exist (or belongs to another tenant: indistinguishable)."""
+
+
+class VersionConflictError(VaultError):
+    """Optimistic concurrency: the expected version is not the current one."""
+
+
+class FailedPreconditionError(VaultError):
+    """The subject's state forbids the operation (erased, anonymized, restricted)."""
+
+
+class UnavailableError(VaultError):
+    """A dependency (database, audit log, key provider) cannot be reached or written."""
+
+
+class ResourceExhaustedError(VaultError):
+    """A limit was hit (disk full, quota)."""
+
+
+class DecryptionError(VaultError):
+    """One opaque error for every failure to unseal: never says which check failed."""
+
+    def __init__(self) -> None:
+        super().__init__("decryption failed")
