@@ -1,0 +1,67 @@
+"""Suite-wide fixtures: shared test vectors and real PostgreSQL databases.
+
+PostgreSQL tests use the server at 127.0.0.1:5432 (trust auth, user postgres, admin
+database `test`). Each test that asks for `postgres_url` gets a database of its own,
+created fresh and dropped afterwards. Without a reachable server the tests are skipped
+with a clear message, except under CI=true, where they fail instead: CI must never
+quietly skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADMIN_DSN = os.environ.get(
+    "VAULT_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def shared_vectors() -> Path:
+    """`../shared/vectors` beside the checkout: test vectors written by others."""
+    path = REPO_ROOT.parent / "shared" / "vectors"
+    if not path.is_dir():
+        pytest.fail(f"shared test vectors not found at {path}")
+    return path
+
+
+def _postgres_admin():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    try:
+        return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        message = (
+            "PostgreSQL is not reachable at 127.0.0.1:5432 "
+            "(start it with: pg_ctlcluster --skip-systemctl-redirect "
+            "$(ls /etc/postgresql) main start)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; under CI=true PostgreSQL tests must run: {exc}")
+        pytest.skip(message)
+
+
+def _dsn_for(dbname: str) -> str:
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{base}/{dbname}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A SQLAlchemy URL of a brand-new PostgreSQL database, dropped after the test."""
+    admin = _postgres_admin()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = re.sub(r"[^a-z0-9_]", "_", f"cvt_{worker}_{uuid.uuid4().hex[:10]}".lower())
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield _dsn_for(name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
