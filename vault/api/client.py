@@ -1,0 +1,146 @@
+"""A small client over the generated stub, for the CLI and for people trying the vault."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from grpc_status import rpc_status
+
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.api.gen.customervault.v1 import vault_pb2_grpc
+
+
+class VaultClientError(Exception):
+    """A call failed: the gRPC code name, the message and any field violations."""
+
+    def __init__(self, code: str, message: str, violations: list[tuple[str, str]]) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.violations = violations
+
+
+def _error(exc: grpc.RpcError) -> VaultClientError:
+    from google.rpc import error_details_pb2
+
+    violations = []
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations.extend((v.field, v.description) for v in bad.field_violations)
+    return VaultClientError(exc.code().name, exc.details() or "", violations)
+
+
+class VaultClient:
+    """Calls VaultService with a bearer token over plain or TLS channels."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        *,
+        ca_file: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if ca_file is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=ca_file.read_bytes(),
+                private_key=client_key.read_bytes() if client_key else None,
+                certificate_chain=client_cert.read_bytes() if client_cert else None,
+            )
+            self._channel = grpc.secure_channel(address, credentials)
+        else:
+            self._channel = grpc.insecure_channel(address)
+        self._stub = vault_pb2_grpc.VaultServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._timeout = timeout
+
+    def __enter__(self) -> VaultClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._channel.close()
+
+    def _unary(self, method: str, request: object) -> object:
+        try:
+            return getattr(self._stub, method)(
+                request, metadata=self._metadata, timeout=self._timeout
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def create(self, fields: Mapping[str, str]) -> pb.SubjectMeta:
+        response = self._unary("CreateSubject", pb.CreateSubjectRequest(fields=fields))
+        assert isinstance(response, pb.CreateSubjectResponse)
+        return response.subject
+
+    def batch_create(
+        self, items: Sequence[Mapping[str, str]], *, all_or_nothing: bool = False
+    ) -> pb.BatchCreateSubjectsResponse:
+        request = pb.BatchCreateSubjectsRequest(
+            items=[pb.SubjectInput(fields=i) for i in items], all_or_nothing=all_or_nothing
+        )
+        response = self._unary("BatchCreateSubjects", request)
+        assert isinstance(response, pb.BatchCreateSubjectsResponse)
+        return response
+
+    def get(self, subject_id: str, view: str, purpose: str) -> pb.SubjectView:
+        request = pb.GetSubjectRequest(subject_id=subject_id, view=view, purpose=purpose)
+        response = self._unary("GetSubject", request)
+        assert isinstance(response, pb.GetSubjectResponse)
+        return response.subject
+
+    def find(self, field: str, value: str, view: str, purpose: str) -> list[pb.SubjectView]:
+        request = pb.FindSubjectsRequest(field=field, value=value, view=view, purpose=purpose)
+        response = self._unary("FindSubjects", request)
+        assert isinstance(response, pb.FindSubjectsResponse)
+        return list(response.subjects)
+
+    def update(
+        self,
+        subject_id: str,
+        expected_version: int,
+        set_fields: Mapping[str, str],
+        clear_fields: Sequence[str] = (),
+        reason: str = "",
+    ) -> pb.SubjectMeta:
+        request = pb.UpdateSubjectRequest(
+            subject_id=subject_id,
+            expected_version=expected_version,
+            set_fields=set_fields,
+            clear_fields=list(clear_fields),
+            reason=reason,
+        )
+        response = self._unary("UpdateSubject", request)
+        assert isinstance(response, pb.UpdateSubjectResponse)
+        return response.subject
+
+    def erase(self, subject_id: str, reason: str) -> pb.SubjectMeta:
+        response = self._unary(
+            "EraseSubject", pb.EraseSubjectRequest(subject_id=subject_id, reason=reason)
+        )
+        assert isinstance(response, pb.EraseSubjectResponse)
+        return response.subject
+
+    def record_activity(self, subject_id: str) -> pb.SubjectMeta:
+        request = pb.RecordActivityRequest(subject_id=subject_id, kind=pb.ACTIVITY_KIND_OTHER)
+        response = self._unary("RecordActivity", request)
+        assert isinstance(response, pb.RecordActivityResponse)
+        return response.subject
+
+    def export(self, view: str, purpose: str) -> Iterator[pb.SubjectView]:
+        request = pb.ExportViewRequest(view=view, purpose=purpose)
+        try:
+            yield from self._stub.ExportView(request, metadata=self._metadata, timeout=3600)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None

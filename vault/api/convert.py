@@ -1,0 +1,66 @@
+"""Domain objects <-> protobuf messages. No logic beyond the mapping."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.records.models import SubjectMeta, SubjectState
+from vault.records.rendering import Disclosure, SubjectView
+
+_STATE_TO_PB = {
+    SubjectState.ACTIVE: pb.SUBJECT_STATE_ACTIVE,
+    SubjectState.RESTRICTED: pb.SUBJECT_STATE_RESTRICTED,
+    SubjectState.PENDING_ANONYMIZATION: pb.SUBJECT_STATE_PENDING_ANONYMIZATION,
+    SubjectState.ANONYMIZED: pb.SUBJECT_STATE_ANONYMIZED,
+    SubjectState.ERASED: pb.SUBJECT_STATE_ERASED,
+}
+STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+
+_DISCLOSURE_TO_PB = {
+    Disclosure.CLEAR: pb.DISCLOSURE_CLEAR,
+    Disclosure.MASKED: pb.DISCLOSURE_MASKED,
+    Disclosure.PSEUDONYMIZED: pb.DISCLOSURE_PSEUDONYMIZED,
+    Disclosure.TOKENIZED: pb.DISCLOSURE_TOKENIZED,
+    Disclosure.GENERALIZED: pb.DISCLOSURE_GENERALIZED,
+}
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def meta(m: SubjectMeta) -> pb.SubjectMeta:
+    return pb.SubjectMeta(
+        subject_id=m.id,
+        tenant=m.tenant,
+        version=m.version,
+        state=_STATE_TO_PB[m.state],
+        created_at=timestamp(m.created_at),
+        updated_at=timestamp(m.updated_at),
+        last_activity_at=timestamp(m.last_activity_at),
+        legal_hold=m.legal_hold,
+    )
+
+
+def view(v: SubjectView) -> pb.SubjectView:
+    return pb.SubjectView(
+        meta=meta(v.meta),
+        view=v.view,
+        fields={
+            name: pb.FieldValue(
+                value=f.value,
+                disclosure=_DISCLOSURE_TO_PB[f.disclosure],
+                strategy=f.strategy,
+                provenance=pb.Provenance(
+                    written_by=f.written_by, written_at=timestamp(f.written_at)
+                ),
+            )
+            for name, f in v.fields.items()
+        },
+        withheld=[pb.WithheldField(field=n, reason=r) for n, r in sorted(v.withheld.items())],
+    )

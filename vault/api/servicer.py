@@ -1,0 +1,118 @@
+"""VaultService: decode, call one domain method, encode. Nothing else lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from datetime import UTC
+
+import grpc
+
+from vault.api import convert
+from vault.api.errors import rich_status
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.api.gen.customervault.v1 import vault_pb2_grpc
+from vault.context import CallContext, current_call
+from vault.errors import FieldViolation, InvalidArgumentError
+from vault.records.models import SubjectState
+from vault.records.reader import RecordReader
+from vault.records.service import RecordService
+
+
+def _call() -> CallContext:
+    call = current_call.get()
+    if call is None:  # the interceptor chain always sets it; reaching here is a wiring bug
+        raise RuntimeError("no call context")
+    return call
+
+
+def _states(values: list[int]) -> list[SubjectState]:
+    states = []
+    for value in values:
+        state = convert.STATE_FROM_PB.get(value)
+        if state is None:
+            raise InvalidArgumentError([FieldViolation("states", "unknown subject state")])
+        states.append(state)
+    return states
+
+
+class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
+    """The gRPC face of the record services."""
+
+    def __init__(self, records: RecordService, reader: RecordReader) -> None:
+        self._records = records
+        self._reader = reader
+
+    def CreateSubject(
+        self, request: pb.CreateSubjectRequest, context: grpc.ServicerContext
+    ) -> pb.CreateSubjectResponse:
+        created = self._records.create(_call(), dict(request.fields))
+        return pb.CreateSubjectResponse(subject=convert.meta(created))
+
+    def BatchCreateSubjects(
+        self, request: pb.BatchCreateSubjectsRequest, context: grpc.ServicerContext
+    ) -> pb.BatchCreateSubjectsResponse:
+        call = _call()
+        results = self._records.batch_create(
+            call, [dict(item.fields) for item in request.items], all_or_nothing=request.all_or_nothing
+        )
+        out = []
+        for r in results:
+            if r.error is None:
+                out.append(pb.BatchItemResult(index=r.index, subject_id=r.subject_id))
+            else:
+                out.append(pb.BatchItemResult(index=r.index, error=rich_status(r.error, call.request_id)))
+        created = sum(1 for r in results if r.error is None)
+        return pb.BatchCreateSubjectsResponse(
+            results=out, created=created, failed=len(results) - created
+        )
+
+    def GetSubject(
+        self, request: pb.GetSubjectRequest, context: grpc.ServicerContext
+    ) -> pb.GetSubjectResponse:
+        rendered = self._reader.get(_call(), request.subject_id, request.view, request.purpose)
+        return pb.GetSubjectResponse(subject=convert.view(rendered))
+
+    def UpdateSubject(
+        self, request: pb.UpdateSubjectRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateSubjectResponse:
+        updated = self._records.update(
+            _call(),
+            request.subject_id,
+            expected_version=request.expected_version,
+            set_fields=dict(request.set_fields),
+            clear_fields=list(request.clear_fields),
+            reason=request.reason,
+        )
+        return pb.UpdateSubjectResponse(subject=convert.meta(updated))
+
+    def FindSubjects(
+        self, request: pb.FindSubjectsRequest, context: grpc.ServicerContext
+    ) -> pb.FindSubjectsResponse:
+        found = self._reader.find(
+            _call(), request.field, request.value, request.view, request.purpose
+        )
+        return pb.FindSubjectsResponse(subjects=[convert.view(v) for v in found])
+
+    def EraseSubject(
+        self, request: pb.EraseSubjectRequest, context: grpc.ServicerContext
+    ) -> pb.EraseSubjectResponse:
+        erased = self._records.erase(_call(), request.subject_id, request.reason)
+        return pb.EraseSubjectResponse(subject=convert.meta(erased))
+
+    def RecordActivity(
+        self, request: pb.RecordActivityRequest, context: grpc.ServicerContext
+    ) -> pb.RecordActivityResponse:
+        occurred = (
+            request.occurred_at.ToDatetime(tzinfo=UTC) if request.HasField("occurred_at") else None
+        )
+        meta = self._records.record_activity(_call(), request.subject_id, occurred)
+        return pb.RecordActivityResponse(subject=convert.meta(meta))
+
+    def ExportView(
+        self, request: pb.ExportViewRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SubjectView]:
+        states = _states(list(request.states))
+        for rendered in self._reader.export(_call(), request.view, request.purpose, states):
+            yield convert.view(rendered)
+

@@ -1,0 +1,232 @@
+"""`customer-vault`: run the vault, manage keys and tokens, and talk to a running vault."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vault.config import Settings
+from vault.errors import VaultError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+keys_app = typer.Typer(no_args_is_help=True, help="Key custody: create, rotate, re-wrap, retire.")
+token_app = typer.Typer(no_args_is_help=True, help="Development bearer tokens.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(token_app, name="token")
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local data dir (keys, SQLite).")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")]
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from flags (those given), environment and config file."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    address: Annotated[str | None, typer.Option(help="HOST:PORT to listen on.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    policies_dir: Annotated[Path | None, typer.Option(help="Policy folder.")] = None,
+) -> None:
+    """Run the vault (embedded default: SQLite + generated development keys)."""
+    from vault.app import serve as run
+
+    _configure_logging()
+    try:
+        cfg = settings(
+            address=address,
+            data_dir=data_dir,
+            database_url=database_url,
+            policies_dir=policies_dir,
+        )
+        code = run(cfg)
+    except VaultError as exc:
+        raise _fail(exc.message) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the vault and audit schemas to the newest revision."""
+    import audit
+    from vault.storage import migrate as vault_migrate
+    from vault.storage.db import create_engine
+
+    cfg = settings(data_dir=data_dir, database_url=database_url)
+    if cfg.is_embedded:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(cfg.resolved_database_url)
+    vault_migrate.upgrade(engine)
+    audit.migrate(engine)
+    console.print("[green]schema is current[/green]")
+
+
+@keys_app.command("init")
+def keys_init(data_dir: DataDir = None) -> None:
+    """Create the key file and signing keys under the data dir (never commit them)."""
+    from vault.keys import init_keys
+
+    created = init_keys(settings(data_dir=data_dir))
+    for path in created:
+        console.print(f"created {path}")
+    if not created:
+        console.print("all keys already exist; nothing changed")
+
+
+def _db(cfg: Settings) -> Any:
+    from vault.storage.db import Database, create_engine
+
+    return Database(create_engine(cfg.resolved_database_url))
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDir = None) -> None:
+    """Add a new KEK version and make it active; running vaults re-wrap in the background."""
+    from vault.crypto import LocalKeyFileProvider
+
+    cfg = settings(data_dir=data_dir)
+    version = LocalKeyFileProvider(cfg.resolved_key_file).add_kek_version()
+    console.print(f"KEK v{version} is now active; data keys are re-wrapped in the background")
+
+
+@keys_app.command("status")
+def keys_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """KEK versions and how many data keys each one wraps."""
+    from vault import keys
+
+    cfg = settings(data_dir=data_dir, database_url=database_url)
+    status = keys.status(_db(cfg), keys.provider_for(cfg))
+    table = Table("KEK version", "state", "data keys")
+    for version in status.versions:
+        state = "active" if version == status.active_version else "old"
+        table.add_row(f"v{version}", state, str(status.data_keys_by_version.get(version, 0)))
+    table.add_row("-", "shredded", str(status.data_keys_by_version.get(None, 0)))
+    console.print(table)
+    console.print(f"pending re-wrap: {status.pending_rewrap}")
+
+
+@keys_app.command("rewrap")
+def keys_rewrap(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    batch_size: Annotated[int, typer.Option(help="Data keys per transaction.")] = 1000,
+) -> None:
+    """Re-wrap every data key under the active KEK now (what servers do in the background)."""
+    from rich.progress import Progress
+
+    from vault import keys
+    from vault.crypto import KeyRing
+
+    cfg = settings(data_dir=data_dir, database_url=database_url)
+    db, provider = _db(cfg), keys.provider_for(cfg)
+    keyring = KeyRing(provider)
+    total = keys.status(db, provider).pending_rewrap
+    with Progress(console=console) as progress:
+        task = progress.add_task("re-wrapping data keys", total=total)
+        while moved := keys.rewrap_batch(db, keyring, batch_size):
+            progress.advance(task, moved)
+    console.print("[green]every data key is wrapped by the active KEK[/green]")
+
+
+@keys_app.command("retire")
+def keys_retire(version: int, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Remove an old KEK version once no data key uses it."""
+    from vault import keys
+    from vault.crypto import LocalKeyFileProvider
+
+    cfg = settings(data_dir=data_dir, database_url=database_url)
+    try:
+        keys.retire(_db(cfg), LocalKeyFileProvider(cfg.resolved_key_file), version)
+    except VaultError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"KEK v{version} retired")
+
+
+_TTL = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_ttl(text: str) -> timedelta:
+    match = _TTL.fullmatch(text)
+    if not match:
+        raise typer.BadParameter("use a number and s, m, h or d, e.g. 1h")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{what} must look like name=value")
+        out[key] = value
+    return out
+
+
+@token_app.command("issue")
+def token_issue(
+    principal: Annotated[str, typer.Option(help="Principal id (service or employee).")],
+    tenant: Annotated[str, typer.Option(help="The tenant the token is scoped to.")],
+    role: Annotated[list[str], typer.Option(help="Role (repeatable).")],
+    attr: Annotated[list[str] | None, typer.Option(help="Attribute k=v (repeatable).")] = None,
+    ttl: Annotated[str, typer.Option(help="Lifetime, e.g. 15m, 1h (max 24h).")] = "1h",
+    data_dir: DataDir = None,
+) -> None:
+    """Print a signed bearer token (EdDSA) made with the local development key."""
+    from vault.clock import SystemClock
+    from vault.identity import TokenIssuer
+    from vault.principal import Principal
+
+    cfg = settings(data_dir=data_dir)
+    if not cfg.token_private_key.exists():
+        raise _fail("no token signing key: run `customer-vault keys init` first")
+    issuer = TokenIssuer(
+        cfg.token_private_key.read_bytes(),
+        issuer=cfg.token_issuer,
+        audience=cfg.token_audience,
+        clock=SystemClock(),
+    )
+    who = Principal(
+        id=principal,
+        tenant=tenant,
+        roles=frozenset(role),
+        attributes=MappingProxyType(parse_pairs(attr or [], "--attr")),
+    )
+    try:
+        print(issuer.issue(who, parse_ttl(ttl)))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from vault.cli_subjects import subjects_app
+
+    app.add_typer(subjects_app, name="subjects")
+    app()

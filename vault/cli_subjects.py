@@ -1,0 +1,189 @@
+"""`customer-vault subjects ...`: a client for a running vault (as HashiCorp's `vault` is)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from google.protobuf import json_format
+from rich.console import Console
+from rich.table import Table
+
+from vault.api.client import VaultClient, VaultClientError
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.cli import parse_pairs
+
+subjects_app = typer.Typer(no_args_is_help=True, help="Store and read customers in a running vault.")
+console = Console()
+err = Console(stderr=True)
+
+Address = Annotated[str, typer.Option(envvar="VAULT_ADDRESS", help="The vault's HOST:PORT.")]
+Token = Annotated[
+    str, typer.Option(envvar="VAULT_TOKEN", help="Bearer token (`customer-vault token issue`).")
+]
+View = Annotated[str, typer.Option(help="The masked view to read through.")]
+Purpose = Annotated[str, typer.Option(help="Why you read (a declared purpose).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _client(address: str, token: str) -> VaultClient:
+    if not token:
+        err.print("[red]error:[/red] no token: pass --token or set VAULT_TOKEN")
+        raise typer.Exit(2)
+    return VaultClient(address, token)
+
+
+def _fail(exc: VaultClientError) -> typer.Exit:
+    err.print(f"[red]{exc.code}[/red] {exc.message}")
+    for field, description in exc.violations:
+        err.print(f"  {field}: {description}")
+    return typer.Exit(1)
+
+
+def _show_view(view: pb.SubjectView, as_json: bool) -> None:
+    if as_json:
+        print(json_format.MessageToJson(view, indent=2))
+        return
+    meta = view.meta
+    title = f"{meta.subject_id}  v{meta.version}  {pb.SubjectState.Name(meta.state)}  view={view.view}"
+    table = Table("field", "value", "disclosure", "written by", title=title)
+    for name in sorted(view.fields):
+        f = view.fields[name]
+        shown = pb.Disclosure.Name(f.disclosure).removeprefix("DISCLOSURE_").lower()
+        table.add_row(name, f.value, f"{shown} {f.strategy}".strip(), f.provenance.written_by)
+    for withheld in view.withheld:
+        table.add_row(withheld.field, "-", f"withheld ({withheld.reason})", "")
+    console.print(table)
+
+
+def _show_meta(meta: pb.SubjectMeta, as_json: bool) -> None:
+    if as_json:
+        print(json_format.MessageToJson(meta, indent=2))
+    else:
+        console.print(
+            f"{meta.subject_id} version {meta.version} {pb.SubjectState.Name(meta.state)}"
+        )
+
+
+@subjects_app.command("create")
+def create(
+    field: Annotated[list[str], typer.Option(help="name=value (repeatable).")],
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Store a new customer."""
+    with _client(address, token) as client:
+        try:
+            _show_meta(client.create(parse_pairs(field, "--field")), as_json)
+        except VaultClientError as exc:
+            raise _fail(exc) from None
+
+
+@subjects_app.command("get")
+def get(
+    subject_id: str,
+    view: View = "support",
+    purpose: Purpose = "support",
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Read a customer through a view."""
+    with _client(address, token) as client:
+        try:
+            _show_view(client.get(subject_id, view, purpose), as_json)
+        except VaultClientError as exc:
+            raise _fail(exc) from None
+
+
+@subjects_app.command("find")
+def find(
+    field: Annotated[str, typer.Option(help="A searchable field, e.g. email.")],
+    value: Annotated[str, typer.Option(help="The exact value.")],
+    view: View = "support",
+    purpose: Purpose = "support",
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Find customers by an exact value of a searchable field (blind index)."""
+    with _client(address, token) as client:
+        try:
+            found = client.find(field, value, view, purpose)
+        except VaultClientError as exc:
+            raise _fail(exc) from None
+    for subject in found:
+        _show_view(subject, as_json)
+    if not found and not as_json:
+        console.print("no match")
+
+
+@subjects_app.command("update")
+def update(
+    subject_id: str,
+    version: Annotated[int, typer.Option(help="The version you read (optimistic locking).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="name=value.")] = None,
+    clear: Annotated[list[str] | None, typer.Option(help="Field to clear.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Change fields of a customer."""
+    with _client(address, token) as client:
+        try:
+            meta = client.update(
+                subject_id, version, parse_pairs(set_ or [], "--set"), clear or [], reason
+            )
+        except VaultClientError as exc:
+            raise _fail(exc) from None
+    _show_meta(meta, as_json)
+
+
+@subjects_app.command("erase")
+def erase(
+    subject_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Crypto-shred a customer's personal data."""
+    with _client(address, token) as client:
+        try:
+            _show_meta(client.erase(subject_id, reason), as_json)
+        except VaultClientError as exc:
+            raise _fail(exc) from None
+
+
+@subjects_app.command("activity")
+def activity(
+    subject_id: str,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Record customer activity now (resets dormancy)."""
+    with _client(address, token) as client:
+        try:
+            _show_meta(client.record_activity(subject_id), as_json)
+        except VaultClientError as exc:
+            raise _fail(exc) from None
+
+
+@subjects_app.command("export")
+def export(
+    view: View = "analytics",
+    purpose: Purpose = "analytics",
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+) -> None:
+    """Stream every customer of your tenant through a view, as JSON lines."""
+    with _client(address, token) as client:
+        try:
+            for subject in client.export(view, purpose):
+                print(json.dumps(json_format.MessageToDict(subject), separators=(",", ":")))
+        except VaultClientError as exc:
+            raise _fail(exc) from None

@@ -1,0 +1,134 @@
+"""Settings: the only module that reads the environment (prefix ``VAULT_``).
+
+Values come from, in order of precedence: explicit arguments (the CLI's flags), the
+environment, an optional YAML file named by ``VAULT_CONFIG_FILE``, then defaults that
+give the embedded development setup (SQLite + generated keys under ``.vault-data``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+_REPO_POLICIES = Path(__file__).resolve().parents[1] / "policies"
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by VAULT_CONFIG_FILE, if any."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: str | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"config file {path} must hold a mapping")
+            self._data = loaded
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """Every knob of the vault. Paths default to locations inside `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="VAULT_", extra="forbid")
+
+    config_file: str | None = None
+    address: str = "127.0.0.1:50051"
+    data_dir: Path = Path(".vault-data")
+    database_url: str | None = None
+    policies_dir: Path = _REPO_POLICIES
+
+    # Key custody. VAULT_MASTER_KEYS (a key document) wins over the local key file.
+    master_keys: str | None = Field(default=None, repr=False)
+    key_file: Path | None = None
+    generate_dev_keys: bool = True
+    token_public_key: Path | None = None
+    token_issuer: str = "customer-vault"
+    token_audience: str = "customer-vault"
+    token_leeway_seconds: int = 5
+    audit_signing_key: Path | None = None
+    audit_origin: str = "customer-vault/audit"
+
+    # Transport.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    max_message_bytes: int = 32 * 1024 * 1024
+    max_batch_size: int = 10_000
+    max_workers: int = 32
+    max_concurrent_rpcs: int = 256
+    shutdown_grace_seconds: float = 15.0
+
+    # Background work.
+    rewrap_interval_seconds: float = 5.0
+    rewrap_batch_size: int = 500
+    audit_integrate_interval_seconds: float = 1.0
+    key_refresh_interval_seconds: float = 2.0
+    db_pool_size: int = 10
+    db_connect_timeout_seconds: float = 60.0
+
+    @field_validator("max_batch_size")
+    @classmethod
+    def _batch_size_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("max_batch_size must be positive")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = init_settings().get("config_file") or env_settings().get("config_file")
+        return (init_settings, env_settings, _YamlFileSource(settings_cls, config_file))
+
+    # Derived locations -----------------------------------------------------------------
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file or self.keys_dir / "master.json"
+
+    @property
+    def token_private_key(self) -> Path:
+        return self.keys_dir / "token_signing.pem"
+
+    @property
+    def resolved_token_public_key(self) -> Path:
+        return self.token_public_key or self.keys_dir / "token_signing.pub.pem"
+
+    @property
+    def resolved_audit_signing_key(self) -> Path:
+        return self.audit_signing_key or self.keys_dir / "audit_signing.pem"
+
+    @property
+    def audit_public_key(self) -> Path:
+        return self.resolved_audit_signing_key.with_suffix(".pub.pem")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'vault.db').resolve()}"
+
+    @property
+    @property
+    def is_embedded(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

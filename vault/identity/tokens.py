@@ -1,0 +1,147 @@
+"""Signed bearer tokens (JWT, EdDSA only) carrying principal, tenant, roles, attributes.
+
+Only EdDSA is accepted: `none` and every HMAC algorithm are refused, so a public key
+can never be abused as an HMAC secret. Time checks use the injected clock, not PyJWT's.
+Every failure is the same `UnauthenticatedError`: the caller learns nothing about which
+check failed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
+
+import jwt
+
+from vault.clock import Clock
+from vault.errors import UnauthenticatedError
+from vault.principal import Principal
+
+ALGORITHM = "EdDSA"
+MAX_TTL = timedelta(hours=24)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
+_ATTR_VALUE = re.compile(r"^[A-Za-z0-9._:@/ -]{0,128}$")
+_MAX_ROLES = 32
+_MAX_ATTRS = 32
+_INVALID = "invalid credentials"
+
+
+def _valid_name(value: object) -> bool:
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+class TokenIssuer:
+    """Signs tokens with a locally generated Ed25519 key (`customer-vault token issue`)."""
+
+    def __init__(self, private_key_pem: bytes, *, issuer: str, audience: str, clock: Clock) -> None:
+        self._key = private_key_pem
+        self._issuer = issuer
+        self._audience = audience
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"TokenIssuer(issuer={self._issuer!r})"
+
+    def issue(self, principal: Principal, ttl: timedelta) -> str:
+        """A signed token for `principal`, valid for `ttl` (at most 24 hours)."""
+        if not timedelta(0) < ttl <= MAX_TTL:
+            raise ValueError("ttl must be positive and at most 24 hours")
+        names = [principal.id, principal.tenant, *principal.roles, *principal.attributes]
+        if not all(_valid_name(n) for n in names):
+            raise ValueError("principal, tenant, role and attribute names must be simple names")
+        now = self._clock.now()
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": principal.id,
+            "tenant": principal.tenant,
+            "roles": sorted(principal.roles),
+            "attrs": dict(principal.attributes),
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+
+class TokenVerifier:
+    """Verifies tokens against the configured public key and turns them into a Principal."""
+
+    def __init__(
+        self,
+        public_key_pem: bytes,
+        *,
+        issuer: str,
+        audience: str,
+        clock: Clock,
+        leeway_seconds: int = 5,
+    ) -> None:
+        self._key = public_key_pem
+        self._issuer = issuer
+        self._audience = audience
+        self._clock = clock
+        self._leeway = leeway_seconds
+
+    def verify(self, token: str) -> Principal:
+        """The principal the token names, or `UnauthenticatedError`."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM:
+                raise UnauthenticatedError(_INVALID)
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={
+                    "require": ["iss", "aud", "sub", "exp", "iat", "jti"],
+                    # Times are checked below against the injected clock.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise UnauthenticatedError(_INVALID) from exc
+        self._check_times(claims)
+        return self._principal(claims)
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        now = self._clock.now().timestamp()
+        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", claims.get("iat"))
+        if not all(isinstance(v, int) for v in (exp, iat, nbf)):
+            raise UnauthenticatedError(_INVALID)
+        assert isinstance(exp, int) and isinstance(iat, int) and isinstance(nbf, int)
+        if exp <= now - self._leeway or nbf > now + self._leeway or iat > now + self._leeway:
+            raise UnauthenticatedError(_INVALID)
+        if exp - iat > MAX_TTL.total_seconds():
+            raise UnauthenticatedError(_INVALID)
+
+    @staticmethod
+    def _principal(claims: Mapping[str, Any]) -> Principal:
+        sub, tenant = claims.get("sub"), claims.get("tenant")
+        roles, attrs = claims.get("roles", []), claims.get("attrs", {})
+        if not (_valid_name(sub) and _valid_name(tenant)):
+            raise UnauthenticatedError(_INVALID)
+        if not isinstance(roles, list) or len(roles) > _MAX_ROLES:
+            raise UnauthenticatedError(_INVALID)
+        if not all(_valid_name(r) for r in roles):
+            raise UnauthenticatedError(_INVALID)
+        if not isinstance(attrs, dict) or len(attrs) > _MAX_ATTRS:
+            raise UnauthenticatedError(_INVALID)
+        for key, value in attrs.items():
+            if not _valid_name(key) or not isinstance(value, str) or not _ATTR_VALUE.fullmatch(value):
+                raise UnauthenticatedError(_INVALID)
+        assert isinstance(sub, str) and isinstance(tenant, str)
+        return Principal(
+            id=sub,
+            tenant=tenant,
+            roles=frozenset(roles),
+            attributes=MappingProxyType(dict(attrs)),
+        )

@@ -1,0 +1,53 @@
+"""The two checks every subject operation starts with: policy, then tenant ownership."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from vault.context import CallContext
+from vault.errors import NotFoundError, PermissionDeniedError
+from vault.policy import Action, PolicyEngine
+from vault.principal import Principal
+from vault.storage import subjects as repo
+from vault.storage.subjects import SubjectRow
+
+
+def authorize(
+    policy: PolicyEngine,
+    call: CallContext,
+    action: Action,
+    *,
+    purpose: str | None = None,
+    resource: str = "*",
+) -> Principal:
+    """Ask the policy; record the decision and its rule on the call either way."""
+    principal = call.require_principal()
+    try:
+        decision = policy.authorize(principal, action, purpose=purpose, resource=resource)
+    except PermissionDeniedError as exc:
+        call.deny(exc.rule or exc.reason, policy.version)
+        raise
+    call.allow(decision.rule, policy.version)
+    return principal
+
+
+def load_own_subject(
+    conn: Connection,
+    call: CallContext,
+    principal: Principal,
+    subject_id: str,
+    *,
+    for_update: bool = False,
+) -> SubjectRow:
+    """The subject, if it belongs to the caller's tenant.
+
+    A subject of another tenant is indistinguishable from a missing one to the caller,
+    but the audit log records the attempt as denied.
+    """
+    row = repo.get(conn, subject_id, for_update=for_update)
+    if row is None:
+        raise NotFoundError("subject not found")
+    if row.meta.tenant != principal.tenant:
+        call.deny("cross-tenant access refused")
+        raise NotFoundError("subject not found")
+    return row

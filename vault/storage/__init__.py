@@ -1,0 +1,1 @@
+"""Storage adapters: SQLAlchemy Core tables, repositories and Alembic migrations."""

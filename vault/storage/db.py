@@ -1,0 +1,141 @@
+"""Engines, transactions and the translation of driver errors into domain errors.
+
+SQLite runs in WAL mode. pysqlite's own transaction handling is switched off so that we
+emit BEGIN ourselves: writes take `BEGIN IMMEDIATE` (the write lock up front, so a
+read-then-write transaction never fails to upgrade its lock), reads a deferred BEGIN.
+Every engine hides bound parameters from its error messages: they can hold PII.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from vault.errors import ResourceExhaustedError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+_DISK_FULL_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `url` (sqlite or postgresql+psycopg), configured for the vault."""
+    if url.startswith("postgresql://"):
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return sa.create_engine(
+        url,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode is durable against application crashes (kill -9); an OS crash
+    # may lose the last transactions but never corrupts the database.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("vault_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def translate(exc: sa.exc.SQLAlchemyError) -> Exception:
+    """The domain error for a driver error (the original stays as __cause__, unlogged)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if any(marker in text for marker in _DISK_FULL_MARKERS):
+        return ResourceExhaustedError("storage is full")
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
+        return UnavailableError("database unavailable")
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return UnavailableError("database unavailable")
+    return exc
+
+
+class Database:
+    """A vault database: hands out transactions and translates driver failures."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction; committed when the block ends without error."""
+        with self._transaction(vault_write=True) as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only unit of work (a consistent snapshot on both databases)."""
+        with self._transaction(vault_write=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, *, vault_write: bool) -> Iterator[Connection]:
+        try:
+            with (
+                self.engine.connect().execution_options(vault_write=vault_write) as conn,
+                conn.begin(),
+            ):
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            translated = translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def wait_until_reachable(engine: Engine, *, timeout: float, clock: Any = time) -> None:
+    """Block until the database answers, with exponential back-off; raise after `timeout`."""
+    deadline = clock.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except sa.exc.OperationalError as exc:
+            if clock.monotonic() >= deadline:
+                raise UnavailableError("database unavailable") from exc
+            log.warning("database not reachable yet; retrying in %.1fs", delay)
+            clock.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return

@@ -1,0 +1,39 @@
+"""Schema migrations, run programmatically (``customer-vault migrate``; ``serve`` on the
+embedded default runs them itself). Several replicas may start at once: on PostgreSQL
+an advisory lock makes exactly one of them migrate while the others wait."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+_LOCK_KEY = 0x5641554C  # "VAUL": an arbitrary, fixed advisory-lock key for migrations
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "vault.storage:migrations")
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the vault schema to the newest revision."""
+    config = _config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def is_current(engine: Engine) -> bool:
+    """True when the database is at the newest revision."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(
+            conn, opts={"version_table": "vault_alembic_version"}
+        ).get_current_revision()
+    return current == head

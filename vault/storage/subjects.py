@@ -1,0 +1,195 @@
+"""Subject rows and blind indexes: the repository the record service writes through."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vault.clock import from_micros
+from vault.records.models import StoredField, SubjectMeta, SubjectState
+from vault.storage.tables import blind_indexes, subjects
+
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    """A subject row as stored: metadata, wrapped data key and sealed fields."""
+
+    meta: SubjectMeta
+    kek_version: int | None
+    wrapped_dek: bytes | None
+    dek_id: int
+    fields: dict[str, StoredField]
+
+
+def encode_fields(fields: Mapping[str, StoredField]) -> bytes:
+    """The fields blob: sealed values (already ciphertext) and their provenance."""
+    doc = {
+        "v": _FORMAT,
+        "f": {
+            name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
+            for name, f in fields.items()
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_fields(blob: bytes | None) -> dict[str, StoredField]:
+    if not blob:
+        return {}
+    doc = json.loads(blob)
+    if doc.get("v") != _FORMAT:
+        raise ValueError("unknown fields blob format")
+    return {
+        name: StoredField(base64.b64decode(sealed), by, at)
+        for name, (sealed, by, at) in doc["f"].items()
+    }
+
+
+def _row(r: Any) -> SubjectRow:
+    meta = SubjectMeta(
+        id=r.id,
+        tenant=r.tenant,
+        version=r.version,
+        state=SubjectState(r.state),
+        created_at=from_micros(r.created_at),
+        updated_at=from_micros(r.updated_at),
+        last_activity_at=from_micros(r.last_activity_at),
+        legal_hold=bool(r.legal_hold),
+    )
+    return SubjectRow(meta, r.kek_version, r.wrapped_dek, r.dek_id, decode_fields(r.fields))
+
+
+def insert_subjects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert prepared subject rows (column name -> value) in one executemany."""
+    if rows:
+        conn.execute(subjects.insert(), list(rows))
+
+
+def insert_blind_indexes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert (tenant, field, digest, subject_id) rows in one executemany."""
+    if rows:
+        conn.execute(blind_indexes.insert(), list(rows))
+
+
+def get(conn: Connection, subject_id: str, *, for_update: bool = False) -> SubjectRow | None:
+    """One subject row, locked for update on PostgreSQL when asked."""
+    query = sa.select(subjects).where(subjects.c.id == subject_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = conn.execute(query).first()
+    return _row(found) if found is not None else None
+
+
+def get_many(conn: Connection, subject_ids: Sequence[str]) -> list[SubjectRow]:
+    """Rows for the given ids, in the given order (missing ids are skipped)."""
+    if not subject_ids:
+        return []
+    found = {
+        r.id: _row(r)
+        for r in conn.execute(sa.select(subjects).where(subjects.c.id.in_(subject_ids)))
+    }
+    return [found[i] for i in subject_ids if i in found]
+
+
+def update_row(
+    conn: Connection, subject_id: str, expected_version: int, values: Mapping[str, Any]
+) -> bool:
+    """Compare-and-set on the version: False when someone else changed the row first."""
+    result = conn.execute(
+        subjects.update()
+        .where(subjects.c.id == subject_id, subjects.c.version == expected_version)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def find_ids(conn: Connection, tenant: str, field: str, digest: bytes) -> list[str]:
+    """Subject ids whose blind index for `field` equals `digest`."""
+    query = (
+        sa.select(blind_indexes.c.subject_id)
+        .where(
+            blind_indexes.c.tenant == tenant,
+            blind_indexes.c.field == field,
+            blind_indexes.c.digest == digest,
+        )
+        .order_by(blind_indexes.c.subject_id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def replace_blind_indexes(
+    conn: Connection, subject_id: str, tenant: str, fields: Iterable[str], digests: Mapping[str, bytes]
+) -> None:
+    """Drop the subject's indexes for `fields` and insert the new digests among them."""
+    names = list(fields)
+    if not names:
+        return
+    conn.execute(
+        blind_indexes.delete().where(
+            blind_indexes.c.subject_id == subject_id, blind_indexes.c.field.in_(names)
+        )
+    )
+    insert_blind_indexes(
+        conn,
+        [
+            {"tenant": tenant, "field": f, "digest": d, "subject_id": subject_id}
+            for f, d in digests.items()
+        ],
+    )
+
+
+def delete_blind_indexes(conn: Connection, subject_id: str) -> None:
+    conn.execute(blind_indexes.delete().where(blind_indexes.c.subject_id == subject_id))
+
+
+def tenant_batch(
+    conn: Connection, tenant: str, states: Sequence[str], after: str, limit: int
+) -> list[SubjectRow]:
+    """The next `limit` subjects of a tenant after id `after` (keyset paging: flat memory)."""
+    query = (
+        sa.select(subjects)
+        .where(subjects.c.tenant == tenant, subjects.c.state.in_(states), subjects.c.id > after)
+        .order_by(subjects.c.id)
+        .limit(limit)
+    )
+    return [_row(r) for r in conn.execute(query)]
+
+
+def count_by_kek_version(conn: Connection) -> dict[int | None, int]:
+    """How many data keys each KEK version wraps (None: crypto-shredded subjects)."""
+    query = sa.select(subjects.c.kek_version, sa.func.count()).group_by(subjects.c.kek_version)
+    return {version: count for version, count in conn.execute(query).tuples()}
+
+
+def stale_wrapped_keys(
+    conn: Connection, active_version: int, limit: int
+) -> list[tuple[str, int, bytes]]:
+    """(id, kek_version, wrapped_dek) of subjects whose data key is not under `active_version`."""
+    query = (
+        sa.select(subjects.c.id, subjects.c.kek_version, subjects.c.wrapped_dek)
+        .where(subjects.c.kek_version.is_not(None), subjects.c.kek_version != active_version)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [(i, v, w) for i, v, w in conn.execute(query).tuples()]
+
+
+def set_wrapped_key(
+    conn: Connection, subject_id: str, old_version: int, new_version: int, wrapped: bytes
+) -> bool:
+    """Store a re-wrapped data key unless the row changed meanwhile (e.g. was erased)."""
+    result = conn.execute(
+        subjects.update()
+        .where(subjects.c.id == subject_id, subjects.c.kek_version == old_version)
+        .values(kek_version=new_version, wrapped_dek=wrapped)
+    )
+    return result.rowcount == 1
