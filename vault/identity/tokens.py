@@ -114,10 +114,10 @@ class TokenVerifier:
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
         now = self._clock.now().timestamp()
-        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", claims.get("iat"))
-        if not all(isinstance(v, int) for v in (exp, iat, nbf)):
+        raw = (claims.get("exp"), claims.get("iat"), claims.get("nbf", claims.get("iat")))
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
             raise UnauthenticatedError(_INVALID)
-        assert isinstance(exp, int) and isinstance(iat, int) and isinstance(nbf, int)
+        exp, iat, nbf = (int(v) for v in raw)  # type: ignore[call-overload]
         if exp <= now - self._leeway or nbf > now + self._leeway or iat > now + self._leeway:
             raise UnauthenticatedError(_INVALID)
         if exp - iat > MAX_TTL.total_seconds():
@@ -138,10 +138,9 @@ class TokenVerifier:
         for key, value in attrs.items():
             if not _valid_name(key) or not isinstance(value, str) or not _ATTR_VALUE.fullmatch(value):
                 raise UnauthenticatedError(_INVALID)
-        assert isinstance(sub, str) and isinstance(tenant, str)
         return Principal(
-            id=sub,
-            tenant=tenant,
+            id=str(sub),
+            tenant=str(tenant),
             roles=frozenset(roles),
             attributes=MappingProxyType(dict(attrs)),
         )
