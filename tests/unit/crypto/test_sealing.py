@@ -1,0 +1,161 @@
+"""Sealed field values: round trips, the pinned format, and every way to break one."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vault.crypto import KeyRing, SubjectSealer, sealed_dek_id
+from vault.errors import DecryptionError
+
+DEK = bytes(range(32))
+SUBJECT = "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+# Sealed once with DEK, tenant "acme", SUBJECT, dek_id 7, field "email": stored values
+# must stay readable, so this known answer pins the format and the AAD layout.
+KNOWN_SEALED = bytes.fromhex(
+    "01000000076a33c25c0fde3d28855cd29d22a8f990160d503091de9d65686e31284ee803"
+    "5b1445cc7ddb3d7b8c3c877195"
+)
+OPAQUE_MESSAGE = str(DecryptionError())
+
+
+def _assert_opaque_failure(sealer: SubjectSealer, field: str, sealed: bytes) -> None:
+    """Opening fails with the one DecryptionError: same message, no chained cause."""
+    with pytest.raises(DecryptionError) as info:
+        sealer.open(field, sealed)
+    assert str(info.value) == OPAQUE_MESSAGE
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__
+
+
+def _sealer(tenant: str = "acme", subject: str = SUBJECT, dek_id: int = 1) -> SubjectSealer:
+    return SubjectSealer(DEK, tenant, subject, dek_id)
+
+
+@given(
+    plaintext=st.binary(max_size=512),
+    tenant=st.text(max_size=20),
+    subject=st.text(max_size=30),
+    field=st.text(max_size=20),
+    dek_id=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_round_trip(plaintext: bytes, tenant: str, subject: str, field: str, dek_id: int) -> None:
+    sealer = SubjectSealer(DEK, tenant, subject, dek_id)
+    sealed = sealer.seal(field, plaintext)
+    assert sealer.open(field, sealed) == plaintext
+    assert len(sealed) == 5 + 12 + len(plaintext) + 16
+    assert sealed_dek_id(sealed) == dek_id
+
+
+def test_known_answer_still_opens() -> None:
+    assert _sealer(dek_id=7).open("email", KNOWN_SEALED) == b"jane@example.com"
+
+
+def test_format_matches_the_specification() -> None:
+    sealed = _sealer(dek_id=7).seal("email", b"jane@example.com")
+    header, nonce, body = sealed[:5], sealed[5:17], sealed[17:]
+    assert header == b"\x01" + struct.pack(">I", 7)
+
+    def lp(text: str) -> bytes:
+        data = text.encode()
+        return struct.pack(">I", len(data)) + data
+
+    aad = b"cv:field:v1" + lp("acme") + lp(SUBJECT) + lp("email") + header
+    assert AESGCM(DEK).decrypt(nonce, body, aad) == b"jane@example.com"
+
+
+def test_nonces_are_fresh_per_seal() -> None:
+    sealer = _sealer()
+    sealed = {sealer.seal("email", b"same") for _ in range(100)}
+    assert len(sealed) == 100
+
+
+@pytest.mark.parametrize(
+    ("tenant", "subject", "field"),
+    [
+        ("other", SUBJECT, "email"),
+        ("acme", "sub_bbbbbbbbbbbbbbbbbbbbbbbbbb", "email"),
+        ("acme", SUBJECT, "phone"),
+        # Length prefixes keep shifted boundaries apart: "acm" + "e..." is not "acme" + "...".
+        ("acm", "e" + SUBJECT, "email"),
+        ("acme", SUBJECT[:-1], SUBJECT[-1] + "email"),
+    ],
+)
+def test_moved_ciphertext_fails(tenant: str, subject: str, field: str) -> None:
+    sealed = _sealer().seal("email", b"jane@example.com")
+    _assert_opaque_failure(_sealer(tenant, subject), field, sealed)
+
+
+def test_every_edited_byte_fails() -> None:
+    sealer = _sealer()
+    sealed = sealer.seal("email", b"jane@example.com")
+    # Covers the version byte, dek_id, nonce, ciphertext body and tag.
+    for position in range(len(sealed)):
+        for mask in (0x01, 0x80, 0xFF):
+            edited = bytearray(sealed)
+            edited[position] ^= mask
+            _assert_opaque_failure(sealer, "email", bytes(edited))
+
+
+@given(position=st.integers(min_value=0), mask=st.integers(min_value=1, max_value=255))
+def test_any_edited_byte_fails(position: int, mask: int) -> None:
+    sealer = _sealer()
+    edited = bytearray(sealer.seal("name", b"Jane Doe, 1 Main Street"))
+    edited[position % len(edited)] ^= mask
+    _assert_opaque_failure(sealer, "name", bytes(edited))
+
+
+def test_every_truncation_fails() -> None:
+    sealer = _sealer()
+    sealed = sealer.seal("email", b"jane@example.com")
+    for length in range(len(sealed)):
+        _assert_opaque_failure(sealer, "email", sealed[:length])
+    _assert_opaque_failure(sealer, "email", sealed + b"\x00")
+
+
+def test_wrong_version_byte_fails_even_with_a_valid_tag() -> None:
+    # Re-encrypt under a version-2 header with a correct tag: still refused.
+    nonce = os.urandom(12)
+    header = b"\x02" + struct.pack(">I", 1)
+
+    def lp(text: str) -> bytes:
+        return struct.pack(">I", len(text)) + text.encode()
+
+    aad = b"cv:field:v1" + lp("acme") + lp(SUBJECT) + lp("email") + header
+    sealed = header + nonce + AESGCM(DEK).encrypt(nonce, b"x", aad)
+    _assert_opaque_failure(_sealer(), "email", sealed)
+    with pytest.raises(DecryptionError):
+        sealed_dek_id(sealed)
+
+
+def test_wrong_data_key_fails(ring: KeyRing) -> None:
+    sealed = _sealer().seal("email", b"jane@example.com")
+    other_dek, _ = ring.new_data_key()
+    _assert_opaque_failure(ring.sealer(other_dek, "acme", SUBJECT), "email", sealed)
+
+
+def test_other_dek_id_fails() -> None:
+    sealed = _sealer(dek_id=1).seal("email", b"jane@example.com")
+    _assert_opaque_failure(_sealer(dek_id=2), "email", sealed)
+
+
+def test_sealer_refuses_bad_parameters() -> None:
+    with pytest.raises(ValueError):
+        SubjectSealer(DEK[:16], "acme", SUBJECT)
+    with pytest.raises(ValueError):
+        SubjectSealer(DEK, "acme", SUBJECT, dek_id=2**32)
+    with pytest.raises(ValueError):
+        SubjectSealer(DEK, "acme", SUBJECT, dek_id=-1)
+
+
+def test_repr_shows_no_key() -> None:
+    sealer = _sealer()
+    text = repr(sealer)
+    assert DEK.hex() not in text
+    assert repr(DEK)[2:-1] not in text
+    assert "redacted" in text

@@ -1,0 +1,41 @@
+"""The vault's cryptography: a small recipe API over private primitives.
+
+This is the only package in `vault/` that imports `cryptography`. Every failure to
+open a sealed value or unwrap a key raises the one opaque `vault.errors.DecryptionError`.
+See docs/architecture.md, "Keys and sealed values", for the formats.
+"""
+
+from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
+from vault.crypto.errors import KeyMaterialError
+from vault.crypto.ids import constant_time_equals, new_random_id, new_subject_id
+from vault.crypto.interfaces import KeyProvider
+from vault.crypto.keydoc import generate_key_document
+from vault.crypto.keyring import KeyRing, WrappedDataKey
+from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
+from vault.crypto.sealing import SubjectSealer, sealed_dek_id
+from vault.crypto.signing import (
+    generate_ed25519_keypair,
+    load_ed25519_private_pem,
+    load_ed25519_public_pem,
+)
+
+__all__ = [
+    "BlindIndexer",
+    "EnvKeyProvider",
+    "KeyMaterialError",
+    "KeyProvider",
+    "KeyRing",
+    "LocalKeyFileProvider",
+    "Pseudonymizer",
+    "SubjectSealer",
+    "Tokenizer",
+    "WrappedDataKey",
+    "constant_time_equals",
+    "generate_ed25519_keypair",
+    "generate_key_document",
+    "load_ed25519_private_pem",
+    "load_ed25519_public_pem",
+    "new_random_id",
+    "new_subject_id",
+    "sealed_dek_id",
+]

@@ -1,0 +1,17 @@
+"""Errors raised by the crypto package besides the domain's `DecryptionError`."""
+
+from __future__ import annotations
+
+from vault.errors import VaultError
+
+
+class KeyMaterialError(VaultError):
+    """Key material is missing, malformed or cannot be written.
+
+    The message names the structural problem (a missing field, a wrong size) and never
+    contains key bytes or any part of the key document.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"key material error: {reason}")
+        self.reason = reason

@@ -1,0 +1,43 @@
+"""The key-provider port: what the key ring needs from wherever the master keys live."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class KeyProvider(Protocol):
+    """Holds the KEKs and root secrets; a cloud KMS or Vault Transit provider fits too.
+
+    KEK bytes need never leave the provider: the key ring only asks it to wrap and
+    unwrap data keys. Root secrets, on the other hand, are handed out, because blind
+    indexes and tokens are computed in-process at high rate.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short, stable label for logs and `keys status` (e.g. "local-file")."""
+        ...
+
+    def active_kek_version(self) -> int:
+        """The KEK version that wraps every new data key."""
+        ...
+
+    def kek_versions(self) -> tuple[int, ...]:
+        """Every KEK version that can still unwrap, ascending."""
+        ...
+
+    def wrap_key(self, kek_version: int, key: bytes) -> bytes:
+        """AES key wrap (RFC 3394) of `key` under KEK `kek_version`."""
+        ...
+
+    def unwrap_key(self, kek_version: int, wrapped: bytes) -> bytes:
+        """Undo `wrap_key`; raise `DecryptionError` on any failure, unknown version included."""
+        ...
+
+    def root_secret(self, purpose: str) -> bytes:
+        """The 32-byte root secret for "blind-index", "token" or "pseudonym"."""
+        ...
+
+    def refresh(self) -> bool:
+        """Reload key material if its source changed; return True if it was reloaded."""
+        ...

@@ -1,0 +1,73 @@
+"""Ed25519 signing keys as PEM files (JWT signing, audit checkpoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from vault.crypto._files import (
+    PRIVATE_FILE_MODE,
+    PUBLIC_FILE_MODE,
+    write_atomic,
+)
+from vault.crypto.errors import KeyMaterialError
+
+
+def generate_ed25519_keypair(private_path: Path, public_path: Path) -> None:
+    """Write a new Ed25519 key pair: PKCS#8 private PEM (0600) and SPKI public PEM (0644).
+
+    Refuses (`KeyMaterialError`) if either file exists, so a key in use is never lost.
+    """
+    for path in (private_path, public_path):
+        if path.exists():
+            raise KeyMaterialError(f"refusing to overwrite existing file {path}")
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(private_path, private_pem, mode=PRIVATE_FILE_MODE, overwrite=False)
+    write_atomic(public_path, public_pem, mode=PUBLIC_FILE_MODE, overwrite=False)
+
+
+def load_ed25519_public_pem(path: Path) -> bytes:
+    """The bytes of `path` after checking they are an Ed25519 public key in PEM."""
+    data = _read(path)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeyMaterialError(f"{path} is not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyMaterialError(f"{path} is not an Ed25519 public key")
+    return data
+
+
+def load_ed25519_private_pem(path: Path) -> bytes:
+    """The bytes of `path` after checking they are an unencrypted Ed25519 private key in PEM."""
+    data = _read(path)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeyMaterialError(f"{path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyMaterialError(f"{path} is not an Ed25519 private key")
+    return data
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise KeyMaterialError(f"cannot read key file {path}") from None
