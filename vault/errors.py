@@ -30,7 +30,9 @@ class FieldViolation:
 class InvalidArgumentError(VaultError):
     """Bad input; carries every violation found, so a caller can fix them all at once."""
 
-    def __init__(self, violations: Iterable[FieldViolation], message: str = "invalid request") -> None:
+    def __init__(
+        self, violations: Iterable[FieldViolation], message: str = "invalid request"
+    ) -> None:
         super().__init__(message)
         self.violations: tuple[FieldViolation, ...] = tuple(violations)
 

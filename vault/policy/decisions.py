@@ -1,0 +1,179 @@
+"""Casbin, wrapped: one answer per (roles, tenant, action, resource, purpose, attributes).
+
+Casbin's `Enforcer.enforce` scans every policy line through an interpreted matcher
+(milliseconds at 1,000 lines), so it runs only on a cache miss; `EngineState` caches
+what this module answers. To make a miss cheaper, lines are split by action area
+(``subjects``, ``fields``, ...) into one enforcer pair per area: `keyMatch(r.act, p.act)`
+can only hold for a line naming the request's area or ``*``, so each enforcer sees the
+lines that can match, in file order, and decides exactly as one enforcer over all lines.
+Casbin never sees a personal-data value, and its request logger is replaced by one no
+logging configuration can switch on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import casbin
+
+from vault.policy.actions import ANY, Action
+from vault.policy.errors import PolicyConfigError
+from vault.policy.model_config import AST_LOCK, ModelSpec
+from vault.policy.policy_lines import PolicyLine, PolicyLines
+from vault.policy.sources import MODEL_FILE, POLICY_FILE
+
+DEFAULT_DENY = "default-deny"
+OTHER = "~other"
+"""Stands for any tenant or department no policy line names: they all decide alike."""
+UNKNOWN_ROLE = "~unknown"
+"""Stands for any role no policy line names (it can still meet a `*` deny)."""
+
+# Casbin's enforcer logs every request with its values at INFO/WARNING, and a
+# dictConfig naming "casbin" re-enables its loggers. This logger is not registered
+# with the logging manager, so no configuration can reach it, and it is disabled.
+_SILENT = logging.Logger("vault.policy.casbin-silenced", level=logging.CRITICAL + 1)
+_SILENT.disabled = True
+_SILENT.propagate = False
+_SILENT.addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One access decision.
+
+    `rule` is the policy line that decided (``p, role, ...``), ``default-deny`` when no
+    line allowed, or a ``state:``/``consent:``/``opt-out:`` marker when the subject's
+    state or consent refused an allowed request. `reason` is a short caller-safe text.
+    """
+
+    allowed: bool
+    rule: str
+    reason: str
+
+
+class CasbinRequest(NamedTuple):
+    """The request values after the role (`sub`), normalized, in the model's order."""
+
+    tenant: str
+    action: str
+    resource: str
+    purpose: str
+    clearance: int
+    department: str
+
+
+class CasbinDecider:
+    """Casbin enforcers over one validated model and policy, two per action area.
+
+    In each pair the main enforcer (allow-and-deny effect) decides and names a deciding
+    deny line; the explainer (first-allow effect, same matcher and lines) names the
+    allowing line.
+    """
+
+    def __init__(self, model: ModelSpec, lines: PolicyLines) -> None:
+        self._pairs: dict[str, tuple[casbin.Enforcer, casbin.Enforcer]] = {}
+        for area in _AREAS:
+            subset = [line for line in lines.p if _area(line.values[2]) in (area, ANY)]
+            self._pairs[area] = (
+                _build(model, model.text, subset, lines.g),
+                _build(model, model.explain_text, subset, lines.g),
+            )
+        self._lines = {line.values: line for line in lines.p}
+
+    def evaluate(self, roles: Iterable[str], request: CasbinRequest) -> Decision:
+        """Decide for a caller holding `roles` (normalized values; uncached, slow).
+
+        `request.action` must be an `Action` value. Each role is asked separately. Any
+        role meeting a deny line denies the whole request (an explicit deny wins over
+        another role's allow); otherwise the first role that is allowed allows it;
+        otherwise no line allowed: default deny.
+        """
+        enforcer, explainer = self._pairs[_area(request.action)]
+        rest = tuple(request)
+        # Casbin parses the matcher per call (see AST_LOCK) and its role manager fills
+        # per-domain caches lazily: cache misses are serialized, process-wide.
+        with AST_LOCK:
+            allowed_by: str | None = None
+            for role in sorted(roles):
+                allowed, explain = enforcer.enforce_ex(role, *rest)
+                if not allowed and explain:
+                    line = self._line(explain)
+                    return Decision(False, line.text, f"denied by {POLICY_FILE}:{line.line}")
+                if allowed and allowed_by is None:
+                    allowed_by = role
+            if allowed_by is None:
+                return Decision(False, DEFAULT_DENY, "no policy line allows this request")
+            allowed, explain = explainer.enforce_ex(allowed_by, *rest)
+        if not (allowed and explain):  # both enforcers share matcher and lines
+            raise RuntimeError("policy explainer disagrees with the enforcer")
+        line = self._line(explain)
+        return Decision(True, line.text, f"allowed by {POLICY_FILE}:{line.line}")
+
+    def _line(self, values: list[str]) -> PolicyLine:
+        return self._lines[tuple(values)]
+
+
+_AREAS = frozenset(action.value.partition(":")[0] for action in Action)
+
+
+def _area(action: str) -> str:
+    """``subjects:read`` -> ``subjects``; ``*`` stays ``*``."""
+    return action.partition(":")[0]
+
+
+def _at_least(level: object, required: object) -> bool:
+    """The matcher's clearance check: the caller's level >= the line's minimum."""
+    return (
+        isinstance(level, int)
+        and isinstance(required, str)
+        and required.isdigit()
+        and level >= int(required)
+    )
+
+
+def _domain_matches(request_domain: str, link_domain: str) -> bool:
+    """A role link in tenant ``*`` holds in every tenant; other links in their own."""
+    return link_domain == "*"
+
+
+def _build(
+    spec: ModelSpec, text: str, p_lines: Sequence[PolicyLine], g_lines: Sequence[PolicyLine]
+) -> casbin.Enforcer:
+    try:
+        model = casbin.Enforcer.new_model(text=text)
+        _silence(model)
+        enforcer = casbin.Enforcer(model)
+    except Exception as exc:  # Casbin raises bare exceptions of many kinds
+        raise PolicyConfigError(MODEL_FILE, None, f"Casbin refused the model: {exc}") from exc
+    enforcer.logger = _SILENT
+    for role_manager in enforcer.rm_map.values():
+        role_manager.logger = _SILENT
+    enforcer.add_function("atLeast", _at_least)
+    if not enforcer.add_named_domain_matching_func("g", _domain_matches):
+        # Without it, links in tenant * would hold nowhere: fail loudly, not deny quietly.
+        raise RuntimeError("Casbin has no role manager for g")
+    model.add_policies("p", "p", [list(line.values) for line in p_lines])
+    model.add_policies("g", "g", [list(line.values) for line in g_lines])
+    enforcer.build_role_links()
+    try:
+        # Evaluate the matcher once so that an unknown name or function, or a syntax
+        # error, stops loading instead of failing the first real request.
+        with AST_LOCK:
+            enforcer.enforce_ex("~probe", "~probe", "~probe", "~probe", "", 0, "~probe")
+    except Exception as exc:  # simpleeval raises many exception types
+        raise PolicyConfigError(
+            MODEL_FILE, spec.matcher_line, f"the matcher does not evaluate: {exc}"
+        ) from exc
+    return enforcer
+
+
+def _silence(model: Any) -> None:
+    """Point the model's and its assertions' loggers (model, policy, role links) at
+    the silenced logger before the enforcer prints them."""
+    model.logger = _SILENT
+    for section in model.values():
+        for assertion in section.values():
+            assertion.logger = _SILENT

@@ -1,0 +1,227 @@
+"""`PolicyEngine`: the one object the rest of the vault asks for access decisions.
+
+The engine holds one immutable `EngineState` (files, Casbin enforcers and the decision
+caches of one policy version) behind a single reference. Every call reads that
+reference once and decides entirely from it; a reload builds a complete new state and
+then swaps the reference. A request therefore never mixes two policies, invalidation is
+free (the old caches go with the old state), and a bad file never replaces a good one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from vault.errors import PermissionDeniedError
+from vault.policy.actions import Action
+from vault.policy.decisions import Decision
+from vault.policy.errors import PolicyConfigError
+from vault.policy.purposes import Purposes
+from vault.policy.sources import POLICY_FILES, content_version, read_text, stat_signature
+from vault.policy.state import EngineState
+from vault.policy.subject import SubjectContext, consent_refusal, state_refusal
+from vault.policy.view_decision import ViewDecision, apply_subject
+from vault.policy.watcher import PolicyWatcher
+from vault.principal import Principal
+from vault.views.model import FieldRef
+
+_log = logging.getLogger(__name__)
+
+# Consent and opt-outs bind processing of personal data for a purpose, i.e. reads.
+# Writing consent, erasing or rectifying must work precisely when consent is missing.
+_CONSENT_BOUND = frozenset(action for action in Action if action.needs_purpose)
+
+Signature = tuple[tuple[int, int], ...]
+
+
+class PolicyEngine:
+    """Casbin RBAC + ABAC over the files in `policies/`, cached and hot-reloadable.
+
+    Thread-safe: decisions may run on any number of threads while one thread reloads.
+    """
+
+    def __init__(self, directory: Path, state: EngineState, signature: Signature) -> None:
+        self._directory = directory
+        self._state = state
+        self._signature = signature
+        self._reload_lock = threading.Lock()
+        self._watch_lock = threading.Lock()
+        self._watcher: PolicyWatcher | None = None
+        self.last_reload_error: PolicyConfigError | None = None
+        """Why the latest reload kept the old policy; None after a good (re)load."""
+
+    @classmethod
+    def from_dir(cls, path: Path) -> PolicyEngine:
+        """Load and validate the four policy files in `path`.
+
+        Raises `PolicyConfigError` naming the file and line of the first problem.
+        """
+        signature = stat_signature(path)
+        return cls(path, _load(path), signature)
+
+    # --- what is loaded ------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        """The folder the policy files are read from."""
+        return self._directory
+
+    @property
+    def version(self) -> str:
+        """Content hash of the loaded files (16 hex digits); audit entries cite it."""
+        return self._state.version
+
+    @property
+    def purposes(self) -> Purposes:
+        """The declared purposes of the loaded policy."""
+        return self._state.purposes
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """Names of the declared views, in file order."""
+        return tuple(self._state.views.views)
+
+    @property
+    def line_count(self) -> int:
+        """How many `p` and `g` lines the policy in force has."""
+        lines = self._state.lines
+        return len(lines.p) + len(lines.g)
+
+    # --- decisions ---------------------------------------------------------------------
+
+    def decide(
+        self,
+        principal: Principal,
+        action: Action,
+        *,
+        purpose: str | None = None,
+        resource: str = "*",
+    ) -> Decision:
+        """The policy's answer, allowed or not (for `customer-vault policy check`).
+
+        `resource` is ``*``, ``class:<sensitivity>`` or ``view:<name>``. Raises
+        `InvalidArgumentError` (field ``purpose``) for an undeclared purpose, or for a
+        missing one when the action reads personal data. Subject rules are not applied.
+        """
+        return self._state.decide(principal, action, purpose, resource)
+
+    def authorize(
+        self,
+        principal: Principal,
+        action: Action,
+        *,
+        purpose: str | None = None,
+        resource: str = "*",
+    ) -> Decision:
+        """The allowing decision, or `PermissionDeniedError(reason, rule)`.
+
+        `Decision.rule` is the text of the policy line that allowed the request.
+        """
+        decision = self._state.decide(principal, action, purpose, resource)
+        if not decision.allowed:
+            raise PermissionDeniedError(decision.reason, decision.rule)
+        return decision
+
+    def plan_view(  # noqa: PLR0917 - the positional signature callers were written against
+        self,
+        principal: Principal,
+        view: str,
+        purpose: str,
+        action: Action,
+        fields: Sequence[FieldRef],
+        subject: SubjectContext,
+    ) -> ViewDecision:
+        """What `principal` sees of one subject through `view`, for `purpose`.
+
+        The caller's plan comes from the cache (policy lines and field classes); the
+        subject's state and consent then narrow it (see `apply_subject`). Raises
+        `InvalidArgumentError` for an undeclared view or purpose (fields ``view`` and
+        ``purpose``), `PermissionDeniedError` when the caller may not use the view for
+        the purpose with `action` (subjects:read, find or export), and
+        `FailedPreconditionError` for an erased or anonymized subject.
+        """
+        state = self._state
+        plan, declared = state.base_plan(principal, view, purpose, action, fields)
+        return apply_subject(plan, state.purposes, declared, action, subject)
+
+    def check_subject(
+        self, action: Action, purpose: str | None, subject: SubjectContext
+    ) -> Decision | None:
+        """A refusal of `action` on this subject, or None when the subject allows it.
+
+        For operations outside views (update, erase, reveal, detokenize, rights...):
+        the subject's state and legal hold, and, for actions that read personal data
+        for a purpose, its consent and opt-outs. Call it after `authorize`. Raises
+        `InvalidArgumentError` for an undeclared purpose.
+        """
+        state = self._state
+        declared = state.purposes.get(purpose) if purpose is not None else None
+        refusal = state_refusal(subject, action, declared)
+        if refusal is None and declared is not None and action in _CONSENT_BOUND:
+            refusal = consent_refusal(state.purposes, declared, subject)
+        return refusal
+
+    # --- reloading -----------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the files; True when a new, valid policy replaced the old one.
+
+        An invalid new policy keeps the old one in force: the error goes to
+        `last_reload_error` and the log (file and line only), and this returns False.
+        """
+        with self._reload_lock:
+            signature = stat_signature(self._directory)
+            current = self._state
+            try:
+                texts = _read(self._directory)
+                version = content_version(texts.items())
+                if version == current.version:
+                    self._signature, self.last_reload_error = signature, None
+                    return False
+                state = EngineState(texts, version)
+                state.warm(current)
+            except PolicyConfigError as exc:
+                # Remember the signature: the watcher retries only when the files change.
+                self._signature, self.last_reload_error = signature, exc
+                _log.error(
+                    "policy reload refused: %s line %s is invalid; keeping version %s",
+                    exc.file,
+                    exc.line,
+                    current.version,
+                )
+                return False
+            self._state = state
+            self._signature, self.last_reload_error = signature, None
+        _log.info("policy reloaded: version %s replaces %s", state.version, current.version)
+        return True
+
+    def start_watching(self, interval: float) -> None:
+        """Poll the files every `interval` seconds and reload on change (daemon thread).
+
+        Calling it again while watching does nothing.
+        """
+        with self._watch_lock:
+            if self._watcher is not None:
+                return
+            self._watcher = PolicyWatcher(
+                self._directory, self.reload, lambda: self._signature, interval
+            )
+            self._watcher.start()
+
+    def stop_watching(self) -> None:
+        """Stop the watcher thread, if any, and wait for it."""
+        with self._watch_lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+
+def _read(directory: Path) -> dict[str, str]:
+    return {name: read_text(directory, name) for name in POLICY_FILES}
+
+
+def _load(directory: Path) -> EngineState:
+    texts = _read(directory)
+    return EngineState(texts, content_version(texts.items()))
