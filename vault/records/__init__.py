@@ -1,0 +1,1 @@
+"""Subjects as the domain sees them: dictionary, sealing, writes and reads."""
