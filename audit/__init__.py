@@ -1,0 +1,159 @@
+"""Tamper-evident audit log: entries in an RFC 6962 Merkle tree with signed checkpoints.
+
+This package owns its tables (`audit_*`, Alembic version table `audit_alembic_version`)
+and imports nothing from `vault`. It may share the vault's database and engine or use
+its own. The API the vault calls:
+
+Schema
+    migrate(engine) -> None                   upgrade to head (idempotent; safe to race)
+    is_current(engine) -> bool
+
+Entries (identifiers, names and codes only: never a PII value)
+    AuditEntry(*, time, actor, tenant, action, decision, actor_roles=(), subject_ids=(),
+               field_names=(), purpose="", justification="", reason="",
+               policy_version="", consent_version="", result_code="", request_id="",
+               trace_id="", caller_address="", extra={})
+        raises InvalidEntryError (naming the field, never the value) for a value that
+        breaks the rules in `audit.entry_rules`; is_opaque_id(value) pre-checks a subject id.
+
+Appending
+    append_in(conn, entries) -> list[int]     in the caller's transaction (changes)
+    GroupCommitWriter(engine, *, max_batch=1000)          group commit (reads)
+        .append(entry, *, timeout=10.0) -> int            blocks until committed;
+                                              AuditUnavailableError: fail closed
+        .close(timeout=None)
+
+Signing and integrating (one integrator at a time, under the log's lock)
+    generate_signing_key(private_path, public_path=None) -> (private, public)
+        public_path defaults to <private>.pub.pem; load_private_key / load_public_key
+    CheckpointSigner(private_key_pem: bytes, key_name: str)
+    CheckpointSigner.from_pem(private_key_pem: bytes, *, name: str)
+    CheckpointVerifier.from_pem(public_key_pem: bytes, key_name=None, *, origin=None)
+    Integrator(engine, signer, origin, *, checkpoint_interval=1024, now=utc_now)
+        .integrate(max_batch=10_000) -> Checkpoint | None
+    IntegratorThread(integrator, *, interval=1.0, max_batch=10_000) .start() .stop()
+
+Reading
+    query(engine, *, subject_id=None, actor=None, action=None, decision=None,
+          purpose=None, tenant=None, result_code=None, since=None, until=None,
+          page_size=100, page_token=None) -> Page(entries, next_page_token)
+    subject_history(engine, subject_id, *, tenant=None, since=None, until=None,
+                    page_size=100, page_token=None) -> Page
+    iter_query(engine, **filters) -> Iterator[LoggedEntry]
+    write_jsonl(entries, out) / write_csv(entries, out) -> int
+    write_html(entries, out, *, title, generated_at=None, summary=None) -> int
+
+Proofs and verification
+    latest_checkpoint(engine) -> str | None   the signed note (C2SP tlog-checkpoint)
+    checkpoint_at(engine, size) / export_checkpoint(engine, directory) -> Path
+    inclusion_proof(engine, leaf_index, tree_size) -> list[bytes]
+    consistency_proof(engine, size1, size2) -> list[bytes]
+        ProofError for sizes the log cannot serve; VerifyError if its leaves are broken
+    verify_inclusion(...) / verify_consistency(...)      client-side checks (raise)
+    verify_log(engine, verifier, trusted_checkpoint=None, progress=None, *,
+               check_index=True) -> VerifyReport
+        .ok .first_bad_position .problem .raise_for_failure()
+
+Typical use:
+
+    audit.migrate(engine)
+    signer = audit.CheckpointSigner.from_pem(key_pem, name="customer-vault/audit")
+    thread = audit.IntegratorThread(audit.Integrator(engine, signer, "customer-vault/audit"))
+    thread.start()
+    writer = audit.GroupCommitWriter(engine)
+    writer.append(entry)                    # a read: durable before any data leaves
+    with engine.begin() as conn:
+        ...change...
+        audit.append_in(conn, [entry])      # a change: same transaction
+    verifier = audit.CheckpointVerifier.from_pem(public_pem)
+    audit.verify_log(engine, verifier).raise_for_failure()
+
+`audit.cli.app` is the `customer-vault audit ...` command group.
+"""
+
+from audit.append import append_in
+from audit.checkpoint import Checkpoint, CheckpointSigner, CheckpointVerifier
+from audit.db import create_sqlite_engine, is_current, migrate
+from audit.entry import ALLOW, DENY, AuditEntry
+from audit.entry_rules import is_opaque_id
+from audit.errors import (
+    AuditError,
+    AuditUnavailableError,
+    CheckpointError,
+    InvalidEntryError,
+    KeyFormatError,
+    PageTokenError,
+    ProofError,
+    VerifyError,
+)
+from audit.export import write_csv, write_html, write_jsonl
+from audit.integrator import Integrator, IntegratorThread, utc_now
+from audit.keys import generate_signing_key, load_private_key, load_public_key
+from audit.log import AuditLog
+from audit.merkle_verify import (
+    verify_consistency,
+    verify_inclusion,
+    verify_subtree_consistency,
+    verify_subtree_inclusion,
+)
+from audit.proofs import (
+    checkpoint_at,
+    consistency_proof,
+    export_checkpoint,
+    inclusion_proof,
+    latest_checkpoint,
+    leaf_hash_at,
+)
+from audit.query import LoggedEntry, Page, iter_query, query, subject_history
+from audit.verify import VerifyReport, verify_log
+from audit.writer import GroupCommitWriter
+
+__all__ = [
+    "ALLOW",
+    "DENY",
+    "AuditEntry",
+    "AuditError",
+    "AuditLog",
+    "AuditUnavailableError",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointSigner",
+    "CheckpointVerifier",
+    "GroupCommitWriter",
+    "Integrator",
+    "IntegratorThread",
+    "InvalidEntryError",
+    "KeyFormatError",
+    "LoggedEntry",
+    "Page",
+    "PageTokenError",
+    "ProofError",
+    "VerifyError",
+    "VerifyReport",
+    "append_in",
+    "checkpoint_at",
+    "consistency_proof",
+    "create_sqlite_engine",
+    "export_checkpoint",
+    "generate_signing_key",
+    "inclusion_proof",
+    "is_current",
+    "is_opaque_id",
+    "iter_query",
+    "latest_checkpoint",
+    "leaf_hash_at",
+    "load_private_key",
+    "load_public_key",
+    "migrate",
+    "query",
+    "subject_history",
+    "utc_now",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_log",
+    "verify_subtree_consistency",
+    "verify_subtree_inclusion",
+    "write_csv",
+    "write_html",
+    "write_jsonl",
+]

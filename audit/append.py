@@ -1,0 +1,168 @@
+"""Inserting entries in the caller's transaction: the one write path of the log.
+
+`append_in` serves both ways of appending: a change calls it inside its own
+transaction, and the group-commit writer inside the batch's. The database assigns ids;
+leaf indexes come later from the integrator. Rows go in with the driver's own bulk
+path where there is one (SQLAlchemy's generic multi-row RETURNING costs several times
+more per row, and a busy group-commit writer holds the GIL while it runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from audit.db import positional_marker
+from audit.entry import AuditEntry
+from audit.merkle import leaf_hash
+from audit.tables import entries as entries_table
+from audit.tables import entry_subjects
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ROW_COLUMNS = (
+    "time_us",
+    "actor",
+    "tenant",
+    "action",
+    "decision",
+    "purpose",
+    "result_code",
+    "entry",
+    "leaf_hash",
+)
+_LINK_COLUMNS = ("subject_id", "tenant", "entry_id")
+_LINK_INSERT = (
+    "INSERT INTO audit_entry_subjects (subject_id, tenant, entry_id) "
+    "VALUES ({marker}, {marker}, {marker})"
+)
+_COLUMN_LIST = ", ".join(ROW_COLUMNS)
+# Built from the fixed column names above and parameter markers; values are bound.
+_SQLITE_INSERT = (
+    f"INSERT INTO audit_entries ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"  # noqa: S608
+)
+_PG_INSERT = (
+    f"INSERT INTO audit_entries ({_COLUMN_LIST}) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * len(ROW_COLUMNS))}) RETURNING id"
+)
+# Generic dialects: RETURNING without sort_by_parameter_order keeps true multi-row
+# inserts; rows are matched back by leaf hash (byte-identical entries are
+# interchangeable).
+_GENERIC_INSERT = sa.insert(entries_table).returning(entries_table.c.id, entries_table.c.leaf_hash)
+
+Row = tuple[Any, ...]
+
+
+def epoch_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch: exact, sortable, the same on every database."""
+    if value.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def entry_row(entry: AuditEntry) -> Row:
+    """The `audit_entries` values for an entry, in `ROW_COLUMNS` order."""
+    data = entry.canonical_bytes()
+    return (
+        epoch_us(entry.time),
+        entry.actor,
+        entry.tenant,
+        entry.action,
+        entry.decision,
+        entry.purpose,
+        entry.result_code,
+        data,
+        leaf_hash(data),
+    )
+
+
+def append_in(conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
+    """Insert entries inside the caller's open transaction; returns their ids in order.
+
+    Nothing is committed here: the entries become visible with the caller's commit and
+    vanish with its rollback. Each subject an entry names gets one link row, which
+    `query(subject_id=...)` and `subject_history` read.
+    """
+    batch = list(entries)
+    if not batch:
+        return []
+    rows = [entry_row(entry) for entry in batch]
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        ids = _insert_sqlite(conn, rows)
+    elif dialect == "postgresql" and conn.dialect.driver == "psycopg":
+        ids = _insert_psycopg(conn, rows)
+    else:
+        ids = _insert_generic(conn, rows)
+    links = [
+        (subject_id, entry.tenant, entry_id)
+        for entry_id, entry in zip(ids, batch, strict=True)
+        # A batch call may name a subject twice; one link row says the same.
+        for subject_id in dict.fromkeys(entry.subject_ids)
+    ]
+    if links:
+        _insert_links(conn, links)
+    return ids
+
+
+def _insert_links(conn: Connection, links: list[Row]) -> None:
+    marker = positional_marker(conn)
+    if marker is None:
+        conn.execute(
+            sa.insert(entry_subjects),
+            [dict(zip(_LINK_COLUMNS, link, strict=True)) for link in links],
+        )
+    else:
+        conn.exec_driver_sql(_LINK_INSERT.format(marker=marker), links)
+
+
+def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> list[int]:
+    # The first insert takes the database's single write lock, held to commit, so the
+    # rows get consecutive rowids ending at last_insert_rowid(). The count below
+    # confirms it (SQLite only strays from max+1 once rowids reach 2**63-1).
+    conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    first = last - len(rows) + 1
+    found = conn.execute(
+        sa.select(sa.func.count()).where(entries_table.c.id.between(first, last))
+    ).scalar_one()
+    if found != len(rows):
+        raise RuntimeError("audit entry ids are not consecutive")
+    return list(range(first, last + 1))
+
+
+def _insert_psycopg(conn: Connection, rows: Sequence[Row]) -> list[int]:
+    # psycopg pipelines executemany and returns each row's id in order.
+    cursor = conn.connection.cursor()
+    try:
+        if len(rows) == 1:
+            cursor.execute(_PG_INSERT, rows[0])
+            return [_returned_id(cursor)]
+        # psycopg's own keyword, beyond the DB-API signature in SQLAlchemy's stubs
+        cursor.executemany(_PG_INSERT, rows, returning=True)  # type: ignore[call-arg]
+        ids = []
+        while True:
+            ids.append(_returned_id(cursor))
+            if not cursor.nextset():
+                return ids
+    finally:
+        cursor.close()
+
+
+def _returned_id(cursor: Any) -> int:
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the database returned no id for an audit entry")
+    return int(row[0])
+
+
+def _insert_generic(conn: Connection, rows: Sequence[Row]) -> list[int]:
+    params = [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows]
+    ids_by_hash: dict[bytes, list[int]] = {}
+    for entry_id, stored_hash in conn.execute(_GENERIC_INSERT, params):
+        ids_by_hash.setdefault(bytes(stored_hash), []).append(entry_id)
+    return [ids_by_hash[row[-1]].pop() for row in rows]

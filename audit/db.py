@@ -1,0 +1,141 @@
+"""Schema migration, and the two kinds of transaction the log needs on any engine.
+
+The audit package gets its engine from the caller, so it copes with both ways of running
+SQLite under SQLAlchemy: pysqlite's own (legacy) transaction handling, and the recipe
+that switches it off and emits BEGIN from a `begin` event (what the vault does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from audit.tables import TREE_STATE_ID, tree_state
+
+VERSION_TABLE = "audit_alembic_version"
+# Arbitrary fixed advisory-lock keys ("AUDM", "AUDI"): one for migrations, one that
+# serializes integrators across every process sharing the database.
+_MIGRATE_LOCK_KEY = 0x4155444D
+INTEGRATE_LOCK_KEY = 0x41554449
+
+
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def positional_marker(conn: Connection) -> str | None:
+    """The driver's positional parameter marker (`?` or `%s`), None if it has none.
+
+    Hot bulk statements go straight to the driver's executemany with it: SQLAlchemy's
+    per-row parameter handling costs more than the database's own work there.
+    """
+    return _MARKERS.get(conn.dialect.paramstyle)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "audit:migrations")
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the audit schema to the newest revision (idempotent; safe to race on PG)."""
+    config = _alembic_config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATE_LOCK_KEY)))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def is_current(engine: Engine) -> bool:
+    """True when the audit schema is at the newest revision."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision() == head
+
+
+def create_sqlite_engine(path: Path | str, *, pool_size: int = 10) -> Engine:
+    """A SQLite engine suited to the log: WAL, a long busy timeout, hidden parameters.
+
+    For tools, tests and benchmarks; a host application may pass its own engine.
+    """
+    engine = sa.create_engine(
+        f"sqlite:///{path}",
+        hide_parameters=True,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_in_transaction(conn: Connection) -> bool:
+    return bool(conn.connection.driver_connection.in_transaction)  # type: ignore[union-attr]
+
+
+@contextmanager
+def locked_write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction holding the log's integration lock; commits on success.
+
+    PostgreSQL: `pg_advisory_xact_lock`, under READ COMMITTED so every statement after
+    the lock sees what earlier lock holders committed. SQLite: the database's single
+    writer lock taken up front (`BEGIN IMMEDIATE`, or a first write when the engine
+    has already begun a deferred transaction). Elsewhere: a row lock on the tree state.
+    """
+    dialect = engine.dialect.name
+    options = {"isolation_level": "READ COMMITTED"} if dialect == "postgresql" else {}
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        if dialect == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(INTEGRATE_LOCK_KEY)))
+        elif dialect == "sqlite" and not _sqlite_in_transaction(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif dialect == "sqlite":
+            # A write as the first statement takes the writer lock before any read, so
+            # the transaction never has to upgrade a stale read snapshot.
+            conn.execute(
+                sa.update(tree_state)
+                .where(tree_state.c.id == TREE_STATE_ID)
+                .values(size=tree_state.c.size)
+            )
+        else:
+            conn.execute(sa.select(tree_state.c.id).with_for_update())
+        yield conn
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees one consistent state of the log throughout."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        options: dict[str, Any] = {
+            "isolation_level": "REPEATABLE READ",
+            "postgresql_readonly": True,
+        }
+    else:
+        options = {}
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        if dialect == "sqlite" and not _sqlite_in_transaction(conn):
+            # pysqlite's legacy mode runs SELECTs outside any transaction; without an
+            # explicit BEGIN each query could see a different state.
+            conn.exec_driver_sql("BEGIN")
+        yield conn

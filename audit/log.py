@@ -1,0 +1,76 @@
+"""`AuditLog`: the one object a host service holds to write its audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.engine import Connection, Engine
+
+from audit.append import append_in
+from audit.checkpoint import CheckpointSigner
+from audit.entry import AuditEntry
+from audit.errors import AuditUnavailableError
+from audit.integrator import Clock, Integrator, IntegratorThread, utc_now
+from audit.writer import GroupCommitWriter
+
+
+class AuditLog:
+    """Appends entries and, when given a signer, keeps the Merkle tree integrated.
+
+    Changes: `append_in(conn, entries)` inside the change's own transaction. Reads:
+    `append(entry)`, a group-committed durable write that raises
+    `AuditUnavailableError` when it cannot be made, so the read can fail closed.
+    Every process may run an integrator; they take turns under the log's lock.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        signer: CheckpointSigner | None = None,
+        origin: str | None = None,
+        integrate_interval: float = 1.0,
+        max_batch: int = 1000,
+        checkpoint_interval: int = 1024,
+        now: Clock = utc_now,
+    ) -> None:
+        if (signer is None) != (origin is None):
+            raise ValueError("signer and origin go together")
+        self.engine = engine
+        self._max_batch = max_batch
+        self._interval = integrate_interval
+        self.integrator = (
+            None
+            if signer is None or origin is None
+            else Integrator(
+                engine, signer, origin, checkpoint_interval=checkpoint_interval, now=now
+            )
+        )
+        self._writer: GroupCommitWriter | None = None
+        self._integrator_thread: IntegratorThread | None = None
+
+    def start(self) -> None:
+        """Start the group-commit writer and, with a signer, the integrator thread."""
+        if self._writer is not None:
+            raise RuntimeError("audit log already started")
+        self._writer = GroupCommitWriter(self.engine, max_batch=self._max_batch)
+        if self.integrator is not None:
+            self._integrator_thread = IntegratorThread(self.integrator, interval=self._interval)
+            self._integrator_thread.start()
+
+    def append_in(self, conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
+        """Insert entries in the caller's open transaction; see `audit.writer.append_in`."""
+        return append_in(conn, entries)
+
+    def append(self, entry: AuditEntry, *, timeout: float | None = 10.0) -> int:
+        """Durably write one entry through group commit; returns its id."""
+        if self._writer is None:
+            raise AuditUnavailableError("audit log is not started")
+        return self._writer.append(entry, timeout=timeout)
+
+    def close(self) -> None:
+        """Flush pending appends, integrate once more, and stop the threads."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._integrator_thread is not None:
+            self._integrator_thread.stop()

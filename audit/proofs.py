@@ -1,0 +1,124 @@
+"""Proofs and checkpoints served from the stored log.
+
+Proofs are built from the stored leaf hashes of integrated entries; a client checks
+them with `audit.merkle.verify_inclusion` / `verify_consistency` against roots from
+signed checkpoints, so it need not trust the database. Building a proof reads every
+leaf hash of the tree once (O(n)); nothing else of the tree is stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from audit.db import snapshot
+from audit.errors import ProofError, VerifyError
+from audit.merkle import CompactRange, consistency_ranges, inclusion_ranges
+from audit.tables import TREE_STATE_ID, checkpoints, tree_state
+from audit.tables import entries as entries_table
+
+_CHUNK = 1 << 16
+
+
+def inclusion_proof(engine: Engine, leaf_index: int, tree_size: int) -> list[bytes]:
+    """The inclusion proof of leaf `leaf_index` in the stored tree of size `tree_size`.
+
+    Raises `ProofError` unless `0 <= leaf_index < tree_size <= ` the integrated size, and
+    `VerifyError` (with the position) if the stored leaves it needs are not intact.
+    """
+    if not 0 <= leaf_index < tree_size:
+        raise ProofError("leaf index is not below the tree size")
+    with snapshot(engine) as conn:
+        _check_size(conn, tree_size)
+        return [
+            _subtree_root(conn, start, end)
+            for start, end in inclusion_ranges(leaf_index, tree_size)
+        ]
+
+
+def consistency_proof(engine: Engine, size1: int, size2: int) -> list[bytes]:
+    """The consistency proof between the stored trees of sizes `size1` and `size2`.
+
+    Raises `ProofError` unless `0 < size1 <= size2 <= ` the integrated size, and
+    `VerifyError` (with the position) if the stored leaves it needs are not intact.
+    """
+    if not 0 < size1 <= size2:
+        raise ProofError("a consistency proof needs 0 < size1 <= size2")
+    with snapshot(engine) as conn:
+        _check_size(conn, size2)
+        if size1 == size2:
+            return []
+        return [_subtree_root(conn, start, end) for start, end in consistency_ranges(size1, size2)]
+
+
+def leaf_hash_at(engine: Engine, leaf_index: int) -> bytes:
+    """The stored leaf hash at `leaf_index` (raises `VerifyError` if there is none)."""
+    with snapshot(engine) as conn:
+        value = conn.execute(
+            sa.select(entries_table.c.leaf_hash).where(entries_table.c.leaf_index == leaf_index)
+        ).scalar_one_or_none()
+    if value is None:
+        raise VerifyError("no entry at this leaf index", leaf_index)
+    return bytes(value)
+
+
+def latest_checkpoint(engine: Engine) -> str | None:
+    """The signed note of the newest checkpoint, or None for an empty log."""
+    with snapshot(engine) as conn:
+        note = conn.execute(
+            sa.select(checkpoints.c.note).order_by(checkpoints.c.size.desc()).limit(1)
+        ).scalar_one_or_none()
+    return None if note is None else str(note)
+
+
+def checkpoint_at(engine: Engine, size: int) -> str | None:
+    """The signed note of the checkpoint at exactly `size`, if one was stored."""
+    with snapshot(engine) as conn:
+        note = conn.execute(
+            sa.select(checkpoints.c.note).where(checkpoints.c.size == size)
+        ).scalar_one_or_none()
+    return None if note is None else str(note)
+
+
+def export_checkpoint(engine: Engine, directory: Path | str) -> Path:
+    """Write the newest checkpoint note to `directory/checkpoint-<size>.txt`.
+
+    Keep these files somewhere the database's operators cannot rewrite: handed back to
+    `verify_log` as the trusted checkpoint, one catches truncation and rewritten history.
+    """
+    note = latest_checkpoint(engine)
+    if note is None:
+        raise VerifyError("the audit log has no checkpoint yet")
+    size = int(note.split("\n", 2)[1])
+    path = Path(directory) / f"checkpoint-{size:020d}.txt"
+    path.write_text(note, encoding="utf-8")
+    return path
+
+
+def _check_size(conn: Connection, tree_size: int) -> None:
+    stored = conn.execute(
+        sa.select(tree_state.c.size).where(tree_state.c.id == TREE_STATE_ID)
+    ).scalar_one_or_none()
+    if stored is None or not 0 < tree_size <= stored:
+        raise ProofError("tree size is beyond the integrated log")
+
+
+def _subtree_root(conn: Connection, start: int, end: int) -> bytes:
+    tree = CompactRange()
+    for low in range(start, end, _CHUNK):
+        high = min(low + _CHUNK, end)
+        hashes = (
+            conn.execute(
+                sa.select(entries_table.c.leaf_hash)
+                .where(entries_table.c.leaf_index >= low, entries_table.c.leaf_index < high)
+                .order_by(entries_table.c.leaf_index)
+            )
+            .scalars()
+            .all()
+        )
+        if len(hashes) != high - low:
+            raise VerifyError("stored leaves are missing or duplicated", low)
+        tree.extend([bytes(value) for value in hashes])
+    return tree.root()

@@ -1,0 +1,279 @@
+"""Whole-log verification: every leaf, every root, every checkpoint signature.
+
+Trust comes only from signatures: the verifier holds the public key, and optionally a
+checkpoint exported earlier. It reads one consistent snapshot of the log and:
+
+1. checks every stored checkpoint's signature, origin, and the size/root beside it;
+2. streams the integrated entries in leaf order, in large chunks, checking that leaf
+   indexes run 0, 1, 2, ... without gaps or duplicates, that each stored leaf hash is
+   the hash of the stored canonical bytes, and that each entry's query columns and
+   subject links agree with those bytes (`audit.leaf_scan`);
+3. recomputes the tree root at every checkpoint size (and the trusted ones) and compares.
+
+Naming the first bad position: a gap, a duplicate, a content/hash mismatch or a
+column/link mismatch is exact.
+When the attacker also rewrote the leaf hash, or swapped or inserted whole rows, each
+row looks fine on its own and only a root betrays it: the prefix up to the last
+checkpoint whose root matched is proven intact, so the first bad leaf lies in
+`[first_bad_position, bad_range_end)`, exact when checkpoints are one leaf apart and
+never wider than the integrator's `checkpoint_interval` when none was deleted.
+
+Stored checkpoints narrow only until a trusted checkpoint disagrees: if history was
+rewritten and the integrator then signed over it, later stored checkpoints are
+self-consistent forgeries. A trusted mismatch is therefore placed after the last
+*trusted* checkpoint that matched (hand several in for a narrower range).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from audit.checkpoint import Checkpoint, CheckpointVerifier
+from audit.db import snapshot
+from audit.errors import CheckpointError, VerifyError
+from audit.leaf_scan import LeafReader, check_leaves, supports_index_check
+from audit.merkle import CompactRange
+from audit.tables import TREE_STATE_ID, checkpoints, tree_state
+from audit.tables import entries as entries_table
+
+Progress = Callable[[int, int], None]
+"""Called after every chunk with (leaves checked so far, leaves to check)."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of `verify_log`.
+
+    `size` is the log's tree size (its newest stored checkpoint, `checkpoint`) and
+    `entries_checked` the leaves read. On failure, `problem` says what is wrong and
+    `first_bad_position` is the first leaf position found bad (None for a problem with
+    no position, such as a forged checkpoint); the first bad leaf is known to lie in
+    `[first_bad_position, bad_range_end)`. Leaves `[0, verified_size)` are proven by a
+    signed root. `pending` entries are appended but not yet in the tree.
+    `index_checked` says whether query columns and subject links were checked too.
+    """
+
+    ok: bool
+    size: int
+    verified_size: int
+    checkpoints_checked: int
+    pending: int
+    entries_checked: int = 0
+    index_checked: bool = False
+    checkpoint: Checkpoint | None = None
+    problem: str | None = None
+    first_bad_position: int | None = None
+    bad_range_end: int | None = None
+
+    def raise_for_failure(self) -> None:
+        """Raise `VerifyError` (with the position) unless the log verified."""
+        if not self.ok:
+            where = "" if self.first_bad_position is None else f" at leaf {self.first_bad_position}"
+            raise VerifyError(
+                f"audit log verification failed{where}: {self.problem}", self.first_bad_position
+            )
+
+
+class _BadLogError(Exception):
+    def __init__(self, problem: str, position: int | None, end: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.position = position
+        self.end = end if end is not None or position is None else position + 1
+
+
+def verify_log(
+    engine: Engine,
+    verifier: CheckpointVerifier,
+    trusted_checkpoint: str | Checkpoint | Iterable[str | Checkpoint] | None = None,
+    progress: Progress | None = None,
+    *,
+    check_index: bool = True,
+) -> VerifyReport:
+    """Verify the whole log against `verifier` (and checkpoints kept elsewhere).
+
+    A trusted checkpoint is a signed note (its signature is checked here, raising
+    `CheckpointError`) or an already verified `Checkpoint`; one or several may be
+    given. A log smaller than one, or with a different root at its size, fails: that
+    is how truncation and rewritten history are caught. `check_index=False` skips the
+    query-column and subject-link checks (the Merkle checks alone run faster).
+    """
+    if trusted_checkpoint is None:
+        given: list[str | Checkpoint] = []
+    elif isinstance(trusted_checkpoint, str | Checkpoint):
+        given = [trusted_checkpoint]
+    else:
+        given = list(trusted_checkpoint)
+    trusted = [verifier.verify(item) if isinstance(item, str) else item for item in given]
+    with snapshot(engine) as conn:
+        scan = _Scan(conn, verifier, trusted, progress, check_index)
+        try:
+            scan.run()
+        except _BadLogError as failure:
+            return scan.report(failure)
+        return scan.report(None)
+
+
+class _Scan:
+    def __init__(
+        self,
+        conn: Connection,
+        verifier: CheckpointVerifier,
+        trusted: list[Checkpoint],
+        progress: Progress | None,
+        check_index: bool,
+    ) -> None:
+        self.conn = conn
+        self.verifier = verifier
+        self.trusted = trusted
+        self.progress = progress
+        self.with_index = check_index and supports_index_check(conn.dialect.name)
+        # size -> [(root, trusted?)]: every root the tree must have at that size
+        self.targets: dict[int, list[tuple[bytes, bool]]] = {}
+        self.latest: Checkpoint | None = None
+        self.checked = 0
+        self.pending = 0
+        self.read = 0
+        self.good = 0  # leaves [0, good) are proven by a matching signed root
+        self.trusted_good = 0  # ... by a matching trusted root
+        self.tree = CompactRange()
+
+    def report(self, failure: _BadLogError | None) -> VerifyReport:
+        return VerifyReport(
+            ok=failure is None,
+            size=0 if self.latest is None else self.latest.size,
+            verified_size=self.good,
+            checkpoints_checked=self.checked,
+            pending=self.pending,
+            entries_checked=self.read,
+            index_checked=self.with_index,
+            checkpoint=self.latest,
+            problem=None if failure is None else failure.problem,
+            first_bad_position=None if failure is None else failure.position,
+            bad_range_end=None if failure is None else failure.end,
+        )
+
+    def run(self) -> None:
+        self._load_checkpoints()
+        self.pending = self.conn.execute(
+            sa.select(sa.func.count()).where(entries_table.c.leaf_index.is_(None))
+        ).scalar_one()
+        low, high = self.conn.execute(
+            sa.select(
+                sa.func.min(entries_table.c.leaf_index), sa.func.max(entries_table.c.leaf_index)
+            )
+        ).one()
+        if low is not None and low < 0:
+            raise _BadLogError("an entry has a negative leaf index", 0)
+        self._stream(-1 if high is None else high)
+        self._check_end()
+
+    def _load_checkpoints(self) -> None:
+        rows = self.conn.execute(
+            sa.select(checkpoints.c.size, checkpoints.c.root_hash, checkpoints.c.note).order_by(
+                checkpoints.c.size
+            )
+        ).all()
+        origins = set()
+        for size, root, note in rows:
+            try:
+                checkpoint = self.verifier.verify(note)
+            except CheckpointError:
+                raise _BadLogError(
+                    f"checkpoint at size {size} has no valid signature", None
+                ) from None
+            if checkpoint.size != size or checkpoint.root_hash != bytes(root):
+                raise _BadLogError(f"checkpoint at size {size} differs from its signed note", None)
+            origins.add(checkpoint.origin)
+            self.targets.setdefault(size, []).append((checkpoint.root_hash, False))
+            self.checked += 1
+            self.latest = checkpoint
+        for trusted in self.trusted:
+            origins.add(trusted.origin)
+            self.targets.setdefault(trusted.size, []).append((trusted.root_hash, True))
+        if len(origins) > 1:
+            raise _BadLogError("checkpoints name different log origins", None)
+
+    def _stream(self, high: int) -> None:
+        """Check leaves [0, high]."""
+        sizes = deque(sorted(self.targets))
+        self._check_targets(sizes)  # the empty tree, if a checkpoint claims size 0
+        with_index = self.with_index
+        reader = LeafReader(self.conn, with_index=with_index)
+        chunks = reader.chunks(0)
+        try:
+            for low, rows in chunks:
+                if low > high:
+                    break
+                if not rows or low != self.read:  # the chunk before ended early
+                    raise _BadLogError("leaf is missing", self.read)
+                hashes, problem = check_leaves(low, rows, reader.index if with_index else None)
+                intact = len(rows) if problem is None else problem.position - low
+                # Roots at checkpoints before the first bad leaf are still checked: a
+                # bad range found there starts earlier than this leaf.
+                self._extend(hashes[:intact], sizes)
+                if problem is not None:
+                    raise _BadLogError(problem.problem, problem.position)
+                self.read += len(rows)
+                if self.progress is not None:
+                    self.progress(self.read, high + 1)
+        finally:
+            chunks.close()
+            reader.close()
+
+    def _extend(self, hashes: list[bytes], sizes: deque[int]) -> None:
+        start = self.tree.size
+        done = 0
+        while sizes and sizes[0] <= start + len(hashes):
+            upto = sizes[0] - start
+            self.tree.extend(hashes[done:upto])
+            done = upto
+            self._check_targets(sizes)
+        self.tree.extend(hashes[done:])
+
+    def _check_targets(self, sizes: deque[int]) -> None:
+        while sizes and sizes[0] == self.tree.size:
+            size = sizes.popleft()
+            root = self.tree.root()
+            for expected, trusted in self.targets[size]:
+                if trusted and expected != root:
+                    raise _BadLogError(
+                        f"leaves do not match the trusted checkpoint at size {size}",
+                        self.trusted_good,
+                        size,
+                    )
+            if any(expected != root for expected, _ in self.targets[size]):
+                raise _BadLogError(
+                    f"leaves do not match the signed root at size {size}", self.good, size
+                )
+            self.good = size
+            if any(trusted for _, trusted in self.targets[size]):
+                self.trusted_good = size
+
+    def _check_end(self) -> None:
+        leaves = self.read
+        size = 0 if self.latest is None else self.latest.size
+        largest_trusted = max((trusted.size for trusted in self.trusted), default=0)
+        if leaves < largest_trusted:
+            raise _BadLogError(
+                f"log has {leaves} leaves, fewer than the trusted checkpoint's {largest_trusted}",
+                leaves,
+            )
+        if leaves < size:
+            raise _BadLogError(
+                f"log has {leaves} leaves, fewer than its checkpoint's {size}", leaves
+            )
+        if leaves > size:
+            raise _BadLogError("leaf is not covered by any signed checkpoint", size, leaves)
+        state = self.conn.execute(
+            sa.select(tree_state.c.size, tree_state.c.compact_range).where(
+                tree_state.c.id == TREE_STATE_ID
+            )
+        ).one_or_none()
+        if state is None or state[0] != leaves or bytes(state[1]) != self.tree.to_bytes():
+            raise _BadLogError("stored tree state does not match the leaves", None)

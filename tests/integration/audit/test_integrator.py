@@ -1,0 +1,102 @@
+"""The integrator: dense leaf indexes, tree state, checkpoints, background thread."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from audit import (
+    AuditLog,
+    CheckpointSigner,
+    Integrator,
+    IntegratorThread,
+    append_in,
+    latest_checkpoint,
+    verify_log,
+)
+from audit.merkle import leaf_hash, root_of
+from audit.tables import checkpoints, entries
+from tests.integration.audit.helpers import ORIGIN, make_entry
+
+
+def test_integrate_assigns_consecutive_leaves_and_signs(
+    audit_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    integrator = Integrator(audit_engine, audit_signer, ORIGIN, checkpoint_interval=4)
+    assert integrator.integrate() is None
+    batch = [make_entry(n) for n in range(10)]
+    with audit_engine.begin() as conn:
+        append_in(conn, batch)
+    checkpoint = integrator.integrate(max_batch=7)
+    assert checkpoint is not None
+    assert checkpoint.size == 7
+    checkpoint = integrator.integrate()
+    assert checkpoint is not None
+    assert checkpoint.size == 10
+    assert checkpoint.origin == ORIGIN
+    assert checkpoint.root_hash == root_of([leaf_hash(e.canonical_bytes()) for e in batch])
+    with audit_engine.connect() as conn:
+        leaves = conn.execute(sa.select(entries.c.leaf_index).order_by(entries.c.id)).scalars()
+        assert list(leaves) == list(range(10))
+        sizes = conn.execute(sa.select(checkpoints.c.size).order_by(checkpoints.c.size))
+        # 7 ended the first batch; the second batch superseded it.
+        assert list(sizes.scalars()) == [4, 8, 10]
+    note = latest_checkpoint(audit_engine)
+    assert note is not None
+    assert audit_signer.verifier().verify(note) == checkpoint
+
+
+def test_frequent_small_batches_keep_about_one_checkpoint_per_interval(
+    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    integrator = Integrator(sqlite_or_pg_engine, audit_signer, ORIGIN, checkpoint_interval=8)
+    for n in range(30):
+        with sqlite_or_pg_engine.begin() as conn:
+            append_in(conn, [make_entry(n)])
+        integrator.integrate()
+    with sqlite_or_pg_engine.connect() as conn:
+        sizes = conn.execute(sa.select(checkpoints.c.size).order_by(checkpoints.c.size))
+        assert list(sizes.scalars()) == [8, 16, 24, 30]
+    assert verify_log(sqlite_or_pg_engine, audit_signer.verifier()).ok
+
+
+def test_integrator_thread_integrates_in_the_background(
+    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    thread = IntegratorThread(
+        Integrator(sqlite_or_pg_engine, audit_signer, ORIGIN), interval=0.01, max_batch=3
+    )
+    with sqlite_or_pg_engine.begin() as conn:
+        append_in(conn, [make_entry(n) for n in range(10)])
+    thread.start()
+    thread.stop()  # stopping runs one last round, which drains the backlog
+    report = verify_log(sqlite_or_pg_engine, audit_signer.verifier())
+    assert report.ok
+    assert report.size == 10
+    assert report.pending == 0
+
+
+def test_audit_log_facade(sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner) -> None:
+    log = AuditLog(sqlite_or_pg_engine, signer=audit_signer, origin=ORIGIN, integrate_interval=0.01)
+    log.start()
+    ids = [log.append(make_entry(n)) for n in range(5)]
+    with sqlite_or_pg_engine.begin() as conn:
+        ids += log.append_in(conn, [make_entry(5)])
+    log.close()
+    assert len(set(ids)) == 6
+    report = verify_log(sqlite_or_pg_engine, audit_signer.verifier())
+    assert report.ok
+    assert report.size == 6
+
+
+def test_pending_entries_are_reported_not_failed(
+    audit_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    with audit_engine.begin() as conn:
+        append_in(conn, [make_entry(n) for n in range(3)])
+    Integrator(audit_engine, audit_signer, ORIGIN).integrate()
+    with audit_engine.begin() as conn:
+        append_in(conn, [make_entry(n) for n in range(3, 5)])
+    report = verify_log(audit_engine, audit_signer.verifier())
+    assert report.ok
+    assert (report.size, report.pending) == (3, 2)
