@@ -15,3 +15,10 @@ class KeyMaterialError(VaultError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"key material error: {reason}")
         self.reason = reason
+
+
+class SignatureError(VaultError):
+    """A signature does not verify (one opaque error, whatever the cause)."""
+
+    def __init__(self) -> None:
+        super().__init__("signature does not verify")

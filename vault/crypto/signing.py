@@ -1,10 +1,11 @@
-"""Ed25519 signing keys as PEM files (JWT signing, audit checkpoints)."""
+"""Ed25519 signing keys as PEM files (JWT signing, audit checkpoints, consent receipts)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -16,7 +17,7 @@ from vault.crypto._files import (
     PUBLIC_FILE_MODE,
     write_atomic,
 )
-from vault.crypto.errors import KeyMaterialError
+from vault.crypto.errors import KeyMaterialError, SignatureError
 
 
 def generate_ed25519_keypair(private_path: Path, public_path: Path) -> None:
@@ -64,6 +65,51 @@ def load_ed25519_private_pem(path: Path) -> bytes:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyMaterialError(f"{path} is not an Ed25519 private key")
     return data
+
+
+def sign_ed25519(private_pem: bytes, data: bytes) -> bytes:
+    """The 64-byte Ed25519 signature of `data` (a detached signature)."""
+    return _private_key(private_pem).sign(data)
+
+
+def verify_ed25519(public_pem: bytes, data: bytes, signature: bytes) -> None:
+    """Raise `SignatureError` unless `signature` is `public_pem`'s signature of `data`.
+
+    One error for every failure (bad key, bad length, wrong signature): nothing tells
+    the caller which check failed.
+    """
+    try:
+        key = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SignatureError from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SignatureError
+    try:
+        key.verify(signature, data)
+    except InvalidSignature:
+        raise SignatureError from None
+
+
+def ed25519_key_id(public_pem: bytes) -> str:
+    """A short, stable name for a public key: hex SHA-256 of its raw 32 bytes, 16 digits."""
+    try:
+        key = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeyMaterialError("not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyMaterialError("not an Ed25519 public key")
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _private_key(private_pem: bytes) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(private_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeyMaterialError("not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyMaterialError("not an Ed25519 private key")
+    return key
 
 
 def _read(path: Path) -> bytes:

@@ -1,0 +1,93 @@
+"""`customer-vault consent ...` and `rights ...` against a running vault."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.integration.consent_support import DPO
+from tests.integration.harness import RunningVault
+from tests.integration.test_records_write import ADA
+from vault.cli_consent import consent_app
+from vault.cli_rights import rights_app
+
+
+def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_path: Path) -> None:
+    vault = sqlite_vault
+    subject = vault.client().create(ADA).subject_id
+    runner = CliRunner()
+    service = ["--address", vault.address, "--token", vault.token()]
+    dpo = ["--address", vault.address, "--token", vault.token(**DPO)]
+    receipt = tmp_path / "receipt.json"
+
+    granted = runner.invoke(
+        consent_app,
+        [
+            "grant",
+            subject,
+            "--purpose",
+            "marketing",
+            "--channel",
+            "app",
+            "--notice-version",
+            "2026-01",
+            "--expires",
+            "365d",
+            "--receipt-out",
+            str(receipt),
+            *service,
+        ],
+    )
+    assert granted.exit_code == 0, granted.output
+    assert "grant marketing" in granted.output
+    verified = runner.invoke(
+        consent_app,
+        ["verify-receipt", str(receipt), "--public-key", str(vault.settings.receipt_public_key)],
+    )
+    assert verified.exit_code == 0, verified.output
+
+    opted = runner.invoke(
+        consent_app,
+        ["opt-out", subject, "--notice-version", "2026-01", "--channel", "gpc", "--json", *service],
+    )
+    assert opted.exit_code == 0, opted.output
+    assert [e["purpose"] for e in json.loads(opted.output)["events"]] == ["all_sharing"]
+
+    status = runner.invoke(consent_app, ["status", subject, "--json", *service])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["optedOutMarkers"] == ["all_sharing"]
+    history = runner.invoke(consent_app, ["history", subject, "--json", *service])
+    assert history.exit_code == 0, history.output
+    events = json.loads(history.output)["events"]
+    assert [e["purpose"] for e in events] == ["marketing", "all_sharing"]
+    assert runner.invoke(consent_app, ["history", subject, *service]).exit_code == 0
+
+    bad = runner.invoke(
+        consent_app,
+        [
+            "grant",
+            subject,
+            "--purpose",
+            "astrology",
+            "--channel",
+            "web",
+            "--notice-version",
+            "2026-01",
+            *service,
+        ],
+    )
+    assert bad.exit_code == 1
+    assert "INVALID_ARGUMENT" in bad.output and "purposes[0]" in bad.output
+
+    package = tmp_path / "package.json"
+    access = runner.invoke(
+        rights_app, ["access", subject, "--reason", "DSR-11", "--out", str(package), *dpo]
+    )
+    assert access.exit_code == 0, access.output
+    assert json.loads(package.read_text())["fields"]["email"]["value"] == "ada.lovelace@example.com"
+    for command in (["restrict"], ["lift-restriction"], ["erase"]):
+        done = runner.invoke(rights_app, [*command, subject, "--reason", "DSR-11", *dpo])
+        assert done.exit_code == 0, done.output
+    assert "erased" in done.output

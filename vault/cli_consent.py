@@ -1,0 +1,300 @@
+"""`customer-vault consent ...`: the consent ledger of a running vault, and offline
+verification of the signed receipts it issues."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from google.protobuf import json_format, timestamp_pb2
+from rich.console import Console
+from rich.table import Table
+
+from vault.api.client import VaultClient, VaultClientError
+from vault.api.gen.customervault.v1 import consent_pb2 as pb
+from vault.cli import DataDir, parse_ttl, settings
+from vault.cli_subjects import Address, AsJson, Token
+
+consent_app = typer.Typer(no_args_is_help=True, help="Consent, opt-outs and consent receipts.")
+console = Console()
+err = Console(stderr=True)
+
+Purposes = Annotated[list[str], typer.Option("--purpose", help="A purpose (repeatable).")]
+ChannelName = Annotated[
+    str, typer.Option(help="How the subject chose: web, app, call_centre, api or gpc.")
+]
+Notice = Annotated[str, typer.Option(help="Version of the privacy notice shown, e.g. 2026-01.")]
+Evidence = Annotated[
+    str, typer.Option(help="Where the proof is kept (form or recording id); no PII.")
+]
+Jurisdiction = Annotated[str, typer.Option(help="ISO 3166 code (default: the vault's).")]
+ReceiptOut = Annotated[
+    Path | None, typer.Option("--receipt-out", help="Write the signed receipt to this file.")
+]
+
+
+def client_for(address: str, token: str) -> VaultClient:
+    """A client for the CLI's client commands (a token is required)."""
+    if not token:
+        err.print("[red]error:[/red] no token: pass --token or set VAULT_TOKEN")
+        raise typer.Exit(2)
+    return VaultClient(address, token)
+
+
+def fail(exc: VaultClientError) -> typer.Exit:
+    """Print a failed call's code, message and field violations; exit 1."""
+    err.print(f"[red]{exc.code}[/red] {exc.message}")
+    for field, description in exc.violations:
+        err.print(f"  {field}: {description}")
+    return typer.Exit(1)
+
+
+def _source(channel: str, notice: str, evidence: str, jurisdiction: str) -> pb.ConsentSource:
+    name = f"CONSENT_CHANNEL_{channel.upper()}"
+    if name not in pb.ConsentChannel.keys():  # noqa: SIM118 - an enum wrapper, not a dict
+        raise typer.BadParameter("use web, app, call_centre, api or gpc", param_hint="--channel")
+    return pb.ConsentSource(
+        channel=name,
+        notice_version=notice,
+        evidence_ref=evidence,
+        jurisdiction=jurisdiction,
+    )
+
+
+def _moment(text: str, hint: str) -> timestamp_pb2.Timestamp:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter("an ISO 8601 time", param_hint=hint) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. Z", param_hint=hint)
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment.astimezone(UTC))
+    return ts
+
+
+def _expiry(text: str) -> timestamp_pb2.Timestamp | None:
+    if not text:
+        return None
+    if text[-1] in "smhd" and text[:-1].isdigit():
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(datetime.now(UTC) + parse_ttl(text))
+        return ts
+    return _moment(text, "--expires")
+
+
+def _changed(response: pb.GrantConsentResponse, receipt_out: Path | None, as_json: bool) -> None:
+    if as_json:
+        print(json_format.MessageToJson(response, indent=2))
+    else:
+        for event in response.events:
+            action = pb.ConsentAction.Name(event.action).removeprefix("CONSENT_ACTION_").lower()
+            console.print(f"{action} {event.purpose} (sequence {event.sequence})")
+        console.print(f"consent version {response.consent_version}")
+        console.print(f"receipt {response.receipt.receipt_id}")
+    if receipt_out is not None:
+        receipt_out.write_text(response.receipt.document + "\n")
+
+
+@consent_app.command("grant")
+def grant(
+    subject_id: str,
+    purpose: Purposes,
+    channel: ChannelName,
+    notice_version: Notice,
+    evidence_ref: Evidence = "",
+    expires: Annotated[str, typer.Option(help="ISO 8601 time, or a duration like 365d.")] = "",
+    jurisdiction: Jurisdiction = "",
+    receipt_out: ReceiptOut = None,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Record the subject's consent to purposes."""
+    request = pb.GrantConsentRequest(
+        subject_id=subject_id,
+        purposes=purpose,
+        source=_source(channel, notice_version, evidence_ref, jurisdiction),
+        expires_at=_expiry(expires),
+    )
+    with client_for(address, token) as client:
+        try:
+            _changed(client.call(client.consent, "GrantConsent", request), receipt_out, as_json)
+        except VaultClientError as exc:
+            raise fail(exc) from None
+
+
+@consent_app.command("withdraw")
+def withdraw(
+    subject_id: str,
+    channel: ChannelName,
+    notice_version: Notice,
+    purpose: Annotated[list[str] | None, typer.Option("--purpose", help="Repeatable.")] = None,
+    receipt_id: Annotated[str, typer.Option(help="Withdraw what this receipt granted.")] = "",
+    evidence_ref: Evidence = "",
+    jurisdiction: Jurisdiction = "",
+    receipt_out: ReceiptOut = None,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Withdraw consent to purposes (or to everything one receipt granted)."""
+    request = pb.WithdrawConsentRequest(
+        subject_id=subject_id,
+        purposes=purpose or [],
+        receipt_id=receipt_id,
+        source=_source(channel, notice_version, evidence_ref, jurisdiction),
+    )
+    with client_for(address, token) as client:
+        try:
+            _changed(client.call(client.consent, "WithdrawConsent", request), receipt_out, as_json)
+        except VaultClientError as exc:
+            raise fail(exc) from None
+
+
+@consent_app.command("opt-out")
+def opt_out(
+    subject_id: str,
+    notice_version: Notice,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="A purpose or all_marketing / all_sharing (repeatable)."),
+    ] = None,
+    channel: ChannelName = "web",
+    evidence_ref: Evidence = "",
+    jurisdiction: Jurisdiction = "",
+    receipt_out: ReceiptOut = None,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Opt out of purposes or whole groups; --channel gpc opts out of all sharing."""
+    request = pb.OptOutRequest(
+        subject_id=subject_id,
+        scopes=scope or [],
+        source=_source(channel, notice_version, evidence_ref, jurisdiction),
+    )
+    with client_for(address, token) as client:
+        try:
+            _changed(client.call(client.consent, "OptOut", request), receipt_out, as_json)
+        except VaultClientError as exc:
+            raise fail(exc) from None
+
+
+@consent_app.command("status")
+def status(
+    subject_id: str,
+    at: Annotated[str, typer.Option(help="Rebuild the state at this ISO 8601 time.")] = "",
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """The subject's consent per purpose, now or at a past moment."""
+    request = pb.GetConsentRequest(subject_id=subject_id, at=_moment(at, "--at") if at else None)
+    with client_for(address, token) as client:
+        try:
+            response = client.call(client.consent, "GetConsent", request)
+        except VaultClientError as exc:
+            raise fail(exc) from None
+    if as_json:
+        print(json_format.MessageToJson(response, indent=2))
+        return
+    title = f"{response.subject_id}  consent version {response.consent_version}"
+    table = Table(
+        "purpose", "granted", "withdrawn", "expires", "effective", "blocked by", title=title
+    )
+    for p in response.purposes:
+        expires = (
+            p.expires_at.ToDatetime(tzinfo=UTC).isoformat() if p.HasField("expires_at") else ""
+        )
+        table.add_row(
+            p.purpose, _yes(p.granted), _yes(p.withdrawn), expires, _yes(p.effective), p.blocked_by
+        )
+    console.print(table)
+
+
+@consent_app.command("history")
+def history(
+    subject_id: str,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+    as_json: AsJson = False,
+) -> None:
+    """Every ledger event of the subject, oldest first."""
+    request = pb.ListConsentEventsRequest(subject_id=subject_id)
+    with client_for(address, token) as client:
+        try:
+            response = client.call(client.consent, "ListConsentEvents", request)
+        except VaultClientError as exc:
+            raise fail(exc) from None
+    if as_json:
+        print(json_format.MessageToJson(response, indent=2))
+        return
+    table = Table("seq", "recorded", "purpose", "action", "channel", "notice", "expires", "receipt")
+    for e in response.events:
+        table.add_row(
+            str(e.sequence),
+            e.recorded_at.ToDatetime(tzinfo=UTC).isoformat(),
+            e.purpose,
+            pb.ConsentAction.Name(e.action).removeprefix("CONSENT_ACTION_").lower(),
+            pb.ConsentChannel.Name(e.source.channel).removeprefix("CONSENT_CHANNEL_").lower(),
+            e.source.notice_version,
+            e.expires_at.ToDatetime(tzinfo=UTC).isoformat() if e.HasField("expires_at") else "",
+            e.receipt_id,
+        )
+    console.print(table)
+
+
+@consent_app.command("receipt")
+def receipt(
+    subject_id: str,
+    receipt_id: str,
+    out: Annotated[Path | None, typer.Option(help="Write it to this file.")] = None,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+) -> None:
+    """Fetch a receipt issued earlier for the subject."""
+    request = pb.GetConsentReceiptRequest(subject_id=subject_id, receipt_id=receipt_id)
+    with client_for(address, token) as client:
+        try:
+            response = client.call(client.consent, "GetConsentReceipt", request)
+        except VaultClientError as exc:
+            raise fail(exc) from None
+    if out is None:
+        print(response.receipt.document)
+    else:
+        out.write_text(response.receipt.document + "\n")
+
+
+@consent_app.command("verify-receipt")
+def verify_receipt(
+    file: Annotated[Path, typer.Argument(help="The receipt document.")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="Receipt public key PEM (default: the data dir's).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Verify a consent receipt offline: exit 0 when it is intact and signed by the key."""
+    from vault.consent.receipts import verify_document
+    from vault.errors import VaultError
+
+    key = public_key or settings(data_dir=data_dir).receipt_public_key
+    try:
+        found = verify_document(file.read_bytes(), key.read_bytes())
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot read {exc.filename}")
+        raise typer.Exit(2) from None
+    except VaultError as exc:
+        err.print(f"[red]INVALID[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    purposes = [p["purpose"] for s in found.get("services", []) for p in s.get("purposes", [])]
+    console.print(
+        f"[green]valid[/green] receipt {found.get('consentReceiptID')} for "
+        f"{found.get('piiPrincipalId')}: {', '.join(purposes)}"
+    )
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"

@@ -1,0 +1,199 @@
+"""Data-subject rights (GDPR art. 15-20, PIPL art. 44-47, CCPA) as domain operations.
+
+Each right needs its own permission (rights:access, rights:rectify, rights:restrict,
+rights:erase), is carried out for the purpose ``data_subject_request`` (which a
+restriction does not freeze), requires a reason (the request's reference) and is
+audited: changes in their own transaction, the access package before it leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.engine import Connection
+
+import audit
+from vault.auditing import Auditor
+from vault.clock import Clock, to_micros
+from vault.consent import ledger
+from vault.context import CallContext
+from vault.errors import (
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    VersionConflictError,
+)
+from vault.policy import Action, PolicyEngine
+from vault.principal import Principal
+from vault.records.dictionary import DataDictionary
+from vault.records.guard import authorize, load_own_subject
+from vault.records.models import SubjectMeta, SubjectState
+from vault.records.rendering import subject_context
+from vault.records.sealing import SubjectSealing
+from vault.records.service import RecordService
+from vault.rights.package import build_package
+from vault.storage import subjects as repo
+from vault.storage.db import Database
+from vault.storage.subjects import SubjectRow
+
+DSR_PURPOSE = "data_subject_request"
+MAX_REASON = 500
+_RESTRICTABLE = frozenset({SubjectState.ACTIVE, SubjectState.PENDING_ANONYMIZATION})
+_LIFTABLE = frozenset({SubjectState.RESTRICTED})
+
+
+class RightsService:
+    """Access/export, rectification, restriction (and lifting it) and erasure."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        records: RecordService,
+        sealing: SubjectSealing,
+        dictionary: DataDictionary,
+        policy: PolicyEngine,
+        auditor: Auditor,
+        clock: Clock,
+        controller: str,
+    ) -> None:
+        self._db = db
+        self._records = records
+        self._sealing = sealing
+        self._dictionary = dictionary
+        self._policy = policy
+        self._auditor = auditor
+        self._clock = clock
+        self._controller = controller
+
+    def access(self, call: CallContext, subject_id: str, reason: str) -> str:
+        """The access package (JSON): every field in clear, consents, access history."""
+        principal = self._begin(call, Action.RIGHTS_ACCESS, subject_id, reason)
+        now = self._clock.now()
+        with self._db.read() as conn:
+            row = self._load(conn, call, principal, subject_id, Action.RIGHTS_ACCESS)
+            events = ledger.events_for(conn, subject_id)
+            receipts = ledger.receipt_documents(conn, subject_id)
+        consent = ledger.derive(events, now)
+        # Erased and anonymized subjects have nothing left to open; the rest still counts.
+        fields = {} if row.meta.state.is_terminal else self._sealing.open(row, row.fields)
+        history = list(
+            audit.iter_query(self._db.engine, subject_id=subject_id, tenant=principal.tenant)
+        )
+        package = build_package(
+            generated_at=now,
+            controller=self._controller,
+            meta=row.meta,
+            fields=fields,
+            consent=consent,
+            events=events,
+            receipts=receipts,
+            history=history,
+        )
+        call.field_names = sorted(fields)
+        call.consent_version = consent.version
+        self._auditor.record(call)
+        return package
+
+    def rectify(
+        self,
+        call: CallContext,
+        subject_id: str,
+        *,
+        expected_version: int,
+        set_fields: Mapping[str, str],
+        clear_fields: Sequence[str],
+        reason: str,
+    ) -> SubjectMeta:
+        """Correct fields; the reason is recorded with the change."""
+        self._begin(call, Action.RIGHTS_RECTIFY, subject_id, reason)
+        return self._records.update(
+            call,
+            subject_id,
+            expected_version=expected_version,
+            set_fields=set_fields,
+            clear_fields=clear_fields,
+            reason=reason.strip(),
+            action=Action.RIGHTS_RECTIFY,
+        )
+
+    def erase(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
+        """Crypto-shred the subject (a second erasure is a no-op, still audited)."""
+        self._begin(call, Action.RIGHTS_ERASE, subject_id, reason)
+        return self._records.erase(call, subject_id, reason.strip(), action=Action.RIGHTS_ERASE)
+
+    def restrict(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
+        """Freeze processing: only storage, the subject's own requests and legal claims."""
+        return self._set_state(call, subject_id, reason, SubjectState.RESTRICTED)
+
+    def lift_restriction(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
+        """End a restriction: the subject is active again."""
+        return self._set_state(call, subject_id, reason, SubjectState.ACTIVE)
+
+    def _set_state(
+        self, call: CallContext, subject_id: str, reason: str, target: SubjectState
+    ) -> SubjectMeta:
+        principal = self._begin(call, Action.RIGHTS_RESTRICT, subject_id, reason)
+        allowed_from = _RESTRICTABLE if target is SubjectState.RESTRICTED else _LIFTABLE
+        now = self._clock.now()
+        with self._db.write() as conn:
+            row = self._load(conn, call, principal, subject_id, Action.RIGHTS_RESTRICT, lock=True)
+            meta = row.meta
+            if meta.state is target:
+                call.extra = {"noop": f"already {target.value}"}
+                self._auditor.record_in(conn, call)
+                return meta
+            if meta.state not in allowed_from:
+                call.deny(f"state:{meta.state.value}")
+                raise FailedPreconditionError(f"subject is {meta.state.value}")
+            changed = {
+                "version": meta.version + 1,
+                "state": target.value,
+                "updated_at": to_micros(now),
+            }
+            if not repo.update_row(conn, subject_id, meta.version, changed):
+                raise VersionConflictError("subject was changed concurrently; retry")
+            call.extra = {"state": f"{meta.state.value}->{target.value}"}
+            self._auditor.record_in(conn, call)
+        return SubjectMeta(
+            meta.id,
+            meta.tenant,
+            meta.version + 1,
+            target,
+            meta.created_at,
+            now,
+            meta.last_activity_at,
+            meta.legal_hold,
+        )
+
+    def _begin(self, call: CallContext, action: Action, subject_id: str, reason: str) -> Principal:
+        call.subject_ids, call.purpose = [subject_id], DSR_PURPOSE
+        principal = authorize(self._policy, call, action, purpose=DSR_PURPOSE)
+        _check_reason(reason)
+        call.justification = reason.strip()
+        return principal
+
+    def _load(
+        self,
+        conn: Connection,
+        call: CallContext,
+        principal: Principal,
+        subject_id: str,
+        action: Action,
+        *,
+        lock: bool = False,
+    ) -> SubjectRow:
+        row = load_own_subject(conn, call, principal, subject_id, for_update=lock)
+        refusal = self._policy.check_subject(action, DSR_PURPOSE, subject_context(row.meta))
+        if refusal is not None:
+            call.deny(refusal.rule, self._policy.version)
+            raise FailedPreconditionError(refusal.reason)
+        return row
+
+
+def _check_reason(reason: str) -> None:
+    text = reason.strip()
+    if not text:
+        raise InvalidArgumentError([FieldViolation("reason", "must name the request")])
+    if len(text) > MAX_REASON:
+        raise InvalidArgumentError([FieldViolation("reason", f"at most {MAX_REASON} characters")])
