@@ -1,0 +1,55 @@
+"""What anonymization keeps of one subject: its generalized attributes and a pseudonym.
+
+The retained fields are decrypted here, in the transaction that then destroys the data
+key, generalized by the data dictionary's rules (decade band, postal prefix, country,
+loyalty tier), and only the generalized values leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date
+
+from vault.crypto import new_random_id
+from vault.errors import DecryptionError, FailedPreconditionError
+from vault.records.dictionary import DataDictionary
+from vault.records.sealing import SubjectSealing
+from vault.storage.subjects import SubjectRow
+
+PSEUDONYM_PREFIX = "anon"
+
+
+class Anonymizer:
+    """Generalizes the fields the dictionary lets anonymization keep."""
+
+    def __init__(self, sealing: SubjectSealing, dictionary: DataDictionary) -> None:
+        self._sealing = sealing
+        self._dictionary = dictionary
+        self.retained = tuple(
+            name for name, spec in dictionary.fields.items() if spec.anonymization.kind != "drop"
+        )
+
+    def attributes(self, row: SubjectRow, today: date) -> dict[str, str] | None:
+        """The generalized attributes, or None when the sealed fields cannot be opened
+        (the subject is still anonymized: its data is then already unreadable)."""
+        try:
+            opened = self._sealing.open(row, self.retained)
+        except (DecryptionError, FailedPreconditionError):
+            return None
+        kept = {}
+        for name, field in opened.items():
+            value = self._dictionary.generalize(name, field.value, today=today)
+            if value is not None:
+                kept[name] = value
+        return kept
+
+
+def encode_attributes(attributes: Mapping[str, str]) -> str:
+    """Canonical JSON: equal attribute combinations are equal strings (k-anonymity groups)."""
+    return json.dumps(dict(attributes), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def new_pseudonym() -> str:
+    """A fresh random pseudonym, unrelated to the subject id."""
+    return new_random_id(PSEUDONYM_PREFIX)

@@ -1,0 +1,150 @@
+"""The retention job: notices for dormant subjects, then anonymization of the due ones.
+
+A run works in batches, each one transaction holding the state changes and one audit
+entry per subject, so a crash at any point loses at most the batch in flight, which
+the next run takes again. Runs are idempotent: a rerun finds nothing left to do. Time
+comes from the injected clock; a run uses the time it started at for every decision.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.engine import Connection
+
+from vault import telemetry
+from vault.auditing import Auditor
+from vault.clock import Clock, to_micros
+from vault.crypto import new_random_id
+from vault.retention import store
+from vault.retention.anonymizer import Anonymizer
+from vault.retention.batches import Batches, states_of
+from vault.retention.locking import RunnerLock
+from vault.retention.report import MAX_LISTED_HOLDS, KAnonymity, Outcome, RetentionReport
+from vault.retention.rules import RetentionRule, RetentionRules
+from vault.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Outcome, int], None]
+"""Called after each committed batch with its outcome and size (for progress bars)."""
+
+
+def _quiet(outcome: Outcome, count: int) -> None:
+    return None
+
+
+class RetentionJob:
+    """Runs the lifecycle active -> pending_anonymization -> anonymized."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        rules: RetentionRules,
+        anonymizer: Anonymizer,
+        auditor: Auditor,
+        clock: Clock,
+        lock: RunnerLock,
+        batch_size: int,
+    ) -> None:
+        self._db = db
+        self._rules = rules
+        self._clock = clock
+        self._lock = lock
+        self._batches = Batches(
+            db=db,
+            anonymizer=anonymizer,
+            auditor=auditor,
+            rules_version=rules.version,
+            batch_size=batch_size,
+        )
+
+    def run(
+        self, *, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> RetentionReport:
+        """One full run, unless another runner holds the lock (then a skipped report).
+        `stop` ends it between batches; the rest is left for the next run."""
+        report = RetentionReport(new_random_id("run"), self._clock.now())
+        with self._lock.hold() as acquired:
+            if not acquired:
+                report.skipped = "another runner holds the retention lock"
+                report.finished_at = report.started_at
+                return report
+            self._execute(report, progress or _quiet, stop or threading.Event())
+        log.info(report.summary())
+        return report
+
+    def plan(self, tenant: str | None = None) -> RetentionReport:
+        """A dry run: what a run would do now (for one tenant or all). Changes nothing."""
+        now = self._clock.now()
+        report = RetentionReport(new_random_id("run"), now, dry_run=True)
+        with self._db.read() as conn:
+            tenants = [tenant] if tenant is not None else store.tenants(conn)
+            for name, rule in self._rules_of(tenants):
+                threshold = to_micros(rule.notice_threshold(now))
+                dormant = store.count_dormant(conn, name, states_of(rule), threshold, held=False)
+                report.add(Outcome.NOTIFIED, dormant)
+            report.add(Outcome.ANONYMIZED, store.count_due(conn, to_micros(now), tenant))
+            since = store.last_finished(conn)
+            report.finished_at = self._clock.now()
+            self._summarize(conn, report, tenants, tenant, since)
+        return report
+
+    def _rules_of(self, tenants: Sequence[str]) -> list[tuple[str, RetentionRule]]:
+        found = ((t, self._rules.rule_for(t)) for t in tenants)
+        return [(t, rule) for t, rule in found if rule is not None]
+
+    def _execute(self, report: RetentionReport, progress: Progress, stop: threading.Event) -> None:
+        now = report.started_at
+        with self._db.read() as conn:
+            tenants = store.tenants(conn)
+            since = store.last_finished(conn)
+        sequence = itertools.count()
+        for tenant, rule in self._rules_of(tenants):
+            while not stop.is_set() and (
+                n := self._batches.notify(tenant, rule, now, report.run_id, sequence)
+            ):
+                report.add(Outcome.NOTIFIED, n)
+                progress(Outcome.NOTIFIED, n)
+        while not stop.is_set() and (done := self._batches.anonymize(now, report.run_id)).notices:
+            report.add(Outcome.ANONYMIZED, done.anonymized)
+            report.without_attributes += done.without_attributes
+            telemetry.subjects_anonymized(done.anonymized)
+            progress(Outcome.ANONYMIZED, done.notices)
+        report.interrupted = stop.is_set()
+        report.finished_at = self._clock.now()
+        with self._db.read() as conn:
+            self._summarize(conn, report, tenants, None, since)
+        with self._db.write() as conn:
+            store.insert_run(
+                conn,
+                report.run_id,
+                to_micros(report.started_at),
+                to_micros(report.finished_at),
+                report.to_json(),
+            )
+
+    def _summarize(
+        self,
+        conn: Connection,
+        report: RetentionReport,
+        tenants: Sequence[str],
+        tenant: str | None,
+        since_us: int,
+    ) -> None:
+        """Held subjects, cancellations since the last run, and k-anonymity."""
+        assert report.finished_at is not None
+        for name, rule in self._rules_of(tenants):
+            threshold = to_micros(rule.notice_threshold(report.started_at))
+            states = states_of(rule)
+            report.add(Outcome.HELD, store.count_dormant(conn, name, states, threshold, held=True))
+            report.note_held(
+                store.held_dormant_ids(conn, name, states, threshold, MAX_LISTED_HOLDS)
+            )
+        until = to_micros(report.finished_at)
+        report.add(Outcome.CANCELLED, store.count_cancelled(conn, since_us, until, tenant))
+        report.k_anonymity = KAnonymity.from_group_sizes(store.group_sizes(conn, tenant))

@@ -1,0 +1,296 @@
+"""The job's queries: set-at-a-time, so a batch of a thousand subjects costs a handful of
+statements. Candidates are locked `FOR UPDATE SKIP LOCKED` on PostgreSQL, so runners
+(and RPCs holding a subject) never wait for each other or take the same subject; on
+SQLite the write transaction (BEGIN IMMEDIATE) already serializes every writer.
+
+Every batch leaves the candidate set it was drawn from (a noticed subject is no longer
+in its old state, a closed notice no longer open), so "take the next `limit`" needs no
+cursor, and a rerun after a crash simply finds what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vault.clock import from_micros
+from vault.records.models import SubjectMeta, SubjectState
+from vault.retention.tables import CANCELLED, OPEN, anonymized_records, notices, runs
+from vault.storage.subjects import SubjectRow, decode_fields
+from vault.storage.tables import blind_indexes, subjects, tokens
+
+DAY_US = 86_400 * 1_000_000
+_PENDING = SubjectState.PENDING_ANONYMIZATION.value
+
+
+@dataclass(frozen=True)
+class Dormant:
+    """A subject found dormant: enough to notify it, nothing personal."""
+
+    id: str
+    state: str
+    last_activity_at: int
+
+
+@dataclass(frozen=True)
+class DueNotice:
+    """An open notice whose deadline has passed, with its subject's row as stored (only
+    the fields anonymization keeps are decoded)."""
+
+    notice_id: str
+    prior_state: str
+    rule: str
+    row: SubjectRow
+
+
+def _skip_locked(conn: Connection, query: sa.Select[Any], *of: sa.Table) -> sa.Select[Any]:
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=list(of) or None)
+    return query
+
+
+def tenants(conn: Connection) -> list[str]:
+    """Every tenant with subjects (walks the tenant index once)."""
+    return list(conn.execute(sa.select(subjects.c.tenant).distinct()).scalars())
+
+
+def _dormant(tenant: str, states: Sequence[str], threshold_us: int, held: bool) -> Any:
+    # (tenant, state, last_activity_at) is indexed: each batch is a short range scan.
+    return sa.and_(
+        subjects.c.tenant == tenant,
+        subjects.c.state.in_(list(states)),
+        subjects.c.last_activity_at <= threshold_us,
+        subjects.c.legal_hold == (sa.true() if held else sa.false()),
+    )
+
+
+def lock_dormant(
+    conn: Connection, tenant: str, states: Sequence[str], threshold_us: int, limit: int
+) -> list[Dormant]:
+    """Up to `limit` dormant subjects without a hold, locked for this transaction."""
+    query = (
+        sa.select(subjects.c.id, subjects.c.state, subjects.c.last_activity_at)
+        .where(_dormant(tenant, states, threshold_us, held=False))
+        .limit(limit)
+    )
+    return [Dormant(*r) for r in conn.execute(_skip_locked(conn, query))]
+
+
+def count_dormant(
+    conn: Connection, tenant: str, states: Sequence[str], threshold_us: int, *, held: bool
+) -> int:
+    query = sa.select(sa.func.count()).where(_dormant(tenant, states, threshold_us, held))
+    return int(conn.execute(query).scalar_one())
+
+
+def held_dormant_ids(
+    conn: Connection, tenant: str, states: Sequence[str], threshold_us: int, limit: int
+) -> list[str]:
+    """Dormant subjects a legal hold keeps from their notice (for the report)."""
+    query = (
+        sa.select(subjects.c.id)
+        .where(_dormant(tenant, states, threshold_us, held=True))
+        .order_by(subjects.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def mark_pending(conn: Connection, ids: Sequence[str], states: Sequence[str]) -> int:
+    result = conn.execute(
+        subjects.update()
+        .where(
+            subjects.c.id.in_(list(ids)),
+            subjects.c.state.in_(list(states)),
+            subjects.c.legal_hold == sa.false(),
+        )
+        .values(state=_PENDING)
+    )
+    return int(result.rowcount)
+
+
+def supersede_open(conn: Connection, subject_ids: Sequence[str], now_us: int) -> None:
+    """Close notices left open for these subjects (one made pending again after another
+    path moved it out, e.g. a restriction lifted), so each has at most one open notice."""
+    conn.execute(
+        notices.update()
+        .where(notices.c.subject_id.in_(list(subject_ids)), notices.c.status == OPEN)
+        .values(status=CANCELLED, close_reason="superseded", closed_at=now_us)
+    )
+
+
+def insert_notices(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(notices.insert(), list(rows))
+
+
+def _due(now_us: int, tenant: str | None) -> Any:
+    where = sa.and_(notices.c.status == OPEN, notices.c.deadline_at <= now_us)
+    return where if tenant is None else sa.and_(where, notices.c.tenant == tenant)
+
+
+def lock_due(
+    conn: Connection, now_us: int, limit: int, retained: Container[str]
+) -> list[DueNotice]:
+    """Up to `limit` open notices past their deadline, notice and subject rows locked."""
+    query = (
+        sa.select(
+            notices.c.id.label("notice_id"),
+            notices.c.prior_state,
+            notices.c.rule,
+            *_SUBJECT_COLUMNS,
+        )
+        .join(subjects, subjects.c.id == notices.c.subject_id)
+        .where(_due(now_us, None))
+        .order_by(notices.c.deadline_at)
+        .limit(limit)
+    )
+    return [
+        DueNotice(r.notice_id, r.prior_state, r.rule, _subject_row(r, retained))
+        for r in conn.execute(_skip_locked(conn, query, notices, subjects))
+    ]
+
+
+_SUBJECT_COLUMNS = (
+    subjects.c.id,
+    subjects.c.tenant,
+    subjects.c.version,
+    subjects.c.state,
+    subjects.c.created_at,
+    subjects.c.updated_at,
+    subjects.c.last_activity_at,
+    subjects.c.legal_hold,
+    subjects.c.kek_version,
+    subjects.c.wrapped_dek,
+    subjects.c.dek_id,
+    subjects.c.fields,
+)
+
+
+def _subject_row(r: Any, retained: Container[str]) -> SubjectRow:
+    meta = SubjectMeta(
+        id=r.id,
+        tenant=r.tenant,
+        version=r.version,
+        state=SubjectState(r.state),
+        created_at=from_micros(r.created_at),
+        updated_at=from_micros(r.updated_at),
+        last_activity_at=from_micros(r.last_activity_at),
+        legal_hold=bool(r.legal_hold),
+    )
+    fields = decode_fields(r.fields, only=retained)
+    return SubjectRow(meta, r.kek_version, r.wrapped_dek, r.dek_id, fields)
+
+
+def count_due(conn: Connection, now_us: int, tenant: str | None) -> int:
+    """Due notices whose subject would be anonymized (pending, without a hold)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(notices.join(subjects, subjects.c.id == notices.c.subject_id))
+        .where(
+            _due(now_us, tenant), subjects.c.state == _PENDING, subjects.c.legal_hold == sa.false()
+        )
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def shred(conn: Connection, ids: Sequence[str], now_us: int) -> int:
+    """Crypto-shred: the wrapped data key and every sealed field go; the row stays as a
+    tombstone (audit entries name it), its times cut to the day."""
+    result = conn.execute(
+        subjects.update()
+        .where(
+            subjects.c.id.in_(list(ids)),
+            subjects.c.state == _PENDING,
+            subjects.c.legal_hold == sa.false(),
+        )
+        .values(
+            state=SubjectState.ANONYMIZED.value,
+            version=subjects.c.version + 1,
+            kek_version=None,
+            wrapped_dek=None,
+            fields=None,
+            updated_at=now_us - now_us % DAY_US,
+            created_at=subjects.c.created_at - subjects.c.created_at % DAY_US,
+            last_activity_at=subjects.c.last_activity_at - subjects.c.last_activity_at % DAY_US,
+        )
+    )
+    return int(result.rowcount)
+
+
+def delete_links(conn: Connection, ids: Sequence[str]) -> None:
+    """Blind indexes and tokens: each one could still point at a value."""
+    wanted = list(ids)
+    conn.execute(blind_indexes.delete().where(blind_indexes.c.subject_id.in_(wanted)))
+    conn.execute(tokens.delete().where(tokens.c.subject_id.in_(wanted)))
+
+
+def insert_anonymized(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    # Multi-row INSERTs (psycopg would otherwise send a statement per row), in chunks
+    # that stay below SQLite's limit on bound parameters.
+    for start in range(0, len(rows), 1000):
+        conn.execute(anonymized_records.insert().values(list(rows[start : start + 1000])))
+
+
+def close_notices(
+    conn: Connection, notice_ids: Sequence[str], status: str, reason: str, now_us: int
+) -> None:
+    if notice_ids:
+        conn.execute(
+            notices.update()
+            .where(notices.c.id.in_(list(notice_ids)), notices.c.status == OPEN)
+            .values(status=status, close_reason=reason, closed_at=now_us)
+        )
+
+
+def restore_state(conn: Connection, subject_id: str, state: str) -> None:
+    conn.execute(
+        subjects.update()
+        .where(subjects.c.id == subject_id, subjects.c.state == _PENDING)
+        .values(state=state)
+    )
+
+
+def count_cancelled(conn: Connection, after_us: int, until_us: int, tenant: str | None) -> int:
+    """Notices cancelled (activity, hold, erasure) in (after, until]."""
+    query = sa.select(sa.func.count()).where(
+        notices.c.status == CANCELLED,
+        notices.c.closed_at > after_us,
+        notices.c.closed_at <= until_us,
+    )
+    if tenant is not None:
+        query = query.where(notices.c.tenant == tenant)
+    return int(conn.execute(query).scalar_one())
+
+
+def group_sizes(conn: Connection, tenant: str | None) -> Iterator[int]:
+    """The size of every (tenant, generalized attributes) group, streamed."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(anonymized_records)
+        .group_by(anonymized_records.c.tenant, anonymized_records.c.attributes)
+    )
+    if tenant is not None:
+        query = query.where(anonymized_records.c.tenant == tenant)
+    for (size,) in conn.execute(query):
+        yield int(size)
+
+
+def last_finished(conn: Connection) -> int:
+    """When the last real run finished (0 before the first)."""
+    value = conn.execute(sa.select(sa.func.max(runs.c.finished_at))).scalar_one()
+    return int(value or 0)
+
+
+def insert_run(
+    conn: Connection, run_id: str, started_us: int, finished_us: int, report: str
+) -> None:
+    conn.execute(
+        runs.insert().values(
+            id=run_id, started_at=started_us, finished_at=finished_us, report=report
+        )
+    )
