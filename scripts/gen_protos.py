@@ -46,12 +46,16 @@ def generate(out: Path) -> None:
     from grpc_tools import protoc
 
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    # mypy-protobuf's plugin types the gRPC stubs and servicers (`*_pb2_grpc.pyi`).
+    grpc_plugin = Path(sys.executable).parent / "protoc-gen-mypy_grpc"
     args = [
         "protoc",
         *(f"-I{d}" for d in _include_dirs()),
+        f"--plugin=protoc-gen-mypy_grpc={grpc_plugin}",
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        f"--mypy_grpc_out={out}",
         *protos,
     ]
     if protoc.main(args) != 0:

@@ -5,32 +5,74 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TypedDict
+
+from sqlalchemy.engine import Engine
 
 import audit
-from vault import keys
-from vault.api.interceptors import AuditStage, AuthenticationStage
-from vault.api.server import ServerOptions, TlsFiles, VaultServer
+from vault import keys, telemetry
+from vault.api.admin import PolicyAdminServicer
+from vault.api.audit_service import AuditServicer
+from vault.api.consent_service import ConsentServicer
+from vault.api.gen.customervault.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    consent_pb2,
+    consent_pb2_grpc,
+    retention_pb2,
+    retention_pb2_grpc,
+    rights_pb2,
+    rights_pb2_grpc,
+    vault_pb2,
+    vault_pb2_grpc,
+)
+from vault.api.interceptors import AuditStage, AuthenticationStage, Stage
+from vault.api.retention_service import RetentionServicer
+from vault.api.rights_service import RightsServicer
+from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
 from vault.api.servicer import VaultServicer
 from vault.api.tracing import TracingStage
-from vault.auditing import Auditor
+from vault.auditing import Auditor, checkpoint_lag
 from vault.background import PeriodicTask
 from vault.clock import Clock, SystemClock
 from vault.config import Settings
+from vault.consent.receipts import ReceiptIssuer
+from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
-from vault.identity import TokenVerifier
+from vault.identity import IdentityMap, TokenVerifier
 from vault.policy import PolicyEngine
 from vault.records.dictionary import DataDictionary
+from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
 from vault.records.rendering import ViewRenderer
 from vault.records.sealing import SubjectSealing
 from vault.records.service import RecordService
+from vault.retention.anonymizer import Anonymizer
+from vault.retention.job import RetentionJob
+from vault.retention.locking import runner_lock_for
+from vault.retention.rules import RULES_FILE, RetentionRules
+from vault.retention.scheduler import RetentionScheduler
+from vault.retention.service import RetentionService
+from vault.rights.service import RightsService
 from vault.storage import migrate
-from vault.storage.db import Database, create_engine, wait_until_reachable
+from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
 
 log = logging.getLogger(__name__)
+
+
+class _Shared(TypedDict):
+    """What every record service is built from."""
+
+    db: Database
+    sealing: SubjectSealing
+    dictionary: DataDictionary
+    policy: PolicyEngine
 
 
 @dataclass
@@ -47,7 +89,16 @@ class VaultApp:
     auditor: Auditor
     records: RecordService
     reader: RecordReader
-    tasks: list[PeriodicTask | audit.IntegratorThread] = field(default_factory=list)
+    disclosures: DisclosureService
+    identities: IdentityMap
+    consent: ConsentService
+    rights: RightsService
+    retention_job: RetentionJob
+    tasks: list[PeriodicTask | audit.IntegratorThread | RetentionScheduler] = field(
+        default_factory=list
+    )
+    observability: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
+    _unwatch: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> VaultApp:
@@ -58,45 +109,114 @@ class VaultApp:
                 log.info("generated development key %s", created)
         keyring = KeyRing(keys.provider_for(settings))
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
+        retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
         engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
-        wait_until_reachable(engine, timeout=settings.db_connect_timeout_seconds)
-        if settings.is_embedded:
-            migrate.upgrade(engine)
-            audit.migrate(engine)
-        elif not migrate.is_current(engine):
-            raise FailedPreconditionError(
-                "database schema is not current: run `customer-vault migrate` first"
-            )
+        try:
+            _await_database(engine, settings)
+        except BaseException:
+            engine.dispose()
+            raise
         db = Database(engine)
         writer = audit.GroupCommitWriter(engine)
         auditor = Auditor(writer, clock)
         sealing = SubjectSealing(keyring, dictionary.searchable_fields)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
-        common = {"db": db, "sealing": sealing, "dictionary": dictionary, "policy": policy}
+        common = _Shared(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
             **common, auditor=auditor, clock=clock, max_batch_size=settings.max_batch_size
         )
-        reader = RecordReader(**common, renderer=renderer, auditor=auditor, clock=clock)
+        reader = RecordReader(
+            **common,
+            renderer=renderer,
+            auditor=auditor,
+            clock=clock,
+            export_batch_size=settings.export_batch_size,
+        )
+        tokenizer = keyring.tokenizer()
+        disclosures = DisclosureService(
+            **common,
+            auditor=auditor,
+            clock=clock,
+            tokenizer_deterministic=tokenizer.deterministic,
+            tokenizer_random=tokenizer.random_token,
+        )
+        identities = IdentityMap.from_file(settings.policies_dir / "identities.yaml")
+        consent = ConsentService(
+            db=db,
+            policy=policy,
+            auditor=auditor,
+            clock=clock,
+            issuer=_receipt_issuer(settings, dictionary),
+            jurisdiction=settings.consent_jurisdiction,
+        )
+        rights = RightsService(
+            db=db,
+            sealing=sealing,
+            dictionary=dictionary,
+            policy=policy,
+            records=records,
+            auditor=auditor,
+            clock=clock,
+            controller=settings.consent_controller,
+        )
         return cls(
-            settings, clock, db, keyring, dictionary, policy, writer, auditor, records, reader
+            settings,
+            clock,
+            db,
+            keyring,
+            dictionary,
+            policy,
+            writer,
+            auditor,
+            records,
+            reader,
+            disclosures,
+            identities,
+            consent=consent,
+            rights=rights,
+            retention_job=RetentionJob(
+                db=db,
+                rules=retention_rules,
+                anonymizer=Anonymizer(sealing, dictionary),
+                auditor=auditor,
+                clock=clock,
+                lock=runner_lock_for(engine, settings.data_dir),
+                batch_size=settings.retention_batch_size,
+            ),
+            observability=telemetry.configure(settings),
         )
 
     def start_background(self) -> None:
-        """Start the audit integrator, key refresh/re-wrap and policy watching."""
+        """Start the audit integrator, key refresh/re-wrap, policy watching and the
+        retention schedule (when `retention_schedule` is set)."""
         s = self.settings
-        signer = audit.CheckpointSigner.from_pem(
-            s.resolved_audit_signing_key.read_bytes(), name=s.audit_origin
-        )
+        signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)
         integrator = audit.Integrator(self.db.engine, signer, s.audit_origin)
         self.tasks = [
             audit.IntegratorThread(integrator, interval=s.audit_integrate_interval_seconds),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
         ]
+        if s.retention_schedule:
+            self.tasks.append(
+                RetentionScheduler(
+                    self.retention_job, s.retention_schedule, self.clock, s.retention_poll_seconds
+                )
+            )
         for task in self.tasks:
             task.start()
         self.policy.start_watching(interval=2.0)
+        self._unwatch = telemetry.watch(
+            telemetry.GaugeSources(
+                audit_lag=lambda: checkpoint_lag(self.db.engine, self.clock.now()),
+                data_keys=self._data_keys_by_version,
+            )
+        )
+
+    def _data_keys_by_version(self) -> dict[str, int]:
+        counts = keys.status(self.db, self.keyring.provider).data_keys_by_version
+        return {"shredded" if v is None else str(v): n for v, n in counts.items()}
 
     def _refresh_keys(self) -> bool:
         self.keyring.provider.refresh()
@@ -112,8 +232,11 @@ class VaultApp:
         self.policy.stop_watching()
         for task in self.tasks:
             task.stop()
+        if self._unwatch is not None:
+            self._unwatch()
         self.audit_writer.close()
         self.db.dispose()
+        self.observability.shutdown()
 
     def token_verifier(self) -> TokenVerifier:
         s = self.settings
@@ -139,8 +262,93 @@ class VaultApp:
             max_concurrent_rpcs=s.max_concurrent_rpcs,
             tls=tls,
         )
-        stages = [TracingStage(), AuditStage(self.auditor), AuthenticationStage(self.token_verifier())]
-        return VaultServer(options, stages, VaultServicer(self.records, self.reader))
+        stages: list[Stage] = [
+            TracingStage(),
+            AuditStage(self.auditor),
+            AuthenticationStage(self.token_verifier(), self.identities),
+        ]
+        return VaultServer(options, stages, self.services())
+
+    def services(self) -> list[ServiceBinding]:
+        vault = VaultServicer(self.records, self.reader, self.disclosures)
+        admin = PolicyAdminServicer(self.policy, self.dictionary)
+        log = AuditServicer(self.db.engine, self.policy, self.audit_verifier())
+        consent = ConsentServicer(self.consent)
+        rights = RightsServicer(self.rights)
+        retention = RetentionServicer(
+            RetentionService(
+                db=self.db,
+                policy=self.policy,
+                auditor=self.auditor,
+                clock=self.clock,
+                job=self.retention_job,
+            )
+        )
+        return [
+            ServiceBinding(
+                vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
+                lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(vault, server),
+            ),
+            ServiceBinding(
+                admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
+                lambda server: admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
+                    admin, server
+                ),
+            ),
+            ServiceBinding(
+                audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+                lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(log, server),
+            ),
+            ServiceBinding(
+                consent_pb2.DESCRIPTOR.services_by_name["ConsentService"].full_name,
+                lambda server: consent_pb2_grpc.add_ConsentServiceServicer_to_server(
+                    consent, server
+                ),
+            ),
+            ServiceBinding(
+                rights_pb2.DESCRIPTOR.services_by_name["RightsService"].full_name,
+                lambda server: rights_pb2_grpc.add_RightsServiceServicer_to_server(rights, server),
+            ),
+            ServiceBinding(
+                retention_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,
+                lambda server: retention_pb2_grpc.add_RetentionServiceServicer_to_server(
+                    retention, server
+                ),
+            ),
+        ]
+
+    def audit_verifier(self) -> audit.CheckpointVerifier:
+        s = self.settings
+        return audit.CheckpointVerifier.from_pem(s.audit_public_key.read_bytes(), s.audit_origin)
+
+
+def _await_database(engine: Engine, settings: Settings) -> None:
+    """Wait for the database (with back-off) and its schema: the embedded default
+    migrates itself; a replica of a new release waits for its migration job instead of
+    crash-looping (both within `db_connect_timeout_seconds`)."""
+    wait_until_reachable(engine, timeout=settings.db_connect_timeout_seconds)
+    if settings.is_embedded:
+        migrate.upgrade(engine)
+        audit.migrate(engine)
+    elif not wait_until(
+        lambda: migrate.is_current(engine) and audit.is_current(engine),
+        timeout=settings.db_connect_timeout_seconds,
+        waiting_for="the schema migration (`customer-vault migrate`)",
+    ):
+        raise FailedPreconditionError(
+            "database schema is not current: run `customer-vault migrate` first"
+        )
+
+
+def _receipt_issuer(settings: Settings, dictionary: DataDictionary) -> ReceiptIssuer:
+    return ReceiptIssuer.load(
+        settings.resolved_receipt_signing_key,
+        settings.receipt_public_key,
+        controller=settings.consent_controller,
+        controller_contact=settings.consent_controller_contact,
+        policy_url=settings.consent_policy_url,
+        dictionary=dictionary,
+    )
 
 
 def serve(settings: Settings, ready: threading.Event | None = None) -> int:

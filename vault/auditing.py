@@ -7,15 +7,24 @@ the group-commit writer before any data leaves (`record`), failing closed.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
 import audit
-from vault.clock import Clock
+from audit.tables import entries as audit_entries
+from vault import telemetry
+from vault.clock import Clock, to_micros
 from vault.context import CallContext
+from vault.crypto import is_subject_id
 from vault.errors import UnavailableError
 
 log = logging.getLogger(__name__)
+
+UNAUTHENTICATED = "(unauthenticated)"
+"""The actor of an entry for a call whose credentials did not verify."""
+NO_TENANT = "(none)"
 
 
 class Auditor:
@@ -29,15 +38,15 @@ class Auditor:
         principal = call.principal
         return audit.AuditEntry(
             time=self._clock.now(),
-            actor=principal.id if principal else "",
+            actor=principal.id if principal else UNAUTHENTICATED,
             actor_roles=tuple(sorted(principal.roles)) if principal else (),
-            tenant=principal.tenant if principal else "",
+            tenant=principal.tenant if principal else NO_TENANT,
             action=call.action,
-            subject_ids=tuple(call.subject_ids),
+            subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid)),
             field_names=tuple(call.field_names),
             purpose=call.purpose,
             justification=call.justification,
-            decision=call.decision,
+            decision=audit.ALLOW if call.decision == audit.ALLOW else audit.DENY,
             reason=call.reason,
             policy_version=call.policy_version,
             consent_version=call.consent_version,
@@ -45,19 +54,43 @@ class Auditor:
             request_id=call.request_id,
             trace_id=call.trace_id,
             caller_address=call.caller_address,
-            extra=dict(call.extra),
+            extra=_extra(call),
         )
 
     def record_in(self, conn: Connection, call: CallContext, result_code: str = "OK") -> None:
         """Append the call's entry inside `conn`'s transaction (commits with the change)."""
-        audit.append_in(conn, [self.entry(call, result_code)])
+        with telemetry.audit_write("in_transaction"):
+            audit.append_in(conn, [self.entry(call, result_code)])
         call.audited = True
 
     def record(self, call: CallContext, result_code: str = "OK") -> None:
         """Append and wait for the commit; `UnavailableError` if the log cannot be written."""
         try:
-            self._writer.append(self.entry(call, result_code))
+            with telemetry.audit_write("group_commit"):
+                self._writer.append(self.entry(call, result_code))
         except audit.AuditUnavailableError as exc:
-            log.error("audit log unavailable; failing the call closed")
+            log.error("audit log unavailable; failing the call closed")  # noqa: TRY400
             raise UnavailableError("audit log unavailable") from exc
         call.audited = True
+
+
+def _extra(call: CallContext) -> dict[str, str]:
+    """The call's extra facts; a subject id not shaped like one is noted, never copied
+    (request text must not reach the log: it could be an e-mail address)."""
+    extra = dict(call.extra)
+    if any(not is_subject_id(sid) for sid in call.subject_ids):
+        extra["malformed_subject_id"] = "true"
+    return extra
+
+
+def checkpoint_lag(engine: Engine, now: datetime) -> tuple[int, float]:
+    """How far the signed checkpoints trail the log: entries not yet integrated (the
+    integrator signs a checkpoint with every batch it numbers), and the oldest one's age
+    in seconds. Served by the audit package's partial index on pending entries."""
+    pending = sa.select(sa.func.count(), sa.func.min(audit_entries.c.time_us)).where(
+        audit_entries.c.leaf_index.is_(None)
+    )
+    with engine.connect() as conn:
+        count, oldest = conn.execute(pending).one()
+    age = 0.0 if oldest is None else max(0.0, (to_micros(now) - int(oldest)) / 1_000_000)
+    return int(count), age

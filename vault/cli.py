@@ -217,16 +217,35 @@ def token_issue(
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    """Log lines on stderr, each naming the trace and span it was written in."""
+    from vault.telemetry import LOG_FORMAT, TraceContextFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(TraceContextFilter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def main() -> None:
     """Console-script entry point."""
+    build().__call__()
+
+
+def build() -> typer.Typer:
+    """The whole CLI: the commands here plus the client, policy and audit groups."""
+    from audit.cli import app as audit_app
+    from vault.cli_consent import consent_app
+    from vault.cli_policy import policy_app
+    from vault.cli_retention import retention_app
+    from vault.cli_rights import rights_app
     from vault.cli_subjects import subjects_app
 
-    app.add_typer(subjects_app, name="subjects")
-    app()
+    if not getattr(app, "_vault_groups_added", False):
+        app.add_typer(subjects_app, name="subjects")
+        app.add_typer(policy_app, name="policy")
+        app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+        app.add_typer(consent_app, name="consent")
+        app.add_typer(rights_app, name="rights")
+        app.add_typer(retention_app, name="retention")
+        app._vault_groups_added = True  # type: ignore[attr-defined]
+    return app

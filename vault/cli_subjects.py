@@ -14,7 +14,9 @@ from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.cli import parse_pairs
 
-subjects_app = typer.Typer(no_args_is_help=True, help="Store and read customers in a running vault.")
+subjects_app = typer.Typer(
+    no_args_is_help=True, help="Store and read customers in a running vault."
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -46,7 +48,9 @@ def _show_view(view: pb.SubjectView, as_json: bool) -> None:
         print(json_format.MessageToJson(view, indent=2))
         return
     meta = view.meta
-    title = f"{meta.subject_id}  v{meta.version}  {pb.SubjectState.Name(meta.state)}  view={view.view}"
+    title = (
+        f"{meta.subject_id}  v{meta.version}  {pb.SubjectState.Name(meta.state)}  view={view.view}"
+    )
     table = Table("field", "value", "disclosure", "written by", title=title)
     for name in sorted(view.fields):
         f = view.fields[name]

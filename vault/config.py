@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import croniter
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -56,11 +57,18 @@ class Settings(BaseSettings):
     key_file: Path | None = None
     generate_dev_keys: bool = True
     token_public_key: Path | None = None
-    token_issuer: str = "customer-vault"
-    token_audience: str = "customer-vault"
+    token_issuer: str = "customer-vault"  # noqa: S105 - an issuer name, not a secret
+    token_audience: str = "customer-vault"  # noqa: S105 - an audience name, not a secret
     token_leeway_seconds: int = 5
     audit_signing_key: Path | None = None
     audit_origin: str = "customer-vault/audit"
+    receipt_signing_key: Path | None = None
+
+    # Consent receipts (Kantara Consent Receipt fields naming the controller).
+    consent_controller: str = "Customer Vault controller"
+    consent_controller_contact: str = ""
+    consent_jurisdiction: str = "EU"
+    consent_policy_url: str = ""
 
     # Transport.
     tls_cert: Path | None = None
@@ -68,6 +76,7 @@ class Settings(BaseSettings):
     tls_client_ca: Path | None = None
     max_message_bytes: int = 32 * 1024 * 1024
     max_batch_size: int = 10_000
+    export_batch_size: int = 500
     max_workers: int = 32
     max_concurrent_rpcs: int = 256
     shutdown_grace_seconds: float = 15.0
@@ -80,12 +89,42 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_connect_timeout_seconds: float = 60.0
 
-    @field_validator("max_batch_size")
+    # Retention (policies/retention.yaml): a cron expression in UTC for the in-process
+    # job ("" = off, e.g. when a Kubernetes CronJob runs `customer-vault retention run`).
+    retention_schedule: str = "17 3 * * *"
+    retention_batch_size: int = 1000
+    retention_poll_seconds: float = 30.0
+
+    # Telemetry (vault/telemetry.py). These standard OpenTelemetry variables decide
+    # whether anything is exported, so they keep their own names (no VAULT_ prefix);
+    # the SDK reads the rest itself: OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS,
+    # OTEL_TRACES_SAMPLER, OTEL_METRIC_EXPORT_INTERVAL, ...
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="otel_sdk_disabled")
+    otel_traces_exporter: str = Field(default="", validation_alias="otel_traces_exporter")
+    otel_metrics_exporter: str = Field(default="", validation_alias="otel_metrics_exporter")
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", validation_alias="otel_exporter_otlp_endpoint"
+    )
+    otel_exporter_otlp_traces_endpoint: str = Field(
+        default="", validation_alias="otel_exporter_otlp_traces_endpoint"
+    )
+    otel_exporter_otlp_metrics_endpoint: str = Field(
+        default="", validation_alias="otel_exporter_otlp_metrics_endpoint"
+    )
+
+    @field_validator("max_batch_size", "export_batch_size", "retention_batch_size")
     @classmethod
     def _batch_size_positive(cls, value: int) -> int:
         if value < 1:
-            raise ValueError("max_batch_size must be positive")
+            raise ValueError("batch sizes must be positive")
         return value
+
+    @field_validator("retention_schedule")
+    @classmethod
+    def _cron_expression(cls, value: str) -> str:
+        if value.strip() and not croniter.is_valid(value):
+            raise ValueError("retention_schedule must be a cron expression (or empty: off)")
+        return value.strip()
 
     @classmethod
     def settings_customise_sources(
@@ -125,10 +164,17 @@ class Settings(BaseSettings):
         return self.resolved_audit_signing_key.with_suffix(".pub.pem")
 
     @property
+    def resolved_receipt_signing_key(self) -> Path:
+        return self.receipt_signing_key or self.keys_dir / "receipt_signing.pem"
+
+    @property
+    def receipt_public_key(self) -> Path:
+        return self.resolved_receipt_signing_key.with_suffix(".pub.pem")
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'vault.db').resolve()}"
 
-    @property
     @property
     def is_embedded(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")

@@ -56,3 +56,12 @@ class CallContext:
 
 
 current_call: ContextVar[CallContext | None] = ContextVar("current_call", default=None)
+
+
+def require_call() -> CallContext:
+    """The current call's context; the interceptor chain always sets one before a
+    servicer runs, so its absence is a wiring bug."""
+    call = current_call.get()
+    if call is None:
+        raise RuntimeError("no call context")
+    return call

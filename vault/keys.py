@@ -34,6 +34,9 @@ def init_keys(settings: Settings) -> list[str]:
     if not settings.resolved_audit_signing_key.exists():
         generate_ed25519_keypair(settings.resolved_audit_signing_key, settings.audit_public_key)
         created.append(str(settings.resolved_audit_signing_key))
+    if not settings.resolved_receipt_signing_key.exists():
+        generate_ed25519_keypair(settings.resolved_receipt_signing_key, settings.receipt_public_key)
+        created.append(str(settings.resolved_receipt_signing_key))
     return created
 
 
@@ -74,7 +77,9 @@ def rewrap_batch(db: Database, keyring: KeyRing, batch_size: int) -> int:
     with db.write() as conn:
         for subject_id, version, blob in repo.stale_wrapped_keys(conn, active, batch_size):
             rewrapped = keyring.rewrap(WrappedDataKey(version, blob))
-            if repo.set_wrapped_key(conn, subject_id, version, rewrapped.kek_version, rewrapped.blob):
+            if repo.set_wrapped_key(
+                conn, subject_id, version, rewrapped.kek_version, rewrapped.blob
+            ):
                 moved += 1
     return moved
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from vault.api.gen.customervault.v1 import (
+    admin_pb2_grpc,
+    audit_pb2_grpc,
+    consent_pb2_grpc,
+    retention_pb2_grpc,
+    rights_pb2_grpc,
+    vault_pb2_grpc,
+)
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 
 
 class VaultClientError(Exception):
@@ -24,10 +33,8 @@ class VaultClientError(Exception):
 
 
 def _error(exc: grpc.RpcError) -> VaultClientError:
-    from google.rpc import error_details_pb2
-
-    violations = []
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    violations: list[tuple[str, str]] = []
+    status = rpc_status.from_call(exc)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -60,7 +67,12 @@ class VaultClient:
         else:
             self._channel = grpc.insecure_channel(address)
         self._stub = vault_pb2_grpc.VaultServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.admin = admin_pb2_grpc.PolicyAdminServiceStub(self._channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self._channel)
+        self.consent = consent_pb2_grpc.ConsentServiceStub(self._channel)
+        self.rights = rights_pb2_grpc.RightsServiceStub(self._channel)
+        self.retention = retention_pb2_grpc.RetentionServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
 
     def __enter__(self) -> VaultClient:
@@ -70,6 +82,13 @@ class VaultClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._channel.close()
+
+    def call(self, stub: object, method: str, request: object) -> Any:
+        """Any unary method of any of the vault's services, with this client's credentials."""
+        try:
+            return getattr(stub, method)(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
 
     def _unary(self, method: str, request: object) -> object:
         try:
@@ -144,3 +163,19 @@ class VaultClient:
             yield from self._stub.ExportView(request, metadata=self._metadata, timeout=3600)
         except grpc.RpcError as exc:
             raise _error(exc) from None
+
+    def reveal(
+        self, subject_id: str, field: str, purpose: str, justification: str
+    ) -> pb.RevealFieldResponse:
+        request = pb.RevealFieldRequest(
+            subject_id=subject_id, field=field, purpose=purpose, justification=justification
+        )
+        return self._unary("RevealField", request)  # type: ignore[return-value]
+
+    def tokenize(self, subject_id: str, field: str, kind: int) -> pb.TokenizeResponse:
+        request = pb.TokenizeRequest(subject_id=subject_id, field=field, kind=kind)  # type: ignore[arg-type]
+        return self._unary("Tokenize", request)  # type: ignore[return-value]
+
+    def detokenize(self, token: str, purpose: str, justification: str) -> pb.DetokenizeResponse:
+        request = pb.DetokenizeRequest(token=token, purpose=purpose, justification=justification)
+        return self._unary("Detokenize", request)  # type: ignore[return-value]

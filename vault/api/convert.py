@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.records.models import SubjectMeta, SubjectState
-from vault.records.rendering import Disclosure, SubjectView
+from vault.records.rendering import DisclosedField, Disclosure, SubjectView
 
 _STATE_TO_PB = {
     SubjectState.ACTIVE: pb.SUBJECT_STATE_ACTIVE,
@@ -17,7 +17,7 @@ _STATE_TO_PB = {
     SubjectState.ANONYMIZED: pb.SUBJECT_STATE_ANONYMIZED,
     SubjectState.ERASED: pb.SUBJECT_STATE_ERASED,
 }
-STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+STATE_FROM_PB: dict[int, SubjectState] = {int(v): k for k, v in _STATE_TO_PB.items()}
 
 _DISCLOSURE_TO_PB = {
     Disclosure.CLEAR: pb.DISCLOSURE_CLEAR,
@@ -51,16 +51,15 @@ def view(v: SubjectView) -> pb.SubjectView:
     return pb.SubjectView(
         meta=meta(v.meta),
         view=v.view,
-        fields={
-            name: pb.FieldValue(
-                value=f.value,
-                disclosure=_DISCLOSURE_TO_PB[f.disclosure],
-                strategy=f.strategy,
-                provenance=pb.Provenance(
-                    written_by=f.written_by, written_at=timestamp(f.written_at)
-                ),
-            )
-            for name, f in v.fields.items()
-        },
+        fields={name: field_value(f) for name, f in v.fields.items()},
         withheld=[pb.WithheldField(field=n, reason=r) for n, r in sorted(v.withheld.items())],
+    )
+
+
+def field_value(f: DisclosedField) -> pb.FieldValue:
+    return pb.FieldValue(
+        value=f.value,
+        disclosure=_DISCLOSURE_TO_PB[f.disclosure],
+        strategy=f.strategy,
+        provenance=pb.Provenance(written_by=f.written_by, written_at=timestamp(f.written_at)),
     )

@@ -86,6 +86,4 @@ def rich_status(exc: BaseException, request_id: str) -> status_pb2.Status:
         )
     if request_id:
         details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
-    return status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=message, details=details
-    )
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +12,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from vault.api.gen.customervault.v1 import vault_pb2, vault_pb2_grpc
+from vault.api.gen.customervault.v1 import vault_pb2
 from vault.api.interceptors import Stage, VaultInterceptor
-from vault.api.servicer import VaultServicer
 
 log = logging.getLogger(__name__)
 
 VAULT_SERVICE = vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One gRPC service: its full name (for health and reflection) and how to add it."""
+
+    name: str
+    register: Callable[[grpc.Server], None]
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class VaultServer:
     """A started gRPC server whose health says SERVING only once it is ready."""
 
     def __init__(
-        self, options: ServerOptions, stages: Sequence[Stage], servicer: VaultServicer
+        self, options: ServerOptions, stages: Sequence[Stage], services: Sequence[ServiceBinding]
     ) -> None:
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="rpc"),
@@ -55,12 +62,14 @@ class VaultServer:
             ],
             maximum_concurrent_rpcs=options.max_concurrent_rpcs,
         )
-        vault_pb2_grpc.add_VaultServiceServicer_to_server(servicer, self._server)
+        for service in services:
+            service.register(self._server)
+        self._names = tuple(service.name for service in services)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
-            (VAULT_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            (*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.port = self._bind(options)
         if self.port == 0:
@@ -68,17 +77,17 @@ class VaultServer:
 
     def _bind(self, options: ServerOptions) -> int:
         if options.tls is None:
-            return self._server.add_insecure_port(options.address)
+            return int(self._server.add_insecure_port(options.address))
         tls = options.tls
         credentials = grpc.ssl_server_credentials(
             [(tls.key.read_bytes(), tls.cert.read_bytes())],
             root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
             require_client_auth=tls.client_ca is not None,
         )
-        return self._server.add_secure_port(options.address, credentials)
+        return int(self._server.add_secure_port(options.address, credentials))
 
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
-        for name in ("", VAULT_SERVICE):
+        for name in ("", *self._names):
             self.health.set(name, status)
 
     def start(self) -> None:

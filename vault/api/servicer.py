@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-
 from datetime import UTC
 
 import grpc
@@ -12,18 +11,18 @@ from vault.api import convert
 from vault.api.errors import rich_status
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
-from vault.context import CallContext, current_call
+from vault.context import require_call
 from vault.errors import FieldViolation, InvalidArgumentError
+from vault.records.disclosure import Disclosed, DisclosureService, TokenKind
 from vault.records.models import SubjectState
 from vault.records.reader import RecordReader
 from vault.records.service import RecordService
 
-
-def _call() -> CallContext:
-    call = current_call.get()
-    if call is None:  # the interceptor chain always sets it; reaching here is a wiring bug
-        raise RuntimeError("no call context")
-    return call
+_TOKEN_KIND = {
+    pb.TOKEN_KIND_DETERMINISTIC: TokenKind.DETERMINISTIC,
+    pb.TOKEN_KIND_RANDOM: TokenKind.RANDOM,
+}
+_TOKEN_KIND_TO_PB = {v: k for k, v in _TOKEN_KIND.items()}
 
 
 def _states(values: list[int]) -> list[SubjectState]:
@@ -39,29 +38,36 @@ def _states(values: list[int]) -> list[SubjectState]:
 class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     """The gRPC face of the record services."""
 
-    def __init__(self, records: RecordService, reader: RecordReader) -> None:
+    def __init__(
+        self, records: RecordService, reader: RecordReader, disclosures: DisclosureService
+    ) -> None:
         self._records = records
         self._reader = reader
+        self._disclosures = disclosures
 
     def CreateSubject(
         self, request: pb.CreateSubjectRequest, context: grpc.ServicerContext
     ) -> pb.CreateSubjectResponse:
-        created = self._records.create(_call(), dict(request.fields))
+        created = self._records.create(require_call(), dict(request.fields))
         return pb.CreateSubjectResponse(subject=convert.meta(created))
 
     def BatchCreateSubjects(
         self, request: pb.BatchCreateSubjectsRequest, context: grpc.ServicerContext
     ) -> pb.BatchCreateSubjectsResponse:
-        call = _call()
+        call = require_call()
         results = self._records.batch_create(
-            call, [dict(item.fields) for item in request.items], all_or_nothing=request.all_or_nothing
+            call,
+            [dict(item.fields) for item in request.items],
+            all_or_nothing=request.all_or_nothing,
         )
         out = []
         for r in results:
             if r.error is None:
                 out.append(pb.BatchItemResult(index=r.index, subject_id=r.subject_id))
             else:
-                out.append(pb.BatchItemResult(index=r.index, error=rich_status(r.error, call.request_id)))
+                out.append(
+                    pb.BatchItemResult(index=r.index, error=rich_status(r.error, call.request_id))
+                )
         created = sum(1 for r in results if r.error is None)
         return pb.BatchCreateSubjectsResponse(
             results=out, created=created, failed=len(results) - created
@@ -70,14 +76,16 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     def GetSubject(
         self, request: pb.GetSubjectRequest, context: grpc.ServicerContext
     ) -> pb.GetSubjectResponse:
-        rendered = self._reader.get(_call(), request.subject_id, request.view, request.purpose)
+        rendered = self._reader.get(
+            require_call(), request.subject_id, request.view, request.purpose
+        )
         return pb.GetSubjectResponse(subject=convert.view(rendered))
 
     def UpdateSubject(
         self, request: pb.UpdateSubjectRequest, context: grpc.ServicerContext
     ) -> pb.UpdateSubjectResponse:
         updated = self._records.update(
-            _call(),
+            require_call(),
             request.subject_id,
             expected_version=request.expected_version,
             set_fields=dict(request.set_fields),
@@ -90,14 +98,14 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.FindSubjectsRequest, context: grpc.ServicerContext
     ) -> pb.FindSubjectsResponse:
         found = self._reader.find(
-            _call(), request.field, request.value, request.view, request.purpose
+            require_call(), request.field, request.value, request.view, request.purpose
         )
         return pb.FindSubjectsResponse(subjects=[convert.view(v) for v in found])
 
     def EraseSubject(
         self, request: pb.EraseSubjectRequest, context: grpc.ServicerContext
     ) -> pb.EraseSubjectResponse:
-        erased = self._records.erase(_call(), request.subject_id, request.reason)
+        erased = self._records.erase(require_call(), request.subject_id, request.reason)
         return pb.EraseSubjectResponse(subject=convert.meta(erased))
 
     def RecordActivity(
@@ -106,13 +114,49 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         occurred = (
             request.occurred_at.ToDatetime(tzinfo=UTC) if request.HasField("occurred_at") else None
         )
-        meta = self._records.record_activity(_call(), request.subject_id, occurred)
+        meta = self._records.record_activity(require_call(), request.subject_id, occurred)
         return pb.RecordActivityResponse(subject=convert.meta(meta))
 
     def ExportView(
         self, request: pb.ExportViewRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SubjectView]:
         states = _states(list(request.states))
-        for rendered in self._reader.export(_call(), request.view, request.purpose, states):
+        for rendered in self._reader.export(require_call(), request.view, request.purpose, states):
             yield convert.view(rendered)
 
+    def RevealField(
+        self, request: pb.RevealFieldRequest, context: grpc.ServicerContext
+    ) -> pb.RevealFieldResponse:
+        shown = self._disclosures.reveal(
+            require_call(),
+            request.subject_id,
+            request.field,
+            request.purpose,
+            request.justification,
+        )
+        return pb.RevealFieldResponse(
+            subject_id=shown.meta.id, field=shown.field, value=_field_value(shown)
+        )
+
+    def Tokenize(
+        self, request: pb.TokenizeRequest, context: grpc.ServicerContext
+    ) -> pb.TokenizeResponse:
+        kind = _TOKEN_KIND.get(request.kind)
+        if kind is None:
+            raise InvalidArgumentError([FieldViolation("kind", "must be deterministic or random")])
+        token = self._disclosures.tokenize(require_call(), request.subject_id, request.field, kind)
+        return pb.TokenizeResponse(token=token, kind=_TOKEN_KIND_TO_PB[kind])
+
+    def Detokenize(
+        self, request: pb.DetokenizeRequest, context: grpc.ServicerContext
+    ) -> pb.DetokenizeResponse:
+        shown = self._disclosures.detokenize(
+            require_call(), request.token, request.purpose, request.justification
+        )
+        return pb.DetokenizeResponse(
+            subject_id=shown.meta.id, field=shown.field, value=_field_value(shown)
+        )
+
+
+def _field_value(shown: Disclosed) -> pb.FieldValue:
+    return convert.field_value(shown.value)

@@ -6,17 +6,25 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
-from vault.crypto.errors import KeyMaterialError
-from vault.crypto.ids import constant_time_equals, new_random_id, new_subject_id
+from vault.crypto.errors import KeyMaterialError, SignatureError
+from vault.crypto.ids import (
+    constant_time_equals,
+    is_subject_id,
+    new_random_id,
+    new_subject_id,
+)
 from vault.crypto.interfaces import KeyProvider
 from vault.crypto.keydoc import generate_key_document
 from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
 from vault.crypto.sealing import SubjectSealer, sealed_dek_id
 from vault.crypto.signing import (
+    ed25519_key_id,
     generate_ed25519_keypair,
     load_ed25519_private_pem,
     load_ed25519_public_pem,
+    sign_ed25519,
+    verify_ed25519,
 )
 
 __all__ = [
@@ -27,15 +35,20 @@ __all__ = [
     "KeyRing",
     "LocalKeyFileProvider",
     "Pseudonymizer",
+    "SignatureError",
     "SubjectSealer",
     "Tokenizer",
     "WrappedDataKey",
     "constant_time_equals",
+    "ed25519_key_id",
     "generate_ed25519_keypair",
     "generate_key_document",
+    "is_subject_id",
     "load_ed25519_private_pem",
     "load_ed25519_public_pem",
     "new_random_id",
     "new_subject_id",
     "sealed_dek_id",
+    "sign_ed25519",
+    "verify_ed25519",
 ]

@@ -10,6 +10,7 @@ from vault.crypto.derived import b32
 
 _ID_BYTES = 16  # 128 bits: 26 base32 characters
 _PREFIX = re.compile(r"[a-z][a-z0-9]{0,15}")
+_SUBJECT_ID = re.compile(r"sub_[a-z2-7]{26}")
 
 
 def new_random_id(prefix: str) -> str:
@@ -25,6 +26,12 @@ def new_random_id(prefix: str) -> str:
 def new_subject_id() -> str:
     """A subject id, `sub_` + 26 base32 characters: random, never derived from PII."""
     return new_random_id("sub")
+
+
+def is_subject_id(text: str) -> bool:
+    """True for text shaped like an id `new_subject_id` makes (checked before any lookup,
+    so a caller cannot slip other text, such as an e-mail address, into the audit log)."""
+    return _SUBJECT_ID.fullmatch(text) is not None
 
 
 def constant_time_equals(a: bytes, b: bytes) -> bool:

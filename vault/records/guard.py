@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 
 from vault.context import CallContext
-from vault.errors import NotFoundError, PermissionDeniedError
+from vault.crypto import is_subject_id
+from vault.errors import FieldViolation, InvalidArgumentError, NotFoundError, PermissionDeniedError
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
 from vault.storage import subjects as repo
@@ -44,10 +45,29 @@ def load_own_subject(
     A subject of another tenant is indistinguishable from a missing one to the caller,
     but the audit log records the attempt as denied.
     """
-    row = repo.get(conn, subject_id, for_update=for_update)
+    row = repo.get(conn, subject_id, for_update=for_update) if is_subject_id(subject_id) else None
     if row is None:
         raise NotFoundError("subject not found")
     if row.meta.tenant != principal.tenant:
         call.deny("cross-tenant access refused")
         raise NotFoundError("subject not found")
     return row
+
+
+MAX_JUSTIFICATION = 500
+
+
+def justification(text: str, field: str, *, required: bool) -> str:
+    """A caller's reason or justification, trimmed; refused when missing or too long.
+
+    It goes to the audit log as written, so callers must cite tickets or cases, not
+    personal data (docs/security.md).
+    """
+    trimmed = text.strip()
+    if required and not trimmed:
+        raise InvalidArgumentError([FieldViolation(field, "must say why")])
+    if len(trimmed) > MAX_JUSTIFICATION:
+        raise InvalidArgumentError(
+            [FieldViolation(field, f"at most {MAX_JUSTIFICATION} characters")]
+        )
+    return trimmed

@@ -1,19 +1,23 @@
 """Reads: get, find and export, always through a view and for a declared purpose.
 
 The audit entry of a read is committed before any data leaves; if it cannot be written
-the read fails closed with no data.
+the read fails closed with no data. Every read derives the subjects' consent from the
+consent ledger inside the same read transaction as the subjects themselves (no cache),
+and the entry records the ledger version the decision relied on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 
 from vault.auditing import Auditor
 from vault.clock import Clock
+from vault.consent import ledger
 from vault.context import CallContext
 from vault.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
-from vault.policy import Action, PolicyEngine
+from vault.policy import Action, LegalBasis, PolicyEngine
+from vault.policy.subject import STATE_RULE
 from vault.principal import Principal
 from vault.records.dictionary import DataDictionary
 from vault.records.guard import authorize, load_own_subject
@@ -24,6 +28,7 @@ from vault.storage import subjects as repo
 from vault.storage.db import Database
 
 DEFAULT_EXPORT_STATES = (SubjectState.ACTIVE, SubjectState.RESTRICTED)
+_LEDGER_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST})
 
 
 class RecordReader:
@@ -67,13 +72,25 @@ class RecordReader:
         """One subject through `view` for `purpose`."""
         call.subject_ids = [subject_id]
         principal = self._check_read(call, Action.SUBJECT_READ, view, purpose)
+        now = self._clock.now()
         with self._db.read() as conn:
             row = load_own_subject(conn, call, principal, subject_id)
+            consent = ledger.current(conn, subject_id, now)
         if row.meta.state.is_terminal:
             call.deny(f"subject is {row.meta.state.value}")
             raise FailedPreconditionError(f"subject is {row.meta.state.value}")
-        rendered = self._renderer.render(principal, view, purpose, row, today=self._today())
+        rendered = self._renderer.render(
+            principal, view, purpose, row, today=now.date(), consent=consent
+        )
+        if rendered.subject_rule.startswith(STATE_RULE):
+            # Restriction freezes processing: a single read says so instead of
+            # returning an empty view (exports and searches withhold such subjects).
+            call.deny(rendered.subject_rule, self._policy.version)
+            raise FailedPreconditionError(f"subject is {row.meta.state.value}")
         call.field_names = sorted(rendered.fields)
+        call.consent_version = rendered.consent_version
+        if rendered.subject_rule:
+            call.extra = {**call.extra, "subject_rule": rendered.subject_rule}
         self._auditor.record(call)
         return rendered
 
@@ -87,14 +104,25 @@ class RecordReader:
             raise InvalidArgumentError([FieldViolation("field", "is not searchable")])
         normalized = self._dictionary.normalize_one(field, value, today=self._today())
         digest = self._sealing.digest(principal.tenant, field, normalized)
+        now = self._clock.now()
         with self._db.read() as conn:
             rows = repo.get_many(conn, repo.find_ids(conn, principal.tenant, field, digest))
-        rows = [r for r in rows if not r.meta.state.is_terminal]
+            rows = [r for r in rows if not r.meta.state.is_terminal]
+            consents = ledger.current_many(conn, [r.meta.id for r in rows], now)
         views = [
-            self._renderer.render(principal, view, purpose, row, today=self._today())
+            self._renderer.render(
+                principal,
+                view,
+                purpose,
+                row,
+                today=now.date(),
+                action=Action.SUBJECT_FIND,
+                consent=consents[row.meta.id],
+            )
             for row in rows
         ]
         call.subject_ids = [v.meta.id for v in views]
+        call.consent_version = _latest(v.consent_version for v in views)
         call.field_names = sorted({name for v in views for name in v.fields})
         call.extra = {**call.extra, "searched_field": field, "matches": str(len(views))}
         self._auditor.record(call)
@@ -106,8 +134,9 @@ class RecordReader:
         """Every subject of the caller's tenant in `states`, through `view`, in batches.
 
         The call's single audit entry is committed before the first subject is sent.
-        Each batch is planned afresh, so a policy reload or a state change applies to
-        the rest of a running export.
+        Each batch is planned afresh and reads the subjects' consent in its own read
+        transaction, so a policy reload, a state change or a withdrawal applies to the
+        rest of a running export. The entry records the ledger position at the start.
         """
         principal = self._check_read(call, Action.SUBJECT_EXPORT, view, purpose)
         wanted = [s.value for s in (states or DEFAULT_EXPORT_STATES)]
@@ -117,6 +146,9 @@ class RecordReader:
             )
         call.extra = {**call.extra, "states": ",".join(wanted)}
         call.field_names = list(self._dictionary.fields)
+        if self._policy.purposes.get(purpose).legal_basis in _LEDGER_BASES:
+            with self._db.read() as conn:
+                call.consent_version = ledger.position(conn)
         self._auditor.record(call)
         after = ""
         while True:
@@ -125,11 +157,27 @@ class RecordReader:
                 batch = repo.tenant_batch(
                     conn, principal.tenant, wanted, after, self._export_batch_size
                 )
+                now = self._clock.now()
+                consents = ledger.current_many(conn, [r.meta.id for r in batch], now)
             if not batch:
                 return
             for row in batch:
-                yield self._renderer.render(principal, view, purpose, row, today=self._today())
+                yield self._renderer.render(
+                    principal,
+                    view,
+                    purpose,
+                    row,
+                    today=now.date(),
+                    action=Action.SUBJECT_EXPORT,
+                    consent=consents[row.meta.id],
+                )
             after = batch[-1].meta.id
 
     def _today(self) -> date:
         return self._clock.now().date()
+
+
+def _latest(versions: Iterable[str]) -> str:
+    """The newest ledger version among several subjects' (empty when none was relied on)."""
+    numbers = [int(v) for v in versions if v]
+    return str(max(numbers)) if numbers else ""

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vault import telemetry
+from vault.clock import from_micros
 from vault.crypto import KeyRing, WrappedDataKey, new_subject_id
 from vault.errors import FailedPreconditionError
 from vault.records.models import FieldValue, StoredField, SubjectMeta, SubjectState
 from vault.storage.subjects import SubjectRow, encode_fields
-from vault.clock import from_micros
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,14 @@ class SubjectSealing:
     ) -> PreparedSubject:
         """A fresh subject: random id, new data key, every value sealed and indexed."""
         subject_id = new_subject_id()
-        dek, wrapped = self._keyring.new_data_key()
-        sealer = self._keyring.sealer(dek, tenant, subject_id)
-        stored = {
-            name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
-            for name, value in values.items()
-        }
+        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+            dek, wrapped = self._keyring.new_data_key()
+            sealer = self._keyring.sealer(dek, tenant, subject_id)
+            stored = {
+                name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
+                for name, value in values.items()
+            }
+            index_rows = self.index_rows(tenant, subject_id, values)
         row = {
             "id": subject_id,
             "tenant": tenant,
@@ -68,7 +71,7 @@ class SubjectSealing:
             "dek_id": 1,
             "fields": encode_fields(stored),
         }
-        return PreparedSubject(subject_id, row, self.index_rows(tenant, subject_id, values))
+        return PreparedSubject(subject_id, row, index_rows)
 
     def index_rows(
         self, tenant: str, subject_id: str, values: Mapping[str, str]
@@ -100,23 +103,25 @@ class SubjectSealing:
         wanted = [n for n in names if n in row.fields]
         if not wanted:
             return {}
-        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
-        opened = {}
-        for name in wanted:
-            stored = row.fields[name]
-            opened[name] = FieldValue(
-                sealer.open(name, stored.sealed).decode(),
-                stored.written_by,
-                from_micros(stored.written_at),
-            )
+        with telemetry.span("crypto.open", **{"customervault.fields": len(wanted)}):
+            sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+            opened = {}
+            for name in wanted:
+                stored = row.fields[name]
+                opened[name] = FieldValue(
+                    sealer.open(name, stored.sealed).decode(),
+                    stored.written_by,
+                    from_micros(stored.written_at),
+                )
         return opened
 
     def reseal(
         self, row: SubjectRow, values: Mapping[str, str], writer: str, now_us: int
     ) -> dict[str, StoredField]:
         """Sealed versions of `values` under the subject's existing data key."""
-        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
-        return {
-            name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
-            for name, value in values.items()
-        }
+        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+            sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+            return {
+                name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
+                for name, value in values.items()
+            }

@@ -21,9 +21,10 @@ from vault.errors import (
 )
 from vault.policy import Action, PolicyEngine
 from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, load_own_subject
+from vault.records.guard import authorize, justification, load_own_subject
 from vault.records.models import ItemResult, SubjectMeta, SubjectState
 from vault.records.sealing import SubjectSealing
+from vault.retention import notices as retention_notices
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import encode_fields
@@ -122,10 +123,16 @@ class RecordService:
         set_fields: Mapping[str, str],
         clear_fields: Sequence[str],
         reason: str,
+        action: Action = Action.SUBJECT_UPDATE,
     ) -> SubjectMeta:
-        """Change and clear fields, if the subject is still at `expected_version`."""
-        principal = authorize(self._policy, call, Action.SUBJECT_UPDATE)
-        call.subject_ids, call.justification = [subject_id], reason
+        """Change and clear fields, if the subject is still at `expected_version`.
+
+        `action` is the permission asked for: a rectification request (rights:rectify)
+        is the same change under its own permission.
+        """
+        principal = authorize(self._policy, call, action)
+        call.subject_ids = [subject_id]
+        call.justification = justification(reason, "reason", required=False)
         now = self._clock.now()
         values = self._validate_update(set_fields, clear_fields, expected_version, now)
         call.field_names = sorted({*values, *clear_fields})
@@ -159,6 +166,8 @@ class RecordService:
                     for r in self._sealing.index_rows(principal.tenant, subject_id, values)
                 },
             )
+            # A token stands for the value it was issued for: changed fields lose theirs.
+            repo.delete_tokens(conn, subject_id, call.field_names)
             self._auditor.record_in(conn, call)
         return _with(row.meta, version=new_version, updated_at=now)
 
@@ -192,13 +201,22 @@ class RecordService:
             raise InvalidArgumentError(violations)
         return values
 
-    def erase(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
+    def erase(
+        self,
+        call: CallContext,
+        subject_id: str,
+        reason: str,
+        action: Action = Action.SUBJECT_ERASE,
+    ) -> SubjectMeta:
         """Crypto-shred: drop the data key, the sealed fields and the blind indexes.
 
         Idempotent: erasing an erased subject changes nothing (and is still audited).
+        A subject under legal hold is not erased. `action` is the permission asked for
+        (rights:erase for a data-subject request).
         """
-        principal = authorize(self._policy, call, Action.SUBJECT_ERASE)
-        call.subject_ids, call.justification = [subject_id], reason
+        principal = authorize(self._policy, call, action)
+        call.subject_ids = [subject_id]
+        call.justification = justification(reason, "reason", required=False)
         now = self._clock.now()
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
@@ -206,6 +224,9 @@ class RecordService:
                 call.extra = {"noop": "already erased"}
                 self._auditor.record_in(conn, call)
                 return row.meta
+            if row.meta.legal_hold:
+                call.deny("state:legal_hold")
+                raise FailedPreconditionError("subject is under legal hold")
             new_version = row.meta.version + 1
             changed = {
                 "version": new_version,
@@ -218,6 +239,8 @@ class RecordService:
             if not repo.update_row(conn, subject_id, row.meta.version, changed):
                 raise VersionConflictError("subject was changed concurrently; retry")
             repo.delete_blind_indexes(conn, subject_id)
+            repo.delete_tokens(conn, subject_id)
+            retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             self._auditor.record_in(conn, call)
         return _with(row.meta, version=new_version, updated_at=now, state=SubjectState.ERASED)
 
@@ -239,8 +262,12 @@ class RecordService:
             changed: dict[str, object] = {"last_activity_at": to_micros(latest)}
             state = row.meta.state
             if state is SubjectState.PENDING_ANONYMIZATION:
-                state = SubjectState.ACTIVE
+                # Activity before the deadline cancels the notice; a subject restricted
+                # before its notice goes back to restricted, not active.
+                prior = retention_notices.cancel_open(conn, subject_id, to_micros(now), "activity")
+                state = prior or SubjectState.ACTIVE
                 changed["state"] = state.value
+                call.extra = {"retention_notice": "cancelled"}
             if not repo.update_row(conn, subject_id, row.meta.version, changed):
                 raise VersionConflictError("subject was changed concurrently; retry")
             self._auditor.record_in(conn, call)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from vault import telemetry
 from vault.errors import ResourceExhaustedError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,10 @@ class Database:
 
     @contextmanager
     def _transaction(self, *, vault_write: bool) -> Iterator[Connection]:
+        name = "db.write" if vault_write else "db.read"
         try:
             with (
+                telemetry.span(name, **{"db.system": self.dialect}),
                 self.engine.connect().execution_options(vault_write=vault_write) as conn,
                 conn.begin(),
             ):
@@ -131,11 +134,32 @@ def wait_until_reachable(engine: Engine, *, timeout: float, clock: Any = time) -
         try:
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if clock.monotonic() >= deadline:
-                raise UnavailableError("database unavailable") from exc
-            log.warning("database not reachable yet; retrying in %.1fs", delay)
-            clock.sleep(delay)
+                raise UnavailableError(
+                    f"database unavailable: not reachable within {timeout:g}s "
+                    "(check VAULT_DATABASE_URL and that the server is up)"
+                ) from exc
+            # The type only, as for every driver error we log (messages can quote SQL).
+            log.warning(
+                "database not reachable yet (%s); retrying in %.1fs", type(exc).__name__, delay
+            )
+            clock.sleep(min(delay, max(deadline - clock.monotonic(), 0.0)))
             delay = min(delay * 2, 5.0)
         else:
             return
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, waiting_for: str, clock: Any = time
+) -> bool:
+    """Poll `check` with back-off until it holds (True) or `timeout` passes (False)."""
+    deadline = clock.monotonic() + timeout
+    delay = 0.5
+    while not check():
+        if clock.monotonic() >= deadline:
+            return False
+        log.warning("waiting for %s; checking again in %.1fs", waiting_for, delay)
+        clock.sleep(min(delay, max(deadline - clock.monotonic(), 0.0)))
+        delay = min(delay * 2, 5.0)
+    return True

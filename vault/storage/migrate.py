@@ -26,14 +26,20 @@ def upgrade(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database is at the newest revision."""
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    """True when the database is at the newest revision of every branch.
+
+    Capabilities add their tables on their own branches off a common base (consent,
+    retention, ...), so there may be several heads; all must be applied.
+    """
+    heads = set(ScriptDirectory.from_config(_config()).get_heads())
     with engine.connect() as conn:
-        current = MigrationContext.configure(
-            conn, opts={"version_table": "vault_alembic_version"}
-        ).get_current_revision()
-    return current == head
+        current = set(
+            MigrationContext.configure(
+                conn, opts={"version_table": "vault_alembic_version"}
+            ).get_current_heads()
+        )
+    return current == heads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
 from vault.records.models import StoredField, SubjectMeta, SubjectState
-from vault.storage.tables import blind_indexes, subjects
+from vault.storage.tables import blind_indexes, subjects, tokens
 
 _FORMAT = 1
 
@@ -41,7 +41,8 @@ def encode_fields(fields: Mapping[str, StoredField]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def decode_fields(blob: bytes | None) -> dict[str, StoredField]:
+def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> dict[str, StoredField]:
+    """The stored fields (with `only`, just those named: the rest are not even decoded)."""
     if not blob:
         return {}
     doc = json.loads(blob)
@@ -50,6 +51,7 @@ def decode_fields(blob: bytes | None) -> dict[str, StoredField]:
     return {
         name: StoredField(base64.b64decode(sealed), by, at)
         for name, (sealed, by, at) in doc["f"].items()
+        if only is None or name in only
     }
 
 
@@ -126,7 +128,11 @@ def find_ids(conn: Connection, tenant: str, field: str, digest: bytes) -> list[s
 
 
 def replace_blind_indexes(
-    conn: Connection, subject_id: str, tenant: str, fields: Iterable[str], digests: Mapping[str, bytes]
+    conn: Connection,
+    subject_id: str,
+    tenant: str,
+    fields: Iterable[str],
+    digests: Mapping[str, bytes],
 ) -> None:
     """Drop the subject's indexes for `fields` and insert the new digests among them."""
     names = list(fields)
@@ -166,7 +172,7 @@ def tenant_batch(
 def count_by_kek_version(conn: Connection) -> dict[int | None, int]:
     """How many data keys each KEK version wraps (None: crypto-shredded subjects)."""
     query = sa.select(subjects.c.kek_version, sa.func.count()).group_by(subjects.c.kek_version)
-    return {version: count for version, count in conn.execute(query).tuples()}
+    return {row[0]: row[1] for row in conn.execute(query)}
 
 
 def stale_wrapped_keys(
@@ -180,7 +186,7 @@ def stale_wrapped_keys(
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [(i, v, w) for i, v, w in conn.execute(query).tuples()]
+    return [(i, v, w) for i, v, w in conn.execute(query)]
 
 
 def set_wrapped_key(
@@ -193,3 +199,56 @@ def set_wrapped_key(
         .values(kek_version=new_version, wrapped_dek=wrapped)
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """What a reversible token stands for: one field of one subject."""
+
+    subject_id: str
+    field: str
+    kind: str
+
+
+def insert_token(
+    conn: Connection,
+    *,
+    tenant: str,
+    token: str,
+    subject_id: str,
+    field: str,
+    kind: str,
+    now_us: int,
+) -> None:
+    """Record a token; recording the same deterministic token twice is a no-op."""
+    key = (tokens.c.tenant == tenant, tokens.c.token == token, tokens.c.subject_id == subject_id)
+    if conn.execute(sa.select(tokens.c.token).where(*key)).first() is not None:
+        return
+    conn.execute(
+        tokens.insert().values(
+            tenant=tenant,
+            token=token,
+            subject_id=subject_id,
+            field=field,
+            kind=kind,
+            created_at=now_us,
+        )
+    )
+
+
+def find_token(conn: Connection, tenant: str, token: str) -> list[TokenRow]:
+    """The subjects and field a token of `tenant` stands for (several for a shared value)."""
+    query = (
+        sa.select(tokens.c.subject_id, tokens.c.field, tokens.c.kind)
+        .where(tokens.c.tenant == tenant, tokens.c.token == token)
+        .order_by(tokens.c.subject_id)
+    )
+    return [TokenRow(r.subject_id, r.field, r.kind) for r in conn.execute(query)]
+
+
+def delete_tokens(conn: Connection, subject_id: str, fields: Iterable[str] | None = None) -> None:
+    """Forget the subject's tokens (all of them, or those of `fields`)."""
+    query = tokens.delete().where(tokens.c.subject_id == subject_id)
+    if fields is not None:
+        query = query.where(tokens.c.field.in_(list(fields)))
+    conn.execute(query)

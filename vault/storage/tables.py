@@ -45,3 +45,23 @@ blind_indexes = sa.Table(
     ),
     sa.Index("ix_blind_indexes_subject", "subject_id"),
 )
+
+# Reversible tokens: a token stands for one field of one subject, never for a stored
+# copy of the value, so erasing the subject (or deleting these rows) leaves nothing to
+# detokenize. Deterministic tokens repeat across subjects with the same value.
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("token", sa.String(80), primary_key=True),
+    sa.Column(
+        "subject_id",
+        sa.String(40),
+        sa.ForeignKey("subjects.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_tokens_subject", "subject_id"),
+)

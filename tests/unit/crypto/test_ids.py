@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from vault.crypto import constant_time_equals, new_random_id, new_subject_id
+from vault.crypto import constant_time_equals, is_subject_id, new_random_id, new_subject_id
 
 
 def test_subject_ids() -> None:
@@ -30,3 +30,25 @@ def test_constant_time_equals() -> None:
     assert constant_time_equals(b"abc", b"abc")
     assert not constant_time_equals(b"abc", b"abd")
     assert not constant_time_equals(b"abc", b"abcd")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "sub_",
+        "ada@example.com",
+        "sub_" + "a" * 25,
+        "sub_" + "a" * 27,
+        "SUB_" + "a" * 26,
+        "sub_" + "1" * 26,
+        "tkr_" + "a" * 26,
+        " sub_" + "a" * 26,
+    ],
+)
+def test_only_subject_shaped_text_is_a_subject_id(text: str) -> None:
+    assert not is_subject_id(text)
+
+
+def test_fresh_subject_ids_are_subject_ids() -> None:
+    assert all(is_subject_id(new_subject_id()) for _ in range(100))

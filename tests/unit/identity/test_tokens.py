@@ -159,3 +159,23 @@ def test_edited_payload_is_refused() -> None:
 def test_issuer_refuses_long_lifetimes() -> None:
     with pytest.raises(ValueError, match="24 hours"):
         _issuer().issue(ALICE, timedelta(days=2))
+
+
+def test_a_cached_token_still_expires() -> None:
+    clock = FixedClock(NOW)
+    verifier = _verifier(clock)
+    token = _issuer(clock=clock).issue(ALICE, timedelta(minutes=5))
+    assert verifier.verify(token) == verifier.verify(token)  # the second comes from the cache
+    clock.moment = NOW + timedelta(minutes=6)
+    with pytest.raises(UnauthenticatedError):
+        verifier.verify(token)
+
+
+def test_an_edited_copy_of_a_cached_token_is_refused() -> None:
+    verifier = _verifier()
+    token = _issuer().issue(ALICE, timedelta(minutes=5))
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    with pytest.raises(UnauthenticatedError):
+        verifier.verify(forged)

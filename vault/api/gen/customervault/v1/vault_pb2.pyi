@@ -37,6 +37,12 @@ class ActivityKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACTIVITY_KIND_PURCHASE: _ClassVar[ActivityKind]
     ACTIVITY_KIND_CONTACT: _ClassVar[ActivityKind]
     ACTIVITY_KIND_OTHER: _ClassVar[ActivityKind]
+
+class TokenKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_KIND_UNSPECIFIED: _ClassVar[TokenKind]
+    TOKEN_KIND_DETERMINISTIC: _ClassVar[TokenKind]
+    TOKEN_KIND_RANDOM: _ClassVar[TokenKind]
 SUBJECT_STATE_UNSPECIFIED: SubjectState
 SUBJECT_STATE_ACTIVE: SubjectState
 SUBJECT_STATE_RESTRICTED: SubjectState
@@ -54,6 +60,9 @@ ACTIVITY_KIND_LOGIN: ActivityKind
 ACTIVITY_KIND_PURCHASE: ActivityKind
 ACTIVITY_KIND_CONTACT: ActivityKind
 ACTIVITY_KIND_OTHER: ActivityKind
+TOKEN_KIND_UNSPECIFIED: TokenKind
+TOKEN_KIND_DETERMINISTIC: TokenKind
+TOKEN_KIND_RANDOM: TokenKind
 
 class SubjectMeta(_message.Message):
     __slots__ = ("subject_id", "tenant", "version", "state", "created_at", "updated_at", "last_activity_at", "legal_hold")
@@ -282,3 +291,63 @@ class ExportViewRequest(_message.Message):
     purpose: str
     states: _containers.RepeatedScalarFieldContainer[SubjectState]
     def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ...) -> None: ...
+
+class RevealFieldRequest(_message.Message):
+    __slots__ = ("subject_id", "field", "purpose", "justification")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    field: str
+    purpose: str
+    justification: str
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class RevealFieldResponse(_message.Message):
+    __slots__ = ("subject_id", "field", "value")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    field: str
+    value: FieldValue
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., value: _Optional[_Union[FieldValue, _Mapping]] = ...) -> None: ...
+
+class TokenizeRequest(_message.Message):
+    __slots__ = ("subject_id", "field", "kind")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    field: str
+    kind: TokenKind
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ...) -> None: ...
+
+class TokenizeResponse(_message.Message):
+    __slots__ = ("token", "kind")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    kind: TokenKind
+    def __init__(self, token: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ...) -> None: ...
+
+class DetokenizeRequest(_message.Message):
+    __slots__ = ("token", "purpose", "justification")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    purpose: str
+    justification: str
+    def __init__(self, token: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
+
+class DetokenizeResponse(_message.Message):
+    __slots__ = ("subject_id", "field", "value")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    field: str
+    value: FieldValue
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., value: _Optional[_Union[FieldValue, _Mapping]] = ...) -> None: ...

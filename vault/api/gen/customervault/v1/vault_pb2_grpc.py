@@ -75,6 +75,21 @@ class VaultServiceStub:
                 request_serializer=customervault_dot_v1_dot_vault__pb2.ExportViewRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_vault__pb2.SubjectView.FromString,
                 _registered_method=True)
+        self.RevealField = channel.unary_unary(
+                '/customervault.v1.VaultService/RevealField',
+                request_serializer=customervault_dot_v1_dot_vault__pb2.RevealFieldRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_vault__pb2.RevealFieldResponse.FromString,
+                _registered_method=True)
+        self.Tokenize = channel.unary_unary(
+                '/customervault.v1.VaultService/Tokenize',
+                request_serializer=customervault_dot_v1_dot_vault__pb2.TokenizeRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_vault__pb2.TokenizeResponse.FromString,
+                _registered_method=True)
+        self.Detokenize = channel.unary_unary(
+                '/customervault.v1.VaultService/Detokenize',
+                request_serializer=customervault_dot_v1_dot_vault__pb2.DetokenizeRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_vault__pb2.DetokenizeResponse.FromString,
+                _registered_method=True)
 
 
 class VaultServiceServicer:
@@ -137,6 +152,29 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevealField(self, request, context):
+        """One field in clear text, whatever the views say. Needs the reveal permission and a
+        non-empty justification; always audited as a reveal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Tokenize(self, request, context):
+        """A token standing for one field of a subject: deterministic (same value, same token,
+        per tenant and field: a join key) or random (reversible only through Detokenize).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Detokenize(self, request, context):
+        """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VaultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +217,21 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.ExportView,
                     request_deserializer=customervault_dot_v1_dot_vault__pb2.ExportViewRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_vault__pb2.SubjectView.SerializeToString,
+            ),
+            'RevealField': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealField,
+                    request_deserializer=customervault_dot_v1_dot_vault__pb2.RevealFieldRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_vault__pb2.RevealFieldResponse.SerializeToString,
+            ),
+            'Tokenize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Tokenize,
+                    request_deserializer=customervault_dot_v1_dot_vault__pb2.TokenizeRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_vault__pb2.TokenizeResponse.SerializeToString,
+            ),
+            'Detokenize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Detokenize,
+                    request_deserializer=customervault_dot_v1_dot_vault__pb2.DetokenizeRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_vault__pb2.DetokenizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +450,87 @@ class VaultService:
             '/customervault.v1.VaultService/ExportView',
             customervault_dot_v1_dot_vault__pb2.ExportViewRequest.SerializeToString,
             customervault_dot_v1_dot_vault__pb2.SubjectView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealField(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.VaultService/RevealField',
+            customervault_dot_v1_dot_vault__pb2.RevealFieldRequest.SerializeToString,
+            customervault_dot_v1_dot_vault__pb2.RevealFieldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tokenize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.VaultService/Tokenize',
+            customervault_dot_v1_dot_vault__pb2.TokenizeRequest.SerializeToString,
+            customervault_dot_v1_dot_vault__pb2.TokenizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Detokenize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.VaultService/Detokenize',
+            customervault_dot_v1_dot_vault__pb2.DetokenizeRequest.SerializeToString,
+            customervault_dot_v1_dot_vault__pb2.DetokenizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,104 @@
+"""A real vault on a loopback port, in this process, with the production interceptors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import grpc
+
+import audit
+from vault import keys
+from vault.api.client import VaultClient
+from vault.api.gen.customervault.v1 import vault_pb2_grpc
+from vault.api.server import VaultServer
+from vault.app import VaultApp
+from vault.clock import Clock, SystemClock
+from vault.config import Settings
+from vault.identity import TokenIssuer
+from vault.principal import Principal
+from vault.storage import migrate
+
+
+@dataclass
+class RunningVault:
+    """A started server plus helpers to mint tokens and open clients."""
+
+    settings: Settings
+    app: VaultApp
+    server: VaultServer
+    issuer: TokenIssuer
+    clients: list[VaultClient] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def token(
+        self,
+        principal: str = "order-service",
+        tenant: str = "acme",
+        roles: tuple[str, ...] = ("service",),
+        ttl: timedelta = timedelta(minutes=10),
+        **attributes: str,
+    ) -> str:
+        who = Principal(principal, tenant, frozenset(roles), MappingProxyType(dict(attributes)))
+        return self.issuer.issue(who, ttl)
+
+    def client(self, **token_args: object) -> VaultClient:
+        client = VaultClient(self.address, self.token(**token_args))  # type: ignore[arg-type]
+        self.clients.append(client)
+        return client
+
+    def stub(self) -> tuple[vault_pb2_grpc.VaultServiceStub, grpc.Channel]:
+        channel = grpc.insecure_channel(self.address)
+        return vault_pb2_grpc.VaultServiceStub(channel), channel
+
+
+def settings_for(data_dir: Path, database_url: str | None, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        address="127.0.0.1:0",
+        rewrap_interval_seconds=0.2,
+        key_refresh_interval_seconds=0.2,
+        audit_integrate_interval_seconds=0.2,
+        shutdown_grace_seconds=2,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@contextmanager
+def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[RunningVault]:
+    """Start the vault the way `serve` does, yield it, then shut it down."""
+    keys.init_keys(settings)
+    if not settings.is_embedded:
+        from vault.storage.db import create_engine
+
+        engine = create_engine(settings.resolved_database_url)
+        migrate.upgrade(engine)
+        audit.migrate(engine)
+        engine.dispose()
+    app = VaultApp.open(settings, clock=clock)
+    server = app.build_server()
+    server.start()
+    app.start_background()
+    server.mark_serving()
+    issuer = TokenIssuer(
+        settings.token_private_key.read_bytes(),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        clock=clock or SystemClock(),
+    )
+    vault = RunningVault(settings, app, server, issuer)
+    try:
+        yield vault
+    finally:
+        for client in vault.clients:
+            client.__exit__(None, None, None)
+        server.stop(0)
+        app.close()

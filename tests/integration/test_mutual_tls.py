@@ -1,0 +1,173 @@
+"""Mutual TLS: the principal comes from a verified client certificate, mapped by
+`policies/identities.yaml`; forged and mismatched credentials are UNAUTHENTICATED."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.integration.harness import RunningVault, running_vault, settings_for
+from tests.integration.test_records_write import ADA
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.api.gen.customervault.v1 import vault_pb2_grpc
+
+ORDER_SERVICE = "spiffe://acme.example/ns/shop/sa/order-service"
+
+
+@dataclass(frozen=True)
+class Issued:
+    key: bytes
+    cert: bytes
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+class Authority:
+    """A throwaway certificate authority."""
+
+    def __init__(self, name: str) -> None:
+        self.key = _key()
+        now = dt.datetime.now(dt.UTC)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, common_name: str, sans: list[x509.GeneralName]) -> Issued:
+        key = _key()
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(_pem_key(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+@dataclass
+class TlsVault:
+    vault: RunningVault
+    ca: Authority
+
+    def stub(self, client: Issued | None) -> tuple[vault_pb2_grpc.VaultServiceStub, grpc.Channel]:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self.ca.pem,
+            private_key=client.key if client else None,
+            certificate_chain=client.cert if client else None,
+        )
+        channel = grpc.secure_channel(
+            f"localhost:{self.vault.server.port}",
+            credentials,
+        )
+        return vault_pb2_grpc.VaultServiceStub(channel), channel
+
+
+@pytest.fixture
+def tls_vault(tmp_path: Path) -> Iterator[TlsVault]:
+    ca = Authority("Customer Vault test CA")
+    server = ca.issue("localhost", [x509.DNSName("localhost")])
+    files = {}
+    for name, data in {
+        "ca.pem": ca.pem,
+        "server.pem": server.cert,
+        "server.key": server.key,
+    }.items():
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    settings = settings_for(
+        tmp_path / "data",
+        None,
+        tls_cert=files["server.pem"],
+        tls_key=files["server.key"],
+        tls_client_ca=files["ca.pem"],
+    )
+    with running_vault(settings) as running:
+        yield TlsVault(running, ca)
+
+
+def _create(
+    stub: vault_pb2_grpc.VaultServiceStub, metadata: tuple[tuple[str, str], ...] = ()
+) -> pb.CreateSubjectResponse:
+    return stub.CreateSubject(pb.CreateSubjectRequest(fields=ADA), metadata=metadata, timeout=10)
+
+
+def test_a_mapped_client_certificate_is_the_principal(tls_vault: TlsVault) -> None:
+    client = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    stub, channel = tls_vault.stub(client)
+    token = tls_vault.vault.token(principal="order-service", tenant="acme")
+    with channel:
+        assert _create(stub).subject.tenant == "acme"
+        # The same principal's token beside the certificate is accepted.
+        assert _create(stub, (("authorization", f"Bearer {token}"),)).subject.tenant == "acme"
+
+
+def _refused(
+    tls_vault: TlsVault, client: Issued | None, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc.StatusCode:
+    stub, channel = tls_vault.stub(client)
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        _create(stub, metadata)
+    return caught.value.code()
+
+
+def test_a_certificate_the_map_does_not_know_is_unauthenticated(tls_vault: TlsVault) -> None:
+    stranger = tls_vault.ca.issue("stranger", [x509.UniformResourceIdentifier("spiffe://x/y")])
+    assert _refused(tls_vault, stranger) is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_token_whose_tenant_differs_from_the_certificate_is_unauthenticated(
+    tls_vault: TlsVault,
+) -> None:
+    client = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    token = tls_vault.vault.token(principal="order-service", tenant="globex")
+    code = _refused(tls_vault, client, (("authorization", f"Bearer {token}"),))
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_certificate_from_another_ca_never_gets_through(tls_vault: TlsVault) -> None:
+    rogue = Authority("rogue CA").issue(
+        "order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)]
+    )
+    # The TLS handshake fails before any RPC: the channel never becomes ready.
+    assert _refused(tls_vault, rogue) is grpc.StatusCode.UNAVAILABLE
+
+
+def test_no_client_certificate_is_refused_by_the_handshake(tls_vault: TlsVault) -> None:
+    assert _refused(tls_vault, None) is grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,207 @@
+"""AuditService: the compliance officer's window on the audit log, over gRPC.
+
+Queries are scoped to the caller's tenant; proofs and checkpoints cover the whole log
+(they hold hashes only). Reading needs `audit:read`, verifying `audit:verify`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf import timestamp_pb2
+from sqlalchemy.engine import Engine
+
+import audit
+from audit.query import MAX_PAGE_SIZE
+from vault.api.gen.customervault.v1 import audit_pb2 as pb
+from vault.api.gen.customervault.v1 import audit_pb2_grpc
+from vault.context import require_call
+from vault.errors import (
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from vault.policy import Action, PolicyEngine
+from vault.records.guard import authorize
+
+DEFAULT_PAGE_SIZE = 100
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def _when(ts: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if present else None
+
+
+def entry_message(logged: audit.LoggedEntry) -> pb.AuditEntry:
+    e = logged.entry
+    return pb.AuditEntry(
+        index=-1 if logged.leaf_index is None else logged.leaf_index,
+        time=_timestamp(e.time),
+        actor=e.actor,
+        roles=list(e.actor_roles),
+        tenant=e.tenant,
+        action=e.action,
+        subject_ids=list(e.subject_ids),
+        field_names=list(e.field_names),
+        purpose=e.purpose,
+        justification=e.justification,
+        decision=e.decision,
+        reason=e.reason,
+        policy_version=e.policy_version,
+        consent_version=e.consent_version,
+        result_code=e.result_code,
+        request_id=e.request_id,
+        trace_id=e.trace_id,
+        caller_address=e.caller_address,
+        extra=dict(e.extra),
+    )
+
+
+def _page_size(value: int) -> int:
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise InvalidArgumentError([FieldViolation("page_size", f"between 0 and {MAX_PAGE_SIZE}")])
+    return value or DEFAULT_PAGE_SIZE
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    """The gRPC face of `audit/`."""
+
+    def __init__(
+        self, engine: Engine, policy: PolicyEngine, verifier: audit.CheckpointVerifier
+    ) -> None:
+        self._engine = engine
+        self._policy = policy
+        self._verifier = verifier
+
+    def _page(
+        self, tenant: str, page_size: int, page_token: str, **filters: object
+    ) -> pb.QueryEntriesResponse:
+        try:
+            page = audit.query(
+                self._engine,
+                tenant=tenant,
+                page_size=_page_size(page_size),
+                page_token=page_token or None,
+                **filters,  # type: ignore[arg-type]
+            )
+        except audit.PageTokenError:
+            raise InvalidArgumentError(
+                [FieldViolation("page_token", "not a token for this query")]
+            ) from None
+        except ValueError:
+            raise InvalidArgumentError([FieldViolation("filter", "invalid filter")]) from None
+        return pb.QueryEntriesResponse(
+            entries=[entry_message(e) for e in page.entries],
+            next_page_token=page.next_page_token or "",
+        )
+
+    def QueryEntries(
+        self, request: pb.QueryEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.QueryEntriesResponse:
+        call = require_call()
+        principal = authorize(self._policy, call, Action.AUDIT_READ)
+        f = request.filter
+        if f.subject_id:
+            call.subject_ids = [f.subject_id]
+        return self._page(
+            principal.tenant,
+            request.page_size,
+            request.page_token,
+            subject_id=f.subject_id or None,
+            actor=f.actor or None,
+            action=f.action or None,
+            decision=f.decision or None,
+            purpose=f.purpose or None,
+            since=_when(f.since, f.HasField("since")),
+            until=_when(f.until, f.HasField("until")),
+        )
+
+    def SubjectHistory(
+        self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.QueryEntriesResponse:
+        call = require_call()
+        principal = authorize(self._policy, call, Action.AUDIT_READ)
+        if not request.subject_id:
+            raise InvalidArgumentError([FieldViolation("subject_id", "required")])
+        call.subject_ids = [request.subject_id]
+        return self._page(
+            principal.tenant,
+            request.page_size,
+            request.page_token,
+            subject_id=request.subject_id,
+        )
+
+    def _checkpoint(self, note: str | None) -> pb.Checkpoint:
+        if note is None:
+            raise NotFoundError("the audit log has no checkpoint yet")
+        head = self._verifier.verify(note)
+        return pb.Checkpoint(
+            origin=head.origin, tree_size=head.size, root_hash=head.root_hash, note=note
+        )
+
+    def GetLatestCheckpoint(
+        self, request: pb.GetLatestCheckpointRequest, context: grpc.ServicerContext
+    ) -> pb.Checkpoint:
+        authorize(self._policy, require_call(), Action.AUDIT_READ)
+        return self._checkpoint(audit.latest_checkpoint(self._engine))
+
+    def GetInclusionProof(
+        self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
+    ) -> pb.InclusionProof:
+        authorize(self._policy, require_call(), Action.AUDIT_READ)
+        if not 0 <= request.index < request.tree_size:
+            raise InvalidArgumentError([FieldViolation("index", "must be below tree_size")])
+        try:
+            hashes = audit.inclusion_proof(self._engine, request.index, request.tree_size)
+            leaf = audit.leaf_hash_at(self._engine, request.index)
+        except (audit.ProofError, audit.VerifyError) as exc:
+            raise FailedPreconditionError(str(exc)) from None
+        return pb.InclusionProof(
+            index=request.index, tree_size=request.tree_size, leaf_hash=leaf, hashes=hashes
+        )
+
+    def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
+    ) -> pb.ConsistencyProof:
+        authorize(self._policy, require_call(), Action.AUDIT_READ)
+        if not 0 < request.first_size <= request.second_size:
+            raise InvalidArgumentError(
+                [FieldViolation("first_size", "must be positive and at most second_size")]
+            )
+        try:
+            hashes = audit.consistency_proof(self._engine, request.first_size, request.second_size)
+        except (audit.ProofError, audit.VerifyError) as exc:
+            raise FailedPreconditionError(str(exc)) from None
+        return pb.ConsistencyProof(
+            first_size=request.first_size, second_size=request.second_size, hashes=hashes
+        )
+
+    def VerifyLog(
+        self, request: pb.VerifyLogRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyLogResponse:
+        call = require_call()
+        authorize(self._policy, call, Action.AUDIT_VERIFY)
+        try:
+            report = audit.verify_log(
+                self._engine, self._verifier, request.trusted_checkpoint or None
+            )
+        except audit.CheckpointError:
+            raise InvalidArgumentError(
+                [FieldViolation("trusted_checkpoint", "not a checkpoint signed by this log")]
+            ) from None
+        call.extra = {"verified": str(report.ok).lower(), "size": str(report.size)}
+        latest = audit.latest_checkpoint(self._engine)
+        return pb.VerifyLogResponse(
+            ok=report.ok,
+            entries_checked=report.verified_size,
+            first_bad_index=-1 if report.first_bad_position is None else report.first_bad_position,
+            problem=report.problem or "",
+            checkpoint=self._checkpoint(latest) if latest and report.ok else None,
+        )
