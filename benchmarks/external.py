@@ -1,0 +1,183 @@
+"""The benchmarks other engineers own, run as subprocesses and read back.
+
+- `bench_policy.py` (policy decision cost with 1,000 lines) prints text lines;
+- `bench_audit.py` (verification of a large log) prints one JSON line;
+- `bench_retention.py` (dormant-subject anonymization) prints one JSON line with
+  `anonymized_per_second`, `peak_rss_mb` and `rss_mb_during_anonymization`; its size
+  flag (`--count`) and `--database-url` are found in its `--help`.
+
+A script that is missing, fails or prints nothing readable is reported as not available,
+with the tail of its output kept in the JSON results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from procs import REPO
+from report import Results
+
+GROUP = "owned benchmarks (subprocess)"
+# The lines of bench_policy.py that time one warm-cache decision (allowed, and mixed).
+_CACHED_DECISIONS = ("engine.authorize, cached, allowed", "engine.decide, cached, mixed")
+_POLICY_LINE = re.compile(r"^(?P<label>[^:]+):\s+(?P<value>[\d.]+)\s+(?P<unit>\S+)")
+
+
+def _script(name: str) -> Path:
+    return REPO / "benchmarks" / name
+
+
+def _run(argv: list[str], timeout: float) -> tuple[int, str, str, float]:
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout if isinstance(exc.stdout, str) else ""
+        return -1, out, f"timed out after {timeout:.0f} s", time.perf_counter() - started
+    return done.returncode, done.stdout, done.stderr, time.perf_counter() - started
+
+
+def _help(script: Path) -> str:
+    code, out, err, _ = _run([str(script), "--help"], timeout=60)
+    return out + err if code == 0 else ""
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    found = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                found.append(doc)
+    return found
+
+
+def policy(results: Results, raw: dict[str, Any]) -> None:
+    script = _script("bench_policy.py")
+    if not script.exists():
+        results.not_available("policy decision cost (benchmarks/bench_policy.py is missing)")
+        results.target("policy decision, 1,000 lines", "-", None, 50, "us", at_most=True)
+        return
+    code, out, err, seconds = _run([str(script)], timeout=600)
+    raw["policy"] = {"returncode": code, "stdout": out, "stderr": err[-2000:], "seconds": seconds}
+    figures = {}
+    for line in out.splitlines():
+        match = _POLICY_LINE.match(line)
+        if match:
+            figures[match["label"].strip()] = (float(match["value"]), match["unit"])
+    cached = [v for k, (v, _) in figures.items() if k.startswith(_CACHED_DECISIONS)]
+    if code != 0 or not cached:
+        results.not_available(f"policy decision cost (bench_policy.py exited {code})")
+        results.target("policy decision, 1,000 lines", "-", None, 50, "us", at_most=True)
+        return
+    for label, (value, unit) in figures.items():
+        if unit.startswith(("us", "ms")):
+            results.add(GROUP, f"policy: {label}", None, value, unit.split("/")[0])
+    worst = max(cached)
+    results.target("policy decision, 1,000 lines (cached)", "-", worst, 50, "us", at_most=True)
+    miss = next((v for k, (v, _) in figures.items() if k.startswith("engine cache miss")), None)
+    if miss is not None:
+        results.target("policy decision, 1,000 lines (cache miss)", "-", miss, 50, "us",
+                       at_most=True)  # fmt: skip
+
+
+def audit(results: Results, raw: dict[str, Any], entries: int) -> None:
+    script = _script("bench_audit.py")
+    if not script.exists():
+        results.not_available("audit verification (benchmarks/bench_audit.py is missing)")
+        results.target("audit verification", "sqlite", None, 200_000, "entries/s")
+        return
+    code, out, err, seconds = _run([str(script), "--entries", str(entries)], timeout=1800)
+    raw["audit"] = {"returncode": code, "stdout": out, "stderr": err[-2000:], "seconds": seconds}
+    docs = [d for d in _json_lines(out) if "entries_per_second" in d]
+    if not docs:
+        results.not_available(f"audit verification (bench_audit.py exited {code})")
+        results.target("audit verification", "sqlite", None, 200_000, "entries/s")
+        return
+    for doc in docs:
+        db = str(doc.get("database", "sqlite"))
+        note = (
+            f"{doc.get('entries', 0):,} entries, {doc.get('checkpoints', '?')} checkpoints, "
+            f"verify {doc.get('verify_seconds')} s (build {doc.get('build_seconds')} s); "
+            f"ok={doc.get('ok')}"
+        )
+        results.add(GROUP, "audit: verify the whole log", db, doc["entries_per_second"],
+                    "entries/s", note, **doc)  # fmt: skip
+        results.target("audit verification", db, doc["entries_per_second"], 200_000, "entries/s")
+
+
+def retention(
+    results: Results, raw: dict[str, Any], subjects: int, database_urls: dict[str, str]
+) -> None:
+    script = _script("bench_retention.py")
+    if not script.exists():
+        results.not_available("anonymization (benchmarks/bench_retention.py is missing)")
+        results.target("anonymization", "-", None, 10_000, "subjects/s")
+        return
+    usage = _help(script)
+    runs: list[tuple[str, list[str]]] = []
+    base = [str(script)]
+    for flag in ("--count", "--subjects"):
+        if flag in usage:
+            base += [flag, str(subjects)]
+            break
+    runs.append(("sqlite", base))
+    if "--database-url" in usage and "postgresql" in database_urls:
+        runs.append(("postgresql", [*base, "--database-url", database_urls["postgresql"]]))
+    raw["retention"] = []
+    for db, argv in runs:
+        code, out, err, seconds = _run(argv, timeout=1800)
+        raw["retention"].append(
+            {"database": db, "argv": argv[1:], "returncode": code, "stdout": out[-4000:],
+             "stderr": err[-2000:], "seconds": seconds}
+        )  # fmt: skip
+        docs = [d for d in _json_lines(out) if _rate(d) is not None]
+        if code != 0 or not docs:
+            results.not_available(f"anonymization on {db} (bench_retention.py exited {code})")
+            results.target("anonymization", db, None, 10_000, "subjects/s")
+            continue
+        doc = docs[-1]
+        reported = str(doc.get("database", db))
+        rss = _rss(doc)
+        note = f"{doc.get('subjects', subjects):,} subjects"
+        if rss is not None:
+            note += f"; peak RSS {rss:,.0f} MiB"
+        during = doc.get("rss_mb_during_anonymization")
+        if isinstance(during, list) and during:
+            note += f" (RSS during the run {min(during):,.0f}-{max(during):,.0f} MiB)"
+        results.add(GROUP, "retention: anonymize dormant subjects", reported, _rate(doc),
+                    "subjects/s", note, **doc)  # fmt: skip
+        results.target("anonymization", reported, _rate(doc), 10_000, "subjects/s")
+
+
+def _rate(doc: dict[str, Any]) -> float | None:
+    for key in ("subjects_per_second", "anonymized_per_second", "per_second"):
+        value = doc.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def _rss(doc: dict[str, Any]) -> float | None:
+    for key in ("peak_rss_mib", "peak_rss_mb", "max_rss_mib", "max_rss_mb"):
+        value = doc.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
