@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
+from vault import telemetry
 from vault.context import CallContext
 from vault.crypto import is_subject_id
 from vault.errors import FieldViolation, InvalidArgumentError, NotFoundError, PermissionDeniedError
@@ -24,7 +25,8 @@ def authorize(
     """Ask the policy; record the decision and its rule on the call either way."""
     principal = call.require_principal()
     try:
-        decision = policy.authorize(principal, action, purpose=purpose, resource=resource)
+        with telemetry.span("policy.authorize", action=action.value):
+            decision = policy.authorize(principal, action, purpose=purpose, resource=resource)
     except PermissionDeniedError as exc:
         call.deny(exc.rule or exc.reason, policy.version)
         raise

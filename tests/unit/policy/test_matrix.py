@@ -226,6 +226,7 @@ ACTION_GRANTS = {
         Action.RIGHTS_RECTIFY,
         Action.RIGHTS_RESTRICT,
         Action.RIGHTS_ERASE,
+        Action.LEGAL_HOLD,
     },
     "admin": {
         Action.KEYS_ADMIN,
