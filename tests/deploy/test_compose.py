@@ -1,0 +1,117 @@
+"""deploy/compose.yaml: two replicas of one image on PostgreSQL, with an OpenTelemetry
+collector and Jaeger, wired with real settings, flags and ports."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.deploy.manifests import DEPLOY, PORT, assert_flags_exist, assert_known_env
+
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = yaml.safe_load(COMPOSE.read_text())["services"]
+    return services
+
+
+def _vault_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in _services().items() if s.get("image") == "customer-vault:dev"}
+
+
+def _replicas() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in _vault_services().items() if s["command"][0] == "serve"}
+
+
+def test_two_replicas_of_one_image_on_distinct_host_ports() -> None:
+    replicas = _replicas()
+    assert len(replicas) == 2
+    published = []
+    for service in replicas.values():
+        (mapping,) = service["ports"]
+        host, container = mapping.split(":")
+        assert int(container) == PORT
+        assert service["command"][service["command"].index("--address") + 1] == f"0.0.0.0:{PORT}"
+        published.append(host)
+    assert len(set(published)) == 2
+
+
+def test_every_vault_container_is_read_only_non_root_and_uses_real_flags() -> None:
+    for name, service in _vault_services().items():
+        assert service["read_only"] is True, name
+        assert int(service["user"].split(":")[0]) >= 1000, name
+        assert "/tmp" in service["tmpfs"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert_flags_exist(service["command"])
+        assert_known_env(set(service["environment"]))
+        build = service["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve().is_file()
+
+
+def test_replicas_start_after_keys_and_migration_and_check_their_health() -> None:
+    services = _services()
+    for service in _replicas().values():
+        for one_shot in ("keys", "migrate"):
+            assert service["depends_on"][one_shot]["condition"] == "service_completed_successfully"
+            assert services[one_shot]["restart"] == "no"
+        assert service["healthcheck"]["test"] == [
+            "CMD",
+            "python",
+            "/usr/local/bin/vault-healthcheck",
+            f"127.0.0.1:{PORT}",
+        ]
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["keys"]["command"][:2] == ["keys", "init"]
+
+
+def test_the_database_url_points_at_the_postgres_service_and_its_credentials() -> None:
+    services = _services()
+    postgres = services["postgres"]["environment"]
+    for service in _vault_services().values():
+        url = urlsplit(service["environment"]["VAULT_DATABASE_URL"])
+        assert url.hostname == "postgres" and url.port == 5432
+        assert (url.username, url.password) == (
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_PASSWORD"],
+        )
+        assert url.path == f"/{postgres['POSTGRES_DB']}"
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+
+
+def test_telemetry_flows_from_the_replicas_through_the_collector_to_jaeger() -> None:
+    services = _services()
+    for service in _replicas().values():
+        endpoint = urlsplit(service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        collector = services[str(endpoint.hostname)]
+        assert "opentelemetry-collector" in collector["image"]
+    collector = services["otel-collector"]
+    (mount,) = collector["volumes"]
+    source, target, _ = mount.split(":")
+    config = yaml.safe_load((DEPLOY / source).read_text())
+    assert collector["command"] == [f"--config={target}"]
+    grpc_endpoint = config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    assert grpc_endpoint.endswith(f":{endpoint.port}")
+    traces = config["service"]["pipelines"]["traces"]
+    (exporter,) = traces["exporters"]
+    jaeger_host = config["exporters"][exporter]["endpoint"].split(":")[0]
+    assert "jaeger" in services[jaeger_host]["image"]
+    assert services[jaeger_host]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+
+
+def test_the_collector_pipelines_use_only_defined_components() -> None:
+    config = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text())
+    for pipeline in config["service"]["pipelines"].values():
+        for kind in ("receivers", "processors", "exporters"):
+            assert set(pipeline.get(kind, [])) <= set(config[kind]), kind
+
+
+def test_the_compose_file_names_no_path_outside_the_repository() -> None:
+    for service in _services().values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).resolve().is_relative_to(REPO_ROOT)
