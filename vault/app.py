@@ -34,7 +34,7 @@ from vault.api.gen.customervault.v1 import (
 from vault.api.interceptors import AuditStage, AuthenticationStage, Stage
 from vault.api.retention_service import RetentionServicer
 from vault.api.rights_service import RightsServicer
-from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
+from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer, binding
 from vault.api.servicer import VaultServicer
 from vault.api.tracing import TracingStage
 from vault.auditing import Auditor, checkpoint_lag
@@ -285,35 +285,35 @@ class VaultApp:
             )
         )
         return [
-            ServiceBinding(
-                vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name,
-                lambda server: vault_pb2_grpc.add_VaultServiceServicer_to_server(vault, server),
+            binding(
+                vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault
             ),
-            ServiceBinding(
-                admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
-                lambda server: admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
-                    admin, server
-                ),
+            binding(
+                admin_pb2,
+                "PolicyAdminService",
+                admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server,
+                admin,
             ),
-            ServiceBinding(
-                audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-                lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(log, server),
+            binding(
+                audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, log
             ),
-            ServiceBinding(
-                consent_pb2.DESCRIPTOR.services_by_name["ConsentService"].full_name,
-                lambda server: consent_pb2_grpc.add_ConsentServiceServicer_to_server(
-                    consent, server
-                ),
+            binding(
+                consent_pb2,
+                "ConsentService",
+                consent_pb2_grpc.add_ConsentServiceServicer_to_server,
+                consent,
             ),
-            ServiceBinding(
-                rights_pb2.DESCRIPTOR.services_by_name["RightsService"].full_name,
-                lambda server: rights_pb2_grpc.add_RightsServiceServicer_to_server(rights, server),
+            binding(
+                rights_pb2,
+                "RightsService",
+                rights_pb2_grpc.add_RightsServiceServicer_to_server,
+                rights,
             ),
-            ServiceBinding(
-                retention_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,
-                lambda server: retention_pb2_grpc.add_RetentionServiceServicer_to_server(
-                    retention, server
-                ),
+            binding(
+                retention_pb2,
+                "RetentionService",
+                retention_pb2_grpc.add_RetentionServiceServicer_to_server,
+                retention,
             ),
         ]
 

@@ -6,7 +6,10 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +29,15 @@ class ServiceBinding:
 
     name: str
     register: Callable[[grpc.Server], None]
+
+
+def binding(
+    module: ModuleType, service: str, add: Callable[[Any, grpc.Server], None], servicer: object
+) -> ServiceBinding:
+    """How to register one generated service, named as its descriptor names it."""
+    return ServiceBinding(
+        module.DESCRIPTOR.services_by_name[service].full_name, partial(add, servicer)
+    )
 
 
 @dataclass(frozen=True)
