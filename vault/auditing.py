@@ -7,12 +7,14 @@ the group-commit writer before any data leaves (`record`), failing closed.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import audit
+from audit.entry_rules import MAX_JUSTIFICATION, MAX_SHORT, NAME_PATTERN
 from audit.tables import entries as audit_entries
 from vault import telemetry
 from vault.clock import Clock, to_micros
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 UNAUTHENTICATED = "(unauthenticated)"
 """The actor of an entry for a call whose credentials did not verify."""
 NO_TENANT = "(none)"
+# Characters the log refuses in free text; request text is cleaned, not allowed to fail
+# the entry (a refused call with a hostile reason must still be audited).
+_FREE_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ONE_LINE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Auditor:
@@ -43,11 +49,11 @@ class Auditor:
             tenant=principal.tenant if principal else NO_TENANT,
             action=call.action,
             subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid)),
-            field_names=tuple(call.field_names),
-            purpose=call.purpose,
-            justification=call.justification,
+            field_names=tuple(n for n in call.field_names if _is_name(n)),
+            purpose=call.purpose if not call.purpose or _is_name(call.purpose) else "",
+            justification=_clean(call.justification, _FREE_TEXT_FORBIDDEN, MAX_JUSTIFICATION),
             decision=audit.ALLOW if call.decision == audit.ALLOW else audit.DENY,
-            reason=call.reason,
+            reason=_clean(call.reason, _ONE_LINE_FORBIDDEN, 4 * MAX_SHORT),
             policy_version=call.policy_version,
             consent_version=call.consent_version,
             result_code=result_code,
@@ -74,12 +80,23 @@ class Auditor:
         call.audited = True
 
 
+def _is_name(value: str) -> bool:
+    return NAME_PATTERN.fullmatch(value) is not None
+
+
+def _clean(text: str, forbidden: re.Pattern[str], limit: int) -> str:
+    return forbidden.sub("\ufffd", text)[:limit]
+
+
 def _extra(call: CallContext) -> dict[str, str]:
     """The call's extra facts; a subject id not shaped like one is noted, never copied
     (request text must not reach the log: it could be an e-mail address)."""
     extra = dict(call.extra)
     if any(not is_subject_id(sid) for sid in call.subject_ids):
         extra["malformed_subject_id"] = "true"
+    names = [*call.field_names, *([call.purpose] if call.purpose else [])]
+    if not all(_is_name(n) for n in names):
+        extra["malformed_name"] = "true"
     return extra
 
 

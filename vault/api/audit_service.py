@@ -6,7 +6,7 @@ Queries are scoped to the caller's tenant; proofs and checkpoints cover the whol
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from audit.query import MAX_PAGE_SIZE
+from vault.api.convert import when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
 from vault.api.gen.customervault.v1 import audit_pb2_grpc
 from vault.context import require_call
@@ -33,10 +34,6 @@ def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(moment)
     return ts
-
-
-def _when(ts: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    return ts.ToDatetime(tzinfo=UTC) if present else None
 
 
 def entry_message(logged: audit.LoggedEntry) -> pb.AuditEntry:
@@ -119,8 +116,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             action=f.action or None,
             decision=f.decision or None,
             purpose=f.purpose or None,
-            since=_when(f.since, f.HasField("since")),
-            until=_when(f.until, f.HasField("until")),
+            since=when(f.since, f.HasField("since"), "filter.since"),
+            until=when(f.until, f.HasField("until"), "filter.until"),
         )
 
     def SubjectHistory(

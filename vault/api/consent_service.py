@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
-from google.protobuf import timestamp_pb2
 
-from vault.api.convert import timestamp
+from vault.api.convert import timestamp, when
 from vault.api.gen.customervault.v1 import consent_pb2 as pb
 from vault.api.gen.customervault.v1 import consent_pb2_grpc
 from vault.consent.checks import ConsentRequest
@@ -27,10 +26,6 @@ _ACTION_TO_PB = {
     ConsentAction.GRANT: pb.CONSENT_ACTION_GRANT,
     ConsentAction.WITHDRAW: pb.CONSENT_ACTION_WITHDRAW,
 }
-
-
-def _when(ts: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    return ts.ToDatetime(tzinfo=UTC) if present else None
 
 
 def _request(
@@ -91,7 +86,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     def GrantConsent(
         self, request: pb.GrantConsentRequest, context: grpc.ServicerContext
     ) -> pb.GrantConsentResponse:
-        expires = _when(request.expires_at, request.HasField("expires_at"))
+        expires = when(request.expires_at, request.HasField("expires_at"), "expires_at")
         asked = _request(
             request.subject_id, list(request.purposes), request.source, expires_at=expires
         )
@@ -118,7 +113,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     def GetConsent(
         self, request: pb.GetConsentRequest, context: grpc.ServicerContext
     ) -> pb.GetConsentResponse:
-        at = _when(request.at, request.HasField("at"))
+        at = when(request.at, request.HasField("at"), "at")
         status = self._consent.status(require_call(), request.subject_id, at)
         return pb.GetConsentResponse(
             subject_id=status.subject_id,

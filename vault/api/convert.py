@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.errors import FieldViolation, InvalidArgumentError
 from vault.records.models import SubjectMeta, SubjectState
 from vault.records.rendering import DisclosedField, Disclosure, SubjectView
 
@@ -32,6 +33,16 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(moment)
     return ts
+
+
+def when(ts: timestamp_pb2.Timestamp, present: bool, field: str) -> datetime | None:
+    """The moment a request names, or None; out-of-range seconds or nanos are bad input."""
+    if not present:
+        return None
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except ValueError as e:
+        raise InvalidArgumentError([FieldViolation(field, "not a valid timestamp")]) from e
 
 
 def meta(m: SubjectMeta) -> pb.SubjectMeta:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 
 import grpc
 
@@ -111,9 +110,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     def RecordActivity(
         self, request: pb.RecordActivityRequest, context: grpc.ServicerContext
     ) -> pb.RecordActivityResponse:
-        occurred = (
-            request.occurred_at.ToDatetime(tzinfo=UTC) if request.HasField("occurred_at") else None
-        )
+        occurred = convert.when(request.occurred_at, request.HasField("occurred_at"), "occurred_at")
         meta = self._records.record_activity(require_call(), request.subject_id, occurred)
         return pb.RecordActivityResponse(subject=convert.meta(meta))
 

@@ -97,9 +97,9 @@ class DisclosureService:
 
     def tokenize(self, call: CallContext, subject_id: str, field: str, kind: TokenKind) -> str:
         """A token for one field of a subject, recorded so Detokenize can reverse it."""
-        call.subject_ids, call.field_names = [subject_id], [field]
-        call.extra = {"token_kind": kind.value}
-        spec = self._dictionary.field(field)
+        call.subject_ids, call.extra = [subject_id], {"token_kind": kind.value}
+        spec = self._dictionary.field(field)  # an unknown name never reaches the audit log
+        call.field_names = [field]
         principal = authorize(self._policy, call, Action.TOKENIZE, resource=_class(spec))
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)

@@ -23,6 +23,7 @@ from vault.policy import Action, PolicyEngine
 from vault.records.dictionary import DataDictionary
 from vault.records.guard import authorize, justification, load_own_subject
 from vault.records.models import ItemResult, SubjectMeta, SubjectState
+from vault.records.normalizers import violation_path
 from vault.records.sealing import SubjectSealing
 from vault.retention import notices as retention_notices
 from vault.storage import subjects as repo
@@ -186,7 +187,8 @@ class RecordService:
         for name in clear_fields:
             spec = self._dictionary.fields.get(name)
             if spec is None:
-                violations.append(FieldViolation(f"clear_fields.{name}", "unknown field"))
+                where = violation_path("clear_fields", name)
+                violations.append(FieldViolation(where, "unknown field"))
             elif spec.required:
                 violations.append(FieldViolation(f"clear_fields.{name}", "required field"))
             elif name in set_fields:
