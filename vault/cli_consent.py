@@ -12,10 +12,9 @@ from google.protobuf import json_format, timestamp_pb2
 from rich.console import Console
 from rich.table import Table
 
-from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import consent_pb2 as pb
 from vault.cli import DataDir, parse_ttl, settings
-from vault.cli_subjects import Address, AsJson, Token
+from vault.cli_client import Address, AsJson, Token, call
 
 consent_app = typer.Typer(no_args_is_help=True, help="Consent, opt-outs and consent receipts.")
 console = Console()
@@ -33,22 +32,6 @@ Jurisdiction = Annotated[str, typer.Option(help="ISO 3166 code (default: the vau
 ReceiptOut = Annotated[
     Path | None, typer.Option("--receipt-out", help="Write the signed receipt to this file.")
 ]
-
-
-def client_for(address: str, token: str) -> VaultClient:
-    """A client for the CLI's client commands (a token is required)."""
-    if not token:
-        err.print("[red]error:[/red] no token: pass --token or set VAULT_TOKEN")
-        raise typer.Exit(2)
-    return VaultClient(address, token)
-
-
-def fail(exc: VaultClientError) -> typer.Exit:
-    """Print a failed call's code, message and field violations; exit 1."""
-    err.print(f"[red]{exc.code}[/red] {exc.message}")
-    for field, description in exc.violations:
-        err.print(f"  {field}: {description}")
-    return typer.Exit(1)
 
 
 def _source(channel: str, notice: str, evidence: str, jurisdiction: str) -> pb.ConsentSource:
@@ -119,11 +102,7 @@ def grant(
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
         expires_at=_expiry(expires),
     )
-    with client_for(address, token) as client:
-        try:
-            _changed(client.call(client.consent, "GrantConsent", request), receipt_out, as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    _changed(call(address, token, "consent", "GrantConsent", request), receipt_out, as_json)
 
 
 @consent_app.command("withdraw")
@@ -147,11 +126,7 @@ def withdraw(
         receipt_id=receipt_id,
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
     )
-    with client_for(address, token) as client:
-        try:
-            _changed(client.call(client.consent, "WithdrawConsent", request), receipt_out, as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    _changed(call(address, token, "consent", "WithdrawConsent", request), receipt_out, as_json)
 
 
 @consent_app.command("opt-out")
@@ -176,11 +151,7 @@ def opt_out(
         scopes=scope or [],
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
     )
-    with client_for(address, token) as client:
-        try:
-            _changed(client.call(client.consent, "OptOut", request), receipt_out, as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    _changed(call(address, token, "consent", "OptOut", request), receipt_out, as_json)
 
 
 @consent_app.command("status")
@@ -193,11 +164,7 @@ def status(
 ) -> None:
     """The subject's consent per purpose, now or at a past moment."""
     request = pb.GetConsentRequest(subject_id=subject_id, at=_moment(at, "--at") if at else None)
-    with client_for(address, token) as client:
-        try:
-            response = client.call(client.consent, "GetConsent", request)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "consent", "GetConsent", request)
     if as_json:
         print(json_format.MessageToJson(response, indent=2))
         return
@@ -224,11 +191,7 @@ def history(
 ) -> None:
     """Every ledger event of the subject, oldest first."""
     request = pb.ListConsentEventsRequest(subject_id=subject_id)
-    with client_for(address, token) as client:
-        try:
-            response = client.call(client.consent, "ListConsentEvents", request)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "consent", "ListConsentEvents", request)
     if as_json:
         print(json_format.MessageToJson(response, indent=2))
         return
@@ -257,11 +220,7 @@ def receipt(
 ) -> None:
     """Fetch a receipt issued earlier for the subject."""
     request = pb.GetConsentReceiptRequest(subject_id=subject_id, receipt_id=receipt_id)
-    with client_for(address, token) as client:
-        try:
-            response = client.call(client.consent, "GetConsentReceipt", request)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "consent", "GetConsentReceipt", request)
     if out is None:
         print(response.receipt.document)
     else:

@@ -10,13 +10,11 @@ import typer
 from rich.console import Console
 
 from vault.cli import parse_pairs, settings
+from vault.cli_client import Address, Token, call
 
 policy_app = typer.Typer(no_args_is_help=True, help="Check and reload the access policy.")
 console = Console()
 err = Console(stderr=True)
-
-Address = Annotated[str, typer.Option(envvar="VAULT_ADDRESS", help="The vault's HOST:PORT.")]
-Token = Annotated[str, typer.Option(envvar="VAULT_TOKEN", help="Bearer token with policy:admin.")]
 
 
 @policy_app.command("check")
@@ -72,15 +70,9 @@ def check(
 @policy_app.command("reload")
 def reload(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
     """Ask a running vault to re-read its policy files now."""
-    from vault.api.client import VaultClient, VaultClientError
     from vault.api.gen.customervault.v1 import admin_pb2
 
-    with VaultClient(address, token) as client:
-        try:
-            reply = client.call(client.admin, "ReloadPolicy", admin_pb2.ReloadPolicyRequest())
-        except VaultClientError as exc:
-            err.print(f"[red]{exc.code}[/red] {exc.message}")
-            raise typer.Exit(1) from None
+    reply = call(address, token, "admin", "ReloadPolicy", admin_pb2.ReloadPolicyRequest())
     state = "changed" if reply.changed else "unchanged"
     console.print(f"policy {state}; in force: {reply.status.version}")
 
@@ -88,15 +80,9 @@ def reload(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
 @policy_app.command("status")
 def status(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
     """Which policy a running vault has in force."""
-    from vault.api.client import VaultClient, VaultClientError
     from vault.api.gen.customervault.v1 import admin_pb2
 
-    with VaultClient(address, token) as client:
-        try:
-            reply = client.call(client.admin, "GetPolicyStatus", admin_pb2.GetPolicyStatusRequest())
-        except VaultClientError as exc:
-            err.print(f"[red]{exc.code}[/red] {exc.message}")
-            raise typer.Exit(1) from None
+    reply = call(address, token, "admin", "GetPolicyStatus", admin_pb2.GetPolicyStatusRequest())
     console.print(f"version:  {reply.version} ({reply.policy_lines} lines)")
     console.print(f"views:    {', '.join(reply.views)}")
     console.print(f"purposes: {', '.join(reply.purposes)}")

@@ -9,12 +9,10 @@ import typer
 from google.protobuf import json_format
 from rich.console import Console
 
-from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import rights_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2
 from vault.cli import parse_pairs
-from vault.cli_consent import client_for, fail
-from vault.cli_subjects import Address, AsJson, Token
+from vault.cli_client import Address, AsJson, Token, call
 
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject rights: access, rectify, ...")
 console = Console()
@@ -31,11 +29,7 @@ def show_meta(meta: vault_pb2.SubjectMeta, as_json: bool) -> None:
 
 
 def _run(address: str, token: str, method: str, request: object) -> vault_pb2.SubjectMeta:
-    with client_for(address, token) as client:
-        try:
-            response = client.call(client.rights, method, request)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "rights", method, request)
     subject: vault_pb2.SubjectMeta = response.subject
     return subject
 
@@ -50,11 +44,7 @@ def access(
 ) -> None:
     """Everything held about the subject, as one JSON package (access and portability)."""
     request = pb.ExportSubjectDataRequest(subject_id=subject_id, reason=reason)
-    with client_for(address, token) as client:
-        try:
-            response = client.call(client.rights, "ExportSubjectData", request)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "rights", "ExportSubjectData", request)
     if out is None:
         print(response.package_json)
     else:

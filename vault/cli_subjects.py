@@ -10,37 +10,18 @@ from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
 
-from vault.api.client import VaultClient, VaultClientError
+from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.cli import parse_pairs
+from vault.cli_client import Address, AsJson, Token, client_for, fail
 
 subjects_app = typer.Typer(
     no_args_is_help=True, help="Store and read customers in a running vault."
 )
 console = Console()
-err = Console(stderr=True)
 
-Address = Annotated[str, typer.Option(envvar="VAULT_ADDRESS", help="The vault's HOST:PORT.")]
-Token = Annotated[
-    str, typer.Option(envvar="VAULT_TOKEN", help="Bearer token (`customer-vault token issue`).")
-]
 View = Annotated[str, typer.Option(help="The masked view to read through.")]
 Purpose = Annotated[str, typer.Option(help="Why you read (a declared purpose).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _client(address: str, token: str) -> VaultClient:
-    if not token:
-        err.print("[red]error:[/red] no token: pass --token or set VAULT_TOKEN")
-        raise typer.Exit(2)
-    return VaultClient(address, token)
-
-
-def _fail(exc: VaultClientError) -> typer.Exit:
-    err.print(f"[red]{exc.code}[/red] {exc.message}")
-    for field, description in exc.violations:
-        err.print(f"  {field}: {description}")
-    return typer.Exit(1)
 
 
 def _show_view(view: pb.SubjectView, as_json: bool) -> None:
@@ -78,11 +59,11 @@ def create(
     as_json: AsJson = False,
 ) -> None:
     """Store a new customer."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             _show_meta(client.create(parse_pairs(field, "--field")), as_json)
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
 
 @subjects_app.command("get")
@@ -95,11 +76,11 @@ def get(
     as_json: AsJson = False,
 ) -> None:
     """Read a customer through a view."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             _show_view(client.get(subject_id, view, purpose), as_json)
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
 
 @subjects_app.command("find")
@@ -113,11 +94,11 @@ def find(
     as_json: AsJson = False,
 ) -> None:
     """Find customers by an exact value of a searchable field (blind index)."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             found = client.find(field, value, view, purpose)
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
     for subject in found:
         _show_view(subject, as_json)
     if not found and not as_json:
@@ -136,13 +117,13 @@ def update(
     as_json: AsJson = False,
 ) -> None:
     """Change fields of a customer."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             meta = client.update(
                 subject_id, version, parse_pairs(set_ or [], "--set"), clear or [], reason
             )
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
     _show_meta(meta, as_json)
 
 
@@ -155,11 +136,11 @@ def erase(
     as_json: AsJson = False,
 ) -> None:
     """Crypto-shred a customer's personal data."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             _show_meta(client.erase(subject_id, reason), as_json)
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
 
 @subjects_app.command("activity")
@@ -170,11 +151,11 @@ def activity(
     as_json: AsJson = False,
 ) -> None:
     """Record customer activity now (resets dormancy)."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             _show_meta(client.record_activity(subject_id), as_json)
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
 
 @subjects_app.command("export")
@@ -185,9 +166,9 @@ def export(
     token: Token = "",
 ) -> None:
     """Stream every customer of your tenant through a view, as JSON lines."""
-    with _client(address, token) as client:
+    with client_for(address, token) as client:
         try:
             for subject in client.export(view, purpose):
                 print(json.dumps(json_format.MessageToDict(subject), separators=(",", ":")))
         except VaultClientError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
