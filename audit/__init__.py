@@ -75,7 +75,7 @@ from audit.append import append_in
 from audit.checkpoint import Checkpoint, CheckpointSigner, CheckpointVerifier
 from audit.db import create_sqlite_engine, is_current, migrate
 from audit.entry import ALLOW, DENY, AuditEntry
-from audit.entry_rules import is_opaque_id
+from audit.entry_rules import MAX_JUSTIFICATION, MAX_SHORT, NAME_PATTERN, is_opaque_id
 from audit.errors import (
     AuditError,
     AuditUnavailableError,
@@ -97,6 +97,8 @@ from audit.merkle_verify import (
     verify_subtree_inclusion,
 )
 from audit.proofs import (
+    Backlog,
+    backlog,
     checkpoint_at,
     consistency_proof,
     export_checkpoint,
@@ -111,10 +113,14 @@ from audit.writer import GroupCommitWriter
 __all__ = [
     "ALLOW",
     "DENY",
+    "MAX_JUSTIFICATION",
+    "MAX_SHORT",
+    "NAME_PATTERN",
     "AuditEntry",
     "AuditError",
     "AuditLog",
     "AuditUnavailableError",
+    "Backlog",
     "Checkpoint",
     "CheckpointError",
     "CheckpointSigner",
@@ -131,6 +137,7 @@ __all__ = [
     "VerifyError",
     "VerifyReport",
     "append_in",
+    "backlog",
     "checkpoint_at",
     "consistency_proof",
     "create_sqlite_engine",

@@ -8,6 +8,7 @@ leaf hash of the tree once (O(n)); nothing else of the tree is stored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -62,6 +63,24 @@ def leaf_hash_at(engine: Engine, leaf_index: int) -> bytes:
     if value is None:
         raise VerifyError("no entry at this leaf index", leaf_index)
     return bytes(value)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Entries appended but not yet in the tree (no checkpoint covers them yet)."""
+
+    count: int
+    oldest_time_us: int | None
+
+
+def backlog(engine: Engine) -> Backlog:
+    """How far the signed checkpoints trail the log (served by the pending-entries index)."""
+    pending = sa.select(sa.func.count(), sa.func.min(entries_table.c.time_us)).where(
+        entries_table.c.leaf_index.is_(None)
+    )
+    with engine.connect() as conn:
+        count, oldest = conn.execute(pending).one()
+    return Backlog(int(count), None if oldest is None else int(oldest))
 
 
 def latest_checkpoint(engine: Engine) -> str | None:

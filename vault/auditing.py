@@ -10,12 +10,9 @@ import logging
 import re
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import audit
-from audit.entry_rules import MAX_JUSTIFICATION, MAX_SHORT, NAME_PATTERN
-from audit.tables import entries as audit_entries
 from vault import telemetry
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
@@ -51,9 +48,9 @@ class Auditor:
             subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid)),
             field_names=tuple(n for n in call.field_names if _is_name(n)),
             purpose=call.purpose if not call.purpose or _is_name(call.purpose) else "",
-            justification=_clean(call.justification, _FREE_TEXT_FORBIDDEN, MAX_JUSTIFICATION),
+            justification=_clean(call.justification, _FREE_TEXT_FORBIDDEN, audit.MAX_JUSTIFICATION),
             decision=audit.ALLOW if call.decision == audit.ALLOW else audit.DENY,
-            reason=_clean(call.reason, _ONE_LINE_FORBIDDEN, 4 * MAX_SHORT),
+            reason=_clean(call.reason, _ONE_LINE_FORBIDDEN, 4 * audit.MAX_SHORT),
             policy_version=call.policy_version,
             consent_version=call.consent_version,
             result_code=result_code,
@@ -81,7 +78,7 @@ class Auditor:
 
 
 def _is_name(value: str) -> bool:
-    return NAME_PATTERN.fullmatch(value) is not None
+    return audit.NAME_PATTERN.fullmatch(value) is not None
 
 
 def _clean(text: str, forbidden: re.Pattern[str], limit: int) -> str:
@@ -101,13 +98,9 @@ def _extra(call: CallContext) -> dict[str, str]:
 
 
 def checkpoint_lag(engine: Engine, now: datetime) -> tuple[int, float]:
-    """How far the signed checkpoints trail the log: entries not yet integrated (the
-    integrator signs a checkpoint with every batch it numbers), and the oldest one's age
-    in seconds. Served by the audit package's partial index on pending entries."""
-    pending = sa.select(sa.func.count(), sa.func.min(audit_entries.c.time_us)).where(
-        audit_entries.c.leaf_index.is_(None)
-    )
-    with engine.connect() as conn:
-        count, oldest = conn.execute(pending).one()
-    age = 0.0 if oldest is None else max(0.0, (to_micros(now) - int(oldest)) / 1_000_000)
-    return int(count), age
+    """How far the signed checkpoints trail the log: entries not yet integrated, and the
+    oldest one's age in seconds."""
+    pending = audit.backlog(engine)
+    oldest = pending.oldest_time_us
+    age = 0.0 if oldest is None else max(0.0, (to_micros(now) - oldest) / 1_000_000)
+    return pending.count, age
