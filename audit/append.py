@@ -149,8 +149,27 @@ def _insert_psycopg(conn: Connection, rows: Sequence[Row]) -> list[int]:
             ids.append(_returned_id(cursor))
             if not cursor.nextset():
                 return ids
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, cursor, exc) from exc
     finally:
         cursor.close()
+
+
+def _wrapped(conn: Connection, cursor: Any, exc: Exception) -> sa.exc.DBAPIError:
+    """A driver error from the raw cursor as SQLAlchemy raises it for its own statements
+    (`OperationalError`, `IntegrityError`, ...), so callers handle one kind of error; a
+    lost connection is invalidated, so the pool does not hand it out again."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(exc)
+    return sa.exc.DBAPIError.instance(
+        _PG_INSERT,
+        None,
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
 
 
 def _returned_id(cursor: Any) -> int:

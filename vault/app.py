@@ -111,7 +111,11 @@ class VaultApp:
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
-        engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            lock_timeout=settings.db_lock_timeout_seconds,
+        )
         try:
             _await_database(engine, settings)
         except BaseException:

@@ -10,6 +10,7 @@ import logging
 import re
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import audit
@@ -18,6 +19,7 @@ from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.crypto import is_subject_id
 from vault.errors import UnavailableError
+from vault.storage.db import translate
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,20 @@ class Auditor:
         )
 
     def record_in(self, conn: Connection, call: CallContext, result_code: str = "OK") -> None:
-        """Append the call's entry inside `conn`'s transaction (commits with the change)."""
-        with telemetry.audit_write("in_transaction"):
-            audit.append_in(conn, [self.entry(call, result_code)])
+        """Append the call's entry inside `conn`'s transaction (commits with the change).
+
+        If the log refuses the entry, the change fails with it: `UnavailableError`, or
+        what the driver error means (a full disk is `ResourceExhaustedError`).
+        """
+        try:
+            with telemetry.audit_write("in_transaction"):
+                audit.append_in(conn, [self.entry(call, result_code)])
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("audit log refused an entry (%s); failing the change", type(exc).__name__)  # noqa: TRY400
+            translated = translate(exc)
+            if translated is exc:
+                raise UnavailableError("audit log unavailable") from exc
+            raise translated from exc
         call.audited = True
 
     def record(self, call: CallContext, result_code: str = "OK") -> None:

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     key_refresh_interval_seconds: float = 2.0
     db_pool_size: int = 10
     db_connect_timeout_seconds: float = 60.0
+    # How long a statement waits for a lock held by another session before the call
+    # fails UNAVAILABLE (SQLite busy timeout, PostgreSQL lock_timeout).
+    db_lock_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Retention (policies/retention.yaml): a cron expression in UTC for the in-process
     # job ("" = off, e.g. when a Kubernetes CronJob runs `customer-vault retention run`).

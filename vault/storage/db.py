@@ -26,15 +26,20 @@ log = logging.getLogger(__name__)
 _DISK_FULL_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url` (sqlite or postgresql+psycopg), configured for the vault."""
+def create_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) -> Engine:
+    """An engine for `url` (sqlite or postgresql+psycopg), configured for the vault.
+
+    `lock_timeout` bounds how long a statement waits for a lock another session holds
+    (SQLite's busy timeout, PostgreSQL's lock_timeout); past it the driver error becomes
+    `UnavailableError`, so a stuck lock holder cannot pin the server's threads.
+    """
     if url.startswith("postgresql://"):
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
             hide_parameters=True,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": lock_timeout},
             pool_size=pool_size,
             max_overflow=pool_size * 2,
         )
@@ -48,7 +53,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5},
+        connect_args={
+            "connect_timeout": 5,
+            "options": f"-c lock_timeout={max(1, round(lock_timeout * 1000))}",
+        },
     )
 
 
@@ -60,7 +68,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # may lose the last transactions but never corrupts the database.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -1,0 +1,174 @@
+"""Faults in the audit store: when the log refuses appends, reads fail closed (no personal
+data leaves unaudited), writes change nothing, the server stays up, and once the store
+takes appends again the vault recovers without a restart and the log verifies."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.harness import RunningVault, running_vault, settings_for
+from tests.integration.retention.helpers import verify_audit_log
+from tests.integration.test_records_write import ADA
+from vault.api.client import VaultClientError
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
+
+DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
+FRAUD = {"principal": "fraud-1", "roles": ("fraud_analyst",), "clearance": "3"}
+PURPOSE = "data_subject_request"
+
+_SQLITE_DOWN = (
+    "CREATE TRIGGER audit_store_down BEFORE INSERT ON audit_entries "
+    "BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
+)
+_PG_DOWN = (
+    "CREATE FUNCTION audit_store_down() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit store down'; END $$",
+    "CREATE TRIGGER audit_store_down BEFORE INSERT ON audit_entries "
+    "FOR EACH ROW EXECUTE FUNCTION audit_store_down()",
+)
+
+
+@contextmanager
+def audit_store_refusing(vault: RunningVault) -> Iterator[None]:
+    """Every insert into the audit log fails (in the database itself) until the block ends."""
+    engine = vault.app.db.engine
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        for statement in (_SQLITE_DOWN,) if sqlite else _PG_DOWN:
+            conn.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "DROP TRIGGER audit_store_down" + ("" if sqlite else " ON audit_entries")
+            )
+            if not sqlite:
+                conn.exec_driver_sql("DROP FUNCTION audit_store_down()")
+
+
+def _snapshot(vault: RunningVault) -> dict[str, list[Any]]:
+    with vault.app.db.engine.connect() as conn:
+        return {
+            table: sorted(
+                map(tuple, conn.execute(sa.text(f"SELECT * FROM {table}")).all()), key=repr
+            )
+            for table in ("subjects", "blind_indexes", "tokens", "consent_events", "audit_entries")
+        }
+
+
+def _refused(call: Callable[[], object]) -> VaultClientError:
+    with pytest.raises(VaultClientError) as caught:
+        call()
+    return caught.value
+
+
+def test_reads_fail_closed_and_writes_change_nothing_while_the_audit_store_refuses(
+    vault: RunningVault,
+) -> None:
+    service = vault.client()
+    dpo = vault.client(**DPO)
+    fraud = vault.client(**FRAUD)
+    subject = service.create(ADA).subject_id
+    token = service.tokenize(subject, "email", pb.TOKEN_KIND_DETERMINISTIC).token
+    assert dpo.get(subject, "full", PURPOSE).fields["family_name"].value == "Lovelace"
+    before = _snapshot(vault)
+
+    with audit_store_refusing(vault):
+        reads = {
+            "get": lambda: dpo.get(subject, "full", PURPOSE),
+            "find": lambda: dpo.find("email", ADA["email"], "full", PURPOSE),
+            "reveal": lambda: dpo.reveal(subject, "national_id", PURPOSE, "DSR-1"),
+            "detokenize": lambda: fraud.detokenize(token, "fraud", "CASE-2"),
+            "export": lambda: list(dpo.export("full", PURPOSE)),
+        }
+        for name, read in reads.items():
+            refused = _refused(read)
+            assert (refused.code, refused.message) == ("UNAVAILABLE", "audit log unavailable"), name
+        writes = {
+            "create": lambda: service.create(ADA),
+            "batch": lambda: service.batch_create([ADA, ADA], all_or_nothing=False),
+            "update": lambda: service.update(subject, 1, {"city": "Leeds"}, reason="moved"),
+            "tokenize": lambda: service.tokenize(subject, "phone", pb.TOKEN_KIND_RANDOM),
+            "erase": lambda: dpo.erase(subject, "DSR-3"),
+        }
+        for name, write in writes.items():
+            refused = _refused(write)
+            assert (refused.code, refused.message) == ("UNAVAILABLE", "audit log unavailable"), name
+        # A denied call reveals nothing, and still says why it was refused.
+        marketing = vault.client(principal="mkt-1", roles=("marketing",))
+        assert _refused(lambda: marketing.get(subject, "full", PURPOSE)).code in {
+            "PERMISSION_DENIED",
+            "UNAVAILABLE",
+        }
+        assert _snapshot(vault) == before  # nothing written, not even half a batch
+
+    # Recovery without a restart: the same calls work, and the log verifies.
+    assert dpo.get(subject, "full", PURPOSE).fields["family_name"].value == "Lovelace"
+    assert service.update(subject, 1, {"city": "Leeds"}, reason="moved").version == 2
+    assert verify_audit_log(vault) >= 4
+
+
+def test_concurrent_reads_during_an_audit_outage_all_fail_closed(vault: RunningVault) -> None:
+    """Many readers share one group commit: when it fails, every waiter of the batch fails,
+    none gets data, and the writer thread carries on once the store is back."""
+    subject = vault.client().create(ADA).subject_id
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def reader() -> None:
+        with vault.client(**DPO) as dpo:
+            for _ in range(10):
+                try:
+                    view = dpo.get(subject, "full", PURPOSE)
+                    outcome = "DATA" if view.fields else "EMPTY"
+                except VaultClientError as exc:
+                    outcome = exc.code
+                with lock:
+                    outcomes.append(outcome)
+
+    with audit_store_refusing(vault):
+        threads = [threading.Thread(target=reader) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert outcomes and set(outcomes) == {"UNAVAILABLE"}
+    assert vault.client(**DPO).get(subject, "full", PURPOSE).fields
+    verify_audit_log(vault)
+
+
+@pytest.mark.postgres
+def test_a_locked_audit_table_fails_calls_closed_within_the_lock_timeout(
+    tmp_path: Any, postgres_url: str
+) -> None:
+    """Another session holding the audit table locked: calls wait at most the lock
+    timeout, then fail UNAVAILABLE with nothing changed, and work again once it lets go."""
+    settings = settings_for(tmp_path / "data", postgres_url, db_lock_timeout_seconds=1.0)
+    with running_vault(settings) as vault:
+        service = vault.client()
+        dpo = vault.client(**DPO)
+        subject = service.create(ADA).subject_id
+        locker = psycopg.connect(postgres_url.replace("+psycopg", ""))
+        try:
+            locker.execute("LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE")
+            for call in (
+                lambda: dpo.get(subject, "full", PURPOSE),
+                lambda: service.update(subject, 1, {"city": "Leeds"}, reason="moved"),
+                lambda: service.create(ADA),
+            ):
+                refused = _refused(call)
+                assert refused.code == "UNAVAILABLE", refused.message
+        finally:
+            locker.rollback()
+            locker.close()
+        assert "city" not in dpo.get(subject, "full", PURPOSE).fields
+        assert service.update(subject, 1, {"city": "Leeds"}, reason="moved").version == 2
+        verify_audit_log(vault)
