@@ -88,8 +88,9 @@ def parse(document: str | bytes) -> KeyMaterial:
     """Validate and parse a key document, or raise `KeyMaterialError` naming the problem."""
     try:
         raw = json.loads(document)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         # `from None`: a JSONDecodeError carries the whole document (the keys) in `.doc`.
+        # RecursionError: json's parser recurses once per nested array or object.
         raise KeyMaterialError("key document is not valid JSON") from None
     if not isinstance(raw, dict):
         raise KeyMaterialError("key document must be a JSON object")

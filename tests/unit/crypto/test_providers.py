@@ -202,6 +202,13 @@ def test_malformed_documents_are_refused_without_leaking(key_document: str) -> N
         assert info.value.__context__ is None or info.value.__suppress_context__
 
 
+def test_deeply_nested_document_is_refused(key_document: str) -> None:
+    # Found by tests/fuzz/fuzz_sealed.py: json's recursion limit escaped as RecursionError.
+    nested = key_document.replace('"format": 1', '"format": ' + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(KeyMaterialError, match="not valid JSON"):
+        EnvKeyProvider(nested)
+
+
 def test_reprs_show_no_key_material(
     file_provider: LocalKeyFileProvider, key_file: Path, key_document: str
 ) -> None:
