@@ -162,21 +162,26 @@ def _check_hierarchy(g_lines: list[PolicyLine]) -> None:
     depths: dict[str, int] = {}
     visiting: set[str] = set()
 
-    def depth(role: str) -> int:
+    def depth(role: str, chain: int) -> int:
         if role in depths:
             return depths[role]
+        if chain > MAX_ROLE_DEPTH:
+            # The role that started this chain is already too deep, and this error is
+            # raised: stop here, so a chain of thousands of links cannot exhaust the
+            # interpreter's recursion limit. (A cycle this long is refused as too deep.)
+            return 0
         visiting.add(role)
         deepest = 0
         for parent, number in parents.get(role, []):
             if parent in visiting:
                 raise _error(number, f"role inheritance cycle through '{parent}'")
-            deepest = max(deepest, 1 + depth(parent))
+            deepest = max(deepest, 1 + depth(parent, chain + 1))
         visiting.discard(role)
         depths[role] = deepest
         return deepest
 
     for role, links in parents.items():
-        if depth(role) > MAX_ROLE_DEPTH:
+        if depth(role, 0) > MAX_ROLE_DEPTH:
             raise _error(links[0][1], f"role '{role}' inherits more than {MAX_ROLE_DEPTH} levels")
 
 

@@ -154,6 +154,22 @@ def test_role_chains_deeper_than_casbin_follows_are_refused(policy_dir: Path) ->
     assert "more than 9 levels" in caught.value.detail
 
 
+@pytest.mark.parametrize("cycle", [False, True])
+def test_role_chains_of_thousands_of_links_are_refused(policy_dir: Path, cycle: bool) -> None:
+    # Found by tests/fuzz/fuzz_policy.py: the depth check recursed once per link, and a
+    # long chain escaped as RecursionError instead of naming the line.
+    chain = [f"g, level{i}, level{i + 1}, *" for i in range(5000)]
+    if cycle:
+        chain.append("g, level5000, level0, *")
+    path = policy_dir / POLICY_FILE
+    before = path.read_text(encoding="utf-8")
+    path.write_text(before + "\n".join(chain) + "\n", encoding="utf-8")
+    with pytest.raises(PolicyConfigError) as caught:
+        PolicyEngine.from_dir(policy_dir)
+    assert caught.value.line == before.count("\n") + 1
+    assert "more than 9 levels" in caught.value.detail
+
+
 def test_non_mapping_and_empty_documents_are_refused(policy_dir: Path) -> None:
     for text, line in (("- a list\n", 1), ("", 1)):
         (policy_dir / VIEWS_FILE).write_text(text, encoding="utf-8")
