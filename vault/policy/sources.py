@@ -86,6 +86,9 @@ def load_yaml(name: str, text: str) -> LocatedDict:
         raise PolicyConfigError(name, line, f"invalid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         raise PolicyConfigError(name, None, "invalid YAML") from exc
+    except RecursionError as exc:
+        # PyYAML's parser and constructor recurse once per nested collection.
+        raise PolicyConfigError(name, None, "invalid YAML: nested too deeply") from exc
     if not isinstance(data, LocatedDict):
         raise PolicyConfigError(name, 1, "the document must be a mapping")
     return data

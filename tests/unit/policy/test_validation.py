@@ -170,6 +170,18 @@ def test_role_chains_of_thousands_of_links_are_refused(policy_dir: Path, cycle: 
     assert "more than 9 levels" in caught.value.detail
 
 
+def test_deeply_nested_yaml_is_refused(policy_dir: Path) -> None:
+    # Found by tests/fuzz/fuzz_policy.py: PyYAML's RecursionError escaped load_yaml.
+    path = policy_dir / VIEWS_FILE
+    path.write_text(path.read_text(encoding="utf-8") + "x: " + "[" * 5000 + "\n", "utf-8")
+    with pytest.raises(PolicyConfigError) as caught:
+        PolicyEngine.from_dir(policy_dir)
+    assert (caught.value.file, caught.value.detail) == (
+        VIEWS_FILE,
+        "invalid YAML: nested too deeply",
+    )
+
+
 def test_non_mapping_and_empty_documents_are_refused(policy_dir: Path) -> None:
     for text, line in (("- a list\n", 1), ("", 1)):
         (policy_dir / VIEWS_FILE).write_text(text, encoding="utf-8")
