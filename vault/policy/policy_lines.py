@@ -62,7 +62,11 @@ def parse_policy(text: str, *, purposes: Collection[str], views: Collection[str]
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        row = tuple(value.strip() for value in next(csv.reader([stripped], skipinitialspace=True)))
+        try:
+            values = next(csv.reader([stripped], skipinitialspace=True))
+        except csv.Error as exc:  # e.g. a value over the csv module's field size limit
+            raise _error(number, f"malformed CSV line ({exc})") from exc
+        row = tuple(value.strip() for value in values)
         if row in seen:
             raise _error(number, f"duplicate of line {seen[row]}")
         seen[row] = number

@@ -170,6 +170,17 @@ def test_role_chains_of_thousands_of_links_are_refused(policy_dir: Path, cycle: 
     assert "more than 9 levels" in caught.value.detail
 
 
+def test_policy_value_over_the_csv_field_limit_is_refused(policy_dir: Path) -> None:
+    # Found by tests/fuzz/fuzz_policy.py: the csv module's own error escaped parse_policy.
+    path = policy_dir / POLICY_FILE
+    before = path.read_text(encoding="utf-8")
+    path.write_text(before + "p, " + "x" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(PolicyConfigError) as caught:
+        PolicyEngine.from_dir(policy_dir)
+    assert (caught.value.file, caught.value.line) == (POLICY_FILE, before.count("\n") + 1)
+    assert "malformed CSV line" in caught.value.detail
+
+
 def test_deeply_nested_yaml_is_refused(policy_dir: Path) -> None:
     # Found by tests/fuzz/fuzz_policy.py: PyYAML's RecursionError escaped load_yaml.
     path = policy_dir / VIEWS_FILE
