@@ -12,8 +12,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import psutil
-
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 _PORT = re.compile(r"port (\d+)")
@@ -69,6 +67,10 @@ class ServerProcess:
 
     def rss_mib(self) -> float:
         """Resident set size now, in MiB."""
+        # psutil (the bench extra) is imported here, not at the top, so the soak and
+        # its test can start servers with the dev extra alone.
+        import psutil
+
         try:
             return psutil.Process(self.pid).memory_info().rss / 2**20
         except psutil.Error:
@@ -76,6 +78,8 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process has used so far."""
+        import psutil
+
         try:
             times = psutil.Process(self.pid).cpu_times()
         except psutil.Error:
@@ -90,6 +94,11 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        drain = getattr(self, "_drain", None)  # absent when the server never started
+        if drain is not None:
+            drain.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._log_file.close()
 
     def __enter__(self) -> ServerProcess:
