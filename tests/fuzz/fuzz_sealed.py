@@ -1,0 +1,168 @@
+"""Fuzz target: the sealed-value format, key unwrap and the key document (`vault.crypto`).
+
+Contract: opening a sealed value, reading its header and unwrapping a data key either
+succeed or raise `DecryptionError`; parsing a key document returns `KeyMaterial` or
+raises `KeyMaterialError`. Nothing else escapes.
+Invariants:
+- bytes the fuzzer wrote never open and never unwrap (AES-GCM and RFC 3394 cannot be
+  forged by chance);
+- a value sealed here opens to its plaintext, and once any byte is changed, bytes are
+  cut or added, or it is opened as another tenant, subject or field, it never opens;
+- a wrapped data key unwraps to its key, and never once edited or under another KEK.
+
+Keys are generated at start-up; none is stored. Run:
+`.venv/bin/python tests/fuzz/fuzz_sealed.py [corpus dirs] [-max_total_time=60]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+
+import atheris
+
+with atheris.instrument_imports(include=["vault"]):
+    from vault.crypto import EnvKeyProvider, KeyMaterialError, KeyRing, SubjectSealer, keydoc
+    from vault.crypto.keyring import WrappedDataKey
+    from vault.crypto.sealing import HEADER_SIZE, sealed_dek_id
+    from vault.errors import DecryptionError
+
+DOCUMENT = keydoc.generate_key_document()
+PROVIDER = EnvKeyProvider(DOCUMENT)
+ROTATED = EnvKeyProvider(keydoc.serialize(keydoc.parse(DOCUMENT).with_new_kek()[0]))
+RING = KeyRing(ROTATED)
+DEK = os.urandom(32)
+_RAW = json.loads(DOCUMENT)
+SECRETS = [*_RAW["keks"].values(), *_RAW["root_secrets"].values()]
+NAMES = ["acme", "globex", "", "a", "ab", "b", "é", "subject-1", "email", "phone"]
+
+
+def _opens(sealer: SubjectSealer, field: str, sealed: bytes) -> bytes | None:
+    try:
+        return sealer.open(field, sealed)
+    except DecryptionError:
+        return None
+
+
+def _unwraps(ring: KeyRing, wrapped: WrappedDataKey) -> bytes | None:
+    try:
+        return ring.unwrap(wrapped)
+    except DecryptionError:
+        return None
+
+
+def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
+    dek_id = fdp.ConsumeIntInRange(0, 3)
+    sealer = SubjectSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
+    right_header = fdp.ConsumeBool()
+    sealed = fdp.ConsumeBytes(fdp.remaining_bytes())
+    if right_header and len(sealed) >= HEADER_SIZE:
+        # The header this sealer expects, so that the tag check is what refuses it.
+        sealed = struct.pack(">BI", 1, dek_id) + sealed[HEADER_SIZE:]
+    assert _opens(sealer, "email", sealed) is None, "bytes the fuzzer wrote opened"
+    try:
+        found = sealed_dek_id(sealed)
+    except DecryptionError:
+        return
+    assert sealed[0] == 1 and found == struct.unpack_from(">I", sealed, 1)[0]
+
+
+def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
+    tenant, subject, field = (fdp.PickValueInList(NAMES) for _ in range(3))
+    dek_id = fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
+    sealer = SubjectSealer(DEK, tenant, subject, dek_id)
+    plaintext = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
+    sealed = sealer.seal(field, plaintext)
+    assert _opens(sealer, field, sealed) == plaintext, "a sealed value did not open"
+    assert sealed_dek_id(sealed) == dek_id
+    elsewhere = (
+        fdp.PickValueInList(NAMES),
+        fdp.PickValueInList(NAMES),
+        fdp.PickValueInList(NAMES),
+    )
+    if elsewhere != (tenant, subject, field):
+        other = SubjectSealer(DEK, elsewhere[0], elsewhere[1], dek_id)
+        assert _opens(other, elsewhere[2], sealed) is None, "opened as another field"
+    mutated = _mutate(fdp, sealed)
+    if mutated != sealed:
+        assert _opens(sealer, field, mutated) is None, "an edited sealed value opened"
+
+
+def _mutate(fdp: atheris.FuzzedDataProvider, data: bytes) -> bytes:
+    buffer = bytearray(data)
+    for _ in range(fdp.ConsumeIntInRange(1, 3)):
+        kind = fdp.ConsumeIntInRange(0, 2)
+        if kind == 0 and buffer:
+            buffer[fdp.ConsumeIntInRange(0, len(buffer) - 1)] ^= fdp.ConsumeIntInRange(1, 255)
+        elif kind == 1 and buffer:
+            del buffer[fdp.ConsumeIntInRange(0, len(buffer) - 1) :]
+        else:
+            buffer[fdp.ConsumeIntInRange(0, len(buffer)) : 0] = fdp.ConsumeBytes(4) or b"\x00"
+    return bytes(buffer)
+
+
+def _raw_wrapped(fdp: atheris.FuzzedDataProvider) -> None:
+    version = fdp.ConsumeIntInRange(-1, 3)
+    blob = fdp.ConsumeBytes(fdp.remaining_bytes())
+    assert _unwraps(RING, WrappedDataKey(version, blob)) is None, "a made-up wrapped key opened"
+
+
+def _wrapped_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
+    dek, wrapped = RING.new_data_key()
+    assert _unwraps(RING, wrapped) == dek
+    old = WrappedDataKey(1, PROVIDER.wrap_key(1, dek))
+    assert _unwraps(RING, old) == dek, "a key wrapped under KEK 1 did not unwrap after rotation"
+    assert RING.unwrap(RING.rewrap(old)) == dek
+    moved = WrappedDataKey(1 if wrapped.kek_version == 2 else 2, wrapped.blob)
+    assert _unwraps(RING, moved) is None, "unwrapped under another KEK"
+    mutated = _mutate(fdp, wrapped.blob)
+    if mutated != wrapped.blob:
+        assert _unwraps(RING, WrappedDataKey(2, mutated)) is None, "an edited wrapped key opened"
+
+
+def _key_document(fdp: atheris.FuzzedDataProvider) -> None:
+    if fdp.ConsumeBool():
+        document = fdp.ConsumeUnicode(fdp.remaining_bytes())
+    else:  # a real document with one value replaced, at some depth
+        raw = json.loads(DOCUMENT)
+        keys = ["format", "active_kek", "keks", "root_secrets"]
+        value = json.loads(json.dumps(fdp.ConsumeUnicode(40)))
+        depth = fdp.ConsumeIntInRange(0, 5000) if fdp.ConsumeBool() else 0
+        raw[fdp.PickValueInList(keys)] = (
+            fdp.PickValueInList([value, 1, True, None, 1.0, [], {"1": value}, {"01": value}])
+            if depth == 0
+            else "[" * depth
+        )
+        document = json.dumps(raw)
+        if depth:
+            document = document.replace('"' + "[" * depth + '"', "[" * depth + "]" * depth)
+    try:
+        material = keydoc.parse(document)
+    except KeyMaterialError as exc:
+        _check_quotes_no_key(exc)
+        return
+    assert material.active_kek in material.keks
+    assert all(len(k) == 32 for k in material.keks.values())
+
+
+def _check_quotes_no_key(exc: KeyMaterialError) -> None:
+    assert not any(s in str(exc) for s in SECRETS), "a key document error quotes a key"
+
+
+MODES = [_raw_sealed, _sealed_then_mutated, _raw_wrapped, _wrapped_then_mutated, _key_document]
+
+
+def fuzz_one_input(data: bytes) -> None:
+    fdp = atheris.FuzzedDataProvider(data)
+    MODES[fdp.ConsumeIntInRange(0, len(MODES) - 1)](fdp)
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, fuzz_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
