@@ -46,10 +46,17 @@ class IdentityMap:
     def from_file(cls, path: Path) -> IdentityMap:
         if not path.exists():
             return cls({})
-        return cls.from_mapping(yaml.safe_load(path.read_text()) or {}, source=path.name)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: PyYAML recurses once per nested collection.
+            raise IdentityMapError(f"{path.name}: not valid YAML") from exc
+        return cls.from_mapping(data or {}, source=path.name)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "identities") -> IdentityMap:
+        if not isinstance(data, Mapping):
+            raise IdentityMapError(f"{source}: the document must be a mapping")
         entries = data.get("identities") or {}
         if not isinstance(entries, Mapping):
             raise IdentityMapError(f"{source}: identities must be a mapping")
