@@ -5,7 +5,8 @@ cuts lines, changes characters, nests a value deeply, chains roles) or replaces 
 with fuzz text, and loads it with its real parser.
 Contract: a parser returns its result or raises its `PolicyConfigError` (retention:
 `RetentionRulesError`, dictionary: `DictionaryError`) naming that file and a line
-inside the text (or no line); nothing else escapes. Loading all four policy files into
+inside the text (or no line); `identities.yaml` raises `IdentityMapError` naming the
+file; nothing else escapes. Loading all four policy files into
 an `EngineState` (which builds the Casbin enforcers) raises nothing else either.
 
 Run: `.venv/bin/python tests/fuzz/fuzz_policy.py [corpus dirs] [-max_total_time=60]`.
@@ -14,12 +15,16 @@ Run: `.venv/bin/python tests/fuzz/fuzz_policy.py [corpus dirs] [-max_total_time=
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports(include=["vault.policy", "vault.retention", "vault.records"]):
+with atheris.instrument_imports(
+    include=["vault.policy", "vault.retention", "vault.records", "vault.identity"]
+):
+    from vault.identity import IdentityMap, IdentityMapError
     from vault.policy.errors import PolicyConfigError
     from vault.policy.model_config import parse_model
     from vault.policy.policy_lines import parse_policy
@@ -39,10 +44,12 @@ with atheris.instrument_imports(include=["vault.policy", "vault.retention", "vau
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 DICTIONARY_FILE = "data_dictionary.yaml"
+IDENTITIES_FILE = "identities.yaml"
 TEXTS = {
     name: (POLICIES / name).read_text(encoding="utf-8")
-    for name in (*POLICY_FILES, RULES_FILE, DICTIONARY_FILE)
+    for name in (*POLICY_FILES, RULES_FILE, DICTIONARY_FILE, IDENTITIES_FILE)
 }
+SCRATCH = Path(tempfile.mkdtemp(prefix="fuzz-policy-")) / IDENTITIES_FILE
 PURPOSES = parse_purposes(TEXTS[PURPOSES_FILE])
 VIEWS = parse_views(TEXTS[VIEWS_FILE]).views
 
@@ -56,6 +63,12 @@ def _dictionary(text: str) -> object:
     return DataDictionary.from_mapping(doc, source=DICTIONARY_FILE)
 
 
+def _identities(text: str) -> object:
+    # `IdentityMap.from_file` reads a path (and is what the server calls).
+    SCRATCH.write_bytes(text.encode("utf-8", "surrogatepass"))
+    return IdentityMap.from_file(SCRATCH)
+
+
 PARSERS: list[tuple[str, Callable[[str], object]]] = [
     (POLICY_FILE, lambda text: parse_policy(text, purposes=PURPOSES, views=VIEWS)),
     (MODEL_FILE, parse_model),
@@ -63,6 +76,7 @@ PARSERS: list[tuple[str, Callable[[str], object]]] = [
     (VIEWS_FILE, parse_views),
     (RULES_FILE, lambda text: RetentionRules.parse(text, source=RULES_FILE)),
     (DICTIONARY_FILE, _dictionary),
+    (IDENTITIES_FILE, _identities),
 ]
 
 
@@ -112,6 +126,12 @@ def _one_file(fdp: atheris.FuzzedDataProvider) -> None:
         parse(text)
     except (PolicyConfigError, DictionaryError) as exc:
         _check_error(exc, name, text)
+    except IdentityMapError as exc:
+        _check_identity_error(exc, name)
+
+
+def _check_identity_error(exc: IdentityMapError, name: str) -> None:
+    assert name == IDENTITIES_FILE and str(exc).startswith(f"{IDENTITIES_FILE}: "), str(exc)
 
 
 def _engine(fdp: atheris.FuzzedDataProvider) -> None:
