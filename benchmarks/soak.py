@@ -250,6 +250,7 @@ def _data_dir(config: SoakConfig) -> Iterator[Path]:
 def run_soak(config: SoakConfig) -> SoakReport:
     """Run the whole soak and return its report (nothing printed)."""
     tenant = f"soak-{secrets.token_hex(4)}"  # a shared database may hold other tenants
+    load_before = _load()
     with _data_dir(config) as work:
         data_dir = work / "data"
         server = vault_server(data_dir, config.database_url, work / "server.log")
@@ -285,6 +286,9 @@ def run_soak(config: SoakConfig) -> SoakReport:
             "warmup": config.warmup,
             "workers": config.workers,
             "database": "postgresql" if config.database_url else "sqlite",
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": _load(),
         },
         measured_seconds=measured,
         kinds=kinds,
@@ -302,7 +306,11 @@ def run_soak(config: SoakConfig) -> SoakReport:
 
 def print_report(report: SoakReport) -> None:
     console = Console(width=160)
-    table = Table(title=f"soak: {report.config}, {report.measured_seconds:.0f} s measured")
+    c = report.config
+    table = Table(
+        title=f"soak on {c['database']}: {c['workers']} client processes, "
+        f"{report.measured_seconds:.0f} s measured after {c['warmup']:.0f} s warm-up"
+    )
     for column in ("kind", "calls", "ops/s", "p50 ms", "p95 ms", "p99 ms", "outcomes"):
         table.add_column(column, justify="left" if column in ("kind", "outcomes") else "right")
     rows = [*report.kinds.items(), ("overall", report.overall)]
@@ -334,7 +342,10 @@ def print_report(report: SoakReport) -> None:
         f" code {v.server_exit_code}; audit verify: {'OK' if v.audit_verified else 'FAILED'}"
         f" ({v.audit_output}); server log warnings/errors: {v.server_log_problems or 'none'}"
     )
-    console.print(f"load average: {_load()}")
+    console.print(
+        f"load average (1/5/15 min) on {c['cpus']} CPUs: before {c['load_average_before']},"
+        f" after {c['load_average_after']}"
+    )
     console.print("[green]PASS[/green]" if report.ok else f"[red]FAIL[/red]: {report.failures}")
     print(json.dumps(report.as_dict(), sort_keys=True))
 
