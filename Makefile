@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 
-.PHONY: install serve test test-fast lint typecheck protos protos-check bench clean
+.PHONY: install serve test test-fast lint typecheck protos protos-check bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,11 @@ protos-check: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) benchmarks/run.py
+
+## Three minutes of mixed traffic from 4 client processes against a real server (SQLite;
+## `make soak ARGS=--postgres` for a scratch PostgreSQL database): see docs/performance.md
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache
