@@ -78,8 +78,17 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 
 def _check_key_name(name: str) -> None:
-    if not _KEY_NAME.fullmatch(name):
+    if not _KEY_NAME.fullmatch(name) or not _is_utf8(name):
         raise KeyFormatError("key name must be non-empty, without spaces or '+'")
+
+
+def _is_utf8(text: str) -> bool:
+    # A Python str may hold lone surrogates, which have no UTF-8 form to hash or verify.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class CheckpointSigner:
@@ -212,6 +221,8 @@ def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     """Split a signed note into its text and its (key name, key id || signature) pairs."""
     if len(note) > MAX_NOTE_SIZE or _CONTROL.search(note):
         raise CheckpointError("note is too large or has control characters")
+    if not _is_utf8(note):
+        raise CheckpointError("note is not UTF-8")
     body, sep, sig_block = note.rpartition("\n\n")
     if not sep or not body or not sig_block.endswith("\n"):
         raise CheckpointError("note has no signature block")

@@ -144,8 +144,27 @@ def test_malformed_verifier_keys_are_refused() -> None:
             CheckpointVerifier.from_verifier_key(bad)
 
 
+def test_notes_and_key_names_with_lone_surrogates_are_refused(
+    signer: CheckpointSigner, key_files: tuple[Path, Path]
+) -> None:
+    # Found by tests/fuzz/fuzz_checkpoints.py: a str note (or key name) holding a lone
+    # surrogate escaped verification as UnicodeEncodeError.
+    note = signer.sign(Checkpoint(ORIGIN, 3, ROOT))
+    for edited in (
+        note.replace(ORIGIN, ORIGIN + "\ud800"),
+        note.replace("\u2014 ", "\u2014 \udc80"),
+    ):
+        with pytest.raises(CheckpointError):
+            signer.verifier().verify(edited)
+        with pytest.raises(CheckpointError):
+            CheckpointVerifier.from_pem(key_files[1].read_bytes()).verify(edited)
+    key = signer.verifier_key
+    with pytest.raises(KeyFormatError):
+        CheckpointVerifier.from_verifier_key("\ud800" + key[key.index("+") :])
+
+
 def test_key_names_are_checked(key_files: tuple[Path, Path]) -> None:
-    for bad in ("", "a b", "a+b"):
+    for bad in ("", "a b", "a+b", "a\ud800"):
         with pytest.raises(KeyFormatError):
             CheckpointSigner(key_files[0].read_bytes(), bad)
 
