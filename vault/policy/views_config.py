@@ -40,7 +40,8 @@ def parse_views(text: str) -> ViewCatalog:
     masks = _mapping(doc, "default_masks")
     default_masks: dict[str, str] = {}
     for type_name, strategy in masks.items():
-        if strategy not in MASKS:
+        # isinstance first: a YAML mapping or list is unhashable, and `in` would raise.
+        if not isinstance(strategy, str) or strategy not in MASKS:
             raise _error(masks.line_of(type_name), f"unknown mask strategy '{strategy}'")
         default_masks[type_name] = strategy
     section = _mapping(doc, "views")

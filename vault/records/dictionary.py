@@ -201,7 +201,10 @@ class _Loader:
         if type(version) is not int or version != 1:
             raise self.error(doc, "version", "version must be 1")
         region = doc.get("default_phone_region")
-        if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        # isinstance first: a YAML mapping or list is unhashable, and `in` would raise.
+        if region is not None and (
+            not isinstance(region, str) or region not in phonenumbers.SUPPORTED_REGIONS
+        ):
             raise self.error(doc, "default_phone_region", "unknown phone region")
         section = doc.get("fields")
         if not isinstance(section, Mapping) or not section:
@@ -247,7 +250,7 @@ class _Loader:
 
     def choice(self, body: Mapping[str, Any], key: str, enum: type[_E], where: str) -> _E:
         value = body[key]
-        if value not in {member.value for member in enum}:
+        if not isinstance(value, str) or value not in {member.value for member in enum}:
             raise self.error(body, key, f"{where}unknown {key} '{value}'")
         return enum(value)
 

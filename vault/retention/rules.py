@@ -171,7 +171,7 @@ class _Parser:
             raise self.error(line, "rule: 'applies_to' must be a non-empty list of states")
         states = []
         for name in value:
-            if name not in {s.value for s in SubjectState}:
+            if not isinstance(name, str) or name not in {s.value for s in SubjectState}:
                 raise self.error(line, f"rule: unknown state '{name}'")
             state = SubjectState(name)
             if state not in RULE_STATES:

@@ -10,6 +10,7 @@ import pytest
 
 from vault.policy import PolicyConfigError, PolicyEngine
 from vault.policy.sources import MODEL_FILE, POLICY_FILE, PURPOSES_FILE, VIEWS_FILE
+from vault.policy.views_config import parse_views
 
 MATCHER = 'm = ((p.eft == "allow"'
 EFFECT = "e = some(where (p.eft == allow)) && !some(where (p.eft == deny))"
@@ -179,6 +180,14 @@ def test_policy_value_over_the_csv_field_limit_is_refused(policy_dir: Path) -> N
         PolicyEngine.from_dir(policy_dir)
     assert (caught.value.file, caught.value.line) == (POLICY_FILE, before.count("\n") + 1)
     assert "malformed CSV line" in caught.value.detail
+
+
+def test_a_mask_that_is_a_mapping_is_refused() -> None:
+    # Found by tests/fuzz/fuzz_policy.py: `in` on an unhashable YAML value raised TypeError.
+    text = "version: 1\ndefault_masks:\n  email: {a: b}\nviews: {}\n"
+    with pytest.raises(PolicyConfigError) as caught:
+        parse_views(text)
+    assert (caught.value.file, caught.value.line) == (VIEWS_FILE, 3)
 
 
 def test_deeply_nested_yaml_is_refused(policy_dir: Path) -> None:

@@ -591,3 +591,19 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DictionaryError) as excinfo:
         DataDictionary.from_file(tmp_path / "data_dictionary.yaml")
     assert str(excinfo.value) == "data_dictionary.yaml: cannot read file (FileNotFoundError)"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("type: email", "type: [email]"),
+        ("default_phone_region: US", "default_phone_region: {a: b}"),
+    ],
+)
+def test_unhashable_values_are_refused(tmp_path: Path, old: str, new: str) -> None:
+    # Found by tests/fuzz/fuzz_policy.py: `in` on a YAML list or mapping raised TypeError.
+    text = DICTIONARY_FILE.read_text(encoding="utf-8")
+    path = tmp_path / "data_dictionary.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(DictionaryError):
+        DataDictionary.from_file(path)

@@ -114,3 +114,10 @@ def test_a_bad_rule_names_its_line(text: str, line: int, words: str) -> None:
     assert caught.value.line == line
     assert words in caught.value.detail
     assert str(caught.value).startswith(f"retention.yaml:{line}: ")
+
+
+def test_a_state_that_is_a_mapping_is_refused() -> None:
+    # Found by tests/fuzz/fuzz_policy.py: `in` on an unhashable YAML value raised TypeError.
+    text = GOOD.replace("applies_to: [active, restricted]", "applies_to: [{a: b}]")
+    with pytest.raises(RetentionRulesError, match="unknown state"):
+        RetentionRules.parse(text)
