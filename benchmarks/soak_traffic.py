@@ -123,6 +123,8 @@ class Worker:
             self._call("create", self._create)  # something of its own to work on
             while time.monotonic() < self.plan.stop_at:
                 kind = self._rng.choices(self._kinds, self._weights)[0]
+                if not self._own:  # every create so far failed: nothing else to call on
+                    kind = "create"
                 self._call(kind, self._ops[kind])
         finally:
             for client in self._clients.values():
