@@ -155,14 +155,14 @@ def _insert_psycopg(conn: Connection, rows: Sequence[Row]) -> list[int]:
         cursor.close()
 
 
-def _wrapped(conn: Connection, cursor: Any, exc: Exception) -> sa.exc.DBAPIError:
+def _wrapped(conn: Connection, cursor: Any, exc: Any) -> sa.exc.StatementError:
     """A driver error from the raw cursor as SQLAlchemy raises it for its own statements
     (`OperationalError`, `IntegrityError`, ...), so callers handle one kind of error; a
     lost connection is invalidated, so the pool does not hand it out again."""
     lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
     if lost:
         conn.invalidate(exc)
-    return sa.exc.DBAPIError.instance(
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
         _PG_INSERT,
         None,
         exc,
@@ -170,6 +170,7 @@ def _wrapped(conn: Connection, cursor: Any, exc: Exception) -> sa.exc.DBAPIError
         connection_invalidated=lost,
         dialect=conn.dialect,
     )
+    return wrapped
 
 
 def _returned_id(cursor: Any) -> int:

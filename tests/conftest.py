@@ -15,7 +15,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+
+from tests import pii_watch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
@@ -65,3 +68,31 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
             yield _dsn_for(name)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def watch_for_pii(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pii_watch.PiiWatch]:
+    """Every test: personal values it sends to a vault are seeded; its logs, error
+    statuses, spans, metrics and audit exports must not contain any of them (see
+    tests/pii_watch.py). Fails the test at teardown, naming where each value showed up."""
+    watch = pii_watch.PiiWatch(seeding=request.node.get_closest_marker("no_pii_seeding") is None)
+    for name in ("insecure_channel", "secure_channel"):
+        monkeypatch.setattr(grpc, name, pii_watch.watched_channel_factory(getattr(grpc, name)))
+    capture = pii_watch.start(
+        watch, telemetry=request.node.get_closest_marker("own_telemetry") is None
+    )
+    pii_watch.current = watch
+    try:
+        yield watch
+    finally:
+        pii_watch.current = None
+        capture.close()
+    leaks = watch.leaks()
+    if leaks:
+        pytest.fail(
+            "personal data seeded by this test showed up where it must not: "
+            + "; ".join(f"{value!r} in {channel}" for channel, value in leaks),
+            pytrace=False,
+        )

@@ -12,6 +12,7 @@ from types import MappingProxyType
 import grpc
 
 import audit
+from tests import pii_watch
 from vault import keys
 from vault.api.client import VaultClient
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
@@ -101,4 +102,5 @@ def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[Ru
         for client in vault.clients:
             client.__exit__(None, None, None)
         server.stop(0)
+        pii_watch.export_audit(app.db.engine)
         app.close()

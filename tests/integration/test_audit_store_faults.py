@@ -55,12 +55,17 @@ def audit_store_refusing(vault: RunningVault) -> Iterator[None]:
 
 
 def _snapshot(vault: RunningVault) -> dict[str, list[Any]]:
+    """Every row of the data tables, and the ids of the audit entries (the integrator may
+    give the existing entries their leaf indexes meanwhile: that is not a write by a call)."""
+    queries = {
+        table: f"SELECT * FROM {table}"
+        for table in ("subjects", "blind_indexes", "tokens", "consent_events")
+    }
+    queries["audit_entries"] = "SELECT id FROM audit_entries"
     with vault.app.db.engine.connect() as conn:
         return {
-            table: sorted(
-                map(tuple, conn.execute(sa.text(f"SELECT * FROM {table}")).all()), key=repr
-            )
-            for table in ("subjects", "blind_indexes", "tokens", "consent_events", "audit_entries")
+            table: sorted(map(tuple, conn.execute(sa.text(sql)).all()), key=repr)
+            for table, sql in queries.items()
         }
 
 

@@ -59,7 +59,7 @@ HOSTILE_STRINGS = [
     "",
     "x" * 100_000,
     "\x00",
-    "ada\x00lovelace",
+    "ab\x00cd",  # not a seeded name: free text reaches the audit log as written
     "\x01\x02\x1b[31m\x7f\r\n\t",
     "\u202etxt.exe\u202c",
     "a\u200bd\u200ca\u200d\ufeff",

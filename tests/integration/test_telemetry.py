@@ -31,6 +31,9 @@ from vault.crypto import LocalKeyFileProvider
 NOBODY = {"principal": "intern", "roles": ("no_such_role",)}
 VAULT_SERVICE = "customervault.v1.VaultService"
 
+# These tests install telemetry themselves, or check it is off; they scan their own spans.
+pytestmark = pytest.mark.own_telemetry
+
 
 class _Lines(logging.Handler):
     """Formats every record the way `customer-vault serve` does and keeps the lines."""
