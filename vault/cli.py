@@ -188,10 +188,18 @@ def token_issue(
     role: Annotated[list[str], typer.Option(help="Role (repeatable).")],
     attr: Annotated[list[str] | None, typer.Option(help="Attribute k=v (repeatable).")] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime, e.g. 15m, 1h (max 24h).")] = "1h",
+    bind_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Bind the token to this PEM client certificate (RFC 8705): it is then "
+            "accepted only over mutual TLS with that certificate, so a copy is useless."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Print a signed bearer token (EdDSA) made with the local development key."""
     from vault.clock import SystemClock
+    from vault.crypto import KeyMaterialError, certificate_thumbprint
     from vault.identity import TokenIssuer
     from vault.principal import Principal
 
@@ -210,8 +218,14 @@ def token_issue(
         roles=frozenset(role),
         attributes=MappingProxyType(parse_pairs(attr or [], "--attr")),
     )
+    bound_to = None
+    if bind_cert is not None:
+        try:
+            bound_to = certificate_thumbprint(bind_cert.read_bytes())
+        except (OSError, KeyMaterialError) as exc:
+            raise _fail(f"--bind-cert {bind_cert}: {exc}") from None
     try:
-        print(issuer.issue(who, parse_ttl(ttl)))
+        print(issuer.issue(who, parse_ttl(ttl), bound_to=bound_to))
     except ValueError as exc:
         raise _fail(str(exc)) from None
 

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import grpc
 import pytest
@@ -14,11 +15,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
 
+import audit
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.test_records_write import ADA
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
+from vault.cli import build
+from vault.crypto import certificate_thumbprint
+from vault.principal import Principal
 
 ORDER_SERVICE = "spiffe://acme.example/ns/shop/sa/order-service"
 
@@ -171,3 +177,79 @@ def test_a_certificate_from_another_ca_never_gets_through(tls_vault: TlsVault) -
 
 def test_no_client_certificate_is_refused_by_the_handshake(tls_vault: TlsVault) -> None:
     assert _refused(tls_vault, None) is grpc.StatusCode.UNAVAILABLE
+
+
+# --- tokens bound to a client certificate (RFC 8705): a replayed copy is refused -----------
+
+
+def _bound_token(vault: RunningVault, certificate_pem: bytes) -> str:
+    who = Principal("order-service", "acme", frozenset({"service"}), MappingProxyType({}))
+    return vault.issuer.issue(
+        who, dt.timedelta(minutes=10), bound_to=certificate_thumbprint(certificate_pem)
+    )
+
+
+def _refusal_reasons(vault: RunningVault) -> list[str]:
+    return [
+        logged.entry.reason
+        for logged in audit.iter_query(vault.app.db.engine)
+        if logged.entry.result_code == "UNAUTHENTICATED"
+    ]
+
+
+def test_a_bound_token_is_accepted_only_with_its_own_certificate(tls_vault: TlsVault) -> None:
+    """Two replicas of one service, each with its own key and certificate, both mapped
+    to order-service: a token bound to one replica's certificate, replayed by the other
+    (a stolen copy, say), is refused and audited, though every other check passes."""
+    replica_a = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    replica_b = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    token = _bound_token(tls_vault.vault, replica_a.cert)
+    metadata = (("authorization", f"Bearer {token}"),)
+    stub, channel = tls_vault.stub(replica_a)
+    with channel:
+        assert _create(stub, metadata).subject.tenant == "acme"
+        assert _create(stub, metadata).subject.tenant == "acme"  # and again, from the cache
+    assert _refused(tls_vault, replica_b, metadata) is grpc.StatusCode.UNAUTHENTICATED
+    assert _refusal_reasons(tls_vault.vault) == ["token bound to another client certificate"]
+
+
+def test_a_bound_token_replayed_without_mutual_tls_is_refused_and_audited(
+    sqlite_vault: RunningVault,
+) -> None:
+    ca = Authority("Customer Vault test CA")
+    owner = ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    token = _bound_token(sqlite_vault, owner.cert)
+    stub, channel = sqlite_vault.stub()
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        _create(stub, (("authorization", f"Bearer {token}"),))
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.details() == "invalid credentials"  # no hint which check failed
+    assert _refusal_reasons(sqlite_vault) == ["token bound to another client certificate"]
+
+
+def test_token_issue_binds_to_a_certificate_file(tls_vault: TlsVault, tmp_path: Path) -> None:
+    replica = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    other = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    (tmp_path / "replica.pem").write_bytes(replica.cert)
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    data = ["--data-dir", str(tls_vault.vault.settings.data_dir)]
+    base = [
+        "token",
+        "issue",
+        "--principal",
+        "order-service",
+        "--tenant",
+        "acme",
+        "--role",
+        "service",
+    ]
+    runner = CliRunner()
+    issued = runner.invoke(build(), [*base, "--bind-cert", str(tmp_path / "replica.pem"), *data])
+    assert issued.exit_code == 0, issued.output
+    metadata = (("authorization", f"Bearer {issued.stdout.strip()}"),)
+    stub, channel = tls_vault.stub(replica)
+    with channel:
+        assert _create(stub, metadata).subject.tenant == "acme"
+    assert _refused(tls_vault, other, metadata) is grpc.StatusCode.UNAUTHENTICATED
+    junk = runner.invoke(build(), [*base, "--bind-cert", str(tmp_path / "junk.pem"), *data])
+    assert junk.exit_code != 0 and "not a PEM certificate" in junk.output

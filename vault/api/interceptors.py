@@ -26,6 +26,7 @@ from vault.errors import UnauthenticatedError
 from vault.identity import (
     CertificateIdentity,
     IdentityMap,
+    TokenBindingError,
     TokenVerifier,
     identity_from_auth_context,
 )
@@ -66,7 +67,8 @@ class AuthenticationStage:
 
     With mutual TLS the principal is the client certificate's mapped identity; a bearer
     token sent beside it must verify and name the same principal and tenant. Without a
-    client certificate a verified bearer token is required.
+    client certificate a verified bearer token is required. A token bound to a client
+    certificate (RFC 8705) is refused unless it comes with that very certificate.
     """
 
     def __init__(self, verifier: TokenVerifier, identities: IdentityMap | None = None) -> None:
@@ -84,9 +86,14 @@ class AuthenticationStage:
             raise UnauthenticatedError("authentication required")
         rpc.call.principal = self._verify(rpc, token)
 
-    def _verify(self, rpc: RpcCall, token: str) -> Principal:
+    def _verify(
+        self, rpc: RpcCall, token: str, peer: CertificateIdentity | None = None
+    ) -> Principal:
         try:
-            return self._verifier.verify(token)
+            return self._verifier.verify(token, certificate=peer.thumbprint if peer else None)
+        except TokenBindingError:
+            rpc.call.reason = "token bound to another client certificate"
+            raise
         except UnauthenticatedError:
             rpc.call.reason = "invalid credentials"
             raise
@@ -100,7 +107,7 @@ class AuthenticationStage:
             rpc.call.reason = "unknown client certificate"
             raise
         if token is not None:
-            claimed = self._verify(rpc, token)
+            claimed = self._verify(rpc, token, peer)
             if (claimed.id, claimed.tenant) != (principal.id, principal.tenant):
                 rpc.call.reason = "token does not match the client certificate"
                 raise UnauthenticatedError("credentials disagree")

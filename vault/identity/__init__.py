@@ -6,12 +6,13 @@ from vault.identity.certificates import (
     IdentityMapError,
     identity_from_auth_context,
 )
-from vault.identity.tokens import TokenIssuer, TokenVerifier
+from vault.identity.tokens import TokenBindingError, TokenIssuer, TokenVerifier
 
 __all__ = [
     "CertificateIdentity",
     "IdentityMap",
     "IdentityMapError",
+    "TokenBindingError",
     "TokenIssuer",
     "TokenVerifier",
     "identity_from_auth_context",

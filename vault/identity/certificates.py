@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from vault.crypto import certificate_thumbprint
 from vault.errors import UnauthenticatedError, VaultError
 from vault.principal import Principal
 
@@ -34,6 +35,8 @@ class CertificateIdentity:
 
     uris: tuple[str, ...]
     common_name: str
+    thumbprint: str = ""
+    """The certificate's `x5t#S256` (RFC 8705), which a bound token must name."""
 
 
 class IdentityMap:
@@ -102,4 +105,4 @@ def identity_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> Certifica
     )
     cns = auth.get("x509_common_name", ())
     common_name = cns[0].decode("utf-8", "replace") if cns else ""
-    return CertificateIdentity(uris, common_name)
+    return CertificateIdentity(uris, common_name, certificate_thumbprint(auth["x509_pem_cert"][0]))

@@ -4,6 +4,10 @@ Only EdDSA is accepted: `none` and every HMAC algorithm are refused, so a public
 can never be abused as an HMAC secret. Time checks use the injected clock, not PyJWT's.
 Every failure is the same `UnauthenticatedError`: the caller learns nothing about which
 check failed.
+
+A token may be bound to a client certificate (RFC 8705: claim `cnf` with `x5t#S256`, the
+certificate's SHA-256 thumbprint). A bound token is accepted only over mutual TLS with
+that certificate, so a copy replayed by anyone without its private key is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import jwt
 
 from vault.clock import Clock
+from vault.crypto import constant_time_equals
 from vault.errors import UnauthenticatedError
 from vault.principal import Principal
 
@@ -31,6 +36,10 @@ _ATTR_VALUE = re.compile(r"^[A-Za-z0-9._:@/ -]{0,128}$")
 _MAX_ROLES = 32
 _MAX_ATTRS = 32
 _INVALID = "invalid credentials"
+
+
+class TokenBindingError(UnauthenticatedError):
+    """A certificate-bound token came without that certificate (a replayed copy)."""
 
 
 def _valid_name(value: object) -> bool:
@@ -49,8 +58,10 @@ class TokenIssuer:
     def __repr__(self) -> str:
         return f"TokenIssuer(issuer={self._issuer!r})"
 
-    def issue(self, principal: Principal, ttl: timedelta) -> str:
-        """A signed token for `principal`, valid for `ttl` (at most 24 hours)."""
+    def issue(self, principal: Principal, ttl: timedelta, *, bound_to: str | None = None) -> str:
+        """A signed token for `principal`, valid for `ttl` (at most 24 hours); with
+        `bound_to` (a certificate thumbprint, `vault.crypto.certificate_thumbprint`) only
+        usable over mutual TLS with that certificate."""
         if not timedelta(0) < ttl <= MAX_TTL:
             raise ValueError("ttl must be positive and at most 24 hours")
         names = [principal.id, principal.tenant, *principal.roles, *principal.attributes]
@@ -69,6 +80,8 @@ class TokenIssuer:
             "exp": int((now + ttl).timestamp()),
             "jti": uuid.uuid4().hex,
         }
+        if bound_to is not None:
+            claims["cnf"] = {"x5t#S256": bound_to}
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -96,14 +109,21 @@ class TokenVerifier:
         self._verified: dict[str, tuple[Principal, Mapping[str, Any]]] = {}
         self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Principal:
-        """The principal the token names, or `UnauthenticatedError`."""
+    def verify(self, token: str, *, certificate: str | None = None) -> Principal:
+        """The principal the token names, or `UnauthenticatedError`.
+
+        `certificate` is the thumbprint of the caller's verified client certificate (None
+        without mutual TLS); a token bound to a certificate must come with that one, or
+        `TokenBindingError`.
+        """
         cached = self._verified.get(token)
         if cached is not None:
             principal, claims = cached
             self._check_times(claims)
+            _check_binding(claims, certificate)
             return principal
         principal, claims = self._verify_uncached(token)
+        _check_binding(claims, certificate)
         with self._lock:
             if len(self._verified) >= MAX_CACHED_TOKENS:
                 self._verified.clear()
@@ -147,6 +167,8 @@ class TokenVerifier:
 
     @staticmethod
     def _principal(claims: Mapping[str, Any]) -> Principal:
+        if "cnf" in claims and not _bound_thumbprint(claims):
+            raise UnauthenticatedError(_INVALID)
         sub, tenant = claims.get("sub"), claims.get("tenant")
         roles, attrs = claims.get("roles", []), claims.get("attrs", {})
         if not (_valid_name(sub) and _valid_name(tenant)):
@@ -170,3 +192,22 @@ class TokenVerifier:
             roles=frozenset(roles),
             attributes=MappingProxyType(dict(attrs)),
         )
+
+
+def _bound_thumbprint(claims: Mapping[str, Any]) -> str | None:
+    """The certificate thumbprint a token is bound to; None if unbound or malformed."""
+    confirmation = claims.get("cnf")
+    if not isinstance(confirmation, dict) or set(confirmation) != {"x5t#S256"}:
+        return None
+    thumbprint = confirmation["x5t#S256"]
+    return thumbprint if isinstance(thumbprint, str) and thumbprint else None
+
+
+def _check_binding(claims: Mapping[str, Any], certificate: str | None) -> None:
+    if "cnf" not in claims:
+        return
+    bound = _bound_thumbprint(claims)
+    if bound is None or certificate is None:
+        raise TokenBindingError(_INVALID)
+    if not constant_time_equals(bound.encode(), certificate.encode()):
+        raise TokenBindingError(_INVALID)

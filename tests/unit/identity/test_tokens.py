@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from vault.errors import UnauthenticatedError
-from vault.identity import TokenIssuer, TokenVerifier
+from vault.identity import TokenBindingError, TokenIssuer, TokenVerifier
 from vault.principal import Principal
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -179,3 +179,57 @@ def test_an_edited_copy_of_a_cached_token_is_refused() -> None:
     forged = f"{header}.{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
     with pytest.raises(UnauthenticatedError):
         verifier.verify(forged)
+
+
+# --- certificate-bound tokens (RFC 8705 `cnf` / `x5t#S256`) ----------------------------------
+
+THUMB_A = _b64(hashlib.sha256(b"certificate A").digest())
+THUMB_B = _b64(hashlib.sha256(b"certificate B").digest())
+
+
+def test_a_bound_token_verifies_only_with_its_certificate() -> None:
+    token = _issuer().issue(ALICE, timedelta(minutes=5), bound_to=THUMB_A)
+    assert jwt.decode(token, options={"verify_signature": False})["cnf"] == {"x5t#S256": THUMB_A}
+    verifier = _verifier()
+    assert verifier.verify(token, certificate=THUMB_A).id == "alice"
+    for presented in (None, THUMB_B, THUMB_A[:-1], THUMB_A + "A", ""):
+        with pytest.raises(TokenBindingError):  # the cached token too: checked on every hit
+            verifier.verify(token, certificate=presented)
+    with pytest.raises(TokenBindingError):
+        _verifier().verify(token)  # not cached yet, no certificate
+
+
+def test_an_unbound_token_works_with_or_without_a_certificate() -> None:
+    token = _issuer().issue(ALICE, timedelta(minutes=5))
+    assert _verifier().verify(token).id == "alice"
+    assert _verifier().verify(token, certificate=THUMB_A).id == "alice"
+
+
+@pytest.mark.parametrize(
+    "confirmation",
+    [
+        "x5t",
+        [THUMB_A],
+        {},
+        {"x5t#S256": ""},
+        {"x5t#S256": 7},
+        {"x5t#S256": THUMB_A, "jkt": "other"},
+        {"jkt": THUMB_A},
+        None,
+    ],
+)
+def test_a_malformed_confirmation_claim_is_refused(confirmation: object) -> None:
+    claims = {
+        "iss": "customer-vault",
+        "aud": "customer-vault",
+        "sub": "alice",
+        "tenant": "acme",
+        "roles": ["support_agent"],
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 300,
+        "jti": "j",
+        "cnf": confirmation,
+    }
+    token = jwt.encode(claims, PRIVATE, algorithm="EdDSA")
+    with pytest.raises(UnauthenticatedError):
+        _verifier().verify(token, certificate=THUMB_A)
