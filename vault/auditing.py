@@ -19,6 +19,7 @@ from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.crypto import is_subject_id
 from vault.errors import UnavailableError
+from vault.principal import Principal
 from vault.storage.db import translate
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,37 @@ class Auditor:
             trace_id=call.trace_id,
             caller_address=call.caller_address,
             extra=_extra(call),
+        )
+
+    def system_entry(
+        self,
+        principal: Principal,
+        action: str,
+        subject_id: str,
+        *,
+        reason: str,
+        policy_version: str,
+        request_id: str,
+        field_names: tuple[str, ...] = (),
+        extra: dict[str, str] | None = None,
+    ) -> audit.AuditEntry:
+        """The allowed, successful entry of one step of the vault's own background work
+        (the retention job writes one per subject), built without a `CallContext`: the
+        same entry `entry` would make, for names and ids the vault chose itself."""
+        return audit.AuditEntry(
+            time=self._clock.now(),
+            actor=principal.id,
+            actor_roles=tuple(sorted(principal.roles)),
+            tenant=principal.tenant,
+            action=action,
+            subject_ids=(subject_id,),
+            field_names=field_names,
+            decision=audit.ALLOW,
+            reason=reason,
+            policy_version=policy_version,
+            result_code="OK",
+            request_id=request_id,
+            extra=extra or {},
         )
 
     def record_in(self, conn: Connection, call: CallContext, result_code: str = "OK") -> None:

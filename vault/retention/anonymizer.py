@@ -15,7 +15,7 @@ from vault.crypto import new_random_id
 from vault.errors import DecryptionError, FailedPreconditionError
 from vault.records.dictionary import DataDictionary
 from vault.records.sealing import SubjectSealing
-from vault.storage.subjects import SubjectRow
+from vault.retention.store import DueNotice
 
 PSEUDONYM_PREFIX = "anon"
 
@@ -30,18 +30,21 @@ class Anonymizer:
             name for name, spec in dictionary.fields.items() if spec.anonymization.kind != "drop"
         )
 
-    def attributes(self, row: SubjectRow, today: date) -> dict[str, str] | None:
+    def attributes(self, notice: DueNotice, today: date) -> dict[str, str] | None:
         """The generalized attributes, or None when the sealed fields cannot be opened
         (the subject is still anonymized: its data is then already unreadable)."""
+        key = (notice.kek_version, notice.wrapped_dek, notice.dek_id)
         try:
-            opened = self._sealing.open(row, self.retained)
+            opened = self._sealing.open_values(
+                notice.tenant, notice.subject_id, key, notice.fields, self.retained
+            )
         except (DecryptionError, FailedPreconditionError):
             return None
         kept = {}
-        for name, field in opened.items():
-            value = self._dictionary.generalize(name, field.value, today=today)
-            if value is not None:
-                kept[name] = value
+        for name, value in opened.items():
+            general = self._dictionary.generalize(name, value, today=today)
+            if general is not None:
+                kept[name] = general
         return kept
 
 

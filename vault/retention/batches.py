@@ -11,16 +11,15 @@ by another path) is cancelled instead.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
 import audit
 from vault.auditing import Auditor
 from vault.clock import from_micros, to_micros
-from vault.context import CallContext
 from vault.errors import VersionConflictError
 from vault.principal import Principal
 from vault.records.models import SubjectState
@@ -30,13 +29,22 @@ from vault.retention.notices import new_notice_id
 from vault.retention.rules import RetentionRule
 from vault.retention.tables import CANCELLED, COMPLETED, OPEN
 from vault.storage.db import Database
-from vault.storage.subjects import SubjectRow
 
 JOB_PRINCIPAL = "retention-job"
 _SYSTEM_ROLES = frozenset({"system"})
 _PENDING = SubjectState.PENDING_ANONYMIZATION
 # Pseudonymous records are shuffled so their order in a batch says nothing of the subjects'.
 _shuffle = random.SystemRandom().shuffle
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One due notice made ready outside the write transaction: the subject's version it
+    was made from, its audit entry and its anonymized record (None: unreadable fields)."""
+
+    version: int
+    entry: audit.AuditEntry
+    record: tuple[str, str, str, str] | None
 
 
 @dataclass(frozen=True)
@@ -83,16 +91,16 @@ class Batches:
             principal = self._principals[row_tenant] = Principal(
                 JOB_PRINCIPAL, row_tenant, _SYSTEM_ROLES
             )
-        call = CallContext(
-            method=f"retention/{action}",
+        return self._auditor.system_entry(
+            principal,
+            action,
+            subject_id,
+            reason=rule,
+            policy_version=self._rules_version,
             request_id=run_id,
-            principal=principal,
-            subject_ids=[subject_id],
-            field_names=sorted(fields),
+            field_names=tuple(sorted(fields)),
             extra=extra,
         )
-        call.allow(rule, self._rules_version)
-        return self._auditor.entry(call, "OK")
 
     def notify(
         self,
@@ -146,67 +154,110 @@ class Batches:
         return len(found)
 
     def anonymize(self, now: datetime, run_id: str) -> AnonymizeOutcome:
-        """Take up to one batch of due notices: anonymize their subjects or cancel them."""
-        now_us = to_micros(now)
+        """Take up to one batch of due notices: anonymize their subjects or cancel them.
+        One transaction from the locking read to the commit (workers on PostgreSQL, where
+        row locks do not stop other writers)."""
         with self._db.write() as conn:
-            due = store.lock_due(conn, now_us, self._batch_size, self._anonymizer.retained)
-            if not due:
-                return AnonymizeOutcome(0, 0, 0)
-            doomed = [d for d in due if _anonymizable(d.row)]
-            others = [d for d in due if not _anonymizable(d.row)]
-            entries, unreadable = self._anonymize(conn, doomed, now_us, now.date(), run_id)
-            entries += self._cancel(conn, others, now_us, run_id)
-            audit.append_in(conn, entries)
-        return AnonymizeOutcome(len(due), len(doomed), unreadable)
+            due = store.lock_due(conn, to_micros(now), self._batch_size, self._anonymizer.retained)
+            return self._apply(conn, self.prepare(due, now, run_id), due, now, run_id)
 
-    def _anonymize(
-        self,
-        conn: Connection,
-        doomed: Sequence[store.DueNotice],
-        now_us: int,
-        today: date,
-        run_id: str,
-    ) -> tuple[list[audit.AuditEntry], int]:
-        """Generalize first (the data key still exists), then shred; one transaction."""
-        records, entries, unreadable = [], [], 0
-        for notice in doomed:
-            row = notice.row
-            attributes = self._anonymizer.attributes(row, today)
+    def read_due(self, now: datetime, exclude: Sequence[str] = ()) -> list[store.DueNotice]:
+        """Up to one batch of due notices read without locks, leaving out `exclude`."""
+        with self._db.read() as conn:
+            return store.read_due(
+                conn, to_micros(now), self._batch_size, self._anonymizer.retained, exclude
+            )
+
+    def prepare(
+        self, due: Sequence[store.DueNotice], now: datetime, run_id: str
+    ) -> dict[str, Prepared]:
+        """Decrypt and generalize what anonymization keeps, draw the pseudonyms and build
+        the audit entries: the per-subject work, which needs no lock (see `apply`)."""
+        today = now.date()
+        day = today.isoformat()
+        prepared = {}
+        for notice in due:
+            if not notice.anonymizable:
+                continue
+            attributes = self._anonymizer.attributes(notice, today)
             extra = {"notice": notice.notice_id}
+            record = None
             if attributes is None:
-                unreadable += 1
                 extra["attributes"] = "unreadable"
             else:
-                records.append(
-                    {
-                        "pseudonym": new_pseudonym(),
-                        "tenant": row.meta.tenant,
-                        "attributes": encode_attributes(attributes),
-                        "anonymized_on": today.isoformat(),
-                    }
-                )
-            entries.append(
-                self._entry(
-                    "AnonymizeSubject",
-                    row.meta.tenant,
-                    row.meta.id,
-                    rule=notice.rule,
-                    run_id=run_id,
-                    # What survives, generalized; every other field is destroyed.
-                    fields=list(attributes or ()),
-                    **extra,
-                )
+                record = (new_pseudonym(), notice.tenant, encode_attributes(attributes), day)
+            entry = self._entry(
+                "AnonymizeSubject",
+                notice.tenant,
+                notice.subject_id,
+                rule=notice.rule,
+                run_id=run_id,
+                # What survives, generalized; every other field is destroyed.
+                fields=list(attributes or ()),
+                **extra,
             )
+            prepared[notice.notice_id] = Prepared(notice.version, entry, record)
+        return prepared
+
+    def apply(
+        self,
+        prepared: Mapping[str, Prepared],
+        due: Sequence[store.DueNotice],
+        now: datetime,
+        run_id: str,
+    ) -> AnonymizeOutcome:
+        """Apply a batch prepared from an unlocked read: each notice is locked and checked
+        again, and only a subject unchanged since (same version, still pending, no hold)
+        is anonymized with what was prepared; a notice closed or locked meanwhile is left
+        alone, a subject changed in the meantime is left for the next batch."""
+        if not due:
+            return AnonymizeOutcome(0, 0, 0)
+        with self._db.write() as conn:
+            current = store.lock_notices(conn, [d.notice_id for d in due], to_micros(now))
+            return self._apply(conn, prepared, current, now, run_id)
+
+    def _apply(
+        self,
+        conn: Connection,
+        prepared: Mapping[str, Prepared],
+        current: Sequence[store.DueNotice],
+        now: datetime,
+        run_id: str,
+    ) -> AnonymizeOutcome:
+        """In the write transaction, `current` locked: shred what was prepared, cancel the
+        notices whose subject may no longer be anonymized, one audit entry each."""
+        if not current:
+            return AnonymizeOutcome(0, 0, 0)
+        now_us = to_micros(now)
+        doomed: list[tuple[str, store.DueNotice, Prepared]] = []
+        others = []
+        for notice in current:
+            ready = prepared.get(notice.notice_id)
+            if not notice.anonymizable:
+                others.append(notice)
+            elif ready is not None and ready.version == notice.version:
+                doomed.append((notice.notice_id, notice, ready))
+        entries = [ready.entry for _, _, ready in doomed]
+        self._shred(conn, doomed, now_us)
+        entries += self._cancel(conn, others, now_us, run_id)
+        audit.append_in(conn, entries)
+        unreadable = sum(1 for _, _, ready in doomed if ready.record is None)
+        return AnonymizeOutcome(len(doomed) + len(others), len(doomed), unreadable)
+
+    def _shred(
+        self, conn: Connection, doomed: Sequence[tuple[str, store.DueNotice, Prepared]], now_us: int
+    ) -> None:
+        """The generalized records were made while the data key existed; now it goes."""
         if not doomed:
-            return entries, unreadable
+            return
+        records = [ready.record for _, _, ready in doomed if ready.record is not None]
         _shuffle(records)
-        ids = [notice.row.meta.id for notice in doomed]
+        ids = [notice.subject_id for _, notice, _ in doomed]
         if store.shred(conn, ids, now_us) != len(ids):
             raise VersionConflictError("subjects changed during the retention batch; retry")
         store.delete_links(conn, ids)
         store.insert_anonymized(conn, records)
-        store.close_notices(conn, [n.notice_id for n in doomed], COMPLETED, "anonymized", now_us)
-        return entries, unreadable
+        store.close_notices(conn, [n for n, _, _ in doomed], COMPLETED, "anonymized", now_us)
 
     def _cancel(
         self,
@@ -218,16 +269,15 @@ class Batches:
         """Due notices whose subject may not be anonymized (held, or no longer pending)."""
         entries = []
         for notice in others:
-            meta = notice.row.meta
-            reason = "legal_hold" if meta.legal_hold else f"state_{meta.state.value}"
-            if meta.state is _PENDING:
-                store.restore_state(conn, meta.id, notice.prior_state)
+            reason = "legal_hold" if notice.legal_hold else f"state_{notice.state.value}"
+            if notice.state is _PENDING:
+                store.restore_state(conn, notice.subject_id, notice.prior_state)
             store.close_notices(conn, [notice.notice_id], CANCELLED, reason, now_us)
             entries.append(
                 self._entry(
                     "CancelNotice",
-                    meta.tenant,
-                    meta.id,
+                    notice.tenant,
+                    notice.subject_id,
                     rule=notice.rule,
                     run_id=run_id,
                     notice=notice.notice_id,
@@ -239,7 +289,3 @@ class Batches:
 
 def states_of(rule: RetentionRule) -> list[str]:
     return [s.value for s in rule.applies_to]
-
-
-def _anonymizable(row: SubjectRow) -> bool:
-    return row.meta.state is _PENDING and not row.meta.legal_hold

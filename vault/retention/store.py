@@ -10,21 +10,21 @@ cursor, and a rerun after a crash simply finds what is left.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vault.clock import from_micros
-from vault.records.models import SubjectMeta, SubjectState
+from vault.records.models import StoredField, SubjectState
 from vault.retention.tables import CANCELLED, OPEN, anonymized_records, notices, runs
-from vault.storage.subjects import SubjectRow, decode_fields
+from vault.storage.subjects import decode_fields
 from vault.storage.tables import blind_indexes, subjects, tokens
 
 DAY_US = 86_400 * 1_000_000
-_PENDING = SubjectState.PENDING_ANONYMIZATION.value
+_PENDING_STATE = SubjectState.PENDING_ANONYMIZATION
+_PENDING = _PENDING_STATE.value
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,29 @@ class Dormant:
     last_activity_at: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DueNotice:
-    """An open notice whose deadline has passed, with its subject's row as stored (only
-    the fields anonymization keeps are decoded)."""
+    """An open notice whose deadline has passed and its subject's row as stored, flat:
+    a batch reads thousands. `fields` holds only the sealed fields anonymization keeps,
+    and only when they were read (not when a batch re-checks what it prepared)."""
 
     notice_id: str
     prior_state: str
     rule: str
-    row: SubjectRow
+    subject_id: str
+    tenant: str
+    version: int
+    state: SubjectState
+    legal_hold: bool
+    kek_version: int | None
+    wrapped_dek: bytes | None
+    dek_id: int
+    fields: dict[str, StoredField]
+
+    @property
+    def anonymizable(self) -> bool:
+        """Still pending anonymization, and no legal hold."""
+        return self.state is _PENDING_STATE and not self.legal_hold
 
 
 def _skip_locked(conn: Connection, query: sa.Select[Any], *of: sa.Table) -> sa.Select[Any]:
@@ -133,26 +147,76 @@ def _due(now_us: int, tenant: str | None) -> Any:
     return where if tenant is None else sa.and_(where, notices.c.tenant == tenant)
 
 
-def lock_due(
-    conn: Connection, now_us: int, limit: int, retained: Container[str]
-) -> list[DueNotice]:
-    """Up to `limit` open notices past their deadline, notice and subject rows locked."""
-    query = (
-        sa.select(
-            notices.c.id.label("notice_id"),
-            notices.c.prior_state,
-            notices.c.rule,
-            *_SUBJECT_COLUMNS,
-        )
+def _due_query(now_us: int, limit: int, with_fields: bool) -> sa.Select[Any]:
+    fields = subjects.c.fields if with_fields else sa.null().label("fields")
+    return (
+        sa.select(notices.c.id, notices.c.prior_state, notices.c.rule, *_SUBJECT_COLUMNS, fields)
         .join(subjects, subjects.c.id == notices.c.subject_id)
         .where(_due(now_us, None))
         .order_by(notices.c.deadline_at)
         .limit(limit)
     )
+
+
+def _due_notices(result: Iterable[Any], retained: Container[str]) -> list[DueNotice]:
     return [
-        DueNotice(r.notice_id, r.prior_state, r.rule, _subject_row(r, retained))
-        for r in conn.execute(_skip_locked(conn, query, notices, subjects))
+        DueNotice(
+            notice_id,
+            prior_state,
+            rule,
+            subject_id,
+            tenant,
+            version,
+            SubjectState(state),
+            bool(hold),
+            kek_version,
+            wrapped_dek,
+            dek_id,
+            decode_fields(blob, only=retained) if blob is not None and retained else {},
+        )
+        for (
+            notice_id,
+            prior_state,
+            rule,
+            subject_id,
+            tenant,
+            version,
+            state,
+            hold,
+            kek_version,
+            wrapped_dek,
+            dek_id,
+            blob,
+        ) in result
     ]
+
+
+def lock_due(
+    conn: Connection, now_us: int, limit: int, retained: Container[str]
+) -> list[DueNotice]:
+    """Up to `limit` open notices past their deadline, notice and subject rows locked."""
+    query = _skip_locked(conn, _due_query(now_us, limit, with_fields=True), notices, subjects)
+    return _due_notices(conn.execute(query), retained)
+
+
+def read_due(
+    conn: Connection, now_us: int, limit: int, retained: Container[str], exclude: Sequence[str]
+) -> list[DueNotice]:
+    """The same without locking (a read transaction), leaving out the notices in
+    `exclude` (a batch in flight): what the write transaction will lock and re-check."""
+    query = _due_query(now_us, limit, with_fields=True)
+    if exclude:
+        query = query.where(notices.c.id.not_in(list(exclude)))
+    return _due_notices(conn.execute(query), retained)
+
+
+def lock_notices(conn: Connection, notice_ids: Sequence[str], now_us: int) -> list[DueNotice]:
+    """These notices, if still open and due, with their subjects as they are now (fields
+    not read), locked for this transaction; notices another runner holds are left out."""
+    query = _due_query(now_us, len(notice_ids), with_fields=False).where(
+        notices.c.id.in_(list(notice_ids))
+    )
+    return _due_notices(conn.execute(_skip_locked(conn, query, notices, subjects)), ())
 
 
 _SUBJECT_COLUMNS = (
@@ -160,30 +224,11 @@ _SUBJECT_COLUMNS = (
     subjects.c.tenant,
     subjects.c.version,
     subjects.c.state,
-    subjects.c.created_at,
-    subjects.c.updated_at,
-    subjects.c.last_activity_at,
     subjects.c.legal_hold,
     subjects.c.kek_version,
     subjects.c.wrapped_dek,
     subjects.c.dek_id,
-    subjects.c.fields,
 )
-
-
-def _subject_row(r: Any, retained: Container[str]) -> SubjectRow:
-    meta = SubjectMeta(
-        id=r.id,
-        tenant=r.tenant,
-        version=r.version,
-        state=SubjectState(r.state),
-        created_at=from_micros(r.created_at),
-        updated_at=from_micros(r.updated_at),
-        last_activity_at=from_micros(r.last_activity_at),
-        legal_hold=bool(r.legal_hold),
-    )
-    fields = decode_fields(r.fields, only=retained)
-    return SubjectRow(meta, r.kek_version, r.wrapped_dek, r.dek_id, fields)
 
 
 def count_due(conn: Connection, now_us: int, tenant: str | None) -> int:
@@ -229,11 +274,27 @@ def delete_links(conn: Connection, ids: Sequence[str]) -> None:
     conn.execute(tokens.delete().where(tokens.c.subject_id.in_(wanted)))
 
 
-def insert_anonymized(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    # Multi-row INSERTs (psycopg would otherwise send a statement per row), in chunks
-    # that stay below SQLite's limit on bound parameters.
+def insert_anonymized(conn: Connection, rows: Sequence[tuple[str, str, str, str]]) -> None:
+    """(pseudonym, tenant, attributes, anonymized_on) rows, on the driver's bulk path:
+    SQLAlchemy's multi-row VALUES compiled afresh for every batch cost more than all the
+    other statements of the batch together."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_INSERT_ANONYMIZED.format(values="(?, ?, ?, ?)"), list(rows))
+        return
+    # One multi-row statement per chunk (psycopg would otherwise send one per row).
     for start in range(0, len(rows), 1000):
-        conn.execute(anonymized_records.insert().values(list(rows[start : start + 1000])))
+        chunk = rows[start : start + 1000]
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        flat = tuple(value for row in chunk for value in row)
+        conn.exec_driver_sql(_INSERT_ANONYMIZED.format(values=values), flat)
+
+
+# Fixed column names and parameter markers only; every value is bound.
+_INSERT_ANONYMIZED = (
+    "INSERT INTO anonymized_records (pseudonym, tenant, attributes, anonymized_on) VALUES {values}"
+)
 
 
 def close_notices(
