@@ -119,8 +119,8 @@ current: PiiWatch | None = None
 
 
 def seed_request(request: Message) -> None:
-    if current is None or not current.seeding:
-        return
+    if current is None or not current.seeding or not isinstance(request, Message):
+        return  # raw bytes sent by a test of malformed input are not seeded
     for descriptor, value in request.ListFields():
         if descriptor.type != FieldDescriptor.TYPE_MESSAGE:
             if descriptor.name in _SEEDED_STRINGS and isinstance(value, str):

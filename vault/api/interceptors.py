@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 from vault.api.errors import rich_status, status_code_for
 from vault.auditing import Auditor
 from vault.context import CallContext, current_call
-from vault.errors import UnauthenticatedError
+from vault.errors import FieldViolation, InvalidArgumentError, UnauthenticatedError
 from vault.identity import (
     CertificateIdentity,
     IdentityMap,
@@ -40,6 +40,35 @@ PUBLIC_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse (invalid wire format, or a
+    string field that is not UTF-8), so the call is authenticated, refused with
+    INVALID_ARGUMENT and audited like any other instead of grpc's unaudited INTERNAL."""
+
+
+MALFORMED = _Malformed()
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad input
+            return MALFORMED
+
+    return parse
+
+
+def _malformed_request() -> InvalidArgumentError:
+    return InvalidArgumentError(
+        [FieldViolation("request", "not a valid message of this method's request type")],
+        "malformed request",
+    )
 
 
 @dataclass
@@ -168,13 +197,13 @@ class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -210,7 +239,9 @@ class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             try:
                 entered, exc = self._enter(rpc)
                 response = None
-                if exc is None:
+                if exc is None and request is MALFORMED:
+                    exc = _malformed_request()
+                elif exc is None:
                     try:
                         response = behavior(request, context)
                     except Exception as raised:  # noqa: BLE001 - mapped to a status below
@@ -231,7 +262,9 @@ class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             token = current_call.set(rpc.call)
             try:
                 entered, exc = self._enter(rpc)
-                if exc is None:
+                if exc is None and request is MALFORMED:
+                    exc = _malformed_request()
+                elif exc is None:
                     try:
                         yield from behavior(request, context)
                     except GeneratorExit:
