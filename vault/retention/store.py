@@ -25,6 +25,7 @@ from vault.storage.tables import blind_indexes, subjects, tokens
 DAY_US = 86_400 * 1_000_000
 _PENDING_STATE = SubjectState.PENDING_ANONYMIZATION
 _PENDING = _PENDING_STATE.value
+_STATES = {state.value: state for state in SubjectState}  # faster than SubjectState(value)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def _due_notices(result: Iterable[Any], retained: Container[str]) -> list[DueNot
             subject_id,
             tenant,
             version,
-            SubjectState(state),
+            _STATES[state],
             bool(hold),
             kek_version,
             wrapped_dek,
