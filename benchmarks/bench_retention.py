@@ -167,11 +167,14 @@ def measure(
                 samples.append(round(_rss_mb(), 1))
 
         rss_before = _rss_mb()
+        load_before = os.getloadavg()
         cpu_before = _cpu_seconds()
         started = time.perf_counter()
         anonymized = app.retention_job.run(progress=sample)
         anonymize_seconds = time.perf_counter() - started
         anonymize_cpu = _cpu_seconds() - cpu_before
+        load_after = os.getloadavg()
+        rss_after = _rss_mb()
         with app.db.engine.connect() as conn:
             entries = conn.execute(sa.text("SELECT count(*) FROM audit_entries")).scalar_one()
     finally:
@@ -183,14 +186,20 @@ def measure(
         "notices_per_second": round(count / notice_seconds),
         "anonymize_seconds": round(anonymize_seconds, 2),
         "anonymized_per_second": round(count / anonymize_seconds),
-        # This process's CPU time: on a busy machine, the rate an idle core would give
-        # (with SQLite all database work is in-process; PostgreSQL's is not counted).
+        # This process's CPU time (all its threads): on a busy machine, about the rate one
+        # idle core would give (with SQLite all database work is in-process; PostgreSQL's
+        # is not counted).
         "anonymize_cpu_seconds": round(anonymize_cpu, 2),
         "anonymized_per_cpu_second": round(count / anonymize_cpu),
         "audit_entries": entries,
         "k_anonymity": anonymized.k_anonymity.__dict__,
         "rss_mb_before_anonymization": round(rss_before, 1),
         "rss_mb_during_anonymization": samples,
+        "rss_mb_after_anonymization": round(rss_after, 1),
+        # The machine's 1/5/15-minute load averages as the anonymization run started and
+        # ended: on a shared machine, how many others wanted the same CPUs.
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
 
