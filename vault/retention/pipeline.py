@@ -5,7 +5,8 @@ transaction. So the per-subject work (decrypting and generalizing the kept field
 drawing pseudonyms, building audit entries) is done for the next batch, from an unlocked
 read, while the current batch writes: a thread prepares ahead, the write transaction
 locks and re-checks every notice (`Batches.apply`). sqlite3 releases the GIL while a
-statement runs, so the two overlap, and the write lock is held only for the writes.
+statement runs, so the two overlap, and the write lock is held only for the writes
+(which remain most of a batch's time: docs/performance.md, "Anonymization").
 
 PostgreSQL locks rows, not the database: workers each take their own batch
 (`FOR UPDATE SKIP LOCKED`) and do everything in its one transaction, side by side.
