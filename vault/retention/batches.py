@@ -6,6 +6,12 @@ anonymization batches take due notices, keep the generalized attributes (read wh
 data key still exists), then crypto-shred, drop blind indexes and tokens, and close the
 notices. A due notice whose subject may no longer be anonymized (a hold, a state change
 by another path) is cancelled instead.
+
+The per-subject work of an anonymization batch (`prepare`: decrypt and generalize, draw
+pseudonyms, build audit entries) needs no lock. Either it runs inside the batch's
+transaction on rows locked there (`anonymize`), or ahead of it from an unlocked read, and
+then `apply` locks the notices and uses what was prepared only for subjects unchanged
+since; the rest is left for a later batch.
 """
 
 from __future__ import annotations
