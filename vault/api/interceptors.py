@@ -222,6 +222,8 @@ class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 stage.before(rpc)
         except Exception as exc:  # noqa: BLE001 - handed to the after hooks, then mapped
             return entered, exc
+        if rpc.request is MALFORMED:  # refused once the caller is known, and audited
+            return entered, _malformed_request()
         return entered, None
 
     def _exit(self, rpc: RpcCall, entered: list[Stage], exc: BaseException | None) -> None:
@@ -239,9 +241,7 @@ class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             try:
                 entered, exc = self._enter(rpc)
                 response = None
-                if exc is None and request is MALFORMED:
-                    exc = _malformed_request()
-                elif exc is None:
+                if exc is None:
                     try:
                         response = behavior(request, context)
                     except Exception as raised:  # noqa: BLE001 - mapped to a status below
@@ -262,9 +262,7 @@ class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             token = current_call.set(rpc.call)
             try:
                 entered, exc = self._enter(rpc)
-                if exc is None and request is MALFORMED:
-                    exc = _malformed_request()
-                elif exc is None:
+                if exc is None:
                     try:
                         yield from behavior(request, context)
                     except GeneratorExit:
