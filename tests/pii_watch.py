@@ -23,7 +23,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,20 +257,23 @@ class _LogCapture(logging.Handler):
         self._watch.see(f"log {record.name}", text)
 
 
-def _text(value: object) -> str:
+def value_text(value: object) -> str:
+    """An attribute value (or mapping, or sequence of them) as searchable text."""
     if isinstance(value, bytes | memoryview):
         return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return " ".join(f"{_text(k)}={_text(v)}" for k, v in value.items())
+    if isinstance(value, Mapping):
+        return " ".join(f"{value_text(k)}={value_text(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return " ".join(_text(v) for v in value)
+        return " ".join(value_text(v) for v in value)
     return str(value)
 
 
-def _span_text(span: ReadableSpan) -> str:
-    parts = [span.name, _text(dict(span.attributes or {})), str(span.status.description)]
-    parts += [f"{e.name} {_text(dict(e.attributes or {}))}" for e in span.events]
-    parts += [_text(dict(link.attributes or {})) for link in span.links]
+def span_text(span: ReadableSpan) -> str:
+    """Everything a span carries that an exporter would send, as text."""
+    parts = [span.name, value_text(dict(span.attributes or {})), str(span.status.description)]
+    parts += [f"{e.name} {value_text(dict(e.attributes or {}))}" for e in span.events]
+    parts += [value_text(dict(link.attributes or {})) for link in span.links]
+    parts.append(value_text(dict(span.resource.attributes)))
     return "\n".join(parts)
 
 
@@ -283,7 +286,7 @@ def _metric_texts(reader: InMemoryMetricReader) -> Iterable[str]:
             for metric in scope.metrics:
                 yield f"{metric.name} {metric.description} {metric.unit}"
                 for point in metric.data.data_points:
-                    yield _text(dict(point.attributes or {}))
+                    yield value_text(dict(point.attributes or {}))
 
 
 def export_audit(engine: Engine) -> None:
@@ -314,7 +317,7 @@ class Capture:
     def close(self) -> None:
         if self.spans is not None:
             for span in self.spans.get_finished_spans():
-                self.watch.see("span", _span_text(span))
+                self.watch.see("span", span_text(span))
         if self.metrics is not None:
             for text in _metric_texts(self.metrics):
                 self.watch.see("metric", text)

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,9 +73,9 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def _refusal(call: object) -> str:
+def _refusal(call: Callable[[], object]) -> str:
     try:
-        call()  # type: ignore[operator]
+        call()
     except VaultClientError as exc:
         return exc.code
     return "OK"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind
 import audit
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.test_no_pii_leaks import DPO, PII, SECRETS
+from tests.pii_watch import span_text, value_text
 from vault import telemetry
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
@@ -254,34 +255,16 @@ def test_an_unexpected_errors_log_line_names_the_calls_trace(
     assert not span.events
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, Mapping):
-        return " ".join(f"{_text(k)}={_text(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return " ".join(_text(v) for v in value)
-    return str(value)
-
-
-def _span_text(span: ReadableSpan) -> str:
-    parts = [span.name, _text(dict(span.attributes or {})), str(span.status.description)]
-    parts += [f"{e.name} {_text(dict(e.attributes or {}))}" for e in span.events]
-    parts += [_text(dict(link.attributes or {})) for link in span.links]
-    parts.append(_text(dict(span.resource.attributes)))
-    return "\n".join(parts)
-
-
 def _metric_text(captured: Captured) -> str:
     data = captured.metrics.get_metrics_data()
     assert data is not None
     parts = []
     for resource in data.resource_metrics:
-        parts.append(_text(dict(resource.resource.attributes)))
+        parts.append(value_text(dict(resource.resource.attributes)))
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 parts.append(f"{metric.name} {metric.description} {metric.unit}")
-                parts += [_text(dict(p.attributes or {})) for p in metric.data.data_points]
+                parts += [value_text(dict(p.attributes or {})) for p in metric.data.data_points]
     return "\n".join(parts)
 
 
@@ -326,7 +309,7 @@ def test_no_pii_in_any_span_metric_or_log_line(otel: Captured, traced: RunningVa
 
     spans = otel.finished()
     assert len(spans) > 30 and {s.name for s in spans} >= {"crypto.open", "db.write"}
-    assert [(s.name, _leaks(_span_text(s))) for s in spans if _leaks(_span_text(s))] == []
+    assert [(s.name, _leaks(span_text(s))) for s in spans if _leaks(span_text(s))] == []
     metric_text = _metric_text(otel)
     assert "customervault.policy.denials" in metric_text  # the scan saw the labels
     assert _leaks(metric_text) == []
