@@ -18,6 +18,8 @@ Entries (identifiers, names and codes only: never a PII value)
 
 Appending
     append_in(conn, entries) -> list[int]     in the caller's transaction (changes)
+    encode(entry) -> EncodedEntry             row and links computed ahead (any process)
+    append_encoded_in(conn, encoded) -> list[int]         append_in for encoded entries
     GroupCommitWriter(engine, *, max_batch=1000)          group commit (reads)
         .append(entry, *, timeout=10.0) -> int            blocks until committed;
                                               AuditUnavailableError: fail closed
@@ -71,7 +73,7 @@ Typical use:
 `audit.cli.app` is the `customer-vault audit ...` command group.
 """
 
-from audit.append import append_in
+from audit.append import EncodedEntry, append_encoded_in, append_in, encode
 from audit.checkpoint import Checkpoint, CheckpointSigner, CheckpointVerifier
 from audit.db import create_sqlite_engine, is_current, migrate
 from audit.entry import ALLOW, DENY, AuditEntry
@@ -125,6 +127,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointSigner",
     "CheckpointVerifier",
+    "EncodedEntry",
     "GroupCommitWriter",
     "Integrator",
     "IntegratorThread",
@@ -136,11 +139,13 @@ __all__ = [
     "ProofError",
     "VerifyError",
     "VerifyReport",
+    "append_encoded_in",
     "append_in",
     "backlog",
     "checkpoint_at",
     "consistency_proof",
     "create_sqlite_engine",
+    "encode",
     "export_checkpoint",
     "generate_signing_key",
     "inclusion_proof",

@@ -10,6 +10,7 @@ more per row, and a busy group-commit writer holds the GIL while it runs).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,23 @@ def entry_row(entry: AuditEntry) -> Row:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedEntry:
+    """An entry made ready for `append_encoded_in`: its row (canonical bytes and leaf
+    hash computed) and the subjects it links. Built by `encode`, possibly in another
+    process than the one that appends it (nothing in it depends on the log's state)."""
+
+    row: Row
+    tenant: str
+    subject_ids: tuple[str, ...]
+
+
+def encode(entry: AuditEntry) -> EncodedEntry:
+    """The entry's row and links, ready to append."""
+    # A batch call may name a subject twice; one link row says the same.
+    return EncodedEntry(entry_row(entry), entry.tenant, tuple(dict.fromkeys(entry.subject_ids)))
+
+
 def append_in(conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
     """Insert entries inside the caller's open transaction; returns their ids in order.
 
@@ -87,10 +105,14 @@ def append_in(conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
     vanish with its rollback. Each subject an entry names gets one link row, which
     `query(subject_id=...)` and `subject_history` read.
     """
-    batch = list(entries)
+    return append_encoded_in(conn, [encode(entry) for entry in entries])
+
+
+def append_encoded_in(conn: Connection, batch: Sequence[EncodedEntry]) -> list[int]:
+    """`append_in` for entries already encoded (`encode`)."""
     if not batch:
         return []
-    rows = [entry_row(entry) for entry in batch]
+    rows = [encoded.row for encoded in batch]
     dialect = conn.dialect.name
     if dialect == "sqlite":
         ids = _insert_sqlite(conn, rows)
@@ -99,10 +121,9 @@ def append_in(conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
     else:
         ids = _insert_generic(conn, rows)
     links = [
-        (subject_id, entry.tenant, entry_id)
-        for entry_id, entry in zip(ids, batch, strict=True)
-        # A batch call may name a subject twice; one link row says the same.
-        for subject_id in dict.fromkeys(entry.subject_ids)
+        (subject_id, encoded.tenant, entry_id)
+        for entry_id, encoded in zip(ids, batch, strict=True)
+        for subject_id in encoded.subject_ids
     ]
     if links:
         _insert_links(conn, links)

@@ -56,6 +56,7 @@ from vault.records.service import RecordService
 from vault.retention.anonymizer import Anonymizer
 from vault.retention.job import RetentionJob
 from vault.retention.locking import runner_lock_for
+from vault.retention.preparer import Recipe
 from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
@@ -183,10 +184,12 @@ class VaultApp:
                 db=db,
                 rules=retention_rules,
                 anonymizer=Anonymizer(sealing, dictionary),
-                auditor=auditor,
                 clock=clock,
                 lock=runner_lock_for(engine, settings.data_dir),
                 batch_size=settings.retention_batch_size,
+                child=Recipe(
+                    settings, dictionary, retention_rules.version, settings.retention_batch_size
+                ),
             ),
             observability=telemetry.configure(settings),
         )

@@ -63,37 +63,6 @@ class Auditor:
             extra=_extra(call),
         )
 
-    def system_entry(
-        self,
-        principal: Principal,
-        action: str,
-        subject_id: str,
-        *,
-        reason: str,
-        policy_version: str,
-        request_id: str,
-        field_names: tuple[str, ...] = (),
-        extra: dict[str, str] | None = None,
-    ) -> audit.AuditEntry:
-        """The allowed, successful entry of one step of the vault's own background work
-        (the retention job writes one per subject), built without a `CallContext`: the
-        same entry `entry` would make, for names and ids the vault chose itself."""
-        return audit.AuditEntry(
-            time=self._clock.now(),
-            actor=principal.id,
-            actor_roles=tuple(sorted(principal.roles)),
-            tenant=principal.tenant,
-            action=action,
-            subject_ids=(subject_id,),
-            field_names=field_names,
-            decision=audit.ALLOW,
-            reason=reason,
-            policy_version=policy_version,
-            result_code="OK",
-            request_id=request_id,
-            extra=extra or {},
-        )
-
     def record_in(self, conn: Connection, call: CallContext, result_code: str = "OK") -> None:
         """Append the call's entry inside `conn`'s transaction (commits with the change).
 
@@ -149,3 +118,35 @@ def checkpoint_lag(engine: Engine, now: datetime) -> tuple[int, float]:
     oldest = pending.oldest_time_us
     age = 0.0 if oldest is None else max(0.0, (to_micros(now) - oldest) / 1_000_000)
     return pending.count, age
+
+
+def system_entry(
+    time: datetime,
+    principal: Principal,
+    action: str,
+    subject_id: str,
+    *,
+    reason: str,
+    policy_version: str,
+    request_id: str,
+    field_names: tuple[str, ...] = (),
+    extra: dict[str, str] | None = None,
+) -> audit.AuditEntry:
+    """The allowed, successful entry of one step of the vault's own background work
+    (the retention job writes one per subject), built without a `CallContext`: the
+    same entry `Auditor.entry` would make, for names and ids the vault chose itself."""
+    return audit.AuditEntry(
+        time=time,
+        actor=principal.id,
+        actor_roles=tuple(sorted(principal.roles)),
+        tenant=principal.tenant,
+        action=action,
+        subject_ids=(subject_id,),
+        field_names=field_names,
+        decision=audit.ALLOW,
+        reason=reason,
+        policy_version=policy_version,
+        result_code="OK",
+        request_id=request_id,
+        extra=extra or {},
+    )

@@ -63,6 +63,16 @@ class DataDictionary:
         self.default_phone_region = default_phone_region
         self._required = tuple(n for n, s in fields.items() if s.required)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its constructor arguments (the retention job hands the dictionary
+        it loaded to a child process, `vault.retention.preparer`)."""
+        arguments = {
+            "version": self.version,
+            "fields": dict(self.fields),
+            "default_phone_region": self.default_phone_region,
+        }
+        return (_rebuild, (arguments,))
+
     @classmethod
     def from_file(cls, path: Path) -> DataDictionary:
         """Load and validate a dictionary file; any problem is a `DictionaryError`."""
@@ -316,3 +326,7 @@ class _Loader:
         if not isinstance(value, str) or not value.strip():
             raise self.error(body, "description", f"{where}needs a description")
         return value.strip()
+
+
+def _rebuild(arguments: dict[str, Any]) -> DataDictionary:
+    return DataDictionary(**arguments)

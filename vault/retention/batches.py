@@ -8,10 +8,11 @@ notices. A due notice whose subject may no longer be anonymized (a hold, a state
 by another path) is cancelled instead.
 
 The per-subject work of an anonymization batch (`prepare`: decrypt and generalize, draw
-pseudonyms, build audit entries) needs no lock. Either it runs inside the batch's
-transaction on rows locked there (`anonymize`), or ahead of it from an unlocked read, and
-then `apply` locks the notices and uses what was prepared only for subjects unchanged
-since; the rest is left for a later batch.
+pseudonyms, build and encode audit entries) needs no lock. Either it runs inside the
+batch's transaction on rows locked there (`anonymize`), or ahead of it from an unlocked
+read (in another process on SQLite: `vault.retention.preparer`), and then `apply` locks
+the notices and uses what was prepared only for subjects unchanged since; the rest is
+left for a later batch.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 import audit
-from vault.auditing import Auditor
-from vault.clock import from_micros, to_micros
+from vault.auditing import system_entry
+from vault.clock import Clock, from_micros, to_micros
 from vault.errors import VersionConflictError
 from vault.principal import Principal
 from vault.records.models import SubjectState
@@ -46,10 +47,11 @@ _shuffle = random.SystemRandom().shuffle
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """One due notice made ready outside the write transaction: the subject's version it
-    was made from, its audit entry and its anonymized record (None: unreadable fields)."""
+    was made from, its encoded audit entry and its anonymized record (None: unreadable
+    fields). Nothing personal: it may cross a process boundary."""
 
     version: int
-    entry: audit.AuditEntry
+    entry: audit.EncodedEntry
     record: tuple[str, str, str, str] | None
 
 
@@ -70,13 +72,13 @@ class Batches:
         *,
         db: Database,
         anonymizer: Anonymizer,
-        auditor: Auditor,
+        clock: Clock,
         rules_version: str,
         batch_size: int,
     ) -> None:
         self._db = db
         self._anonymizer = anonymizer
-        self._auditor = auditor
+        self._clock = clock
         self._rules_version = rules_version
         self._batch_size = batch_size
         self._principals: dict[str, Principal] = {}
@@ -90,6 +92,7 @@ class Batches:
         rule: str,
         run_id: str,
         fields: Sequence[str] = (),
+        at: datetime | None = None,
         **extra: str,
     ) -> audit.AuditEntry:
         principal = self._principals.get(row_tenant)
@@ -97,7 +100,8 @@ class Batches:
             principal = self._principals[row_tenant] = Principal(
                 JOB_PRINCIPAL, row_tenant, _SYSTEM_ROLES
             )
-        return self._auditor.system_entry(
+        return system_entry(
+            at or self._clock.now(),
             principal,
             action,
             subject_id,
@@ -175,10 +179,15 @@ class Batches:
             )
 
     def prepare(
-        self, due: Sequence[store.DueNotice], now: datetime, run_id: str
+        self,
+        due: Sequence[store.DueNotice],
+        now: datetime,
+        run_id: str,
+        at: datetime | None = None,
     ) -> dict[str, Prepared]:
         """Decrypt and generalize what anonymization keeps, draw the pseudonyms and build
-        the audit entries: the per-subject work, which needs no lock (see `apply`)."""
+        the audit entries (stamped `at`, default the clock's now): the per-subject work,
+        which needs no lock (see `apply`)."""
         today = now.date()
         day = today.isoformat()
         prepared = {}
@@ -200,26 +209,29 @@ class Batches:
                 run_id=run_id,
                 # What survives, generalized; every other field is destroyed.
                 fields=list(attributes or ()),
+                at=at,
                 **extra,
             )
-            prepared[notice.notice_id] = Prepared(notice.version, entry, record)
+            prepared[notice.notice_id] = Prepared(notice.version, audit.encode(entry), record)
         return prepared
 
     def apply(
         self,
         prepared: Mapping[str, Prepared],
-        due: Sequence[store.DueNotice],
+        notice_ids: Sequence[str],
         now: datetime,
         run_id: str,
+        checkpoint_pages: int | None = None,
     ) -> AnonymizeOutcome:
-        """Apply a batch prepared from an unlocked read: each notice is locked and checked
-        again, and only a subject unchanged since (same version, still pending, no hold)
-        is anonymized with what was prepared; a notice closed or locked meanwhile is left
-        alone, a subject changed in the meantime is left for the next batch."""
-        if not due:
+        """Apply a batch prepared from an unlocked read of `notice_ids`: each notice is
+        locked and checked again, and only a subject unchanged since (same version, still
+        pending, no hold) is anonymized with what was prepared; a notice closed or locked
+        meanwhile is left alone, a subject changed in the meantime is left for the next
+        batch. `checkpoint_pages`: see `Database.write`."""
+        if not notice_ids:
             return AnonymizeOutcome(0, 0, 0)
-        with self._db.write() as conn:
-            current = store.lock_notices(conn, [d.notice_id for d in due], to_micros(now))
+        with self._db.write(checkpoint_pages=checkpoint_pages) as conn:
+            current = store.lock_notices(conn, notice_ids, to_micros(now))
             return self._apply(conn, prepared, current, now, run_id)
 
     def _apply(
@@ -245,8 +257,8 @@ class Batches:
                 doomed.append((notice.notice_id, notice, ready))
         entries = [ready.entry for _, _, ready in doomed]
         self._shred(conn, doomed, now_us)
-        entries += self._cancel(conn, others, now_us, run_id)
-        audit.append_in(conn, entries)
+        entries += [audit.encode(e) for e in self._cancel(conn, others, now_us, run_id)]
+        audit.append_encoded_in(conn, entries)
         unreadable = sum(1 for _, _, ready in doomed if ready.record is None)
         return AnonymizeOutcome(len(doomed) + len(others), len(doomed), unreadable)
 

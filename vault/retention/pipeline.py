@@ -2,11 +2,10 @@
 
 SQLite has one writer at a time, and the job holds it for each batch's write
 transaction. So the per-subject work (decrypting and generalizing the kept fields,
-drawing pseudonyms, building audit entries) is done for the next batch, from an unlocked
-read, while the current batch writes: a thread prepares ahead, the write transaction
-locks and re-checks every notice (`Batches.apply`). sqlite3 releases the GIL while a
-statement runs, so the two overlap, and the write lock is held only for the writes
-(which remain most of a batch's time: docs/performance.md, "Anonymization").
+drawing pseudonyms, building audit entries) for the next batch is done from an unlocked
+read while the current batch writes: by a child process on a large run
+(`vault.retention.preparer`), and the write transaction locks and re-checks every
+notice (`Batches.apply`).
 
 PostgreSQL locks rows, not the database: workers each take their own batch
 (`FOR UPDATE SKIP LOCKED`) and do everything in its one transaction, side by side.
@@ -19,36 +18,37 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import datetime
 
-from vault.retention import store
-from vault.retention.batches import AnonymizeOutcome, Batches, Prepared
+from vault.clock import Clock
+from vault.retention.batches import AnonymizeOutcome, Batches
+from vault.retention.preparer import Preparer
 
 
 def prepared_ahead(
-    batches: Batches, now: datetime, run_id: str, stop: threading.Event
+    batches: Batches,
+    preparer: Preparer,
+    *,
+    clock: Clock,
+    now: datetime,
+    run_id: str,
+    stop: threading.Event,
+    checkpoint_pages: int | None = None,
 ) -> Iterator[AnonymizeOutcome]:
-    """SQLite: prepare batch n+1 in a thread while batch n writes."""
-
-    def read_and_prepare(
-        in_flight: Sequence[str],
-    ) -> tuple[list[store.DueNotice], dict[str, Prepared]]:
-        due = batches.read_due(now, in_flight)
-        return due, batches.prepare(due, now, run_id)
-
-    with ThreadPoolExecutor(1, thread_name_prefix="retention-prepare") as ahead:
-        upcoming = ahead.submit(read_and_prepare, ())
-        while not stop.is_set():
-            due, prepared = upcoming.result()
-            if not due:
-                return
-            # Read once this batch is prepared; its notices are still open until it commits.
-            upcoming = ahead.submit(read_and_prepare, [d.notice_id for d in due])
-            done = batches.apply(prepared, due, now, run_id)
-            if done.notices:
-                yield done
+    """SQLite: `preparer` makes batch n+1 ready while batch n writes (`checkpoint_pages`:
+    see `Database.write`)."""
+    preparer.request(now, clock.now(), run_id, ())
+    while not stop.is_set():
+        notice_ids, prepared = preparer.result()
+        if not notice_ids:
+            return
+        # Read once this batch is prepared; its notices are still open until it commits.
+        preparer.request(now, clock.now(), run_id, notice_ids)
+        done = batches.apply(prepared, notice_ids, now, run_id, checkpoint_pages)
+        if done.notices:
+            yield done
+    preparer.result()  # the request in flight: answered, so the child is idle
 
 
 def side_by_side(

@@ -250,6 +250,12 @@ def count_due(conn: Connection, now_us: int, tenant: str | None) -> int:
     return int(conn.execute(query).scalar_one())
 
 
+def count_due_upto(conn: Connection, now_us: int, limit: int) -> int:
+    """How many notices are due, counting no further than `limit`."""
+    due = sa.select(notices.c.id).where(_due(now_us, None)).limit(limit).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(due)).scalar_one())
+
+
 def shred(conn: Connection, ids: Sequence[str], now_us: int) -> int:
     """Crypto-shred: the wrapped data key and every sealed field go; the row stays as a
     tombstone (audit entries name it), its times cut to the day."""

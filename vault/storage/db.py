@@ -94,6 +94,23 @@ def translate(exc: sa.exc.SQLAlchemyError) -> Exception:
     return exc
 
 
+@contextmanager
+def _wal_autocheckpoint(conn: Connection, pages: int | None) -> Iterator[None]:
+    """SQLite's automatic checkpoint threshold set to `pages` until the block ends."""
+    if pages is None or conn.dialect.name != "sqlite":
+        yield
+        return
+    # On the driver's connection: outside a transaction (SQLAlchemy would begin one).
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    (before,) = raw.execute("PRAGMA wal_autocheckpoint").fetchone()
+    raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}").fetchall()
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA wal_autocheckpoint={int(before)}").fetchall()
+
+
 class Database:
     """A vault database: hands out transactions and translates driver failures."""
 
@@ -102,9 +119,14 @@ class Database:
         self.dialect = engine.dialect.name
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A read-write transaction; committed when the block ends without error."""
-        with self._transaction(vault_write=True) as conn:
+    def write(self, *, checkpoint_pages: int | None = None) -> Iterator[Connection]:
+        """A read-write transaction; committed when the block ends without error.
+
+        `checkpoint_pages` (SQLite): the commit checkpoints the WAL only if it has grown
+        past that many pages (SQLite's default is 1,000), for a bulk writer whose WAL
+        another connection checkpoints meanwhile (the retention job's). The connection's
+        setting is restored after the commit."""
+        with self._transaction(vault_write=True, checkpoint_pages=checkpoint_pages) as conn:
             yield conn
 
     @contextmanager
@@ -114,12 +136,15 @@ class Database:
             yield conn
 
     @contextmanager
-    def _transaction(self, *, vault_write: bool) -> Iterator[Connection]:
+    def _transaction(
+        self, *, vault_write: bool, checkpoint_pages: int | None = None
+    ) -> Iterator[Connection]:
         name = "db.write" if vault_write else "db.read"
         try:
             with (
                 telemetry.span(name, **{"db.system": self.dialect}),
                 self.engine.connect().execution_options(vault_write=vault_write) as conn,
+                _wal_autocheckpoint(conn, checkpoint_pages),
                 conn.begin(),
             ):
                 yield conn

@@ -52,7 +52,6 @@ def _job(rv: RunningVault, clock: TestClock, lock: RunnerLock, batch_size: int) 
         anonymizer=Anonymizer(
             SubjectSealing(app.keyring, app.dictionary.searchable_fields), app.dictionary
         ),
-        auditor=app.auditor,
         clock=clock,
         lock=lock,
         batch_size=batch_size,

@@ -37,7 +37,7 @@ def _batches(rv: RunningVault) -> Batches:
         anonymizer=Anonymizer(
             SubjectSealing(app.keyring, app.dictionary.searchable_fields), app.dictionary
         ),
-        auditor=app.auditor,
+        clock=app.clock,
         rules_version="test",
         batch_size=100,
     )
@@ -72,7 +72,7 @@ def test_changes_between_prepare_and_apply_are_respected(
         client.call(client.retention, "SetLegalHold", hold)
         rv.client().record_activity(active.subject_id)
 
-        done = batches.apply(prepared, due, now, "run_prepared")
+        done = batches.apply(prepared, [d.notice_id for d in due], now, "run_prepared")
         assert (done.notices, done.anonymized) == (1, 1)
         assert _state(rv, untouched.subject_id) == "anonymized"
         assert _state(rv, edited.subject_id) == "pending_anonymization"
@@ -109,8 +109,8 @@ def test_a_prepared_batch_applied_twice_changes_nothing_the_second_time(
         batches = _batches(rv)
         due = batches.read_due(now)
         prepared = batches.prepare(due, now, "run_twice")
-        assert batches.apply(prepared, due, now, "run_twice").anonymized == 5
-        assert batches.apply(prepared, due, now, "run_twice").notices == 0
+        assert batches.apply(prepared, [d.notice_id for d in due], now, "run_twice").anonymized == 5
+        assert batches.apply(prepared, [d.notice_id for d in due], now, "run_twice").notices == 0
         engine = rv.app.db.engine
         assert scalar(engine, "SELECT count(*) FROM anonymized_records") == 5
         assert audit_actions_per_subject(engine, "AnonymizeSubject") == dict.fromkeys(ids, 1)
