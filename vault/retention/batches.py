@@ -8,11 +8,10 @@ notices. A due notice whose subject may no longer be anonymized (a hold, a state
 by another path) is cancelled instead.
 
 The per-subject work of an anonymization batch (`prepare`: decrypt and generalize, draw
-pseudonyms, build and encode audit entries) needs no lock. Either it runs inside the
-batch's transaction on rows locked there (`anonymize`), or ahead of it from an unlocked
-read (in another process on SQLite: `vault.retention.preparer`), and then `apply` locks
-the notices and uses what was prepared only for subjects unchanged since; the rest is
-left for a later batch.
+pseudonyms, build and encode audit entries) needs no lock: it runs ahead of the batch's
+transaction from an unlocked read (in a child process on a large run:
+`vault.retention.preparer`), and then `apply` locks the notices and uses what was
+prepared only for subjects unchanged since; the rest is left for a later batch.
 """
 
 from __future__ import annotations
@@ -162,14 +161,6 @@ class Batches:
             store.insert_notices(conn, notices)
             audit.append_in(conn, entries)
         return len(found)
-
-    def anonymize(self, now: datetime, run_id: str) -> AnonymizeOutcome:
-        """Take up to one batch of due notices: anonymize their subjects or cancel them.
-        One transaction from the locking read to the commit (workers on PostgreSQL, where
-        row locks do not stop other writers)."""
-        with self._db.write() as conn:
-            due = store.lock_due(conn, to_micros(now), self._batch_size, self._anonymizer.retained)
-            return self._apply(conn, self.prepare(due, now, run_id), due, now, run_id)
 
     def read_due(self, now: datetime, exclude: Sequence[str] = ()) -> list[store.DueNotice]:
         """Up to one batch of due notices read without locks, leaving out `exclude`."""

@@ -30,10 +30,6 @@ from vault.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-POSTGRES_WORKERS = 2
-"""Anonymization workers on PostgreSQL: one keeps the database busy while the other runs
-Python (decrypt, generalize, audit entries); more buy little with one GIL."""
-
 CHILD_FROM_BATCHES = 10
 """On SQLite, a run with at least this many batches due prepares them in a child process
 (`vault.retention.preparer`); starting one costs about a second, a batch about 0.3 s."""
@@ -62,14 +58,12 @@ class RetentionJob:
         clock: Clock,
         lock: RunnerLock,
         batch_size: int,
-        workers: int = POSTGRES_WORKERS,
         child: Recipe | None = None,
         child_from_batches: int = CHILD_FROM_BATCHES,
     ) -> None:
         """`child`: how a child process would build its batches (SQLite, large runs);
         without it every batch is prepared in this process."""
         self._db = db
-        self._workers = workers
         self._child = child
         self._child_from = child_from_batches * batch_size
         self._rules = rules
@@ -151,13 +145,8 @@ class RetentionJob:
     def _anonymized(
         self, now: datetime, run_id: str, stop: threading.Event
     ) -> Iterator[AnonymizeOutcome]:
-        if self._db.dialect == "sqlite":
-            return self._prepared_ahead(now, run_id, stop)
-        return pipeline.side_by_side(self._batches, now, run_id, stop, self._workers)
-
-    def _prepared_ahead(
-        self, now: datetime, run_id: str, stop: threading.Event
-    ) -> Iterator[AnonymizeOutcome]:
+        """Batch n+1 prepared while batch n writes: in a child process for a large run,
+        else in turn in this one (`vault.retention.pipeline`)."""
         batches, clock = self._batches, self._clock
         if self._child is not None and self._due_at_least(now, self._child_from):
             with ChildPreparer(self._child) as child:

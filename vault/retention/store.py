@@ -198,19 +198,12 @@ def _due_notices(result: Iterable[Any], retained: Container[str]) -> list[DueNot
     ]
 
 
-def lock_due(
-    conn: Connection, now_us: int, limit: int, retained: Container[str]
-) -> list[DueNotice]:
-    """Up to `limit` open notices past their deadline, notice and subject rows locked."""
-    query = _skip_locked(conn, _due_query(now_us, limit, with_fields=True), notices, subjects)
-    return _due_notices(conn.execute(query), retained)
-
-
 def read_due(
     conn: Connection, now_us: int, limit: int, retained: Container[str], exclude: Sequence[str]
 ) -> list[DueNotice]:
-    """The same without locking (a read transaction), leaving out the notices in
-    `exclude` (a batch in flight): what the write transaction will lock and re-check."""
+    """Up to `limit` open notices past their deadline with their subjects, read without
+    locks (a read transaction), leaving out the notices in `exclude` (a batch in
+    flight): what the write transaction will lock and re-check (`lock_notices`)."""
     query = _due_query(now_us, limit, with_fields=True)
     if exclude:
         query = query.where(notices.c.id.not_in(list(exclude)))
