@@ -63,7 +63,7 @@ class Preparer(Protocol):
 
 
 class InProcessPreparer:
-    """Does the work when `result` is called (small runs, and PostgreSQL's path)."""
+    """Does the work when `result` is called, in turn with the writes (small runs)."""
 
     def __init__(self, batches: Batches) -> None:
         self._batches = batches
@@ -89,8 +89,10 @@ def prepare_batch(
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a child needs to build its `Batches`: picklable, and no key material (the
-    child loads the keys from where the settings say, as the vault did)."""
+    """What a child needs to build its `Batches`, picklable. The child loads the keys
+    from where the settings say, as the job did; settings given the key document itself
+    (`VAULT_MASTER_KEYS`) carry it over the socket pair between the job and its own
+    child, which also inherits the job's environment."""
 
     settings: Settings
     dictionary: DataDictionary
