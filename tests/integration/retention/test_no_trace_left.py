@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from tests.integration.retention.helpers import (
@@ -20,6 +21,7 @@ from tests.integration.retention.helpers import (
     audit_actions_per_subject,
     customer,
     dump_database,
+    job_with_child,
     retention_vault,
     rows,
     verify_audit_log,
@@ -57,9 +59,12 @@ def _scan(engine: Engine, texts: list[bytes], binary: list[bytes]) -> tuple[set[
     return hits, scanned
 
 
+@pytest.mark.parametrize("preparer", ["in_process", "child"])
 def test_no_value_digest_token_or_key_survives_anonymization(
-    tmp_path: Path, database_url: str | None
+    tmp_path: Path, database_url: str | None, preparer: str
 ) -> None:
+    """Both ways a run prepares its batches: in turn in the job's process (small runs)
+    and in a child process (large ones)."""
     clock = TestClock()
     with retention_vault(tmp_path / "data", database_url, clock) as rv:
         service = rv.client()
@@ -90,7 +95,8 @@ def test_no_value_digest_token_or_key_survives_anonymization(
         clock.advance(timedelta(days=DEFAULT_DAYS - NOTICE_DAYS))
         assert rv.app.retention_job.run().count(Outcome.NOTIFIED) == COUNT
         clock.advance(timedelta(days=NOTICE_DAYS))
-        assert rv.app.retention_job.run().count(Outcome.ANONYMIZED) == COUNT
+        job = job_with_child(rv, clock, 5) if preparer == "child" else rv.app.retention_job
+        assert job.run().count(Outcome.ANONYMIZED) == COUNT
 
         hits, scanned = _scan(engine, texts, binary)
         assert scanned > COUNT * 10  # the audit log and every other table were read

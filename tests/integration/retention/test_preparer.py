@@ -17,13 +17,12 @@ from tests.integration.retention.helpers import (
     TestClock,
     audit_actions_per_subject,
     customer,
+    job_with_child,
     retention_vault,
     rows,
     verify_audit_log,
 )
 from vault.clock import to_micros
-from vault.retention.job import RetentionJob
-from vault.retention.locking import runner_lock_for
 from vault.retention.preparer import ChildPreparer, Recipe, prepare_batch
 from vault.retention.report import Outcome
 from vault.retention.rules import RULES_FILE, RetentionRules
@@ -80,20 +79,10 @@ def test_a_run_through_the_child_stamps_entries_with_the_jobs_clock(tmp_path: Pa
     clock = TestClock()
     with retention_vault(tmp_path / "data", None, clock) as rv:
         subject_ids = _dormant_past_deadline(rv, clock)
-        app = rv.app
-        job = RetentionJob(
-            db=app.db,
-            rules=RetentionRules.from_file(app.settings.policies_dir / RULES_FILE),
-            anonymizer=app.retention_job._batches._anonymizer,
-            clock=clock,
-            lock=runner_lock_for(app.db.engine, app.settings.data_dir),
-            batch_size=5,
-            child=_recipe(rv, batch_size=5),
-            child_from_batches=1,
-        )
+        job = job_with_child(rv, clock, batch_size=5)
         report = job.run()
         assert report.count(Outcome.ANONYMIZED) == COUNT
-        engine = app.db.engine
+        engine = rv.app.db.engine
         assert audit_actions_per_subject(engine, "AnonymizeSubject") == dict.fromkeys(
             subject_ids, 1
         )
