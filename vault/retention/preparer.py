@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -169,7 +170,14 @@ class ChildPreparer:
 
 
 def _serve(pipe: Pipe) -> None:
-    """The child: build, say ready, then prepare batches until the pipe closes."""
+    """The child: build, say ready, then prepare batches until the pipe closes.
+
+    It ignores SIGINT and SIGTERM: sent to the whole process group (Ctrl-C in a
+    terminal) they are the job's to handle; it stops between batches and closes the
+    pipe, and the child then ends. Killing the child alone fails the run (`UnavailableError`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         batches, checkpoint = _build(pipe.recv())
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it

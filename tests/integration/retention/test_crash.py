@@ -30,6 +30,7 @@ from tests.integration.retention.helpers import (
     scalar,
     verify_audit_log_at,
 )
+from vault.cli_retention import EXIT_INTERRUPTED
 from vault.retention.report import Outcome
 from vault.storage.db import create_engine
 
@@ -212,3 +213,39 @@ def test_kill_9_mid_run_then_rerun_ends_like_an_uninterrupted_run(
     finally:
         if crashed_url:
             _drop_postgres(crashed_url)
+
+
+def test_ctrl_c_to_the_process_group_stops_between_batches(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """SIGINT to the job and its preparer together (Ctrl-C in a terminal): the preparer
+    leaves it to the job, which stops between batches and says so; a rerun finishes."""
+    data_dir = tmp_path / "data"
+    _prepare(data_dir, database_url)
+    process = subprocess.Popen(
+        _command(data_dir, database_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _anonymized(data_dir, database_url) == 0:
+            assert process.poll() is None, "the job ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        children = _children(process.pid)
+        assert children, "no preparer process"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == EXIT_INTERRUPTED, stderr.decode()[-2000:]
+    assert "Traceback" not in stderr.decode()
+    assert not any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in children)
+    stopped_after = _anonymized(data_dir, database_url)
+    assert 0 < stopped_after < COUNT
+    assert _run(data_dir, database_url)["counts"]["anonymized"] == COUNT - stopped_after
