@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections import Counter
 from pathlib import Path
@@ -15,11 +16,14 @@ from audit import (
     CheckpointSigner,
     GroupCommitWriter,
     Integrator,
+    append_encoded_in,
     append_in,
     create_sqlite_engine,
+    encode,
     iter_query,
     verify_log,
 )
+from audit.append import ROW_COLUMNS
 from audit.tables import entries, entry_subjects
 from tests.integration.audit.helpers import ORIGIN, make_entry
 
@@ -55,6 +59,34 @@ def test_entries_commit_and_roll_back_with_the_callers_change(audit_engine: Engi
             sa.select(entry_subjects.c.subject_id).where(entry_subjects.c.entry_id == ids[1])
         ).scalars()
         assert sorted(links) == ["a", "b"]
+
+
+def test_entries_encoded_elsewhere_are_stored_as_append_in_stores_them(
+    audit_engine: Engine,
+) -> None:
+    """`encode` in one place (another process, for the retention job), then
+    `append_encoded_in`: the same rows and subject links as `append_in`."""
+    batch = [make_entry(1), make_entry(2, subject_ids=("a", "b", "a"))]
+    encoded = [pickle.loads(pickle.dumps(encode(entry))) for entry in batch]
+    with audit_engine.begin() as conn:
+        direct = append_in(conn, batch)
+        ahead = append_encoded_in(conn, encoded)
+    columns = [entries.c[name] for name in ROW_COLUMNS]
+    with audit_engine.connect() as conn:
+        stored = {
+            entry_id: tuple(rest)
+            for entry_id, *rest in conn.execute(sa.select(entries.c.id, *columns))
+        }
+        links = Counter(
+            conn.execute(sa.select(entry_subjects.c.entry_id, entry_subjects.c.subject_id))
+        )
+    for mine, theirs in zip(direct, ahead, strict=True):
+        assert stored[mine] == stored[theirs]
+        assert sorted(s for (e, s) in links if e == mine) == sorted(
+            s for (e, s) in links if e == theirs
+        )
+    assert sorted(s for (e, s) in links if e == ahead[1]) == ["a", "b"]
+    assert set(links.values()) == {1}
 
 
 def test_identical_entries_in_one_batch_get_distinct_ids(audit_engine: Engine) -> None:
