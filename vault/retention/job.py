@@ -31,12 +31,12 @@ from vault.storage.db import Database
 log = logging.getLogger(__name__)
 
 CHILD_FROM_BATCHES = 10
-"""On SQLite, a run with at least this many batches due prepares them in a child process
+"""A run with at least this many batches due prepares them in a child process
 (`vault.retention.preparer`); starting one costs about a second, a batch about 0.3 s."""
 
 CHILD_CHECKPOINT_PAGES = 20_000
-"""While a child prepares batches it also checkpoints the WAL, so the job's commits leave
-the checkpoint to it until the WAL holds this many pages (80 MiB)."""
+"""On SQLite a child that prepares batches also checkpoints the WAL, so the job's commits
+leave the checkpoint to it until the WAL holds this many pages (80 MiB)."""
 
 Progress = Callable[[Outcome, int], None]
 """Called after each committed batch with its outcome and size (for progress bars)."""
@@ -61,8 +61,9 @@ class RetentionJob:
         child: Recipe | None = None,
         child_from_batches: int = CHILD_FROM_BATCHES,
     ) -> None:
-        """`child`: how a child process would build its batches (SQLite, large runs);
-        without it every batch is prepared in this process."""
+        """`child`: how a child process would build its batches (runs of at least
+        `child_from_batches` batches); without it every batch is prepared in this
+        process."""
         self._db = db
         self._child = child
         self._child_from = child_from_batches * batch_size

@@ -108,7 +108,11 @@ def _wal_autocheckpoint(conn: Connection, pages: int | None) -> Iterator[None]:
     try:
         yield
     finally:
-        raw.execute(f"PRAGMA wal_autocheckpoint={int(before)}").fetchall()
+        try:
+            raw.execute(f"PRAGMA wal_autocheckpoint={int(before)}").fetchall()
+        except Exception:  # noqa: BLE001 - the block's own error, if any, is what counts
+            # Never back into the pool with the bulk writer's setting.
+            conn.invalidate()
 
 
 class Database:
