@@ -44,4 +44,4 @@ def prepared_ahead(
         done = batches.apply(prepared, notice_ids, now, run_id, checkpoint_pages)
         if done.notices:
             yield done
-    preparer.result()  # the request in flight: answered, so the child is idle
+    # Stopped: the request in flight is dropped (a child's reply finds the pipe closed).
