@@ -187,9 +187,7 @@ class VaultApp:
                 clock=clock,
                 lock=runner_lock_for(engine, settings.data_dir),
                 batch_size=settings.retention_batch_size,
-                child=Recipe(
-                    settings, dictionary, retention_rules.version, settings.retention_batch_size
-                ),
+                child=Recipe(settings, dictionary),
             ),
             observability=telemetry.configure(settings),
         )

@@ -66,6 +66,7 @@ class RetentionJob:
         process."""
         self._db = db
         self._child = child
+        self._batch_size = batch_size
         self._child_from = child_from_batches * batch_size
         self._rules = rules
         self._clock = clock
@@ -150,7 +151,10 @@ class RetentionJob:
         else in turn in this one (`vault.retention.pipeline`)."""
         batches, clock = self._batches, self._clock
         if self._child is not None and self._due_at_least(now, self._child_from):
-            with ChildPreparer(self._child) as child:
+            preparing = ChildPreparer(
+                self._child, rules_version=self._rules.version, batch_size=self._batch_size
+            )
+            with preparing as child:
                 yield from pipeline.prepared_ahead(
                     batches,
                     child,

@@ -26,7 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,15 +90,14 @@ def prepare_batch(
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a child needs to build its `Batches`, picklable. The child loads the keys
-    from where the settings say, as the job did; settings given the key document itself
-    (`VAULT_MASTER_KEYS`) carry it over the socket pair between the job and its own
-    child, which also inherits the job's environment."""
+    """What the vault gives a child to build its `Batches` from (the job adds its rules
+    version and batch size), picklable. The child loads the keys from where the settings
+    say, as the vault did; settings given the key document itself (`VAULT_MASTER_KEYS`)
+    carry it over the socket pair between the job and its own child, which also inherits
+    the job's environment."""
 
     settings: Settings
     dictionary: DataDictionary
-    rules_version: str
-    batch_size: int
 
 
 class ChildPreparer:
@@ -108,8 +107,10 @@ class ChildPreparer:
     process running gRPC and other threads, nor multiprocessing's spawn, which would
     re-run the parent's main script; the two talk over a socket pair, pickled."""
 
-    def __init__(self, recipe: Recipe) -> None:
+    def __init__(self, recipe: Recipe, *, rules_version: str, batch_size: int) -> None:
         self._recipe = recipe
+        self._rules_version = rules_version
+        self._batch_size = batch_size
         self._pipe: Pipe | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -126,7 +127,7 @@ class ChildPreparer:
             )
             self._pipe = Pipe(ours.detach())
         try:
-            self._pipe.send(self._recipe)
+            self._pipe.send((self._recipe, self._rules_version, self._batch_size))
             self._receive(_CHILD_START_TIMEOUT)  # "ready", or the error it failed with
         except BaseException:
             self.__exit__(None, None, None)
@@ -174,12 +175,13 @@ def _serve(pipe: Pipe) -> None:
 
     It ignores SIGINT and SIGTERM: sent to the whole process group (Ctrl-C in a
     terminal) they are the job's to handle; it stops between batches and closes the
-    pipe, and the child then ends. Killing the child alone fails the run (`UnavailableError`).
+    pipe, and the child then ends. Killing the child alone fails the run
+    (`UnavailableError`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        batches, checkpoint = _build(pipe.recv())
+        batches, checkpoint = _build(*pipe.recv())
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         _send_error(pipe, exc)
         return
@@ -220,7 +222,9 @@ class _TimeFromParent:
         raise RuntimeError("the retention preparer stamps entries with the parent's time")
 
 
-def _build(recipe: Recipe) -> tuple[Batches, Any]:
+def _build(
+    recipe: Recipe, rules_version: str, batch_size: int
+) -> tuple[Batches, Callable[[], None]]:
     settings = recipe.settings
     keyring = KeyRing(keys.provider_for(settings))
     sealing = SubjectSealing(keyring, recipe.dictionary.searchable_fields)
@@ -233,8 +237,8 @@ def _build(recipe: Recipe) -> tuple[Batches, Any]:
         db=Database(engine),
         anonymizer=Anonymizer(sealing, recipe.dictionary),
         clock=_TimeFromParent(),
-        rules_version=recipe.rules_version,
-        batch_size=recipe.batch_size,
+        rules_version=rules_version,
+        batch_size=batch_size,
     )
 
     def checkpoint() -> None:

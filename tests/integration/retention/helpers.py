@@ -73,7 +73,7 @@ def job_with_child(rv: RunningVault, clock: TestClock, batch_size: int) -> Reten
         clock=clock,
         lock=runner_lock_for(app.db.engine, app.settings.data_dir),
         batch_size=batch_size,
-        child=Recipe(app.settings, app.dictionary, rules.version, batch_size),
+        child=Recipe(app.settings, app.dictionary),
         child_from_batches=1,
     )
 

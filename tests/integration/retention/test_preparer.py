@@ -40,10 +40,11 @@ def _dormant_past_deadline(rv: RunningVault, clock: TestClock) -> list[str]:
     return [r.subject_id for r in created.results]
 
 
-def _recipe(rv: RunningVault, batch_size: int) -> Recipe:
+def _child(rv: RunningVault, batch_size: int, recipe: Recipe | None = None) -> ChildPreparer:
     app = rv.app
     rules = RetentionRules.from_file(app.settings.policies_dir / RULES_FILE)
-    return Recipe(app.settings, app.dictionary, rules.version, batch_size)
+    recipe = recipe or Recipe(app.settings, app.dictionary)
+    return ChildPreparer(recipe, rules_version=rules.version, batch_size=batch_size)
 
 
 def test_the_child_prepares_what_this_process_would(
@@ -55,7 +56,7 @@ def test_the_child_prepares_what_this_process_would(
         now = clock.now()
         batches = rv.app.retention_job._batches
         ids, here = prepare_batch(batches, now, now, "run_same", ())
-        with ChildPreparer(_recipe(rv, batch_size=COUNT)) as child:
+        with _child(rv, batch_size=COUNT) as child:
             child.request(now, now, "run_same", ())
             child_ids, there = child.result()
             # A second batch leaving the first out: nothing else is due.
@@ -101,11 +102,11 @@ def test_a_run_through_the_child_stamps_entries_with_the_jobs_clock(tmp_path: Pa
 def test_a_child_that_cannot_start_says_so(tmp_path: Path, database_url: str | None) -> None:
     clock = TestClock()
     with retention_vault(tmp_path / "data", database_url, clock) as rv:
-        recipe = _recipe(rv, batch_size=10)
-        broken = recipe.settings.model_copy(update={"key_file": tmp_path / "missing.json"})
+        app = rv.app
+        broken = app.settings.model_copy(update={"key_file": tmp_path / "missing.json"})
         with (
             pytest.raises(Exception, match=r"key") as raised,
-            ChildPreparer(Recipe(broken, recipe.dictionary, recipe.rules_version, 10)),
+            _child(rv, batch_size=10, recipe=Recipe(broken, app.dictionary)),
         ):
             pass
         # The child's own error, not a hang or a broken pipe.
