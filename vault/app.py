@@ -66,6 +66,9 @@ from vault.storage.db import Database, create_engine, wait_until, wait_until_rea
 
 log = logging.getLogger(__name__)
 
+# How often a WAL scrub an erasure could not finish (the database was busy) is retried.
+WAL_SCRUB_RETRY_SECONDS = 5.0
+
 
 class _Shared(TypedDict):
     """What every record service is built from."""
@@ -202,6 +205,7 @@ class VaultApp:
             audit.IntegratorThread(integrator, interval=s.audit_integrate_interval_seconds),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
+            PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
         ]
         if s.retention_schedule:
             self.tasks.append(
@@ -240,6 +244,7 @@ class VaultApp:
         if self._unwatch is not None:
             self._unwatch()
         self.audit_writer.close()
+        self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
         self.observability.shutdown()
 

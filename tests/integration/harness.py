@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import grpc
+import sqlalchemy as sa
 
 import audit
 from tests import pii_watch
@@ -104,3 +106,54 @@ def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[Ru
         server.stop(0)
         pii_watch.export_audit(app.db.engine)
         app.close()
+
+
+def shreddable_copies(engine: sa.engine.Engine, subject_ids: Sequence[str]) -> list[bytes]:
+    """What erasing or anonymizing these subjects destroys, as it lies in the database
+    files: the wrapped data keys, the sealed fields' ciphertexts (base64 inside the
+    stored JSON), the blind-index digests and the token strings."""
+    found: list[bytes] = []
+    ids = list(subject_ids)
+    with engine.connect() as conn:
+        query = sa.text("SELECT wrapped_dek, fields FROM subjects WHERE id IN :ids")
+        for wrapped, blob in conn.execute(_expanding(query), {"ids": ids}):
+            found.append(bytes(wrapped))
+            found += [text.encode() for text in _strings(json.loads(bytes(blob)))]
+        for table, column in (("blind_indexes", "digest"), ("tokens", "token")):
+            query = sa.text(f"SELECT {column} FROM {table} WHERE subject_id IN :ids")
+            rows = conn.execute(_expanding(query), {"ids": ids})
+            found += [_raw(value) for (value,) in rows]
+    return found
+
+
+def _expanding(query: sa.TextClause) -> sa.TextClause:
+    return query.bindparams(sa.bindparam("ids", expanding=True))
+
+
+def _raw(value: object) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+
+
+def _strings(value: object) -> Iterator[str]:
+    """The long strings (ciphertexts) anywhere in decoded JSON."""
+    if isinstance(value, str):
+        if len(value) >= 24:
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def database_files_holding(data_dir: Path, secrets: Sequence[bytes]) -> dict[str, int]:
+    """How many of `secrets` each of the SQLite database's files (vault.db and its -wal
+    and -shm) still holds, read as raw bytes: free space and stale log frames too."""
+    held = {}
+    for path in sorted(data_dir.glob("vault.db*")):
+        data = path.read_bytes()
+        count = sum(1 for secret in secrets if secret in data)
+        if count:
+            held[path.name] = count
+    return held

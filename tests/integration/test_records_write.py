@@ -7,8 +7,9 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.harness import RunningVault
+from tests.integration.harness import RunningVault, database_files_holding, shreddable_copies
 from vault.api.client import VaultClientError
+from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 ADA = {
     "given_name": "Augusta Ada",
@@ -20,6 +21,16 @@ ADA = {
     "country": "gb",
     "national_id": "QQ 12 34 56 C",
     "notes": "Prefers e-mail; analytical engine enthusiast",
+}
+
+GRACE = {
+    "given_name": "Grace",
+    "family_name": "Hopper",
+    "email": "grace.hopper@example.org",
+    "phone": "+1 212 555 0199",
+    "date_of_birth": "1966-12-09",
+    "postal_code": "10027",
+    "country": "us",
 }
 
 
@@ -132,6 +143,25 @@ def test_erase_shreds_the_data_key_and_indexes_and_is_idempotent(vault: RunningV
     with pytest.raises(VaultClientError) as caught:
         client.update(created.subject_id, again.version, {"city": "x"}, reason="after")
     assert caught.value.code == "FAILED_PRECONDITION"
+
+
+def test_erase_leaves_no_copy_in_the_database_files(sqlite_vault: RunningVault) -> None:
+    """Read as raw bytes, the SQLite files hold no earlier copy of what erasure destroyed:
+    deleted content is zeroed (secure_delete) and the WAL, whose frames still held the
+    pages as they were, is checkpointed and truncated before the call returns."""
+    client = sqlite_vault.client()
+    erased = client.create(ADA).subject_id
+    kept = client.create(GRACE).subject_id
+    client.tokenize(erased, "email", pb.TOKEN_KIND_DETERMINISTIC)
+    engine, data_dir = sqlite_vault.app.db.engine, sqlite_vault.settings.data_dir
+    doomed, others = shreddable_copies(engine, [erased]), shreddable_copies(engine, [kept])
+    assert len(doomed) >= 10 and sum(database_files_holding(data_dir, doomed).values()) >= 10
+
+    client.erase(erased, reason="erasure request")
+
+    assert not sqlite_vault.app.db.scrub_is_pending
+    assert database_files_holding(data_dir, doomed) == {}
+    assert sum(database_files_holding(data_dir, others).values()) >= len(others)  # it looks
 
 
 def test_other_tenants_cannot_touch_a_subject(vault: RunningVault) -> None:

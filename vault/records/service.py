@@ -244,6 +244,7 @@ class RecordService:
             repo.delete_tokens(conn, subject_id)
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             self._auditor.record_in(conn, call)
+        self._db.after_shred()
         return _with(row.meta, version=new_version, updated_at=now, state=SubjectState.ERASED)
 
     def record_activity(

@@ -90,7 +90,11 @@ class RetentionJob:
                 report.skipped = "another runner holds the retention lock"
                 report.finished_at = report.started_at
                 return report
-            self._execute(report, progress or _quiet, stop or threading.Event())
+            try:
+                self._execute(report, progress or _quiet, stop or threading.Event())
+            finally:
+                if report.count(Outcome.ANONYMIZED):
+                    self._db.after_shred()
         log.info(report.summary())
         return report
 

@@ -9,6 +9,8 @@ Every engine hides bound parameters from its error messages: they can hold PII.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +25,8 @@ from vault.errors import ResourceExhaustedError, UnavailableError
 
 log = logging.getLogger(__name__)
 
+# How long a WAL scrub waits for readers and writers (and holds up new writers).
+SCRUB_WAIT_SECONDS = 0.25
 _DISK_FULL_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
 
 
@@ -68,6 +72,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # may lose the last transactions but never corrupts the database.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted content is overwritten with zeros, in b-tree pages and in freed pages,
+    # whatever the SQLite build's default: erasure and anonymization must not leave a
+    # wrapped data key, a sealed value or a blind-index digest in the file's free space.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -95,24 +103,31 @@ def translate(exc: sa.exc.SQLAlchemyError) -> Exception:
 
 
 @contextmanager
+def _pragma_set(conn: Connection, name: str, value: int) -> Iterator[Any]:
+    """SQLite: the connection's integer setting `name` is `value` until the block ends;
+    yields the driver's connection, outside any transaction (SQLAlchemy would begin one)."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    (before,) = raw.execute(f"PRAGMA {name}").fetchone()
+    raw.execute(f"PRAGMA {name}={int(value)}").fetchall()
+    try:
+        yield raw
+    finally:
+        try:
+            raw.execute(f"PRAGMA {name}={int(before)}").fetchall()
+        except Exception:  # noqa: BLE001 - the block's own error, if any, is what counts
+            # Never back into the pool with a setting meant for one block.
+            conn.invalidate()
+
+
+@contextmanager
 def _wal_autocheckpoint(conn: Connection, pages: int | None) -> Iterator[None]:
     """SQLite's automatic checkpoint threshold set to `pages` until the block ends."""
     if pages is None or conn.dialect.name != "sqlite":
         yield
         return
-    # On the driver's connection: outside a transaction (SQLAlchemy would begin one).
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    (before,) = raw.execute("PRAGMA wal_autocheckpoint").fetchone()
-    raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}").fetchall()
-    try:
+    with _pragma_set(conn, "wal_autocheckpoint", pages):
         yield
-    finally:
-        try:
-            raw.execute(f"PRAGMA wal_autocheckpoint={int(before)}").fetchall()
-        except Exception:  # noqa: BLE001 - the block's own error, if any, is what counts
-            # Never back into the pool with the bulk writer's setting.
-            conn.invalidate()
 
 
 class Database:
@@ -121,6 +136,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._scrub_lock = threading.Lock()
+        self._scrub_due = False
 
     @contextmanager
     def write(self, *, checkpoint_pages: int | None = None) -> Iterator[Connection]:
@@ -157,6 +174,60 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+
+    def scrub_wal(self, *, wait_seconds: float = SCRUB_WAIT_SECONDS) -> bool:
+        """SQLite: copy every page in the write-ahead log into the database file and
+        truncate the log to nothing. Until then the -wal file keeps earlier versions of
+        the pages a transaction changed: after an erasure, copies of the wrapped data
+        key, the sealed fields and the blind-index digests it deleted (deleted content
+        in the database file itself is zeroed: `secure_delete`).
+
+        Waits at most `wait_seconds` for readers of an older snapshot and for a writer,
+        and holds up new writers meanwhile; False if they kept it from finishing (try
+        again later). PostgreSQL: True, there is nothing this process can scrub (see
+        docs/operations.md, "Crypto-shredded subjects and backups")."""
+        if self.dialect != "sqlite":
+            return True
+        try:
+            with (
+                self.engine.connect() as conn,
+                _pragma_set(conn, "busy_timeout", max(1, round(wait_seconds * 1000))) as raw,
+            ):
+                busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate(exc) from exc
+        except sqlite3.Error as exc:  # the driver's own connection: not wrapped
+            raise UnavailableError("database unavailable") from exc
+        return bool(busy == 0)
+
+    def after_shred(self) -> None:
+        """Call once a transaction that destroyed data keys, digests or tokens has
+        committed: scrubs the WAL now (`scrub_wal`) or, if it cannot, leaves it pending
+        for `scrub_pending` to retry. Never raises: the erasure itself has committed."""
+        if self.dialect != "sqlite":
+            return
+        with self._scrub_lock:
+            self._scrub_due = True
+        self.scrub_pending()
+
+    def scrub_pending(self, *, wait_seconds: float = SCRUB_WAIT_SECONDS) -> bool:
+        """Retry a scrub `after_shred` could not finish (the vault's background task,
+        and closing); never raises, returns False. One that fails again stays pending."""
+        with self._scrub_lock:
+            if not self._scrub_due:
+                return False
+            try:
+                self._scrub_due = not self.scrub_wal(wait_seconds=wait_seconds)
+            except Exception as exc:  # noqa: BLE001 - the shredding transaction committed
+                log.warning("WAL scrub failed (%s); it will be retried", type(exc).__name__)
+                return False
+            if self._scrub_due:
+                log.info("WAL scrub deferred: the database was busy; it will be retried")
+        return False
+
+    @property
+    def scrub_is_pending(self) -> bool:
+        return self._scrub_due
 
     def dispose(self) -> None:
         self.engine.dispose()

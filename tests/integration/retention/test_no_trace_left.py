@@ -1,6 +1,6 @@
 """After anonymization no table holds a subject's personal values, its blind-index
-digests, its tokens or its wrapped key; the generalized attributes remain, and the audit
-log still verifies."""
+digests, its tokens or its wrapped key, and on SQLite neither do the database files read
+as raw bytes; the generalized attributes remain, and the audit log still verifies."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.integration.harness import database_files_holding, shreddable_copies
 from tests.integration.retention.helpers import (
     DEFAULT_DAYS,
     NOTICE_DAYS,
@@ -91,6 +92,9 @@ def test_no_value_digest_token_or_key_survives_anonymization(
         ]
         before, _ = _scan(engine, texts, binary)
         assert {"subjects", "blind_indexes", "tokens"} <= before  # the scan does find them
+        copies = shreddable_copies(engine, ids)
+        if database_url is None:  # SQLite: the files too, as raw bytes
+            assert sum(database_files_holding(tmp_path / "data", copies).values()) >= COUNT * 8
 
         clock.advance(timedelta(days=DEFAULT_DAYS - NOTICE_DAYS))
         assert rv.app.retention_job.run().count(Outcome.NOTIFIED) == COUNT
@@ -101,6 +105,8 @@ def test_no_value_digest_token_or_key_survives_anonymization(
         hits, scanned = _scan(engine, texts, binary)
         assert scanned > COUNT * 10  # the audit log and every other table were read
         assert hits == set()
+        if database_url is None:  # no stale WAL frame, no deleted cell left in free space
+            assert database_files_holding(tmp_path / "data", copies) == {}
 
         kept = Counter(r[0] for r in rows(engine, "SELECT attributes FROM anonymized_records"))
         expected = Counter(
