@@ -130,8 +130,8 @@ def _expanding(query: sa.TextClause) -> sa.TextClause:
     return query.bindparams(sa.bindparam("ids", expanding=True))
 
 
-def _raw(value: object) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+def _raw(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 def _strings(value: object) -> Iterator[str]:
