@@ -212,7 +212,9 @@ class Database:
 
     def scrub_pending(self, *, wait_seconds: float = SCRUB_WAIT_SECONDS) -> bool:
         """Retry a scrub `after_shred` could not finish (the vault's background task,
-        and closing); never raises, returns False. One that fails again stays pending."""
+        and closing); never raises. One that fails again stays pending. Returns False
+        as a `PeriodicTask`'s work does when it need not run again at once: a busy
+        database is retried at the task's next interval, not in a loop."""
         with self._scrub_lock:
             if not self._scrub_due:
                 return False
