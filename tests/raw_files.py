@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 _CAT = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
@@ -25,3 +26,15 @@ def read_raw(path: Path) -> bytes:
     return subprocess.run(
         [sys.executable, "-c", _CAT, str(path)], check=True, capture_output=True
     ).stdout
+
+
+def database_files_holding(data_dir: Path, secrets: Sequence[bytes]) -> dict[str, int]:
+    """How many of `secrets` each of the SQLite database's files (vault.db and its -wal
+    and -shm) still holds, read as raw bytes: free space and stale log frames too."""
+    held = {}
+    for path in sorted(data_dir.glob("vault.db*")):
+        data = read_raw(path)
+        count = sum(1 for secret in secrets if secret in data)
+        if count:
+            held[path.name] = count
+    return held

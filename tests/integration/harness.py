@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 import audit
 from tests import pii_watch
-from tests.raw_files import read_raw
 from vault import keys
 from vault.api.client import VaultClient
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
@@ -146,16 +145,3 @@ def _strings(value: object) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
-
-
-def database_files_holding(data_dir: Path, secrets: Sequence[bytes]) -> dict[str, int]:
-    """How many of `secrets` each of the SQLite database's files (vault.db and its -wal
-    and -shm) still holds, read as raw bytes: free space and stale log frames too (by
-    another process: `tests.raw_files`)."""
-    held = {}
-    for path in sorted(data_dir.glob("vault.db*")):
-        data = read_raw(path)
-        count = sum(1 for secret in secrets if secret in data)
-        if count:
-            held[path.name] = count
-    return held

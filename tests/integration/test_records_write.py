@@ -7,7 +7,8 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.harness import RunningVault, database_files_holding, shreddable_copies
+from tests.integration.harness import RunningVault, shreddable_copies
+from tests.raw_files import database_files_holding
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 

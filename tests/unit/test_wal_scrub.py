@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.raw_files import read_raw
+from tests.raw_files import database_files_holding
 from vault.storage.db import Database, create_engine
 
 SECRET = os.urandom(32)
@@ -25,7 +25,7 @@ def _database(tmp_path: Path) -> Database:
 
 
 def _holding(tmp_path: Path) -> list[str]:
-    return [p.name for p in sorted(tmp_path.glob("vault.db*")) if SECRET in read_raw(p)]
+    return sorted(database_files_holding(tmp_path, [SECRET]))
 
 
 def _shred(db: Database) -> None:

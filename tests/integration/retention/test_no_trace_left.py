@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.integration.harness import database_files_holding, shreddable_copies
+from tests.integration.harness import shreddable_copies
 from tests.integration.retention.helpers import (
     DEFAULT_DAYS,
     NOTICE_DAYS,
@@ -27,6 +27,7 @@ from tests.integration.retention.helpers import (
     rows,
     verify_audit_log,
 )
+from tests.raw_files import database_files_holding
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.records.dictionary import DataDictionary
 from vault.retention.report import Outcome
