@@ -64,6 +64,67 @@ def serve(
 
 
 @app.command()
+def console(
+    listen: Annotated[str, typer.Option(help="HOST:PORT the web console listens on.")] = (
+        "127.0.0.1:8080"
+    ),
+    address: Annotated[
+        str | None, typer.Option(help="The vault's gRPC HOST:PORT [default: the vault's address].")
+    ] = None,
+    data_dir: DataDir = None,
+    policies_dir: Annotated[Path | None, typer.Option(help="Policy folder.")] = None,
+    audit_public_key: Annotated[
+        Path | None,
+        typer.Option(help="The audit log's public key (PEM) [default: in the data dir]."),
+    ] = None,
+    vault_ca: Annotated[
+        Path | None, typer.Option(help="CA bundle to reach the vault over TLS.")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this cert.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="...and this key.")] = None,
+) -> None:
+    """Serve the compliance console (a web app; every page calls the vault with the
+    signed-in person's own token)."""
+    import uvicorn
+
+    from vault.records.dictionary import DataDictionary
+    from vault.web import WebSettings, create_app
+
+    _configure_logging()
+    cfg = settings(data_dir=data_dir, policies_dir=policies_dir)
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise _fail("--listen must be HOST:PORT")
+    if (tls_cert is None) != (tls_key is None):
+        raise _fail("--tls-cert and --tls-key go together")
+    try:
+        dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
+    except VaultError as exc:
+        raise _fail(exc.message) from None
+    web_settings = WebSettings(
+        vault_address=address or cfg.address,
+        audit_public_key=audit_public_key or cfg.audit_public_key,
+        vault_ca_file=vault_ca,
+        secure_cookies=tls_cert is not None,
+        restricted_fields=frozenset(
+            name for name, spec in dictionary.fields.items() if spec.sensitivity == "restricted"
+        ),
+    )
+    scheme = "https" if tls_cert else "http"
+    err.print(f"compliance console on {scheme}://{listen}/ (vault at {web_settings.vault_address})")
+    uvicorn.run(
+        create_app(web_settings),
+        host=host,
+        port=int(port),
+        access_log=False,
+        log_config=None,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        server_header=False,
+    )
+
+
+@app.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Bring the vault and audit schemas to the newest revision."""
     import audit

@@ -116,9 +116,22 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             action=f.action or None,
             decision=f.decision or None,
             purpose=f.purpose or None,
+            role=f.role or None,
+            result_code=f.result_code or None,
             since=when(f.since, f.HasField("since"), "filter.since"),
             until=when(f.until, f.HasField("until"), "filter.until"),
+            newest_first=request.newest_first,
         )
+
+    def GetEntry(self, request: pb.GetEntryRequest, context: grpc.ServicerContext) -> pb.AuditEntry:
+        call = require_call()
+        principal = authorize(self._policy, call, Action.AUDIT_READ)
+        if request.index < 0:
+            raise InvalidArgumentError([FieldViolation("index", "must not be negative")])
+        found = audit.entry_at(self._engine, request.index, tenant=principal.tenant)
+        if found is None:
+            raise NotFoundError("no entry of this tenant at that index")
+        return entry_message(found)
 
     def SubjectHistory(
         self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext
@@ -133,6 +146,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             request.page_size,
             request.page_token,
             subject_id=request.subject_id,
+            newest_first=request.newest_first,
         )
 
     def _checkpoint(self, note: str | None) -> pb.Checkpoint:

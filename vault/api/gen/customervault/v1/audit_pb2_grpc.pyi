@@ -36,7 +36,9 @@ class AuditServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     QueryEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.QueryEntriesRequest, _audit_pb2.QueryEntriesResponse]
-    """Entries matching every given filter, oldest first, paged."""
+    """Entries matching every given filter, oldest first (or newest first), paged."""
+    GetEntry: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.AuditEntry]
+    """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
     SubjectHistory: _grpc.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.QueryEntriesResponse]
     """Who saw or changed one subject's data, when and why."""
     GetLatestCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.Checkpoint]
@@ -52,7 +54,9 @@ class AuditServiceStub:
 class AuditServiceAsyncStub(AuditServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     QueryEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.QueryEntriesRequest, _audit_pb2.QueryEntriesResponse]  # type: ignore[assignment]
-    """Entries matching every given filter, oldest first, paged."""
+    """Entries matching every given filter, oldest first (or newest first), paged."""
+    GetEntry: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.AuditEntry]  # type: ignore[assignment]
+    """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
     SubjectHistory: _aio.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.QueryEntriesResponse]  # type: ignore[assignment]
     """Who saw or changed one subject's data, when and why."""
     GetLatestCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.Checkpoint]  # type: ignore[assignment]
@@ -71,7 +75,15 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.QueryEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.QueryEntriesResponse, _abc.Awaitable[_audit_pb2.QueryEntriesResponse]]:
-        """Entries matching every given filter, oldest first, paged."""
+        """Entries matching every given filter, oldest first (or newest first), paged."""
+
+    @_abc_1.abstractmethod
+    def GetEntry(
+        self,
+        request: _audit_pb2.GetEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.AuditEntry, _abc.Awaitable[_audit_pb2.AuditEntry]]:
+        """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
 
     @_abc_1.abstractmethod
     def SubjectHistory(
