@@ -100,7 +100,15 @@ def query(
         found = tuple(_logged(row) for row in rows[:page_size])
         token = _encode_token(found[-1].id, fingerprint) if len(rows) > page_size else None
         return Page(found, token)
-    return _role_page(engine, filters, role, newest_first, page_size, after, fingerprint)
+    return _role_page(
+        engine,
+        filters,
+        role=role,
+        newest_first=newest_first,
+        page_size=page_size,
+        after=after,
+        fingerprint=fingerprint,
+    )
 
 
 def _logged(row: Any) -> LoggedEntry:
@@ -110,6 +118,7 @@ def _logged(row: Any) -> LoggedEntry:
 def _role_page(
     engine: Engine,
     filters: dict[str, Any],
+    *,
     role: str,
     newest_first: bool,
     page_size: int,

@@ -63,8 +63,8 @@ def serve(
     raise typer.Exit(code)
 
 
-@app.command()
-def console(
+@app.command("console")
+def console_command(
     listen: Annotated[str, typer.Option(help="HOST:PORT the web console listens on.")] = (
         "127.0.0.1:8080"
     ),

@@ -66,7 +66,9 @@ def test_search_pages_by_cursor_newest_first(console: Console, page: Any) -> Non
     assert len(seen) == len(set(seen)) > 10
 
 
-def test_subject_history_and_its_printable_report(console: Console, page: Any, tmp_path: Any) -> None:
+def test_subject_history_and_its_printable_report(
+    console: Console, page: Any, tmp_path: Any
+) -> None:
     ada = console.subjects["ada"]
     sign_in(page, console, "dpo")
     page.get_by_role("link", name="Subject history").click()
@@ -116,8 +118,10 @@ def test_run_a_verification_and_see_a_failure_explained(console: Console, page: 
         row = conn.execute(
             sa.text("SELECT id, leaf_index, entry FROM audit_entries WHERE leaf_index = 3")
         ).one()
-        forged = bytes(row.entry).replace(b'"decision":"deny"', b'"decision":"allow"').replace(
-            b'"decision":"allow"', b'"decision":"allow"'
+        forged = (
+            bytes(row.entry)
+            .replace(b'"decision":"deny"', b'"decision":"allow"')
+            .replace(b'"decision":"allow"', b'"decision":"allow"')
         )
         forged = forged.replace(b"dpo-1", b"dpo-9").replace(b"agent-7", b"agent-9")
         forged = forged.replace(b"order-service", b"order-servicf")

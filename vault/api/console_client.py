@@ -226,7 +226,12 @@ class ConsoleClient:
         return self._page(self._audit("QueryEntries", request))
 
     def history(
-        self, subject_id: str, *, newest_first: bool = True, page_size: int = 100, page_token: str = ""
+        self,
+        subject_id: str,
+        *,
+        newest_first: bool = True,
+        page_size: int = 100,
+        page_token: str = "",
     ) -> EntryPage:
         request = audit_pb2.SubjectHistoryRequest(
             subject_id=subject_id,
@@ -269,12 +274,16 @@ class ConsoleClient:
             entries_checked=response.entries_checked,
             first_bad_index=None if response.first_bad_index < 0 else response.first_bad_index,
             problem=response.problem,
-            checkpoint=_checkpoint(response.checkpoint) if response.HasField("checkpoint") else None,
+            checkpoint=_checkpoint(response.checkpoint)
+            if response.HasField("checkpoint")
+            else None,
         )
 
     # --- retention --------------------------------------------------------------------
 
-    def notices(self, *, include_acknowledged: bool = True, page_size: int = 100) -> list[NoticeInfo]:
+    def notices(
+        self, *, include_acknowledged: bool = True, page_size: int = 100
+    ) -> list[NoticeInfo]:
         request = retention_pb2.ListNoticesRequest(
             include_acknowledged=include_acknowledged, page_size=page_size
         )
@@ -313,9 +322,7 @@ class ConsoleClient:
         self._retention("ClearLegalHold", request)
 
     def retention_report(self) -> RetentionReportInfo:
-        response = self._retention(
-            "GetRetentionReport", retention_pb2.GetRetentionReportRequest()
-        )
+        response = self._retention("GetRetentionReport", retention_pb2.GetRetentionReportRequest())
         assert isinstance(response, retention_pb2.GetRetentionReportResponse)
         k = response.k_anonymity
         return RetentionReportInfo(

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 import audit
 from vault.api.console_client import ConsoleClient, VaultClientError
 from vault.web import security
+from vault.web.console.routes import NAV, console_routes
 from vault.web.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -36,6 +37,20 @@ from vault.web.settings import WebSettings
 log = logging.getLogger("vault.web")
 HERE = Path(__file__).parent
 T = TypeVar("T")
+
+
+def silence_server_access_log() -> None:
+    """Drop the ASGI server's own access log (uvicorn's logs the query string, where a
+    filter may hold whatever someone typed); `AccessLog` below replaces it. A filter on
+    the logger holds whatever handlers and propagation logging is later configured with."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _DropAll) for f in access.filters):
+        access.addFilter(_DropAll())
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
 
 
 class AccessLog:
@@ -176,8 +191,6 @@ def _signin_page(web: Web, request: Request, *, error: str = "", status: int = 2
 
 
 def _routes(web: Web) -> list[Route | Mount]:
-    from vault.web.console.routes import console_routes
-
     async def home(request: Request) -> Response:
         if web.session(request) is None:
             return RedirectResponse("/signin", status_code=303)
@@ -264,8 +277,7 @@ def _routes(web: Web) -> list[Route | Mount]:
 
 def create_app(settings: WebSettings, *, now: Callable[[], datetime] | None = None) -> Starlette:
     """The web application for `settings` (`now` for tests; UTC wall clock otherwise)."""
-    from vault.web.console.routes import NAV
-
+    silence_server_access_log()
     web = Web(settings, now or (lambda: datetime.now(UTC)))
     web.templates.globals["console_nav"] = NAV
     app = Starlette(

@@ -156,7 +156,9 @@ def set_session_cookie(
     )
 
 
-def set_signin_cookie(response: Response, request: Request, value: str, *, force_secure: bool) -> None:
+def set_signin_cookie(
+    response: Response, request: Request, value: str, *, force_secure: bool
+) -> None:
     response.set_cookie(
         SIGNIN_COOKIE,
         value,

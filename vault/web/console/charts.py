@@ -16,6 +16,7 @@ from vault.web.console import language
 from vault.web.console.search import format_time, search_url
 
 PALETTE = ("#1f5fa8", "#c2571a", "#2e7d4f", "#7b3fa0", "#a61e4d", "#5c6b00", "#00727a", "#8a5a00")
+NO_PURPOSE = "(no purpose)"
 DECISION_COLORS = {"allow": "#2e7d4f", "deny": "#b3261e"}
 
 
@@ -36,6 +37,7 @@ class Column:
     end: datetime
     segments: list[Segment] = field(default_factory=list)
     x: float = 0.0
+    show_label: bool = True
 
     @property
     def total(self) -> int:
@@ -91,7 +93,7 @@ def _scale(max_total: int) -> int:
     """A round top for the y axis."""
     if max_total <= 5:
         return 5
-    magnitude = 10 ** (len(str(max_total)) - 1)
+    magnitude: int = 10 ** (len(str(max_total)) - 1)
     for step in (1, 2, 5, 10):
         if max_total <= step * magnitude:
             return step * magnitude
@@ -103,6 +105,7 @@ def stacked(
     entries: Sequence[LoggedEntry],
     start: datetime,
     end: datetime,
+    *,
     key: str,
     colors: dict[str, str] | None = None,
 ) -> StackedChart:
@@ -113,26 +116,29 @@ def stacked(
         when = logged.entry.time
         for i, (lo, hi, _) in enumerate(slots):
             if lo <= when < hi:
-                counts[i][getattr(logged.entry, key) or "(none)"] += 1
+                counts[i][getattr(logged.entry, key) or NO_PURPOSE] += 1
                 break
     names = sorted({name for c in counts.values() for name in c})
     palette = colors or {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-    width, height = 720, 220
+    width, height = 520, 200
     gap = 2.0
-    bar_width = max(2.0, (width - 40) / max(1, len(slots)) - gap)
+    bar_width = max(2.0, (width - 44) / max(1, len(slots)) - gap)
     max_total = _scale(max((sum(c.values()) for c in counts.values()), default=0))
     columns = []
+    step = max(1, len(slots) // 5)
     for i, (lo, hi, label) in enumerate(slots):
-        column = Column(label, lo, hi, x=40 + i * (bar_width + gap))
-        y = float(height - 20)
+        last = i == len(slots) - 1
+        show = i % step == 0 if not last else (i % step == 0 or i % step >= step / 2)
+        column = Column(label, lo, hi, x=44 + i * (bar_width + gap), show_label=show)
+        y = float(height - 24)
         for name in names:
             count = counts[i][name]
             if not count:
                 continue
-            h = (height - 30) * count / max_total
+            h = (height - 34) * count / max_total
             y -= h
             filters = {"since": format_time(lo), "until": format_time(hi)}
-            filters[key] = "" if name == "(none)" else name
+            filters[key] = "" if name == NO_PURPOSE else name
             column.segments.append(
                 Segment(name, count, palette.get(name, "#666"), search_url(**filters), y, h)
             )
@@ -144,12 +150,12 @@ def stacked(
             search_url(
                 since=format_time(start),
                 until=format_time(end),
-                **{key: "" if name == "(none)" else name},
+                **{key: "" if name == NO_PURPOSE else name},
             ),
         )
         for name in names
     ]
-    ticks = [(height - 20 - (height - 30) * f, round(max_total * f)) for f in (0, 0.5, 1)]
+    ticks = [(height - 24 - (height - 34) * f, round(max_total * f)) for f in (0, 0.5, 1)]
     return StackedChart(title, columns, legend, width, height, bar_width, max_total, ticks)
 
 

@@ -159,7 +159,7 @@ def _list(names: Sequence[str], limit: int = 3) -> str:
 
 
 def outcome(entry: audit.AuditEntry) -> str:
-    """"allowed by '…'" or "denied: …", from the decision and the rule it names."""
+    """ "allowed by '…'" or "denied: …", from the decision and the rule it names."""
     words = rule_in_words(entry.reason)
     if entry.decision == audit.ALLOW:
         if words:

@@ -14,7 +14,17 @@ from fpdf.enums import XPos, YPos
 
 
 def _latin1(text: str) -> str:
-    replacements = {"…": "...", "“": '"', "”": '"', "‘": "'", "’": "'", "—": "-", "–": "-", "✔": "OK", "✘": "X"}
+    replacements = {
+        "\u2026": "...",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u2014": "-",
+        "\u2013": "-",
+        "\u2714": "OK",
+        "\u2718": "X",
+    }
     for old, new in replacements.items():
         text = text.replace(old, new)
     return text.encode("latin-1", "replace").decode("latin-1")
@@ -28,7 +38,9 @@ class _Report(FPDF):
         self.set_font("Helvetica", size=8)
         self.set_text_color(90, 90, 90)
         self.cell(
-            0, 8, _latin1(f"Access history of {self.subject_id} - page {self.page_no()}/{{nb}}"),
+            0,
+            8,
+            _latin1(f"Access history of {self.subject_id} - page {self.page_no()}/{{nb}}"),
             align="C",
         )
 

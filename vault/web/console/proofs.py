@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import audit
-from audit.checkpoint import key_id, split_note
+from audit.checkpoint import split_note
 from audit.merkle import leaf_hash
 from vault.api.console_client import CheckpointInfo, LoggedEntry, ProofInfo
 
@@ -39,7 +39,9 @@ def checkpoint_verdict(
     try:
         head = verifier.verify(checkpoint.note)
     except audit.CheckpointError as exc:
-        return Verdict(False, "The checkpoint's signature does NOT verify with the log's key.", str(exc))
+        return Verdict(
+            False, "The checkpoint's signature does NOT verify with the log's key.", str(exc)
+        )
     if (head.origin, head.size, head.root_hash) != (
         checkpoint.origin,
         checkpoint.tree_size,
@@ -59,7 +61,7 @@ def signature_lines(
         return []
     lines = []
     for name, raw in signatures:
-        ours = verifier is not None and raw[:4] == key_id(name, verifier_public(verifier))
+        ours = verifier is not None and raw[:4] == verifier.key_id_for(name)
         lines.append(
             SignatureLine(
                 key_name=name,
@@ -71,13 +73,7 @@ def signature_lines(
     return lines
 
 
-def verifier_public(verifier: audit.CheckpointVerifier) -> bytes:
-    return verifier._public  # noqa: SLF001 - the verifier's own key bytes, read-only
-
-
-def inclusion_verdict(
-    checkpoint: CheckpointInfo, logged: LoggedEntry, proof: ProofInfo
-) -> Verdict:
+def inclusion_verdict(checkpoint: CheckpointInfo, logged: LoggedEntry, proof: ProofInfo) -> Verdict:
     assert logged.index is not None
     mine = leaf_hash(logged.entry.canonical_bytes())
     if mine != proof.leaf_hash:
@@ -91,7 +87,9 @@ def inclusion_verdict(
             logged.index, checkpoint.tree_size, mine, list(proof.hashes), checkpoint.root_hash
         )
     except audit.ProofError as exc:
-        return Verdict(False, "The inclusion proof does NOT lead to the checkpoint's root.", str(exc))
+        return Verdict(
+            False, "The inclusion proof does NOT lead to the checkpoint's root.", str(exc)
+        )
     return Verdict(
         True,
         f"Included in the log: leaf {logged.index} of the tree of {checkpoint.tree_size} "

@@ -24,6 +24,7 @@ from vault.api.console_client import (
 )
 from vault.web import security
 from vault.web.console import charts, language, proofs
+from vault.web.console.pdf import report_pdf
 from vault.web.console.search import (
     DECISIONS,
     PAGE_SIZES,
@@ -60,9 +61,7 @@ class History:
     truncated: bool
 
 
-def _collect(
-    fetch: Callable[[str], Any], cap: int
-) -> tuple[list[LoggedEntry], bool]:
+def _collect(fetch: Callable[[str], Any], cap: int) -> tuple[list[LoggedEntry], bool]:
     """Follow a paged call until its end or `cap` entries."""
     found: list[LoggedEntry] = []
     token = ""
@@ -122,9 +121,9 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         except VaultClientError as exc:
             return web.refused(request, session, exc, what="read the audit log")
         since, until = format_time(start), format_time(end)
-        by_purpose = charts.stacked("Accesses by purpose", entries, start, end, "purpose")
+        by_purpose = charts.stacked("Accesses by purpose", entries, start, end, key="purpose")
         by_decision = charts.stacked(
-            "Decisions", entries, start, end, "decision", charts.DECISION_COLORS
+            "Decisions", entries, start, end, key="decision", colors=charts.DECISION_COLORS
         )
         decisions = Counter(e.entry.decision for e in entries)
         return render(
@@ -210,7 +209,9 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         if isinstance(outcome, Response):
             if outcome.status_code in (301, 302, 303, 307):
                 return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
-            return JSONResponse({"error": "refused", "status": outcome.status_code}, outcome.status_code)
+            return JSONResponse(
+                {"error": "refused", "status": outcome.status_code}, outcome.status_code
+            )
         search, result = outcome
         if isinstance(result, SearchError):
             return JSONResponse({"error": str(result)}, status_code=400)
@@ -386,9 +387,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 for logged in entries:
                     if logged.index is not None and logged.index < checkpoint.tree_size:
                         proof = c.inclusion_proof(logged.index, checkpoint.tree_size)
-                        included[logged.index] = proofs.inclusion_verdict(
-                            checkpoint, logged, proof
-                        )
+                        included[logged.index] = proofs.inclusion_verdict(checkpoint, logged, proof)
             return entries, truncated, verify, verify_note, (checkpoint, included)
 
         entries, truncated, verify, verify_note, (checkpoint, included) = await web.call(
@@ -425,8 +424,6 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         return render(request, session, "console/report.html", data)
 
     async def subject_report_pdf(request: Request, session: Session) -> Response:
-        from vault.web.console.pdf import report_pdf
-
         subject_id = subject_id_of(request)
         if subject_id is None:
             return render(request, session, "not_found.html", {}, status=404)
@@ -448,18 +445,24 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
     async def integrity_context(
         session: Session, verify: VerifyInfo | None = None
     ) -> dict[str, Any]:
-        def load(c: ConsoleClient) -> CheckpointInfo | None:
+        def load(c: ConsoleClient) -> tuple[CheckpointInfo | None, str]:
             try:
-                return c.latest_checkpoint()
+                return c.latest_checkpoint(), ""
             except VaultClientError as exc:
-                if exc.code != "NOT_FOUND":
-                    raise
-                return None
+                if exc.code == "NOT_FOUND":
+                    return None, ""
+                if exc.code == "PERMISSION_DENIED":
+                    return None, (
+                        "The vault's policy does not let your roles read the checkpoint "
+                        "(audit:read); the refusal is in the audit log."
+                    )
+                raise
 
-        checkpoint = await web.call(session, load)
+        checkpoint, denied = await web.call(session, load)
         lines = proofs.signature_lines(web.verifier, checkpoint) if checkpoint else []
         return {
             "checkpoint": checkpoint,
+            "checkpoint_denied": denied,
             "signed": proofs.checkpoint_verdict(web.verifier, checkpoint) if checkpoint else None,
             "signatures": lines,
             "witnesses": [line for line in lines if line.role != "the log's signing key"],
@@ -471,7 +474,8 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             context = await integrity_context(session)
         except VaultClientError as exc:
             return web.refused(request, session, exc, what="read the log's checkpoint")
-        return render(request, session, "console/integrity.html", context)
+        status = 403 if context["checkpoint_denied"] else 200
+        return render(request, session, "console/integrity.html", context, status=status)
 
     async def integrity_verify(request: Request, session: Session) -> Response:
         form = await check_csrf(request, session)
@@ -489,24 +493,30 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
     # --- retention ----------------------------------------------------------------------
 
     async def retention_context(session: Session) -> dict[str, Any]:
-        def section(fn: Callable[[], Any]) -> tuple[Any, str]:
+        def section(fn: Callable[[], Any], permission: str) -> tuple[Any, str]:
             try:
                 return fn(), ""
             except VaultClientError as exc:
                 if exc.code == "PERMISSION_DENIED":
-                    return None, "Your roles may not see this (the vault refused; it is audited)."
+                    return None, (
+                        f"The vault's policy does not let your roles see this ({permission}); "
+                        "the refusal is in the audit log."
+                    )
                 if exc.code == "UNAUTHENTICATED":
                     raise
                 return None, f"The vault answered {exc.code}."
 
         def load(c: ConsoleClient) -> dict[str, Any]:
-            report, report_error = section(c.retention_report)
-            notices, notices_error = section(c.notices)
-            holds, holds_error = section(c.legal_holds)
+            report, report_error = section(c.retention_report, "retention:admin")
+            notices, notices_error = section(c.notices, "retention:admin")
+            holds, holds_error = section(c.legal_holds, "retention:legal_hold")
             runs, runs_error = section(
-                lambda: c.query(
-                    EntryFilters(actor="retention-job"), newest_first=True, page_size=500
-                ).entries
+                lambda: (
+                    c.query(
+                        EntryFilters(actor="retention-job"), newest_first=True, page_size=500
+                    ).entries
+                ),
+                "audit:read",
             )
             return {
                 "report": report,
@@ -521,7 +531,9 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
 
         return await web.call(session, load)
 
-    async def retention(request: Request, session: Session, message: str = "", error: str = "") -> Response:
+    async def retention(
+        request: Request, session: Session, message: str = "", error: str = ""
+    ) -> Response:
         try:
             context = await retention_context(session)
         except VaultClientError as exc:

@@ -16,7 +16,17 @@ from urllib.parse import urlencode
 from vault.api.console_client import EntryFilters, LoggedEntry
 from vault.web.console import language
 
-FILTER_NAMES = ("since", "until", "actor", "role", "action", "subject", "purpose", "decision", "result")
+FILTER_NAMES = (
+    "since",
+    "until",
+    "actor",
+    "role",
+    "action",
+    "subject",
+    "purpose",
+    "decision",
+    "result",
+)
 DECISIONS = ("allow", "deny")
 RESULTS = (
     "OK",
@@ -127,7 +137,7 @@ class Search:
         for spec in fields(changed):
             value = getattr(changed, spec.name)
             default = spec.default
-            if value != default and value != "":
+            if value not in (default, ""):
                 pairs.append((spec.name, str(value)))
         return urlencode(pairs)
 
@@ -138,7 +148,10 @@ class Search:
 
 def search_url(**filters: str) -> str:
     """A link to the audit search with these filters (for charts and entry pages)."""
-    return Search(**{k: v for k, v in filters.items() if v}).url()
+    unknown = set(filters) - set(FILTER_NAMES)
+    if unknown:
+        raise ValueError(f"not search filters: {sorted(unknown)}")
+    return Search().url(**{k: v for k, v in filters.items() if v})
 
 
 def row(logged: LoggedEntry) -> dict[str, Any]:
