@@ -6,12 +6,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 
-.PHONY: install serve test test-fast lint typecheck protos protos-check bench soak clean
+.PHONY: install serve console test test-fast lint typecheck protos protos-check bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,browser]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +21,10 @@ serve: $(STAMP)
 	$(VENV)/bin/customer-vault serve
 
 ## The whole test suite (unit, integration over real gRPC, SQLite and PostgreSQL)
+## The compliance console on http://127.0.0.1:8080/ in front of `make serve`'s vault
+console: $(STAMP)
+	$(VENV)/bin/customer-vault console
+
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
