@@ -308,7 +308,7 @@ def main() -> None:
 
 def build() -> typer.Typer:
     """The whole CLI: the commands here plus the client, policy and audit groups."""
-    from audit.cli import app as audit_app
+    from vault.cli_audit import audit_app
     from vault.cli_consent import consent_app
     from vault.cli_policy import policy_app
     from vault.cli_retention import retention_app
@@ -318,7 +318,7 @@ def build() -> typer.Typer:
     if not getattr(app, "_vault_groups_added", False):
         app.add_typer(subjects_app, name="subjects")
         app.add_typer(policy_app, name="policy")
-        app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+        app.add_typer(audit_app, name="audit")
         app.add_typer(consent_app, name="consent")
         app.add_typer(rights_app, name="rights")
         app.add_typer(retention_app, name="retention")
