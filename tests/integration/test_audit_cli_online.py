@@ -135,3 +135,23 @@ def test_export_and_checkpoint_through_the_vault(
     assert result.stdout.startswith("customer-vault/audit\n")  # type: ignore[attr-defined]
     result = _run(vault, "dpo", "checkpoint", "--public-key", key, "--out", str(tmp_path))
     assert result.exit_code == 0 and list(tmp_path.glob("checkpoint-*.txt"))
+
+
+def test_entries_stay_in_their_tenant(seeded: tuple[RunningVault, dict[str, str]]) -> None:
+    from vault.api.client import VaultClientError
+    from vault.api.console_client import ConsoleClient, EntryFilters
+
+    vault, _ = seeded
+    other = vault.token(principal="dpo-9", tenant="globex", roles=("dpo",))
+    mine = vault.token(**PEOPLE["dpo"])
+    with ConsoleClient(vault.address, mine) as client:
+        assert client.entry(0).entry.tenant == "acme"
+    with ConsoleClient(vault.address, other) as client:
+        with pytest.raises(VaultClientError) as refused:
+            client.entry(0)
+        assert refused.value.code == "NOT_FOUND"
+        page = client.query(EntryFilters(role="support_agent"), page_size=50)
+        assert page.entries == ()
+        with pytest.raises(VaultClientError) as bad:
+            client.entry(-1)
+        assert bad.value.code == "INVALID_ARGUMENT"
