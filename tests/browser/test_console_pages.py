@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.browser.conftest import Console, axe_violations, screenshot, sign_in
+from tests.browser.conftest import SCREENSHOTS, Console, axe_violations, screenshot, sign_in
 
 
 def test_sign_in_search_and_open_an_entry(console: Console, page: Any) -> None:
@@ -101,6 +101,9 @@ def test_subject_history_and_its_printable_report(
     assert response.status == 200
     assert response.headers["content-type"] == "application/pdf"
     assert response.body().startswith(b"%PDF")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    (SCREENSHOTS / "07-report.pdf").write_bytes(response.body())
+    (SCREENSHOTS / "07-report-printed.pdf").write_bytes(pdf.read_bytes())
 
 
 def test_run_a_verification_and_see_a_failure_explained(console: Console, page: Any) -> None:

@@ -54,9 +54,12 @@ def report_pdf(data: dict[str, Any]) -> bytes:
     pdf.add_page()
     width = pdf.epw
 
-    def line(text: str, size: float = 10, style: str = "", height: float = 5.5) -> None:
+    def line(
+        text: str, size: float = 10, style: str = "", height: float = 5.5, red: bool = False
+    ) -> None:
         pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(width, height, _latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_text_color(160, 30, 25) if red else pdf.set_text_color(20, 20, 20)
+        pdf.multi_cell(width, height, _latin1(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     line(f"Access history of subject {data['subject_id']}", 16, "B", 8)
     line(f"Generated {data['generated']} by {data['generated_by']} from the vault's audit log.", 9)
@@ -64,8 +67,8 @@ def report_pdf(data: dict[str, Any]) -> bytes:
     s = data["summary"]
     line(
         f"{s['total']} entries: {s['allowed']} allowed, {s['denied']} denied; "
-        f"{len(s['readers'])} people or systems saw data; {s['exports']} exports; "
-        f"{s['changes']} changes.",
+        f"{len(s['readers'])} people or systems saw data; exports: {s['exports']}; "
+        f"changes: {s['changes']}.",
         11,
         "B",
     )
@@ -98,15 +101,28 @@ def report_pdf(data: dict[str, Any]) -> bytes:
         verdict = data["included"].get(r["index"])
         proof = "included" if verdict and verdict.ok else ("MISMATCH" if verdict else "pending")
         index = "-" if r["index"] is None else str(r["index"])
-        line(f"#{index}  {r['time']} UTC  [{r['decision']}, {proof}]", 8.5, "B", 4.5)
+        denied = r["decision"] == "deny"
+        label = "DENIED" if denied else "allowed"
+        line(f"#{index}  {r['time']} UTC  [{label}, {proof}]", 8.5, "B", 4.5, red=denied)
         text = r["sentence"] + (f' ("{r["justification"]}")' if r["justification"] else "")
         line(text, 9, "", 4.8)
         pdf.ln(1)
     if data["checkpoint"] is not None:
         pdf.ln(2)
         line("Signed checkpoint", 12, "B", 7)
+        line(
+            "The log's state this report was checked against. Its signature line starts "
+            "with an em dash (U+2014), printed here as '-': restore it before checking the "
+            "note with `customer-vault audit verify --checkpoint FILE`.",
+            9,
+        )
         pdf.set_font("Courier", size=8)
         pdf.multi_cell(
-            width, 4, _latin1(data["checkpoint"].note), new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            width,
+            4,
+            _latin1(data["checkpoint"].note),
+            align="L",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
         )
     return bytes(pdf.output())
