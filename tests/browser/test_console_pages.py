@@ -179,3 +179,20 @@ def test_pages_have_no_serious_accessibility_violations(console: Console, page: 
         page.goto(console.url + path)
         found[path] = axe_violations(page)
     assert {path: v for path, v in found.items() if v} == {}
+
+
+def test_chart_bars_open_the_search_they_count(console: Console, page: Any) -> None:
+    sign_in(page, console, "dpo")
+    page.goto(console.url + "/console/?days=1")
+    denials = page.locator("figure", has_text="Denials by role").locator("a").first
+    assert "support_agent" in denials.inner_text()
+    count = int(denials.locator(".bar-count").inner_text())
+    denials.click()
+    assert "decision=deny" in page.url and "role=support_agent" in page.url
+    assert page.locator(".result.deny").count() == count == 2
+    assert page.locator(".result.allow").count() == 0
+    page.goto(console.url + "/console/?days=1")
+    page.locator("figure", has_text="Decisions").locator("svg a").first.click()
+    assert "since=" in page.url and "until=" in page.url and "decision=" in page.url
+    assert page.locator(".result").count() >= 1
+    screenshot(page, "13-search-from-chart")
