@@ -184,6 +184,7 @@ def test_pages_have_no_serious_accessibility_violations(console: Console, page: 
 def test_chart_bars_open_the_search_they_count(console: Console, page: Any) -> None:
     sign_in(page, console, "dpo")
     page.goto(console.url + "/console/?days=1")
+    screenshot(page, "02-activity-24h")
     denials = page.locator("figure", has_text="Denials by role").locator("a").first
     assert "support_agent" in denials.inner_text()
     count = int(denials.locator(".bar-count").inner_text())
