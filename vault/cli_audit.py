@@ -219,8 +219,10 @@ def export_command(
     until: Until = "",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
 ) -> None:
-    """Export entries matching every filter, oldest first (the `id` column holds the
-    leaf index; -1 for an entry not yet integrated)."""
+    """Export entries matching every filter, oldest first.
+
+    The `id` column holds the leaf index (-1 for an entry not yet integrated).
+    """
     import audit
     from vault.api.client import VaultClientError
     from vault.api.console_client import ConsoleClient, EntryFilters
@@ -301,8 +303,10 @@ def checkpoint_command(
         Path, typer.Option("--public-key", help="The log's Ed25519 public key (PEM).")
     ] = DEFAULT_PUBLIC_KEY,
 ) -> None:
-    """Print the latest signed checkpoint, its signature checked here with the log's
-    public key (or save it to keep outside the database)."""
+    """Print the latest signed checkpoint (or save it outside the database).
+
+    Its signature is checked here with the log's public key before it is shown.
+    """
     import audit
     from vault.api.client import VaultClientError
     from vault.api.console_client import ConsoleClient
