@@ -4,6 +4,7 @@ a subject's history and print its report, run a verification, manage a legal hol
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,6 +114,9 @@ def test_run_a_verification_and_see_a_failure_explained(console: Console, page: 
     assert "Signed by the log's key" in page.content()
     page.get_by_role("button", name="Run verification").click()
     assert "The log verified" in page.locator("div.verdict").inner_text()
+    steps = page.locator(".progress-log li").all_inner_texts()
+    assert steps[0] == "Verification started by dpo-1."
+    assert re.fullmatch(r"Checked (\d+) of \1 entries…", steps[-1]), steps
     screenshot(page, "08-integrity")
 
     # Someone rewrites an entry in the database: the next run names the position.

@@ -155,3 +155,23 @@ def test_entries_stay_in_their_tenant(seeded: tuple[RunningVault, dict[str, str]
         with pytest.raises(VaultClientError) as bad:
             client.entry(-1)
         assert bad.value.code == "INVALID_ARGUMENT"
+
+
+def test_verification_streams_its_progress_then_its_result(
+    seeded: tuple[RunningVault, dict[str, str]],
+) -> None:
+    from vault.api.console_client import ConsoleClient
+
+    vault, _ = seeded
+    with ConsoleClient(vault.address, vault.token(**PEOPLE["dpo"])) as client:
+        steps = list(client.verify_log_with_progress())
+    assert steps[-1].result is not None and steps[-1].result.ok
+    progress = steps[:-1]
+    assert progress and all(s.result is None for s in progress)
+    assert [s.checked for s in progress] == sorted(s.checked for s in progress)
+    assert progress[-1].checked == progress[-1].total == steps[-1].result.entries_checked
+    with vault.app.db.engine.connect() as conn:
+        extra = conn.execute(
+            sa.text("SELECT count(*) FROM audit_entries WHERE action = 'VerifyLogWithProgress'")
+        ).scalar_one()
+    assert extra == 1

@@ -181,6 +181,12 @@ CASES: dict[str, Case] = {
         lambda f: audit_pb2.GetConsistencyProofRequest(first_size=1, second_size=1),
         lambda f: audit_pb2.GetConsistencyProofRequest(first_size=3, second_size=1),
     ),
+    "customervault.v1.AuditService/VerifyLogWithProgress": Case(
+        DPO,
+        lambda f: audit_pb2.VerifyLogRequest(),
+        lambda f: audit_pb2.VerifyLogRequest(trusted_checkpoint="not a note"),
+        streaming=True,
+    ),
     "customervault.v1.AuditService/VerifyLog": Case(
         DPO,
         lambda f: audit_pb2.VerifyLogRequest(),

@@ -8,6 +8,7 @@ signed-in person's bearer token, so the vault authorizes and audits it as that p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "RetentionReportInfo",
     "VaultClientError",
     "VerifyInfo",
+    "VerifyStep",
 ]
 
 
@@ -71,6 +73,13 @@ class VerifyInfo:
     first_bad_index: int | None
     problem: str
     checkpoint: CheckpointInfo | None
+
+
+@dataclass(frozen=True)
+class VerifyStep:
+    checked: int
+    total: int
+    result: VerifyInfo | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,16 @@ def logged_entry(message: audit_pb2.AuditEntry) -> LoggedEntry:
         extra=dict(message.extra),
     )
     return LoggedEntry(None if message.index < 0 else message.index, entry)
+
+
+def _verify_info(response: audit_pb2.VerifyLogResponse) -> VerifyInfo:
+    return VerifyInfo(
+        ok=response.ok,
+        entries_checked=response.entries_checked,
+        first_bad_index=None if response.first_bad_index < 0 else response.first_bad_index,
+        problem=response.problem,
+        checkpoint=_checkpoint(response.checkpoint) if response.HasField("checkpoint") else None,
+    )
 
 
 def _checkpoint(message: audit_pb2.Checkpoint) -> CheckpointInfo:
@@ -269,15 +288,18 @@ class ConsoleClient:
     def verify_log(self) -> VerifyInfo:
         response = self._audit("VerifyLog", audit_pb2.VerifyLogRequest())
         assert isinstance(response, audit_pb2.VerifyLogResponse)
-        return VerifyInfo(
-            ok=response.ok,
-            entries_checked=response.entries_checked,
-            first_bad_index=None if response.first_bad_index < 0 else response.first_bad_index,
-            problem=response.problem,
-            checkpoint=_checkpoint(response.checkpoint)
-            if response.HasField("checkpoint")
-            else None,
+        return _verify_info(response)
+
+    def verify_log_with_progress(self) -> Iterator[VerifyStep]:
+        """The verification as it goes: steps with `checked`/`total`, the last one with
+        its `result`. Raises `VaultClientError` (at the first step for a refusal)."""
+        stream = self._client.stream(
+            self._client.audit, "VerifyLogWithProgress", audit_pb2.VerifyLogRequest()
         )
+        for message in stream:
+            assert isinstance(message, audit_pb2.VerifyLogProgress)
+            result = _verify_info(message.result) if message.HasField("result") else None
+            yield VerifyStep(message.checked, message.total, result)
 
     # --- retention --------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -129,6 +129,23 @@ class Web:
             **context,
         )
         return HTMLResponse(body, status_code=status)
+
+    def stream(
+        self, request: Request, name: str, context: dict[str, Any], *, session: Session
+    ) -> StreamingResponse:
+        """A page sent as it renders (a long verification shows its progress): the
+        template's output goes out piece by piece, each value escaped as in `render`."""
+        template = self.templates.get_template(name)
+        pieces = template.generate(
+            request=request,
+            session=session,
+            person=session.person,
+            csrf_field=CSRF_FIELD,
+            csrf=session.csrf,
+            path=request.url.path,
+            **context,
+        )
+        return StreamingResponse(pieces, media_type="text/html; charset=utf-8")
 
     def client(self, session: Session) -> ConsoleClient:
         return ConsoleClient(

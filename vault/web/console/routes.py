@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -21,6 +22,7 @@ from vault.api.console_client import (
     LoggedEntry,
     VaultClientError,
     VerifyInfo,
+    VerifyStep,
 )
 from vault.web import security
 from vault.web.console import charts, language, proofs
@@ -53,6 +55,34 @@ NAV = (
     ("/console/integrity", "Log integrity"),
     ("/console/retention", "Retention"),
 )
+
+
+class VerifyRun:
+    """The steps of a verification as the page renders them; then its result (or the
+    error that ended it). Closes the client when the stream ends."""
+
+    def __init__(
+        self, first: VerifyStep | None, rest: Iterator[VerifyStep], client: ConsoleClient
+    ) -> None:
+        self._first = first
+        self._rest = rest
+        self._client = client
+        self.result: VerifyInfo | None = None
+        self.error = ""
+
+    def __iter__(self) -> Iterator[VerifyStep]:
+        try:
+            step = self._first
+            while step is not None:
+                if step.result is not None:
+                    self.result = step.result
+                    return
+                yield step
+                step = next(self._rest, None)
+        except VaultClientError as exc:
+            self.error = f"{exc.code}: {exc.message}"
+        finally:
+            self._client.close()
 
 
 @dataclass(frozen=True)
@@ -481,14 +511,17 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         form = await check_csrf(request, session)
         if isinstance(form, Response):
             return form
+        client = web.client(session)
+        steps = client.verify_log_with_progress()
         try:
-            verify = await web.call(session, lambda c: c.verify_log())
-            context = await integrity_context(session, verify)
+            first = await run_in_threadpool(lambda: next(steps, None))
+            context = await integrity_context(session)
         except VaultClientError as exc:
+            client.close()
             return web.refused(request, session, exc, what="verify the audit log")
-        return render(
-            request, session, "console/integrity.html", context, status=200 if verify.ok else 409
-        )
+        context["progress"] = VerifyRun(first, steps, client)
+        context.setdefault("nav", NAV)
+        return web.stream(request, "console/integrity.html", context, session=session)
 
     # --- retention ----------------------------------------------------------------------
 

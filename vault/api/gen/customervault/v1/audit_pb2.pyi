@@ -179,6 +179,16 @@ class VerifyLogRequest(_message.Message):
     trusted_checkpoint: str
     def __init__(self, trusted_checkpoint: _Optional[str] = ...) -> None: ...
 
+class VerifyLogProgress(_message.Message):
+    __slots__ = ("checked", "total", "result")
+    CHECKED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    checked: int
+    total: int
+    result: VerifyLogResponse
+    def __init__(self, checked: _Optional[int] = ..., total: _Optional[int] = ..., result: _Optional[_Union[VerifyLogResponse, _Mapping]] = ...) -> None: ...
+
 class VerifyLogResponse(_message.Message):
     __slots__ = ("ok", "entries_checked", "first_bad_index", "problem", "checkpoint")
     OK_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,11 @@ class AuditServiceStub:
                 request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogResponse.FromString,
                 _registered_method=True)
+        self.VerifyLogWithProgress = channel.unary_stream(
+                '/customervault.v1.AuditService/VerifyLogWithProgress',
+                request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -124,6 +129,14 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyLogWithProgress(self, request, context):
+        """The same check, reporting progress as it goes: one message per chunk of entries
+        checked, then a last message carrying the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +174,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.VerifyLog,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogResponse.SerializeToString,
+            ),
+            'VerifyLogWithProgress': grpc.unary_stream_rpc_method_handler(
+                    servicer.VerifyLogWithProgress,
+                    request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +370,33 @@ class AuditService:
             '/customervault.v1.AuditService/VerifyLog',
             customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
             customervault_dot_v1_dot_audit__pb2.VerifyLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLogWithProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/customervault.v1.AuditService/VerifyLogWithProgress',
+            customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
+            customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
             options,
             channel_credentials,
             insecure,

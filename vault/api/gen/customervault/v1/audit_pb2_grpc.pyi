@@ -49,6 +49,10 @@ class AuditServiceStub:
     """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
     VerifyLog: _grpc.UnaryUnaryMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogResponse]
     """Recompute the tree from the stored entries and check it against the checkpoints."""
+    VerifyLogWithProgress: _grpc.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]
+    """The same check, reporting progress as it goes: one message per chunk of entries
+    checked, then a last message carrying the result.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -67,6 +71,10 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
     VerifyLog: _aio.UnaryUnaryMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogResponse]  # type: ignore[assignment]
     """Recompute the tree from the stored entries and check it against the checkpoints."""
+    VerifyLogWithProgress: _aio.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]  # type: ignore[assignment]
+    """The same check, reporting progress as it goes: one message per chunk of entries
+    checked, then a last message carrying the result.
+    """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -124,5 +132,15 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.VerifyLogResponse, _abc.Awaitable[_audit_pb2.VerifyLogResponse]]:
         """Recompute the tree from the stored entries and check it against the checkpoints."""
+
+    @_abc_1.abstractmethod
+    def VerifyLogWithProgress(
+        self,
+        request: _audit_pb2.VerifyLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_audit_pb2.VerifyLogProgress], _abc.AsyncIterator[_audit_pb2.VerifyLogProgress]]:
+        """The same check, reporting progress as it goes: one message per chunk of entries
+        checked, then a last message carrying the result.
+        """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
