@@ -182,6 +182,10 @@ def test_pages_have_no_serious_accessibility_violations(console: Console, page: 
     ):
         page.goto(console.url + path)
         found[path] = axe_violations(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/console/", "/console/audit", "/console/retention"):
+        page.goto(console.url + path)
+        found[f"{path} (phone)"] = axe_violations(page)
     assert {path: v for path, v in found.items() if v} == {}
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.browser.conftest import Console, screenshot, serving_console, sign_in
+from tests.browser.conftest import PEOPLE, Console, screenshot, serving_console, sign_in
 from tests.integration.test_records_write import ADA, GRACE
 from vault.clock import SystemClock
 from vault.identity import TokenIssuer
@@ -317,3 +317,14 @@ def _forged_token(console: Console, tmp_path: Any) -> str:
     )
     who = Principal("dpo-1", "acme", frozenset({"dpo"}), MappingProxyType({}))
     return issuer.issue(who, timedelta(minutes=5))
+
+
+def test_values_from_the_log_are_escaped(console: Console, page: Any) -> None:
+    hostile = '<img src=x onerror="document.title=1"><script>document.title=2</script>'
+    lead = console.vault.client(**PEOPLE["lead"])
+    lead.reveal(console.subjects["ada"], "national_id", "support", hostile)
+    sign_in(page, console, "dpo")
+    page.goto(console.url + f"/console/subjects/{console.subjects['ada']}")
+    assert hostile in page.locator(".timeline").inner_text()  # shown as text
+    assert page.locator(".timeline img, .timeline script").count() == 0
+    assert page.title().endswith("Customer Vault")
