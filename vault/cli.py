@@ -82,6 +82,9 @@ def console_command(
     ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this cert.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="...and this key.")] = None,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark cookies Secure (behind a TLS-terminating proxy).")
+    ] = False,
 ) -> None:
     """Serve the compliance console (a web app; every page calls the vault with the
     signed-in person's own token)."""
@@ -105,7 +108,7 @@ def console_command(
         vault_address=address or cfg.address,
         audit_public_key=audit_public_key or cfg.audit_public_key,
         vault_ca_file=vault_ca,
-        secure_cookies=tls_cert is not None,
+        secure_cookies=secure_cookies or tls_cert is not None,
         restricted_fields=frozenset(
             name for name, spec in dictionary.fields.items() if spec.sensitivity == "restricted"
         ),
