@@ -91,7 +91,9 @@ def report_pdf(data: dict[str, Any]) -> bytes:
         )
     line(
         f"{data['proven']} of {len(data['rows'])} entries proved included in the signed "
-        f"checkpoint; {data['broken']} mismatched; {data['unproven']} newer than it."
+        f"checkpoint; {data['broken']} mismatched; {data['newer']} newer than it; "
+        f"{data['unproven']} older ones not proved one by one (covered by the whole-log "
+        "verification)."
     )
     if data["signed"] is not None:
         line(data["signed"].summary)
