@@ -47,6 +47,7 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 SUBJECT_ID = re.compile(r"[a-z0-9_]{1,64}")
 HISTORY_CAP = 5000
 REPORT_PROOFS = 250
+TIMELINE_SHOWN = 200
 ACTIVITY_CAP = 5000
 ACTIVITY_DAYS = (1, 7, 30)
 NAV = (
@@ -385,7 +386,8 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             "console/subject.html",
             {
                 "subject_id": subject_id,
-                "rows": [row(e) for e in history.entries],
+                "rows": [row(e) for e in history.entries[:TIMELINE_SHOWN]],
+                "more": max(0, len(history.entries) - TIMELINE_SHOWN),
                 "truncated": history.truncated,
                 "summary": summary(history.entries),
                 "search_url": search_url(subject=subject_id),
