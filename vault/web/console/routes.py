@@ -220,6 +220,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         context: dict[str, Any] = {
             "search": search,
             "decisions": DECISIONS,
+            "actions": sorted(language.ACTION_PHRASES),
             "results": RESULTS,
             "page_sizes": PAGE_SIZES,
             "json_url": search.url("/console/audit.json", cursor=search.cursor),
