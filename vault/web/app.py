@@ -263,7 +263,12 @@ def _routes(web: Web) -> list[Route | Mount]:
         log.info("console sign-in by %s (%s)", person.principal, ",".join(person.roles))
         response = RedirectResponse("/console/", status_code=303)
         security.set_session_cookie(
-            response, request, session_id, session, force_secure=web.settings.secure_cookies
+            response,
+            request,
+            session_id,
+            session,
+            now=web.now(),
+            force_secure=web.settings.secure_cookies,
         )
         response.delete_cookie(SIGNIN_COOKIE, path="/signin")
         return response

@@ -142,9 +142,15 @@ def is_secure(request: Request, force: bool) -> bool:
 
 
 def set_session_cookie(
-    response: Response, request: Request, session_id: str, session: Session, *, force_secure: bool
+    response: Response,
+    request: Request,
+    session_id: str,
+    session: Session,
+    *,
+    now: datetime,
+    force_secure: bool,
 ) -> None:
-    max_age = max(1, int((session.expires_at - datetime.now(UTC)).total_seconds()))
+    max_age = max(1, int((session.expires_at - now).total_seconds()))
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
