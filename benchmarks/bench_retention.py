@@ -87,7 +87,7 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(data_dir: str) -> None:
     from vault.crypto import KeyRing
-    from vault.records.dictionary import DataDictionary
+    from vault.fields.dictionary import DataDictionary
     from vault.records.sealing import SubjectSealing
 
     settings = Settings(data_dir=Path(data_dir))

@@ -32,9 +32,9 @@ from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine
 from workload import FIELD_NAMES, rate_of
 
 from vault.crypto import KeyRing
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
 from vault.records.sealing import SubjectSealing
 from vault.views import Outcome, ViewPlan, apply_view
 

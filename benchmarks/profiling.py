@@ -32,7 +32,7 @@ LAYERS = (
     ("vault/identity", "vault authentication (JWT)"),
     ("vault/policy", "vault policy"),
     ("vault/crypto", "vault crypto recipes"),
-    ("vault/records/dictionary", "vault validation + normalization"),
+    ("vault/fields", "vault validation + normalization"),
     ("vault/records", "vault records domain"),
     ("vault/views", "vault masking"),
     ("vault/storage", "vault storage repository"),

@@ -46,7 +46,7 @@ from workload import records
 from vault import keys
 from vault.config import Settings
 from vault.crypto import KeyRing
-from vault.records.dictionary import DataDictionary
+from vault.fields.dictionary import DataDictionary
 
 console = Console(width=180)
 

@@ -45,9 +45,9 @@ from vault.consent.receipts import ReceiptIssuer
 from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
+from vault.fields.dictionary import DataDictionary
 from vault.identity import IdentityMap, TokenVerifier
 from vault.policy import PolicyEngine
-from vault.records.dictionary import DataDictionary
 from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
 from vault.records.rendering import ViewRenderer

@@ -36,9 +36,9 @@ def check(
     """Print the decision of the policy files for one request and the rule that decided."""
     from vault.api.admin import resolve_resource
     from vault.errors import VaultError
+    from vault.fields.dictionary import DataDictionary
     from vault.policy import Action, PolicyEngine
     from vault.principal import Principal
-    from vault.records.dictionary import DataDictionary
 
     folder = policies_dir or settings().policies_dir
     try:

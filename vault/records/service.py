@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from vault.access.guard import authorize, justification, load_own_subject
 from vault.auditing import Auditor
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
@@ -19,16 +20,15 @@ from vault.errors import (
     InvalidArgumentError,
     VersionConflictError,
 )
+from vault.fields.dictionary import DataDictionary
+from vault.fields.normalizers import violation_path
 from vault.policy import Action, PolicyEngine
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, justification, load_own_subject
-from vault.records.models import ItemResult, SubjectMeta, SubjectState
-from vault.records.normalizers import violation_path
 from vault.records.sealing import SubjectSealing
 from vault.retention import notices as retention_notices
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import encode_fields
+from vault.subject import ItemResult, SubjectMeta, SubjectState
 
 # Activity timestamps may run slightly ahead of our clock on another machine.
 _CLOCK_SKEW = timedelta(minutes=5)

@@ -13,7 +13,7 @@ from datetime import date
 
 from vault.crypto import new_random_id
 from vault.errors import DecryptionError, FailedPreconditionError
-from vault.records.dictionary import DataDictionary
+from vault.fields.dictionary import DataDictionary
 from vault.records.sealing import SubjectSealing
 from vault.retention.store import DueNotice
 

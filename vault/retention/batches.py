@@ -28,13 +28,13 @@ from vault.auditing import system_entry
 from vault.clock import Clock, from_micros, to_micros
 from vault.errors import VersionConflictError
 from vault.principal import Principal
-from vault.records.models import SubjectState
 from vault.retention import store
 from vault.retention.anonymizer import Anonymizer, encode_attributes, new_pseudonym
 from vault.retention.notices import new_notice_id
 from vault.retention.rules import RetentionRule
 from vault.retention.tables import CANCELLED, COMPLETED, OPEN
 from vault.storage.db import Database
+from vault.subject import SubjectState
 
 JOB_PRINCIPAL = "retention-job"
 _SYSTEM_ROLES = frozenset({"system"})

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.crypto.derived import b32
-from vault.records.models import SubjectState
 from vault.retention.tables import CANCELLED, OPEN, legal_holds, notices
 from vault.storage.tables import subjects
+from vault.subject import SubjectState
 
 NOTICE_PREFIX = "ntc"
 

@@ -40,7 +40,7 @@ from vault.clock import from_micros, to_micros
 from vault.config import Settings
 from vault.crypto import KeyRing
 from vault.errors import UnavailableError
-from vault.records.dictionary import DataDictionary
+from vault.fields.dictionary import DataDictionary
 from vault.records.sealing import SubjectSealing
 from vault.retention.anonymizer import Anonymizer
 from vault.retention.batches import Batches, Prepared

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vault.access.guard import authorize, justification, load_own_subject
 from vault.auditing import Auditor
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
@@ -20,8 +21,6 @@ from vault.errors import (
     VersionConflictError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.records.guard import authorize, justification, load_own_subject
-from vault.records.models import SubjectState
 from vault.retention import notices
 from vault.retention.job import RetentionJob
 from vault.retention.notices import LegalHold, Notice
@@ -29,6 +28,7 @@ from vault.retention.report import RetentionReport
 from vault.retention.tables import OPEN
 from vault.storage import subjects as repo
 from vault.storage.db import Database
+from vault.subject import SubjectState
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100

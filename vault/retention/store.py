@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vault.records.models import StoredField, SubjectState
 from vault.retention.tables import CANCELLED, OPEN, anonymized_records, notices, runs
 from vault.storage.subjects import decode_fields
 from vault.storage.tables import blind_indexes, subjects, tokens
+from vault.subject import StoredField, SubjectState
 
 DAY_US = 86_400 * 1_000_000
 _PENDING_STATE = SubjectState.PENDING_ANONYMIZATION

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
-from vault.records.models import StoredField, SubjectMeta, SubjectState
 from vault.storage.tables import blind_indexes, subjects, tokens
+from vault.subject import StoredField, SubjectMeta, SubjectState
 
 _FORMAT = 1
 
