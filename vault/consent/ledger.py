@@ -25,7 +25,7 @@ from vault.consent.models import (
     NewConsentEvent,
     SubjectConsent,
 )
-from vault.consent.tables import consent_events, consent_receipts
+from vault.storage.consent_tables import consent_events, consent_receipts
 
 EMPTY_VERSION = "0"
 """The consent version of a subject with no ledger events (the ledger was consulted)."""

@@ -16,6 +16,7 @@ prepared only for subjects unchanged since; the rest is left for a later batch.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,14 +27,15 @@ from sqlalchemy.engine import Connection
 import audit
 from vault.auditing import system_entry
 from vault.clock import Clock, from_micros, to_micros
+from vault.crypto.derived import b32
 from vault.errors import VersionConflictError
 from vault.principal import Principal
 from vault.retention import store
 from vault.retention.anonymizer import Anonymizer, encode_attributes, new_pseudonym
-from vault.retention.notices import new_notice_id
 from vault.retention.rules import RetentionRule
-from vault.retention.tables import CANCELLED, COMPLETED, OPEN
+from vault.storage import shredding
 from vault.storage.db import Database
+from vault.storage.retention_tables import CANCELLED, COMPLETED, OPEN
 from vault.subject import SubjectState
 
 JOB_PRINCIPAL = "retention-job"
@@ -41,6 +43,18 @@ _SYSTEM_ROLES = frozenset({"system"})
 _PENDING = SubjectState.PENDING_ANONYMIZATION
 # Pseudonymous records are shuffled so their order in a batch says nothing of the subjects'.
 _shuffle = random.SystemRandom().shuffle
+
+
+NOTICE_PREFIX = "ntc"
+
+
+def new_notice_id(now_us: int, sequence: int) -> str:
+    """`ntc_` + 26 base32 characters: the notice's time, a sequence number and 40 random
+    bits. Ids sort in the order notices are made, which is the order the job closes
+    them in, so closing a notice appends to the indexes instead of writing all over them.
+    """
+    raw = now_us.to_bytes(8, "big") + (sequence % 2**24).to_bytes(3, "big") + os.urandom(5)
+    return f"{NOTICE_PREFIX}_{b32(raw)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +276,9 @@ class Batches:
         records = [ready.record for _, _, ready in doomed if ready.record is not None]
         _shuffle(records)
         ids = [notice.subject_id for _, notice, _ in doomed]
-        if store.shred(conn, ids, now_us) != len(ids):
+        if shredding.anonymize(conn, ids, now_us) != len(ids):
             raise VersionConflictError("subjects changed during the retention batch; retry")
-        store.delete_links(conn, ids)
+        shredding.delete_links(conn, ids)
         store.insert_anonymized(conn, records)
         store.close_notices(conn, [n for n, _, _ in doomed], COMPLETED, "anonymized", now_us)
 

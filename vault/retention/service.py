@@ -21,13 +21,13 @@ from vault.errors import (
     VersionConflictError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.retention import notices
 from vault.retention.job import RetentionJob
-from vault.retention.notices import LegalHold, Notice
 from vault.retention.report import RetentionReport
-from vault.retention.tables import OPEN
+from vault.storage import notices
 from vault.storage import subjects as repo
 from vault.storage.db import Database
+from vault.storage.notices import LegalHold, Notice
+from vault.storage.retention_tables import OPEN
 from vault.subject import SubjectState
 
 MAX_PAGE = 1000

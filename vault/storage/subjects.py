@@ -152,10 +152,6 @@ def replace_blind_indexes(
     )
 
 
-def delete_blind_indexes(conn: Connection, subject_id: str) -> None:
-    conn.execute(blind_indexes.delete().where(blind_indexes.c.subject_id == subject_id))
-
-
 def tenant_batch(
     conn: Connection, tenant: str, states: Sequence[str], after: str, limit: int
 ) -> list[SubjectRow]:
