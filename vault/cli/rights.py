@@ -11,8 +11,8 @@ from rich.console import Console
 
 from vault.api.gen.customervault.v1 import rights_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2
-from vault.cli import parse_pairs
-from vault.cli_client import Address, AsJson, Token, call
+from vault.cli.options import parse_pairs
+from vault.cli.remote import Address, AsJson, Token, call
 
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject rights: access, rectify, ...")
 console = Console()

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vault.cli import parse_pairs, settings
-from vault.cli_client import Address, Token, call
+from vault.cli.options import parse_pairs, settings
+from vault.cli.remote import Address, Token, call
 
 policy_app = typer.Typer(no_args_is_help=True, help="Check and reload the access policy.")
 console = Console()

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.cli import parse_pairs
-from vault.cli_client import Address, AsJson, Token, client_for, fail
+from vault.cli.options import parse_pairs
+from vault.cli.remote import Address, AsJson, Token, client_for, fail
 
 subjects_app = typer.Typer(
     no_args_is_help=True, help="Store and read customers in a running vault."

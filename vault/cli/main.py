@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -14,6 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit.cli import app as audit_app
+from vault.cli.consent import consent_app
+from vault.cli.options import DatabaseUrl, DataDir, parse_pairs, parse_ttl, settings
+from vault.cli.policy import policy_app
+from vault.cli.retention import retention_app
+from vault.cli.rights import rights_app
+from vault.cli.subjects import subjects_app
 from vault.config import Settings
 from vault.errors import VaultError
 
@@ -22,16 +27,14 @@ keys_app = typer.Typer(no_args_is_help=True, help="Key custody: create, rotate, 
 token_app = typer.Typer(no_args_is_help=True, help="Development bearer tokens.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+app.add_typer(consent_app, name="consent")
+app.add_typer(rights_app, name="rights")
+app.add_typer(retention_app, name="retention")
 console = Console()
 err = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local data dir (keys, SQLite).")]
-DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")]
-
-
-def settings(**overrides: Any) -> Settings:
-    """Settings from flags (those given), environment and config file."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _fail(message: str) -> typer.Exit:
@@ -160,27 +163,6 @@ def keys_retire(version: int, data_dir: DataDir = None, database_url: DatabaseUr
     console.print(f"KEK v{version} retired")
 
 
-_TTL = re.compile(r"^(\d+)([smhd])$")
-
-
-def parse_ttl(text: str) -> timedelta:
-    match = _TTL.fullmatch(text)
-    if not match:
-        raise typer.BadParameter("use a number and s, m, h or d, e.g. 1h")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
-
-
-def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{what} must look like name=value")
-        out[key] = value
-    return out
-
-
 @token_app.command("issue")
 def token_issue(
     principal: Annotated[str, typer.Option(help="Principal id (service or employee).")],
@@ -242,24 +224,4 @@ def _configure_logging() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    build().__call__()
-
-
-def build() -> typer.Typer:
-    """The whole CLI: the commands here plus the client, policy and audit groups."""
-    from audit.cli import app as audit_app
-    from vault.cli_consent import consent_app
-    from vault.cli_policy import policy_app
-    from vault.cli_retention import retention_app
-    from vault.cli_rights import rights_app
-    from vault.cli_subjects import subjects_app
-
-    if not getattr(app, "_vault_groups_added", False):
-        app.add_typer(subjects_app, name="subjects")
-        app.add_typer(policy_app, name="policy")
-        app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
-        app.add_typer(consent_app, name="consent")
-        app.add_typer(rights_app, name="rights")
-        app.add_typer(retention_app, name="retention")
-        app._vault_groups_added = True  # type: ignore[attr-defined]
-    return app
+    app()

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vault.api.gen.customervault.v1 import consent_pb2 as pb
-from vault.cli import DataDir, parse_ttl, settings
-from vault.cli_client import Address, AsJson, Token, call
+from vault.cli.options import DataDir, parse_ttl, settings
+from vault.cli.remote import Address, AsJson, Token, call
 
 consent_app = typer.Typer(no_args_is_help=True, help="Consent, opt-outs and consent receipts.")
 console = Console()
