@@ -36,7 +36,7 @@ LAYERS = (
     ("vault/records", "vault records domain"),
     ("vault/views", "vault masking"),
     ("vault/storage", "vault storage repository"),
-    ("vault/auditing", "vault audit context"),
+    ("vault/audit_trail", "vault audit trail (call -> entry)"),
     ("vault/", "vault other"),
     ("audit/", "audit log (append, chain)"),
     ("sqlalchemy/", "SQLAlchemy"),

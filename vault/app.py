@@ -14,30 +14,9 @@ from sqlalchemy.engine import Engine
 
 import audit
 from vault import keys, telemetry
-from vault.api.admin import PolicyAdminServicer
-from vault.api.audit_service import AuditServicer
-from vault.api.consent_service import ConsentServicer
-from vault.api.gen.customervault.v1 import (
-    admin_pb2,
-    admin_pb2_grpc,
-    audit_pb2,
-    audit_pb2_grpc,
-    consent_pb2,
-    consent_pb2_grpc,
-    retention_pb2,
-    retention_pb2_grpc,
-    rights_pb2,
-    rights_pb2_grpc,
-    vault_pb2,
-    vault_pb2_grpc,
-)
-from vault.api.interceptors import AuditStage, AuthenticationStage, Stage
-from vault.api.retention_service import RetentionServicer
-from vault.api.rights_service import RightsServicer
-from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer, binding
-from vault.api.servicer import VaultServicer
-from vault.api.tracing import TracingStage
-from vault.auditing import Auditor, checkpoint_lag
+from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
+from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
+from vault.audit_trail import Auditor, checkpoint_lag
 from vault.background import PeriodicTask
 from vault.clock import Clock, SystemClock
 from vault.config import Settings
@@ -272,60 +251,31 @@ class VaultApp:
             max_concurrent_rpcs=s.max_concurrent_rpcs,
             tls=tls,
         )
-        stages: list[Stage] = [
-            TracingStage(),
-            AuditStage(self.auditor),
-            AuthenticationStage(self.token_verifier(), self.identities),
-        ]
+        stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
         return VaultServer(options, stages, self.services())
 
     def services(self) -> list[ServiceBinding]:
-        vault = VaultServicer(self.records, self.reader, self.disclosures)
-        admin = PolicyAdminServicer(self.policy, self.dictionary)
-        log = AuditServicer(self.db.engine, self.policy, self.audit_verifier())
-        consent = ConsentServicer(self.consent)
-        rights = RightsServicer(self.rights)
-        retention = RetentionServicer(
-            RetentionService(
-                db=self.db,
+        """The gRPC services of this process, each over its domain service."""
+        return service_bindings(
+            DomainServices(
+                records=self.records,
+                reader=self.reader,
+                disclosures=self.disclosures,
+                consent=self.consent,
+                rights=self.rights,
+                retention=RetentionService(
+                    db=self.db,
+                    policy=self.policy,
+                    auditor=self.auditor,
+                    clock=self.clock,
+                    job=self.retention_job,
+                ),
                 policy=self.policy,
-                auditor=self.auditor,
-                clock=self.clock,
-                job=self.retention_job,
+                dictionary=self.dictionary,
+                audit_engine=self.db.engine,
+                audit_verifier=self.audit_verifier(),
             )
         )
-        return [
-            binding(
-                vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault
-            ),
-            binding(
-                admin_pb2,
-                "PolicyAdminService",
-                admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server,
-                admin,
-            ),
-            binding(
-                audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, log
-            ),
-            binding(
-                consent_pb2,
-                "ConsentService",
-                consent_pb2_grpc.add_ConsentServiceServicer_to_server,
-                consent,
-            ),
-            binding(
-                rights_pb2,
-                "RightsService",
-                rights_pb2_grpc.add_RightsServiceServicer_to_server,
-                rights,
-            ),
-            binding(
-                retention_pb2,
-                "RetentionService",
-                retention_pb2_grpc.add_RetentionServiceServicer_to_server,
-                retention,
-            ),
-        ]
 
     def audit_verifier(self) -> audit.CheckpointVerifier:
         s = self.settings

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from vault.access.guard import authorize, load_own_subject
-from vault.auditing import Auditor
+from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import checks, ledger
 from vault.consent.checks import ConsentRequest

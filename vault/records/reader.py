@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 
 from vault.access.guard import authorize, load_own_subject
-from vault.auditing import Auditor
+from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import ledger
 from vault.context import CallContext

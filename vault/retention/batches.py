@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 import audit
-from vault.auditing import system_entry
+from vault.audit_trail import system_entry
 from vault.clock import Clock, from_micros, to_micros
 from vault.crypto.derived import b32
 from vault.errors import VersionConflictError

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from vault.access.guard import authorize, justification, load_own_subject
-from vault.auditing import Auditor
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.errors import (

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 import audit
 from vault.access.guard import authorize, load_own_subject
-from vault.auditing import Auditor
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
 from vault.consent.models import subject_context
