@@ -68,7 +68,7 @@ class VaultApp:
     keyring: KeyRing
     dictionary: DataDictionary
     policy: PolicyEngine
-    audit_writer: audit.GroupCommitWriter
+    audit_log: audit.AuditLog
     auditor: Auditor
     records: RecordService
     reader: RecordReader
@@ -77,9 +77,7 @@ class VaultApp:
     consent: ConsentService
     rights: RightsService
     retention_job: RetentionJob
-    tasks: list[PeriodicTask | audit.IntegratorThread | RetentionScheduler] = field(
-        default_factory=list
-    )
+    tasks: list[PeriodicTask | RetentionScheduler] = field(default_factory=list)
     observability: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
     _unwatch: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
@@ -105,8 +103,9 @@ class VaultApp:
             engine.dispose()
             raise
         db = Database(engine)
-        writer = audit.GroupCommitWriter(engine)
-        auditor = Auditor(writer, clock)
+        audit_log = audit.AuditLog(engine)
+        audit_log.start()
+        auditor = Auditor(audit_log, clock)
         sealing = SubjectSealing(keyring, dictionary.searchable_fields)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = _Shared(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
@@ -154,7 +153,7 @@ class VaultApp:
             keyring,
             dictionary,
             policy,
-            writer,
+            audit_log,
             auditor,
             records,
             reader,
@@ -179,9 +178,10 @@ class VaultApp:
         retention schedule (when `retention_schedule` is set)."""
         s = self.settings
         signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)
-        integrator = audit.Integrator(self.db.engine, signer, s.audit_origin)
+        self.audit_log.start_integrating(
+            signer, s.audit_origin, interval=s.audit_integrate_interval_seconds
+        )
         self.tasks = [
-            audit.IntegratorThread(integrator, interval=s.audit_integrate_interval_seconds),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
@@ -222,7 +222,7 @@ class VaultApp:
             task.stop()
         if self._unwatch is not None:
             self._unwatch()
-        self.audit_writer.close()
+        self.audit_log.close()
         self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
         self.observability.shutdown()

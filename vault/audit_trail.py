@@ -34,10 +34,10 @@ _ONE_LINE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Auditor:
-    """Writes one audit entry per call."""
+    """Writes one audit entry per call, through the process's `audit.AuditLog`."""
 
-    def __init__(self, writer: audit.GroupCommitWriter, clock: Clock) -> None:
-        self._writer = writer
+    def __init__(self, log: audit.AuditLog, clock: Clock) -> None:
+        self._log = log
         self._clock = clock
 
     def entry(self, call: CallContext, result_code: str) -> audit.AuditEntry:
@@ -71,7 +71,7 @@ class Auditor:
         """
         try:
             with telemetry.audit_write("in_transaction"):
-                audit.append_in(conn, [self.entry(call, result_code)])
+                self._log.append_in(conn, [self.entry(call, result_code)])
         except sa.exc.SQLAlchemyError as exc:
             log.error("audit log refused an entry (%s); failing the change", type(exc).__name__)  # noqa: TRY400
             translated = translate(exc)
@@ -84,7 +84,7 @@ class Auditor:
         """Append and wait for the commit; `UnavailableError` if the log cannot be written."""
         try:
             with telemetry.audit_write("group_commit"):
-                self._writer.append(self.entry(call, result_code))
+                self._log.append(self.entry(call, result_code))
         except audit.AuditUnavailableError as exc:
             log.error("audit log unavailable; failing the call closed")  # noqa: TRY400
             raise UnavailableError("audit log unavailable") from exc
