@@ -90,7 +90,6 @@ from audit.errors import (
 )
 from audit.export import write_csv, write_html, write_jsonl
 from audit.integrator import Integrator, IntegratorThread, utc_now
-from audit.keys import generate_signing_key, load_private_key, load_public_key
 from audit.log import AuditLog
 from audit.merkle_verify import (
     verify_consistency,
@@ -109,6 +108,7 @@ from audit.proofs import (
     leaf_hash_at,
 )
 from audit.query import LoggedEntry, Page, iter_query, query, subject_history
+from audit.signing_keys import generate_signing_key, load_private_key, load_public_key
 from audit.verify import VerifyReport, verify_log
 from audit.writer import GroupCommitWriter
 

@@ -13,7 +13,7 @@ from typing import TypedDict
 from sqlalchemy.engine import Engine
 
 import audit
-from vault import keys, telemetry
+from vault import key_custody, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
 from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
 from vault.audit_trail import Auditor, checkpoint_lag
@@ -27,15 +27,15 @@ from vault.errors import FailedPreconditionError
 from vault.fields.dictionary import DataDictionary
 from vault.identity import IdentityMap, TokenVerifier
 from vault.policy import PolicyEngine
+from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
 from vault.records.rendering import ViewRenderer
-from vault.records.sealing import SubjectSealing
 from vault.records.service import RecordService
 from vault.retention.anonymizer import Anonymizer
 from vault.retention.job import RetentionJob
 from vault.retention.locking import runner_lock_for
-from vault.retention.preparer import Recipe
+from vault.retention.preparer import ChildPreparerSetup
 from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
@@ -49,11 +49,11 @@ log = logging.getLogger(__name__)
 WAL_SCRUB_RETRY_SECONDS = 5.0
 
 
-class _Shared(TypedDict):
+class RecordServiceParts(TypedDict):
     """What every record service is built from."""
 
     db: Database
-    sealing: SubjectSealing
+    sealing: RecordCipher
     dictionary: DataDictionary
     policy: PolicyEngine
 
@@ -86,9 +86,9 @@ class VaultApp:
         """Load keys, policies and the database; migrate the embedded default."""
         clock = clock or SystemClock()
         if settings.is_embedded and settings.generate_dev_keys:
-            for created in keys.init_keys(settings):
+            for created in key_custody.init_keys(settings):
                 log.info("generated development key %s", created)
-        keyring = KeyRing(keys.provider_for(settings))
+        keyring = KeyRing(key_custody.provider_for(settings))
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
@@ -106,9 +106,9 @@ class VaultApp:
         audit_log = audit.AuditLog(engine)
         audit_log.start()
         auditor = Auditor(audit_log, clock)
-        sealing = SubjectSealing(keyring, dictionary.searchable_fields)
+        sealing = RecordCipher(keyring, dictionary.searchable_fields)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
-        common = _Shared(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
+        common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
             **common, auditor=auditor, clock=clock, max_batch_size=settings.max_batch_size
         )
@@ -168,7 +168,7 @@ class VaultApp:
                 clock=clock,
                 lock=runner_lock_for(engine, settings.data_dir),
                 batch_size=settings.retention_batch_size,
-                child=Recipe(settings, dictionary),
+                child=ChildPreparerSetup(settings, dictionary),
             ),
             observability=telemetry.configure(settings),
         )
@@ -203,7 +203,7 @@ class VaultApp:
         )
 
     def _data_keys_by_version(self) -> dict[str, int]:
-        counts = keys.status(self.db, self.keyring.provider).data_keys_by_version
+        counts = key_custody.status(self.db, self.keyring.provider).data_keys_by_version
         return {"shredded" if v is None else str(v): n for v, n in counts.items()}
 
     def _refresh_keys(self) -> bool:
@@ -211,7 +211,7 @@ class VaultApp:
         return False
 
     def _rewrap(self) -> bool:
-        moved = keys.rewrap_batch(self.db, self.keyring, self.settings.rewrap_batch_size)
+        moved = key_custody.rewrap_batch(self.db, self.keyring, self.settings.rewrap_batch_size)
         if moved:
             log.info("re-wrapped %d data keys", moved)
         return moved > 0

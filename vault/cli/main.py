@@ -85,7 +85,7 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 @keys_app.command("init")
 def keys_init(data_dir: DataDir = None) -> None:
     """Create the key file and signing keys under the data dir (never commit them)."""
-    from vault.keys import init_keys
+    from vault.key_custody import init_keys
 
     created = init_keys(settings(data_dir=data_dir))
     for path in created:
@@ -113,10 +113,10 @@ def keys_rotate(data_dir: DataDir = None) -> None:
 @keys_app.command("status")
 def keys_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """KEK versions and how many data keys each one wraps."""
-    from vault import keys
+    from vault import key_custody
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
-    status = keys.status(_db(cfg), keys.provider_for(cfg))
+    status = key_custody.status(_db(cfg), key_custody.provider_for(cfg))
     table = Table("KEK version", "state", "data keys")
     for version in status.versions:
         state = "active" if version == status.active_version else "old"
@@ -135,16 +135,16 @@ def keys_rewrap(
     """Re-wrap every data key under the active KEK now (what servers do in the background)."""
     from rich.progress import Progress
 
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import KeyRing
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
-    db, provider = _db(cfg), keys.provider_for(cfg)
+    db, provider = _db(cfg), key_custody.provider_for(cfg)
     keyring = KeyRing(provider)
-    total = keys.status(db, provider).pending_rewrap
+    total = key_custody.status(db, provider).pending_rewrap
     with Progress(console=console) as progress:
         task = progress.add_task("re-wrapping data keys", total=total)
-        while moved := keys.rewrap_batch(db, keyring, batch_size):
+        while moved := key_custody.rewrap_batch(db, keyring, batch_size):
             progress.advance(task, moved)
     console.print("[green]every data key is wrapped by the active KEK[/green]")
 
@@ -152,12 +152,12 @@ def keys_rewrap(
 @keys_app.command("retire")
 def keys_retire(version: int, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Remove an old KEK version once no data key uses it."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     try:
-        keys.retire(_db(cfg), LocalKeyFileProvider(cfg.resolved_key_file), version)
+        key_custody.retire(_db(cfg), LocalKeyFileProvider(cfg.resolved_key_file), version)
     except VaultError as exc:
         raise _fail(exc.message) from None
     console.print(f"KEK v{version} retired")

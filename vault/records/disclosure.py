@@ -28,8 +28,8 @@ from vault.errors import (
 )
 from vault.fields.dictionary import DataDictionary, FieldSpec
 from vault.policy import Action, PolicyEngine
+from vault.records.cipher import RecordCipher
 from vault.records.rendering import DisclosedField, Disclosure
-from vault.records.sealing import SubjectSealing
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
@@ -57,7 +57,7 @@ class DisclosureService:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,

@@ -21,8 +21,8 @@ from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, LegalBasis, PolicyEngine
 from vault.policy.subject import STATE_RULE
 from vault.principal import Principal
+from vault.records.cipher import RecordCipher
 from vault.records.rendering import SubjectView, ViewRenderer
-from vault.records.sealing import SubjectSealing
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.subject import SubjectState
@@ -38,7 +38,7 @@ class RecordReader:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         renderer: ViewRenderer,

@@ -19,7 +19,7 @@ from vault.errors import FieldViolation, InvalidArgumentError
 from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine, ViewDecision
 from vault.principal import Principal
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.storage.subjects import SubjectRow
 from vault.subject import SubjectMeta
 from vault.views import Outcome, ViewPlan, apply_view, fields_needed
@@ -75,7 +75,7 @@ class ViewRenderer:
         self,
         policy: PolicyEngine,
         dictionary: DataDictionary,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         keyring: KeyRing,
     ) -> None:
         self._policy = policy

@@ -23,7 +23,7 @@ from vault.errors import (
 from vault.fields.dictionary import DataDictionary
 from vault.fields.normalizers import violation_path
 from vault.policy import Action, PolicyEngine
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.storage import notices as retention_notices
 from vault.storage import shredding
 from vault.storage import subjects as repo
@@ -42,7 +42,7 @@ class RecordService:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,

@@ -77,7 +77,7 @@ class AnonymizeOutcome:
     without_attributes: int
 
 
-class Batches:
+class RetentionBatchRunner:
     """Runs single batches; `RetentionJob` loops over them."""
 
     def __init__(

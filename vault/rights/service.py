@@ -28,7 +28,7 @@ from vault.errors import (
 from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.records.service import RecordService
 from vault.rights.package import build_package
 from vault.storage import subjects as repo
@@ -50,7 +50,7 @@ class RightsService:
         *,
         db: Database,
         records: RecordService,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,

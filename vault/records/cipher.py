@@ -36,7 +36,7 @@ class PreparedSubject:
         )
 
 
-class SubjectSealing:
+class RecordCipher:
     """Seals, opens and indexes a subject's fields with its own data key."""
 
     def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:
