@@ -64,7 +64,7 @@ def enum_name(message: Message, field: str) -> str:
     """The name of the enum value `message.field` holds, e.g. `SUBJECT_STATE_ACTIVE`."""
     enum = message.DESCRIPTOR.fields_by_name[field].enum_type
     number = getattr(message, field)
-    value = enum.values_by_number.get(number)
+    value = None if enum is None else enum.values_by_number.get(number)
     return value.name if value is not None else str(number)
 
 
