@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 import audit
 from vault import telemetry
+from vault.audit_actions import AuditAction
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.crypto import is_subject_id
@@ -47,7 +48,7 @@ class Auditor:
             actor=principal.id if principal else UNAUTHENTICATED,
             actor_roles=tuple(sorted(principal.roles)) if principal else (),
             tenant=principal.tenant if principal else NO_TENANT,
-            action=call.action,
+            action=call.action.value,
             subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid)),
             field_names=tuple(n for n in call.field_names if _is_name(n)),
             purpose=call.purpose if not call.purpose or _is_name(call.purpose) else "",
@@ -123,7 +124,7 @@ def checkpoint_lag(engine: Engine, now: datetime) -> tuple[int, float]:
 def system_entry(
     time: datetime,
     principal: Principal,
-    action: str,
+    action: AuditAction,
     subject_id: str,
     *,
     reason: str,
@@ -140,7 +141,7 @@ def system_entry(
         actor=principal.id,
         actor_roles=tuple(sorted(principal.roles)),
         tenant=principal.tenant,
-        action=action,
+        action=action.value,
         subject_ids=(subject_id,),
         field_names=field_names,
         decision=audit.ALLOW,

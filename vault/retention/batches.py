@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 import audit
+from vault.audit_actions import AuditAction
 from vault.audit_trail import system_entry
 from vault.clock import Clock, from_micros, to_micros
 from vault.crypto.derived import b32
@@ -98,7 +99,7 @@ class RetentionBatchRunner:
 
     def _entry(
         self,
-        action: str,
+        action: AuditAction,
         row_tenant: str,
         subject_id: str,
         *,
@@ -162,7 +163,7 @@ class RetentionBatchRunner:
                 )
                 entries.append(
                     self._entry(
-                        "NotifySubject",
+                        AuditAction.NOTIFY_SUBJECT,
                         tenant,
                         dormant.id,
                         rule=rule.name,
@@ -207,7 +208,7 @@ class RetentionBatchRunner:
             else:
                 record = (new_pseudonym(), notice.tenant, encode_attributes(attributes), day)
             entry = self._entry(
-                "AnonymizeSubject",
+                AuditAction.ANONYMIZE_SUBJECT,
                 notice.tenant,
                 notice.subject_id,
                 rule=notice.rule,
@@ -298,7 +299,7 @@ class RetentionBatchRunner:
             store.close_notices(conn, [notice.notice_id], CANCELLED, reason, now_us)
             entries.append(
                 self._entry(
-                    "CancelNotice",
+                    AuditAction.CANCEL_NOTICE,
                     notice.tenant,
                     notice.subject_id,
                     rule=notice.rule,
