@@ -122,12 +122,6 @@ def acknowledge(conn: Connection, notice_id: str, by: str, now_us: int) -> None:
     )
 
 
-def get_hold(conn: Connection, subject_id: str) -> LegalHold | None:
-    query = sa.select(*_HOLD_COLUMNS).where(legal_holds.c.subject_id == subject_id)
-    found = conn.execute(query).first()
-    return LegalHold(*found) if found is not None else None
-
-
 def put_hold(conn: Connection, hold: LegalHold) -> None:
     """Insert the hold, or replace the reason of the one in force."""
     conn.execute(legal_holds.delete().where(legal_holds.c.subject_id == hold.subject_id))
