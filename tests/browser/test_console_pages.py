@@ -9,7 +9,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.browser.conftest import SCREENSHOTS, Console, axe_violations, screenshot, sign_in
+from tests.browser.conftest import (
+    PEOPLE,
+    SCREENSHOTS,
+    Console,
+    axe_violations,
+    screenshot,
+    sign_in,
+    wait_for_checkpoint,
+)
 
 
 def test_sign_in_search_and_open_an_entry(console: Console, page: Any) -> None:
@@ -55,7 +63,11 @@ def test_sign_in_search_and_open_an_entry(console: Console, page: Any) -> None:
 
 
 def test_search_pages_by_cursor_newest_first(console: Console, page: Any) -> None:
+    agent = console.vault.client(**PEOPLE["agent"])
+    for _ in range(6):  # more than a page of 10 in all
+        agent.get(console.subjects["grace"], "support", "support")
     sign_in(page, console, "dpo")
+    wait_for_checkpoint(console.vault)
     page.goto(console.url + "/console/audit?size=10")
     first = page.locator(".result .more").all_inner_texts()
     seen = [int(t.split("#")[1].split()[0]) for t in first if "#" in t]

@@ -304,11 +304,11 @@ def _issuer(console: Console, clock: Any, offset: timedelta = timedelta(0)) -> T
 
 def _forged_token(console: Console, tmp_path: Any) -> str:
     """A token with the right claims, signed by a key the vault does not trust."""
-    from vault import keys
+    from vault import key_custody
     from vault.config import Settings
 
     other = Settings(data_dir=tmp_path / "other")
-    keys.init_keys(other)
+    key_custody.init_keys(other)
     issuer = TokenIssuer(
         other.token_private_key.read_bytes(),
         issuer=console.vault.settings.token_issuer,

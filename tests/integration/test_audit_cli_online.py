@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.browser.conftest import PEOPLE, seed, wait_for_checkpoint
 from tests.integration.harness import RunningVault
-from vault.cli import build
+from vault.cli.main import app
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def seeded(sqlite_vault: RunningVault) -> tuple[RunningVault, dict[str, str]]:
 
 def _run(vault: RunningVault, who: str, *args: str) -> object:
     runner = CliRunner(env={"COLUMNS": "80", "VAULT_TOKEN": vault.token(**PEOPLE[who])})
-    return runner.invoke(build(), ["audit", *args, "--address", vault.address])
+    return runner.invoke(app, ["audit", *args, "--address", vault.address])
 
 
 def test_query_is_newest_first_fits_80_columns_and_pages_by_cursor(
@@ -104,7 +104,7 @@ def test_a_role_without_audit_read_is_refused_and_no_token_is_a_usage_error(
     assert result.exit_code == 1
     assert "PERMISSION_DENIED" in result.stderr  # type: ignore[attr-defined]
     runner = CliRunner(env={"COLUMNS": "80", "VAULT_TOKEN": ""})
-    result = runner.invoke(build(), ["audit", "query", "--address", vault.address])
+    result = runner.invoke(app, ["audit", "query", "--address", vault.address])
     assert result.exit_code == 2 and "no token" in result.stderr
 
 

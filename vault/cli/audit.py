@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vault.cli_client import Address, Token, fail
+from vault.cli.remote import Address, Token, fail
 
 audit_app = typer.Typer(
     name="audit",
