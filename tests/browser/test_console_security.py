@@ -171,14 +171,24 @@ def test_headers_cookies_and_the_token_stay_where_they_belong(console: Console, 
         client.close()
     sign_in(page, console, "dpo")
     visited = []
+    complaints: list[str] = []
     page.on("request", lambda request: visited.append(request.url))
-    for path in ("/console/", "/console/audit", f"/console/subjects/{console.subjects['ada']}"):
+    page.on("console", lambda message: complaints.append(message.text))
+    for path in (
+        "/console/",
+        "/console/audit",
+        f"/console/subjects/{console.subjects['ada']}",
+        f"/console/subjects/{console.subjects['ada']}/report",
+        "/console/integrity",
+        "/console/retention",
+    ):
         page.goto(console.url + path)
         html = page.content()
         assert console.token("dpo")[:40] not in html
         assert "<script" not in html  # no script at all, inline or not
     assert not [url for url in visited if "ey" in url.split("?")[-1] and "." in url]
     assert not [url for url in visited if not url.startswith(console.url)]  # nothing external
+    assert complaints == []  # no Content-Security-Policy violation, no error
     cookies = page.context.cookies()
     assert [c["name"] for c in cookies] == ["cv_session"]
     assert cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
