@@ -338,3 +338,19 @@ def test_values_from_the_log_are_escaped(console: Console, page: Any) -> None:
     assert hostile in page.locator(".timeline").inner_text()  # shown as text
     assert page.locator(".timeline img, .timeline script").count() == 0
     assert page.title().endswith("Customer Vault")
+
+
+def test_a_vault_that_does_not_answer_is_said_so(console: Console) -> None:
+    settings = WebSettings(vault_address="127.0.0.1:1")
+    with (
+        serving_console(settings, console.clock.now) as url,
+        httpx.Client(base_url=url, follow_redirects=False, timeout=60) as client,
+    ):
+        form = client.get("/signin")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        answer = client.post(
+            "/signin", data={"csrf_token": csrf.group(1), "token": console.token("dpo")}
+        )
+        assert answer.status_code == 503 and "not answering" in answer.text
+        assert "cv_session" not in answer.headers.get("set-cookie", "")
