@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: shared test vectors and real PostgreSQL databases.
+"""Suite-wide fixtures: real PostgreSQL databases and the PII watch.
 
 PostgreSQL tests use the server at 127.0.0.1:5432 (trust auth, user postgres, admin
 database `test`). Each test that asks for `postgres_url` gets a database of its own,
@@ -24,15 +24,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
     "VAULT_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"
 )
-
-
-@pytest.fixture(scope="session")
-def shared_vectors() -> Path:
-    """`../shared/vectors` beside the checkout: test vectors written by others."""
-    path = REPO_ROOT.parent / "shared" / "vectors"
-    if not path.is_dir():
-        pytest.fail(f"shared test vectors not found at {path}")
-    return path
 
 
 def _postgres_admin():  # type: ignore[no-untyped-def]
