@@ -51,4 +51,3 @@ def test_each_set_names_its_origin_and_license(name: str) -> None:
 def test_the_vectors_folder_holds_only_the_documented_sets() -> None:
     entries = {path.name for path in VECTORS.iterdir()}
     assert entries == {"README.md", "kat", *SETS}
-
