@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import rpc_table
 from tests.integration.harness import RunningVault, running_vault, settings_for
 
 
@@ -28,3 +29,9 @@ def vault(tmp_path: Path, database_url: str | None) -> Iterator[RunningVault]:
 def sqlite_vault(tmp_path: Path) -> Iterator[RunningVault]:
     with running_vault(settings_for(tmp_path / "data", None)) as running:
         yield running
+
+
+@pytest.fixture
+def prepared(sqlite_vault: RunningVault) -> dict[str, str]:
+    """What the RPC table's requests name, in `sqlite_vault` (see rpc_table.prepare)."""
+    return rpc_table.prepare(sqlite_vault)

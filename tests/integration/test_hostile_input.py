@@ -21,15 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.data import ADA, ADMIN
 from tests.integration.harness import RunningVault
-from tests.integration.test_audit_every_rpc import (
-    ADMIN,
-    CASES,
-    SERVICES,
-    Case,
-    prepared,  # noqa: F401  # pytest finds the fixture by this name
-)
-from tests.integration.test_records_write import ADA
+from tests.integration.rpc_table import CASES, SERVICES, Case
 from vault.api.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
 from vault.records.fields import FIELD_NAME
 

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 import audit
+from tests.data import ADA
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_records_write import ADA
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.cli import build

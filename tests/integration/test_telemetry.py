@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import audit
+from tests.data import DPO, NOBODY, PII, SECRETS
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_no_pii_leaks import DPO, PII, SECRETS
 from tests.pii_watch import span_text, value_text
 from vault import telemetry
 from vault.api.client import VaultClientError
@@ -29,7 +29,6 @@ from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.config import Settings
 from vault.crypto import LocalKeyFileProvider
 
-NOBODY = {"principal": "intern", "roles": ("no_such_role",)}
 VAULT_SERVICE = "customervault.v1.VaultService"
 
 # These tests install telemetry themselves, or check it is off; they scan their own spans.
