@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from grpc_status import rpc_status
 
 from tests.data import DPO, PII, SECRETS
-from tests.integration.harness import RunningVault
+from tests.integration.harness import RunningVault, raw_stub
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
@@ -79,7 +79,7 @@ def test_pii_never_reaches_logs_errors_or_the_audit_log(
     errors.extend(str(item.error) for item in partial.results if item.HasField("error"))
 
     # Raw status details too (BadRequest, ErrorInfo), not just what the client decodes.
-    stub, channel = vault.stub()
+    stub, channel = raw_stub(vault)
     with channel, pytest.raises(grpc.RpcError) as raw:
         stub.CreateSubject(
             pb.CreateSubjectRequest(fields={**PII, "email": "not-an-email-zebulon"}),
