@@ -13,10 +13,11 @@ from tests.integration.harness import RunningVault, running_vault, settings_for
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """None (the embedded SQLite default in the data dir) or a fresh PostgreSQL database."""
+    """None (the embedded SQLite default in the data dir) or a fresh PostgreSQL database
+    at the newest schema (a copy of a template migrated once per test process)."""
     if request.param == "sqlite":
         return None
-    return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 @pytest.fixture

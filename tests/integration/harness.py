@@ -4,18 +4,26 @@ audit entry a test's vault wrote is handed to the PII watch before the vault clo
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
+import audit
 from tests import pii_watch
 from vault import testing
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.clock import Clock
 from vault.config import Settings
+from vault.storage import migrate
+from vault.storage.db import create_engine
 from vault.testing import RunningVault
 from vault.testing import vault_settings as settings_for
 
@@ -25,7 +33,13 @@ __all__ = ["RunningVault", "raw_stub", "running_vault", "settings_for", "shredda
 @contextmanager
 def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[RunningVault]:
     """`vault.testing.running_vault`, and at the end, once the server has stopped and
-    before the app closes, the audit log goes to the PII watch (tests/pii_watch.py)."""
+    before the app closes, the audit log goes to the PII watch (tests/pii_watch.py).
+
+    An embedded vault whose database file does not exist yet starts from a copy of one
+    migrated once per test process: its start-up still runs the migrations, which find
+    nothing to do."""
+    if settings.is_embedded:
+        _copy_sqlite_template(Path(make_url(settings.resolved_database_url).database or ""))
     with testing.running_vault(settings, clock) as vault:
         try:
             yield vault
@@ -35,6 +49,28 @@ def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[Ru
             vault.clients.clear()
             vault.server.stop(0)
             pii_watch.export_audit(vault.app.db.engine)
+
+
+_sqlite_template: list[Path] = []
+
+
+def _copy_sqlite_template(target: Path) -> None:
+    if target.exists():
+        return
+    if not _sqlite_template:
+        folder = Path(tempfile.mkdtemp(prefix="cvt-sqlite-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        engine = create_engine(f"sqlite:///{folder / target.name}")
+        try:
+            migrate.upgrade(engine)
+            audit.migrate(engine)
+        finally:
+            engine.dispose()
+        _sqlite_template.append(folder / target.name)
+    template = _sqlite_template[0]
+    assert not template.with_name(template.name + "-wal").exists()  # all in the file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
 
 
 def raw_stub(vault: RunningVault) -> tuple[vault_pb2_grpc.VaultServiceStub, grpc.Channel]:
