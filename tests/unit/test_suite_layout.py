@@ -1,5 +1,6 @@
 """The suite's own house rules, checked: test modules never import each other (shared
-data lives in tests/data.py), nothing reads outside the checkout, and the gate
+data lives in tests/data.py), a vault is started one way (`vault.app.running`, through
+`vault.testing` in tests), nothing reads outside the checkout, and the gate
 (`make check`) is what CI runs, every phony target doing something."""
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ def test_no_test_module_imports_another() -> None:
         for path in sorted((REPO_ROOT / "tests").rglob("*.py"))
         for module in _imported_modules(path)
         if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_")
+    ]
+    assert offenders == []
+
+
+def test_a_vault_is_started_one_way() -> None:
+    """Only `vault.app.running` starts a server and the background work; tests and
+    benchmarks go through it (`vault.testing.running_vault`, or `customer-vault serve`)."""
+    start_up = re.compile(r"\.(build_server|start_background|mark_serving)\(")
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for path in _python_files()
+        if path != REPO_ROOT / "vault" / "app.py" and start_up.search(path.read_text())
     ]
     assert offenders == []
 
