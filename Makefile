@@ -46,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-## The architecture's import contracts (.importlinter): a wrong-way import fails
+## The layer contracts of .importlinter (docs/architecture.md): a wrong-way import fails
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 

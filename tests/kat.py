@@ -33,12 +33,12 @@ from tests.data import VECTORS
 from vault.clock import Clock
 from vault.consent.models import Channel, ConsentAction, ConsentEvent
 from vault.consent.receipts import ReceiptContext, ReceiptIssuer
-from vault.crypto import BlindIndexer, Pseudonymizer, SubjectSealer, Tokenizer
+from vault.crypto import BlindIndexer, FieldSealer, Pseudonymizer, Tokenizer
 from vault.crypto.sealing import length_prefixed
+from vault.fields.dictionary import DataDictionary
 from vault.identity import TokenIssuer
 from vault.policy.purposes import LegalBasis, Purpose, Purposes
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
 
 KAT = VECTORS / "kat"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -82,8 +82,8 @@ def _when(text: str) -> datetime:
 # --- sealed value (vault/crypto/sealing.py) ---------------------------------------------
 
 
-def sealer(case: dict[str, Any]) -> SubjectSealer:
-    return SubjectSealer(
+def sealer(case: dict[str, Any]) -> FieldSealer:
+    return FieldSealer(
         bytes.fromhex(case["dek"]), case["tenant"], case["subject_id"], case["dek_id"]
     )
 

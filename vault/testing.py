@@ -26,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import audit
-from vault import keys
+from vault import key_custody
 from vault.api.client import VaultClient
 from vault.api.server import VaultServer
 from vault.app import VaultApp, running
@@ -107,7 +107,7 @@ class RunningVault:
 def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[RunningVault]:
     """Start a vault as `serve` does (see the module doc), yield it, then stop it: its
     clients are closed, the server stops at once (no grace), and the app closes."""
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     if not settings.is_embedded:
         engine = create_engine(settings.resolved_database_url)
         try:

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from tests.data import ADA, DPO
 from tests.integration.harness import RunningVault
-from vault.cli_consent import consent_app
-from vault.cli_rights import rights_app
+from vault.cli.consent import consent_app
+from vault.cli.rights import rights_app
 
 
 def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_path: Path) -> None:

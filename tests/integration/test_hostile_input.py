@@ -25,7 +25,7 @@ from tests.data import ADA, ADMIN
 from tests.integration.harness import RunningVault, raw_stub
 from tests.integration.rpc_table import CASES, SERVICES, Case
 from vault.api.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
-from vault.records.fields import FIELD_NAME
+from vault.fields.spec import FIELD_NAME
 
 # The audit table leaves the retention service out; it is served, so it is fuzzed too.
 RETENTION_CASES = {

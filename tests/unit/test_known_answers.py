@@ -22,8 +22,8 @@ from tests import kat
 from vault.consent.receipts import verify_document
 from vault.crypto import ed25519_key_id, sealed_dek_id
 from vault.errors import DecryptionError
+from vault.fields.dictionary import DataDictionary
 from vault.identity import TokenVerifier
-from vault.records.dictionary import DataDictionary
 
 
 def _cases(name: str) -> list[Any]:
