@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.browser.conftest import PEOPLE, Console, screenshot, serving_console, sign_in
-from tests.integration.test_records_write import ADA, GRACE
+from tests.data import ADA, GRACE
 from vault.clock import SystemClock
 from vault.identity import TokenIssuer
 from vault.principal import Principal

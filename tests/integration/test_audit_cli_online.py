@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from tests.browser.conftest import PEOPLE, seed, wait_for_checkpoint
+from tests.console_seed import PEOPLE, seed, wait_for_checkpoint
 from tests.integration.harness import RunningVault
 from vault.cli.main import app
 
