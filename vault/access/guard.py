@@ -44,14 +44,18 @@ def load_own_subject(
 ) -> SubjectRow:
     """The subject, if it belongs to the caller's tenant.
 
-    A subject of another tenant is indistinguishable from a missing one to the caller,
-    but the audit log records the attempt as denied.
+    A subject of another tenant, or for a customer any subject but its own, is
+    indistinguishable from a missing one to the caller, but the audit log records the
+    attempt as denied.
     """
     row = repo.get(conn, subject_id, for_update=for_update) if is_subject_id(subject_id) else None
     if row is None:
         raise NotFoundError("subject not found")
     if row.meta.tenant != principal.tenant:
         call.deny("cross-tenant access refused")
+        raise NotFoundError("subject not found")
+    if principal.subject is not None and principal.subject != subject_id:
+        call.deny("customer bound to another subject")
         raise NotFoundError("subject not found")
     return row
 

@@ -41,6 +41,10 @@ PUBLIC_PREFIXES = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 
+# Methods whose request carries its own credential (a one-time link code): they run
+# without a bearer token, still audited, and the domain names the principal it verified.
+CREDENTIAL_EXCHANGE = frozenset({"/customervault.v1.CustomerAccessService/RedeemCustomerLink"})
+
 
 class _Malformed:
     """Stands in for a request whose bytes did not parse (invalid wire format, or a
@@ -109,6 +113,8 @@ class AuthenticationStage:
         peer = identity_from_auth_context(rpc.context.auth_context() or {})
         if peer is not None:
             rpc.call.principal = self._from_certificate(rpc, peer, token)
+            return
+        if token is None and rpc.method in CREDENTIAL_EXCHANGE:
             return
         if token is None:
             rpc.call.reason = "no credentials"

@@ -32,6 +32,7 @@ class Action(StrEnum):
     LEGAL_HOLD = "retention:legal_hold"
     KEYS_ADMIN = "keys:admin"
     POLICY_ADMIN = "policy:admin"
+    CUSTOMER_ISSUE = "customers:issue"
 
     @property
     def needs_purpose(self) -> bool:
