@@ -24,6 +24,7 @@ import audit
 from vault.api.console_client import ConsoleClient, VaultClientError
 from vault.web import security
 from vault.web.console.routes import NAV, console_routes
+from vault.web.privacy.routes import privacy_routes
 from vault.web.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -293,6 +294,7 @@ def _routes(web: Web) -> list[Route | Mount]:
         Route("/signin", signin, methods=["POST"]),
         Route("/signout", signout, methods=["POST"]),
         Mount("/console", routes=console_routes(web)),
+        Mount("/privacy", routes=privacy_routes(web)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -302,6 +304,7 @@ def create_app(settings: WebSettings, *, now: Callable[[], datetime] | None = No
     silence_server_access_log()
     web = Web(settings, now or (lambda: datetime.now(UTC)))
     web.templates.globals["console_nav"] = NAV
+    web.templates.globals["_"] = lambda text: text
     app = Starlette(
         routes=_routes(web),
         middleware=[Middleware(AccessLog), Middleware(security.SecurityHeaders)],

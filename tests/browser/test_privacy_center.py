@@ -1,0 +1,126 @@
+"""A customer uses the privacy center in Chromium: open a one-time link, see their data,
+withdraw a consent (and the next marketing read withholds the fields), opt out, send GPC,
+download a receipt; a used link and another subject's data stay out of reach."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.browser.conftest import Console, axe_violations, screenshot
+from tests.integration.consent_support import MARKETER, grant
+from vault.api.gen.customervault.v1 import customers_pb2 as cus
+
+FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
+
+
+def _link(console: Console, subject_id: str) -> str:
+    frontend = console.vault.client(**FRONTEND)
+    response = frontend.call(
+        frontend.customers,
+        "CreateCustomerLink",
+        cus.CreateCustomerLinkRequest(subject_id=subject_id),
+    )
+    return f"{console.url}/privacy/link?code={response.code}"
+
+
+def _open(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Continue").click()
+
+
+def test_open_a_link_see_my_data_and_withdraw_marketing(console: Console, page: Any) -> None:
+    ada = console.subjects["ada"]
+    grant(console.vault.client(), ada, "marketing")
+    marketer = console.vault.client(**MARKETER)
+    assert "email" in marketer.get(ada, "marketing", "marketing").fields
+
+    link = _link(console, ada)
+    page.goto(link)
+    screenshot(page, "p01-link")
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Continue").click()
+    assert page.url.endswith("/privacy/")
+    assert page.get_by_role("heading", name="Your data and your choices").is_visible()
+    data = page.locator("dl.fields").inner_text()
+    assert "ada.lovelace@example.com" in data
+    assert "Lovelace" in data
+    marketing = page.locator("#purpose-marketing")
+    assert "Only with your consent" in marketing.inner_text()
+    assert marketing.locator(".badge").inner_text() == "On"
+    screenshot(page, "p02-overview")
+    assert axe_violations(page) == []
+
+    marketing.get_by_role("button", name="Withdraw consent").click()
+    assert page.locator("#saved").is_visible()
+    assert page.locator("#purpose-marketing .badge").inner_text() == "Off"
+    screenshot(page, "p03-withdrawn")
+    after = marketer.get(ada, "marketing", "marketing")
+    assert "email" not in after.fields
+    assert {w.reason for w in after.withheld} == {"consent"}
+
+    with page.expect_download() as download:
+        page.locator("#saved a").click()
+    receipt = json.loads(download.value.path().read_text())
+    assert receipt, "the receipt is a JSON document"
+
+    # The link worked once: the same link again is refused.
+    page.context.clear_cookies()
+    _open(page, link)
+    assert "already been used or has expired" in page.locator(".error").inner_text()
+    screenshot(page, "p04-link-used")
+
+
+def test_opt_out_of_all_marketing_stops_every_marketing_purpose(
+    console: Console, page: Any
+) -> None:
+    ada = console.subjects["ada"]
+    grant(console.vault.client(), ada, "marketing")
+    _open(page, _link(console, ada))
+    page.locator("#purpose-all_marketing").get_by_role("button", name="Opt out").click()
+    assert page.locator("#saved").is_visible()
+    assert "You opted out" in page.locator("#purpose-all_marketing").inner_text()
+    assert "stopped by your opt-out" in page.locator("#purpose-marketing").inner_text()
+    marketer = console.vault.client(**MARKETER)
+    assert "email" not in marketer.get(ada, "marketing", "marketing").fields
+
+
+def test_a_gpc_signal_is_recorded_as_an_opt_out_of_all_sharing(
+    console: Console, chromium: Any
+) -> None:
+    ada = console.subjects["ada"]
+    context = chromium.new_context(
+        viewport={"width": 1400, "height": 900}, extra_http_headers={"Sec-GPC": "1"}
+    )
+    try:
+        page = context.new_page()
+        _open(page, _link(console, ada))
+        assert page.locator("#gpc").is_visible()
+        assert "You opted out" in page.locator("#purpose-all_sharing").inner_text()
+        screenshot(page, "p05-gpc")
+        page.reload()
+        assert page.locator("#gpc").count() == 0  # recorded once
+    finally:
+        context.close()
+    consent = console.vault.client()
+    from vault.api.gen.customervault.v1 import consent_pb2 as cpb
+
+    events = consent.call(
+        consent.consent, "ListConsentEvents", cpb.ListConsentEventsRequest(subject_id=ada)
+    ).events
+    gpc = [e for e in events if e.purpose == "all_sharing"]
+    assert len(gpc) == 1 and gpc[0].source.channel == cpb.CONSENT_CHANNEL_GPC
+
+
+def test_without_a_session_or_with_a_forged_form_nothing_changes(
+    console: Console, page: Any
+) -> None:
+    page.goto(console.url + "/privacy/")
+    assert "open a new link" in page.locator("main").inner_text()
+    ada = console.subjects["ada"]
+    _open(page, _link(console, ada))
+    response = page.request.post(
+        console.url + "/privacy/consent",
+        form={"purpose": "marketing", "action": "grant", "csrf_token": "forged"},
+    )
+    assert response.status == 403
