@@ -234,3 +234,29 @@ def test_a_customer_grants_and_withdraws_its_own_consent(vault: RunningVault) ->
     after = vault.client(**MARKETER).get(ada, "marketing", "marketing")
     assert "email" not in after.fields
     assert {w.reason for w in after.withheld} == {"consent"}
+
+
+def test_a_customer_reads_its_own_history_by_team_and_no_one_elses(vault: RunningVault) -> None:
+    from vault.api.gen.customervault.v1 import audit_pb2 as apb
+
+    service = vault.client(**SERVICE)
+    ada = service.create(ADA).subject_id
+    grace = service.create(GRACE).subject_id
+    grant(service, ada, "marketing")
+    vault.client(**MARKETER).get(ada, "marketing", "marketing")
+    customer = _as(vault, _issue(vault, ada))
+
+    mine = customer.call(
+        customer.audit, "SubjectHistory", apb.SubjectHistoryRequest(subject_id=ada)
+    ).entries
+    read = next(e for e in mine if e.action == "GetSubject")
+    assert (read.actor, list(read.roles), read.purpose) == ("", ["marketing"], "marketing")
+    assert all(list(e.subject_ids) == [ada] and not e.caller_address for e in mine)
+    with pytest.raises(VaultClientError) as other:
+        customer.call(customer.audit, "SubjectHistory", apb.SubjectHistoryRequest(subject_id=grace))
+    assert other.value.code == "NOT_FOUND"
+    with pytest.raises(VaultClientError) as search:
+        customer.call(customer.audit, "QueryEntries", apb.QueryEntriesRequest())
+    assert search.value.code == "PERMISSION_DENIED"
+    refused = _entries(vault, "SubjectHistory")[-1]
+    assert (refused.decision, refused.reason) == ("deny", "customer bound to another subject")

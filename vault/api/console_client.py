@@ -508,6 +508,19 @@ class CustomerClient:
         assert isinstance(response, consent_pb2.OptOutResponse)
         return Receipt(response.receipt.receipt_id, response.receipt.document)
 
+    def history(self, *, limit: int = 100) -> list[audit.AuditEntry]:
+        """The customer's own access history, newest first (as the vault shows it to
+        them: by team, never by colleague)."""
+        response = self._client.call(
+            self._client.audit,
+            "SubjectHistory",
+            audit_pb2.SubjectHistoryRequest(
+                subject_id=self.subject_id, page_size=limit, newest_first=True
+            ),
+        )
+        assert isinstance(response, audit_pb2.QueryEntriesResponse)
+        return [logged_entry(e).entry for e in response.entries]
+
     def receipt(self, receipt_id: str) -> Receipt:
         response = self._consent(
             "GetConsentReceipt",

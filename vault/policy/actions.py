@@ -22,6 +22,7 @@ class Action(StrEnum):
     FIELD_MASKED = "fields:masked"
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
+    AUDIT_READ_OWN = "audit:read_own"
     CONSENT_WRITE = "consent:write"
     CONSENT_READ = "consent:read"
     RIGHTS_ACCESS = "rights:access"

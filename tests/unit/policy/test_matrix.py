@@ -126,6 +126,7 @@ NO_PURPOSE = (
     Action.KEYS_ADMIN,
     Action.POLICY_ADMIN,
     Action.CUSTOMER_ISSUE,
+    Action.AUDIT_READ_OWN,
 )
 COMPLIANCE = {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CONSENT_READ}
 ACTION_GRANTS = {
@@ -152,7 +153,12 @@ ACTION_GRANTS = {
         Action.RIGHTS_ERASE,
         Action.LEGAL_HOLD,
     },
-    "customer": {Action.ACTIVITY_RECORD, Action.CONSENT_WRITE, Action.CONSENT_READ},
+    "customer": {
+        Action.ACTIVITY_RECORD,
+        Action.CONSENT_WRITE,
+        Action.CONSENT_READ,
+        Action.AUDIT_READ_OWN,
+    },
     "admin": {
         Action.KEYS_ADMIN,
         Action.POLICY_ADMIN,

@@ -21,6 +21,7 @@ from vault.api.console_client import (
     redeem_link,
 )
 from vault.web import security
+from vault.web.privacy.history import Happening, plain
 from vault.web.security import CSRF_FIELD, SESSION_COOKIE, Session, TokenShapeError
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ LINK_COOKIE = "cv_link"
 RECEIPT_ID = re.compile(r"[A-Za-z0-9_:.-]{1,80}")
 MARKERS = ("all_marketing", "all_sharing")
 Handler = Callable[[Request, Session], Awaitable[Response]]
+Overview = tuple[
+    list[tuple[str, str]], list[PurposeChoice], tuple[str, ...], Receipt | None, list[Happening]
+]
 
 
 def N_(text: str) -> str:  # noqa: N802 - the gettext marker name
@@ -186,9 +190,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
     async def overview(request: Request, session: Session) -> Response:
         gpc = request.headers.get("sec-gpc", "").strip() == "1"
 
-        def load() -> tuple[
-            list[tuple[str, str]], list[PurposeChoice], tuple[str, ...], Receipt | None
-        ]:
+        def load() -> Overview:
             with client(session) as c:
                 _, markers = c.choices()
                 gpc_receipt = None
@@ -198,9 +200,10 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                     gpc_receipt = c.opt_out(["all_sharing"], gpc=True)
                 purposes, markers = c.choices()
                 shown = [(f.name, f.value) for f in c.my_data()]
-            return shown, purposes, markers, gpc_receipt
+                history = plain(c.history())
+            return shown, purposes, markers, gpc_receipt, history
 
-        shown, purposes, markers, gpc_receipt = await run_in_threadpool(load)
+        shown, purposes, markers, gpc_receipt, history = await run_in_threadpool(load)
         order = list(FIELD_NAME)
         shown.sort(key=lambda f: order.index(f[0]) if f[0] in order else len(order))
         receipt_id = request.query_params.get("receipt", "")
@@ -219,6 +222,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 "gpc_receipt": gpc_receipt,
                 "receipt_id": receipt_id if RECEIPT_ID.fullmatch(receipt_id) else "",
                 "changed": request.query_params.get("changed", ""),
+                "history": history,
             },
             session=session,
         )
