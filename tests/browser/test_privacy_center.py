@@ -51,7 +51,7 @@ def test_open_a_link_see_my_data_and_withdraw_marketing(console: Console, page: 
     history = page.locator("#history").inner_text()
     assert "Our customer support looked at your data to answer your support request" in history
     assert "Our data protection officer prepared a copy of your data" in history
-    assert "this was refused" in history  # the support agent's denied marketing read
+    assert "this was refused: nothing was shown or changed" in history  # the support agent's denied marketing read
     assert "agent-7" not in history and "dpo-1" not in history  # teams, not colleagues
     screenshot(page, "p02-overview")
     assert axe_violations(page) == []

@@ -25,6 +25,8 @@ TEAMS = (
     ("frontend", N_("Our website")),
     ("notifier", N_("Our systems")),
 )
+OWN_LOOKS = {"GetSubject", "GetConsent", "SubjectHistory", "GetConsentReceipt", "ListConsentEvents"}
+"""What the customer's own pages call on every visit: not news to them."""
 READS = {"GetSubject", "FindSubjects", "ExportView", "RevealField", "Detokenize"}
 DEEDS = {
     "GetSubject": N_("looked at your data"),
@@ -87,6 +89,8 @@ def plain(entries: list[audit.AuditEntry]) -> list[Happening]:
     for entry in entries:
         if entry.result_code == "UNAUTHENTICATED":
             continue  # a refused link, not someone touching the data
+        if "customer" in entry.actor_roles and entry.action in OWN_LOOKS:
+            continue
         shown.append(
             Happening(
                 when=entry.time,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -206,6 +207,15 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         shown, purposes, markers, gpc_receipt, history = await run_in_threadpool(load)
         order = list(FIELD_NAME)
         shown.sort(key=lambda f: order.index(f[0]) if f[0] in order else len(order))
+        history = [
+            replace(
+                h,
+                fields=tuple(
+                    sorted(h.fields, key=lambda n: order.index(n) if n in order else len(order))
+                ),
+            )
+            for h in history
+        ]
         receipt_id = request.query_params.get("receipt", "")
         return web.render(
             request,
