@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 SOURCES := vault audit tests benchmarks scripts
 
-.PHONY: install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean
+.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -53,6 +53,12 @@ typecheck: $(STAMP)
 ## The layer contracts of .importlinter (docs/architecture.md): a wrong-way import fails
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
+
+## Re-extract the privacy center's messages and merge them into each language's .po
+## (the .po files are the source; the app compiles them in memory when it starts)
+catalogs: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --omit-header -o vault/web/locale/messages.pot .
+	$(VENV)/bin/pybabel update -i vault/web/locale/messages.pot -d vault/web/locale --no-fuzzy-matching
 
 ## Regenerate vault/api/gen from protos/ (never edit the generated files by hand)
 protos: $(STAMP)

@@ -51,7 +51,9 @@ def test_open_a_link_see_my_data_and_withdraw_marketing(console: Console, page: 
     history = page.locator("#history").inner_text()
     assert "Our customer support looked at your data to answer your support request" in history
     assert "Our data protection officer prepared a copy of your data" in history
-    assert "this was refused: nothing was shown or changed" in history  # the support agent's denied marketing read
+    assert (
+        "this was refused: nothing was shown or changed" in history
+    )  # the support agent's denied marketing read
     assert "agent-7" not in history and "dpo-1" not in history  # teams, not colleagues
     screenshot(page, "p02-overview")
     assert axe_violations(page) == []
@@ -129,3 +131,38 @@ def test_without_a_session_or_with_a_forged_form_nothing_changes(
         form={"purpose": "marketing", "action": "grant", "csrf_token": "forged"},
     )
     assert response.status == 403
+
+
+def test_switch_to_chinese_and_chinese_from_accept_language(
+    console: Console, chromium: Any
+) -> None:
+    ada = console.subjects["ada"]
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+    try:
+        page = context.new_page()
+        _open(page, _link(console, ada))
+        assert page.locator("html").get_attribute("lang") == "en"
+        page.get_by_role("link", name="简体中文").click()
+        assert page.url.endswith("/privacy/")
+        assert page.locator("html").get_attribute("lang") == "zh-Hans"
+        assert page.get_by_role("heading", name="您的数据和您的选择").is_visible()
+        assert "仅在您同意时进行" in page.locator("#purpose-marketing").inner_text()
+        history = page.locator("#history").inner_text()
+        assert "我们的客户服务团队查看了您的数据，用于回复您的客服请求。" in history  # noqa: RUF001 - Chinese punctuation
+        screenshot(page, "p06-chinese")
+        assert axe_violations(page) == []
+        page.locator("#purpose-personalization").get_by_role("button", name="给予同意").click()
+        assert page.locator("#saved").inner_text().startswith("您的选择已保存")
+        page.get_by_role("link", name="English").click()
+        assert page.get_by_role("heading", name="Your data and your choices").is_visible()
+    finally:
+        context.close()
+    chinese = chromium.new_context(locale="zh-CN")
+    try:
+        page = chinese.new_page()
+        page.goto(_link(console, ada))
+        assert page.get_by_role("heading", name="打开您的隐私中心").is_visible()
+        page.get_by_role("button", name="继续").click()
+        assert page.get_by_role("heading", name="您的数据和您的选择").is_visible()
+    finally:
+        chinese.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from vault.api.console_client import (
     VaultClientError,
     redeem_link,
 )
-from vault.web import security
+from vault.web import i18n, security
 from vault.web.privacy.history import Happening, plain
 from vault.web.security import CSRF_FIELD, SESSION_COOKIE, Session, TokenShapeError
 
@@ -83,6 +83,38 @@ FIELD_NAME = {
 def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per page
     """The pages under /privacy."""
 
+    catalogs = i18n.Catalogs()
+
+    def show(
+        request: Request,
+        name: str,
+        context: dict[str, Any],
+        *,
+        status: int = 200,
+        session: Session | None = None,
+    ) -> Response:
+        """A privacy page in the customer's language."""
+        code = i18n.choose(
+            request.cookies.get(i18n.LANG_COOKIE),
+            request.headers.get("accept-language", ""),
+            catalogs.available,
+        )
+        language = i18n.LANGUAGES[code]
+        return web.render(
+            request,
+            name,
+            {
+                **context,
+                "_": catalogs.gettext(code),
+                "lang": language.html,
+                "language": language,
+                "languages": [i18n.LANGUAGES[c] for c in catalogs.available],
+                "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            },
+            status=status,
+            session=session,
+        )
+
     def customer_session(request: Request) -> Session | None:
         session = web.session(request)
         if session is None or not session.person.subject:
@@ -99,7 +131,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         )
 
     def signed_out(request: Request, reason: str = "") -> Response:
-        response = web.render(request, "privacy/signed_out.html", {"reason": reason}, status=401)
+        response = show(request, "privacy/signed_out.html", {"reason": reason}, status=401)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -118,7 +150,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 if exc.code == "UNAUTHENTICATED":
                     web.sessions.drop(request.cookies.get(SESSION_COOKIE))
                     return signed_out(request, "expired")
-                return web.render(
+                return show(
                     request,
                     "privacy/problem.html",
                     {"code": exc.code},
@@ -131,7 +163,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
     async def link_form(request: Request) -> Response:
         code = request.query_params.get("code", "")
         value = secrets.token_urlsafe(32)
-        response = web.render(
+        response = show(
             request, "privacy/link.html", {"code": code, "link_csrf": value, "error": ""}
         )
         response.set_cookie(
@@ -149,7 +181,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         form = await request.form()
         code = str(form.get("code", "")).strip()
         if not security.csrf_matches(request.cookies.get(LINK_COOKIE, ""), form.get(CSRF_FIELD)):
-            return web.render(
+            return show(
                 request,
                 "privacy/link.html",
                 {"code": code, "link_csrf": "", "error": "expired-form"},
@@ -169,7 +201,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         try:
             person = security.read_claims(result, web.now())
         except TokenShapeError:
-            return web.render(
+            return show(
                 request,
                 "privacy/link.html",
                 {"code": "", "link_csrf": "", "error": "used-or-expired"},
@@ -217,7 +249,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             for h in history
         ]
         receipt_id = request.query_params.get("receipt", "")
-        return web.render(
+        return show(
             request,
             "privacy/overview.html",
             {
@@ -242,7 +274,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         purpose = str(form.get("purpose", ""))
         action = str(form.get("action", ""))
         if purpose not in PURPOSE_TEXT or action not in ("grant", "withdraw"):
-            return web.render(
+            return show(
                 request,
                 "privacy/problem.html",
                 {"code": "INVALID_ARGUMENT"},
@@ -279,12 +311,31 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             },
         )
 
+    async def choose_language(request: Request) -> Response:
+        code = request.query_params.get("to", "")
+        target = request.query_params.get("next", "/privacy/")
+        if not target.startswith("/privacy/") or "//" in target or "\\" in target:
+            target = "/privacy/"
+        response = RedirectResponse(target, status_code=303)
+        if code in catalogs.available:
+            response.set_cookie(
+                i18n.LANG_COOKIE,
+                code,
+                max_age=365 * 24 * 3600,
+                path="/privacy",
+                httponly=True,
+                samesite="lax",
+                secure=security.is_secure(request, web.settings.secure_cookies),
+            )
+        return response
+
     async def signout(request: Request, session: Session) -> Response:
         web.sessions.drop(request.cookies.get(SESSION_COOKIE))
         return signed_out(request, "signed-out")
 
     return [
         Route("/link", link_form, methods=["GET"]),
+        Route("/language", choose_language, methods=["GET"]),
         Route("/link", link_redeem, methods=["POST"]),
         Route("/", page(overview), methods=["GET"]),
         Route("/consent", page(change_consent), methods=["POST"]),
