@@ -110,14 +110,13 @@ from audit.integrator import Integrator, IntegratorThread, utc_now
 from audit.keys import generate_signing_key, load_private_key, load_public_key
 from audit.last_signed import LastSigned, LastSignedFile
 from audit.log import AuditLog
-from audit.mac import EntryMac, generate_mac_key, use_entry_mac
+from audit.mac import EntryMac, entry_mac_for, generate_mac_key, use_entry_mac
 from audit.merkle_verify import (
     verify_consistency,
     verify_inclusion,
     verify_subtree_consistency,
     verify_subtree_inclusion,
 )
-from audit.publish import Publisher, PublisherThread
 from audit.proofs import (
     Backlog,
     backlog,
@@ -128,6 +127,7 @@ from audit.proofs import (
     latest_checkpoint,
     leaf_hash_at,
 )
+from audit.publish import Publisher, PublisherThread
 from audit.query import LoggedEntry, Page, iter_query, query, subject_history
 from audit.verify import VerifyReport, verify_log
 from audit.writer import GroupCommitWriter
@@ -150,21 +150,21 @@ __all__ = [
     "Cosignature",
     "CosignatureSigner",
     "CosignatureVerifier",
-    "EntryMac",
-    "LastSigned",
-    "LastSignedFile",
-    "Publisher",
-    "PublisherThread",
     "EncodedEntry",
+    "EntryMac",
     "GroupCommitWriter",
     "Integrator",
     "IntegratorThread",
     "InvalidEntryError",
     "KeyFormatError",
+    "LastSigned",
+    "LastSignedFile",
     "LoggedEntry",
     "Page",
     "PageTokenError",
     "ProofError",
+    "Publisher",
+    "PublisherThread",
     "TreeConflictError",
     "VerifyError",
     "VerifyReport",
@@ -175,6 +175,7 @@ __all__ = [
     "consistency_proof",
     "create_sqlite_engine",
     "encode",
+    "entry_mac_for",
     "export_checkpoint",
     "generate_mac_key",
     "generate_signing_key",

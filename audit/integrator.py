@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -180,7 +181,7 @@ class Integrator:
                 f"checkpoint this integrator signed (size {anchor.size}): history was rewritten"
             )
 
-    def _checked_hashes(self, pending: list[sa.Row[tuple[int, bytes, bytes, bytes | None]]]) -> list[bytes]:
+    def _checked_hashes(self, pending: Sequence[Any]) -> list[bytes]:
         hashes = []
         for _id, stored_hash, data, tag in pending:
             entry_bytes = bytes(data)

@@ -163,7 +163,9 @@ class MacCheck:
                 continue
             self.started = True
             if tag is None:
-                return LeafProblem("entry has no MAC (later than entries with one)", position + offset)
+                return LeafProblem(
+                    "entry has no MAC (later than entries with one)", position + offset
+                )
             if not self._mac.is_valid(row[1], bytes(tag)):
                 return LeafProblem("entry MAC does not verify", position + offset)
             self.checked += 1

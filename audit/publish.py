@@ -121,12 +121,17 @@ class Publisher:
             self._back_off(progress, str(exc))
         except WitnessRefusedError as exc:
             if exc.status == 422:
-                self._alarm(progress, f"witness {progress.client.name} refused the tree at size "
-                            f"{checkpoint.size}: not consistent with what it cosigned before")
+                self._alarm(
+                    progress,
+                    f"witness {progress.client.name} refused the tree at size "
+                    f"{checkpoint.size}: not consistent with what it cosigned before",
+                )
             else:
                 self._back_off(progress, str(exc))
         except (ProofError, VerifyError) as exc:
-            self._alarm(progress, f"cannot prove consistency for witness {progress.client.name}: {exc}")
+            self._alarm(
+                progress, f"cannot prove consistency for witness {progress.client.name}: {exc}"
+            )
         else:
             progress.failures = 0
             progress.last_error = ""
@@ -137,14 +142,19 @@ class Publisher:
             if old > checkpoint.size:
                 self._witness_ahead(progress, old)
                 return
-            proof = [] if old in (0, checkpoint.size) else consistency_proof(
-                self._engine, old, checkpoint.size
+            proof = (
+                []
+                if old in (0, checkpoint.size)
+                else consistency_proof(self._engine, old, checkpoint.size)
             )
             answer = progress.client.add_checkpoint(old, proof, note, checkpoint)
             if isinstance(answer, Conflict):
                 if answer.size == old == checkpoint.size:
-                    self._alarm(progress, f"witness {progress.client.name} cosigned a different "
-                                f"root at size {old}: the log forked")
+                    self._alarm(
+                        progress,
+                        f"witness {progress.client.name} cosigned a different "
+                        f"root at size {old}: the log forked",
+                    )
                     return
                 old = progress.known_size = answer.size
                 continue
@@ -159,8 +169,11 @@ class Publisher:
                 sa.select(tree_state.c.size).where(tree_state.c.id == TREE_STATE_ID)
             ).scalar_one()
         if size > stored:
-            self._alarm(progress, f"witness {progress.client.name} has seen {size} leaves; the "
-                        f"database holds {stored}: the log was rewound or truncated")
+            self._alarm(
+                progress,
+                f"witness {progress.client.name} has seen {size} leaves; the "
+                f"database holds {stored}: the log was rewound or truncated",
+            )
         # Otherwise another replica published a newer checkpoint: nothing to do now.
 
     def _store(self, witness: str, checkpoint: Checkpoint, line: str, timestamp: int) -> None:
@@ -193,7 +206,9 @@ class Publisher:
         progress.failures += 1
         progress.next_attempt = self._monotonic() + delay
         if problem != progress.last_error:
-            log.warning("audit witness %s: %s; retrying in %.0f s", progress.client.name, problem, delay)
+            log.warning(
+                "audit witness %s: %s; retrying in %.0f s", progress.client.name, problem, delay
+            )
         progress.last_error = problem
 
     def _alarm(self, progress: _Progress, problem: str) -> None:

@@ -130,7 +130,7 @@ def verify_log(
         given = list(trusted_checkpoint)
     trusted = [verifier.verify(item) if isinstance(item, str) else item for item in given]
     with snapshot(engine) as conn:
-        scan = _Scan(conn, verifier, trusted, progress, check_index, mac, witnesses)
+        scan = _Scan(conn, verifier, trusted, progress, check_index, mac=mac, witnesses=witnesses)
         try:
             scan.run()
         except _BadLogError as failure:
@@ -146,6 +146,7 @@ class _Scan:
         trusted: list[Checkpoint],
         progress: Progress | None,
         check_index: bool,
+        *,
         mac: EntryMac | None = None,
         witnesses: Sequence[CosignatureVerifier] = (),
     ) -> None:

@@ -13,6 +13,7 @@ from typing import TypedDict
 from sqlalchemy.engine import Engine
 
 import audit
+from audit.witness import WitnessClient
 from vault import keys, telemetry
 from vault.api.admin import PolicyAdminServicer
 from vault.api.audit_service import AuditServicer
@@ -98,8 +99,13 @@ class VaultApp:
     consent: ConsentService
     rights: RightsService
     retention_job: RetentionJob
-    tasks: list[PeriodicTask | audit.IntegratorThread | RetentionScheduler] = field(
-        default_factory=list
+    tasks: list[
+        PeriodicTask | audit.IntegratorThread | audit.PublisherThread | RetentionScheduler
+    ] = field(default_factory=list)
+    publisher: audit.Publisher | None = field(default=None, init=False, repr=False)
+    audit_alarm: str | None = field(default=None, init=False, repr=False)
+    _alarm_listeners: list[Callable[[str], None]] = field(
+        default_factory=list, init=False, repr=False
     )
     observability: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
     _unwatch: Callable[[], None] | None = field(default=None, init=False, repr=False)
@@ -126,6 +132,9 @@ class VaultApp:
             engine.dispose()
             raise
         db = Database(engine)
+        # Every entry appended through this engine carries a MAC under a key that is
+        # never in the database (audit.mac).
+        audit.use_entry_mac(engine, _entry_mac(settings))
         writer = audit.GroupCommitWriter(engine)
         auditor = Auditor(writer, clock)
         sealing = SubjectSealing(keyring, dictionary.searchable_fields)
@@ -200,9 +209,22 @@ class VaultApp:
         retention schedule (when `retention_schedule` is set)."""
         s = self.settings
         signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)
-        integrator = audit.Integrator(self.db.engine, signer, s.audit_origin)
+        integrator = audit.Integrator(
+            self.db.engine,
+            signer,
+            s.audit_origin,
+            last_signed=audit.LastSignedFile(s.audit_last_checkpoint_file, self.audit_verifier()),
+            mac=audit.entry_mac_for(self.db.engine),
+        )
+        publishing = self._publisher_thread()
         self.tasks = [
-            audit.IntegratorThread(integrator, interval=s.audit_integrate_interval_seconds),
+            audit.IntegratorThread(
+                integrator,
+                interval=s.audit_integrate_interval_seconds,
+                on_refusal=lambda problem: self._audit_integrity_alarm("integrator", problem),
+                on_checkpoint=None if publishing is None else publishing.notify,
+            ),
+            *([] if publishing is None else [publishing]),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
@@ -220,8 +242,44 @@ class VaultApp:
             telemetry.GaugeSources(
                 audit_lag=lambda: checkpoint_lag(self.db.engine, self.clock.now()),
                 data_keys=self._data_keys_by_version,
+                witness_lag=lambda: {} if self.publisher is None else self.publisher.lag(),
             )
         )
+
+    def _publisher_thread(self) -> audit.PublisherThread | None:
+        """Publishing to the configured witnesses, if any."""
+        s = self.settings
+        if not s.audit_witnesses:
+            return None
+        self.publisher = audit.Publisher(
+            self.db.engine,
+            self.witness_clients(),
+            self.audit_verifier(),
+            on_alarm=lambda problem: self._audit_integrity_alarm("witness", problem),
+        )
+        return audit.PublisherThread(self.publisher, interval=s.audit_publish_interval_seconds)
+
+    def witness_clients(self) -> list[WitnessClient]:
+        """The configured witnesses, each with the verifier of its cosignatures."""
+        return [
+            WitnessClient(w.url, audit.CosignatureVerifier.from_verifier_key(w.verifier_key()))
+            for w in self.settings.audit_witnesses
+        ]
+
+    def on_audit_alarm(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(problem)` on an audit integrity alarm (at once if one was raised)."""
+        self._alarm_listeners.append(listener)
+        if self.audit_alarm is not None:
+            listener(self.audit_alarm)
+
+    def _audit_integrity_alarm(self, source: str, problem: str) -> None:
+        # Loud, once per source: the ERROR line was written by the audit package; the
+        # metric and the health status make it visible to alerting and to clients.
+        telemetry.audit_integrity_alarm(source)
+        if self.audit_alarm is None:
+            self.audit_alarm = problem
+        for listener in self._alarm_listeners:
+            listener(problem)
 
     def _data_keys_by_version(self) -> dict[str, int]:
         counts = keys.status(self.db, self.keyring.provider).data_keys_by_version
@@ -277,12 +335,20 @@ class VaultApp:
             AuditStage(self.auditor),
             AuthenticationStage(self.token_verifier(), self.identities),
         ]
-        return VaultServer(options, stages, self.services())
+        server = VaultServer(options, stages, self.services())
+        self.on_audit_alarm(lambda _problem: server.mark_audit_failed())
+        return server
 
     def services(self) -> list[ServiceBinding]:
         vault = VaultServicer(self.records, self.reader, self.disclosures)
         admin = PolicyAdminServicer(self.policy, self.dictionary)
-        log = AuditServicer(self.db.engine, self.policy, self.audit_verifier())
+        log = AuditServicer(
+            self.db.engine,
+            self.policy,
+            self.audit_verifier(),
+            mac=audit.entry_mac_for(self.db.engine),
+            witnesses=self.witness_clients(),
+        )
         consent = ConsentServicer(self.consent)
         rights = RightsServicer(self.rights)
         retention = RetentionServicer(
@@ -330,6 +396,19 @@ class VaultApp:
     def audit_verifier(self) -> audit.CheckpointVerifier:
         s = self.settings
         return audit.CheckpointVerifier.from_pem(s.audit_public_key.read_bytes(), s.audit_origin)
+
+
+def _entry_mac(settings: Settings) -> audit.EntryMac:
+    path = settings.resolved_audit_mac_key
+    if not path.exists():
+        raise FailedPreconditionError(
+            "the audit entry MAC key is missing: run `customer-vault keys init` "
+            "(or mount audit_mac.key from the key Secret)"
+        )
+    try:
+        return audit.EntryMac.from_file(path)
+    except audit.KeyFormatError as exc:
+        raise FailedPreconditionError(f"audit entry MAC key: {exc}") from None
 
 
 def _await_database(engine: Engine, settings: Settings) -> None:

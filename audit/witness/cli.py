@@ -88,7 +88,7 @@ def _known_logs(
 
 
 @app.command("serve")
-def serve_command(
+def serve_command(  # noqa: PLR0917 - typer maps each option to one parameter
     directory: Dir,
     name: Name,
     address: Annotated[str, typer.Option("--address", help="HOST:PORT to listen on.")] = (

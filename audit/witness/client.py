@@ -85,7 +85,9 @@ class WitnessClient:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise WitnessUnavailableError("witness URL must be http(s)://host[:port][/prefix]")
-        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        kind = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
         conn = kind(parts.hostname, parts.port, timeout=self.timeout)
         try:
             headers = {"Content-Type": "text/plain; charset=utf-8"} if body is not None else {}

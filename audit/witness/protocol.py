@@ -112,12 +112,21 @@ class Witness:
 
     def add_checkpoint(self, body: bytes) -> Reply:
         """Handle one add-checkpoint request."""
+        checked = self._checked_request(body)
+        if isinstance(checked, Reply):
+            return checked
+        old, proof, checkpoint, note = checked
+        return self._state.compare_and_set(
+            checkpoint.origin, lambda latest: self._decide(latest, old, proof, checkpoint, note)
+        )
+
+    def _checked_request(self, body: bytes) -> Reply | tuple[int, list[bytes], Checkpoint, str]:
+        """The request's parts once parsed and signed by a known log, or the refusal."""
         if len(body) > MAX_REQUEST_BYTES:
             return Reply(413, b"request too large\n")
         try:
             old, proof, note = _parse(body)
-            note_body, _signatures = split_note(note)
-            claimed = Checkpoint.parse(note_body)
+            claimed = Checkpoint.parse(split_note(note)[0])
         except (_BadRequestError, CheckpointError) as exc:
             return Reply(400, f"{exc}\n".encode())
         known = self._logs.get(claimed.origin)
@@ -128,13 +137,9 @@ class Witness:
         except CheckpointError:
             log.warning("witness: checkpoint for %s not signed by its known key", known.origin)
             return Reply(403, b"checkpoint is not signed by a known log key\n")
-        if old > checkpoint.size:
-            return Reply(400, b"old size is larger than the checkpoint size\n")
-        if old == 0 and proof:
-            return Reply(400, b"a proof from size 0 must be empty\n")
-        return self._state.compare_and_set(
-            checkpoint.origin, lambda latest: self._decide(latest, old, proof, checkpoint, note)
-        )
+        if old > checkpoint.size or (old == 0 and proof):
+            return Reply(400, b"old size above the checkpoint's, or a proof from size 0\n")
+        return old, proof, checkpoint, note
 
     def _decide(
         self,
@@ -157,9 +162,11 @@ class Witness:
                 return None, _conflict(current)
         elif latest is not None:
             try:
-                verify_consistency(old, checkpoint.size, proof, latest.root_hash, checkpoint.root_hash)
+                verify_consistency(
+                    old, checkpoint.size, proof, latest.root_hash, checkpoint.root_hash
+                )
             except ProofError:
-                log.error(
+                log.error(  # noqa: TRY400 - a refusal, not a fault: no traceback
                     "witness: REFUSED %s at size %d: not consistent with size %d",
                     checkpoint.origin,
                     checkpoint.size,

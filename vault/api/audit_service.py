@@ -6,6 +6,8 @@ Queries are scoped to the caller's tenant; proofs and checkpoints cover the whol
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 import grpc
@@ -14,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from audit.query import MAX_PAGE_SIZE
+from audit.witness import WitnessClient, WitnessUnavailableError
 from vault.api.convert import when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
 from vault.api.gen.customervault.v1 import audit_pb2_grpc
@@ -26,6 +29,8 @@ from vault.errors import (
 )
 from vault.policy import Action, PolicyEngine
 from vault.records.guard import authorize
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -71,11 +76,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """The gRPC face of `audit/`."""
 
     def __init__(
-        self, engine: Engine, policy: PolicyEngine, verifier: audit.CheckpointVerifier
+        self,
+        engine: Engine,
+        policy: PolicyEngine,
+        verifier: audit.CheckpointVerifier,
+        *,
+        mac: audit.EntryMac | None = None,
+        witnesses: Sequence[WitnessClient] = (),
     ) -> None:
         self._engine = engine
         self._policy = policy
         self._verifier = verifier
+        self._mac = mac
+        self._witnesses = tuple(witnesses)
 
     def _page(
         self, tenant: str, page_size: int, page_token: str, **filters: object
@@ -185,9 +198,17 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> pb.VerifyLogResponse:
         call = require_call()
         authorize(self._policy, call, Action.AUDIT_VERIFY)
+        trusted: list[str | audit.Checkpoint] = [
+            *([request.trusted_checkpoint] if request.trusted_checkpoint else []),
+            *witnessed_latest(self._witnesses, self._verifier),
+        ]
         try:
             report = audit.verify_log(
-                self._engine, self._verifier, request.trusted_checkpoint or None
+                self._engine,
+                self._verifier,
+                trusted,
+                mac=self._mac,
+                witnesses=[w.verifier for w in self._witnesses],
             )
         except audit.CheckpointError:
             raise InvalidArgumentError(
@@ -201,4 +222,29 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             first_bad_index=-1 if report.first_bad_position is None else report.first_bad_position,
             problem=report.problem or "",
             checkpoint=self._checkpoint(latest) if latest and report.ok else None,
+            cosigned_by=list(report.latest_cosigned_by),
+            macs_checked=report.mac_checked,
+            entries_without_mac=report.mac_legacy,
         )
+
+
+def witnessed_latest(
+    witnesses: Sequence[WitnessClient], verifier: audit.CheckpointVerifier
+) -> list[audit.Checkpoint]:
+    """Each reachable witness's latest checkpoint of this log, its cosignature checked:
+    the database must hold at least that tree (a rewound database does not). A witness
+    that cannot be reached adds nothing here; the stored cosignatures are still checked."""
+    found = []
+    for witness in witnesses:
+        # The vault names its checkpoint key after the log's origin.
+        origin = verifier.origin or verifier.key_name
+        if origin is None:
+            break
+        try:
+            note = witness.latest(origin)
+            if note is not None:
+                witness.verifier.find(note)
+                found.append(verifier.verify(note))
+        except (WitnessUnavailableError, audit.CheckpointError):
+            log.warning("witness %s: latest checkpoint unavailable for verification", witness.name)
+    return found

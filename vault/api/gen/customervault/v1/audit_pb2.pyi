@@ -166,15 +166,21 @@ class VerifyLogRequest(_message.Message):
     def __init__(self, trusted_checkpoint: _Optional[str] = ...) -> None: ...
 
 class VerifyLogResponse(_message.Message):
-    __slots__ = ("ok", "entries_checked", "first_bad_index", "problem", "checkpoint")
+    __slots__ = ("ok", "entries_checked", "first_bad_index", "problem", "checkpoint", "cosigned_by", "macs_checked", "entries_without_mac")
     OK_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_INDEX_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNED_BY_FIELD_NUMBER: _ClassVar[int]
+    MACS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_WITHOUT_MAC_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     entries_checked: int
     first_bad_index: int
     problem: str
     checkpoint: Checkpoint
-    def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_index: _Optional[int] = ..., problem: _Optional[str] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+    cosigned_by: _containers.RepeatedScalarFieldContainer[str]
+    macs_checked: bool
+    entries_without_mac: int
+    def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_index: _Optional[int] = ..., problem: _Optional[str] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosigned_by: _Optional[_Iterable[str]] = ..., macs_checked: _Optional[bool] = ..., entries_without_mac: _Optional[int] = ...) -> None: ...
