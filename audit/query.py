@@ -35,6 +35,7 @@ class LoggedEntry:
     id: int
     leaf_index: int | None
     entry: AuditEntry
+    mac: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,12 @@ def query(
     with engine.connect() as conn:
         rows = conn.execute(statement).all()
     found = tuple(
-        LoggedEntry(row[0], row[1], AuditEntry.from_canonical(bytes(row[2])))
+        LoggedEntry(
+            row[0],
+            row[1],
+            AuditEntry.from_canonical(bytes(row[2])),
+            None if row[3] is None else bytes(row[3]),
+        )
         for row in rows[:page_size]
     )
     token = _encode_token(found[-1].id, fingerprint) if len(rows) > page_size else None
@@ -130,7 +136,9 @@ def subject_history(
 
 def _statement(filters: dict[str, Any], after: int) -> sa.Select[Any]:
     table = entries_table
-    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry).where(table.c.id > after)
+    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry, table.c.mac).where(
+        table.c.id > after
+    )
     for name in ("actor", "action", "decision", "purpose", "tenant", "result_code"):
         if filters[name] is not None:
             statement = statement.where(table.c[name] == filters[name])

@@ -248,6 +248,7 @@ def main() -> None:
 def build() -> typer.Typer:
     """The whole CLI: the commands here plus the client, policy and audit groups."""
     from audit.cli import app as audit_app
+    from audit.witness.cli import app as witness_app
     from vault.cli_consent import consent_app
     from vault.cli_policy import policy_app
     from vault.cli_retention import retention_app
@@ -258,6 +259,12 @@ def build() -> typer.Typer:
         app.add_typer(subjects_app, name="subjects")
         app.add_typer(policy_app, name="policy")
         app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+        app.add_typer(
+            witness_app,
+            name="witness",
+            help="A witness for the audit log: its own process, key and storage "
+            "(C2SP tlog-witness).",
+        )
         app.add_typer(consent_app, name="consent")
         app.add_typer(rights_app, name="rights")
         app.add_typer(retention_app, name="retention")

@@ -118,7 +118,7 @@ def _records() -> list[AuditEntry | LoggedEntry]:
     return [plain, logged]
 
 
-EXPECTED_KEYS = {spec.name for spec in dataclasses.fields(AuditEntry)} | {"id", "leaf_index"}
+EXPECTED_KEYS = {spec.name for spec in dataclasses.fields(AuditEntry)} | {"id", "leaf_index", "mac"}
 
 
 def test_jsonl_holds_exactly_the_entry_fields() -> None:
