@@ -182,9 +182,12 @@ def verify_command(
     trusted = [_trusted(verifier, path) for path in checkpoint or []]
     witnesses = [_witness(vkey) for vkey in witness_key or []]
     trusted += [_state_checkpoint(verifier, path) for path in integrator_state or []]
-    trusted += [_witness_latest(verifier, witnesses, url) for url in witness_url or []]
     mac = None if mac_key is None else _mac(mac_key)
     with _engine(database_url) as engine, _progress() as progress:
+        trusted += [
+            _witness_latest(verifier, witnesses, url, _log_origin(engine, verifier))
+            for url in witness_url or []
+        ]
         task = progress.add_task("verifying", total=None)
         report = verify_log(
             engine,
@@ -232,15 +235,15 @@ def erasures_command(
     witnesses = [_witness(vkey) for vkey in witness_key]
     if (witness_url is None) == (witnessed_checkpoint is None):
         raise _fail("give one of --witness-url and --witnessed-checkpoint")
-    if witness_url is not None:
-        witnessed = _witness_latest(verifier, witnesses, witness_url)
-    else:
-        assert witnessed_checkpoint is not None
-        witnessed = _cosigned_file(verifier, witnesses, witnessed_checkpoint)
     start = _filters(None, None, None, None, None, None, since, None)["since"]
     mac = None if mac_key is None else _mac(mac_key)
     lines = _journal_lines(journal)
     with _engine(database_url) as engine:
+        if witness_url is not None:
+            origin = _log_origin(engine, verifier)
+            witnessed = _witness_latest(verifier, witnesses, witness_url, origin)
+        elif witnessed_checkpoint is not None:
+            witnessed = _cosigned_file(verifier, witnesses, witnessed_checkpoint)
         try:
             found = witnessed_erasures(engine, lines, witnessed, since=start, mac=mac)
         except JournalError as exc:
@@ -428,14 +431,26 @@ def _state_checkpoint(verifier: CheckpointVerifier, path: Path) -> Checkpoint:
     return last.checkpoint
 
 
+def _log_origin(engine: Engine, verifier: CheckpointVerifier) -> str:
+    """The log's origin: --origin, else the newest stored checkpoint's (signature checked)."""
+    if verifier.origin is not None:
+        return verifier.origin
+    note = cosigned_checkpoint(engine)
+    if note is None:
+        raise _fail("the audit log has no checkpoint yet", code=1)
+    try:
+        return verifier.verify(note).origin
+    except CheckpointError:
+        raise _fail("the newest checkpoint is not signed by this key", code=1) from None
+
+
 def _witness_latest(
-    verifier: CheckpointVerifier, witnesses: list[CosignatureVerifier], url: str
+    verifier: CheckpointVerifier, witnesses: list[CosignatureVerifier], url: str, origin: str
 ) -> Checkpoint:
     """The latest checkpoint a witness cosigned, checked against its configured key."""
-    origin = verifier.origin or verifier.key_name
     for witness in witnesses:
         try:
-            note = WitnessClient(url, witness).latest(origin or "")
+            note = WitnessClient(url, witness).latest(origin)
         except AuditError as exc:
             raise _fail(f"--witness-url {url}: {exc}") from None
         if note is None:
