@@ -60,11 +60,30 @@ def ensure_key(directory: Path, name: str) -> CosignatureSigner:
 
 
 @app.command("init")
-def init_command(directory: Dir, name: Name) -> None:
+def init_command(
+    directory: Dir,
+    name: Name,
+    export_vkey: Annotated[
+        Path | None,
+        typer.Option("--export-vkey", help="Also write the verifier key here (for the vault)."),
+    ] = None,
+    log_public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-public-key",
+            help="Copy this log public key (PEM) into the directory as log.pub.pem.",
+        ),
+    ] = None,
+) -> None:
     """Create the witness key (if missing) and print its verifier key."""
     try:
         signer = ensure_key(directory, name)
-    except AuditError as exc:
+        if export_vkey is not None:
+            export_vkey.write_text(signer.verifier_key + "\n")
+        if log_public_key is not None:
+            CheckpointVerifier.from_pem(log_public_key.read_bytes())  # refuse a bad key now
+            (directory / "log.pub.pem").write_bytes(log_public_key.read_bytes())
+    except (AuditError, OSError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(signer.verifier_key)
 
