@@ -56,6 +56,7 @@ Reading
     subject_history(engine, subject_id, *, tenant=None, since=None, until=None,
                     page_size=100, page_token=None) -> Page
     iter_query(engine, **filters) -> Iterator[LoggedEntry]
+    authentic(engine, entries, mac) -> (entries whose MAC verifies, how many did not)
     write_jsonl(entries, out) / write_csv(entries, out) -> int
     write_html(entries, out, *, title, generated_at=None, summary=None) -> int
 
@@ -128,7 +129,7 @@ from audit.proofs import (
     leaf_hash_at,
 )
 from audit.publish import Publisher, PublisherThread
-from audit.query import LoggedEntry, Page, iter_query, query, subject_history
+from audit.query import LoggedEntry, Page, authentic, iter_query, query, subject_history
 from audit.verify import VerifyReport, verify_log
 from audit.writer import GroupCommitWriter
 
@@ -170,6 +171,7 @@ __all__ = [
     "VerifyReport",
     "append_encoded_in",
     "append_in",
+    "authentic",
     "backlog",
     "checkpoint_at",
     "consistency_proof",

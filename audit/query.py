@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from audit.append import epoch_us
 from audit.entry import AuditEntry
 from audit.errors import PageTokenError
+from audit.mac import EntryMac
 from audit.tables import entries as entries_table
 from audit.tables import entry_subjects
 
@@ -180,3 +181,31 @@ def _decode_token(token: str, fingerprint: str) -> int:
     if document.get("q") != fingerprint:
         raise PageTokenError("page token was issued for a different query")
     return after
+
+
+def authentic(
+    engine: Engine, found: Iterator[LoggedEntry] | list[LoggedEntry], mac: EntryMac
+) -> tuple[list[LoggedEntry], int]:
+    """The entries whose MAC verifies under `mac`, and how many were left out.
+
+    An entry without a MAC counts as authentic only if it was written before the first
+    entry that has one (the log's entries from before MACs existed); one after it, or
+    one whose MAC fails, was not written by the vault.
+    """
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.select(entries_table.c.id)
+            .where(entries_table.c.mac.is_not(None))
+            .order_by(entries_table.c.id)
+            .limit(1)
+        ).scalar_one_or_none()
+    kept: list[LoggedEntry] = []
+    dropped = 0
+    for logged in found:
+        data = logged.entry.canonical_bytes()
+        legacy = logged.mac is None and (first is None or logged.id < first)
+        if legacy or mac.is_valid(data, logged.mac):
+            kept.append(logged)
+        else:
+            dropped += 1
+    return kept, dropped
