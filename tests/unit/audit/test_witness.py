@@ -78,7 +78,7 @@ def test_the_first_checkpoint_is_cosigned_in_the_c2sp_format(
     line = reply.body.decode()
     assert line.startswith("\u2014 witness.example/w1 ") and line.endswith("\n")
     raw = base64.b64decode(line.split(" ")[2])
-    public = base64.b64decode(cosigner.verifier_key.split("+")[2])[1:]
+    public = base64.b64decode(cosigner.verifier_key.split("+", 2)[2])[1:]
     assert raw[:4] == cosigner_key_id("witness.example/w1", public)  # algorithm 0x04
     assert struct.unpack(">Q", raw[4:12]) == (NOW,)
     assert len(raw) == 4 + 8 + 64
