@@ -76,10 +76,20 @@ class Publisher:
         self._loaded = False
 
     def lag(self) -> dict[str, int]:
-        """Per witness: leaves of the newest checkpoint not yet covered by its cosignature."""
+        """Per witness: leaves of the newest checkpoint not yet covered by its cosignature
+        (from the stored cosignatures, so whichever replica published counts)."""
         note = latest_checkpoint(self._engine)
         size = 0 if note is None else self._verifier.verify(note).size
-        return {p.client.name: max(0, size - p.cosigned_size) for p in self._progress}
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(cosignatures.c.witness, sa.func.max(cosignatures.c.size)).group_by(
+                    cosignatures.c.witness
+                )
+            ).all()
+        cosigned = {str(name): int(top) for name, top in rows}
+        return {
+            p.client.name: max(0, size - cosigned.get(p.client.name, 0)) for p in self._progress
+        }
 
     def alarms(self) -> dict[str, str]:
         """Witnesses whose answers showed the log inconsistent, with the problem."""

@@ -33,7 +33,9 @@ class WitnessProcess:
 
 
 @contextmanager
-def witness_process(directory: Path, log_key: str) -> Iterator[WitnessProcess]:
+def witness_process(
+    directory: Path, log_key: str, address: str = "127.0.0.1:0"
+) -> Iterator[WitnessProcess]:
     """Start a witness for the log whose verifier key is `log_key`, in its own directory."""
     log_path = directory.with_suffix(".log")
     with log_path.open("w") as log_file:
@@ -47,7 +49,7 @@ def witness_process(directory: Path, log_key: str) -> Iterator[WitnessProcess]:
                 "--name",
                 WITNESS_NAME,
                 "--address",
-                "127.0.0.1:0",
+                address,
                 "--log-key",
                 log_key,
             ],
