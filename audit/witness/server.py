@@ -27,6 +27,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "customer-vault-witness"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # An idle or trickling connection is dropped: each holds a thread.
+    timeout = 30
     witness: Witness
 
     def do_POST(self) -> None:
