@@ -26,7 +26,12 @@ from audit.checkpoint import (
     split_note,
 )
 from audit.errors import CheckpointError, KeyFormatError
-from audit.keys import load_private_key, public_key_bytes, public_key_from_bytes, verify_ed25519
+from audit.signing_keys import (
+    load_private_key,
+    public_key_bytes,
+    public_key_from_bytes,
+    verify_ed25519,
+)
 
 COSIGNATURE_ALGORITHM = 0x04
 _HEADER = "cosignature/v1\n"

@@ -22,7 +22,7 @@ import typer
 from audit.checkpoint import CheckpointVerifier
 from audit.cosignature import CosignatureSigner
 from audit.errors import AuditError
-from audit.keys import generate_signing_key
+from audit.signing_keys import generate_signing_key
 from audit.witness.protocol import KnownLog, Witness
 from audit.witness.server import WitnessServer
 from audit.witness.state import WitnessState

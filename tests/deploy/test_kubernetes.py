@@ -32,7 +32,7 @@ from tests.deploy.manifests import (
 )
 from tests.integration.serving import CUSTOMER_VAULT, clean_env, run_cli, serving, token_for
 from tests.integration.test_records_write import ADA
-from vault import keys
+from vault import key_custody
 from vault.api.client import VaultClient
 from vault.config import Settings
 
@@ -307,7 +307,7 @@ class Kubelet:
     def __init__(self, tmp: Path, database_url: str, collector: str) -> None:
         self.tmp = tmp
         generated = tmp / "generated"
-        keys.init_keys(Settings(data_dir=generated))
+        key_custody.init_keys(Settings(data_dir=generated))
         key_dir = generated / "keys"
         self.issuer_dir = generated
         # The witness's claim, initialized as its first start would (its key is there).

@@ -24,7 +24,7 @@ import audit
 from audit.merkle import CompactRange
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.witnessing import WITNESS_NAME, WitnessProcess, witness_process
-from vault import keys
+from vault import key_custody
 from vault.api.gen.customervault.v1 import audit_pb2, audit_pb2_grpc
 from vault.config import WitnessSettings
 
@@ -46,7 +46,7 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0) 
 @pytest.fixture
 def witnessed_vault(tmp_path: Path) -> Iterator[tuple[RunningVault, WitnessProcess]]:
     data = tmp_path / "data"
-    keys.init_keys(settings_for(data, None))
+    key_custody.init_keys(settings_for(data, None))
     base = settings_for(data, None)
     signer = audit.CheckpointSigner(base.resolved_audit_signing_key.read_bytes(), base.audit_origin)
     with witness_process(tmp_path / "witness", signer.verifier_key) as witness:

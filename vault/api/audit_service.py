@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 import audit
 from audit.query import MAX_PAGE_SIZE
 from audit.witness import WitnessClient, WitnessUnavailableError
+from vault.access.guard import authorize
 from vault.api.convert import when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
 from vault.api.gen.customervault.v1 import audit_pb2_grpc
@@ -28,7 +29,6 @@ from vault.errors import (
     NotFoundError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.records.guard import authorize
 
 log = logging.getLogger(__name__)
 
