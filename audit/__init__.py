@@ -20,7 +20,8 @@ The one object a host holds
     AuditLog(engine, *, signer=None, origin=None, integrate_interval=1.0, max_batch=1000,
              checkpoint_interval=1024, now=utc_now)
         .start()  .append(entry)  .append_in(conn, entries)  .close()
-        .start_integrating(signer, origin, *, interval=None)  (opened without a signer)
+        .start_integrating(signer, origin, *, interval=None, last_signed=None, mac=None,
+                           on_refusal=None, on_checkpoint=None)  (opened without a signer)
 
 Appending
     append_in(conn, entries) -> list[int]     in the caller's transaction (changes)

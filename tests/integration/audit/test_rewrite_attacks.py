@@ -472,3 +472,18 @@ def test_only_witnessed_erasures_are_reapplied_after_a_restore(setup: Setup) -> 
     )
     assert result.returncode == 1
     assert "sub-live" not in result.stdout
+
+
+def test_a_last_checkpoint_file_that_is_not_the_logs_is_refused_not_taken_for_a_first_start(
+    setup: Setup,
+) -> None:
+    """Without the file an integrator trusts the database once; a file that is there but
+    unreadable or signed by another key must not be mistaken for that."""
+    build(setup)
+    generate_signing_key(setup.tmp / "other.pem")
+    other = CheckpointSigner((setup.tmp / "other.pem").read_bytes(), ORIGIN)
+    text = setup.state_file.read_text()
+    for forged in (text.replace(text[40:60], "x" * 20), "{}", other.sign_note("x\n")):
+        setup.state_file.write_text(forged)
+        with pytest.raises(TreeConflictError, match="last-checkpoint file"):
+            setup.new_integrator().integrate()
