@@ -81,6 +81,7 @@ class Integrator:
         self._mac = mac
         self._anchor: CompactRange | None = None  # the last tree this process signed
         self._anchor_loaded = False
+        self._trusting_first = False
         self.refusal: str | None = None
 
     def integrate(self, max_batch: int = 10_000) -> Checkpoint | None:
@@ -144,11 +145,7 @@ class Integrator:
         except AuditError as exc:
             raise TreeConflictError(str(exc)) from None
         if last is None:
-            log.warning(
-                "audit: no last-checkpoint file yet at %s; this first round trusts the "
-                "stored tree (the witnesses still check it)",
-                self._last_signed.path,
-            )
+            self._trusting_first = True
         elif last.checkpoint.origin != self.origin:
             raise TreeConflictError("the last-checkpoint file is for another log origin")
         else:
@@ -158,6 +155,16 @@ class Integrator:
     def _check_against_anchor(self, conn: Connection, tree: CompactRange) -> None:
         anchor = self._anchor
         if anchor is None:
+            if self._trusting_first and tree.size > 0:
+                # A log that already has entries, and nothing outside the database that
+                # says what it was: worth a line (a new pod, or a lost data dir).
+                log.warning(
+                    "audit: no last-checkpoint file at %s; trusting the stored tree of %d "
+                    "leaves this once (the witnesses still check it)",
+                    self._last_signed.path if self._last_signed else "",
+                    tree.size,
+                )
+            self._trusting_first = False
             return
         if tree.size < anchor.size:
             raise TreeConflictError(

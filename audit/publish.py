@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from audit.checkpoint import Checkpoint, CheckpointVerifier
-from audit.errors import CheckpointError, ProofError, VerifyError
+from audit.errors import ProofError, VerifyError
 from audit.proofs import consistency_proof, latest_checkpoint
 from audit.tables import TREE_STATE_ID, checkpoints, cosignatures, tree_state
 from audit.witness.client import (
@@ -259,7 +259,7 @@ class PublisherThread:
             try:
                 self.publisher.publish()
             # Must outlive database outages and odd witness answers; next round retries.
-            except (Exception, CheckpointError) as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001
                 log.error("audit publishing failed: %s", type(exc).__name__)  # noqa: TRY400
             self._wake.wait(self._interval)
             self._wake.clear()
