@@ -21,6 +21,7 @@ import yaml
 from audit import CosignatureVerifier
 from audit.witness import WitnessClient
 from tests.conftest import REPO_ROOT
+from tests.data import ADA
 from tests.deploy.manifests import (
     DEPLOY,
     K8S,
@@ -31,7 +32,6 @@ from tests.deploy.manifests import (
     k8s_objects,
 )
 from tests.integration.serving import CUSTOMER_VAULT, clean_env, run_cli, serving, token_for
-from tests.integration.test_records_write import ADA
 from vault import key_custody
 from vault.api.client import VaultClient
 from vault.config import Settings
