@@ -35,7 +35,8 @@ ROTATED = EnvKeyProvider(keydoc.serialize(keydoc.parse(DOCUMENT).with_new_kek()[
 RING = KeyRing(ROTATED)
 DEK = os.urandom(32)
 _RAW = json.loads(DOCUMENT)
-SECRETS = [*_RAW["keks"].values(), *_RAW["root_secrets"].values()]
+_ROOTS = [v for s in _RAW["root_secrets"].values() for v in s["versions"].values()]
+SECRETS = [*_RAW["keks"].values(), *_ROOTS]
 NAMES = ["acme", "globex", "", "a", "ab", "b", "é", "subject-1", "email", "phone"]
 
 

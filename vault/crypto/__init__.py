@@ -6,7 +6,7 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
 from vault.crypto.certificates import certificate_thumbprint
-from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
+from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
 from vault.crypto.errors import KeyMaterialError, SignatureError
 from vault.crypto.ids import (
     constant_time_equals,
@@ -52,5 +52,6 @@ __all__ = [
     "new_subject_id",
     "sealed_dek_id",
     "sign_ed25519",
+    "token_key_version",
     "verify_ed25519",
 ]

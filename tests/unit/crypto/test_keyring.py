@@ -77,8 +77,14 @@ class _TransitStyleProvider:
             raise DecryptionError
         return bytes(a ^ b for a, b in zip(wrapped[3:], self._versions[kek_version], strict=True))
 
-    def root_secret(self, purpose: str) -> bytes:
+    def root_secret(self, purpose: str, version: int | None = None) -> bytes:
         return self._secrets[purpose]
+
+    def active_root_version(self, purpose: str) -> int:
+        return 1
+
+    def root_versions(self, purpose: str) -> tuple[int, ...]:
+        return (1,)
 
     def refresh(self) -> bool:
         return False
