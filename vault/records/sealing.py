@@ -41,7 +41,6 @@ class SubjectSealing:
 
     def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:
         self._keyring = keyring
-        self._indexer = keyring.blind_indexer()
         self._searchable = frozenset(searchable)
 
     def prepare_new(
@@ -76,19 +75,51 @@ class SubjectSealing:
     def index_rows(
         self, tenant: str, subject_id: str, values: Mapping[str, str]
     ) -> list[dict[str, Any]]:
+        """Blind-index rows for the searchable `values`, under the active key version."""
+        version, digests = self.index_digests(tenant, values)
         return [
             {
                 "tenant": tenant,
                 "field": name,
-                "digest": self._indexer.compute(tenant, name, value),
+                "digest": digest,
                 "subject_id": subject_id,
+                "key_version": version,
             }
-            for name, value in values.items()
-            if name in self._searchable
+            for name, digest in digests.items()
         ]
 
-    def digest(self, tenant: str, field: str, normalized: str) -> bytes:
-        return self._indexer.compute(tenant, field, normalized)
+    def index_digests(self, tenant: str, values: Mapping[str, str]) -> tuple[int, dict[str, bytes]]:
+        """The active blind-index key version and the digests of the searchable `values`
+        under it (one indexer for all, so a rotation mid-call cannot mix versions)."""
+        indexer = self._keyring.blind_indexer()
+        digests = {
+            name: indexer.compute(tenant, name, value)
+            for name, value in values.items()
+            if name in self._searchable
+        }
+        return indexer.version, digests
+
+    def index_version(self) -> int:
+        """The active blind-index key version (new digests are made under it)."""
+        return self._keyring.blind_indexer().version
+
+    def search_digests(self, tenant: str, field: str, normalized: str) -> list[tuple[int, bytes]]:
+        """(key version, digest) of a searched value under every blind-index key version
+        present, the active one first: during a re-index a subject may still be indexed
+        under the old version."""
+        active = self._keyring.blind_indexer()
+        found = [(active.version, active.compute(tenant, field, normalized))]
+        for version in self._keyring.blind_index_versions():
+            if version != active.version:
+                indexer = self._keyring.blind_indexer(version)
+                found.append((version, indexer.compute(tenant, field, normalized)))
+        return found
+
+    def reindex(self, row: SubjectRow) -> tuple[int, dict[str, bytes]]:
+        """The subject's searchable fields re-indexed under the active key version (their
+        values decrypted for it); errors as `open`."""
+        opened = self.open(row, [n for n in row.fields if n in self._searchable])
+        return self.index_digests(row.meta.tenant, {n: v.value for n, v in opened.items()})
 
     def is_searchable(self, field: str) -> bool:
         return field in self._searchable

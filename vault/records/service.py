@@ -157,15 +157,9 @@ class RecordService:
             if not repo.update_row(conn, subject_id, expected_version, changed):
                 raise VersionConflictError("subject was changed by someone else; re-read it")
             indexed = [n for n in call.field_names if self._sealing.is_searchable(n)]
+            key_version, digests = self._sealing.index_digests(principal.tenant, values)
             repo.replace_blind_indexes(
-                conn,
-                subject_id,
-                principal.tenant,
-                indexed,
-                {
-                    r["field"]: r["digest"]
-                    for r in self._sealing.index_rows(principal.tenant, subject_id, values)
-                },
+                conn, subject_id, principal.tenant, indexed, digests, key_version=key_version
             )
             # A token stands for the value it was issued for: changed fields lose theirs.
             repo.delete_tokens(conn, subject_id, call.field_names)

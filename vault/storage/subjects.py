@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,7 @@ def insert_subjects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
 
 
 def insert_blind_indexes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert (tenant, field, digest, subject_id) rows in one executemany."""
+    """Insert (tenant, field, digest, subject_id, key_version) rows in one executemany."""
     if rows:
         conn.execute(blind_indexes.insert(), list(rows))
 
@@ -113,15 +113,23 @@ def update_row(
     return result.rowcount == 1
 
 
-def find_ids(conn: Connection, tenant: str, field: str, digest: bytes) -> list[str]:
-    """Subject ids whose blind index for `field` equals `digest`."""
+def find_ids(
+    conn: Connection, tenant: str, field: str, digests: Sequence[tuple[int, bytes]]
+) -> list[str]:
+    """Subject ids whose blind index for `field` equals one of `digests`, each given as
+    (key version, digest): during a re-index a value is looked up under every version."""
+    if not digests:
+        return []
+    matches = sa.or_(
+        *(
+            sa.and_(blind_indexes.c.key_version == version, blind_indexes.c.digest == digest)
+            for version, digest in digests
+        )
+    )
     query = (
         sa.select(blind_indexes.c.subject_id)
-        .where(
-            blind_indexes.c.tenant == tenant,
-            blind_indexes.c.field == field,
-            blind_indexes.c.digest == digest,
-        )
+        .where(blind_indexes.c.tenant == tenant, blind_indexes.c.field == field, matches)
+        .distinct()
         .order_by(blind_indexes.c.subject_id)
     )
     return list(conn.execute(query).scalars())
@@ -131,22 +139,30 @@ def replace_blind_indexes(
     conn: Connection,
     subject_id: str,
     tenant: str,
-    fields: Iterable[str],
+    fields: Iterable[str] | None,
     digests: Mapping[str, bytes],
+    *,
+    key_version: int,
 ) -> None:
-    """Drop the subject's indexes for `fields` and insert the new digests among them."""
-    names = list(fields)
-    if not names:
-        return
-    conn.execute(
-        blind_indexes.delete().where(
-            blind_indexes.c.subject_id == subject_id, blind_indexes.c.field.in_(names)
-        )
-    )
+    """Drop the subject's indexes for `fields` (None: all of them) and insert the new
+    digests, computed under blind-index key `key_version`."""
+    query = blind_indexes.delete().where(blind_indexes.c.subject_id == subject_id)
+    if fields is not None:
+        names = list(fields)
+        if not names:
+            return
+        query = query.where(blind_indexes.c.field.in_(names))
+    conn.execute(query)
     insert_blind_indexes(
         conn,
         [
-            {"tenant": tenant, "field": f, "digest": d, "subject_id": subject_id}
+            {
+                "tenant": tenant,
+                "field": f,
+                "digest": d,
+                "subject_id": subject_id,
+                "key_version": key_version,
+            }
             for f, d in digests.items()
         ],
     )
@@ -201,6 +217,37 @@ def set_wrapped_key(
     return result.rowcount == 1
 
 
+def count_blind_indexes_by_version(conn: Connection) -> dict[int, int]:
+    """How many stored digests each blind-index key version made."""
+    query = sa.select(blind_indexes.c.key_version, sa.func.count()).group_by(
+        blind_indexes.c.key_version
+    )
+    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def subjects_to_reindex(conn: Connection, active_version: int, after: str, limit: int) -> list[str]:
+    """Ids after `after` (in id order) of subjects with a digest not under `active_version`."""
+    query = (
+        sa.select(blind_indexes.c.subject_id)
+        .where(blind_indexes.c.key_version != active_version, blind_indexes.c.subject_id > after)
+        .distinct()
+        .order_by(blind_indexes.c.subject_id)
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def lock_subjects(conn: Connection, subject_ids: Sequence[str]) -> list[SubjectRow]:
+    """Rows for `subject_ids`, locked for update on PostgreSQL; rows another transaction
+    holds are skipped (SKIP LOCKED) and left for a later batch."""
+    if not subject_ids:
+        return []
+    query = sa.select(subjects).where(subjects.c.id.in_(subject_ids)).order_by(subjects.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_row(r) for r in conn.execute(query)]
+
+
 @dataclass(frozen=True)
 class TokenRow:
     """What a reversible token stands for: one field of one subject."""
@@ -219,8 +266,10 @@ def insert_token(
     field: str,
     kind: str,
     now_us: int,
+    key_version: int = 1,
 ) -> None:
-    """Record a token; recording the same deterministic token twice is a no-op."""
+    """Record a token minted under token-key `key_version`; recording the same
+    deterministic token twice is a no-op."""
     key = (tokens.c.tenant == tenant, tokens.c.token == token, tokens.c.subject_id == subject_id)
     if conn.execute(sa.select(tokens.c.token).where(*key)).first() is not None:
         return
@@ -232,17 +281,23 @@ def insert_token(
             field=field,
             kind=kind,
             created_at=now_us,
+            key_version=key_version,
         )
     )
 
 
-def find_token(conn: Connection, tenant: str, token: str) -> list[TokenRow]:
-    """The subjects and field a token of `tenant` stands for (several for a shared value)."""
+def find_token(
+    conn: Connection, tenant: str, token: str, key_versions: Collection[int] | None = None
+) -> list[TokenRow]:
+    """The subjects and field a token of `tenant` stands for (several for a shared value);
+    with `key_versions`, only tokens minted under one of those token-key versions."""
     query = (
         sa.select(tokens.c.subject_id, tokens.c.field, tokens.c.kind)
         .where(tokens.c.tenant == tenant, tokens.c.token == token)
         .order_by(tokens.c.subject_id)
     )
+    if key_versions is not None:
+        query = query.where(tokens.c.key_version.in_(list(key_versions)))
     return [TokenRow(r.subject_id, r.field, r.kind) for r in conn.execute(query)]
 
 
@@ -252,3 +307,15 @@ def delete_tokens(conn: Connection, subject_id: str, fields: Iterable[str] | Non
     if fields is not None:
         query = query.where(tokens.c.field.in_(list(fields)))
     conn.execute(query)
+
+
+def count_tokens_by_version(conn: Connection) -> dict[int, int]:
+    """How many recorded tokens each token-key version minted."""
+    query = sa.select(tokens.c.key_version, sa.func.count()).group_by(tokens.c.key_version)
+    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def delete_tokens_of_version(conn: Connection, key_version: int) -> int:
+    """Forget every token minted under `key_version`; returns how many."""
+    result = conn.execute(tokens.delete().where(tokens.c.key_version == key_version))
+    return int(result.rowcount)

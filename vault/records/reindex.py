@@ -1,0 +1,77 @@
+"""The online re-index that follows a blind-index key rotation.
+
+`keys rotate-blind-index` adds a new blind-index secret version and makes it active:
+new and changed values are indexed under it at once, and searches look a value up under
+every version still present (`SubjectSealing.search_digests`). This job moves the
+existing digests: batch by batch, in id order, it opens each subject's searchable
+fields and replaces all its digests with ones under the active version. It keeps no
+state but a cursor: stopped at any point, it resumes where digests are still stale.
+Once no digest uses an old version, `keys retire-blind-index` removes it, and digests
+of that version (in a copy of the database, dead PostgreSQL tuples, WAL or a backup)
+can no longer be linked to any value or to any later subject.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from vault.errors import DecryptionError
+from vault.records.sealing import SubjectSealing
+from vault.storage import subjects as repo
+from vault.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReindexBatch:
+    """What one batch did; `last_id` is where the next one starts ("" when none is left)."""
+
+    reindexed: int
+    dropped: int  # subjects without a data key: their stale digests are deleted
+    failed: int  # subjects whose fields do not open (tampered): left as they are
+    last_id: str
+
+
+class Reindexer:
+    """Re-indexes blind indexes under the active key version, `batch_size` subjects per
+    write transaction (rows another PostgreSQL transaction holds are skipped)."""
+
+    def __init__(self, db: Database, sealing: SubjectSealing, batch_size: int) -> None:
+        self._db = db
+        self._sealing = sealing
+        self._batch_size = batch_size
+        self._after = ""
+
+    def batch(self, after: str = "") -> ReindexBatch:
+        """Re-index the next subjects after id `after` that have a stale digest."""
+        active = self._sealing.index_version()
+        reindexed = dropped = failed = 0
+        with self._db.write() as conn:
+            ids = repo.subjects_to_reindex(conn, active, after, self._batch_size)
+            for row in repo.lock_subjects(conn, ids):
+                if row.wrapped_dek is None:
+                    repo.delete_blind_indexes(conn, row.meta.id)
+                    dropped += 1
+                    continue
+                try:
+                    version, digests = self._sealing.reindex(row)
+                except DecryptionError:
+                    log.warning("re-index: subject %s does not open; left as it is", row.meta.id)
+                    failed += 1
+                    continue
+                repo.replace_blind_indexes(
+                    conn, row.meta.id, row.meta.tenant, None, digests, key_version=version
+                )
+                reindexed += 1
+        return ReindexBatch(reindexed, dropped, failed, ids[-1] if ids else "")
+
+    def run_once(self) -> bool:
+        """One batch from where the last one stopped (for a `PeriodicTask`): True while
+        more may follow; at the end the cursor goes back to the start for the next pass."""
+        done = self.batch(self._after)
+        self._after = done.last_id
+        if done.reindexed or done.dropped:
+            log.info("re-indexed %d subjects", done.reindexed + done.dropped)
+        return bool(done.last_id)
