@@ -24,9 +24,16 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["vault"]):
-    from vault.crypto import EnvKeyProvider, KeyMaterialError, KeyRing, SubjectSealer, keydoc
+    from vault.crypto import (
+        EnvKeyProvider,
+        FieldProvenance,
+        KeyMaterialError,
+        KeyRing,
+        SubjectSealer,
+        keydoc,
+    )
     from vault.crypto.keyring import WrappedDataKey
-    from vault.crypto.sealing import HEADER_SIZE, sealed_dek_id
+    from vault.crypto.sealing import FIELD_SET_TAG_SIZE, HEADER_SIZE, sealed_dek_id
     from vault.errors import DecryptionError
 
 DOCUMENT = keydoc.generate_key_document()
@@ -40,9 +47,14 @@ SECRETS = [*_RAW["keks"].values(), *_ROOTS]
 NAMES = ["acme", "globex", "", "a", "ab", "b", "é", "subject-1", "email", "phone"]
 
 
-def _opens(sealer: SubjectSealer, field: str, sealed: bytes) -> bytes | None:
+PROV = FieldProvenance(2, "order-service", 1_765_000_000_000_000)
+
+
+def _opens(
+    sealer: SubjectSealer, field: str, sealed: bytes, provenance: FieldProvenance | None = PROV
+) -> bytes | None:
     try:
-        return sealer.open(field, sealed)
+        return sealer.open(field, sealed, provenance)
     except DecryptionError:
         return None
 
@@ -58,16 +70,23 @@ def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
     dek_id = fdp.ConsumeIntInRange(0, 3)
     sealer = SubjectSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
     right_header = fdp.ConsumeBool()
+    legacy = fdp.ConsumeBool()
     sealed = fdp.ConsumeBytes(fdp.remaining_bytes())
     if right_header and len(sealed) >= HEADER_SIZE:
         # The header this sealer expects, so that the tag check is what refuses it.
-        sealed = struct.pack(">BI", 1, dek_id) + sealed[HEADER_SIZE:]
-    assert _opens(sealer, "email", sealed) is None, "bytes the fuzzer wrote opened"
+        sealed = struct.pack(">BI", 1 if legacy else 2, dek_id) + sealed[HEADER_SIZE:]
+    assert _opens(sealer, "email", sealed, None if legacy else PROV) is None, "fuzz bytes opened"
     try:
         found = sealed_dek_id(sealed)
     except DecryptionError:
         return
-    assert sealed[0] == 1 and found == struct.unpack_from(">I", sealed, 1)[0]
+    assert sealed[0] in (1, 2) and found == struct.unpack_from(">I", sealed, 1)[0]
+    tag = sealed[:FIELD_SET_TAG_SIZE]
+    try:
+        sealer.check_field_set({"email": 1}, tag)
+    except DecryptionError:
+        return
+    raise AssertionError("a field-set tag the fuzzer wrote verified")
 
 
 def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
@@ -75,8 +94,11 @@ def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
     dek_id = fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
     sealer = SubjectSealer(DEK, tenant, subject, dek_id)
     plaintext = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
-    sealed = sealer.seal(field, plaintext)
+    sealed = sealer.seal(field, plaintext, PROV)
     assert _opens(sealer, field, sealed) == plaintext, "a sealed value did not open"
+    assert _opens(sealer, field, sealed, None) is None, "opened without its provenance"
+    older = FieldProvenance(PROV.version - 1, PROV.written_by, PROV.written_at)
+    assert _opens(sealer, field, sealed, older) is None, "opened as another version"
     assert sealed_dek_id(sealed) == dek_id
     elsewhere = (
         fdp.PickValueInList(NAMES),

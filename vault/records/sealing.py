@@ -9,10 +9,16 @@ from typing import Any
 
 from vault import telemetry
 from vault.clock import from_micros
-from vault.crypto import KeyRing, WrappedDataKey, new_subject_id
-from vault.errors import FailedPreconditionError
+from vault.crypto import (
+    FieldProvenance,
+    KeyRing,
+    SubjectSealer,
+    WrappedDataKey,
+    new_subject_id,
+)
+from vault.errors import DecryptionError, FailedPreconditionError
 from vault.records.models import FieldValue, StoredField, SubjectMeta, SubjectState
-from vault.storage.subjects import SubjectRow, encode_fields
+from vault.storage.subjects import StoredFields, SubjectRow, encode_fields
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,8 @@ class SubjectSealing:
         with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
             dek, wrapped = self._keyring.new_data_key()
             sealer = self._keyring.sealer(dek, tenant, subject_id)
-            stored = {
-                name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
-                for name, value in values.items()
-            }
+            stored = _sealed(sealer, values, FieldProvenance(1, writer, now_us))
+            blob = encode_fields(stored, sealer.seal_field_set(dict.fromkeys(stored, 1)))
             index_rows = self.index_rows(tenant, subject_id, values)
         row = {
             "id": subject_id,
@@ -68,7 +72,7 @@ class SubjectSealing:
             "kek_version": wrapped.kek_version,
             "wrapped_dek": wrapped.blob,
             "dek_id": 1,
-            "fields": encode_fields(stored),
+            "fields": blob,
         }
         return PreparedSubject(subject_id, row, index_rows)
 
@@ -137,7 +141,7 @@ class SubjectSealing:
         tenant: str,
         subject_id: str,
         key: tuple[int | None, bytes | None, int],
-        fields: Mapping[str, StoredField],
+        fields: StoredFields,
         names: Iterable[str],
     ) -> dict[str, str]:
         """The named fields' values alone, for bulk work that needs no provenance (the
@@ -149,32 +153,105 @@ class SubjectSealing:
         kek_version, wrapped_dek, dek_id = key
         dek = self._unwrap(kek_version, wrapped_dek)
         sealer = self._keyring.sealer(dek, tenant, subject_id, dek_id)
-        return {name: sealer.open(name, fields[name].sealed).decode() for name in wanted}
+        _check_field_set(sealer, fields)
+        return {name: _open(sealer, name, fields[name]).decode() for name in wanted}
 
     def open(self, row: SubjectRow, names: Iterable[str]) -> dict[str, FieldValue]:
-        """Decrypt the named fields the subject has (absent ones are skipped)."""
+        """Decrypt the named fields the subject has (absent ones are skipped).
+
+        `DecryptionError` if any named value, or the set of the subject's fields and
+        their versions, is not as the vault sealed it (moved, rolled back, provenance
+        edited).
+        """
         wanted = [n for n in names if n in row.fields]
         if not wanted:
             return {}
         with telemetry.span("crypto.open", **{"customervault.fields": len(wanted)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+            _check_field_set(sealer, row.fields)
             opened = {}
             for name in wanted:
                 stored = row.fields[name]
                 opened[name] = FieldValue(
-                    sealer.open(name, stored.sealed).decode(),
+                    _open(sealer, name, stored).decode(),
                     stored.written_by,
                     from_micros(stored.written_at),
                 )
         return opened
 
-    def reseal(
-        self, row: SubjectRow, values: Mapping[str, str], writer: str, now_us: int
-    ) -> dict[str, StoredField]:
-        """Sealed versions of `values` under the subject's existing data key."""
+    def sealed_update(
+        self,
+        row: SubjectRow,
+        values: Mapping[str, str],
+        cleared: Iterable[str],
+        *,
+        writer: str,
+        now_us: int,
+        new_version: int,
+    ) -> bytes:
+        """The fields blob after setting `values` and clearing `cleared`, written by
+        `writer` as subject version `new_version`, under the subject's data key.
+
+        The stored set is checked first, so an update never re-tags a rolled-back value;
+        values still in format 1 are re-sealed in format 2 with their own provenance.
+        """
         with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
-            return {
-                name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
-                for name, value in values.items()
+            _check_field_set(sealer, row.fields)
+            fields = {
+                name: _upgraded(sealer, name, stored, row.meta.version)
+                for name, stored in row.fields.items()
             }
+            fields.update(_sealed(sealer, values, FieldProvenance(new_version, writer, now_us)))
+            for name in cleared:
+                fields.pop(name, None)
+            versions = {name: f.version or new_version for name, f in fields.items()}
+            return encode_fields(fields, sealer.seal_field_set(versions))
+
+
+def _sealed(
+    sealer: SubjectSealer, values: Mapping[str, str], provenance: FieldProvenance
+) -> dict[str, StoredField]:
+    return {
+        name: StoredField(
+            sealer.seal(name, value.encode(), provenance),
+            provenance.written_by,
+            provenance.written_at,
+            provenance.version,
+        )
+        for name, value in values.items()
+    }
+
+
+def _provenance(stored: StoredField) -> FieldProvenance | None:
+    if stored.version is None:
+        return None
+    return FieldProvenance(stored.version, stored.written_by, stored.written_at)
+
+
+def _open(sealer: SubjectSealer, name: str, stored: StoredField) -> bytes:
+    return sealer.open(name, stored.sealed, _provenance(stored))
+
+
+def _check_field_set(sealer: SubjectSealer, fields: StoredFields) -> None:
+    """A format-2 blob: every value has a version and the tag covers them all. A
+    format-1 blob: no value has one (a format-2 value never opens without it)."""
+    if fields.tag is None:
+        if any(v is not None for v in fields.versions.values()):
+            raise DecryptionError
+        return
+    versions = {}
+    for name, version in fields.versions.items():
+        if version is None:
+            raise DecryptionError
+        versions[name] = version
+    sealer.check_field_set(versions, fields.tag)
+
+
+def _upgraded(sealer: SubjectSealer, name: str, stored: StoredField, version: int) -> StoredField:
+    """`stored` in format 2 (a format-1 value re-sealed, as subject version `version`)."""
+    if stored.version is not None:
+        return stored
+    provenance = FieldProvenance(version, stored.written_by, stored.written_at)
+    sealed = sealer.seal(name, sealer.open(name, stored.sealed), provenance)
+    return StoredField(sealed, stored.written_by, stored.written_at, version)

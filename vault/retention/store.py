@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vault.records.models import StoredField, SubjectState
+from vault.records.models import SubjectState
 from vault.retention.tables import CANCELLED, OPEN, anonymized_records, notices, runs
-from vault.storage.subjects import decode_fields
+from vault.storage.subjects import StoredFields, decode_fields
 from vault.storage.tables import blind_indexes, subjects, tokens
 
 DAY_US = 86_400 * 1_000_000
@@ -54,7 +54,7 @@ class DueNotice:
     kek_version: int | None
     wrapped_dek: bytes | None
     dek_id: int
-    fields: dict[str, StoredField]
+    fields: StoredFields
 
     @property
     def anonymizable(self) -> bool:
@@ -179,7 +179,9 @@ def _due_notices(result: Iterable[Any], retained: Container[str]) -> list[DueNot
             kek_version,
             wrapped_dek,
             dek_id,
-            decode_fields(blob, only=retained) if blob is not None and retained else {},
+            decode_fields(blob, only=retained)
+            if blob is not None and retained
+            else StoredFields({}),
         )
         for (
             notice_id,

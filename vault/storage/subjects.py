@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
+from vault.errors import DecryptionError
 from vault.records.models import StoredField, SubjectMeta, SubjectState
 from vault.storage.tables import blind_indexes, subjects, tokens
 
-_FORMAT = 1
+_FORMAT = 2
+_LEGACY_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -26,33 +29,81 @@ class SubjectRow:
     kek_version: int | None
     wrapped_dek: bytes | None
     dek_id: int
-    fields: dict[str, StoredField]
+    fields: StoredFields
 
 
-def encode_fields(fields: Mapping[str, StoredField]) -> bytes:
-    """The fields blob: sealed values (already ciphertext) and their provenance."""
-    doc = {
-        "v": _FORMAT,
-        "f": {
-            name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
-            for name, f in fields.items()
-        },
-    }
+class StoredFields(dict[str, StoredField]):
+    """A subject's sealed fields as stored, with the field-set tag (None in a format-1
+    blob) and every field's version (also those not decoded with `only`)."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, StoredField],
+        tag: bytes | None = None,
+        versions: Mapping[str, int | None] | None = None,
+    ) -> None:
+        super().__init__(fields)
+        self.tag = tag
+        self.versions: dict[str, int | None] = (
+            dict(versions) if versions is not None else {n: f.version for n, f in fields.items()}
+        )
+
+
+def encode_fields(fields: Mapping[str, StoredField], tag: bytes | None = None) -> bytes:
+    """The fields blob: sealed values (already ciphertext), their provenance and, in
+    format 2, each value's version and the field-set tag."""
+    if tag is None:
+        doc: dict[str, Any] = {
+            "v": _LEGACY_FORMAT,
+            "f": {
+                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
+                for name, f in fields.items()
+            },
+        }
+    else:
+        doc = {
+            "v": _FORMAT,
+            "f": {
+                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at, f.version]
+                for name, f in fields.items()
+            },
+            "t": base64.b64encode(tag).decode(),
+        }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> dict[str, StoredField]:
-    """The stored fields (with `only`, just those named: the rest are not even decoded)."""
+def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> StoredFields:
+    """The stored fields (with `only`, just those named: the rest are not even decoded).
+
+    A blob that does not have the shape of its format raises `DecryptionError`, as an
+    edited sealed value does: it is the same tampering.
+    """
     if not blob:
-        return {}
+        return StoredFields({})
+    try:
+        form, entries, tag = _parse_blob(blob)
+        versions = {name: e[3] if form == _FORMAT else None for name, e in entries.items()}
+        fields = {
+            name: StoredField(base64.b64decode(e[0]), e[1], e[2], versions[name])
+            for name, e in entries.items()
+            if only is None or name in only
+        }
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, binascii.Error):
+        raise DecryptionError from None
+    return StoredFields(fields, tag, versions)
+
+
+def _parse_blob(blob: bytes) -> tuple[int, dict[str, list[Any]], bytes | None]:
     doc = json.loads(blob)
-    if doc.get("v") != _FORMAT:
+    form = doc.get("v")
+    if form not in (_FORMAT, _LEGACY_FORMAT):
         raise ValueError("unknown fields blob format")
-    return {
-        name: StoredField(base64.b64decode(sealed), by, at)
-        for name, (sealed, by, at) in doc["f"].items()
-        if only is None or name in only
-    }
+    entries = doc["f"]
+    size = 4 if form == _FORMAT else 3
+    if not all(isinstance(e, list) and len(e) == size for e in entries.values()):
+        raise ValueError("fields blob entry of the wrong shape")
+    tag = base64.b64decode(doc["t"]) if form == _FORMAT else None
+    return form, entries, tag
 
 
 def _row(r: Any) -> SubjectRow:

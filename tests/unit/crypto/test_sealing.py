@@ -10,24 +10,30 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vault.crypto import KeyRing, SubjectSealer, sealed_dek_id
+from vault.crypto import FieldProvenance, KeyRing, SubjectSealer, sealed_dek_id
 from vault.errors import DecryptionError
 
 DEK = bytes(range(32))
 SUBJECT = "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa"
-# Sealed once with DEK, tenant "acme", SUBJECT, dek_id 7, field "email": stored values
-# must stay readable, so this known answer pins the format and the AAD layout.
+# Sealed once in format 1 with DEK, tenant "acme", SUBJECT, dek_id 7, field "email":
+# values stored before format 2 must stay readable, so this known answer pins format 1.
 KNOWN_SEALED = bytes.fromhex(
     "01000000076a33c25c0fde3d28855cd29d22a8f990160d503091de9d65686e31284ee803"
     "5b1445cc7ddb3d7b8c3c877195"
 )
 OPAQUE_MESSAGE = str(DecryptionError())
+PROV = FieldProvenance(3, "order-service", 1_765_000_000_123_456)
 
 
-def _assert_opaque_failure(sealer: SubjectSealer, field: str, sealed: bytes) -> None:
+def _assert_opaque_failure(
+    sealer: SubjectSealer,
+    field: str,
+    sealed: bytes,
+    provenance: FieldProvenance | None = PROV,
+) -> None:
     """Opening fails with the one DecryptionError: same message, no chained cause."""
     with pytest.raises(DecryptionError) as info:
-        sealer.open(field, sealed)
+        sealer.open(field, sealed, provenance)
     assert str(info.value) == OPAQUE_MESSAGE
     assert info.value.__cause__ is None
     assert info.value.__context__ is None or info.value.__suppress_context__
@@ -46,32 +52,85 @@ def _sealer(tenant: str = "acme", subject: str = SUBJECT, dek_id: int = 1) -> Su
 )
 def test_round_trip(plaintext: bytes, tenant: str, subject: str, field: str, dek_id: int) -> None:
     sealer = SubjectSealer(DEK, tenant, subject, dek_id)
-    sealed = sealer.seal(field, plaintext)
-    assert sealer.open(field, sealed) == plaintext
+    sealed = sealer.seal(field, plaintext, PROV)
+    assert sealer.open(field, sealed, PROV) == plaintext
     assert len(sealed) == 5 + 12 + len(plaintext) + 16
     assert sealed_dek_id(sealed) == dek_id
 
 
 def test_known_answer_still_opens() -> None:
     assert _sealer(dek_id=7).open("email", KNOWN_SEALED) == b"jane@example.com"
+    assert sealed_dek_id(KNOWN_SEALED) == 7
+    # A format-1 value is opened only as one: it cannot pass for a bound format-2 value.
+    _assert_opaque_failure(_sealer(dek_id=7), "email", KNOWN_SEALED, PROV)
+
+
+def test_a_format_2_value_never_opens_without_its_provenance() -> None:
+    sealed = _sealer().seal("email", b"jane@example.com", PROV)
+    _assert_opaque_failure(_sealer(), "email", sealed, None)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        FieldProvenance(2, PROV.written_by, PROV.written_at),  # an older version
+        FieldProvenance(4, PROV.written_by, PROV.written_at),
+        FieldProvenance(PROV.version, "dpo-1", PROV.written_at),  # a forged writer
+        FieldProvenance(PROV.version, PROV.written_by + "x", PROV.written_at),
+        FieldProvenance(PROV.version, PROV.written_by, PROV.written_at + 1),
+    ],
+)
+def test_a_value_opens_only_with_the_provenance_it_was_sealed_with(
+    other: FieldProvenance,
+) -> None:
+    sealed = _sealer().seal("email", b"jane@example.com", PROV)
+    assert _sealer().open("email", sealed, PROV) == b"jane@example.com"
+    _assert_opaque_failure(_sealer(), "email", sealed, other)
+
+
+def test_the_field_set_tag_binds_names_and_versions() -> None:
+    sealer = _sealer()
+    versions = {"email": 3, "given_name": 1, "phone": 2}
+    tag = sealer.seal_field_set(versions)
+    sealer.check_field_set(dict(reversed(versions.items())), tag)  # order does not matter
+    for changed in (
+        {**versions, "email": 2},  # one field rolled back
+        {k: v for k, v in versions.items() if k != "phone"},  # one field removed
+        {**versions, "notes": 3},  # one field added
+        {"email": 3, "given_name": 1, "phon": 2},
+    ):
+        with pytest.raises(DecryptionError):
+            sealer.check_field_set(changed, tag)
+    for other in (_sealer("other"), _sealer(subject=SUBJECT[:-1] + "b"), _sealer(dek_id=2)):
+        with pytest.raises(DecryptionError):
+            other.check_field_set(versions, tag)
+    for edited in (tag[:-1], tag + b"\0", bytes([tag[0] ^ 1]) + tag[1:], b""):
+        with pytest.raises(DecryptionError):
+            sealer.check_field_set(versions, edited)
 
 
 def test_format_matches_the_specification() -> None:
-    sealed = _sealer(dek_id=7).seal("email", b"jane@example.com")
+    sealed = _sealer(dek_id=7).seal("email", b"jane@example.com", PROV)
     header, nonce, body = sealed[:5], sealed[5:17], sealed[17:]
-    assert header == b"\x01" + struct.pack(">I", 7)
+    assert header == b"\x02" + struct.pack(">I", 7)
 
     def lp(text: str) -> bytes:
         data = text.encode()
         return struct.pack(">I", len(data)) + data
 
-    aad = b"cv:field:v1" + lp("acme") + lp(SUBJECT) + lp("email") + header
+    provenance = struct.pack(">Q", 3) + lp("order-service") + struct.pack(">q", PROV.written_at)
+    aad = b"cv:field:v2" + lp("acme") + lp(SUBJECT) + lp("email") + provenance + header
     assert AESGCM(DEK).decrypt(nonce, body, aad) == b"jane@example.com"
+
+    tag = _sealer(dek_id=7).seal_field_set({"phone": 1, "email": 3})
+    set_aad = b"cv:fieldset:v1" + lp("acme") + lp(SUBJECT) + struct.pack(">I", 2)
+    set_aad += lp("email") + struct.pack(">Q", 3) + lp("phone") + struct.pack(">Q", 1) + header
+    assert AESGCM(DEK).decrypt(tag[:12], tag[12:], set_aad) == b""
 
 
 def test_nonces_are_fresh_per_seal() -> None:
     sealer = _sealer()
-    sealed = {sealer.seal("email", b"same") for _ in range(100)}
+    sealed = {sealer.seal("email", b"same", PROV) for _ in range(100)}
     assert len(sealed) == 100
 
 
@@ -87,13 +146,13 @@ def test_nonces_are_fresh_per_seal() -> None:
     ],
 )
 def test_moved_ciphertext_fails(tenant: str, subject: str, field: str) -> None:
-    sealed = _sealer().seal("email", b"jane@example.com")
+    sealed = _sealer().seal("email", b"jane@example.com", PROV)
     _assert_opaque_failure(_sealer(tenant, subject), field, sealed)
 
 
 def test_every_edited_byte_fails() -> None:
     sealer = _sealer()
-    sealed = sealer.seal("email", b"jane@example.com")
+    sealed = sealer.seal("email", b"jane@example.com", PROV)
     # Covers the version byte, dek_id, nonce, ciphertext body and tag.
     for position in range(len(sealed)):
         for mask in (0x01, 0x80, 0xFF):
@@ -105,23 +164,23 @@ def test_every_edited_byte_fails() -> None:
 @given(position=st.integers(min_value=0), mask=st.integers(min_value=1, max_value=255))
 def test_any_edited_byte_fails(position: int, mask: int) -> None:
     sealer = _sealer()
-    edited = bytearray(sealer.seal("name", b"Jane Doe, 1 Main Street"))
+    edited = bytearray(sealer.seal("name", b"Jane Doe, 1 Main Street", PROV))
     edited[position % len(edited)] ^= mask
     _assert_opaque_failure(sealer, "name", bytes(edited))
 
 
 def test_every_truncation_fails() -> None:
     sealer = _sealer()
-    sealed = sealer.seal("email", b"jane@example.com")
+    sealed = sealer.seal("email", b"jane@example.com", PROV)
     for length in range(len(sealed)):
         _assert_opaque_failure(sealer, "email", sealed[:length])
     _assert_opaque_failure(sealer, "email", sealed + b"\x00")
 
 
 def test_wrong_version_byte_fails_even_with_a_valid_tag() -> None:
-    # Re-encrypt under a version-2 header with a correct tag: still refused.
+    # Re-encrypt under a version-3 header with a correct tag: still refused.
     nonce = os.urandom(12)
-    header = b"\x02" + struct.pack(">I", 1)
+    header = b"\x03" + struct.pack(">I", 1)
 
     def lp(text: str) -> bytes:
         return struct.pack(">I", len(text)) + text.encode()
@@ -134,13 +193,13 @@ def test_wrong_version_byte_fails_even_with_a_valid_tag() -> None:
 
 
 def test_wrong_data_key_fails(ring: KeyRing) -> None:
-    sealed = _sealer().seal("email", b"jane@example.com")
+    sealed = _sealer().seal("email", b"jane@example.com", PROV)
     other_dek, _ = ring.new_data_key()
     _assert_opaque_failure(ring.sealer(other_dek, "acme", SUBJECT), "email", sealed)
 
 
 def test_other_dek_id_fails() -> None:
-    sealed = _sealer(dek_id=1).seal("email", b"jane@example.com")
+    sealed = _sealer(dek_id=1).seal("email", b"jane@example.com", PROV)
     _assert_opaque_failure(_sealer(dek_id=2), "email", sealed)
 
 
