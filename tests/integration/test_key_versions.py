@@ -11,6 +11,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
@@ -18,6 +19,7 @@ from vault import keys
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.background import PeriodicTask
+from vault.cli import build
 from vault.crypto import LocalKeyFileProvider
 from vault.records.reindex import Reindexer
 from vault.records.sealing import SubjectSealing
@@ -214,3 +216,37 @@ def test_servers_reindex_in_the_background(sqlite_vault: RunningVault) -> None:
     _wait_for(lambda: keys.secret_status(sqlite_vault.app.db, provider, "blind-index").pending == 0)
     assert {v for i in ids for _, v in _digests(sqlite_vault, i).values()} == {2}
     assert set(ids) <= set(_found(sqlite_vault, EMAIL))
+
+
+def test_the_key_commands_rotate_reindex_show_and_retire(sqlite_vault: RunningVault) -> None:
+    writer = sqlite_vault.client()
+    subject = writer.create(ADA).subject_id
+    token = _tokenize(sqlite_vault, subject, pb.TOKEN_KIND_RANDOM)
+    _stop_background_reindex(sqlite_vault)
+    data = ["--data-dir", str(sqlite_vault.settings.data_dir)]
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        done = runner.invoke(build(), [*args, *data])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    assert "blind-index key v2 is now active" in run("keys", "rotate-blind-index")
+    assert "token key v2 is now active" in run("keys", "rotate-token")
+    status = run("keys", "status")
+    assert "blind-index key version" in status and "token key version" in status
+    assert "pending re-index: 4 digests" in status  # the searchable fields of one subject
+    refused = runner.invoke(build(), ["keys", "retire-blind-index", "1", *data])
+    assert refused.exit_code == 1 and "re-index first" in refused.output
+    assert "every digest is under the active blind-index key" in run("keys", "reindex")
+    assert "pending re-index: 0 digests" in run("keys", "status")
+    assert "blind-index key v1 retired" in run("keys", "retire-blind-index", "1")
+
+    refused = runner.invoke(build(), ["keys", "retire-token", "1", *data])
+    assert refused.exit_code == 1 and "1 tokens of v1 would stop working" in refused.output
+    assert "1 tokens no longer detokenize" in run("keys", "retire-token", "1", "--yes")
+    _wait_for(lambda: sqlite_vault.app.keyring.token_versions() == (2,))
+    with pytest.raises(VaultClientError) as caught:
+        sqlite_vault.client(**FRAUD).detokenize(token, "fraud", "case FR-84")
+    assert caught.value.code == "NOT_FOUND"
+    assert subject in _found(sqlite_vault, EMAIL)
