@@ -138,9 +138,10 @@ def retire_token_version(db: Database, provider: LocalKeyFileProvider, version: 
     """Remove a token secret version: every token minted under it stops detokenizing
     (its rows are deleted first, so a crash in between leaves the version retirable
     again). Returns how many recorded tokens were forgotten."""
-    if version == provider.active_root_version(TOKEN):
+    active, present = provider.active_root_version(TOKEN), provider.root_versions(TOKEN)
+    if version == active:
         raise FailedPreconditionError("the active token key cannot be retired")
-    if version not in provider.root_versions(TOKEN):
+    if version not in present:
         raise FailedPreconditionError(f"token key version {version} does not exist")
     with db.write() as conn:
         forgotten = repo.delete_tokens_of_version(conn, version)
