@@ -224,6 +224,36 @@ def keys_reindex(
     console.print("[green]every digest is under the active blind-index key[/green]")
 
 
+@keys_app.command("upgrade-seals")
+def keys_upgrade_seals(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    batch_size: Annotated[int, typer.Option(help="Subjects per transaction.")] = 500,
+) -> None:
+    """Re-seal every value still in sealed format 1 in format 2 (bound to its version and
+    writer, with a field-set tag). Safe to stop and run again; online."""
+    from vault import keys
+    from vault.crypto import KeyRing
+    from vault.records.dictionary import DataDictionary
+    from vault.records.reindex import upgrade_seals
+    from vault.records.sealing import SubjectSealing
+
+    cfg = settings(data_dir=data_dir, database_url=database_url)
+    db, provider = _db(cfg), keys.provider_for(cfg)
+    dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
+    sealing = SubjectSealing(KeyRing(provider), dictionary.searchable_fields)
+    upgraded = failed = 0
+    after = ""
+    while True:
+        done = upgrade_seals(db, sealing, after, batch_size)
+        upgraded, failed, after = upgraded + done.upgraded, failed + done.failed, done.last_id
+        if not after:
+            break
+    console.print(f"{upgraded} subjects re-sealed in format 2")
+    if failed:
+        raise _fail(f"{failed} subjects could not be opened and keep their format-1 values")
+
+
 @keys_app.command("retire-blind-index")
 def keys_retire_blind_index(
     version: int, data_dir: DataDir = None, database_url: DatabaseUrl = None

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typer.testing import CliRunner
 
 from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
 from vault import keys
 from vault.api.client import VaultClientError
+from vault.cli import build
 from vault.crypto import LocalKeyFileProvider, WrappedDataKey
 
 READER = {"principal": "dpo-desk", "roles": ("dpo",)}
@@ -236,3 +238,30 @@ def test_format_1_values_still_open_and_are_resealed_on_the_next_update(
     upgraded["f"]["email"] = json.loads(legacy)["f"]["email"] + [1]
     _put_blob(sqlite_vault, subject, upgraded)
     _refused_and_audited(sqlite_vault, subject)
+
+
+def test_upgrade_seals_reseals_format_1_subjects_without_an_update(
+    sqlite_vault: RunningVault,
+) -> None:
+    client = sqlite_vault.client()
+    subjects = [client.create(ADA).subject_id for _ in range(3)]
+    normalized = _read(sqlite_vault, subjects[0])
+    legacy = {s: _legacy_blob(sqlite_vault, s, normalized) for s in subjects[:2]}
+    with closing(_raw_db(sqlite_vault)) as db, db:
+        for subject, blob in legacy.items():
+            db.execute("UPDATE subjects SET fields = ? WHERE id = ?", (blob, subject))
+    current = _blob(sqlite_vault, subjects[2])
+
+    done = CliRunner().invoke(
+        build(), ["keys", "upgrade-seals", "--data-dir", str(sqlite_vault.settings.data_dir)]
+    )
+    assert done.exit_code == 0, done.output
+    assert "2 subjects re-sealed in format 2" in done.output
+    assert _blob(sqlite_vault, subjects[2]) == current  # already format 2: untouched
+    for subject in subjects[:2]:
+        upgraded = _blob(sqlite_vault, subject)
+        assert upgraded["v"] == 2 and {e[3] for e in upgraded["f"].values()} == {1}
+        assert _read(sqlite_vault, subject) == normalized
+        upgraded["f"]["email"] = [*json.loads(legacy[subject])["f"]["email"], 1]
+        _put_blob(sqlite_vault, subject, upgraded)
+        _refused_and_audited(sqlite_vault, subject)

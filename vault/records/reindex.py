@@ -9,6 +9,8 @@ state but a cursor: stopped at any point, it resumes where digests are still sta
 Once no digest uses an old version, `keys retire-blind-index` removes it, and digests
 of that version (in a copy of the database, dead PostgreSQL tuples, WAL or a backup)
 can no longer be linked to any value or to any later subject.
+
+`upgrade_seals` is the same kind of pass for sealed values written in format 1.
 """
 
 from __future__ import annotations
@@ -75,3 +77,32 @@ class Reindexer:
         if done.reindexed or done.dropped:
             log.info("re-indexed %d subjects", done.reindexed + done.dropped)
         return bool(done.last_id)
+
+
+@dataclass(frozen=True)
+class UpgradeBatch:
+    """What one seal-upgrade batch did; `last_id` as for `ReindexBatch`."""
+
+    upgraded: int
+    failed: int  # subjects whose fields do not open (tampered): left as they are
+    last_id: str
+
+
+def upgrade_seals(db: Database, sealing: SubjectSealing, after: str, limit: int) -> UpgradeBatch:
+    """Re-seal in format 2 the format-1 values of the next `limit` subjects after id
+    `after` (`keys upgrade-seals`): binds their versions and writers and gives them a
+    field-set tag without waiting for their next update. Resumable like the re-index;
+    a subject updated meanwhile is left to its update, which upgrades it too."""
+    upgraded = failed = 0
+    with db.write() as conn:
+        rows = repo.subjects_after(conn, after, limit)
+        for row in rows:
+            try:
+                blob = sealing.upgraded_blob(row)
+            except DecryptionError:
+                log.warning("seal upgrade: subject %s does not open; left as it is", row.meta.id)
+                failed += 1
+                continue
+            if blob is not None and repo.set_fields(conn, row.meta.id, row.meta.version, blob):
+                upgraded += 1
+    return UpgradeBatch(upgraded, failed, rows[-1].meta.id if rows else "")

@@ -208,6 +208,21 @@ class SubjectSealing:
             versions = {name: f.version or new_version for name, f in fields.items()}
             return encode_fields(fields, sealer.seal_field_set(versions))
 
+    def upgraded_blob(self, row: SubjectRow) -> bytes | None:
+        """The subject's fields blob with every format-1 value re-sealed in format 2
+        (as the subject's current version, with its own writer and time) and a field-set
+        tag; None when there is nothing to upgrade. Errors as `open`."""
+        if row.fields.tag is not None or not row.fields:
+            return None
+        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+        _check_field_set(sealer, row.fields)
+        fields = {
+            name: _upgraded(sealer, name, stored, row.meta.version)
+            for name, stored in row.fields.items()
+        }
+        versions = dict.fromkeys(fields, row.meta.version)
+        return encode_fields(fields, sealer.seal_field_set(versions))
+
 
 def _sealed(
     sealer: SubjectSealer, values: Mapping[str, str], provenance: FieldProvenance

@@ -299,6 +299,31 @@ def lock_subjects(conn: Connection, subject_ids: Sequence[str]) -> list[SubjectR
     return [_row(r) for r in conn.execute(query)]
 
 
+def subjects_after(conn: Connection, after: str, limit: int) -> list[SubjectRow]:
+    """The next `limit` subjects with sealed fields after id `after`, in id order, locked
+    for update on PostgreSQL (rows another transaction holds are skipped)."""
+    query = (
+        sa.select(subjects)
+        .where(subjects.c.id > after, subjects.c.fields.is_not(None))
+        .order_by(subjects.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_row(r) for r in conn.execute(query)]
+
+
+def set_fields(conn: Connection, subject_id: str, version: int, blob: bytes) -> bool:
+    """Store a re-sealed fields blob unless the subject changed meanwhile (its version
+    is not bumped: the values are the same)."""
+    result = conn.execute(
+        subjects.update()
+        .where(subjects.c.id == subject_id, subjects.c.version == version)
+        .values(fields=blob)
+    )
+    return result.rowcount == 1
+
+
 @dataclass(frozen=True)
 class TokenRow:
     """What a reversible token stands for: one field of one subject."""
