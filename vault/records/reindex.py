@@ -49,9 +49,14 @@ class Reindexer:
     def batch(self, after: str = "") -> ReindexBatch:
         """Re-index the next subjects after id `after` that have a stale digest."""
         active = self._sealing.index_version()
+        # Only versions still in the key document can have digests: retirement refuses
+        # while any remains. With one version (the usual case) there is no query at all.
+        stale = [v for v in self._sealing.index_versions() if v != active]
+        if not stale:
+            return ReindexBatch(0, 0, 0, "")
         reindexed = dropped = failed = 0
         with self._db.write() as conn:
-            ids = repo.subjects_to_reindex(conn, active, after, self._batch_size)
+            ids = repo.subjects_to_reindex(conn, stale, after, self._batch_size)
             for row in repo.lock_subjects(conn, ids):
                 if row.wrapped_dek is None:
                     repo.delete_blind_indexes(conn, row.meta.id)

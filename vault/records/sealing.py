@@ -107,6 +107,10 @@ class SubjectSealing:
         """The active blind-index key version (new digests are made under it)."""
         return self._keyring.blind_indexer().version
 
+    def index_versions(self) -> tuple[int, ...]:
+        """Every blind-index key version present, ascending."""
+        return self._keyring.blind_index_versions()
+
     def search_digests(self, tenant: str, field: str, normalized: str) -> list[tuple[int, bytes]]:
         """(key version, digest) of a searched value under every blind-index key version
         present, the active one first: during a re-index a subject may still be indexed

@@ -276,16 +276,21 @@ def count_blind_indexes_by_version(conn: Connection) -> dict[int, int]:
     return {row[0]: row[1] for row in conn.execute(query)}
 
 
-def subjects_to_reindex(conn: Connection, active_version: int, after: str, limit: int) -> list[str]:
-    """Ids after `after` (in id order) of subjects with a digest not under `active_version`."""
-    query = (
-        sa.select(blind_indexes.c.subject_id)
-        .where(blind_indexes.c.key_version != active_version, blind_indexes.c.subject_id > after)
-        .distinct()
-        .order_by(blind_indexes.c.subject_id)
-        .limit(limit)
-    )
-    return list(conn.execute(query).scalars())
+def subjects_to_reindex(
+    conn: Connection, versions: Collection[int], after: str, limit: int
+) -> list[str]:
+    """Ids after `after` (in id order, at most `limit`) of subjects with a digest under
+    one of `versions`; one index range per version (key_version, subject_id)."""
+    found: set[str] = set()
+    for version in versions:
+        query = (
+            sa.select(blind_indexes.c.subject_id)
+            .where(blind_indexes.c.key_version == version, blind_indexes.c.subject_id > after)
+            .order_by(blind_indexes.c.subject_id)
+            .limit(limit)
+        )
+        found.update(conn.execute(query).scalars())
+    return sorted(found)[:limit]
 
 
 def lock_subjects(conn: Connection, subject_ids: Sequence[str]) -> list[SubjectRow]:

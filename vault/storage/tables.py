@@ -46,7 +46,7 @@ blind_indexes = sa.Table(
     # The version of the blind-index root secret the digest was computed under.
     sa.Column("key_version", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Index("ix_blind_indexes_subject", "subject_id"),
-    sa.Index("ix_blind_indexes_key_version", "key_version"),
+    sa.Index("ix_blind_indexes_key_version", "key_version", "subject_id"),
 )
 
 # Reversible tokens: a token stands for one field of one subject, never for a stored

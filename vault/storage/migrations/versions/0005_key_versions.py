@@ -28,11 +28,14 @@ def upgrade() -> None:
             table,
             sa.Column("key_version", sa.Integer, nullable=False, server_default=sa.text("1")),
         )
-        op.create_index(f"ix_{table}_key_version", table, ["key_version"])
+    # The re-index walks one old version's subjects in id order, a batch at a time.
+    op.create_index("ix_blind_indexes_key_version", "blind_indexes", ["key_version", "subject_id"])
+    op.create_index("ix_tokens_key_version", "tokens", ["key_version"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_blind_indexes_key_version", table_name="blind_indexes")
+    op.drop_index("ix_tokens_key_version", table_name="tokens")
     for table in ("blind_indexes", "tokens"):
-        op.drop_index(f"ix_{table}_key_version", table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_column("key_version")
