@@ -265,3 +265,17 @@ def test_upgrade_seals_reseals_format_1_subjects_without_an_update(
         upgraded["f"]["email"] = [*json.loads(legacy[subject])["f"]["email"], 1]
         _put_blob(sqlite_vault, subject, upgraded)
         _refused_and_audited(sqlite_vault, subject)
+
+
+@pytest.mark.parametrize(
+    ("position", "value"),
+    [(3, "2"), (3, 0), (3, 2**64), (3, None), (2, 1.5), (1, 7), (0, "!!"), (1, "\ud800")],
+)
+def test_a_fields_blob_of_another_shape_is_the_same_opaque_failure(
+    sqlite_vault: RunningVault, position: int, value: object
+) -> None:
+    subject, _, after = _rectified(sqlite_vault)
+    edited = json.loads(json.dumps(after))
+    edited["f"]["email"][position] = value
+    _put_blob(sqlite_vault, subject, edited)
+    _refused_and_audited(sqlite_vault, subject)

@@ -78,6 +78,8 @@ class FieldProvenance:
     def encode(self) -> bytes:
         if not 1 <= self.version < 2**64:
             raise ValueError("field version must be a positive 64-bit integer")
+        if not -(2**63) <= self.written_at < 2**63:
+            raise ValueError("written_at must be a signed 64-bit integer")
         return (
             _U64.pack(self.version)
             + length_prefixed(self.written_by)
@@ -158,7 +160,11 @@ class SubjectSealer:
             aad = self._legacy_prefix + _field_prefix(field) + header
         else:
             header = self._header
-            aad = self._prefix + _field_prefix(field) + provenance.encode() + header
+            try:
+                bound = provenance.encode()
+            except ValueError:  # out of range, or text that is not UTF-8 (stored beside it)
+                raise DecryptionError from None
+            aad = self._prefix + _field_prefix(field) + bound + header
         if len(sealed) < _MIN_SEALED_SIZE or sealed[:HEADER_SIZE] != header:
             raise DecryptionError
         nonce = sealed[HEADER_SIZE : HEADER_SIZE + GCM_NONCE_SIZE]
@@ -173,7 +179,10 @@ class SubjectSealer:
         """Raise `DecryptionError` unless `tag` was made by `seal_field_set(versions)`."""
         if len(tag) != FIELD_SET_TAG_SIZE:
             raise DecryptionError
-        aad = self._field_set_aad(versions)
+        try:
+            aad = self._field_set_aad(versions)
+        except ValueError:  # a version out of range or a name that is not UTF-8
+            raise DecryptionError from None
         if self._aead.decrypt(tag[:GCM_NONCE_SIZE], tag[GCM_NONCE_SIZE:], aad):
             raise DecryptionError
 

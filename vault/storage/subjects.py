@@ -84,7 +84,7 @@ def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> Sto
         form, entries, tag = _parse_blob(blob)
         versions = {name: e[3] if form == _FORMAT else None for name, e in entries.items()}
         fields = {
-            name: StoredField(base64.b64decode(e[0]), e[1], e[2], versions[name])
+            name: StoredField(base64.b64decode(e[0], validate=True), e[1], e[2], versions[name])
             for name, e in entries.items()
             if only is None or name in only
         }
@@ -100,10 +100,24 @@ def _parse_blob(blob: bytes) -> tuple[int, dict[str, list[Any]], bytes | None]:
         raise ValueError("unknown fields blob format")
     entries = doc["f"]
     size = 4 if form == _FORMAT else 3
-    if not all(isinstance(e, list) and len(e) == size for e in entries.values()):
+    if not isinstance(entries, dict) or not all(_well_formed(e, size) for e in entries.values()):
         raise ValueError("fields blob entry of the wrong shape")
-    tag = base64.b64decode(doc["t"]) if form == _FORMAT else None
+    tag = base64.b64decode(doc["t"], validate=True) if form == _FORMAT else None
     return form, entries, tag
+
+
+def _well_formed(entry: Any, size: int) -> bool:
+    """[sealed base64, writer, written_at µs(, version)]: a DBA's edit of any other
+    shape is refused here, like an edit of the values."""
+    if not (isinstance(entry, list) and len(entry) == size):
+        return False
+    sealed, writer, at = entry[:3]
+    ints = [at, *entry[3:]]
+    if not (isinstance(sealed, str) and isinstance(writer, str)):
+        return False
+    if not all(type(n) is int and -(2**63) <= n < 2**63 for n in ints):
+        return False
+    return size == 3 or entry[3] >= 1
 
 
 def _row(r: Any) -> SubjectRow:

@@ -218,3 +218,25 @@ def test_repr_shows_no_key() -> None:
     assert DEK.hex() not in text
     assert repr(DEK)[2:-1] not in text
     assert "redacted" in text
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        FieldProvenance(0, PROV.written_by, PROV.written_at),
+        FieldProvenance(2**64, PROV.written_by, PROV.written_at),
+        FieldProvenance(PROV.version, "order-\ud800", PROV.written_at),
+        FieldProvenance(PROV.version, PROV.written_by, 2**63),
+    ],
+)
+def test_impossible_stored_provenance_is_the_same_opaque_failure(
+    stored: FieldProvenance,
+) -> None:
+    # Provenance is read from the database: whatever a DBA writes there must fail the
+    # way an edited ciphertext does, not as another exception.
+    sealed = _sealer().seal("email", b"jane@example.com", PROV)
+    _assert_opaque_failure(_sealer(), "email", sealed, stored)
+    tag = _sealer().seal_field_set({"email": 1})
+    for versions in ({"email": 0}, {"email": 2**64}, {"e\ud800": 1}):
+        with pytest.raises(DecryptionError):
+            _sealer().check_field_set(versions, tag)
