@@ -16,6 +16,8 @@ Keys are generated at start-up; none is stored. Run:
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import struct
@@ -35,6 +37,7 @@ with atheris.instrument_imports(include=["vault"]):
     from vault.crypto.keyring import WrappedDataKey
     from vault.crypto.sealing import FIELD_SET_TAG_SIZE, HEADER_SIZE, sealed_dek_id
     from vault.errors import DecryptionError
+    from vault.storage.subjects import decode_fields
 
 DOCUMENT = keydoc.generate_key_document()
 PROVIDER = EnvKeyProvider(DOCUMENT)
@@ -168,13 +171,54 @@ def _key_document(fdp: atheris.FuzzedDataProvider) -> None:
         return
     assert material.active_kek in material.keks
     assert all(len(k) == 32 for k in material.keks.values())
+    for secrets in material.root_secrets.values():
+        assert secrets.active in secrets.versions
+        assert all(len(k) == 32 for k in secrets.versions.values())
 
 
 def _check_quotes_no_key(exc: KeyMaterialError) -> None:
     assert not any(s in str(exc) for s in SECRETS), "a key document error quotes a key"
 
 
-MODES = [_raw_sealed, _sealed_then_mutated, _raw_wrapped, _wrapped_then_mutated, _key_document]
+def _fields_blob(fdp: atheris.FuzzedDataProvider) -> None:
+    """A subject's fields blob as a DBA may leave it: it decodes to well-formed entries
+    whose provenance the sealer can bind, or fails as the one DecryptionError."""
+    sealer = SubjectSealer(DEK, "acme", "sub_x", 1)
+    stored = {"email": sealer.seal("email", b"a@b.c", PROV)}
+    entry: list[object] = [base64.b64encode(stored["email"]).decode(), "order-service", 0, 2]
+    tag = base64.b64encode(sealer.seal_field_set({"email": 2})).decode()
+    if fdp.ConsumeBool():
+        blob = fdp.ConsumeBytes(fdp.remaining_bytes())
+    else:
+        entry[fdp.ConsumeIntInRange(0, 3)] = fdp.PickValueInList(
+            [fdp.ConsumeUnicode(20), fdp.ConsumeInt(9), None, 1.5, [], True, 2**64]
+        )
+        blob = json.dumps({"v": 2, "f": {"email": entry}, "t": tag}).encode()
+    try:
+        fields = decode_fields(blob)
+    except DecryptionError:
+        return
+    for name, field in fields.items():
+        version = fields.versions[name]
+        provenance = (
+            None
+            if version is None
+            else FieldProvenance(version, field.written_by, field.written_at)
+        )
+        assert _opens(sealer, name, field.sealed, provenance) in (None, b"a@b.c")
+    if fields.tag is not None:
+        with contextlib.suppress(DecryptionError):
+            sealer.check_field_set({n: v or 0 for n, v in fields.versions.items()}, fields.tag)
+
+
+MODES = [
+    _raw_sealed,
+    _sealed_then_mutated,
+    _raw_wrapped,
+    _wrapped_then_mutated,
+    _key_document,
+    _fields_blob,
+]
 
 
 def fuzz_one_input(data: bytes) -> None:
