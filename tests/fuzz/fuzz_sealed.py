@@ -29,9 +29,9 @@ with atheris.instrument_imports(include=["vault"]):
     from vault.crypto import (
         EnvKeyProvider,
         FieldProvenance,
+        FieldSealer,
         KeyMaterialError,
         KeyRing,
-        SubjectSealer,
         keydoc,
     )
     from vault.crypto.keyring import WrappedDataKey
@@ -54,7 +54,7 @@ PROV = FieldProvenance(2, "order-service", 1_765_000_000_000_000)
 
 
 def _opens(
-    sealer: SubjectSealer, field: str, sealed: bytes, provenance: FieldProvenance | None = PROV
+    sealer: FieldSealer, field: str, sealed: bytes, provenance: FieldProvenance | None = PROV
 ) -> bytes | None:
     try:
         return sealer.open(field, sealed, provenance)
@@ -71,7 +71,7 @@ def _unwraps(ring: KeyRing, wrapped: WrappedDataKey) -> bytes | None:
 
 def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
     dek_id = fdp.ConsumeIntInRange(0, 3)
-    sealer = SubjectSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
+    sealer = FieldSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
     right_header = fdp.ConsumeBool()
     legacy = fdp.ConsumeBool()
     sealed = fdp.ConsumeBytes(fdp.remaining_bytes())
@@ -95,7 +95,7 @@ def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
 def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
     tenant, subject, field = (fdp.PickValueInList(NAMES) for _ in range(3))
     dek_id = fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
-    sealer = SubjectSealer(DEK, tenant, subject, dek_id)
+    sealer = FieldSealer(DEK, tenant, subject, dek_id)
     plaintext = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
     sealed = sealer.seal(field, plaintext, PROV)
     assert _opens(sealer, field, sealed) == plaintext, "a sealed value did not open"
@@ -109,7 +109,7 @@ def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
         fdp.PickValueInList(NAMES),
     )
     if elsewhere != (tenant, subject, field):
-        other = SubjectSealer(DEK, elsewhere[0], elsewhere[1], dek_id)
+        other = FieldSealer(DEK, elsewhere[0], elsewhere[1], dek_id)
         assert _opens(other, elsewhere[2], sealed) is None, "opened as another field"
     mutated = _mutate(fdp, sealed)
     if mutated != sealed:
@@ -183,7 +183,7 @@ def _check_quotes_no_key(exc: KeyMaterialError) -> None:
 def _fields_blob(fdp: atheris.FuzzedDataProvider) -> None:
     """A subject's fields blob as a DBA may leave it: it decodes to well-formed entries
     whose provenance the sealer can bind, or fails as the one DecryptionError."""
-    sealer = SubjectSealer(DEK, "acme", "sub_x", 1)
+    sealer = FieldSealer(DEK, "acme", "sub_x", 1)
     stored = {"email": sealer.seal("email", b"a@b.c", PROV)}
     entry: list[object] = [base64.b64encode(stored["email"]).decode(), "order-service", 0, 2]
     tag = base64.b64encode(sealer.seal_field_set({"email": 2})).decode()

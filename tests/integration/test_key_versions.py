@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 
 from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
-from vault import keys
+from vault import key_custody as keys
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.background import PeriodicTask
-from vault.cli import build
+from vault.cli.main import app as cli_app
 from vault.crypto import LocalKeyFileProvider
+from vault.records.cipher import RecordCipher
 from vault.records.reindex import Reindexer
-from vault.records.sealing import SubjectSealing
 
 FRAUD = {"principal": "fraud-1", "roles": ("fraud_analyst",), "clearance": "3"}
 SEARCHER = {"principal": "dpo-desk", "roles": ("dpo",)}
@@ -142,7 +142,7 @@ def test_the_reindex_resumes_and_skips_what_does_not_open(sqlite_vault: RunningV
     provider.add_root_version(keys.BLIND_INDEX)
     app = sqlite_vault.app
     _wait_for(lambda: app.keyring.blind_indexer().version == 2)
-    sealing = SubjectSealing(app.keyring, app.dictionary.searchable_fields)
+    sealing = RecordCipher(app.keyring, app.dictionary.searchable_fields)
     reindexer = Reindexer(app.db, sealing, batch_size=2)
     first = reindexer.batch("")
     assert first.last_id  # stopped after two subjects, resumes from there
@@ -227,7 +227,7 @@ def test_the_key_commands_rotate_reindex_show_and_retire(sqlite_vault: RunningVa
     runner = CliRunner()
 
     def run(*args: str) -> str:
-        done = runner.invoke(build(), [*args, *data])
+        done = runner.invoke(cli_app, [*args, *data])
         assert done.exit_code == 0, done.output
         return done.output
 
@@ -236,13 +236,13 @@ def test_the_key_commands_rotate_reindex_show_and_retire(sqlite_vault: RunningVa
     status = run("keys", "status")
     assert "blind-index key version" in status and "token key version" in status
     assert "pending re-index: 4 digests" in status  # the searchable fields of one subject
-    refused = runner.invoke(build(), ["keys", "retire-blind-index", "1", *data])
+    refused = runner.invoke(cli_app, ["keys", "retire-blind-index", "1", *data])
     assert refused.exit_code == 1 and "re-index first" in refused.output
     assert "every digest is under the active blind-index key" in run("keys", "reindex")
     assert "pending re-index: 0 digests" in run("keys", "status")
     assert "blind-index key v1 retired" in run("keys", "retire-blind-index", "1")
 
-    refused = runner.invoke(build(), ["keys", "retire-token", "1", *data])
+    refused = runner.invoke(cli_app, ["keys", "retire-token", "1", *data])
     assert refused.exit_code == 1 and "1 tokens of v1 would stop working" in refused.output
     assert "1 tokens no longer detokenize" in run("keys", "retire-token", "1", "--yes")
     _wait_for(lambda: sqlite_vault.app.keyring.token_versions() == (2,))

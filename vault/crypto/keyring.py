@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
 from vault.crypto.interfaces import KeyProvider
-from vault.crypto.sealing import DEK_SIZE, SubjectSealer
+from vault.crypto.sealing import DEK_SIZE, FieldSealer
 from vault.errors import DecryptionError
 
 _D = TypeVar("_D", BlindIndexer, Tokenizer, Pseudonymizer)
@@ -68,9 +68,9 @@ class KeyRing:
             return wrapped
         return WrappedDataKey(active, self.provider.wrap_key(active, self.unwrap(wrapped)))
 
-    def sealer(self, dek: bytes, tenant: str, subject_id: str, dek_id: int = 1) -> SubjectSealer:
+    def sealer(self, dek: bytes, tenant: str, subject_id: str, dek_id: int = 1) -> FieldSealer:
         """A sealer for one subject's fields under `dek` (from `new_data_key`/`unwrap`)."""
-        return SubjectSealer(dek, tenant, subject_id, dek_id)
+        return FieldSealer(dek, tenant, subject_id, dek_id)
 
     def blind_indexer(self, version: int | None = None) -> BlindIndexer:
         """The blind indexer keyed by "blind-index" root secret `version` (None: active)."""

@@ -2,7 +2,7 @@
 
 `keys rotate-blind-index` adds a new blind-index secret version and makes it active:
 new and changed values are indexed under it at once, and searches look a value up under
-every version still present (`SubjectSealing.search_digests`). This job moves the
+every version still present (`RecordCipher.search_digests`). This job moves the
 existing digests: batch by batch, in id order, it opens each subject's searchable
 fields and replaces all its digests with ones under the active version. It keeps no
 state but a cursor: stopped at any point, it resumes where digests are still stale.
@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 
 from vault.errors import DecryptionError
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 
@@ -40,7 +40,7 @@ class Reindexer:
     """Re-indexes blind indexes under the active key version, `batch_size` subjects per
     write transaction (rows another PostgreSQL transaction holds are skipped)."""
 
-    def __init__(self, db: Database, sealing: SubjectSealing, batch_size: int) -> None:
+    def __init__(self, db: Database, sealing: RecordCipher, batch_size: int) -> None:
         self._db = db
         self._sealing = sealing
         self._batch_size = batch_size
@@ -59,7 +59,9 @@ class Reindexer:
             ids = repo.subjects_to_reindex(conn, stale, after, self._batch_size)
             for row in repo.lock_subjects(conn, ids):
                 if row.wrapped_dek is None:
-                    repo.delete_blind_indexes(conn, row.meta.id)
+                    repo.replace_blind_indexes(
+                        conn, row.meta.id, row.meta.tenant, None, {}, key_version=active
+                    )
                     dropped += 1
                     continue
                 try:
@@ -93,7 +95,7 @@ class UpgradeBatch:
     last_id: str
 
 
-def upgrade_seals(db: Database, sealing: SubjectSealing, after: str, limit: int) -> UpgradeBatch:
+def upgrade_seals(db: Database, sealing: RecordCipher, after: str, limit: int) -> UpgradeBatch:
     """Re-seal in format 2 the format-1 values of the next `limit` subjects after id
     `after` (`keys upgrade-seals`): binds their versions and writers and gives them a
     field-set tag without waiting for their next update. Resumable like the re-index;

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -14,6 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit.cli import app as audit_app
+from vault.cli.consent import consent_app
+from vault.cli.options import DatabaseUrl, DataDir, parse_pairs, parse_ttl, settings
+from vault.cli.policy import policy_app
+from vault.cli.retention import retention_app
+from vault.cli.rights import rights_app
+from vault.cli.subjects import subjects_app
 from vault.config import Settings
 from vault.errors import VaultError
 
@@ -22,16 +27,14 @@ keys_app = typer.Typer(no_args_is_help=True, help="Key custody: create, rotate, 
 token_app = typer.Typer(no_args_is_help=True, help="Development bearer tokens.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+app.add_typer(consent_app, name="consent")
+app.add_typer(rights_app, name="rights")
+app.add_typer(retention_app, name="retention")
 console = Console()
 err = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local data dir (keys, SQLite).")]
-DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")]
-
-
-def settings(**overrides: Any) -> Settings:
-    """Settings from flags (those given), environment and config file."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _fail(message: str) -> typer.Exit:
@@ -82,7 +85,7 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 @keys_app.command("init")
 def keys_init(data_dir: DataDir = None) -> None:
     """Create the key file and signing keys under the data dir (never commit them)."""
-    from vault.keys import init_keys
+    from vault.key_custody import init_keys
 
     created = init_keys(settings(data_dir=data_dir))
     for path in created:
@@ -111,11 +114,11 @@ def keys_rotate(data_dir: DataDir = None) -> None:
 def keys_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """KEK versions and how many data keys each one wraps; blind-index and token key
     versions and how many digests and tokens each one made."""
-    from vault import keys
+    from vault import key_custody
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
-    db, provider = _db(cfg), keys.provider_for(cfg)
-    status = keys.status(db, provider)
+    db, provider = _db(cfg), key_custody.provider_for(cfg)
+    status = key_custody.status(db, provider)
     table = Table("KEK version", "state", "data keys")
     for version in status.versions:
         state = "active" if version == status.active_version else "old"
@@ -123,8 +126,8 @@ def keys_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
     table.add_row("-", "shredded", str(status.data_keys_by_version.get(None, 0)))
     console.print(table)
     console.print(f"pending re-wrap: {status.pending_rewrap}")
-    for purpose, rows in ((keys.BLIND_INDEX, "digests"), (keys.TOKEN, "tokens")):
-        secret = keys.secret_status(db, provider, purpose)
+    for purpose, rows in ((key_custody.BLIND_INDEX, "digests"), (key_custody.TOKEN, "tokens")):
+        secret = key_custody.secret_status(db, provider, purpose)
         table = Table(f"{purpose} key version", "state", rows)
         for version in sorted({*secret.versions, *secret.rows_by_version}):
             state = "active" if version == secret.active_version else "old"
@@ -132,7 +135,7 @@ def keys_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
                 state = "retired"
             table.add_row(f"v{version}", state, str(secret.rows_by_version.get(version, 0)))
         console.print(table)
-    blind = keys.secret_status(db, provider, keys.BLIND_INDEX)
+    blind = key_custody.secret_status(db, provider, key_custody.BLIND_INDEX)
     console.print(f"pending re-index: {blind.pending} digests")
 
 
@@ -145,16 +148,16 @@ def keys_rewrap(
     """Re-wrap every data key under the active KEK now (what servers do in the background)."""
     from rich.progress import Progress
 
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import KeyRing
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
-    db, provider = _db(cfg), keys.provider_for(cfg)
+    db, provider = _db(cfg), key_custody.provider_for(cfg)
     keyring = KeyRing(provider)
-    total = keys.status(db, provider).pending_rewrap
+    total = key_custody.status(db, provider).pending_rewrap
     with Progress(console=console) as progress:
         task = progress.add_task("re-wrapping data keys", total=total)
-        while moved := keys.rewrap_batch(db, keyring, batch_size):
+        while moved := key_custody.rewrap_batch(db, keyring, batch_size):
             progress.advance(task, moved)
     console.print("[green]every data key is wrapped by the active KEK[/green]")
 
@@ -162,12 +165,12 @@ def keys_rewrap(
 @keys_app.command("retire")
 def keys_retire(version: int, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Remove an old KEK version once no data key uses it."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     try:
-        keys.retire(_db(cfg), LocalKeyFileProvider(cfg.resolved_key_file), version)
+        key_custody.retire(_db(cfg), LocalKeyFileProvider(cfg.resolved_key_file), version)
     except VaultError as exc:
         raise _fail(exc.message) from None
     console.print(f"KEK v{version} retired")
@@ -177,11 +180,11 @@ def keys_retire(version: int, data_dir: DataDir = None, database_url: DatabaseUr
 def keys_rotate_blind_index(data_dir: DataDir = None) -> None:
     """Add a new blind-index key version and make it active; running vaults re-index in
     the background (searches look under every version meanwhile)."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir)
-    version = LocalKeyFileProvider(cfg.resolved_key_file).add_root_version(keys.BLIND_INDEX)
+    version = LocalKeyFileProvider(cfg.resolved_key_file).add_root_version(key_custody.BLIND_INDEX)
     console.print(f"blind-index key v{version} is now active; digests are re-indexed")
     console.print("in the background, or now with `customer-vault keys reindex`")
 
@@ -196,19 +199,19 @@ def keys_reindex(
     the background). Safe to stop and run again: it resumes where digests are stale."""
     from rich.progress import Progress
 
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import KeyRing
-    from vault.records.dictionary import DataDictionary
+    from vault.fields.dictionary import DataDictionary
+    from vault.records.cipher import RecordCipher
     from vault.records.reindex import Reindexer
-    from vault.records.sealing import SubjectSealing
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
-    db, provider = _db(cfg), keys.provider_for(cfg)
+    db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
     reindexer = Reindexer(
-        db, SubjectSealing(KeyRing(provider), dictionary.searchable_fields), batch_size
+        db, RecordCipher(KeyRing(provider), dictionary.searchable_fields), batch_size
     )
-    total = keys.secret_status(db, provider, keys.BLIND_INDEX).pending
+    total = key_custody.secret_status(db, provider, key_custody.BLIND_INDEX).pending
     failed, after = 0, ""
     with Progress(console=console) as progress:
         task = progress.add_task("re-indexing digests", total=total)
@@ -232,16 +235,16 @@ def keys_upgrade_seals(
 ) -> None:
     """Re-seal every value still in sealed format 1 in format 2 (bound to its version and
     writer, with a field-set tag). Safe to stop and run again; online."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import KeyRing
-    from vault.records.dictionary import DataDictionary
+    from vault.fields.dictionary import DataDictionary
+    from vault.records.cipher import RecordCipher
     from vault.records.reindex import upgrade_seals
-    from vault.records.sealing import SubjectSealing
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
-    db, provider = _db(cfg), keys.provider_for(cfg)
+    db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
-    sealing = SubjectSealing(KeyRing(provider), dictionary.searchable_fields)
+    sealing = RecordCipher(KeyRing(provider), dictionary.searchable_fields)
     upgraded = failed = 0
     after = ""
     while True:
@@ -259,13 +262,13 @@ def keys_retire_blind_index(
     version: int, data_dir: DataDir = None, database_url: DatabaseUrl = None
 ) -> None:
     """Remove an old blind-index key version once no digest uses it."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     try:
         provider = LocalKeyFileProvider(cfg.resolved_key_file)
-        keys.retire_blind_index_version(_db(cfg), provider, version)
+        key_custody.retire_blind_index_version(_db(cfg), provider, version)
     except VaultError as exc:
         raise _fail(exc.message) from None
     console.print(f"blind-index key v{version} retired")
@@ -275,11 +278,11 @@ def keys_retire_blind_index(
 def keys_rotate_token(data_dir: DataDir = None) -> None:
     """Add a new token key version and make it active: new tokens carry it, and
     deterministic tokens of the same value differ from those of older versions."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir)
-    version = LocalKeyFileProvider(cfg.resolved_key_file).add_root_version(keys.TOKEN)
+    version = LocalKeyFileProvider(cfg.resolved_key_file).add_root_version(key_custody.TOKEN)
     console.print(f"token key v{version} is now active; older tokens still detokenize")
     console.print("until their version is retired (`customer-vault keys retire-token`)")
 
@@ -294,41 +297,22 @@ def keys_retire_token(
     ] = False,
 ) -> None:
     """Remove an old token key version: every token minted under it stops detokenizing."""
-    from vault import keys
+    from vault import key_custody
     from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     db = _db(cfg)
     try:
         provider = LocalKeyFileProvider(cfg.resolved_key_file)
-        live = keys.secret_status(db, provider, keys.TOKEN).rows_by_version.get(version, 0)
+        live = key_custody.secret_status(db, provider, key_custody.TOKEN).rows_by_version.get(
+            version, 0
+        )
         if live and not yes:
             raise _fail(f"{live} tokens of v{version} would stop working; add --yes to retire")
-        forgotten = keys.retire_token_version(db, provider, version)
+        forgotten = key_custody.retire_token_version(db, provider, version)
     except VaultError as exc:
         raise _fail(exc.message) from None
     console.print(f"token key v{version} retired; {forgotten} tokens no longer detokenize")
-
-
-_TTL = re.compile(r"^(\d+)([smhd])$")
-
-
-def parse_ttl(text: str) -> timedelta:
-    match = _TTL.fullmatch(text)
-    if not match:
-        raise typer.BadParameter("use a number and s, m, h or d, e.g. 1h")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
-
-
-def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{what} must look like name=value")
-        out[key] = value
-    return out
 
 
 @token_app.command("issue")
@@ -392,24 +376,4 @@ def _configure_logging() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    build().__call__()
-
-
-def build() -> typer.Typer:
-    """The whole CLI: the commands here plus the client, policy and audit groups."""
-    from audit.cli import app as audit_app
-    from vault.cli_consent import consent_app
-    from vault.cli_policy import policy_app
-    from vault.cli_retention import retention_app
-    from vault.cli_rights import rights_app
-    from vault.cli_subjects import subjects_app
-
-    if not getattr(app, "_vault_groups_added", False):
-        app.add_typer(subjects_app, name="subjects")
-        app.add_typer(policy_app, name="policy")
-        app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
-        app.add_typer(consent_app, name="consent")
-        app.add_typer(rights_app, name="rights")
-        app.add_typer(retention_app, name="retention")
-        app._vault_groups_added = True  # type: ignore[attr-defined]
-    return app
+    app()

@@ -11,14 +11,14 @@ from vault import telemetry
 from vault.clock import from_micros
 from vault.crypto import (
     FieldProvenance,
+    FieldSealer,
     KeyRing,
-    SubjectSealer,
     WrappedDataKey,
     new_subject_id,
 )
 from vault.errors import DecryptionError, FailedPreconditionError
-from vault.records.models import FieldValue, StoredField, SubjectMeta, SubjectState
 from vault.storage.subjects import StoredFields, SubjectRow, encode_fields
+from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PreparedSubject:
         )
 
 
-class SubjectSealing:
+class RecordCipher:
     """Seals, opens and indexes a subject's fields with its own data key."""
 
     def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:
@@ -229,7 +229,7 @@ class SubjectSealing:
 
 
 def _sealed(
-    sealer: SubjectSealer, values: Mapping[str, str], provenance: FieldProvenance
+    sealer: FieldSealer, values: Mapping[str, str], provenance: FieldProvenance
 ) -> dict[str, StoredField]:
     return {
         name: StoredField(
@@ -248,11 +248,11 @@ def _provenance(stored: StoredField) -> FieldProvenance | None:
     return FieldProvenance(stored.version, stored.written_by, stored.written_at)
 
 
-def _open(sealer: SubjectSealer, name: str, stored: StoredField) -> bytes:
+def _open(sealer: FieldSealer, name: str, stored: StoredField) -> bytes:
     return sealer.open(name, stored.sealed, _provenance(stored))
 
 
-def _check_field_set(sealer: SubjectSealer, fields: StoredFields) -> None:
+def _check_field_set(sealer: FieldSealer, fields: StoredFields) -> None:
     """A format-2 blob: every value has a version and the tag covers them all. A
     format-1 blob: no value has one (a format-2 value never opens without it)."""
     if fields.tag is None:
@@ -267,7 +267,7 @@ def _check_field_set(sealer: SubjectSealer, fields: StoredFields) -> None:
     sealer.check_field_set(versions, fields.tag)
 
 
-def _upgraded(sealer: SubjectSealer, name: str, stored: StoredField, version: int) -> StoredField:
+def _upgraded(sealer: FieldSealer, name: str, stored: StoredField, version: int) -> StoredField:
     """`stored` in format 2 (a format-1 value re-sealed, as subject version `version`)."""
     if stored.version is not None:
         return stored
