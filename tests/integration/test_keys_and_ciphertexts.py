@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from typer.testing import CliRunner
 
+from tests.data import ADA
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault import key_custody
 from vault.api.client import VaultClientError
 from vault.cli.main import app as cli_app
