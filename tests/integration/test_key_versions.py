@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from tests.data import ADA
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault import key_custody as keys
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
