@@ -144,12 +144,13 @@ class VaultApp:
             token_versions=keyring.token_versions,
         )
         identities = IdentityMap.from_file(settings.policies_dir / "identities.yaml")
+        receipt_issuer = _receipt_issuer(settings, dictionary)
         consent = ConsentService(
             db=db,
             policy=policy,
             auditor=auditor,
             clock=clock,
-            issuer=_receipt_issuer(settings, dictionary),
+            issuer=receipt_issuer,
             jurisdiction=settings.consent_jurisdiction,
         )
         rights = RightsService(
@@ -161,6 +162,7 @@ class VaultApp:
             auditor=auditor,
             clock=clock,
             controller=settings.consent_controller,
+            signer=receipt_issuer,
         )
         return cls(
             settings,

@@ -166,3 +166,40 @@ def test_switch_to_chinese_and_chinese_from_accept_language(
         assert page.get_by_role("heading", name="您的数据和您的选择").is_visible()
     finally:
         chinese.close()
+
+
+def test_download_my_data_signed_and_readable_and_verify_it(console: Console, page: Any) -> None:
+    from vault.consent.receipts import verify_package
+
+    ada = console.subjects["ada"]
+    _open(page, _link(console, ada))
+    page.get_by_role("link", name="Download your data").click()
+    screenshot(page, "p07-download")
+    assert axe_violations(page) == []
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the signed JSON file").click()
+    document = download.value.path().read_bytes()
+    package = verify_package(document, console.vault.settings.receipt_public_key.read_bytes())
+    assert package["subject"]["subject_id"] == ada
+    assert package["fields"]["email"]["value"] == "ada.lovelace@example.com"
+    actors = {a["actor"] for a in package["access_history"]}
+    assert actors <= {"", f"customer:{ada}"}  # teams, not colleagues
+    assert all(a["justification"] == "" for a in package["access_history"])
+    edited = document.replace(b"ada.lovelace", b"eve.lovelace")
+    import pytest
+
+    from vault.consent.receipts import ReceiptError
+
+    with pytest.raises(ReceiptError):
+        verify_package(edited, console.vault.settings.receipt_public_key.read_bytes())
+
+    page.get_by_role("link", name="Open the readable copy").click()
+    assert page.get_by_role("heading", name="Your data", exact=True).is_visible()
+    assert "ada.lovelace@example.com" in page.locator("main").inner_text()
+    assert "Our customer support looked at your data" in page.locator("main").inner_text()
+    screenshot(page, "p08-readable")
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="How to check the signature").click()
+    assert "BEGIN PUBLIC KEY" in page.locator("#public-key").inner_text()
+    screenshot(page, "p09-verify")
+    assert axe_violations(page) == []

@@ -18,7 +18,13 @@ from google.protobuf import timestamp_pb2
 
 import audit
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import audit_pb2, consent_pb2, customers_pb2, retention_pb2
+from vault.api.gen.customervault.v1 import (
+    audit_pb2,
+    consent_pb2,
+    customers_pb2,
+    retention_pb2,
+    rights_pb2,
+)
 
 __all__ = [
     "CheckpointInfo",
@@ -521,6 +527,18 @@ class CustomerClient:
         )
         assert isinstance(response, audit_pb2.QueryEntriesResponse)
         return [logged_entry(e).entry for e in response.entries]
+
+    def download(self) -> tuple[str, str]:
+        """The customer's access package: (JSON text, the signed document)."""
+        response = self._client.call(
+            self._client.rights,
+            "ExportSubjectData",
+            rights_pb2.ExportSubjectDataRequest(
+                subject_id=self.subject_id, reason="privacy center download"
+            ),
+        )
+        assert isinstance(response, rights_pb2.ExportSubjectDataResponse)
+        return response.package_json, response.signed_package
 
     def receipt(self, receipt_id: str) -> Receipt:
         response = self._consent(

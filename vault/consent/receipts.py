@@ -38,6 +38,8 @@ from vault.fields.dictionary import DataDictionary
 from vault.policy import Purposes
 
 FORMAT = "customervault.consent-receipt/v1"
+PACKAGE_FORMAT = "customervault.signed-access-package/v1"
+"""An access package signed like a receipt: {"format", "package", "signature"}."""
 KANTARA_VERSION = "KI-CR-v1.1.0"
 ALGORITHM = "Ed25519"
 SERVICE = "customer-vault"
@@ -128,6 +130,21 @@ class ReceiptIssuer:
         }
         return canonical(envelope).decode("ascii")
 
+    def sign_package(self, package: dict[str, Any]) -> str:
+        """An access package as a signed document (canonical JSON text), the signature
+        detached over the canonical bytes of `package`, exactly as for a receipt."""
+        signature = sign_ed25519(self.private_pem, canonical(package))
+        envelope = {
+            "format": PACKAGE_FORMAT,
+            "package": package,
+            "signature": {
+                "alg": ALGORITHM,
+                "kid": ed25519_key_id(self.public_pem),
+                "value": _b64(signature),
+            },
+        }
+        return canonical(envelope).decode("ascii")
+
     def _receipt(self, facts: ReceiptContext, purposes: Purposes) -> dict[str, Any]:
         return {
             "version": KANTARA_VERSION,
@@ -192,27 +209,38 @@ def verify_document(document: bytes, public_pem: bytes) -> dict[str, Any]:
 
     Raises `ReceiptError` otherwise. Needs nothing but the public key (offline).
     """
+    return _verify_envelope(document, public_pem, FORMAT, "receipt")
+
+
+def verify_package(document: bytes, public_pem: bytes) -> dict[str, Any]:
+    """The access package inside a signed package document, checked like a receipt."""
+    return _verify_envelope(document, public_pem, PACKAGE_FORMAT, "package")
+
+
+def _verify_envelope(
+    document: bytes, public_pem: bytes, format_name: str, key: str
+) -> dict[str, Any]:
     body = document.removesuffix(b"\n")
     try:
         envelope = json.loads(body.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
-        raise ReceiptError("not a JSON receipt document") from None
-    if not isinstance(envelope, dict) or set(envelope) != {"format", "receipt", "signature"}:
-        raise ReceiptError("not a receipt document")
+        raise ReceiptError(f"not a JSON {key} document") from None
+    if not isinstance(envelope, dict) or set(envelope) != {"format", key, "signature"}:
+        raise ReceiptError(f"not a {key} document")
     if canonical(envelope) != body:
         raise ReceiptError("not in canonical form (edited?)")
-    receipt, signature = envelope["receipt"], envelope["signature"]
-    if envelope["format"] != FORMAT or not isinstance(receipt, dict):
-        raise ReceiptError("unknown receipt format")
+    inner, signature = envelope[key], envelope["signature"]
+    if envelope["format"] != format_name or not isinstance(inner, dict):
+        raise ReceiptError(f"unknown {key} format")
     if not isinstance(signature, dict) or signature.get("alg") != ALGORITHM:
         raise ReceiptError("unknown signature algorithm")
     if signature.get("kid") != ed25519_key_id(public_pem):
         raise ReceiptError("signed by another key")
     try:
-        verify_ed25519(public_pem, canonical(receipt), _unb64(signature.get("value")))
+        verify_ed25519(public_pem, canonical(inner), _unb64(signature.get("value")))
     except SignatureError:
         raise ReceiptError("signature does not verify") from None
-    return receipt
+    return inner
 
 
 def _b64(data: bytes) -> str:

@@ -158,6 +158,7 @@ ACTION_GRANTS = {
         Action.CONSENT_WRITE,
         Action.CONSENT_READ,
         Action.AUDIT_READ_OWN,
+        Action.RIGHTS_ACCESS,
     },
     "admin": {
         Action.KEYS_ADMIN,

@@ -102,3 +102,27 @@ def plain(entries: list[audit.AuditEntry]) -> list[Happening]:
             )
         )
     return shown
+
+
+def plain_package_history(entries: list[dict[str, object]]) -> list[Happening]:
+    """The access history of a downloaded package, as the page shows it."""
+    shown = []
+    for item in entries:
+        roles = item.get("actor_roles")
+        fields = item.get("fields")
+        action = str(item.get("action", ""))
+        if item.get("result") == "UNAUTHENTICATED":
+            continue
+        shown.append(
+            Happening(
+                when=datetime.fromisoformat(str(item.get("time"))),
+                team=team_of(tuple(str(r) for r in roles) if isinstance(roles, list) else ()),
+                deed=DEEDS.get(action, N_("used your record")),
+                why=WHY.get(str(item.get("purpose", "")), ""),
+                refused=item.get("decision") == "deny" or item.get("result") != "OK",
+                fields=tuple(str(f) for f in fields)
+                if isinstance(fields, list) and action in READS
+                else (),
+            )
+        )
+    return shown

@@ -3,6 +3,7 @@ a token bound to their own subject: the vault's policy decides, its audit log re
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from vault.api.console_client import (
     redeem_link,
 )
 from vault.web import i18n, security
-from vault.web.privacy.history import Happening, plain
+from vault.web.privacy.history import Happening, plain, plain_package_history
 from vault.web.security import CSRF_FIELD, SESSION_COOKIE, Session, TokenShapeError
 
 if TYPE_CHECKING:
@@ -329,6 +330,59 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             )
         return response
 
+    async def download_page(request: Request, session: Session) -> Response:
+        return show(request, "privacy/download.html", {}, session=session)
+
+    async def download_json(request: Request, session: Session) -> Response:
+        def load() -> tuple[str, str]:
+            with client(session) as c:
+                return c.download()
+
+        _, signed = await run_in_threadpool(load)
+        if not signed:
+            return show(
+                request, "privacy/problem.html", {"code": "UNSIGNED"}, status=503, session=session
+            )
+        return Response(
+            signed + "\n",
+            media_type="application/json",
+            headers={"content-disposition": 'attachment; filename="my-data-signed.json"'},
+        )
+
+    async def download_readable(request: Request, session: Session) -> Response:
+        def load() -> tuple[str, str]:
+            with client(session) as c:
+                return c.download()
+
+        package_json, signed = await run_in_threadpool(load)
+        package = json.loads(package_json)
+        signature = json.loads(signed)["signature"] if signed else None
+        order = list(FIELD_NAME)
+        fields = sorted(
+            package.get("fields", {}).items(),
+            key=lambda f: order.index(f[0]) if f[0] in order else len(order),
+        )
+        return show(
+            request,
+            "privacy/readable.html",
+            {
+                "package": package,
+                "fields": fields,
+                "field_names": FIELD_NAME,
+                "purpose_name": PURPOSE_NAME,
+                "history": plain_package_history(package.get("access_history", [])),
+                "signature": signature,
+            },
+            session=session,
+        )
+
+    async def verify_page(request: Request) -> Response:
+        key = web.settings.receipt_public_key
+        pem = key.read_text() if key is not None and key.exists() else ""
+        return show(
+            request, "privacy/verify.html", {"public_key": pem}, session=customer_session(request)
+        )
+
     async def signout(request: Request, session: Session) -> Response:
         web.sessions.drop(request.cookies.get(SESSION_COOKIE))
         return signed_out(request, "signed-out")
@@ -340,5 +394,9 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/", page(overview), methods=["GET"]),
         Route("/consent", page(change_consent), methods=["POST"]),
         Route("/receipts/{receipt_id}", page(receipt), methods=["GET"]),
+        Route("/download", page(download_page), methods=["GET"]),
+        Route("/download/my-data-signed.json", page(download_json), methods=["GET"]),
+        Route("/download/my-data.html", page(download_readable), methods=["GET"]),
+        Route("/verify", verify_page, methods=["GET"]),
         Route("/signout", page(signout), methods=["POST"]),
     ]
