@@ -131,6 +131,9 @@ def test_without_a_session_or_with_a_forged_form_nothing_changes(
         form={"purpose": "marketing", "action": "grant", "csrf_token": "forged"},
     )
     assert response.status == 403
+    # A customer's session opens no console page: it is sent back to its own pages.
+    page.goto(console.url + "/console/audit")
+    assert page.url.endswith("/privacy/")
 
 
 def test_switch_to_chinese_and_chinese_from_accept_language(

@@ -210,9 +210,12 @@ def _signin_page(web: Web, request: Request, *, error: str = "", status: int = 2
 
 def _routes(web: Web) -> list[Route | Mount]:
     async def home(request: Request) -> Response:
-        if web.session(request) is None:
+        session = web.session(request)
+        if session is None:
             return RedirectResponse("/signin", status_code=303)
-        return RedirectResponse("/console/", status_code=303)
+        return RedirectResponse(
+            "/privacy/" if session.person.subject else "/console/", status_code=303
+        )
 
     async def signin_form(request: Request) -> Response:
         if web.session(request) is not None:
