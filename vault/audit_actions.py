@@ -52,6 +52,7 @@ class AuditAction(StrEnum):
     ISSUE_CUSTOMER_TOKEN = "IssueCustomerToken"  # noqa: S105 - an RPC name
     CREATE_CUSTOMER_LINK = "CreateCustomerLink"
     REDEEM_CUSTOMER_LINK = "RedeemCustomerLink"
+    GET_DORMANCY_NOTICE = "GetDormancyNotice"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
     GET_ENTRY = "GetEntry"

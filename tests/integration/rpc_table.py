@@ -329,6 +329,11 @@ CASES.update(
                 subject_id=f["subject"], ttl_seconds=999_999
             ),
         ),
+        f"{CUS}/GetDormancyNotice": Case(
+            FRONTEND,
+            lambda f: customers_pb2.GetDormancyNoticeRequest(subject_id=f["subject"]),
+            lambda f: customers_pb2.GetDormancyNoticeRequest(subject_id="nope"),
+        ),
         # The code is the credential: whoever calls, a code that is not a live link is
         # UNAUTHENTICATED (test_customer_access.py redeems real ones).
         f"{CUS}/RedeemCustomerLink": Case(

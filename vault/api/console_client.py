@@ -528,6 +528,20 @@ class CustomerClient:
         assert isinstance(response, audit_pb2.QueryEntriesResponse)
         return [logged_entry(e).entry for e in response.entries]
 
+    def dormancy_deadline(self) -> datetime | None:
+        """When the customer's account is anonymized unless they are active, or None."""
+        response = self._client.call(
+            self._client.customers,
+            "GetDormancyNotice",
+            customers_pb2.GetDormancyNoticeRequest(subject_id=self.subject_id),
+        )
+        assert isinstance(response, customers_pb2.GetDormancyNoticeResponse)
+        return _moment(response.deadline, response.open)
+
+    def keep_account(self) -> None:
+        """Activity on the account: closes an open dormancy notice."""
+        self._client.record_activity(self.subject_id)
+
     def download(self) -> tuple[str, str]:
         """The customer's access package: (JSON text, the signed document)."""
         response = self._client.call(

@@ -42,3 +42,11 @@ class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
             expires_at=timestamp(issued.expires_at),
             subject_id=issued.subject_id,
         )
+
+    def GetDormancyNotice(
+        self, request: pb.GetDormancyNoticeRequest, context: grpc.ServicerContext
+    ) -> pb.GetDormancyNoticeResponse:
+        deadline = self._customers.dormancy_notice(require_call(), request.subject_id)
+        if deadline is None:
+            return pb.GetDormancyNoticeResponse(open=False)
+        return pb.GetDormancyNoticeResponse(open=True, deadline=timestamp(deadline))

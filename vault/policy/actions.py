@@ -34,6 +34,7 @@ class Action(StrEnum):
     KEYS_ADMIN = "keys:admin"
     POLICY_ADMIN = "policy:admin"
     CUSTOMER_ISSUE = "customers:issue"
+    NOTICE_READ = "retention:notice"
 
     @property
     def needs_purpose(self) -> bool:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from vault.access.guard import authorize, load_own_subject
 from vault.audit_trail import Auditor
-from vault.clock import Clock, to_micros
+from vault.clock import Clock, from_micros, to_micros
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -30,7 +30,7 @@ from vault.errors import (
 from vault.identity.tokens import CUSTOMER_ROLE, TokenIssuer, TokenVerifier
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.storage import customer_links
+from vault.storage import customer_links, notices
 from vault.storage.db import Database
 
 DEFAULT_TOKEN_TTL = timedelta(minutes=15)
@@ -149,6 +149,16 @@ class CustomerAccess:
             )
             self._auditor.record_in(conn, call)
         return CustomerLink(code, now + ttl)
+
+    def dormancy_notice(self, call: CallContext, subject_id: str) -> datetime | None:
+        """The deadline of the subject's open dormancy notice, or None."""
+        principal = authorize(self._policy, call, Action.NOTICE_READ)
+        call.subject_ids = [subject_id]
+        with self._db.read() as conn:
+            load_own_subject(conn, call, principal, subject_id)
+            notice = notices.open_for(conn, subject_id)
+        self._auditor.record(call)
+        return from_micros(notice.deadline_at) if notice is not None else None
 
     def redeem_link(self, call: CallContext, code: str) -> CustomerToken:
         """A customer token for a valid, unused, unexpired code; UNAUTHENTICATED else."""

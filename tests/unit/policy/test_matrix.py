@@ -127,6 +127,7 @@ NO_PURPOSE = (
     Action.POLICY_ADMIN,
     Action.CUSTOMER_ISSUE,
     Action.AUDIT_READ_OWN,
+    Action.NOTICE_READ,
 )
 COMPLIANCE = {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CONSENT_READ}
 ACTION_GRANTS = {
@@ -142,7 +143,7 @@ ACTION_GRANTS = {
     "support_agent": {Action.CONSENT_READ},
     "support_lead": {Action.CONSENT_READ},
     "compliance_officer": COMPLIANCE,
-    "frontend": {Action.CUSTOMER_ISSUE},
+    "frontend": {Action.CUSTOMER_ISSUE, Action.NOTICE_READ},
     "dpo": COMPLIANCE
     | {
         Action.SUBJECT_ERASE,
@@ -159,6 +160,7 @@ ACTION_GRANTS = {
         Action.CONSENT_READ,
         Action.AUDIT_READ_OWN,
         Action.RIGHTS_ACCESS,
+        Action.NOTICE_READ,
     },
     "admin": {
         Action.KEYS_ADMIN,

@@ -22,6 +22,7 @@ TEAMS = (
     ("marketing", N_("Our marketing team")),
     ("analyst", N_("Our statistics team")),
     ("service", N_("Our systems")),
+    ("system", N_("Our systems")),
     ("frontend", N_("Our website")),
     ("notifier", N_("Our systems")),
 )
@@ -51,6 +52,10 @@ DEEDS = {
     "IssueCustomerToken": N_("opened your privacy center for you"),
     "CreateCustomerLink": N_("sent you a link to your privacy center"),
     "RedeemCustomerLink": N_("opened your privacy center"),
+    "GetDormancyNotice": N_("checked whether your account is due to be anonymized"),
+    "NotifySubject": N_("noticed your account has not been used for a long time"),
+    "CancelNotice": N_("cancelled the anonymization of your account"),
+    "AnonymizeSubject": N_("anonymized your account"),
     "SetLegalHold": N_("placed your data on legal hold"),
     "ClearLegalHold": N_("lifted the legal hold on your data"),
 }
@@ -77,6 +82,8 @@ class Happening:
 
 
 def team_of(roles: tuple[str, ...]) -> str:
+    if not roles:  # the vault's own jobs (retention) act with no role
+        return N_("Our systems")
     for role, team in TEAMS:
         if role in roles:
             return team

@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +35,12 @@ RECEIPT_ID = re.compile(r"[A-Za-z0-9_:.-]{1,80}")
 MARKERS = ("all_marketing", "all_sharing")
 Handler = Callable[[Request, Session], Awaitable[Response]]
 Overview = tuple[
-    list[tuple[str, str]], list[PurposeChoice], tuple[str, ...], Receipt | None, list[Happening]
+    list[tuple[str, str]],
+    list[PurposeChoice],
+    tuple[str, ...],
+    Receipt | None,
+    list[Happening],
+    datetime | None,
 ]
 
 
@@ -235,9 +241,10 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 purposes, markers = c.choices()
                 shown = [(f.name, f.value) for f in c.my_data()]
                 history = plain(c.history())
-            return shown, purposes, markers, gpc_receipt, history
+                deadline = c.dormancy_deadline()
+            return shown, purposes, markers, gpc_receipt, history, deadline
 
-        shown, purposes, markers, gpc_receipt, history = await run_in_threadpool(load)
+        shown, purposes, markers, gpc_receipt, history, deadline = await run_in_threadpool(load)
         order = list(FIELD_NAME)
         shown.sort(key=lambda f: order.index(f[0]) if f[0] in order else len(order))
         history = [
@@ -266,6 +273,8 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 "receipt_id": receipt_id if RECEIPT_ID.fullmatch(receipt_id) else "",
                 "changed": request.query_params.get("changed", ""),
                 "history": history,
+                "deadline": deadline,
+                "kept": request.query_params.get("kept", "") == "1",
             },
             session=session,
         )
@@ -329,6 +338,14 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 secure=security.is_secure(request, web.settings.secure_cookies),
             )
         return response
+
+    async def keep_account(request: Request, session: Session) -> Response:
+        def keep() -> None:
+            with client(session) as c:
+                c.keep_account()
+
+        await run_in_threadpool(keep)
+        return RedirectResponse("/privacy/?kept=1", status_code=303)
 
     async def download_page(request: Request, session: Session) -> Response:
         return show(request, "privacy/download.html", {}, session=session)
@@ -394,6 +411,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/", page(overview), methods=["GET"]),
         Route("/consent", page(change_consent), methods=["POST"]),
         Route("/receipts/{receipt_id}", page(receipt), methods=["GET"]),
+        Route("/keep", page(keep_account), methods=["POST"]),
         Route("/download", page(download_page), methods=["GET"]),
         Route("/download/my-data-signed.json", page(download_json), methods=["GET"]),
         Route("/download/my-data.html", page(download_readable), methods=["GET"]),

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n customervault/v1/customers.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x19IssueCustomerTokenRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"[\n\x1aIssueCustomerTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x19\x43reateCustomerLinkRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"Z\n\x1a\x43reateCustomerLinkResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x19RedeemCustomerLinkRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"o\n\x1aRedeemCustomerLinkResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsubject_id\x18\x03 \x01(\t2\xea\x02\n\x15\x43ustomerAccessService\x12o\n\x12IssueCustomerToken\x12+.customervault.v1.IssueCustomerTokenRequest\x1a,.customervault.v1.IssueCustomerTokenResponse\x12o\n\x12\x43reateCustomerLink\x12+.customervault.v1.CreateCustomerLinkRequest\x1a,.customervault.v1.CreateCustomerLinkResponse\x12o\n\x12RedeemCustomerLink\x12+.customervault.v1.RedeemCustomerLinkRequest\x1a,.customervault.v1.RedeemCustomerLinkResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n customervault/v1/customers.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x19IssueCustomerTokenRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"[\n\x1aIssueCustomerTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x19\x43reateCustomerLinkRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"Z\n\x1a\x43reateCustomerLinkResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x19RedeemCustomerLinkRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"o\n\x1aRedeemCustomerLinkResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsubject_id\x18\x03 \x01(\t\".\n\x18GetDormancyNoticeRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"W\n\x19GetDormancyNoticeResponse\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd8\x03\n\x15\x43ustomerAccessService\x12o\n\x12IssueCustomerToken\x12+.customervault.v1.IssueCustomerTokenRequest\x1a,.customervault.v1.IssueCustomerTokenResponse\x12o\n\x12\x43reateCustomerLink\x12+.customervault.v1.CreateCustomerLinkRequest\x1a,.customervault.v1.CreateCustomerLinkResponse\x12o\n\x12RedeemCustomerLink\x12+.customervault.v1.RedeemCustomerLinkRequest\x1a,.customervault.v1.RedeemCustomerLinkResponse\x12l\n\x11GetDormancyNotice\x12*.customervault.v1.GetDormancyNoticeRequest\x1a+.customervault.v1.GetDormancyNoticeResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +46,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REDEEMCUSTOMERLINKREQUEST']._serialized_end=453
   _globals['_REDEEMCUSTOMERLINKRESPONSE']._serialized_start=455
   _globals['_REDEEMCUSTOMERLINKRESPONSE']._serialized_end=566
-  _globals['_CUSTOMERACCESSSERVICE']._serialized_start=569
-  _globals['_CUSTOMERACCESSSERVICE']._serialized_end=931
+  _globals['_GETDORMANCYNOTICEREQUEST']._serialized_start=568
+  _globals['_GETDORMANCYNOTICEREQUEST']._serialized_end=614
+  _globals['_GETDORMANCYNOTICERESPONSE']._serialized_start=616
+  _globals['_GETDORMANCYNOTICERESPONSE']._serialized_end=703
+  _globals['_CUSTOMERACCESSSERVICE']._serialized_start=706
+  _globals['_CUSTOMERACCESSSERVICE']._serialized_end=1178
 # @@protoc_insertion_point(module_scope)

@@ -56,3 +56,17 @@ class RedeemCustomerLinkResponse(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     subject_id: str
     def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject_id: _Optional[str] = ...) -> None: ...
+
+class GetDormancyNoticeRequest(_message.Message):
+    __slots__ = ("subject_id",)
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+
+class GetDormancyNoticeResponse(_message.Message):
+    __slots__ = ("open", "deadline")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    open: bool
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, open: _Optional[bool] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -50,6 +50,11 @@ class CustomerAccessServiceStub:
                 request_serializer=customervault_dot_v1_dot_customers__pb2.RedeemCustomerLinkRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_customers__pb2.RedeemCustomerLinkResponse.FromString,
                 _registered_method=True)
+        self.GetDormancyNotice = channel.unary_unary(
+                '/customervault.v1.CustomerAccessService/GetDormancyNotice',
+                request_serializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerAccessServiceServicer:
@@ -79,6 +84,14 @@ class CustomerAccessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDormancyNotice(self, request, context):
+        """The subject's open dormancy notice, if any (permission retention:notice: the
+        customer for itself, the front end to tell its customer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerAccessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +109,11 @@ def add_CustomerAccessServiceServicer_to_server(servicer, server):
                     servicer.RedeemCustomerLink,
                     request_deserializer=customervault_dot_v1_dot_customers__pb2.RedeemCustomerLinkRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_customers__pb2.RedeemCustomerLinkResponse.SerializeToString,
+            ),
+            'GetDormancyNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDormancyNotice,
+                    request_deserializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class CustomerAccessService:
             '/customervault.v1.CustomerAccessService/RedeemCustomerLink',
             customervault_dot_v1_dot_customers__pb2.RedeemCustomerLinkRequest.SerializeToString,
             customervault_dot_v1_dot_customers__pb2.RedeemCustomerLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDormancyNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.CustomerAccessService/GetDormancyNotice',
+            customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeRequest.SerializeToString,
+            customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,10 @@ class CustomerAccessServiceStub:
     """Exchange a link code for a customer token. The code is the credential (no bearer
     token is needed); a used, expired or forged code is UNAUTHENTICATED.
     """
+    GetDormancyNotice: _grpc.UnaryUnaryMultiCallable[_customers_pb2.GetDormancyNoticeRequest, _customers_pb2.GetDormancyNoticeResponse]
+    """The subject's open dormancy notice, if any (permission retention:notice: the
+    customer for itself, the front end to tell its customer).
+    """
 
 @_typing.type_check_only
 class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
@@ -65,6 +69,10 @@ class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
     RedeemCustomerLink: _aio.UnaryUnaryMultiCallable[_customers_pb2.RedeemCustomerLinkRequest, _customers_pb2.RedeemCustomerLinkResponse]  # type: ignore[assignment]
     """Exchange a link code for a customer token. The code is the credential (no bearer
     token is needed); a used, expired or forged code is UNAUTHENTICATED.
+    """
+    GetDormancyNotice: _aio.UnaryUnaryMultiCallable[_customers_pb2.GetDormancyNoticeRequest, _customers_pb2.GetDormancyNoticeResponse]  # type: ignore[assignment]
+    """The subject's open dormancy notice, if any (permission retention:notice: the
+    customer for itself, the front end to tell its customer).
     """
 
 class CustomerAccessServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -96,6 +104,16 @@ class CustomerAccessServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_customers_pb2.RedeemCustomerLinkResponse, _abc.Awaitable[_customers_pb2.RedeemCustomerLinkResponse]]:
         """Exchange a link code for a customer token. The code is the credential (no bearer
         token is needed); a used, expired or forged code is UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDormancyNotice(
+        self,
+        request: _customers_pb2.GetDormancyNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.GetDormancyNoticeResponse, _abc.Awaitable[_customers_pb2.GetDormancyNoticeResponse]]:
+        """The subject's open dormancy notice, if any (permission retention:notice: the
+        customer for itself, the front end to tell its customer).
         """
 
 def add_CustomerAccessServiceServicer_to_server(servicer: CustomerAccessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
