@@ -458,6 +458,13 @@ def serve(settings: Settings, ready: threading.Event | None = None) -> int:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("customer vault serving on port %d", server.port)
+        for name in settings.receipt_placeholders():
+            log.warning(
+                "%s is not configured: consent receipts and access packages state a "
+                "placeholder controller detail (set VAULT_%s)",
+                name,
+                name.upper(),
+            )
         print(f"customer-vault serving on {settings.address} (port {server.port})", flush=True)
         if ready is not None:
             ready.set()
