@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from vault.crypto import (
 from vault.errors import VaultError
 from vault.fields.dictionary import DataDictionary
 from vault.policy import Purposes
+from vault.views.model import FieldRef
 
 FORMAT = "customervault.consent-receipt/v1"
 PACKAGE_FORMAT = "customervault.signed-access-package/v1"
@@ -88,6 +89,8 @@ class ReceiptIssuer:
     policy_url: str
     pii_categories: tuple[str, ...]
     sensitive_categories: tuple[str, ...]
+    fields: tuple[FieldRef, ...] = ()
+    """The dictionary's fields, for what each purpose can use under the policy."""
 
     @classmethod
     def load(
@@ -113,11 +116,19 @@ class ReceiptIssuer:
             sensitive_categories=tuple(
                 sorted(f.name for f in fields if f.sensitivity == "restricted")
             ),
+            fields=tuple(fields),
         )
 
-    def issue(self, facts: ReceiptContext, purposes: Purposes) -> str:
-        """The signed receipt document (canonical JSON text)."""
-        receipt = self._receipt(facts, purposes)
+    def issue(
+        self,
+        facts: ReceiptContext,
+        purposes: Purposes,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> str:
+        """The signed receipt document (canonical JSON text). `categories` names, per
+        purpose of the receipt, the fields that purpose can use under the policy in force
+        (`PolicyEngine.fields_usable_for`); without it, every dictionary field."""
+        receipt = self._receipt(facts, purposes, categories)
         signature = sign_ed25519(self.private_pem, canonical(receipt))
         envelope = {
             "format": FORMAT,
@@ -145,7 +156,17 @@ class ReceiptIssuer:
         }
         return canonical(envelope).decode("ascii")
 
-    def _receipt(self, facts: ReceiptContext, purposes: Purposes) -> dict[str, Any]:
+    def _receipt(
+        self,
+        facts: ReceiptContext,
+        purposes: Purposes,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, Any]:
+        if categories is None:
+            sensitive = list(self.sensitive_categories)
+        else:
+            named = {name for event in facts.events for name in categories.get(event.purpose, ())}
+            sensitive = [c for c in self.sensitive_categories if c in named]
         return {
             "version": KANTARA_VERSION,
             "jurisdiction": facts.jurisdiction,
@@ -165,11 +186,13 @@ class ReceiptIssuer:
             "services": [
                 {
                     "service": SERVICE,
-                    "purposes": [self._purpose(e, facts, purposes) for e in facts.events],
+                    "purposes": [
+                        self._purpose(e, facts, purposes, categories) for e in facts.events
+                    ],
                 }
             ],
-            "sensitive": bool(self.sensitive_categories),
-            "spiCat": list(self.sensitive_categories),
+            "sensitive": bool(sensitive),
+            "spiCat": sensitive,
             EXTENSION: {
                 "tenant": facts.tenant,
                 "issuedAt": facts.issued_at.isoformat(),
@@ -180,7 +203,11 @@ class ReceiptIssuer:
         }
 
     def _purpose(
-        self, event: ConsentEvent, facts: ReceiptContext, purposes: Purposes
+        self,
+        event: ConsentEvent,
+        facts: ReceiptContext,
+        purposes: Purposes,
+        categories: Mapping[str, Sequence[str]] | None,
     ) -> dict[str, Any]:
         if event.purpose in purposes.markers:
             flag = purposes.markers[event.purpose]
@@ -197,7 +224,9 @@ class ReceiptIssuer:
             "purposeCategory": [category],
             "consentType": "GPC" if facts.channel is Channel.GPC else "EXPLICIT",
             "consentAction": event.action.value,
-            "piiCategory": list(self.pii_categories),
+            "piiCategory": list(
+                self.pii_categories if categories is None else categories.get(event.purpose, ())
+            ),
             "primaryPurpose": False,
             "termination": termination,
             "thirdPartyDisclosure": disclosure,
