@@ -14,10 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vault.config import Settings
+from vault.config import Settings, SettingsError, load_settings
 from vault.errors import VaultError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# No local variables in tracebacks: a frame's locals may hold settings or key material.
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False
+)
 keys_app = typer.Typer(no_args_is_help=True, help="Key custody: create, rotate, re-wrap, retire.")
 token_app = typer.Typer(no_args_is_help=True, help="Development bearer tokens.")
 app.add_typer(keys_app, name="keys")
@@ -30,8 +33,12 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlch
 
 
 def settings(**overrides: Any) -> Settings:
-    """Settings from flags (those given), environment and config file."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from flags (those given), environment and config file; invalid settings
+    end the command with a message that names the fields, never their values."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise _fail(exc.message) from None
 
 
 def _fail(message: str) -> typer.Exit:
