@@ -5,13 +5,22 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
+# Hashed locks (pip-tools): runtime for the image, runtime + dev for this venv and CI.
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-find-links --no-emit-index-url
 
-.PHONY: install serve test test-fast lint typecheck protos protos-check bench soak clean
+.PHONY: install serve test test-fast lint typecheck protos protos-check bench soak clean lock audit-deps
 
-$(STAMP): pyproject.toml
+# Every third-party package comes from the lock, checked against its hash; then the
+# project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
+# `casbin` is uninstalled first: it was renamed `pycasbin`, and both own casbin/.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip uninstall -q -y casbin 2>/dev/null || true
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,6 +55,16 @@ bench: $(STAMP)
 ## `make soak ARGS=--postgres` for a scratch PostgreSQL database): see docs/performance.md
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(ARGS)
+
+## Re-resolve both lock files from pyproject.toml (after changing a dependency)
+lock: $(STAMP)
+	$(PIP_COMPILE) --build-deps-for wheel --output-file $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --all-build-deps --extra dev --constraint $(LOCK) --output-file $(DEV_LOCK) pyproject.toml
+
+## Known vulnerabilities in the locked dependencies (pip-audit); AUDIT_DEPS_OFFLINE=allow
+## turns "advisory database unreachable" into a warning (see docs/operations.md)
+audit-deps: $(STAMP)
+	$(PY) scripts/audit_deps.py $(LOCK) $(DEV_LOCK)
 
 clean:
 	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache

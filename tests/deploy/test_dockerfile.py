@@ -56,6 +56,17 @@ def test_the_image_is_built_in_one_stage_and_runs_from_another() -> None:
     assert not any("pip install" in i.value for i in final if i.keyword == "RUN")
 
 
+def test_the_image_installs_third_party_packages_only_from_the_hashed_lock() -> None:
+    build = dockerfile_stages()[0]
+    installs = [i.value for i in build if i.keyword == "RUN" and "pip install" in i.value]
+    first, *rest = installs
+    assert "--require-hashes -r requirements.lock" in first
+    assert rest and all("--no-deps" in r and "--no-build-isolation" in r for r in rest)
+    copies = [sources for sources, _ in _copies(build)]
+    # The lock is installed before the project's own code is even copied in.
+    assert copies.index(["requirements.lock"]) < copies.index(["vault"])
+
+
 def test_the_container_runs_as_a_fixed_non_root_user() -> None:
     user, _, group = _one(_final(), "USER").value.partition(":")
     assert user.isdigit() and int(user) >= 1000
