@@ -5,7 +5,7 @@ open a sealed value or unwrap a key raises the one opaque `vault.errors.Decrypti
 See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
-from vault.crypto.certificates import certificate_thumbprint
+from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
 from vault.crypto.errors import KeyMaterialError, SignatureError
 from vault.crypto.ids import (
@@ -41,6 +41,7 @@ __all__ = [
     "Tokenizer",
     "WrappedDataKey",
     "certificate_thumbprint",
+    "certificate_uri_sans",
     "constant_time_equals",
     "ed25519_key_id",
     "generate_ed25519_keypair",
