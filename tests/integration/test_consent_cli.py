@@ -12,6 +12,7 @@ from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
 from vault.cli_consent import consent_app
 from vault.cli_rights import rights_app
+from vault.consent.checks import is_evidence_ref
 
 
 def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_path: Path) -> None:
@@ -22,6 +23,8 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
     dpo = ["--address", vault.address, "--token", vault.token(**DPO)]
     receipt = tmp_path / "receipt.json"
 
+    minted = runner.invoke(consent_app, ["new-evidence-ref"])
+    assert minted.exit_code == 0 and is_evidence_ref(minted.stdout.strip()), minted.output
     granted = runner.invoke(
         consent_app,
         [
@@ -33,6 +36,8 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
             "app",
             "--notice-version",
             "2026-01",
+            "--evidence-ref",
+            minted.stdout.strip(),
             "--expires",
             "365d",
             "--receipt-out",
