@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import TypedDict
 from sqlalchemy.engine import Engine
 
 import audit
-from vault import keys, telemetry
+from vault import keys, startup, telemetry
 from vault.api.admin import PolicyAdminServicer
 from vault.api.audit_service import AuditServicer
 from vault.api.consent_service import ConsentServicer
@@ -361,8 +362,18 @@ def _receipt_issuer(settings: Settings, dictionary: DataDictionary) -> ReceiptIs
     )
 
 
-def serve(settings: Settings, ready: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0."""
+def serve(settings: Settings, ready: threading.Event | None = None, *, dev: bool = False) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0.
+
+    Refuses first (`StartupRefusedError`) key files or a data dir others may use, and a
+    development token key beyond loopback or with PostgreSQL unless `dev` (`vault.startup`).
+    Everything the process creates is private to its user (umask 077).
+    """
+    os.umask(0o077)
+    startup.check_private_modes(settings)
+    startup.check_token_key(settings, dev=dev)
+    if dev:
+        log.warning("development mode (--dev): tokens signed by the data dir's key are trusted")
     app = VaultApp.open(settings)
     server = app.build_server()
     stop = threading.Event()

@@ -20,6 +20,7 @@ from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
 from vault.crypto.sealing import SubjectSealer, sealed_dek_id
 from vault.crypto.signing import (
+    ed25519_is_key_pair,
     ed25519_key_id,
     generate_ed25519_keypair,
     load_ed25519_private_pem,
@@ -43,6 +44,7 @@ __all__ = [
     "certificate_thumbprint",
     "certificate_uri_sans",
     "constant_time_equals",
+    "ed25519_is_key_pair",
     "ed25519_key_id",
     "generate_ed25519_keypair",
     "generate_key_document",
