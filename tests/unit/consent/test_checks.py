@@ -29,9 +29,13 @@ def _common(**changes: object) -> list[str]:
     return [v.field for v in checks.common(_request(**changes), NOTICES)]
 
 
-@pytest.mark.parametrize("ref", ["", "ev_" + "a" * 26, new_random_id("ev")])
+@pytest.mark.parametrize("ref", ["", "ev_" + "a" * 26, "ev_" + "z234567q" * 3 + "ab"])
 def test_opaque_evidence_references_pass(ref: str) -> None:
     assert _common(evidence_ref=ref) == []
+
+
+def test_the_vaults_own_random_ids_are_evidence_references() -> None:
+    assert _common(evidence_ref=new_random_id("ev")) == []
 
 
 @pytest.mark.parametrize(
