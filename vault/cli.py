@@ -215,6 +215,7 @@ def token_issue(
         ),
     ] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """DEVELOPMENT ONLY: print a bearer token (EdDSA) signed with the data dir's own key.
 
@@ -228,7 +229,7 @@ def token_issue(
     from vault.crypto import KeyMaterialError, certificate_thumbprint
     from vault.principal import Principal
 
-    cfg = settings(data_dir=data_dir)
+    cfg = settings(data_dir=data_dir, database_url=database_url)
     if not cfg.token_private_key.exists():
         raise _fail("no token signing key: run `customer-vault keys init` first")
     err.print(

@@ -68,6 +68,17 @@ def test_postgresql_with_the_data_dir_token_key_is_refused_even_on_loopback(
     external = {**env, "VAULT_TOKEN_PUBLIC_KEY": str(issuer / "token.pub.pem")}
     with serving(args, external, tmp_path / "prod.log") as vault:
         assert vault.port
+    # A development token issued against this database is in its audit log.
+    issue = ["token", "issue", "--principal", "order-service", "--tenant", "acme"]
+    issue += ["--role", "service", "--data-dir", str(data), "--database-url", postgres_url]
+    issued = run_cli(issue, env)
+    assert issued.returncode == 0 and "recorded in the audit log" in issued.stderr
+    engine = create_engine(postgres_url)
+    try:
+        (entry,) = [e.entry for e in audit.iter_query(engine, action="cli/TokenIssue")]
+    finally:
+        engine.dispose()
+    assert entry.extra["token_principal"] == "order-service"
 
 
 def test_loopback_and_an_external_token_key_are_not_refused(tmp_path: Path) -> None:
