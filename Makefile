@@ -11,7 +11,7 @@ DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: install serve test test-fast lint typecheck protos protos-check bench soak clean lock audit-deps
+.PHONY: install serve test test-fast lint typecheck imports protos protos-check bench soak clean lock audit-deps
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
@@ -39,6 +39,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+## The layer contracts of .importlinter (docs/architecture.md): a wrong-way import fails
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 ## Regenerate vault/api/gen from protos/ (never edit the generated files by hand)
 protos: $(STAMP)

@@ -17,13 +17,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import audit
+from vault.audit_actions import AuditAction
 from vault.clock import Clock
 from vault.config import Settings
 from vault.identity import TokenIssuer
 from vault.principal import Principal
 from vault.storage.db import create_engine
 
-ACTION = "cli/TokenIssue"
+ACTION = AuditAction.ISSUE_DEVELOPMENT_TOKEN
 """The audit action of a development token issued by the CLI."""
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import audit
 from tests.integration.serving import clean_env, run_cli, serving
-from vault import keys, startup
+from vault import key_custody, startup
 from vault.config import Settings
 from vault.crypto import generate_ed25519_keypair
 from vault.storage.db import create_engine
@@ -75,7 +75,7 @@ def test_postgresql_with_the_data_dir_token_key_is_refused_even_on_loopback(
     assert issued.returncode == 0 and "recorded in the audit log" in issued.stderr
     engine = create_engine(postgres_url)
     try:
-        (entry,) = [e.entry for e in audit.iter_query(engine, action="cli/TokenIssue")]
+        (entry,) = [e.entry for e in audit.iter_query(engine, action="IssueDevelopmentToken")]
     finally:
         engine.dispose()
     assert entry.extra["token_principal"] == "order-service"
@@ -87,7 +87,7 @@ def test_loopback_and_an_external_token_key_are_not_refused(tmp_path: Path) -> N
         startup.check_token_key(settings, dev=False)
     startup.check_token_key(settings, dev=True)
     startup.check_token_key(settings.model_copy(update={"address": "127.0.0.1:50051"}), dev=False)
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     generate_ed25519_keypair(tmp_path / "idp.pem", tmp_path / "idp.pub.pem")
     external = settings.model_copy(update={"token_public_key": tmp_path / "idp.pub.pem"})
     startup.check_token_key(external, dev=False)
@@ -134,7 +134,7 @@ def test_token_issue_says_it_is_for_development_and_is_audited(tmp_path: Path) -
     token = issued.stdout.strip()
     engine = create_engine(f"sqlite:///{data / 'vault.db'}")
     try:
-        (entry,) = [e.entry for e in audit.iter_query(engine, action="cli/TokenIssue")]
+        (entry,) = [e.entry for e in audit.iter_query(engine, action="IssueDevelopmentToken")]
     finally:
         engine.dispose()
     assert entry.actor == f"local-operator:uid:{os.getuid()}"
