@@ -7,13 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 SOURCES := vault audit tests benchmarks scripts
-# Hashed locks (pip-tools): runtime for the image, runtime + dev for this venv and CI.
+# Hashed locks (pip-tools): runtime for the image; runtime + dev + browser for this venv and CI.
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: install serve check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
+.PHONY: install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
@@ -41,6 +41,10 @@ check: $(STAMP)
 	@$(MAKE) --no-print-directory imports
 	@$(MAKE) --no-print-directory audit-deps
 	@$(MAKE) --no-print-directory test
+
+## The compliance console on http://127.0.0.1:8080/ in front of `make serve`'s vault
+console: $(STAMP)
+	$(VENV)/bin/customer-vault console
 
 ## The whole test suite (unit, integration over real gRPC, SQLite and PostgreSQL)
 test: $(STAMP)
@@ -80,7 +84,8 @@ soak: $(STAMP)
 ## Re-resolve both lock files from pyproject.toml (after changing a dependency)
 lock: $(STAMP)
 	$(PIP_COMPILE) --build-deps-for wheel --output-file $(LOCK) pyproject.toml
-	$(PIP_COMPILE) --all-build-deps --extra dev --constraint $(LOCK) --output-file $(DEV_LOCK) pyproject.toml
+	$(PIP_COMPILE) --all-build-deps --extra dev --extra browser --constraint $(LOCK) \
+		--output-file $(DEV_LOCK) pyproject.toml
 
 ## Known vulnerabilities in the locked dependencies (pip-audit); AUDIT_DEPS_OFFLINE=allow
 ## turns "advisory database unreachable" into a warning (see docs/operations.md)

@@ -36,9 +36,10 @@ def _runtime() -> list[Requirement]:
 
 
 def _dev() -> list[Requirement]:
+    """The extras `make install` installs: dev and browser (not bench)."""
     extras = _project()["optional-dependencies"]
     assert isinstance(extras, dict)
-    return [Requirement(text) for text in extras["dev"]]
+    return [Requirement(text) for extra in ("dev", "browser") for text in extras[extra]]
 
 
 def _pins(lock: Path) -> dict[str, tuple[str, int]]:
