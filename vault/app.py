@@ -346,7 +346,8 @@ def serve(settings: Settings, ready: threading.Event | None = None, *, dev: bool
     startup.check_private_modes(settings)
     startup.check_token_key(settings, dev=dev)
     if dev:
-        log.warning("development mode (--dev): tokens signed by the data dir's key are trusted")
+        # INFO, not WARNING: --dev is a stated choice, and a clean run logs no warning.
+        log.info("DEVELOPMENT MODE (--dev): tokens signed by the data dir's key are trusted")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -61,7 +61,7 @@ def test_postgresql_with_the_data_dir_token_key_is_refused_even_on_loopback(
     # --dev says it is meant: the same setup serves.
     with serving([*args, "--dev"], env, tmp_path / "dev.log") as vault:
         assert vault.port
-    assert "development mode (--dev)" in vault.log()
+    assert "DEVELOPMENT MODE (--dev)" in vault.log()
     # A token key from elsewhere (the issuer keeps the private half) is production.
     issuer = tmp_path / "issuer"
     generate_ed25519_keypair(issuer / "token.pem", issuer / "token.pub.pem")
