@@ -140,5 +140,6 @@ def vault_server(data_dir: Path, database_url: str | None, log: Path) -> ServerP
     ]
     if database_url:
         vault_cli("migrate", "--data-dir", str(data_dir), "--database-url", database_url)
-        argv += ["--database-url", database_url]
+        # PostgreSQL with the data dir's own token key: a development setup (--dev).
+        argv += ["--database-url", database_url, "--dev"]
     return ServerProcess(argv, log=log)
