@@ -142,4 +142,10 @@ def vault_server(data_dir: Path, database_url: str | None, log: Path) -> ServerP
         vault_cli("migrate", "--data-dir", str(data_dir), "--database-url", database_url)
         # PostgreSQL with the data dir's own token key: a development setup (--dev).
         argv += ["--database-url", database_url, "--dev"]
-    return ServerProcess(argv, log=log)
+    # A configured controller (receipts name it), so `serve` has no placeholder to warn of.
+    controller = {
+        "VAULT_CONSENT_CONTROLLER": "Soak Test Shop Ltd",
+        "VAULT_CONSENT_CONTROLLER_CONTACT": "privacy@soak.example",
+        "VAULT_CONSENT_POLICY_URL": "https://soak.example/privacy",
+    }
+    return ServerProcess(argv, log=log, env=controller)
