@@ -459,7 +459,6 @@ class CustomerClient:
         return consent_pb2.ConsentSource(
             channel=consent_pb2.CONSENT_CHANNEL_GPC if gpc else consent_pb2.CONSENT_CHANNEL_WEB,
             notice_version=self._notice_version,
-            evidence_ref="privacy-center",
         )
 
     def my_data(self) -> list[ShownField]:
