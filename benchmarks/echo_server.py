@@ -33,8 +33,8 @@ def build(port: int) -> tuple[grpc.Server, int]:
     server = grpc.server(
         ThreadPoolExecutor(max_workers=defaults.max_workers, thread_name_prefix="rpc"),
         options=[
-            ("grpc.max_receive_message_length", defaults.max_message_bytes),
-            ("grpc.max_send_message_length", defaults.max_message_bytes),
+            ("grpc.max_receive_message_length", defaults.max_batch_request_bytes),
+            ("grpc.max_send_message_length", defaults.max_response_bytes),
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=defaults.max_concurrent_rpcs,

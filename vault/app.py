@@ -32,9 +32,18 @@ from vault.api.gen.customervault.v1 import (
     vault_pb2_grpc,
 )
 from vault.api.interceptors import AuditStage, AuthenticationStage, Stage
+from vault.api.limits import CallLimits
 from vault.api.retention_service import RetentionServicer
 from vault.api.rights_service import RightsServicer
-from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer, binding
+from vault.api.server import (
+    VAULT_SERVICE,
+    ConnectionLimits,
+    ServerOptions,
+    ServiceBinding,
+    TlsFiles,
+    VaultServer,
+    binding,
+)
 from vault.api.servicer import VaultServicer
 from vault.api.tracing import TracingStage
 from vault.auditing import Auditor, checkpoint_lag
@@ -267,9 +276,21 @@ class VaultApp:
         )
         options = ServerOptions(
             address=s.address,
-            max_message_bytes=s.max_message_bytes,
             max_workers=s.max_workers,
             max_concurrent_rpcs=s.max_concurrent_rpcs,
+            max_response_bytes=s.max_response_bytes,
+            limits=call_limits(s),
+            connections=ConnectionLimits(
+                idle_seconds=s.connection_idle_seconds,
+                max_age_seconds=s.connection_max_age_seconds,
+                age_grace_seconds=s.connection_age_grace_seconds,
+                keepalive_time_seconds=s.keepalive_time_seconds,
+                keepalive_timeout_seconds=s.keepalive_timeout_seconds,
+                min_client_ping_interval_seconds=s.min_client_ping_interval_seconds,
+                max_streams_per_connection=s.max_streams_per_connection,
+            ),
+            reflection=s.reflection_served,
+            reflection_public=s.reflection_public,
             tls=tls,
         )
         stages: list[Stage] = [
@@ -280,7 +301,12 @@ class VaultApp:
         return VaultServer(options, stages, self.services())
 
     def services(self) -> list[ServiceBinding]:
-        vault = VaultServicer(self.records, self.reader, self.disclosures)
+        vault = VaultServicer(
+            self.records,
+            self.reader,
+            self.disclosures,
+            max_violations=self.settings.max_error_violations,
+        )
         admin = PolicyAdminServicer(self.policy, self.dictionary)
         log = AuditServicer(self.db.engine, self.policy, self.audit_verifier())
         consent = ConsentServicer(self.consent)
@@ -348,6 +374,24 @@ def _await_database(engine: Engine, settings: Settings) -> None:
         raise FailedPreconditionError(
             "database schema is not current: run `customer-vault migrate` first"
         )
+
+
+BATCH_CREATE = f"/{VAULT_SERVICE}/BatchCreateSubjects"
+
+
+def call_limits(settings: Settings) -> CallLimits:
+    """The per-call limits: BatchCreateSubjects alone takes more than the default."""
+    return CallLimits(
+        max_request_bytes=settings.max_request_bytes,
+        request_bytes_by_method={BATCH_CREATE: settings.max_batch_request_bytes},
+        max_map_entries=settings.max_map_entries,
+        max_violations=settings.max_error_violations,
+        max_streams=settings.max_streams,
+        max_streams_per_principal=settings.max_streams_per_principal,
+        max_public_streams=settings.max_public_streams,
+        idle_timeout_seconds=settings.stream_idle_timeout_seconds,
+        max_age_seconds=settings.stream_max_age_seconds,
+    )
 
 
 def _receipt_issuer(settings: Settings, dictionary: DataDictionary) -> ReceiptIssuer:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import grpc
 
 from vault.api import convert
-from vault.api.errors import rich_status
+from vault.api.errors import MAX_VIOLATIONS, rich_status
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.context import require_call
@@ -38,11 +38,16 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     """The gRPC face of the record services."""
 
     def __init__(
-        self, records: RecordService, reader: RecordReader, disclosures: DisclosureService
+        self,
+        records: RecordService,
+        reader: RecordReader,
+        disclosures: DisclosureService,
+        max_violations: int = MAX_VIOLATIONS,
     ) -> None:
         self._records = records
         self._reader = reader
         self._disclosures = disclosures
+        self._max_violations = max_violations
 
     def CreateSubject(
         self, request: pb.CreateSubjectRequest, context: grpc.ServicerContext
@@ -65,7 +70,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 out.append(pb.BatchItemResult(index=r.index, subject_id=r.subject_id))
             else:
                 out.append(
-                    pb.BatchItemResult(index=r.index, error=rich_status(r.error, call.request_id))
+                    pb.BatchItemResult(
+                        index=r.index,
+                        error=rich_status(r.error, call.request_id, self._max_violations),
+                    )
                 )
         created = sum(1 for r in results if r.error is None)
         return pb.BatchCreateSubjectsResponse(
