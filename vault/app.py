@@ -386,9 +386,12 @@ def call_limits(settings: Settings) -> CallLimits:
         request_bytes_by_method={BATCH_CREATE: settings.max_batch_request_bytes},
         max_map_entries=settings.max_map_entries,
         max_violations=settings.max_error_violations,
+        max_calls_per_principal=settings.max_calls_per_principal,
         max_streams=settings.max_streams,
         max_streams_per_principal=settings.max_streams_per_principal,
         max_public_streams=settings.max_public_streams,
+        max_public_calls=settings.max_public_calls,
+        public_request_timeout_seconds=settings.public_request_timeout_seconds,
         idle_timeout_seconds=settings.stream_idle_timeout_seconds,
         max_age_seconds=settings.stream_max_age_seconds,
     )

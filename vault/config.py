@@ -74,10 +74,12 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
-    # Requests are read only once the caller is authenticated, and no larger than this;
-    # BatchCreateSubjects (10,000 subjects) may send up to `max_batch_request_bytes`.
+    # Limits (docs/operations.md, "Limits"). A request is read only once its caller is
+    # authenticated, and no larger than `max_request_bytes`; BatchCreateSubjects alone
+    # takes up to `max_batch_request_bytes` (10,000 typical subjects are about 2.6 MiB).
+    # That larger size is also what gRPC accepts at all (its limit is per server).
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_batch_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_batch_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Entries in any one map of a request (a subject's fields), checked before the
     # domain sees it; field violations listed in one error (the rest are counted).
@@ -85,24 +87,31 @@ class Settings(BaseSettings):
     max_error_violations: int = Field(default=50, ge=1)
     max_batch_size: int = 10_000
     export_batch_size: int = 500
-    # Threads that run the domain work of calls. Waiting on a caller (its request,
-    # or its reading of a stream) holds none: the server is asyncio (grpc.aio).
+    # Threads that run the domain work of calls. Waiting on a caller (its request, its
+    # reading of a stream, an idle connection) holds none: the server is grpc.aio.
     max_workers: int = 32
-    max_concurrent_rpcs: int = 256
-    # Open streams (ExportView, reflection, health Watch): all together, per principal,
-    # and unauthenticated ones (health Watch, reflection in the embedded default).
+    max_concurrent_rpcs: int = Field(default=1024, ge=1)
+    # Calls in flight per principal (a call cut while its caller stalls counts until
+    # its transport ends it); open streams (ExportView, reflection, health Watch) on
+    # the server, per principal, and unauthenticated; unauthenticated unary calls
+    # (health checks: their request is read before anyone is known), each of which
+    # must send its request within `public_request_timeout_seconds`.
+    max_calls_per_principal: int = Field(default=64, ge=1)
     max_streams: int = Field(default=64, ge=1)
     max_streams_per_principal: int = Field(default=4, ge=1)
     max_public_streams: int = Field(default=16, ge=1)
+    max_public_calls: int = Field(default=16, ge=1)
+    public_request_timeout_seconds: float = Field(default=2.0, gt=0)
     # A call waiting on its caller longer than this (a request message that does not
     # come, a stream response the caller does not read) is cut; streams end at the
     # maximum age whatever they do.
     stream_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     stream_max_age_seconds: float = Field(default=3600.0, gt=0)
     # Connections: closed when idle (no call) this long; told to go away (GOAWAY) at
-    # this age, and closed after the grace; the server pings an idle connection every
-    # `keepalive_time` and drops it if no answer comes within `keepalive_timeout`; a
-    # client pinging more often than `min_client_ping_interval` is disconnected.
+    # this age and closed after the grace, which also ends calls cut while their caller
+    # stalls; the server pings an idle connection every `keepalive_time` and drops it
+    # when no answer comes within `keepalive_timeout`; a client pinging more often than
+    # `min_client_ping_interval` is disconnected.
     connection_idle_seconds: float = Field(default=300.0, gt=0)
     connection_max_age_seconds: float = Field(default=1800.0, gt=0)
     connection_age_grace_seconds: float = Field(default=300.0, ge=0)
@@ -111,8 +120,8 @@ class Settings(BaseSettings):
     min_client_ping_interval_seconds: float = Field(default=10.0, gt=0)
     max_streams_per_connection: int = Field(default=100, ge=1)
     # Server reflection: None = public in the embedded development default, off
-    # otherwise; True = on, and then only for authenticated callers outside the embedded
-    # default; False = off.
+    # otherwise; True = on (and then only for authenticated callers outside the
+    # embedded default); False = off.
     reflection: bool | None = None
     shutdown_grace_seconds: float = 15.0
 

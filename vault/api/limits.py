@@ -34,9 +34,13 @@ class CallLimits:
     request_bytes_by_method: Mapping[str, int] = field(default_factory=dict)
     max_map_entries: int = 256
     max_violations: int = 50
+    max_calls_per_principal: int = 64
     max_streams: int = 64
     max_streams_per_principal: int = 4
     max_public_streams: int = 16
+    max_public_calls: int = 16
+    max_public_request_bytes: int = 4096
+    public_request_timeout_seconds: float = 2.0
     idle_timeout_seconds: float = 30.0
     max_age_seconds: float = 3600.0
 
@@ -50,13 +54,43 @@ class CallLimits:
 
 
 class StreamSlots:
-    """Counts open streams, all together, per principal and unauthenticated."""
+    """Counts open streams, all together, per principal and unauthenticated; and each
+    principal's calls in flight (a call counts until its transport has ended it, so
+    calls cut while their caller stalls cannot pile up)."""
 
     def __init__(self, limits: CallLimits) -> None:
         self._limits = limits
         self._open = 0
         self._public = 0
         self._by_principal: Counter[tuple[str, str]] = Counter()
+        self._calls: Counter[tuple[str, str]] = Counter()
+        self._public_calls = 0
+
+    def take_public_call(self) -> ResourceExhaustedError | None:
+        """A slot for an unauthenticated unary call (a health check) while it runs:
+        its request is read before anyone is known, so only so many at once."""
+        if self._public_calls >= self._limits.max_public_calls:
+            return ResourceExhaustedError("too many unauthenticated calls; retry later")
+        self._public_calls += 1
+        return None
+
+    def give_back_public_call(self) -> None:
+        self._public_calls -= 1
+
+    def take_call(self, principal: Principal) -> ResourceExhaustedError | None:
+        key = (principal.tenant, principal.id)
+        if self._calls[key] >= self._limits.max_calls_per_principal:
+            return ResourceExhaustedError(
+                f"at most {self._limits.max_calls_per_principal} calls in flight per caller"
+            )
+        self._calls[key] += 1
+        return None
+
+    def give_back_call(self, principal: Principal) -> None:
+        key = (principal.tenant, principal.id)
+        self._calls[key] -= 1
+        if self._calls[key] <= 0:
+            del self._calls[key]
 
     def take(self, principal: Principal | None) -> ResourceExhaustedError | None:
         """Take a slot for a stream of `principal` (None: unauthenticated), or say why not."""

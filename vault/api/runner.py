@@ -147,7 +147,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return self._private_handler(method, handler)
 
     # Public methods: health, and reflection where it is public ------------------------
-    def _public_handler(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _public_handler(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
         if handler.unary_stream is not None:
             watch = handler.unary_stream
 
@@ -168,7 +168,50 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return grpc.stream_stream_rpc_method_handler(
                 many_in_many_out, handler.request_deserializer, handler.response_serializer
             )
-        return handler  # health Check: answered on the loop at once
+        if handler.unary_unary is not None:
+            check = handler.unary_unary
+            parse = handler.request_deserializer
+
+            async def one_in_one_out(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await self._public_unary(check, parse, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                one_in_one_out, None, handler.response_serializer
+            )
+        return None
+
+    async def _public_unary(
+        self,
+        behavior: Handler,
+        parse: Callable[[bytes], Any] | None,
+        context: grpc.aio.ServicerContext,
+    ) -> Any:
+        """A health check: its small request read within a short time, then answered
+        on the loop; at most `max_public_calls` at once (their requests are read
+        before anyone is known)."""
+        refused = self.slots.take_public_call()
+        if refused is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused.message)
+        try:
+            limits = self._limits
+            try:
+                data = await asyncio.wait_for(context.read(), limits.public_request_timeout_seconds)
+            except TimeoutError:
+                await context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"no request message within {limits.public_request_timeout_seconds:g} s",
+                )
+            if not isinstance(data, bytes) or len(data) > limits.max_public_request_bytes:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"one request message of at most {limits.max_public_request_bytes} bytes",
+                )
+            request = _parse(parse, data)
+            if request is MALFORMED:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request")
+            return await behavior(request, context)
+        finally:
+            self.slots.give_back_public_call()
 
     async def _public_stream(
         self, behavior: Handler, argument: Any, context: grpc.aio.ServicerContext
@@ -342,6 +385,41 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - mapped to a status by _exit
             return None, exc
 
+    async def _guarded(
+        self, run: _Run, body: Callable[[], Awaitable[BaseException | None]], stream: bool
+    ) -> None:
+        """Authenticate, take the caller's call (and stream) slot, run `body`, end the
+        call. The stream slot is given back before the status is sent (that send may
+        wait behind data the caller does not read); the call slot only once the
+        transport has ended the call."""
+        exc = await self._step(run, self._enter, run)
+        principal = run.principal
+        counted = streaming = False
+        if exc is None and principal is not None:
+            exc = self._refused(run, self.slots.take_call(principal))
+            counted = exc is None
+            if exc is None and stream:
+                exc = self._refused(run, self.slots.take(principal))
+                streaming = exc is None
+        try:
+            if exc is None:
+                exc = await body()
+            if streaming:
+                streaming = False
+                self.slots.give_back(principal)
+            await self._end(run, exc)
+        finally:
+            if streaming:
+                self.slots.give_back(principal)
+            if counted and principal is not None:
+                self.slots.give_back_call(principal)
+
+    @staticmethod
+    def _refused(run: _Run, refusal: BaseException | None) -> BaseException | None:
+        if refusal is not None:
+            run.rpc.call.deny("too many calls or streams in flight")
+        return refusal
+
     async def _unary(
         self,
         method: str,
@@ -351,20 +429,16 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> Any:
         run = self._begin(method, context)
-        exc = await self._step(run, self._enter, run)
-        response = None
-        if exc is None:
+        answer: list[Any] = [None]
+
+        async def body() -> BaseException | None:
             data, exc = await self._receive(run, limit)
             if exc is None:
-                response, exc = await self._step(run, self._invoke, run, behavior, parse, data)
-        await self._end(run, exc)
-        return response
+                answer[0], exc = await self._step(run, self._invoke, run, behavior, parse, data)
+            return exc
 
-    def _take_slot(self, run: _Run) -> BaseException | None:
-        refused = self.slots.take(run.principal)
-        if refused is not None:
-            run.rpc.call.deny("too many open streams")
-        return refused
+        await self._guarded(run, body, stream=False)
+        return answer[0]
 
     async def _stream(
         self,
@@ -375,22 +449,16 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> None:
         run = self._begin(method, context)
-        exc = await self._step(run, self._enter, run)
-        holding = False
-        if exc is None:
-            exc = self._take_slot(run)
-            holding = exc is None
-        try:
-            if exc is None:
-                data, exc = await self._receive(run, limit)
+
+        async def body() -> BaseException | None:
+            data, exc = await self._receive(run, limit)
             if exc is None:
                 items, exc = await self._step(run, self._invoke, run, behavior, parse, data)
                 if exc is None:
                     exc = await self._pump(run, items)
-            await self._end(run, exc)
-        finally:
-            if holding:
-                self.slots.give_back(run.principal)
+            return exc
+
+        await self._guarded(run, body, stream=True)
 
     async def _pump(self, run: _Run, items: Iterator[Any]) -> BaseException | None:
         """Produce the stream's items on a worker and write them from the loop."""
@@ -425,19 +493,12 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> None:
         run = self._begin(method, context)
-        exc = await self._step(run, self._enter, run)
-        holding = False
-        if exc is None:
-            exc = self._take_slot(run)
-            holding = exc is None
-        try:
-            if exc is None:
-                run.rpc.call.allow("any authenticated caller", "")
-                exc = await self._relay_for(run, behavior(self._arriving(requests), context))
-            await self._end(run, exc)
-        finally:
-            if holding:
-                self.slots.give_back(run.principal)
+
+        async def body() -> BaseException | None:
+            run.rpc.call.allow("any authenticated caller", "")
+            return await self._relay_for(run, behavior(self._arriving(requests), context))
+
+        await self._guarded(run, body, stream=True)
 
     async def _relay_for(self, run: _Run, produced: Any) -> BaseException | None:
         try:
