@@ -385,6 +385,8 @@ def call_limits(settings: Settings) -> CallLimits:
         max_request_bytes=settings.max_request_bytes,
         request_bytes_by_method={BATCH_CREATE: settings.max_batch_request_bytes},
         max_map_entries=settings.max_map_entries,
+        max_request_map_entries=settings.max_request_map_entries,
+        max_large_requests=settings.max_large_requests,
         max_violations=settings.max_error_violations,
         max_calls_per_principal=settings.max_calls_per_principal,
         max_streams=settings.max_streams,

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from google.protobuf.message import Message
+from google.protobuf.descriptor import Descriptor
 
 from vault.errors import FieldViolation, ResourceExhaustedError, VaultError
 from vault.principal import Principal
@@ -33,6 +33,8 @@ class CallLimits:
     max_request_bytes: int = 1024 * 1024
     request_bytes_by_method: Mapping[str, int] = field(default_factory=dict)
     max_map_entries: int = 256
+    max_request_map_entries: int = 200_000
+    max_large_requests: int = 2
     max_violations: int = 50
     max_calls_per_principal: int = 64
     max_streams: int = 64
@@ -129,33 +131,109 @@ class StreamSlots:
         return self._open
 
 
-def oversized_maps(message: Message, limit: int, path: str = "", depth: int = 0) -> list[str]:
-    """Paths of the maps in `message` (nested messages too) with more than `limit`
-    entries. Sizes are read from the parsed message without building Python objects."""
-    found: list[str] = []
-    if depth > 8:
-        return found
-    for descriptor, value in message.ListFields():
-        where = f"{path}{descriptor.name}"
-        entry = descriptor.message_type
-        if entry is None:
-            continue
-        if entry.GetOptions().map_entry:
-            if len(value) > limit:
-                found.append(where)
-            if entry.fields_by_name["value"].message_type is not None:
-                for key in value:
-                    found += oversized_maps(value[key], limit, f"{where}.", depth + 1)
-        elif descriptor.is_repeated:
-            for index, item in enumerate(value):
-                found += oversized_maps(item, limit, f"{where}[{index}].", depth + 1)
-        else:
-            found += oversized_maps(value, limit, f"{where}.", depth + 1)
+class _Tally:
+    """Map entries counted so far in one request."""
+
+    def __init__(self, per_map: int, total: int) -> None:
+        self.per_map = per_map
+        self.total = total
+        self.seen = 0
+
+
+def _varint(data: memoryview, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+_FIXED = {1: 8, 5: 4}
+
+
+_HAS_MAPS: dict[str, bool] = {}
+
+
+def _has_maps(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a message of this type can hold a map, at any depth."""
+    known = _HAS_MAPS.get(descriptor.full_name)
+    if known is not None:
+        return known
+    if descriptor.full_name in seen:
+        return False
+    found = any(
+        fd.message_type is not None
+        and (
+            fd.message_type.GetOptions().map_entry
+            or _has_maps(fd.message_type, seen | {descriptor.full_name})
+        )
+        for fd in descriptor.fields
+    )
+    if not seen:
+        _HAS_MAPS[descriptor.full_name] = found
     return found
 
 
-def map_violations(message: Message, limit: int) -> list[FieldViolation]:
-    return [
-        FieldViolation(where, f"more than {limit} entries")
-        for where in oversized_maps(message, limit)
-    ]
+def _walk(data: memoryview, descriptor: Descriptor, tally: _Tally, path: str) -> str | None:
+    """The first map (by path) over the per-map limit, "request" when all maps together
+    are over the total, or None. Walks the wire format without parsing: cheap, and it
+    stops at the first excess. Bytes that are not valid wire format are left to the
+    real parser, which refuses them."""
+    counts: dict[int, int] = {}
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, at = _varint(data, at)
+            continue
+        if wire in _FIXED:
+            at += _FIXED[wire]
+            continue
+        if wire != 2:
+            raise ValueError("unsupported wire type")
+        size, at = _varint(data, at)
+        body = data[at : at + size]
+        at += size
+        fd = descriptor.fields_by_number.get(number)
+        entry = fd.message_type if fd is not None else None
+        if fd is None or entry is None:
+            continue
+        index = counts.get(number, 0)
+        counts[number] = index + 1
+        if entry.GetOptions().map_entry:
+            tally.seen += 1
+            if index + 1 > tally.per_map:
+                return f"{path}{fd.name}"
+            if tally.seen > tally.total:
+                return "request"
+        elif _has_maps(entry):
+            where = f"{path}{fd.name}[{index}]." if fd.is_repeated else f"{path}{fd.name}."
+            found = _walk(body, entry, tally, where)
+            if found is not None:
+                return found
+    if at > len(data):
+        raise ValueError("truncated field")
+    return None
+
+
+def map_violations(
+    data: bytes, descriptor: Descriptor, per_map: int, total: int
+) -> list[FieldViolation]:
+    """A violation if any map in the serialized request has more than `per_map`
+    entries, or all maps together more than `total`: found before the request is
+    parsed (a parsed map entry costs over 100 bytes of memory, on the wire 2)."""
+    try:
+        found = _walk(memoryview(data), descriptor, _Tally(per_map, total), "")
+    except ValueError:
+        return []
+    if found is None:
+        return []
+    if found == "request":
+        return [FieldViolation("request", f"more than {total} map entries in all")]
+    return [FieldViolation(found, f"more than {per_map} entries")]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import time
@@ -38,7 +39,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor
 from grpc_status import rpc_status
 
 from vault.api.errors import rich_status
@@ -77,6 +79,16 @@ def _parse(deserialize: Callable[[bytes], Any] | None, data: bytes) -> Any:
         return deserialize(data)
     except Exception:  # noqa: BLE001 - any parse failure is the caller's bad input
         return MALFORMED
+
+
+@functools.cache
+def _request_type(method: str) -> Descriptor | None:
+    """The request message type of `/package.Service/Method`, from the descriptor pool."""
+    try:
+        found = descriptor_pool.Default().FindMethodByName(method.strip("/").replace("/", "."))
+    except KeyError:
+        return None
+    return found.input_type
 
 
 def _malformed_request() -> InvalidArgumentError:
@@ -130,6 +142,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._limits = limits
         self._public = public_prefixes
         self.slots = StreamSlots(limits)
+        self._large = asyncio.Semaphore(limits.max_large_requests)
 
     async def intercept_service(
         self,
@@ -371,15 +384,20 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _invoke(
         self, run: _Run, behavior: Handler, parse: Callable[[bytes], Any] | None, data: bytes
     ) -> tuple[Any, BaseException | None]:
+        """Count the request's map entries on the wire, parse it, run the handler."""
+        shape = _request_type(run.rpc.method)
+        if shape is not None:
+            limits = self._limits
+            too_many = map_violations(
+                data, shape, limits.max_map_entries, limits.max_request_map_entries
+            )
+            if too_many:
+                run.rpc.call.reason = "too many map entries"
+                return None, InvalidArgumentError(too_many, "too many map entries")
         request = _parse(parse, data)
         if request is MALFORMED:
             return None, _malformed_request()
         run.rpc.request = request
-        if isinstance(request, Message):
-            too_many = map_violations(request, self._limits.max_map_entries)
-            if too_many:
-                run.rpc.call.reason = "too many map entries"
-                return None, InvalidArgumentError(too_many, "too many map entries")
         try:
             return behavior(request, run.context), None
         except Exception as exc:  # noqa: BLE001 - mapped to a status by _exit
@@ -433,7 +451,12 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def body() -> BaseException | None:
             data, exc = await self._receive(run, limit)
-            if exc is None:
+            if exc is not None:
+                return exc
+            if len(data) <= self._limits.max_request_bytes:
+                answer[0], exc = await self._step(run, self._invoke, run, behavior, parse, data)
+                return exc
+            async with self._large:  # only so many large requests parsed and held at once
                 answer[0], exc = await self._step(run, self._invoke, run, behavior, parse, data)
             return exc
 

@@ -94,6 +94,10 @@ class ConnectionLimits:
             ),
             ("grpc.http2.max_ping_strikes", 2),
             ("grpc.max_concurrent_streams", self.max_streams_per_connection),
+            # Windows stay at HTTP/2's 64 KiB unless a call asks for a message: with
+            # BDP probing they grow to megabytes per connection, which an
+            # unauthenticated caller could fill before it is refused.
+            ("grpc.http2.bdp_probe", 0),
         ]
 
 
