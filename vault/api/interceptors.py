@@ -4,8 +4,10 @@ handler, with audit and error mapping around all of it (`vault.api.runner` runs 
 Stages get one `RpcCall` dataclass per call (so their inputs can grow without changing
 signatures). `before` hooks run in order; `after` hooks run in reverse for every stage
 whose `before` ran, with the exception the call ended with (or None), and may replace
-it. Finally an exception becomes a rich gRPC status. Stages are plain synchronous code:
-the runner calls them on its worker threads, never on the event loop.
+it. Finally an exception becomes a rich gRPC status. Stages are plain synchronous code.
+The runner calls `before` hooks on the server's event loop, so they must not block (no
+I/O: they read metadata and verify signatures); `after` hooks (the audit write) run on
+its worker threads.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ caller holds no thread.
 
 For every method that needs credentials, in this order:
 
-1. the stages' `before` hooks (tracing, authentication) on a worker, from metadata only:
+1. the stages' `before` hooks (tracing, authentication) on the loop, from metadata only:
    grpc is told the method takes a stream of raw bytes, so the request has not been
    read, let alone parsed (beyond HTTP/2's flow-control window, nothing of it has been
    accepted);
@@ -15,8 +15,8 @@ For every method that needs credentials, in this order:
 4. the handler runs on a worker; a stream's items are produced one at a time on a
    worker and written from the loop: a write the caller does not take within the idle
    timeout, or a stream older than the maximum age, ends the stream (DEADLINE_EXCEEDED);
-5. the `after` hooks (audit, error mapping) and the finish hooks on a worker, then the
-   status.
+5. the `after` hooks (audit, error mapping) and the finish hooks on a worker (for a
+   unary call in the same step as its handler), then the status.
 
 A call whose caller goes away mid-step still finishes that step and runs its `after`
 hooks: every call is audited. Health checks and (in the embedded default) reflection
@@ -109,6 +109,8 @@ class _Run:
     started: float = field(default_factory=time.monotonic)
     entered: list[Stage] = field(default_factory=list)
     cancelled: bool = False
+    exited: bool = False
+    status: Any = None
 
     def caller_left(self) -> None:
         self.cancelled = True
@@ -208,7 +210,8 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             limits = self._limits
             try:
-                data = await asyncio.wait_for(context.read(), limits.public_request_timeout_seconds)
+                async with asyncio.timeout(limits.public_request_timeout_seconds):
+                    data = await context.read()
             except TimeoutError:
                 await context.abort(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -249,7 +252,8 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             async for item in produced:
                 timeout = self._limits.idle_timeout_seconds
                 try:
-                    await asyncio.wait_for(context.write(item), timeout)
+                    async with asyncio.timeout(timeout):
+                        await context.write(item)
                 except TimeoutError:
                     raise self._not_read() from None
         elif inspect.isawaitable(produced):
@@ -260,7 +264,8 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         pending = aiter(requests)
         while True:
             try:
-                item = await asyncio.wait_for(anext(pending), self._limits.idle_timeout_seconds)
+                async with asyncio.timeout(self._limits.idle_timeout_seconds):
+                    item = await anext(pending)
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -342,22 +347,32 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return exc
         return None
 
-    def _exit(self, run: _Run, exc: BaseException | None) -> Any:
+    def _exit(self, run: _Run, exc: BaseException | None) -> None:
+        """The `after` hooks, the status for `exc` (kept on `run`), the finish hooks."""
         rpc = run.rpc
+        run.exited = True
         try:
             for stage in reversed(run.entered):
                 exc = stage.after(rpc, exc)
-            if exc is None:
-                return None
-            return rich_status(exc, rpc.call.request_id, self._limits.max_violations)
+            if exc is not None:
+                run.status = rich_status(exc, rpc.call.request_id, self._limits.max_violations)
         finally:
             for hook in reversed(rpc.on_finish):
                 hook()
 
     async def _end(self, run: _Run, exc: BaseException | None) -> None:
-        status = await self._step(run, self._exit, run, exc)
-        if status is not None and not run.cancelled:
-            await run.context.abort_with_status(rpc_status.to_status(status))
+        if not run.exited:
+            await self._step(run, self._exit, run, exc)
+        if run.status is not None and not run.cancelled:
+            await run.context.abort_with_status(rpc_status.to_status(run.status))
+
+    def _complete(
+        self, run: _Run, behavior: Handler, parse: Callable[[bytes], Any] | None, data: bytes
+    ) -> Any:
+        """A unary call's handler and its `after` hooks, in one step on a worker."""
+        response, exc = self._invoke(run, behavior, parse, data)
+        self._exit(run, exc)
+        return response
 
     async def _receive(self, run: _Run, limit: int) -> tuple[bytes, BaseException | None]:
         """The call's one request message, as bytes, once the caller is known."""
@@ -365,7 +380,8 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return b"", CallCancelledError("cancelled by the caller")
         idle = self._limits.idle_timeout_seconds
         try:
-            data = await asyncio.wait_for(run.context.read(), idle)
+            async with asyncio.timeout(idle):
+                data = await run.context.read()
         except asyncio.CancelledError:
             run.caller_left()
             return b"", CallCancelledError("cancelled by the caller")
@@ -410,7 +426,9 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         call. The stream slot is given back before the status is sent (that send may
         wait behind data the caller does not read); the call slot only once the
         transport has ended the call."""
-        exc = await self._step(run, self._enter, run)
+        # On the loop: the stages' `before` hooks only read metadata and verify a
+        # signature (no I/O), and this spares a trip to a worker.
+        exc = run.ctx.run(self._enter, run)
         principal = run.principal
         counted = streaming = False
         if exc is None and principal is not None:
@@ -454,11 +472,11 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if exc is not None:
                 return exc
             if len(data) <= self._limits.max_request_bytes:
-                answer[0], exc = await self._step(run, self._invoke, run, behavior, parse, data)
-                return exc
+                answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
+                return None
             async with self._large:  # only so many large requests parsed and held at once
-                answer[0], exc = await self._step(run, self._invoke, run, behavior, parse, data)
-            return exc
+                answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
+            return None
 
         await self._guarded(run, body, stream=False)
         return answer[0]
@@ -496,7 +514,8 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     return self._too_old()
                 idle = self._limits.idle_timeout_seconds
                 try:
-                    await asyncio.wait_for(run.context.write(item), min(idle, age_left))
+                    async with asyncio.timeout(min(idle, age_left)):
+                        await run.context.write(item)
                 except asyncio.CancelledError:
                     run.caller_left()
                 except TimeoutError:
