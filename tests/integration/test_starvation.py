@@ -271,3 +271,28 @@ def _reflect(vault: RunningVault, metadata: tuple[tuple[str, str], ...]) -> grpc
         names = {s.name for s in answers[0].list_services_response.service}
         assert "customervault.v1.VaultService" in names
         return grpc.StatusCode.OK
+
+
+def test_a_stream_its_caller_cancels_frees_its_slot_and_stays_audited(
+    starved: RunningVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    vault = starved
+    with grpc.insecure_channel(vault.address, options=NOT_READING) as channel:
+        stub = vault_pb2_grpc.VaultServiceStub(channel)
+        request = pb.ExportViewRequest(view="full", purpose="data_subject_request")
+        export = stub.ExportView(request, metadata=_dpo(vault, 1))
+        next(export)
+        export.cancel()
+        slots = vault.server.interceptor.slots
+        deadline = time.monotonic() + 30
+        while slots.open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slots.open == 0
+        # The same caller's next export runs to the end.
+        assert sum(1 for _ in stub.ExportView(request, metadata=_dpo(vault, 1))) == SUBJECTS
+    with vault.app.db.engine.connect() as conn:
+        exports = conn.execute(
+            sa.text("SELECT result_code FROM audit_entries WHERE action = 'ExportView'")
+        ).all()
+    assert sorted(code for (code,) in exports) == ["OK", "OK"]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -363,7 +363,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _end(self, run: _Run, exc: BaseException | None) -> None:
         if not run.exited:
             await self._step(run, self._exit, run, exc)
-        if run.status is not None and not run.cancelled:
+        if run.status is not None and not run.cancelled and not run.context.done():
             await run.context.abort_with_status(rpc_status.to_status(run.status))
 
     def _complete(
@@ -521,6 +521,8 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except TimeoutError:
                     run.rpc.call.reason = "stream not read"
                     return self._not_read() if age_left > idle else self._too_old()
+                except Exception as exc:  # noqa: BLE001 - the write failed: end the call with it
+                    return exc
             return None
         finally:
             close = getattr(items, "close", None)
