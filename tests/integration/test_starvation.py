@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -296,3 +296,54 @@ def test_a_stream_its_caller_cancels_frees_its_slot_and_stays_audited(
         ).all()
     assert sorted(code for (code,) in exports) == ["OK", "OK"]
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def _until(check: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
+
+
+def test_a_cut_stream_is_gone_with_its_connection_at_the_maximum_age(tmp_path: Path) -> None:
+    settings = settings_for(
+        tmp_path / "data",
+        None,
+        stream_idle_timeout_seconds=1,
+        connection_max_age_seconds=2,
+        connection_age_grace_seconds=1,
+    )
+    with running_vault(settings) as vault:
+        vault.client().batch_create([_fields(i) for i in range(SUBJECTS)])
+        slots = vault.server.interceptor.slots
+        with grpc.insecure_channel(vault.address, options=NOT_READING) as channel:
+            stub = vault_pb2_grpc.VaultServiceStub(channel)
+            request = pb.ExportViewRequest(view="full", purpose="data_subject_request")
+            stalled = stub.ExportView(request, metadata=_dpo(vault, 1))
+            next(stalled)
+            # Cut for not reading: its stream slot is free at once...
+            assert _until(lambda: slots.open == 0)
+            # ...and the call itself ends when the connection reaches its age and grace.
+            assert _until(lambda: slots.calls == 0), "the cut call outlived its connection"
+
+
+def test_a_stream_ends_at_its_maximum_age(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "data", None, stream_max_age_seconds=1)
+    with running_vault(settings) as vault:
+        vault.client().batch_create([_fields(i) for i in range(SUBJECTS)])
+        with grpc.insecure_channel(vault.address, options=NOT_READING) as channel:
+            stub = vault_pb2_grpc.VaultServiceStub(channel)
+            request = pb.ExportViewRequest(view="full", purpose="data_subject_request")
+            received: list[pb.SubjectView] = []
+            with pytest.raises(grpc.RpcError) as ended:
+                _read_slowly(stub.ExportView(request, metadata=_dpo(vault, 1)), received)
+            assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "maximum age" in (ended.value.details() or "")
+            assert 0 < len(received) < SUBJECTS
+
+
+def _read_slowly(stream: Iterator[pb.SubjectView], into: list[pb.SubjectView]) -> None:
+    """A slow reader: 150 subjects at 20 a second take longer than the maximum age."""
+    for item in stream:
+        into.append(item)
+        time.sleep(0.05)

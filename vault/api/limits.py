@@ -128,7 +128,13 @@ class StreamSlots:
 
     @property
     def open(self) -> int:
+        """Streams open."""
         return self._open
+
+    @property
+    def calls(self) -> int:
+        """Calls of authenticated principals in flight."""
+        return sum(self._calls.values())
 
 
 class _Tally:
