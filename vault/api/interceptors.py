@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import grpc
 
 from vault.api.errors import status_code_for
-from vault.auditing import Auditor
+from vault.audit_trail import Auditor
 from vault.context import CallContext
 from vault.errors import UnauthenticatedError
 from vault.identity import (

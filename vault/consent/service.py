@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import checks, ledger
 from vault.consent.checks import ConsentRequest
@@ -24,6 +25,7 @@ from vault.consent.models import (
     ConsentEvent,
     ConsentStatus,
     NewConsentEvent,
+    subject_context,
 )
 from vault.consent.receipts import ReceiptContext, ReceiptIssuer
 from vault.consent.status import build_status
@@ -37,8 +39,6 @@ from vault.errors import (
 )
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.records.guard import authorize, load_own_subject
-from vault.records.rendering import subject_context
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
 

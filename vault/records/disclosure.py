@@ -12,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, load_own_subject
+from vault.access.guard import justification as check_justification
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
+from vault.consent.models import SubjectConsent, subject_context
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -23,21 +26,14 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from vault.fields.dictionary import DataDictionary, FieldSpec
 from vault.policy import Action, PolicyEngine
-from vault.records.dictionary import DataDictionary, FieldSpec
-from vault.records.guard import authorize, load_own_subject
-from vault.records.guard import justification as check_justification
-from vault.records.models import SubjectMeta
-from vault.records.rendering import (
-    DisclosedField,
-    Disclosure,
-    SubjectConsent,
-    subject_context,
-)
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
+from vault.records.rendering import DisclosedField, Disclosure
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
+from vault.subject import SubjectMeta
 
 
 class TokenKind(StrEnum):
@@ -61,7 +57,7 @@ class DisclosureService:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,

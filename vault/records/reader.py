@@ -11,21 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import ledger
 from vault.context import CallContext
 from vault.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, LegalBasis, PolicyEngine
 from vault.policy.subject import STATE_RULE
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, load_own_subject
-from vault.records.models import SubjectState
+from vault.records.cipher import RecordCipher
 from vault.records.rendering import SubjectView, ViewRenderer
-from vault.records.sealing import SubjectSealing
 from vault.storage import subjects as repo
 from vault.storage.db import Database
+from vault.subject import SubjectState
 
 DEFAULT_EXPORT_STATES = (SubjectState.ACTIVE, SubjectState.RESTRICTED)
 _LEDGER_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST})
@@ -38,7 +38,7 @@ class RecordReader:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         renderer: ViewRenderer,

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, justification, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.errors import (
@@ -19,16 +20,16 @@ from vault.errors import (
     InvalidArgumentError,
     VersionConflictError,
 )
+from vault.fields.dictionary import DataDictionary
+from vault.fields.normalizers import violation_path
 from vault.policy import Action, PolicyEngine
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, justification, load_own_subject
-from vault.records.models import ItemResult, SubjectMeta, SubjectState
-from vault.records.normalizers import violation_path
-from vault.records.sealing import SubjectSealing
-from vault.retention import notices as retention_notices
+from vault.records.cipher import RecordCipher
+from vault.storage import notices as retention_notices
+from vault.storage import shredding
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import encode_fields
+from vault.subject import ItemResult, SubjectMeta, SubjectState
 
 # Activity timestamps may run slightly ahead of our clock on another machine.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -41,7 +42,7 @@ class RecordService:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,
@@ -230,18 +231,8 @@ class RecordService:
                 call.deny("state:legal_hold")
                 raise FailedPreconditionError("subject is under legal hold")
             new_version = row.meta.version + 1
-            changed = {
-                "version": new_version,
-                "state": SubjectState.ERASED.value,
-                "updated_at": to_micros(now),
-                "kek_version": None,
-                "wrapped_dek": None,
-                "fields": None,
-            }
-            if not repo.update_row(conn, subject_id, row.meta.version, changed):
+            if not shredding.erase(conn, subject_id, row.meta.version, to_micros(now)):
                 raise VersionConflictError("subject was changed concurrently; retry")
-            repo.delete_blind_indexes(conn, subject_id)
-            repo.delete_tokens(conn, subject_id)
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             self._auditor.record_in(conn, call)
         self._db.after_shred()

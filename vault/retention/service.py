@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, justification, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.errors import (
@@ -20,15 +21,14 @@ from vault.errors import (
     VersionConflictError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.records.guard import authorize, justification, load_own_subject
-from vault.records.models import SubjectState
-from vault.retention import notices
 from vault.retention.job import RetentionJob
-from vault.retention.notices import LegalHold, Notice
 from vault.retention.report import RetentionReport
-from vault.retention.tables import OPEN
+from vault.storage import notices
 from vault.storage import subjects as repo
 from vault.storage.db import Database
+from vault.storage.notices import LegalHold, Notice
+from vault.storage.retention_tables import OPEN
+from vault.subject import SubjectState
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 import audit
 from vault import telemetry
+from vault.audit_actions import AuditAction
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.crypto import is_subject_id
@@ -34,10 +35,10 @@ _ONE_LINE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Auditor:
-    """Writes one audit entry per call."""
+    """Writes one audit entry per call, through the process's `audit.AuditLog`."""
 
-    def __init__(self, writer: audit.GroupCommitWriter, clock: Clock) -> None:
-        self._writer = writer
+    def __init__(self, log: audit.AuditLog, clock: Clock) -> None:
+        self._log = log
         self._clock = clock
 
     def entry(self, call: CallContext, result_code: str) -> audit.AuditEntry:
@@ -47,7 +48,7 @@ class Auditor:
             actor=principal.id if principal else UNAUTHENTICATED,
             actor_roles=tuple(sorted(principal.roles)) if principal else (),
             tenant=principal.tenant if principal else NO_TENANT,
-            action=call.action,
+            action=call.action.value,
             subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid)),
             field_names=tuple(n for n in call.field_names if _is_name(n)),
             purpose=call.purpose if not call.purpose or _is_name(call.purpose) else "",
@@ -71,7 +72,7 @@ class Auditor:
         """
         try:
             with telemetry.audit_write("in_transaction"):
-                audit.append_in(conn, [self.entry(call, result_code)])
+                self._log.append_in(conn, [self.entry(call, result_code)])
         except sa.exc.SQLAlchemyError as exc:
             log.error("audit log refused an entry (%s); failing the change", type(exc).__name__)  # noqa: TRY400
             translated = translate(exc)
@@ -84,7 +85,7 @@ class Auditor:
         """Append and wait for the commit; `UnavailableError` if the log cannot be written."""
         try:
             with telemetry.audit_write("group_commit"):
-                self._writer.append(self.entry(call, result_code))
+                self._log.append(self.entry(call, result_code))
         except audit.AuditUnavailableError as exc:
             log.error("audit log unavailable; failing the call closed")  # noqa: TRY400
             raise UnavailableError("audit log unavailable") from exc
@@ -123,7 +124,7 @@ def checkpoint_lag(engine: Engine, now: datetime) -> tuple[int, float]:
 def system_entry(
     time: datetime,
     principal: Principal,
-    action: str,
+    action: AuditAction,
     subject_id: str,
     *,
     reason: str,
@@ -140,7 +141,7 @@ def system_entry(
         actor=principal.id,
         actor_roles=tuple(sorted(principal.roles)),
         tenant=principal.tenant,
-        action=action,
+        action=action.value,
         subject_ids=(subject_id,),
         field_names=field_names,
         decision=audit.ALLOW,
