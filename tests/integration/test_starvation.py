@@ -258,6 +258,14 @@ def test_reflection_enabled_outside_the_embedded_default_needs_credentials(
     with running_vault(settings) as vault:
         assert _reflect(vault, ()) is grpc.StatusCode.UNAUTHENTICATED
         assert _reflect(vault, _dpo(vault, 1)) is grpc.StatusCode.OK
+        with vault.app.db.engine.connect() as conn:
+            audited = conn.execute(
+                sa.text(
+                    "SELECT result_code, decision FROM audit_entries"
+                    " WHERE action = 'ServerReflectionInfo' ORDER BY id"
+                )
+            ).all()
+        assert [tuple(row) for row in audited] == [("UNAUTHENTICATED", "deny"), ("OK", "allow")]
 
 
 def _reflect(vault: RunningVault, metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
