@@ -521,8 +521,9 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except TimeoutError:
                     run.rpc.call.reason = "stream not read"
                     return self._not_read() if age_left > idle else self._too_old()
-                except Exception as exc:  # noqa: BLE001 - the write failed: end the call with it
-                    return exc
+                except Exception:  # noqa: BLE001 - the call is over (its caller or the server ended it)
+                    run.rpc.call.reason = run.rpc.call.reason or "stream closed"
+                    run.caller_left()
             return None
         finally:
             close = getattr(items, "close", None)

@@ -193,7 +193,10 @@ class VaultServer:
         self._run(self._set_health(health_pb2.HealthCheckResponse.SERVING))
 
     def stop(self, grace: float) -> None:
-        """Refuse new calls, let in-flight ones finish within `grace` seconds."""
+        """Refuse new calls, let in-flight ones finish within `grace` seconds. Stopping
+        a stopped server does nothing (as with grpc's own servers)."""
+        if self._loop.is_closed():
+            return
         try:
             self._run(self._stop(grace))
         finally:
