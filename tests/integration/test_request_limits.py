@@ -21,8 +21,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from tests.data import ADA
 from tests.integration.serving import ServeProcess, clean_env, serving, token_for
-from tests.integration.test_records_write import ADA
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 MIB = 1024 * 1024
