@@ -131,6 +131,7 @@ class VaultServer:
         public = (HEALTH_PREFIX, *(REFLECTION_PREFIXES if options.reflection_public else ()))
         self.interceptor = VaultInterceptor(stages, self._pool, options.limits, public)
         self._names = tuple(service.name for service in services)
+        self._audit_failed = False
         self.health = health.aio.HealthServicer()
         try:
             self._server = self._run(self._build(options, services))
@@ -191,6 +192,25 @@ class VaultServer:
 
     def mark_serving(self) -> None:
         self._run(self._set_health(health_pb2.HealthCheckResponse.SERVING))
+        if self._audit_failed:
+            self.mark_audit_failed()
+
+    def mark_audit_failed(self) -> None:
+        """The audit log's integrity alarm: every named service (each one audits its calls)
+        goes NOT_SERVING and stays so until restart. The overall status ("") is left to
+        the process's own state, so an alarm does not make Kubernetes pull or restart
+        every replica at once; alert on the per-service status and the alarm metric.
+        Called from any thread but the loop's own (it waits for the loop)."""
+        self._audit_failed = True
+        if self._loop.is_closed() or not self._loop.is_running():
+            return
+        self._run(self._set_named(health_pb2.HealthCheckResponse.NOT_SERVING))
+
+    async def _set_named(
+        self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None:
+        for name in self._names:
+            await self.health.set(name, status)
 
     def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within `grace` seconds. Stopping
