@@ -49,6 +49,7 @@ from vault.identity import IdentityMap, TokenVerifier
 from vault.policy import PolicyEngine
 from vault.records.dictionary import DataDictionary
 from vault.records.disclosure import DisclosureService
+from vault.records.limits import RateLimiter
 from vault.records.reader import RecordReader
 from vault.records.rendering import ViewRenderer
 from vault.records.sealing import SubjectSealing
@@ -132,7 +133,13 @@ class VaultApp:
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = _Shared(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
-            **common, auditor=auditor, clock=clock, max_batch_size=settings.max_batch_size
+            **common,
+            auditor=auditor,
+            clock=clock,
+            max_batch_size=settings.max_batch_size,
+            erase_limit=RateLimiter(
+                "erasure", settings.erase_rate_per_minute, settings.erase_burst, clock
+            ),
         )
         reader = RecordReader(
             **common,
@@ -140,6 +147,11 @@ class VaultApp:
             auditor=auditor,
             clock=clock,
             export_batch_size=settings.export_batch_size,
+            search_limit=RateLimiter(
+                "search", settings.search_rate_per_minute, settings.search_burst, clock
+            ),
+            find_page_size=settings.find_page_size,
+            find_max_page_size=settings.find_max_page_size,
         )
         tokenizer = keyring.tokenizer()
         disclosures = DisclosureService(

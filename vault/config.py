@@ -81,6 +81,19 @@ class Settings(BaseSettings):
     max_concurrent_rpcs: int = 256
     shutdown_grace_seconds: float = 15.0
 
+    # Abuse limits, per principal (tenant + id) and per vault process (docs/security.md).
+    # A search confirms or denies a guessed value: FindSubjects calls per minute, with a
+    # burst allowance. 0 switches a limit off.
+    search_rate_per_minute: int = Field(default=60, ge=0)
+    search_burst: int = Field(default=20, ge=1)
+    # EraseSubject calls per minute (the data-subject-request path, EraseSubjectData,
+    # is not limited: bulk erasure goes through it, one request reference each).
+    erase_rate_per_minute: int = Field(default=10, ge=0)
+    erase_burst: int = Field(default=10, ge=1)
+    # FindSubjects pages: the default and the largest page size.
+    find_page_size: int = Field(default=50, ge=1)
+    find_max_page_size: int = Field(default=500, ge=1)
+
     # Background work.
     rewrap_interval_seconds: float = 5.0
     rewrap_batch_size: int = 500

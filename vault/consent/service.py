@@ -37,8 +37,7 @@ from vault.errors import (
 )
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.records.guard import authorize, load_own_subject
-from vault.records.rendering import subject_context
+from vault.records.guard import authorize, check_subject, load_own_subject
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
 
@@ -252,10 +251,7 @@ class ConsentService:
             return ledger.events_for(conn, subject_id, recorded_until=recorded_until)
 
     def _check_state(self, call: CallContext, action: Action, row: SubjectRow) -> None:
-        refusal = self._policy.check_subject(action, None, subject_context(row.meta))
-        if refusal is not None:
-            call.deny(refusal.rule, self._policy.version)
-            raise FailedPreconditionError(refusal.reason)
+        check_subject(self._policy, call, action, row)
 
 
 def _listed(names: Iterable[str]) -> str:

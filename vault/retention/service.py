@@ -20,7 +20,7 @@ from vault.errors import (
     VersionConflictError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.records.guard import authorize, justification, load_own_subject
+from vault.records.guard import authorize, check_subject, justification, load_own_subject
 from vault.records.models import SubjectState
 from vault.retention import notices
 from vault.retention.job import RetentionJob
@@ -112,8 +112,7 @@ class RetentionService:
         now_us = to_micros(self._clock.now())
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            if row.meta.state.is_terminal:
-                raise FailedPreconditionError(f"subject is {row.meta.state.value}")
+            check_subject(self._policy, call, Action.LEGAL_HOLD, row)
             changed: dict[str, object] = {"legal_hold": True}
             prior = notices.cancel_open(conn, subject_id, now_us, "legal_hold")
             if prior is not None and row.meta.state is SubjectState.PENDING_ANONYMIZATION:

@@ -26,9 +26,8 @@ from vault.errors import (
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
 from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, load_own_subject
+from vault.records.guard import authorize, check_subject, load_own_subject
 from vault.records.models import SubjectMeta, SubjectState
-from vault.records.rendering import subject_context
 from vault.records.sealing import SubjectSealing
 from vault.records.service import RecordService
 from vault.rights.package import build_package
@@ -115,12 +114,15 @@ class RightsService:
             clear_fields=clear_fields,
             reason=reason.strip(),
             action=Action.RIGHTS_RECTIFY,
+            purpose=DSR_PURPOSE,
         )
 
     def erase(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
         """Crypto-shred the subject (a second erasure is a no-op, still audited)."""
         self._begin(call, Action.RIGHTS_ERASE, subject_id, reason)
-        return self._records.erase(call, subject_id, reason.strip(), action=Action.RIGHTS_ERASE)
+        return self._records.erase(
+            call, subject_id, reason.strip(), action=Action.RIGHTS_ERASE, purpose=DSR_PURPOSE
+        )
 
     def restrict(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
         """Freeze processing: only storage, the subject's own requests and legal claims."""
@@ -184,10 +186,7 @@ class RightsService:
         lock: bool = False,
     ) -> SubjectRow:
         row = load_own_subject(conn, call, principal, subject_id, for_update=lock)
-        refusal = self._policy.check_subject(action, DSR_PURPOSE, subject_context(row.meta))
-        if refusal is not None:
-            call.deny(refusal.rule, self._policy.version)
-            raise FailedPreconditionError(refusal.reason)
+        check_subject(self._policy, call, action, row, purpose=DSR_PURPOSE)
         return row
 
 

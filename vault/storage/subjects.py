@@ -127,6 +127,24 @@ def find_ids(conn: Connection, tenant: str, field: str, digest: bytes) -> list[s
     return list(conn.execute(query).scalars())
 
 
+def find_ids_page(
+    conn: Connection, tenant: str, field: str, digest: bytes, *, after: str, limit: int
+) -> list[str]:
+    """`find_ids`, one keyset page: at most `limit` ids greater than `after`, in order."""
+    query = (
+        sa.select(blind_indexes.c.subject_id)
+        .where(
+            blind_indexes.c.tenant == tenant,
+            blind_indexes.c.field == field,
+            blind_indexes.c.digest == digest,
+            blind_indexes.c.subject_id > after,
+        )
+        .order_by(blind_indexes.c.subject_id)
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def replace_blind_indexes(
     conn: Connection,
     subject_id: str,
