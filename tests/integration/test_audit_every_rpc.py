@@ -52,6 +52,9 @@ class Case:
     # What an allowed call may answer besides OK, when the policy allows it but the
     # thing it names does not exist in the fixture (no retention notice is pending).
     allowed_codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.OK,)
+    # Entries an allowed call leaves: one, except an export, which adds one per batch
+    # sent (linking the batch's subjects; the fixture's two subjects are one batch).
+    allowed_entries: int = 1
 
 
 CASES: dict[str, Case] = {
@@ -68,7 +71,10 @@ CASES: dict[str, Case] = {
     "customervault.v1.VaultService/GetSubject": Case(
         DPO,
         lambda f: vault_pb2.GetSubjectRequest(
-            subject_id=f["subject"], view="full", purpose="data_subject_request"
+            subject_id=f["subject"],
+            view="full",
+            purpose="data_subject_request",
+            justification="DSR-2",
         ),
         lambda f: vault_pb2.GetSubjectRequest(subject_id=f["subject"], view="full", purpose="x"),
     ),
@@ -82,7 +88,11 @@ CASES: dict[str, Case] = {
     "customervault.v1.VaultService/FindSubjects": Case(
         DPO,
         lambda f: vault_pb2.FindSubjectsRequest(
-            field="email", value=ADA["email"], view="full", purpose="data_subject_request"
+            field="email",
+            value=ADA["email"],
+            view="full",
+            purpose="data_subject_request",
+            justification="DSR-2",
         ),
         lambda f: vault_pb2.FindSubjectsRequest(
             field="notes", value="x", view="full", purpose="data_subject_request"
@@ -100,9 +110,12 @@ CASES: dict[str, Case] = {
     ),
     "customervault.v1.VaultService/ExportView": Case(
         DPO,
-        lambda f: vault_pb2.ExportViewRequest(view="full", purpose="data_subject_request"),
+        lambda f: vault_pb2.ExportViewRequest(
+            view="full", purpose="data_subject_request", justification="DSR-2"
+        ),
         lambda f: vault_pb2.ExportViewRequest(view="nope", purpose="data_subject_request"),
         streaming=True,
+        allowed_entries=2,
     ),
     "customervault.v1.VaultService/RevealField": Case(
         DPO,
@@ -117,9 +130,14 @@ CASES: dict[str, Case] = {
     "customervault.v1.VaultService/Tokenize": Case(
         SERVICE,
         lambda f: vault_pb2.TokenizeRequest(
-            subject_id=f["subject"], field="email", kind=vault_pb2.TOKEN_KIND_RANDOM
+            subject_id=f["subject"],
+            field="email",
+            kind=vault_pb2.TOKEN_KIND_RANDOM,
+            purpose="support",
         ),
-        lambda f: vault_pb2.TokenizeRequest(subject_id=f["subject"], field="email"),
+        lambda f: vault_pb2.TokenizeRequest(
+            subject_id=f["subject"], field="email", purpose="support"
+        ),
     ),
     "customervault.v1.VaultService/Detokenize": Case(
         FRAUD,
@@ -354,7 +372,7 @@ def prepared(sqlite_vault: RunningVault) -> dict[str, str]:
     service = sqlite_vault.client()
     subject = service.create(ADA).subject_id
     victim = service.create(ADA).subject_id
-    token = service.tokenize(subject, "email", vault_pb2.TOKEN_KIND_RANDOM).token
+    token = service.tokenize(subject, "email", vault_pb2.TOKEN_KIND_RANDOM, "support").token
     # Proofs and checkpoints need the integrator to have signed a first tree head.
     deadline = time.monotonic() + 10
     while audit.latest_checkpoint(sqlite_vault.app.db.engine) is None:
@@ -386,7 +404,10 @@ def test_each_call_allowed_denied_unauthenticated_or_malformed_leaves_one_entry(
         before = _entries(sqlite_vault)
         code = _invoke(sqlite_vault, method, request, who)
         after = _entries(sqlite_vault)
-        assert after - before == 1, f"{label} call ({code.name}) left {after - before} entries"
+        expected = case.allowed_entries if label == "allowed" else 1
+        assert after - before == expected, (
+            f"{label} call ({code.name}) left {after - before} entries"
+        )
         if label == "unauthenticated":
             assert code is grpc.StatusCode.UNAUTHENTICATED
         elif label == "denied":

@@ -257,8 +257,14 @@ TOKEN_GRANTS = {
     # service: random tokens for any purpose (consent decides per subject), never of
     # a national id for marketing, personalization, sharing or analytics; never
     # deterministic ones (the probe-subject oracle, issue 26).
-    **{("service", p): dict(zip(SENSITIVITY_CLASSES, (R, R, R, R), strict=True)) for p in ("support", "fraud", "legal", "data_subject_request")},
-    **{("service", p): dict(zip(SENSITIVITY_CLASSES, (R, R, R, N), strict=True)) for p in ("marketing", "personalization", "sharing", "analytics")},
+    **{
+        ("service", p): dict(zip(SENSITIVITY_CLASSES, (R, R, R, R), strict=True))
+        for p in ("support", "fraud", "legal", "data_subject_request")
+    },
+    **{
+        ("service", p): dict(zip(SENSITIVITY_CLASSES, (R, R, R, N), strict=True))
+        for p in ("marketing", "personalization", "sharing", "analytics")
+    },
     # fraud analysts: deterministic where they read in clear, and of the national id,
     # which the fraud view already shows as this very token
     ("fraud_analyst", "fraud"): dict(zip(SENSITIVITY_CLASSES, (D, D, D, D), strict=True)),
@@ -291,7 +297,12 @@ SEARCH_GRANTS = {
     ("dpo", "data_subject_request"): {"family_name", "email", "phone", "national_id"},
     ("dpo", "legal"): {"family_name", "email", "phone", "national_id"},
 }
-SEARCHABLE = {"family_name": "internal", "email": "confidential", "phone": "confidential", "national_id": "restricted"}
+SEARCHABLE = {
+    "family_name": "internal",
+    "email": "confidential",
+    "phone": "confidential",
+    "national_id": "restricted",
+}
 
 
 @pytest.mark.parametrize(("role", "purpose"), sorted(SEARCH_GRANTS))
@@ -300,7 +311,9 @@ def test_who_may_search_by_which_field(engine: PolicyEngine, role: str, purpose:
     allowed = {
         name
         for name, sensitivity in SEARCHABLE.items()
-        if engine.decide(caller, Action.FIELD_CLEAR, purpose=purpose, resource=f"class:{sensitivity}").allowed
+        if engine.decide(
+            caller, Action.FIELD_CLEAR, purpose=purpose, resource=f"class:{sensitivity}"
+        ).allowed
     }
     assert allowed == SEARCH_GRANTS[role, purpose]
     # no search right reaches the national id without a clear read of it
