@@ -135,6 +135,8 @@ class VaultServiceServicer:
 
     def EraseSubject(self, request, context):
         """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+        Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+        used up): bulk erasure goes through RightsService.EraseSubjectData.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,7 +150,8 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportView(self, request, context):
-        """Stream every subject of the caller's tenant through a view.
+        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+        to its subjects in the audit log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -54,11 +54,16 @@ class VaultServiceStub:
     searches are rate-limited per principal (RESOURCE_EXHAUSTED); results are paged.
     """
     EraseSubject: _grpc.UnaryUnaryMultiCallable[_vault_pb2.EraseSubjectRequest, _vault_pb2.EraseSubjectResponse]
-    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays."""
+    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+    Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+    used up): bulk erasure goes through RightsService.EraseSubjectData.
+    """
     RecordActivity: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
     ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]
-    """Stream every subject of the caller's tenant through a view."""
+    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+    to its subjects in the audit log.
+    """
     RevealField: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
     non-empty justification; always audited as a reveal.
@@ -93,11 +98,16 @@ class VaultServiceAsyncStub(VaultServiceStub):
     searches are rate-limited per principal (RESOURCE_EXHAUSTED); results are paged.
     """
     EraseSubject: _aio.UnaryUnaryMultiCallable[_vault_pb2.EraseSubjectRequest, _vault_pb2.EraseSubjectResponse]  # type: ignore[assignment]
-    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays."""
+    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+    Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+    used up): bulk erasure goes through RightsService.EraseSubjectData.
+    """
     RecordActivity: _aio.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]  # type: ignore[assignment]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
     ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]  # type: ignore[assignment]
-    """Stream every subject of the caller's tenant through a view."""
+    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+    to its subjects in the audit log.
+    """
     RevealField: _aio.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]  # type: ignore[assignment]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
     non-empty justification; always audited as a reveal.
@@ -165,7 +175,10 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.EraseSubjectRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.EraseSubjectResponse, _abc.Awaitable[_vault_pb2.EraseSubjectResponse]]:
-        """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays."""
+        """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+        Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+        used up): bulk erasure goes through RightsService.EraseSubjectData.
+        """
 
     @_abc_1.abstractmethod
     def RecordActivity(
@@ -181,7 +194,9 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.ExportViewRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_vault_pb2.SubjectView], _abc.AsyncIterator[_vault_pb2.SubjectView]]:
-        """Stream every subject of the caller's tenant through a view."""
+        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+        to its subjects in the audit log.
+        """
 
     @_abc_1.abstractmethod
     def RevealField(
