@@ -76,10 +76,10 @@ def test_every_erasure_needs_a_reason(vault: RunningVault) -> None:
         error = _refused(lambda r=reason: service.erase(subject, r))
         assert (error.code, error.violations) == ("INVALID_ARGUMENT", [("reason", "must say why")])
     dpo = vault.client(**DPO)
-    request = rpb.EraseSubjectDataRequest(subject_id=subject, reason=" ")
-    assert _refused(lambda: dpo.call(dpo.rights, "EraseSubjectData", request)).code == (
-        "INVALID_ARGUMENT"
-    )
+    for reason, violation in ((" ", "must name the request"), ("she asked", MUST_CITE[1])):
+        request = rpb.EraseSubjectDataRequest(subject_id=subject, reason=reason)
+        error = _refused(lambda r=request: dpo.call(dpo.rights, "EraseSubjectData", r))
+        assert (error.code, error.violations) == ("INVALID_ARGUMENT", [("reason", violation)])
     assert service.erase(subject, "account closed (TCK-9)").state == pb.SUBJECT_STATE_ERASED
 
 

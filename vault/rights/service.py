@@ -26,7 +26,12 @@ from vault.errors import (
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
 from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, check_subject, load_own_subject
+from vault.records.guard import (
+    authorize,
+    check_subject,
+    load_own_subject,
+    stated_justification,
+)
 from vault.records.models import SubjectMeta, SubjectState
 from vault.records.sealing import SubjectSealing
 from vault.records.service import RecordService
@@ -172,7 +177,11 @@ class RightsService:
         call.subject_ids, call.purpose = [subject_id], DSR_PURPOSE
         principal = authorize(self._policy, call, action, purpose=DSR_PURPOSE)
         _check_reason(reason)
-        call.justification = reason.strip()
+        # The request's reference: purposes.yaml asks data_subject_request for a case
+        # reference, and the reason is where a rights call states it.
+        stated_justification(
+            self._policy, call, reason, purpose=DSR_PURPOSE, field="reason", always=True
+        )
         return principal
 
     def _load(
