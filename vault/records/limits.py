@@ -57,7 +57,7 @@ class RateLimiter:
                 bucket = self._buckets[key] = _Bucket(float(self.burst), now)
             elapsed = max(0.0, now - bucket.updated)
             bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * rate)
-            bucket.updated = now
+            bucket.updated = max(bucket.updated, now)  # a clock stepping back gains nothing
             if bucket.tokens < 1.0:
                 return False
             bucket.tokens -= 1.0
