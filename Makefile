@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 
-.PHONY: install serve test test-fast lint typecheck protos protos-check bench soak clean
+.PHONY: install serve test test-fast lint typecheck imports protos protos-check bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+## The layer contracts of .importlinter (docs/architecture.md): a wrong-way import fails
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 ## Regenerate vault/api/gen from protos/ (never edit the generated files by hand)
 protos: $(STAMP)

@@ -16,6 +16,12 @@ Entries (identifiers, names and codes only: never a PII value)
         raises InvalidEntryError (naming the field, never the value) for a value that
         breaks the rules in `audit.entry_rules`; is_opaque_id(value) pre-checks a subject id.
 
+The one object a host holds
+    AuditLog(engine, *, signer=None, origin=None, integrate_interval=1.0, max_batch=1000,
+             checkpoint_interval=1024, now=utc_now)
+        .start()  .append(entry)  .append_in(conn, entries)  .close()
+        .start_integrating(signer, origin, *, interval=None)  (opened without a signer)
+
 Appending
     append_in(conn, entries) -> list[int]     in the caller's transaction (changes)
     encode(entry) -> EncodedEntry             row and links computed ahead (any process)
@@ -60,13 +66,13 @@ Typical use:
 
     audit.migrate(engine)
     signer = audit.CheckpointSigner.from_pem(key_pem, name="customer-vault/audit")
-    thread = audit.IntegratorThread(audit.Integrator(engine, signer, "customer-vault/audit"))
-    thread.start()
-    writer = audit.GroupCommitWriter(engine)
-    writer.append(entry)                    # a read: durable before any data leaves
+    log = audit.AuditLog(engine, signer=signer, origin="customer-vault/audit")
+    log.start()                             # the group-commit writer and the integrator
+    log.append(entry)                       # a read: durable before any data leaves
     with engine.begin() as conn:
         ...change...
-        audit.append_in(conn, [entry])      # a change: same transaction
+        log.append_in(conn, [entry])        # a change: same transaction
+    log.close()
     verifier = audit.CheckpointVerifier.from_pem(public_pem)
     audit.verify_log(engine, verifier).raise_for_failure()
 
@@ -90,7 +96,6 @@ from audit.errors import (
 )
 from audit.export import write_csv, write_html, write_jsonl
 from audit.integrator import Integrator, IntegratorThread, utc_now
-from audit.keys import generate_signing_key, load_private_key, load_public_key
 from audit.log import AuditLog
 from audit.merkle_verify import (
     verify_consistency,
@@ -109,6 +114,7 @@ from audit.proofs import (
     leaf_hash_at,
 )
 from audit.query import LoggedEntry, Page, iter_query, query, subject_history
+from audit.signing_keys import generate_signing_key, load_private_key, load_public_key
 from audit.verify import VerifyReport, verify_log
 from audit.writer import GroupCommitWriter
 

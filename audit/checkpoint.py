@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.errors import CheckpointError, KeyFormatError
-from audit.keys import (
+from audit.merkle import HASH_SIZE
+from audit.signing_keys import (
     load_private_key,
     load_public_key,
     public_key_bytes,
     public_key_from_bytes,
     verify_ed25519,
 )
-from audit.merkle import HASH_SIZE
 
 ED25519_ALGORITHM = 0x01
 SIGNATURE_PREFIX = "\u2014 "

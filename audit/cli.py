@@ -67,7 +67,17 @@ PublicKey = Annotated[
 ]
 Subject = Annotated[str | None, typer.Option("--subject", help="Only entries about this subject.")]
 Actor = Annotated[str | None, typer.Option("--actor", help="Only this actor's entries.")]
-Action = Annotated[str | None, typer.Option("--action", help="Only this RPC, e.g. GetSubject.")]
+Action = Annotated[
+    str | None,
+    typer.Option(
+        "--action",
+        help=(
+            "Only this action: an RPC name (GetSubject, EraseSubjectData, ...) or a"
+            " retention job step (NotifySubject, AnonymizeSubject, CancelNotice);"
+            " the catalogue is in docs/architecture.md, 'Audit actions'."
+        ),
+    ),
+]
 DecisionOpt = Annotated[Decision | None, typer.Option("--decision", help="allow or deny.")]
 Purpose = Annotated[str | None, typer.Option("--purpose", help="Only this purpose.")]
 Tenant = Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")]

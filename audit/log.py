@@ -1,4 +1,10 @@
-"""`AuditLog`: the one object a host service holds to write its audit trail."""
+"""`AuditLog`: the one object a host service holds to write its audit trail.
+
+It owns the group-commit writer and the integrator thread; the vault builds one per
+process (`vault.app.VaultApp.audit_log`) and appends through it. Work that prepares
+entries in other processes (the retention job's batches) writes them with the module
+functions `encode` and `append_encoded_in` inside its own transaction.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,8 @@ class AuditLog:
         self.engine = engine
         self._max_batch = max_batch
         self._interval = integrate_interval
+        self._checkpoint_interval = checkpoint_interval
+        self._now = now
         self.integrator = (
             None
             if signer is None or origin is None
@@ -57,6 +65,25 @@ class AuditLog:
         if self.integrator is not None:
             self._integrator_thread = IntegratorThread(self.integrator, interval=self._interval)
             self._integrator_thread.start()
+
+    def start_integrating(
+        self, signer: CheckpointSigner, origin: str, *, interval: float | None = None
+    ) -> None:
+        """Start the integrator thread of a log opened without a signer (a host that
+        appends before it reads its signing key, as the vault does at start-up)."""
+        if self._integrator_thread is not None:
+            raise RuntimeError("audit log already integrating")
+        self.integrator = Integrator(
+            self.engine,
+            signer,
+            origin,
+            checkpoint_interval=self._checkpoint_interval,
+            now=self._now,
+        )
+        self._integrator_thread = IntegratorThread(
+            self.integrator, interval=self._interval if interval is None else interval
+        )
+        self._integrator_thread.start()
 
     def append_in(self, conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
         """Insert entries in the caller's open transaction; see `audit.writer.append_in`."""

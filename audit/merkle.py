@@ -10,7 +10,7 @@ Checking proofs is `audit.merkle_verify`'s job.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -185,11 +185,3 @@ def _hashes_for(ranges: list[Range], leaves: Sequence[bytes], size: int) -> list
     if size > len(leaves):
         raise ValueError("tree size exceeds the number of leaves")
     return [root_of(leaves[start:end]) for start, end in ranges]
-
-
-SubtreeRoot = Callable[[int, int], bytes]
-
-
-def proof_from(ranges: Sequence[Range], subtree_root: SubtreeRoot) -> list[bytes]:
-    """A proof from its ranges and a function giving the root of leaves [start, end)."""
-    return [subtree_root(start, end) for start, end in ranges]

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vault import keys  # noqa: E402 - after the path set-up above
+from vault import key_custody  # noqa: E402 - after the path set-up above
 from vault.config import Settings  # noqa: E402
 from vault.retention.report import Outcome  # noqa: E402
 
@@ -87,13 +87,13 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(data_dir: str) -> None:
     from vault.crypto import KeyRing
-    from vault.records.dictionary import DataDictionary
-    from vault.records.sealing import SubjectSealing
+    from vault.fields.dictionary import DataDictionary
+    from vault.records.cipher import RecordCipher
 
     settings = Settings(data_dir=Path(data_dir))
     dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
-    keyring = KeyRing(keys.provider_for(settings))
-    _worker["sealing"] = SubjectSealing(keyring, dictionary.searchable_fields)
+    keyring = KeyRing(key_custody.provider_for(settings))
+    _worker["sealing"] = RecordCipher(keyring, dictionary.searchable_fields)
     _worker["dictionary"] = dictionary
 
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-retention-") as tmp:
         data_dir = Path(tmp)
         settings = _settings(data_dir, args.database_url, args.batch_size)
-        keys.init_keys(settings)
+        key_custody.init_keys(settings)
         _migrate(settings)
         started = time.perf_counter()
         child = [sys.executable, __file__, "--populate", "--data-dir", str(data_dir)]

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from report import Results
 
-from vault import keys
+from vault import key_custody
 from vault.api import convert
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.app import VaultApp
@@ -31,8 +31,8 @@ from vault.context import CallContext
 from vault.identity import TokenIssuer
 from vault.policy import Action
 from vault.principal import Principal
+from vault.records.cipher import RecordCipher
 from vault.records.rendering import ViewRenderer
-from vault.records.sealing import SubjectSealing
 from vault.storage import migrate
 from vault.storage import subjects as repo
 from vault.storage.db import create_engine
@@ -70,7 +70,7 @@ def run(
     settings = Settings(
         data_dir=data_dir, database_url=database_url, retention_schedule="", address="127.0.0.1:0"
     )
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     if database_url:
         engine = create_engine(database_url)
         migrate.upgrade(engine)
@@ -94,7 +94,7 @@ def _create_stages(
     results: Results, db: str, app: VaultApp, records: Sequence[dict[str, str]]
 ) -> list[str]:
     service = _principal("service")
-    sealing = SubjectSealing(app.keyring, app.dictionary.searchable_fields)
+    sealing = RecordCipher(app.keyring, app.dictionary.searchable_fields)
     now = app.clock.now()
     today, now_us = now.date(), to_micros(now)
     batch = list(records[:BATCH])
@@ -196,7 +196,7 @@ def _get_stages(
     renderer = ViewRenderer(
         app.policy,
         app.dictionary,
-        SubjectSealing(app.keyring, app.dictionary.searchable_fields),
+        RecordCipher(app.keyring, app.dictionary.searchable_fields),
         app.keyring,
     )
     now = app.clock.now()

@@ -32,10 +32,10 @@ from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine
 from workload import FIELD_NAMES, rate_of
 
 from vault.crypto import KeyRing
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.views import Outcome, ViewPlan, apply_view
 
 GROUP_MASK = "masking (in-process)"
@@ -175,7 +175,7 @@ def run_crypto(
 ) -> None:
     dialect = sa.dialects.sqlite.dialect()
     column = StringEncryptedType(sa.String, "benchmark-key-" + "k" * 32, AesGcmEngine)
-    sealing = SubjectSealing(keyring, dictionary.searchable_fields)
+    sealing = RecordCipher(keyring, dictionary.searchable_fields)
 
     def peer_seal() -> list[list[str]]:
         return [[column.process_bind_param(r[n], dialect) for n in FIELD_NAMES] for r in records]

@@ -43,10 +43,10 @@ from report import Results
 from rich.console import Console
 from workload import records
 
-from vault import keys
+from vault import key_custody
 from vault.config import Settings
 from vault.crypto import KeyRing
-from vault.records.dictionary import DataDictionary
+from vault.fields.dictionary import DataDictionary
 
 console = Console(width=180)
 
@@ -119,8 +119,8 @@ class Run:
         self.dbs = ["sqlite"] + (["postgresql"] if self.pg_version else [])
         self.dictionary = DataDictionary.from_file(REPO / "policies" / "data_dictionary.yaml")
         settings = Settings(data_dir=workdir / "in-process")
-        keys.init_keys(settings)
-        self.keyring = KeyRing(keys.provider_for(settings))
+        key_custody.init_keys(settings)
+        self.keyring = KeyRing(key_custody.provider_for(settings))
         largest = max(
             plan.storage.rows_per_repetition * plan.storage.repetitions,
             plan.grpc.subjects_per_repetition * (plan.grpc.repetitions + 1)

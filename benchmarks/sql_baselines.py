@@ -7,7 +7,7 @@ connection checkout and transaction per read (what a service pays per request):
 
 - plain: ten text columns, no crypto (the floor);
 - sqlalchemy-utils: ten `StringEncryptedType(AesGcmEngine)` columns under one key;
-- vault (in-process): `SubjectSealing.prepare_new` (a data key per subject, wrapped by
+- vault (in-process): `RecordCipher.prepare_new` (a data key per subject, wrapped by
   the KEK, ten AES-256-GCM seals with bound associated data, four blind indexes) and the
   vault's repository inserts; reads unwrap the data key and open all ten fields.
 
@@ -29,7 +29,7 @@ from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine
 from workload import FIELD_NAMES, chunks, rate_of
 
 from vault.crypto import KeyRing
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.storage import migrate
 from vault.storage import subjects as repo
 from vault.storage.db import Database, create_engine
@@ -176,7 +176,7 @@ def _measure_vault(
     floor: tuple[float, float],
 ) -> None:
     database = Database(engine)
-    sealing = SubjectSealing(keyring, searchable)
+    sealing = RecordCipher(keyring, searchable)
     ids: list[str] = []
     now_us = int(time.time() * 1_000_000)
 

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 import audit
 from vault import telemetry as vault_telemetry
 from vault.errors import InvalidArgumentError
-from vault.records.dictionary import DataDictionary
+from vault.fields.dictionary import DataDictionary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIN_LENGTH = 6

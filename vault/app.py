@@ -13,31 +13,10 @@ from typing import TypedDict
 from sqlalchemy.engine import Engine
 
 import audit
-from vault import keys, telemetry
-from vault.api.admin import PolicyAdminServicer
-from vault.api.audit_service import AuditServicer
-from vault.api.consent_service import ConsentServicer
-from vault.api.gen.customervault.v1 import (
-    admin_pb2,
-    admin_pb2_grpc,
-    audit_pb2,
-    audit_pb2_grpc,
-    consent_pb2,
-    consent_pb2_grpc,
-    retention_pb2,
-    retention_pb2_grpc,
-    rights_pb2,
-    rights_pb2_grpc,
-    vault_pb2,
-    vault_pb2_grpc,
-)
-from vault.api.interceptors import AuditStage, AuthenticationStage, Stage
-from vault.api.retention_service import RetentionServicer
-from vault.api.rights_service import RightsServicer
-from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer, binding
-from vault.api.servicer import VaultServicer
-from vault.api.tracing import TracingStage
-from vault.auditing import Auditor, checkpoint_lag
+from vault import key_custody, telemetry
+from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
+from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
+from vault.audit_trail import Auditor, checkpoint_lag
 from vault.background import PeriodicTask
 from vault.clock import Clock, SystemClock
 from vault.config import Settings
@@ -45,19 +24,19 @@ from vault.consent.receipts import ReceiptIssuer
 from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
+from vault.fields.dictionary import DataDictionary
 from vault.identity import IdentityMap, TokenVerifier
 from vault.policy import PolicyEngine
-from vault.records.dictionary import DataDictionary
+from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
 from vault.records.limits import RateLimiter
 from vault.records.reader import RecordReader
 from vault.records.rendering import ViewRenderer
-from vault.records.sealing import SubjectSealing
 from vault.records.service import RecordService
 from vault.retention.anonymizer import Anonymizer
 from vault.retention.job import RetentionJob
 from vault.retention.locking import runner_lock_for
-from vault.retention.preparer import Recipe
+from vault.retention.preparer import ChildPreparerSetup
 from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
@@ -71,11 +50,11 @@ log = logging.getLogger(__name__)
 WAL_SCRUB_RETRY_SECONDS = 5.0
 
 
-class _Shared(TypedDict):
+class RecordServiceParts(TypedDict):
     """What every record service is built from."""
 
     db: Database
-    sealing: SubjectSealing
+    sealing: RecordCipher
     dictionary: DataDictionary
     policy: PolicyEngine
 
@@ -90,7 +69,7 @@ class VaultApp:
     keyring: KeyRing
     dictionary: DataDictionary
     policy: PolicyEngine
-    audit_writer: audit.GroupCommitWriter
+    audit_log: audit.AuditLog
     auditor: Auditor
     records: RecordService
     reader: RecordReader
@@ -99,9 +78,7 @@ class VaultApp:
     consent: ConsentService
     rights: RightsService
     retention_job: RetentionJob
-    tasks: list[PeriodicTask | audit.IntegratorThread | RetentionScheduler] = field(
-        default_factory=list
-    )
+    tasks: list[PeriodicTask | RetentionScheduler] = field(default_factory=list)
     observability: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
     _unwatch: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
@@ -110,9 +87,9 @@ class VaultApp:
         """Load keys, policies and the database; migrate the embedded default."""
         clock = clock or SystemClock()
         if settings.is_embedded and settings.generate_dev_keys:
-            for created in keys.init_keys(settings):
+            for created in key_custody.init_keys(settings):
                 log.info("generated development key %s", created)
-        keyring = KeyRing(keys.provider_for(settings))
+        keyring = KeyRing(key_custody.provider_for(settings))
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
@@ -127,11 +104,12 @@ class VaultApp:
             engine.dispose()
             raise
         db = Database(engine)
-        writer = audit.GroupCommitWriter(engine)
-        auditor = Auditor(writer, clock)
-        sealing = SubjectSealing(keyring, dictionary.searchable_fields)
+        audit_log = audit.AuditLog(engine)
+        audit_log.start()
+        auditor = Auditor(audit_log, clock)
+        sealing = RecordCipher(keyring, dictionary.searchable_fields)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
-        common = _Shared(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
+        common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
             **common,
             auditor=auditor,
@@ -187,7 +165,7 @@ class VaultApp:
             keyring,
             dictionary,
             policy,
-            writer,
+            audit_log,
             auditor,
             records,
             reader,
@@ -202,7 +180,7 @@ class VaultApp:
                 clock=clock,
                 lock=runner_lock_for(engine, settings.data_dir),
                 batch_size=settings.retention_batch_size,
-                child=Recipe(settings, dictionary),
+                child=ChildPreparerSetup(settings, dictionary),
             ),
             observability=telemetry.configure(settings),
         )
@@ -212,9 +190,10 @@ class VaultApp:
         retention schedule (when `retention_schedule` is set)."""
         s = self.settings
         signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)
-        integrator = audit.Integrator(self.db.engine, signer, s.audit_origin)
+        self.audit_log.start_integrating(
+            signer, s.audit_origin, interval=s.audit_integrate_interval_seconds
+        )
         self.tasks = [
-            audit.IntegratorThread(integrator, interval=s.audit_integrate_interval_seconds),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
@@ -236,7 +215,7 @@ class VaultApp:
         )
 
     def _data_keys_by_version(self) -> dict[str, int]:
-        counts = keys.status(self.db, self.keyring.provider).data_keys_by_version
+        counts = key_custody.status(self.db, self.keyring.provider).data_keys_by_version
         return {"shredded" if v is None else str(v): n for v, n in counts.items()}
 
     def _refresh_keys(self) -> bool:
@@ -244,7 +223,7 @@ class VaultApp:
         return False
 
     def _rewrap(self) -> bool:
-        moved = keys.rewrap_batch(self.db, self.keyring, self.settings.rewrap_batch_size)
+        moved = key_custody.rewrap_batch(self.db, self.keyring, self.settings.rewrap_batch_size)
         if moved:
             log.info("re-wrapped %d data keys", moved)
         return moved > 0
@@ -255,7 +234,7 @@ class VaultApp:
             task.stop()
         if self._unwatch is not None:
             self._unwatch()
-        self.audit_writer.close()
+        self.audit_log.close()
         self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
         self.observability.shutdown()
@@ -284,60 +263,31 @@ class VaultApp:
             max_concurrent_rpcs=s.max_concurrent_rpcs,
             tls=tls,
         )
-        stages: list[Stage] = [
-            TracingStage(),
-            AuditStage(self.auditor),
-            AuthenticationStage(self.token_verifier(), self.identities),
-        ]
+        stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
         return VaultServer(options, stages, self.services())
 
     def services(self) -> list[ServiceBinding]:
-        vault = VaultServicer(self.records, self.reader, self.disclosures)
-        admin = PolicyAdminServicer(self.policy, self.dictionary)
-        log = AuditServicer(self.db.engine, self.policy, self.audit_verifier())
-        consent = ConsentServicer(self.consent)
-        rights = RightsServicer(self.rights)
-        retention = RetentionServicer(
-            RetentionService(
-                db=self.db,
+        """The gRPC services of this process, each over its domain service."""
+        return service_bindings(
+            DomainServices(
+                records=self.records,
+                reader=self.reader,
+                disclosures=self.disclosures,
+                consent=self.consent,
+                rights=self.rights,
+                retention=RetentionService(
+                    db=self.db,
+                    policy=self.policy,
+                    auditor=self.auditor,
+                    clock=self.clock,
+                    job=self.retention_job,
+                ),
                 policy=self.policy,
-                auditor=self.auditor,
-                clock=self.clock,
-                job=self.retention_job,
+                dictionary=self.dictionary,
+                audit_engine=self.db.engine,
+                audit_verifier=self.audit_verifier(),
             )
         )
-        return [
-            binding(
-                vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault
-            ),
-            binding(
-                admin_pb2,
-                "PolicyAdminService",
-                admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server,
-                admin,
-            ),
-            binding(
-                audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, log
-            ),
-            binding(
-                consent_pb2,
-                "ConsentService",
-                consent_pb2_grpc.add_ConsentServiceServicer_to_server,
-                consent,
-            ),
-            binding(
-                rights_pb2,
-                "RightsService",
-                rights_pb2_grpc.add_RightsServiceServicer_to_server,
-                rights,
-            ),
-            binding(
-                retention_pb2,
-                "RetentionService",
-                retention_pb2_grpc.add_RetentionServiceServicer_to_server,
-                retention,
-            ),
-        ]
 
     def audit_verifier(self) -> audit.CheckpointVerifier:
         s = self.settings

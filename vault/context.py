@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from vault.audit_actions import AuditAction
 from vault.errors import UnauthenticatedError
 from vault.principal import Principal
 
@@ -37,9 +38,9 @@ class CallContext:
     audited: bool = False
 
     @property
-    def action(self) -> str:
-        """The RPC's short name (``GetSubject``), as the audit log records it."""
-        return self.method.rsplit("/", 1)[-1]
+    def action(self) -> AuditAction:
+        """The RPC's action in the catalogue (``GetSubject``), as the audit log records it."""
+        return AuditAction.of_method(self.method)
 
     def require_principal(self) -> Principal:
         if self.principal is None:

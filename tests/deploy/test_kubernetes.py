@@ -26,7 +26,7 @@ from tests.deploy.manifests import (
 )
 from tests.integration.serving import clean_env, run_cli, serving, token_for
 from tests.integration.test_records_write import ADA
-from vault import keys
+from vault import key_custody
 from vault.api.client import VaultClient
 from vault.config import Settings
 
@@ -200,7 +200,7 @@ class Kubelet:
     def __init__(self, tmp: Path, database_url: str, collector: str) -> None:
         self.tmp = tmp
         generated = tmp / "generated"
-        keys.init_keys(Settings(data_dir=generated))
+        key_custody.init_keys(Settings(data_dir=generated))
         key_dir = generated / "keys"
         self.issuer_dir = generated
         files = {p.name: p.read_text() for p in key_dir.iterdir()}

@@ -24,6 +24,7 @@ import atheris
 with atheris.instrument_imports(
     include=["vault.policy", "vault.retention", "vault.records", "vault.identity"]
 ):
+    from vault.fields.dictionary import DataDictionary, DictionaryError
     from vault.identity import IdentityMap, IdentityMapError
     from vault.policy.errors import PolicyConfigError
     from vault.policy.model_config import parse_model
@@ -39,7 +40,6 @@ with atheris.instrument_imports(
     )
     from vault.policy.state import EngineState
     from vault.policy.views_config import parse_views
-    from vault.records.dictionary import DataDictionary, DictionaryError
     from vault.retention.rules import RULES_FILE, RetentionRules
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -24,7 +24,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["vault"]):
-    from vault.crypto import EnvKeyProvider, KeyMaterialError, KeyRing, SubjectSealer, keydoc
+    from vault.crypto import EnvKeyProvider, FieldSealer, KeyMaterialError, KeyRing, keydoc
     from vault.crypto.keyring import WrappedDataKey
     from vault.crypto.sealing import HEADER_SIZE, sealed_dek_id
     from vault.errors import DecryptionError
@@ -39,7 +39,7 @@ SECRETS = [*_RAW["keks"].values(), *_RAW["root_secrets"].values()]
 NAMES = ["acme", "globex", "", "a", "ab", "b", "é", "subject-1", "email", "phone"]
 
 
-def _opens(sealer: SubjectSealer, field: str, sealed: bytes) -> bytes | None:
+def _opens(sealer: FieldSealer, field: str, sealed: bytes) -> bytes | None:
     try:
         return sealer.open(field, sealed)
     except DecryptionError:
@@ -55,7 +55,7 @@ def _unwraps(ring: KeyRing, wrapped: WrappedDataKey) -> bytes | None:
 
 def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
     dek_id = fdp.ConsumeIntInRange(0, 3)
-    sealer = SubjectSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
+    sealer = FieldSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
     right_header = fdp.ConsumeBool()
     sealed = fdp.ConsumeBytes(fdp.remaining_bytes())
     if right_header and len(sealed) >= HEADER_SIZE:
@@ -72,7 +72,7 @@ def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
 def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
     tenant, subject, field = (fdp.PickValueInList(NAMES) for _ in range(3))
     dek_id = fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
-    sealer = SubjectSealer(DEK, tenant, subject, dek_id)
+    sealer = FieldSealer(DEK, tenant, subject, dek_id)
     plaintext = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
     sealed = sealer.seal(field, plaintext)
     assert _opens(sealer, field, sealed) == plaintext, "a sealed value did not open"
@@ -83,7 +83,7 @@ def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
         fdp.PickValueInList(NAMES),
     )
     if elsewhere != (tenant, subject, field):
-        other = SubjectSealer(DEK, elsewhere[0], elsewhere[1], dek_id)
+        other = FieldSealer(DEK, elsewhere[0], elsewhere[1], dek_id)
         assert _opens(other, elsewhere[2], sealed) is None, "opened as another field"
     mutated = _mutate(fdp, sealed)
     if mutated != sealed:

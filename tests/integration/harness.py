@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import audit
 from tests import pii_watch
-from vault import keys
+from vault import key_custody
 from vault.api.client import VaultClient
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.api.server import VaultServer
@@ -78,7 +78,7 @@ def settings_for(data_dir: Path, database_url: str | None, **overrides: object) 
 @contextmanager
 def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[RunningVault]:
     """Start the vault the way `serve` does, yield it, then shut it down."""
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     if not settings.is_embedded:
         from vault.storage.db import create_engine
 

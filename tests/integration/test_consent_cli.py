@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from tests.integration.consent_support import DPO
 from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
-from vault.cli_consent import consent_app
-from vault.cli_rights import rights_app
+from vault.cli.consent import consent_app
+from vault.cli.rights import rights_app
 
 
 def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_path: Path) -> None:

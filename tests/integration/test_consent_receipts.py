@@ -13,7 +13,7 @@ from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.cli_consent import consent_app
+from vault.cli.consent import consent_app
 from vault.consent.receipts import ReceiptError, verify_document
 from vault.crypto import generate_ed25519_keypair
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.postgres
 
 _SERVING = re.compile(r"customer-vault serving on .* \(port (\d+)\)")
 # The Typer app itself, so the test does not depend on every optional CLI group.
-_SERVE = "from vault.cli import app; app(prog_name='customer-vault')"
+_SERVE = "from vault.cli.main import app; app(prog_name='customer-vault')"
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from tests.integration.test_audit_every_rpc import (
 )
 from tests.integration.test_records_write import ADA
 from vault.api.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
-from vault.records.fields import FIELD_NAME
+from vault.fields.spec import FIELD_NAME
 
 # The audit table leaves the retention service out; it is served, so it is fuzzed too.
 RETENTION_CASES = {

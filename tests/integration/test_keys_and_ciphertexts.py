@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.integration.harness import RunningVault
 from tests.integration.test_records_write import ADA
-from vault import keys
+from vault import key_custody
 from vault.api.client import VaultClientError
 from vault.crypto import LocalKeyFileProvider
 
@@ -41,11 +41,11 @@ def test_rotation_keeps_data_readable_and_leaves_nothing_on_the_old_kek(
     fresh = writer.create(ADA).subject_id
     for subject_id in (ids[0], ids[-1], fresh):
         assert _read(vault, subject_id) == before
-    _wait_for(lambda: keys.status(vault.app.db, provider).pending_rewrap == 0)
-    status = keys.status(vault.app.db, provider)
+    _wait_for(lambda: key_custody.status(vault.app.db, provider).pending_rewrap == 0)
+    status = key_custody.status(vault.app.db, provider)
     assert status.active_version == 2
     assert status.data_keys_by_version.get(1, 0) == 0
-    keys.retire(vault.app.db, provider, 1)
+    key_custody.retire(vault.app.db, provider, 1)
     assert provider.kek_versions() == (2,)
     assert _read(vault, ids[57]) == before
 
@@ -54,7 +54,7 @@ def test_the_active_or_a_used_kek_cannot_be_retired(sqlite_vault: RunningVault) 
     sqlite_vault.client().create(ADA)
     provider = LocalKeyFileProvider(sqlite_vault.settings.resolved_key_file)
     with pytest.raises(Exception, match="active"):
-        keys.retire(sqlite_vault.app.db, provider, 1)
+        key_custody.retire(sqlite_vault.app.db, provider, 1)
 
 
 @pytest.mark.parametrize("column", ["fields", "wrapped_dek"])

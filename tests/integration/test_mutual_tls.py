@@ -22,7 +22,7 @@ from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.test_records_write import ADA
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
-from vault.cli import build
+from vault.cli.main import app
 from vault.crypto import certificate_thumbprint
 from vault.principal import Principal
 
@@ -244,12 +244,12 @@ def test_token_issue_binds_to_a_certificate_file(tls_vault: TlsVault, tmp_path: 
         "service",
     ]
     runner = CliRunner()
-    issued = runner.invoke(build(), [*base, "--bind-cert", str(tmp_path / "replica.pem"), *data])
+    issued = runner.invoke(app, [*base, "--bind-cert", str(tmp_path / "replica.pem"), *data])
     assert issued.exit_code == 0, issued.output
     metadata = (("authorization", f"Bearer {issued.stdout.strip()}"),)
     stub, channel = tls_vault.stub(replica)
     with channel:
         assert _create(stub, metadata).subject.tenant == "acme"
     assert _refused(tls_vault, other, metadata) is grpc.StatusCode.UNAUTHENTICATED
-    junk = runner.invoke(build(), [*base, "--bind-cert", str(tmp_path / "junk.pem"), *data])
+    junk = runner.invoke(app, [*base, "--bind-cert", str(tmp_path / "junk.pem"), *data])
     assert junk.exit_code != 0 and "not a PEM certificate" in junk.output

@@ -36,7 +36,7 @@ from tests.integration.serving import (
     token_for,
 )
 from tests.integration.test_records_write import ADA
-from vault import keys
+from vault import key_custody
 from vault.api.client import VaultClient, VaultClientError
 from vault.app import VaultApp
 from vault.clock import to_micros
@@ -364,7 +364,7 @@ def test_open_fails_cleanly_when_the_database_never_appears(tmp_path: Path) -> N
         database_url=f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres",
         db_connect_timeout_seconds=1.5,
     )
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     started = time.monotonic()
     with pytest.raises(UnavailableError) as failed:
         VaultApp.open(settings)
@@ -423,7 +423,7 @@ def test_a_new_replica_waits_for_the_migration_instead_of_crashing(
         db_connect_timeout_seconds=30,
         retention_schedule="",
     )
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     engine = create_engine(postgres_url)
 
     def migrate_now() -> None:
@@ -446,7 +446,7 @@ def test_a_replica_gives_up_when_the_schema_stays_old(tmp_path: Path, postgres_u
     settings = Settings(
         data_dir=tmp_path / "data", database_url=postgres_url, db_connect_timeout_seconds=1
     )
-    keys.init_keys(settings)
+    key_custody.init_keys(settings)
     with pytest.raises(FailedPreconditionError, match="run `customer-vault migrate` first"):
         VaultApp.open(settings)
 

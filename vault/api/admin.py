@@ -7,14 +7,14 @@ from types import MappingProxyType
 
 import grpc
 
+from vault.access.guard import authorize
 from vault.api.gen.customervault.v1 import admin_pb2 as pb
 from vault.api.gen.customervault.v1 import admin_pb2_grpc
 from vault.context import require_call
 from vault.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize
 
 
 def resolve_resource(resource: str, dictionary: DataDictionary) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from audit.query import MAX_PAGE_SIZE
+from vault.access.guard import authorize
 from vault.api.convert import when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
 from vault.api.gen.customervault.v1 import audit_pb2_grpc
@@ -25,7 +26,6 @@ from vault.errors import (
     NotFoundError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.records.guard import authorize
 
 DEFAULT_PAGE_SIZE = 100
 

@@ -8,8 +8,8 @@ from google.protobuf import timestamp_pb2
 
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.errors import FieldViolation, InvalidArgumentError
-from vault.records.models import SubjectMeta, SubjectState
 from vault.records.rendering import DisclosedField, Disclosure, SubjectView
+from vault.subject import SubjectMeta, SubjectState
 
 _STATE_TO_PB = {
     SubjectState.ACTIVE: pb.SUBJECT_STATE_ACTIVE,

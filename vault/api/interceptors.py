@@ -20,7 +20,7 @@ import grpc
 from grpc_status import rpc_status
 
 from vault.api.errors import rich_status, status_code_for
-from vault.auditing import Auditor
+from vault.audit_trail import Auditor
 from vault.context import CallContext, current_call
 from vault.errors import FieldViolation, InvalidArgumentError, UnauthenticatedError
 from vault.identity import (

@@ -9,9 +9,9 @@ from vault.api.gen.customervault.v1 import retention_pb2 as pb
 from vault.api.gen.customervault.v1 import retention_pb2_grpc
 from vault.clock import from_micros
 from vault.context import require_call
-from vault.retention.notices import LegalHold, Notice
 from vault.retention.report import Outcome
 from vault.retention.service import RetentionService
+from vault.storage.notices import LegalHold, Notice
 
 
 def _notice(n: Notice) -> pb.RetentionNotice:

@@ -13,9 +13,9 @@ from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.context import require_call
 from vault.errors import FieldViolation, InvalidArgumentError
 from vault.records.disclosure import Disclosed, DisclosureService, TokenKind
-from vault.records.models import SubjectState
 from vault.records.reader import RecordReader
 from vault.records.service import RecordService
+from vault.subject import SubjectState
 
 _TOKEN_KIND = {
     pb.TOKEN_KIND_DETERMINISTIC: TokenKind.DETERMINISTIC,

@@ -1,5 +1,7 @@
 """Consent: the append-only consent ledger, opt-outs and signed consent receipts.
 
-Kept import-light on purpose: `vault.records` reads the ledger on every read, and the
-consent service builds on `vault.records`; import the submodules you need.
+Below the records in the layers (.importlinter): every read of a subject derives its
+consent from `ledger` in the read's own transaction; `models.subject_context` is what
+the policy is told about a subject (state, hold, consent). The service checks access
+through `vault.access` and writes through `vault.storage`; it never imports records.
 """

@@ -18,9 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros, to_micros
-from vault.consent.models import Channel, ConsentAction, ConsentEvent, NewConsentEvent
-from vault.consent.tables import consent_events, consent_receipts
-from vault.records.rendering import SubjectConsent
+from vault.consent.models import (
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    NewConsentEvent,
+    SubjectConsent,
+)
+from vault.storage.consent_tables import consent_events, consent_receipts
 
 EMPTY_VERSION = "0"
 """The consent version of a subject with no ledger events (the ledger was consulted)."""

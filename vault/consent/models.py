@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from vault.policy import SubjectContext
+from vault.subject import SubjectMeta
+
 
 class Channel(StrEnum):
     """How the subject expressed the choice (the receipt's collection method)."""
@@ -91,3 +94,24 @@ class ConsentStatus:
     consent_version: str
     purposes: tuple[PurposeConsent, ...]
     opted_out_markers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SubjectConsent:
+    """A subject's current consent state (empty until the consent ledger says more)."""
+
+    consented: frozenset[str] = frozenset()
+    opted_out: frozenset[str] = frozenset()
+    version: str = ""
+
+
+def subject_context(meta: SubjectMeta, consent: SubjectConsent | None = None) -> SubjectContext:
+    """What the policy needs to know about a subject, built from storage only."""
+    consent = consent or SubjectConsent()
+    return SubjectContext(
+        state=meta.state.value,
+        consented_purposes=consent.consented,
+        opted_out_purposes=consent.opted_out,
+        legal_hold=meta.legal_hold,
+        consent_version=consent.version,
+    )

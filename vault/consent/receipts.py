@@ -34,8 +34,8 @@ from vault.crypto import (
     verify_ed25519,
 )
 from vault.errors import VaultError
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Purposes
-from vault.records.dictionary import DataDictionary
 
 FORMAT = "customervault.consent-receipt/v1"
 KANTARA_VERSION = "KI-CR-v1.1.0"

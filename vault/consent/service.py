@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, check_subject, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import checks, ledger
 from vault.consent.checks import ConsentRequest
@@ -24,6 +25,7 @@ from vault.consent.models import (
     ConsentEvent,
     ConsentStatus,
     NewConsentEvent,
+    subject_context,
 )
 from vault.consent.receipts import ReceiptContext, ReceiptIssuer
 from vault.consent.status import build_status
@@ -37,7 +39,6 @@ from vault.errors import (
 )
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.records.guard import authorize, check_subject, load_own_subject
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
 
@@ -251,7 +252,7 @@ class ConsentService:
             return ledger.events_for(conn, subject_id, recorded_until=recorded_until)
 
     def _check_state(self, call: CallContext, action: Action, row: SubjectRow) -> None:
-        check_subject(self._policy, call, action, row)
+        check_subject(self._policy, call, action, subject_context(row.meta))
 
 
 def _listed(names: Iterable[str]) -> str:

@@ -18,7 +18,7 @@ from vault.crypto.interfaces import KeyProvider
 from vault.crypto.keydoc import generate_key_document
 from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
-from vault.crypto.sealing import SubjectSealer, sealed_dek_id
+from vault.crypto.sealing import FieldSealer, sealed_dek_id
 from vault.crypto.signing import (
     ed25519_key_id,
     generate_ed25519_keypair,
@@ -31,13 +31,13 @@ from vault.crypto.signing import (
 __all__ = [
     "BlindIndexer",
     "EnvKeyProvider",
+    "FieldSealer",
     "KeyMaterialError",
     "KeyProvider",
     "KeyRing",
     "LocalKeyFileProvider",
     "Pseudonymizer",
     "SignatureError",
-    "SubjectSealer",
     "Tokenizer",
     "WrappedDataKey",
     "certificate_thumbprint",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
 from vault.crypto.interfaces import KeyProvider
-from vault.crypto.sealing import DEK_SIZE, SubjectSealer
+from vault.crypto.sealing import DEK_SIZE, FieldSealer
 from vault.errors import DecryptionError
 
 
@@ -58,9 +58,9 @@ class KeyRing:
             return wrapped
         return WrappedDataKey(active, self.provider.wrap_key(active, self.unwrap(wrapped)))
 
-    def sealer(self, dek: bytes, tenant: str, subject_id: str, dek_id: int = 1) -> SubjectSealer:
+    def sealer(self, dek: bytes, tenant: str, subject_id: str, dek_id: int = 1) -> FieldSealer:
         """A sealer for one subject's fields under `dek` (from `new_data_key`/`unwrap`)."""
-        return SubjectSealer(dek, tenant, subject_id, dek_id)
+        return FieldSealer(dek, tenant, subject_id, dek_id)
 
     def blind_indexer(self) -> BlindIndexer:
         """The blind indexer (cached), keyed by the "blind-index" root secret."""

@@ -50,7 +50,7 @@ def _field_prefix(field: str) -> bytes:
     return prefix
 
 
-class SubjectSealer:
+class FieldSealer:
     """Seals and opens one subject's fields under one data key.
 
     Built by `KeyRing.sealer`. Holds one AES-GCM object and the AAD prefix for the
@@ -74,7 +74,7 @@ class SubjectSealer:
 
     def __repr__(self) -> str:
         return (
-            f"<SubjectSealer tenant={self.tenant!r} subject_id={self.subject_id!r} "
+            f"<FieldSealer tenant={self.tenant!r} subject_id={self.subject_id!r} "
             f"dek_id={self.dek_id} key=<redacted>>"
         )
 

@@ -82,11 +82,6 @@ def is_gone(subject: SubjectContext) -> bool:
     return subject.state in _GONE
 
 
-def is_frozen_for(subject: SubjectContext, purpose: Purpose) -> bool:
-    """Restricted, and `purpose` is not one that may still touch restricted subjects."""
-    return subject.state == RESTRICTED and not purpose.allowed_when_restricted
-
-
 def consent_refusal(
     purposes: Purposes, purpose: Purpose, subject: SubjectContext
 ) -> Decision | None:

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, check_subject, load_own_subject, stated_justification
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
+from vault.consent.models import SubjectConsent, subject_context
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -23,20 +25,15 @@ from vault.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from vault.fields.dictionary import DataDictionary, FieldSpec
 from vault.policy import DEFAULT_DENY, SENSITIVITY_CLASSES, Action, PolicyEngine, class_resource
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary, FieldSpec
-from vault.records.guard import authorize, check_subject, load_own_subject, stated_justification
-from vault.records.models import SubjectMeta
-from vault.records.rendering import (
-    DisclosedField,
-    Disclosure,
-    SubjectConsent,
-)
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
+from vault.records.rendering import DisclosedField, Disclosure
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
+from vault.subject import SubjectMeta
 
 _MAX_TOKEN = 80
 
@@ -62,7 +59,7 @@ class DisclosureService:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,
@@ -276,7 +273,9 @@ class DisclosureService:
         row: SubjectRow,
         consent: SubjectConsent | None = None,
     ) -> None:
-        subject = check_subject(self._policy, call, action, row, purpose=purpose, consent=consent)
+        subject = check_subject(
+            self._policy, call, action, subject_context(row.meta, consent), purpose=purpose
+        )
         call.consent_version = subject.consent_version
 
     def _open(self, row: SubjectRow, field: str) -> DisclosedField:

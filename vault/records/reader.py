@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, load_own_subject, stated_justification
+from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import ledger
 from vault.context import CallContext
@@ -26,17 +27,16 @@ from vault.errors import (
     InvalidArgumentError,
     PermissionDeniedError,
 )
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, LegalBasis, PolicyEngine, class_resource
 from vault.policy.subject import STATE_RULE
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, load_own_subject, stated_justification
+from vault.records.cipher import RecordCipher
 from vault.records.limits import RateLimiter
-from vault.records.models import SubjectState
 from vault.records.rendering import SubjectView, ViewRenderer
-from vault.records.sealing import SubjectSealing
 from vault.storage import subjects as repo
 from vault.storage.db import Database
+from vault.subject import SubjectState
 
 DEFAULT_EXPORT_STATES = (SubjectState.ACTIVE, SubjectState.RESTRICTED)
 _LEDGER_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST})
@@ -49,7 +49,7 @@ class RecordReader:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         renderer: ViewRenderer,

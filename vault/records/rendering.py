@@ -13,14 +13,15 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from vault import telemetry
+from vault.consent.models import SubjectConsent, subject_context
 from vault.crypto import KeyRing
 from vault.errors import FieldViolation, InvalidArgumentError
-from vault.policy import Action, PolicyEngine, SubjectContext, ViewDecision
+from vault.fields.dictionary import DataDictionary
+from vault.policy import Action, PolicyEngine, ViewDecision
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
-from vault.records.models import SubjectMeta
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.storage.subjects import SubjectRow
+from vault.subject import SubjectMeta
 from vault.views import Outcome, ViewPlan, apply_view, fields_needed
 
 
@@ -67,27 +68,6 @@ class SubjectView:
     consent_version: str = ""
 
 
-def subject_context(meta: SubjectMeta, consent: SubjectConsent | None = None) -> SubjectContext:
-    """What the policy needs to know about a subject, built from storage only."""
-    consent = consent or SubjectConsent()
-    return SubjectContext(
-        state=meta.state.value,
-        consented_purposes=consent.consented,
-        opted_out_purposes=consent.opted_out,
-        legal_hold=meta.legal_hold,
-        consent_version=consent.version,
-    )
-
-
-@dataclass(frozen=True)
-class SubjectConsent:
-    """A subject's current consent state (empty until the consent ledger says more)."""
-
-    consented: frozenset[str] = frozenset()
-    opted_out: frozenset[str] = frozenset()
-    version: str = ""
-
-
 class ViewRenderer:
     """Applies a view to stored subjects for one caller and purpose."""
 
@@ -95,7 +75,7 @@ class ViewRenderer:
         self,
         policy: PolicyEngine,
         dictionary: DataDictionary,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         keyring: KeyRing,
     ) -> None:
         self._policy = policy

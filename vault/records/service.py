@@ -10,25 +10,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, check_subject, justification, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
+from vault.consent.models import subject_context
 from vault.context import CallContext
 from vault.errors import (
     FieldViolation,
     InvalidArgumentError,
     VersionConflictError,
 )
+from vault.fields.dictionary import DataDictionary
+from vault.fields.normalizers import violation_path
 from vault.policy import Action, PolicyEngine
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import authorize, check_subject, justification, load_own_subject
+from vault.records.cipher import RecordCipher
 from vault.records.limits import RateLimiter
-from vault.records.models import ItemResult, SubjectMeta, SubjectState
-from vault.records.normalizers import violation_path
-from vault.records.sealing import SubjectSealing
-from vault.retention import notices as retention_notices
+from vault.storage import notices as retention_notices
+from vault.storage import shredding
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import encode_fields
+from vault.subject import ItemResult, SubjectMeta, SubjectState
 
 # Activity timestamps may run slightly ahead of our clock on another machine.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -41,7 +43,7 @@ class RecordService:
         self,
         *,
         db: Database,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,
@@ -144,7 +146,7 @@ class RecordService:
         now_us = to_micros(now)
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            check_subject(self._policy, call, action, row, purpose=purpose)
+            check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             if row.meta.version != expected_version:
                 raise VersionConflictError("subject was changed by someone else; re-read it")
             fields = dict(row.fields)
@@ -235,20 +237,10 @@ class RecordService:
                 self._auditor.record_in(conn, call)
                 return row.meta
             # Restriction (only the data-subject request erases then) and legal holds.
-            check_subject(self._policy, call, action, row, purpose=purpose)
+            check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             new_version = row.meta.version + 1
-            changed = {
-                "version": new_version,
-                "state": SubjectState.ERASED.value,
-                "updated_at": to_micros(now),
-                "kek_version": None,
-                "wrapped_dek": None,
-                "fields": None,
-            }
-            if not repo.update_row(conn, subject_id, row.meta.version, changed):
+            if not shredding.erase(conn, subject_id, row.meta.version, to_micros(now)):
                 raise VersionConflictError("subject was changed concurrently; retry")
-            repo.delete_blind_indexes(conn, subject_id)
-            repo.delete_tokens(conn, subject_id)
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             self._auditor.record_in(conn, call)
         self._db.after_shred()
@@ -266,7 +258,7 @@ class RecordService:
             raise InvalidArgumentError([FieldViolation("occurred_at", "is in the future")])
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            check_subject(self._policy, call, Action.ACTIVITY_RECORD, row)
+            check_subject(self._policy, call, Action.ACTIVITY_RECORD, subject_context(row.meta))
             latest = max(row.meta.last_activity_at, when)
             changed: dict[str, object] = {"last_activity_at": to_micros(latest)}
             state = row.meta.state

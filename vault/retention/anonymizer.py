@@ -13,8 +13,8 @@ from datetime import date
 
 from vault.crypto import new_random_id
 from vault.errors import DecryptionError, FailedPreconditionError
-from vault.records.dictionary import DataDictionary
-from vault.records.sealing import SubjectSealing
+from vault.fields.dictionary import DataDictionary
+from vault.records.cipher import RecordCipher
 from vault.retention.store import DueNotice
 
 PSEUDONYM_PREFIX = "anon"
@@ -23,7 +23,7 @@ PSEUDONYM_PREFIX = "anon"
 class Anonymizer:
     """Generalizes the fields the dictionary lets anonymization keep."""
 
-    def __init__(self, sealing: SubjectSealing, dictionary: DataDictionary) -> None:
+    def __init__(self, sealing: RecordCipher, dictionary: DataDictionary) -> None:
         self._sealing = sealing
         self._dictionary = dictionary
         self.retained = tuple(

@@ -16,6 +16,7 @@ prepared only for subjects unchanged since; the rest is left for a later batch.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,23 +25,37 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 import audit
-from vault.auditing import system_entry
+from vault.audit_actions import AuditAction
+from vault.audit_trail import system_entry
 from vault.clock import Clock, from_micros, to_micros
+from vault.crypto.derived import b32
 from vault.errors import VersionConflictError
 from vault.principal import Principal
-from vault.records.models import SubjectState
 from vault.retention import store
 from vault.retention.anonymizer import Anonymizer, encode_attributes, new_pseudonym
-from vault.retention.notices import new_notice_id
 from vault.retention.rules import RetentionRule
-from vault.retention.tables import CANCELLED, COMPLETED, OPEN
+from vault.storage import shredding
 from vault.storage.db import Database
+from vault.storage.retention_tables import CANCELLED, COMPLETED, OPEN
+from vault.subject import SubjectState
 
 JOB_PRINCIPAL = "retention-job"
 _SYSTEM_ROLES = frozenset({"system"})
 _PENDING = SubjectState.PENDING_ANONYMIZATION
 # Pseudonymous records are shuffled so their order in a batch says nothing of the subjects'.
 _shuffle = random.SystemRandom().shuffle
+
+
+NOTICE_PREFIX = "ntc"
+
+
+def new_notice_id(now_us: int, sequence: int) -> str:
+    """`ntc_` + 26 base32 characters: the notice's time, a sequence number and 40 random
+    bits. Ids sort in the order notices are made, which is the order the job closes
+    them in, so closing a notice appends to the indexes instead of writing all over them.
+    """
+    raw = now_us.to_bytes(8, "big") + (sequence % 2**24).to_bytes(3, "big") + os.urandom(5)
+    return f"{NOTICE_PREFIX}_{b32(raw)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +78,7 @@ class AnonymizeOutcome:
     without_attributes: int
 
 
-class Batches:
+class RetentionBatchRunner:
     """Runs single batches; `RetentionJob` loops over them."""
 
     def __init__(
@@ -84,7 +99,7 @@ class Batches:
 
     def _entry(
         self,
-        action: str,
+        action: AuditAction,
         row_tenant: str,
         subject_id: str,
         *,
@@ -148,7 +163,7 @@ class Batches:
                 )
                 entries.append(
                     self._entry(
-                        "NotifySubject",
+                        AuditAction.NOTIFY_SUBJECT,
                         tenant,
                         dormant.id,
                         rule=rule.name,
@@ -193,7 +208,7 @@ class Batches:
             else:
                 record = (new_pseudonym(), notice.tenant, encode_attributes(attributes), day)
             entry = self._entry(
-                "AnonymizeSubject",
+                AuditAction.ANONYMIZE_SUBJECT,
                 notice.tenant,
                 notice.subject_id,
                 rule=notice.rule,
@@ -262,9 +277,9 @@ class Batches:
         records = [ready.record for _, _, ready in doomed if ready.record is not None]
         _shuffle(records)
         ids = [notice.subject_id for _, notice, _ in doomed]
-        if store.shred(conn, ids, now_us) != len(ids):
+        if shredding.anonymize(conn, ids, now_us) != len(ids):
             raise VersionConflictError("subjects changed during the retention batch; retry")
-        store.delete_links(conn, ids)
+        shredding.delete_links(conn, ids)
         store.insert_anonymized(conn, records)
         store.close_notices(conn, [n for n, _, _ in doomed], COMPLETED, "anonymized", now_us)
 
@@ -284,7 +299,7 @@ class Batches:
             store.close_notices(conn, [notice.notice_id], CANCELLED, reason, now_us)
             entries.append(
                 self._entry(
-                    "CancelNotice",
+                    AuditAction.CANCEL_NOTICE,
                     notice.tenant,
                     notice.subject_id,
                     rule=notice.rule,

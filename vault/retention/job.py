@@ -21,9 +21,9 @@ from vault.clock import Clock, to_micros
 from vault.crypto import new_random_id
 from vault.retention import pipeline, store
 from vault.retention.anonymizer import Anonymizer
-from vault.retention.batches import AnonymizeOutcome, Batches, states_of
+from vault.retention.batches import AnonymizeOutcome, RetentionBatchRunner, states_of
 from vault.retention.locking import RunnerLock
-from vault.retention.preparer import ChildPreparer, InProcessPreparer, Recipe
+from vault.retention.preparer import ChildPreparer, ChildPreparerSetup, InProcessPreparer
 from vault.retention.report import MAX_LISTED_HOLDS, KAnonymity, Outcome, RetentionReport
 from vault.retention.rules import RetentionRule, RetentionRules
 from vault.storage.db import Database
@@ -58,7 +58,7 @@ class RetentionJob:
         clock: Clock,
         lock: RunnerLock,
         batch_size: int,
-        child: Recipe | None = None,
+        child: ChildPreparerSetup | None = None,
         child_from_batches: int = CHILD_FROM_BATCHES,
     ) -> None:
         """`child`: how a child process would build its batches (runs of at least
@@ -71,7 +71,7 @@ class RetentionJob:
         self._rules = rules
         self._clock = clock
         self._lock = lock
-        self._batches = Batches(
+        self._batches = RetentionBatchRunner(
             db=db,
             anonymizer=anonymizer,
             clock=clock,

@@ -4,7 +4,7 @@ The per-subject work of a batch (decrypting and generalizing the kept fields, dr
 pseudonyms, building and encoding audit entries) needs no lock, so it is done for the
 next batch from an unlocked read while the current batch writes: by a child process on
 a large run (`vault.retention.preparer`), and the write transaction locks and re-checks
-every notice (`Batches.apply`; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so runners never
+every notice (`RetentionBatchRunner.apply`; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so runners never
 wait for each other or apply the same notice twice).
 
 Each batch commits on its own, so a crash loses at most the batch in flight, and the
@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from vault.clock import Clock
-from vault.retention.batches import AnonymizeOutcome, Batches
+from vault.retention.batches import AnonymizeOutcome, RetentionBatchRunner
 from vault.retention.preparer import Preparer
 
 
 def prepared_ahead(
-    batches: Batches,
+    batches: RetentionBatchRunner,
     preparer: Preparer,
     *,
     clock: Clock,

@@ -35,15 +35,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from vault import keys
+from vault import key_custody
 from vault.clock import from_micros, to_micros
 from vault.config import Settings
 from vault.crypto import KeyRing
 from vault.errors import UnavailableError
-from vault.records.dictionary import DataDictionary
-from vault.records.sealing import SubjectSealing
+from vault.fields.dictionary import DataDictionary
+from vault.records.cipher import RecordCipher
 from vault.retention.anonymizer import Anonymizer
-from vault.retention.batches import Batches, Prepared
+from vault.retention.batches import Prepared, RetentionBatchRunner
 from vault.storage.db import Database, create_engine
 
 PreparedBatch = tuple[list[str], dict[str, Prepared]]
@@ -66,7 +66,7 @@ class Preparer(Protocol):
 class InProcessPreparer:
     """Does the work when `result` is called, in turn with the writes (small runs)."""
 
-    def __init__(self, batches: Batches) -> None:
+    def __init__(self, batches: RetentionBatchRunner) -> None:
         self._batches = batches
         self._pending: tuple[datetime, datetime, str, Sequence[str]] | None = None
 
@@ -82,15 +82,15 @@ class InProcessPreparer:
 
 
 def prepare_batch(
-    batches: Batches, now: datetime, at: datetime, run_id: str, exclude: Sequence[str]
+    batches: RetentionBatchRunner, now: datetime, at: datetime, run_id: str, exclude: Sequence[str]
 ) -> PreparedBatch:
     due = batches.read_due(now, exclude)
     return [d.notice_id for d in due], batches.prepare(due, now, run_id, at)
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """What the vault gives a child to build its `Batches` from (the job adds its rules
+class ChildPreparerSetup:
+    """What the vault gives a child to build its `RetentionBatchRunner` from (the job adds its rules
     version and batch size), picklable. The child loads the keys from where the settings
     say, as the vault did; settings given the key document itself (`VAULT_MASTER_KEYS`)
     carry it over the socket pair between the job and its own child, which also inherits
@@ -107,7 +107,7 @@ class ChildPreparer:
     process running gRPC and other threads, nor multiprocessing's spawn, which would
     re-run the parent's main script; the two talk over a socket pair, pickled."""
 
-    def __init__(self, recipe: Recipe, *, rules_version: str, batch_size: int) -> None:
+    def __init__(self, recipe: ChildPreparerSetup, *, rules_version: str, batch_size: int) -> None:
         self._recipe = recipe
         self._rules_version = rules_version
         self._batch_size = batch_size
@@ -223,17 +223,17 @@ class _TimeFromParent:
 
 
 def _build(
-    recipe: Recipe, rules_version: str, batch_size: int
-) -> tuple[Batches, Callable[[], None]]:
+    recipe: ChildPreparerSetup, rules_version: str, batch_size: int
+) -> tuple[RetentionBatchRunner, Callable[[], None]]:
     settings = recipe.settings
-    keyring = KeyRing(keys.provider_for(settings))
-    sealing = SubjectSealing(keyring, recipe.dictionary.searchable_fields)
+    keyring = KeyRing(key_custody.provider_for(settings))
+    sealing = RecordCipher(keyring, recipe.dictionary.searchable_fields)
     engine = create_engine(
         settings.resolved_database_url,
         pool_size=1,
         lock_timeout=settings.db_lock_timeout_seconds,
     )
-    batches = Batches(
+    batches = RetentionBatchRunner(
         db=Database(engine),
         anonymizer=Anonymizer(sealing, recipe.dictionary),
         clock=_TimeFromParent(),

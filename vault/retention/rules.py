@@ -15,7 +15,7 @@ from typing import Any
 
 from vault.policy.errors import PolicyConfigError
 from vault.policy.sources import LocatedDict, content_version, is_version_one, load_yaml
-from vault.records.models import SubjectState
+from vault.subject import SubjectState
 
 RULES_FILE = "retention.yaml"
 ANY_TENANT = "*"

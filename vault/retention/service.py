@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vault.auditing import Auditor
+from vault.access.guard import authorize, check_subject, justification, load_own_subject
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
+from vault.consent.models import subject_context
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -20,15 +22,14 @@ from vault.errors import (
     VersionConflictError,
 )
 from vault.policy import Action, PolicyEngine
-from vault.records.guard import authorize, check_subject, justification, load_own_subject
-from vault.records.models import SubjectState
-from vault.retention import notices
 from vault.retention.job import RetentionJob
-from vault.retention.notices import LegalHold, Notice
 from vault.retention.report import RetentionReport
-from vault.retention.tables import OPEN
+from vault.storage import notices
 from vault.storage import subjects as repo
 from vault.storage.db import Database
+from vault.storage.notices import LegalHold, Notice
+from vault.storage.retention_tables import OPEN
+from vault.subject import SubjectState
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -112,7 +113,7 @@ class RetentionService:
         now_us = to_micros(self._clock.now())
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            check_subject(self._policy, call, Action.LEGAL_HOLD, row)
+            check_subject(self._policy, call, Action.LEGAL_HOLD, subject_context(row.meta))
             changed: dict[str, object] = {"legal_hold": True}
             prior = notices.cancel_open(conn, subject_id, now_us, "legal_hold")
             if prior is not None and row.meta.state is SubjectState.PENDING_ANONYMIZATION:

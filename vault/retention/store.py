@@ -17,12 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vault.records.models import StoredField, SubjectState
-from vault.retention.tables import CANCELLED, OPEN, anonymized_records, notices, runs
+from vault.storage.retention_tables import CANCELLED, OPEN, anonymized_records, notices, runs
 from vault.storage.subjects import decode_fields
-from vault.storage.tables import blind_indexes, subjects, tokens
+from vault.storage.tables import subjects
+from vault.subject import StoredField, SubjectState
 
-DAY_US = 86_400 * 1_000_000
 _PENDING_STATE = SubjectState.PENDING_ANONYMIZATION
 _PENDING = _PENDING_STATE.value
 _STATES = {state.value: state for state in SubjectState}  # faster than SubjectState(value)
@@ -247,37 +246,6 @@ def count_due_upto(conn: Connection, now_us: int, limit: int) -> int:
     """How many notices are due, counting no further than `limit`."""
     due = sa.select(notices.c.id).where(_due(now_us, None)).limit(limit).subquery()
     return int(conn.execute(sa.select(sa.func.count()).select_from(due)).scalar_one())
-
-
-def shred(conn: Connection, ids: Sequence[str], now_us: int) -> int:
-    """Crypto-shred: the wrapped data key and every sealed field go; the row stays as a
-    tombstone (audit entries name it), its times cut to the day."""
-    result = conn.execute(
-        subjects.update()
-        .where(
-            subjects.c.id.in_(list(ids)),
-            subjects.c.state == _PENDING,
-            subjects.c.legal_hold == sa.false(),
-        )
-        .values(
-            state=SubjectState.ANONYMIZED.value,
-            version=subjects.c.version + 1,
-            kek_version=None,
-            wrapped_dek=None,
-            fields=None,
-            updated_at=now_us - now_us % DAY_US,
-            created_at=subjects.c.created_at - subjects.c.created_at % DAY_US,
-            last_activity_at=subjects.c.last_activity_at - subjects.c.last_activity_at % DAY_US,
-        )
-    )
-    return int(result.rowcount)
-
-
-def delete_links(conn: Connection, ids: Sequence[str]) -> None:
-    """Blind indexes and tokens: each one could still point at a value."""
-    wanted = list(ids)
-    conn.execute(blind_indexes.delete().where(blind_indexes.c.subject_id.in_(wanted)))
-    conn.execute(tokens.delete().where(tokens.c.subject_id.in_(wanted)))
 
 
 def insert_anonymized(conn: Connection, rows: Sequence[tuple[str, str, str, str]]) -> None:

@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import audit
-from vault.consent.models import ConsentEvent
-from vault.records.models import FieldValue, SubjectMeta
-from vault.records.rendering import SubjectConsent
+from vault.consent.models import ConsentEvent, SubjectConsent
+from vault.subject import FieldValue, SubjectMeta
 
 FORMAT = "customervault.access-package/v1"
 

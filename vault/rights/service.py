@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.engine import Connection
 
 import audit
-from vault.auditing import Auditor
+from vault.access.guard import authorize, check_subject, load_own_subject, stated_justification
+from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
+from vault.consent.models import subject_context
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -23,22 +25,16 @@ from vault.errors import (
     InvalidArgumentError,
     VersionConflictError,
 )
+from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
-from vault.records.dictionary import DataDictionary
-from vault.records.guard import (
-    authorize,
-    check_subject,
-    load_own_subject,
-    stated_justification,
-)
-from vault.records.models import SubjectMeta, SubjectState
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.records.service import RecordService
 from vault.rights.package import build_package
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
+from vault.subject import SubjectMeta, SubjectState
 
 DSR_PURPOSE = "data_subject_request"
 MAX_REASON = 500
@@ -54,7 +50,7 @@ class RightsService:
         *,
         db: Database,
         records: RecordService,
-        sealing: SubjectSealing,
+        sealing: RecordCipher,
         dictionary: DataDictionary,
         policy: PolicyEngine,
         auditor: Auditor,
@@ -195,7 +191,7 @@ class RightsService:
         lock: bool = False,
     ) -> SubjectRow:
         row = load_own_subject(conn, call, principal, subject_id, for_update=lock)
-        check_subject(self._policy, call, action, row, purpose=DSR_PURPOSE)
+        check_subject(self._policy, call, action, subject_context(row.meta), purpose=DSR_PURPOSE)
         return row
 
 

@@ -86,10 +86,6 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def translate(exc: sa.exc.SQLAlchemyError) -> Exception:
     """The domain error for a driver error (the original stays as __cause__, unlogged)."""
     text = str(getattr(exc, "orig", exc)).lower()

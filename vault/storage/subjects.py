@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
-from vault.records.models import StoredField, SubjectMeta, SubjectState
 from vault.storage.tables import blind_indexes, subjects, tokens
+from vault.subject import StoredField, SubjectMeta, SubjectState
 
 _FORMAT = 1
 
@@ -168,10 +168,6 @@ def replace_blind_indexes(
             for f, d in digests.items()
         ],
     )
-
-
-def delete_blind_indexes(conn: Connection, subject_id: str) -> None:
-    conn.execute(blind_indexes.delete().where(blind_indexes.c.subject_id == subject_id))
 
 
 def tenant_batch(

@@ -31,7 +31,7 @@ class WithheldReason(StrEnum):
 class FieldRef(Protocol):
     """A field as the data dictionary describes it; all a view plan needs to know.
 
-    `vault.records.dictionary.FieldSpec` satisfies it; so does `FieldDescriptor`.
+    `vault.fields.dictionary.FieldSpec` satisfies it; so does `FieldDescriptor`.
     """
 
     @property

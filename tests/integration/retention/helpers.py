@@ -19,7 +19,7 @@ from vault.api.client import VaultClient
 from vault.config import Settings
 from vault.retention.job import RetentionJob
 from vault.retention.locking import runner_lock_for
-from vault.retention.preparer import Recipe
+from vault.retention.preparer import ChildPreparerSetup
 from vault.retention.rules import RULES_FILE, RetentionRules
 
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
@@ -73,7 +73,7 @@ def job_with_child(rv: RunningVault, clock: TestClock, batch_size: int) -> Reten
         clock=clock,
         lock=runner_lock_for(app.db.engine, app.settings.data_dir),
         batch_size=batch_size,
-        child=Recipe(app.settings, app.dictionary),
+        child=ChildPreparerSetup(app.settings, app.dictionary),
         child_from_batches=1,
     )
 

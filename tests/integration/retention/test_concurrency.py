@@ -23,7 +23,7 @@ from tests.integration.retention.helpers import (
     scalar,
     verify_audit_log,
 )
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.retention.anonymizer import Anonymizer
 from vault.retention.job import RetentionJob
 from vault.retention.locking import RunnerLock, runner_lock_for
@@ -50,7 +50,7 @@ def _job(rv: RunningVault, clock: TestClock, lock: RunnerLock, batch_size: int) 
         db=app.db,
         rules=RetentionRules.from_file(app.settings.policies_dir / RULES_FILE),
         anonymizer=Anonymizer(
-            SubjectSealing(app.keyring, app.dictionary.searchable_fields), app.dictionary
+            RecordCipher(app.keyring, app.dictionary.searchable_fields), app.dictionary
         ),
         clock=clock,
         lock=lock,

@@ -30,7 +30,7 @@ from tests.integration.retention.helpers import (
     scalar,
     verify_audit_log_at,
 )
-from vault.cli_retention import EXIT_INTERRUPTED
+from vault.cli.retention import EXIT_INTERRUPTED
 from vault.retention.report import Outcome
 from vault.storage.db import create_engine
 

@@ -29,7 +29,7 @@ from tests.integration.retention.helpers import (
 )
 from tests.raw_files import database_files_holding
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.records.dictionary import DataDictionary
+from vault.fields.dictionary import DataDictionary
 from vault.retention.report import Outcome
 
 COUNT = 24

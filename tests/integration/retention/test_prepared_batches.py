@@ -21,21 +21,21 @@ from tests.integration.retention.helpers import (
     verify_audit_log,
 )
 from vault.api.gen.customervault.v1 import retention_pb2 as rpb
-from vault.records.sealing import SubjectSealing
+from vault.records.cipher import RecordCipher
 from vault.retention.anonymizer import Anonymizer
-from vault.retention.batches import Batches
+from vault.retention.batches import RetentionBatchRunner
 from vault.retention.report import Outcome
 
 NOTICE_AT = timedelta(days=DEFAULT_DAYS - NOTICE_DAYS + 1)
 PAST_DEADLINE = timedelta(days=NOTICE_DAYS + 1)
 
 
-def _batches(rv: RunningVault) -> Batches:
+def _batches(rv: RunningVault) -> RetentionBatchRunner:
     app = rv.app
-    return Batches(
+    return RetentionBatchRunner(
         db=app.db,
         anonymizer=Anonymizer(
-            SubjectSealing(app.keyring, app.dictionary.searchable_fields), app.dictionary
+            RecordCipher(app.keyring, app.dictionary.searchable_fields), app.dictionary
         ),
         clock=app.clock,
         rules_version="test",

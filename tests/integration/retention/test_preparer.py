@@ -23,7 +23,7 @@ from tests.integration.retention.helpers import (
     verify_audit_log,
 )
 from vault.clock import to_micros
-from vault.retention.preparer import ChildPreparer, Recipe, prepare_batch
+from vault.retention.preparer import ChildPreparer, ChildPreparerSetup, prepare_batch
 from vault.retention.report import Outcome
 from vault.retention.rules import RULES_FILE, RetentionRules
 
@@ -40,10 +40,12 @@ def _dormant_past_deadline(rv: RunningVault, clock: TestClock) -> list[str]:
     return [r.subject_id for r in created.results]
 
 
-def _child(rv: RunningVault, batch_size: int, recipe: Recipe | None = None) -> ChildPreparer:
+def _child(
+    rv: RunningVault, batch_size: int, recipe: ChildPreparerSetup | None = None
+) -> ChildPreparer:
     app = rv.app
     rules = RetentionRules.from_file(app.settings.policies_dir / RULES_FILE)
-    recipe = recipe or Recipe(app.settings, app.dictionary)
+    recipe = recipe or ChildPreparerSetup(app.settings, app.dictionary)
     return ChildPreparer(recipe, rules_version=rules.version, batch_size=batch_size)
 
 
@@ -106,7 +108,7 @@ def test_a_child_that_cannot_start_says_so(tmp_path: Path, database_url: str | N
         broken = app.settings.model_copy(update={"key_file": tmp_path / "missing.json"})
         with (
             pytest.raises(Exception, match=r"key") as raised,
-            _child(rv, batch_size=10, recipe=Recipe(broken, app.dictionary)),
+            _child(rv, batch_size=10, recipe=ChildPreparerSetup(broken, app.dictionary)),
         ):
             pass
         # The child's own error, not a hang or a broken pipe.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from audit.checkpoint import CheckpointSigner
-from audit.keys import generate_signing_key
+from audit.signing_keys import generate_signing_key
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from audit.errors import CheckpointError, KeyFormatError
-from audit.keys import (
+from audit.signing_keys import (
     generate_signing_key,
     load_private_key,
     load_public_key,

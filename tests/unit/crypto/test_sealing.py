@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vault.crypto import KeyRing, SubjectSealer, sealed_dek_id
+from vault.crypto import FieldSealer, KeyRing, sealed_dek_id
 from vault.errors import DecryptionError
 
 DEK = bytes(range(32))
@@ -24,7 +24,7 @@ KNOWN_SEALED = bytes.fromhex(
 OPAQUE_MESSAGE = str(DecryptionError())
 
 
-def _assert_opaque_failure(sealer: SubjectSealer, field: str, sealed: bytes) -> None:
+def _assert_opaque_failure(sealer: FieldSealer, field: str, sealed: bytes) -> None:
     """Opening fails with the one DecryptionError: same message, no chained cause."""
     with pytest.raises(DecryptionError) as info:
         sealer.open(field, sealed)
@@ -33,8 +33,8 @@ def _assert_opaque_failure(sealer: SubjectSealer, field: str, sealed: bytes) -> 
     assert info.value.__context__ is None or info.value.__suppress_context__
 
 
-def _sealer(tenant: str = "acme", subject: str = SUBJECT, dek_id: int = 1) -> SubjectSealer:
-    return SubjectSealer(DEK, tenant, subject, dek_id)
+def _sealer(tenant: str = "acme", subject: str = SUBJECT, dek_id: int = 1) -> FieldSealer:
+    return FieldSealer(DEK, tenant, subject, dek_id)
 
 
 @given(
@@ -45,7 +45,7 @@ def _sealer(tenant: str = "acme", subject: str = SUBJECT, dek_id: int = 1) -> Su
     dek_id=st.integers(min_value=0, max_value=2**32 - 1),
 )
 def test_round_trip(plaintext: bytes, tenant: str, subject: str, field: str, dek_id: int) -> None:
-    sealer = SubjectSealer(DEK, tenant, subject, dek_id)
+    sealer = FieldSealer(DEK, tenant, subject, dek_id)
     sealed = sealer.seal(field, plaintext)
     assert sealer.open(field, sealed) == plaintext
     assert len(sealed) == 5 + 12 + len(plaintext) + 16
@@ -146,11 +146,11 @@ def test_other_dek_id_fails() -> None:
 
 def test_sealer_refuses_bad_parameters() -> None:
     with pytest.raises(ValueError):
-        SubjectSealer(DEK[:16], "acme", SUBJECT)
+        FieldSealer(DEK[:16], "acme", SUBJECT)
     with pytest.raises(ValueError):
-        SubjectSealer(DEK, "acme", SUBJECT, dek_id=2**32)
+        FieldSealer(DEK, "acme", SUBJECT, dek_id=2**32)
     with pytest.raises(ValueError):
-        SubjectSealer(DEK, "acme", SUBJECT, dek_id=-1)
+        FieldSealer(DEK, "acme", SUBJECT, dek_id=-1)
 
 
 def test_repr_shows_no_key() -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vault.records.models import SubjectState
 from vault.retention.rules import RetentionRules, RetentionRulesError
+from vault.subject import SubjectState
 
 GOOD = """\
 version: 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import vault.consent.tables  # registers the consent tables on `metadata`
-import vault.retention.tables  # noqa: F401 - registers the retention tables on `metadata`
+import vault.storage.consent_tables  # registers the consent tables on `metadata`
+import vault.storage.retention_tables  # noqa: F401 - registers the retention tables on `metadata`
 from vault.storage.tables import metadata
 
 connection = context.config.attributes["connection"]

@@ -55,14 +55,6 @@ class FieldValue:
 
 
 @dataclass(frozen=True)
-class SubjectRecord:
-    """A subject and the decrypted fields a request needed (never all of them by default)."""
-
-    meta: SubjectMeta
-    fields: dict[str, FieldValue]
-
-
-@dataclass(frozen=True)
 class ItemResult:
     """The outcome of one item of a batch: a subject id, or the error that stopped it."""
 

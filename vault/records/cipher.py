@@ -11,8 +11,8 @@ from vault import telemetry
 from vault.clock import from_micros
 from vault.crypto import KeyRing, WrappedDataKey, new_subject_id
 from vault.errors import FailedPreconditionError
-from vault.records.models import FieldValue, StoredField, SubjectMeta, SubjectState
 from vault.storage.subjects import SubjectRow, encode_fields
+from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class PreparedSubject:
         )
 
 
-class SubjectSealing:
+class RecordCipher:
     """Seals, opens and indexes a subject's fields with its own data key."""
 
     def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vault.cli import DatabaseUrl, DataDir, settings
+from vault.cli.options import DatabaseUrl, DataDir, settings
 from vault.errors import VaultError
 from vault.retention.job import RetentionJob
 from vault.retention.report import Outcome, RetentionReport

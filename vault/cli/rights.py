@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from google.protobuf import json_format
 from rich.console import Console
 
-from vault.api.gen.customervault.v1 import rights_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2
-from vault.cli import parse_pairs
-from vault.cli_client import Address, AsJson, Token, call
+from vault.api.messages import enum_name, to_json
+from vault.cli.options import parse_pairs
+from vault.cli.remote import Address, AsJson, Token, call
 
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject rights: access, rectify, ...")
 console = Console()
@@ -20,18 +18,17 @@ console = Console()
 Reason = Annotated[str, typer.Option(help="The request's reference (audited; no PII).")]
 
 
-def show_meta(meta: vault_pb2.SubjectMeta, as_json: bool) -> None:
+def show_meta(meta: Any, as_json: bool) -> None:
+    """A subject's id, version and state (or the `SubjectMeta` message as JSON)."""
     if as_json:
-        print(json_format.MessageToJson(meta, indent=2))
+        print(to_json(meta))
     else:
-        state = vault_pb2.SubjectState.Name(meta.state).removeprefix("SUBJECT_STATE_").lower()
+        state = enum_name(meta, "state").removeprefix("SUBJECT_STATE_").lower()
         console.print(f"{meta.subject_id} version {meta.version} {state}")
 
 
-def _run(address: str, token: str, method: str, request: object) -> vault_pb2.SubjectMeta:
-    response = call(address, token, "rights", method, request)
-    subject: vault_pb2.SubjectMeta = response.subject
-    return subject
+def _run(address: str, token: str, method: str, **fields: Any) -> Any:
+    return call(address, token, "rights", method, **fields).subject
 
 
 @rights_app.command("access")
@@ -43,8 +40,9 @@ def access(
     token: Token = "",
 ) -> None:
     """Everything held about the subject, as one JSON package (access and portability)."""
-    request = pb.ExportSubjectDataRequest(subject_id=subject_id, reason=reason)
-    response = call(address, token, "rights", "ExportSubjectData", request)
+    response = call(
+        address, token, "rights", "ExportSubjectData", subject_id=subject_id, reason=reason
+    )
     if out is None:
         print(response.package_json)
     else:
@@ -64,14 +62,17 @@ def rectify(
     as_json: AsJson = False,
 ) -> None:
     """Correct the subject's fields; the reason is recorded."""
-    request = pb.RectifySubjectDataRequest(
+    subject = _run(
+        address,
+        token,
+        "RectifySubjectData",
         subject_id=subject_id,
         expected_version=version,
         set_fields=parse_pairs(set_ or [], "--set"),
         clear_fields=clear or [],
         reason=reason,
     )
-    show_meta(_run(address, token, "RectifySubjectData", request), as_json)
+    show_meta(subject, as_json)
 
 
 @rights_app.command("restrict")
@@ -83,8 +84,9 @@ def restrict(
     as_json: AsJson = False,
 ) -> None:
     """Freeze processing (storage, the subject's own requests and legal claims only)."""
-    request = pb.RestrictProcessingRequest(subject_id=subject_id, reason=reason)
-    show_meta(_run(address, token, "RestrictProcessing", request), as_json)
+    show_meta(
+        _run(address, token, "RestrictProcessing", subject_id=subject_id, reason=reason), as_json
+    )
 
 
 @rights_app.command("lift-restriction")
@@ -96,8 +98,9 @@ def lift_restriction(
     as_json: AsJson = False,
 ) -> None:
     """End a restriction of processing."""
-    request = pb.LiftRestrictionRequest(subject_id=subject_id, reason=reason)
-    show_meta(_run(address, token, "LiftRestriction", request), as_json)
+    show_meta(
+        _run(address, token, "LiftRestriction", subject_id=subject_id, reason=reason), as_json
+    )
 
 
 @rights_app.command("erase")
@@ -109,5 +112,6 @@ def erase(
     as_json: AsJson = False,
 ) -> None:
     """Erase the subject: crypto-shred its personal data, keep a tombstone."""
-    request = pb.EraseSubjectDataRequest(subject_id=subject_id, reason=reason)
-    show_meta(_run(address, token, "EraseSubjectData", request), as_json)
+    show_meta(
+        _run(address, token, "EraseSubjectData", subject_id=subject_id, reason=reason), as_json
+    )

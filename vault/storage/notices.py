@@ -1,30 +1,17 @@
-"""Single-row reads and writes of notices and legal holds, for the RPCs and for the
-record service (activity and erasure close a subject's open notice in their own
-transaction)."""
+"""Single-row reads and writes of retention notices and legal holds, for the retention
+RPCs and for the record service (activity and erasure close a subject's open notice in
+their own transaction)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vault.crypto.derived import b32
-from vault.records.models import SubjectState
-from vault.retention.tables import CANCELLED, OPEN, legal_holds, notices
+from vault.storage.retention_tables import CANCELLED, OPEN, legal_holds, notices
 from vault.storage.tables import subjects
-
-NOTICE_PREFIX = "ntc"
-
-
-def new_notice_id(now_us: int, sequence: int) -> str:
-    """`ntc_` + 26 base32 characters: the notice's time, a sequence number and 40 random
-    bits. Ids sort in the order notices are made, which is the order the job closes
-    them in, so closing a notice appends to the indexes instead of writing all over them.
-    """
-    raw = now_us.to_bytes(8, "big") + (sequence % 2**24).to_bytes(3, "big") + os.urandom(5)
-    return f"{NOTICE_PREFIX}_{b32(raw)}"
+from vault.subject import SubjectState
 
 
 @dataclass(frozen=True)
@@ -133,12 +120,6 @@ def acknowledge(conn: Connection, notice_id: str, by: str, now_us: int) -> None:
         .where(notices.c.id == notice_id, notices.c.acknowledged_at.is_(None))
         .values(acknowledged_at=now_us, acknowledged_by=by)
     )
-
-
-def get_hold(conn: Connection, subject_id: str) -> LegalHold | None:
-    query = sa.select(*_HOLD_COLUMNS).where(legal_holds.c.subject_id == subject_id)
-    found = conn.execute(query).first()
-    return LegalHold(*found) if found is not None else None
 
 
 def put_hold(conn: Connection, hold: LegalHold) -> None:

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import REPO_ROOT
 from vault.errors import FieldViolation, InvalidArgumentError, VaultError
-from vault.policy.actions import SENSITIVITY_CLASSES
-from vault.records import dictionary as dictionary_module
-from vault.records.dictionary import (
+from vault.fields import dictionary as dictionary_module
+from vault.fields.dictionary import (
     ISO_COUNTRY_CODES,
     AnonymizationRule,
     DataDictionary,
@@ -25,6 +24,7 @@ from vault.records.dictionary import (
     FieldType,
     Sensitivity,
 )
+from vault.policy.actions import SENSITIVITY_CLASSES
 
 DICTIONARY_FILE = REPO_ROOT / "policies" / "data_dictionary.yaml"
 TODAY = date(2025, 6, 15)

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import phonenumbers
 
-from vault.records.fields import FIELD_NAME, FieldSpec, FieldType
+from vault.fields.spec import FIELD_NAME, FieldSpec, FieldType
 
 
 @dataclass(frozen=True)

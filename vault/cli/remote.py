@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from vault.api.client import VaultClient, VaultClientError
+from vault.api.messages import RequestError, build_request
 
 err = Console(stderr=True)
 
@@ -35,9 +36,13 @@ def fail(exc: VaultClientError) -> typer.Exit:
     return typer.Exit(1)
 
 
-def call(address: str, token: str, service: str, method: str, request: object) -> Any:
-    """One unary call of `service` (a stub of `VaultClient`: consent, rights, admin...);
-    a failure is printed and ends the command."""
+def call(address: str, token: str, service: str, method: str, **fields: Any) -> Any:
+    """One unary call of `service` (a stub of `VaultClient`: consent, rights, admin...)
+    with a request built from `fields`; a failure is printed and ends the command."""
+    try:
+        request = build_request(service, method, fields)
+    except RequestError as exc:
+        raise typer.BadParameter(str(exc)) from None
     with client_for(address, token) as client:
         try:
             return client.call(getattr(client, service), method, request)

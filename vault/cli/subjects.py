@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
 
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.cli import parse_pairs
-from vault.cli_client import Address, AsJson, Token, client_for, fail
+from vault.api.messages import enum_name, to_json, to_json_line
+from vault.cli.options import parse_pairs
+from vault.cli.remote import Address, AsJson, Token, client_for, fail
 
 subjects_app = typer.Typer(
     no_args_is_help=True, help="Store and read customers in a running vault."
@@ -31,31 +29,27 @@ Justification = Annotated[
 ]
 
 
-def _show_view(view: pb.SubjectView, as_json: bool) -> None:
+def _show_view(view: Any, as_json: bool) -> None:
     if as_json:
-        print(json_format.MessageToJson(view, indent=2))
+        print(to_json(view))
         return
     meta = view.meta
-    title = (
-        f"{meta.subject_id}  v{meta.version}  {pb.SubjectState.Name(meta.state)}  view={view.view}"
-    )
+    title = f"{meta.subject_id}  v{meta.version}  {enum_name(meta, 'state')}  view={view.view}"
     table = Table("field", "value", "disclosure", "written by", title=title)
     for name in sorted(view.fields):
         f = view.fields[name]
-        shown = pb.Disclosure.Name(f.disclosure).removeprefix("DISCLOSURE_").lower()
+        shown = enum_name(f, "disclosure").removeprefix("DISCLOSURE_").lower()
         table.add_row(name, f.value, f"{shown} {f.strategy}".strip(), f.provenance.written_by)
     for withheld in view.withheld:
         table.add_row(withheld.field, "-", f"withheld ({withheld.reason})", "")
     console.print(table)
 
 
-def _show_meta(meta: pb.SubjectMeta, as_json: bool) -> None:
+def _show_meta(meta: Any, as_json: bool) -> None:
     if as_json:
-        print(json_format.MessageToJson(meta, indent=2))
+        print(to_json(meta))
     else:
-        console.print(
-            f"{meta.subject_id} version {meta.version} {pb.SubjectState.Name(meta.state)}"
-        )
+        console.print(f"{meta.subject_id} version {meta.version} {enum_name(meta, 'state')}")
 
 
 @subjects_app.command("create")
@@ -179,6 +173,6 @@ def export(
     with client_for(address, token) as client:
         try:
             for subject in client.export(view, purpose, justification):
-                print(json.dumps(json_format.MessageToDict(subject), separators=(",", ":")))
+                print(to_json_line(subject))
         except VaultClientError as exc:
             raise fail(exc) from None

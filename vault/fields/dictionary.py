@@ -21,9 +21,14 @@ from typing import Any, TypeVar
 import phonenumbers
 
 from vault.errors import FieldViolation, InvalidArgumentError
-from vault.policy.errors import PolicyConfigError
-from vault.policy.sources import LocatedDict, load_yaml
-from vault.records.fields import (
+from vault.fields.normalizers import (
+    ISO_COUNTRY_CODES,
+    Context,
+    InvalidValueError,
+    normalize_value,
+    violation_path,
+)
+from vault.fields.spec import (
     FIELD_NAME,
     AnonymizationRule,
     DictionaryError,
@@ -31,13 +36,8 @@ from vault.records.fields import (
     FieldType,
     Sensitivity,
 )
-from vault.records.normalizers import (
-    ISO_COUNTRY_CODES,
-    Context,
-    InvalidValueError,
-    normalize_value,
-    violation_path,
-)
+from vault.policy.errors import PolicyConfigError
+from vault.policy.sources import LocatedDict, load_yaml
 from vault.views.masking import GENERALIZERS
 
 __all__ = [

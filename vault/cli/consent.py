@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from google.protobuf import json_format, timestamp_pb2
 from rich.console import Console
 from rich.table import Table
 
-from vault.api.gen.customervault.v1 import consent_pb2 as pb
-from vault.cli import DataDir, parse_ttl, settings
-from vault.cli_client import Address, AsJson, Token, call
+from vault.api.messages import enum_name, time_text, to_json
+from vault.cli.options import DataDir, parse_ttl, settings
+from vault.cli.remote import Address, AsJson, Token, call
 
 consent_app = typer.Typer(no_args_is_help=True, help="Consent, opt-outs and consent receipts.")
 console = Console()
 err = Console(stderr=True)
+
+CHANNELS = ("web", "app", "call_centre", "api", "gpc")
+"""The consent channels of the contract (`ConsentChannel`), as the options name them."""
 
 Purposes = Annotated[list[str], typer.Option("--purpose", help="A purpose (repeatable).")]
 ChannelName = Annotated[
@@ -34,46 +36,46 @@ ReceiptOut = Annotated[
 ]
 
 
-def _source(channel: str, notice: str, evidence: str, jurisdiction: str) -> pb.ConsentSource:
-    name = f"CONSENT_CHANNEL_{channel.upper()}"
-    if name not in pb.ConsentChannel.keys():  # noqa: SIM118 - an enum wrapper, not a dict
+def _source(channel: str, notice: str, evidence: str, jurisdiction: str) -> dict[str, str]:
+    if channel not in CHANNELS:
         raise typer.BadParameter("use web, app, call_centre, api or gpc", param_hint="--channel")
-    return pb.ConsentSource(
-        channel=name,
-        notice_version=notice,
-        evidence_ref=evidence,
-        jurisdiction=jurisdiction,
-    )
+    return {
+        "channel": f"CONSENT_CHANNEL_{channel.upper()}",
+        "notice_version": notice,
+        "evidence_ref": evidence,
+        "jurisdiction": jurisdiction,
+    }
 
 
-def _moment(text: str, hint: str) -> timestamp_pb2.Timestamp:
+def _moment(text: str, hint: str) -> str:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter("an ISO 8601 time", param_hint=hint) from None
     if moment.tzinfo is None:
         raise typer.BadParameter("give a time zone, e.g. Z", param_hint=hint)
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(moment.astimezone(UTC))
-    return ts
+    return _rfc3339(moment)
 
 
-def _expiry(text: str) -> timestamp_pb2.Timestamp | None:
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _expiry(text: str) -> dict[str, str]:
+    """The request's `expires_at`, or nothing when no expiry was given."""
     if not text:
-        return None
+        return {}
     if text[-1] in "smhd" and text[:-1].isdigit():
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(datetime.now(UTC) + parse_ttl(text))
-        return ts
-    return _moment(text, "--expires")
+        return {"expires_at": _rfc3339(datetime.now(UTC) + parse_ttl(text))}
+    return {"expires_at": _moment(text, "--expires")}
 
 
-def _changed(response: pb.GrantConsentResponse, receipt_out: Path | None, as_json: bool) -> None:
+def _changed(response: Any, receipt_out: Path | None, as_json: bool) -> None:
     if as_json:
-        print(json_format.MessageToJson(response, indent=2))
+        print(to_json(response))
     else:
         for event in response.events:
-            action = pb.ConsentAction.Name(event.action).removeprefix("CONSENT_ACTION_").lower()
+            action = enum_name(event, "action").removeprefix("CONSENT_ACTION_").lower()
             console.print(f"{action} {event.purpose} (sequence {event.sequence})")
         console.print(f"consent version {response.consent_version}")
         console.print(f"receipt {response.receipt.receipt_id}")
@@ -96,13 +98,17 @@ def grant(
     as_json: AsJson = False,
 ) -> None:
     """Record the subject's consent to purposes."""
-    request = pb.GrantConsentRequest(
+    response = call(
+        address,
+        token,
+        "consent",
+        "GrantConsent",
         subject_id=subject_id,
         purposes=purpose,
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
-        expires_at=_expiry(expires),
+        **_expiry(expires),
     )
-    _changed(call(address, token, "consent", "GrantConsent", request), receipt_out, as_json)
+    _changed(response, receipt_out, as_json)
 
 
 @consent_app.command("withdraw")
@@ -120,13 +126,17 @@ def withdraw(
     as_json: AsJson = False,
 ) -> None:
     """Withdraw consent to purposes (or to everything one receipt granted)."""
-    request = pb.WithdrawConsentRequest(
+    response = call(
+        address,
+        token,
+        "consent",
+        "WithdrawConsent",
         subject_id=subject_id,
         purposes=purpose or [],
         receipt_id=receipt_id,
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
     )
-    _changed(call(address, token, "consent", "WithdrawConsent", request), receipt_out, as_json)
+    _changed(response, receipt_out, as_json)
 
 
 @consent_app.command("opt-out")
@@ -146,12 +156,16 @@ def opt_out(
     as_json: AsJson = False,
 ) -> None:
     """Opt out of purposes or whole groups; --channel gpc opts out of all sharing."""
-    request = pb.OptOutRequest(
+    response = call(
+        address,
+        token,
+        "consent",
+        "OptOut",
         subject_id=subject_id,
         scopes=scope or [],
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
     )
-    _changed(call(address, token, "consent", "OptOut", request), receipt_out, as_json)
+    _changed(response, receipt_out, as_json)
 
 
 @consent_app.command("status")
@@ -163,21 +177,23 @@ def status(
     as_json: AsJson = False,
 ) -> None:
     """The subject's consent per purpose, now or at a past moment."""
-    request = pb.GetConsentRequest(subject_id=subject_id, at=_moment(at, "--at") if at else None)
-    response = call(address, token, "consent", "GetConsent", request)
+    moment = {"at": _moment(at, "--at")} if at else {}
+    response = call(address, token, "consent", "GetConsent", subject_id=subject_id, **moment)
     if as_json:
-        print(json_format.MessageToJson(response, indent=2))
+        print(to_json(response))
         return
     title = f"{response.subject_id}  consent version {response.consent_version}"
     table = Table(
         "purpose", "granted", "withdrawn", "expires", "effective", "blocked by", title=title
     )
     for p in response.purposes:
-        expires = (
-            p.expires_at.ToDatetime(tzinfo=UTC).isoformat() if p.HasField("expires_at") else ""
-        )
         table.add_row(
-            p.purpose, _yes(p.granted), _yes(p.withdrawn), expires, _yes(p.effective), p.blocked_by
+            p.purpose,
+            _yes(p.granted),
+            _yes(p.withdrawn),
+            time_text(p, "expires_at"),
+            _yes(p.effective),
+            p.blocked_by,
         )
     console.print(table)
 
@@ -190,21 +206,20 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Every ledger event of the subject, oldest first."""
-    request = pb.ListConsentEventsRequest(subject_id=subject_id)
-    response = call(address, token, "consent", "ListConsentEvents", request)
+    response = call(address, token, "consent", "ListConsentEvents", subject_id=subject_id)
     if as_json:
-        print(json_format.MessageToJson(response, indent=2))
+        print(to_json(response))
         return
     table = Table("seq", "recorded", "purpose", "action", "channel", "notice", "expires", "receipt")
     for e in response.events:
         table.add_row(
             str(e.sequence),
-            e.recorded_at.ToDatetime(tzinfo=UTC).isoformat(),
+            time_text(e, "recorded_at"),
             e.purpose,
-            pb.ConsentAction.Name(e.action).removeprefix("CONSENT_ACTION_").lower(),
-            pb.ConsentChannel.Name(e.source.channel).removeprefix("CONSENT_CHANNEL_").lower(),
+            enum_name(e, "action").removeprefix("CONSENT_ACTION_").lower(),
+            enum_name(e.source, "channel").removeprefix("CONSENT_CHANNEL_").lower(),
             e.source.notice_version,
-            e.expires_at.ToDatetime(tzinfo=UTC).isoformat() if e.HasField("expires_at") else "",
+            time_text(e, "expires_at"),
             e.receipt_id,
         )
     console.print(table)
@@ -219,8 +234,14 @@ def receipt(
     token: Token = "",
 ) -> None:
     """Fetch a receipt issued earlier for the subject."""
-    request = pb.GetConsentReceiptRequest(subject_id=subject_id, receipt_id=receipt_id)
-    response = call(address, token, "consent", "GetConsentReceipt", request)
+    response = call(
+        address,
+        token,
+        "consent",
+        "GetConsentReceipt",
+        subject_id=subject_id,
+        receipt_id=receipt_id,
+    )
     if out is None:
         print(response.receipt.document)
     else:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vault.cli import parse_pairs, settings
-from vault.cli_client import Address, Token, call
+from vault.cli.options import parse_pairs, settings
+from vault.cli.remote import Address, Token, call
 
 policy_app = typer.Typer(no_args_is_help=True, help="Check and reload the access policy.")
 console = Console()
@@ -36,9 +36,9 @@ def check(
     """Print the decision of the policy files for one request and the rule that decided."""
     from vault.api.admin import resolve_resource
     from vault.errors import VaultError
+    from vault.fields.dictionary import DataDictionary
     from vault.policy import Action, PolicyEngine
     from vault.principal import Principal
-    from vault.records.dictionary import DataDictionary
 
     folder = policies_dir or settings().policies_dir
     try:
@@ -70,9 +70,7 @@ def check(
 @policy_app.command("reload")
 def reload(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
     """Ask a running vault to re-read its policy files now."""
-    from vault.api.gen.customervault.v1 import admin_pb2
-
-    reply = call(address, token, "admin", "ReloadPolicy", admin_pb2.ReloadPolicyRequest())
+    reply = call(address, token, "admin", "ReloadPolicy")
     state = "changed" if reply.changed else "unchanged"
     console.print(f"policy {state}; in force: {reply.status.version}")
 
@@ -80,9 +78,7 @@ def reload(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
 @policy_app.command("status")
 def status(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
     """Which policy a running vault has in force."""
-    from vault.api.gen.customervault.v1 import admin_pb2
-
-    reply = call(address, token, "admin", "GetPolicyStatus", admin_pb2.GetPolicyStatusRequest())
+    reply = call(address, token, "admin", "GetPolicyStatus")
     console.print(f"version:  {reply.version} ({reply.policy_lines} lines)")
     console.print(f"views:    {', '.join(reply.views)}")
     console.print(f"purposes: {', '.join(reply.purposes)}")

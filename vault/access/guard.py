@@ -1,5 +1,5 @@
 """The checks every subject operation goes through: policy, tenant ownership, and the
-subject's state (and, for reads, consent), in this one place."""
+subject's state (and, for reads, consent), each in this one place."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from vault.errors import (
 from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.policy.subject import STATE_RULE
 from vault.principal import Principal
-from vault.records.rendering import SubjectConsent, subject_context
 from vault.storage import subjects as repo
 from vault.storage.subjects import SubjectRow
 
@@ -69,10 +68,9 @@ def check_subject(
     policy: PolicyEngine,
     call: CallContext,
     action: Action,
-    row: SubjectRow,
+    subject: SubjectContext,
     *,
     purpose: str | None = None,
-    consent: SubjectConsent | None = None,
 ) -> SubjectContext:
     """The subject-state rule (and consent, for reads), the same for every path.
 
@@ -83,8 +81,8 @@ def check_subject(
     anonymized one everything but erasing again and reading its history; a legal hold
     refuses erasure. A state refusal is FAILED_PRECONDITION, a consent or opt-out
     refusal PERMISSION_DENIED; either is recorded on the call for the audit entry.
+    `subject` is built from storage (`vault.consent.models.subject_context`).
     """
-    subject = subject_context(row.meta, consent)
     refusal = policy.check_subject(action, purpose, subject)
     if refusal is not None:
         call.deny(refusal.rule, policy.version)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 import audit
 from audit.entry_rules import MAX_EXTRA_ITEMS, MAX_LIST_ITEMS
 from vault import telemetry
+from vault.audit_actions import AuditAction
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.crypto import is_subject_id
@@ -38,10 +39,10 @@ _MAX_CALL_EXTRA = MAX_EXTRA_ITEMS - 4
 
 
 class Auditor:
-    """Writes one audit entry per call."""
+    """Writes one audit entry per call, through the process's `audit.AuditLog`."""
 
-    def __init__(self, writer: audit.GroupCommitWriter, clock: Clock) -> None:
-        self._writer = writer
+    def __init__(self, log: audit.AuditLog, clock: Clock) -> None:
+        self._log = log
         self._clock = clock
 
     def entries(self, call: CallContext, result_code: str) -> list[audit.AuditEntry]:
@@ -74,7 +75,7 @@ class Auditor:
             actor=principal.id if principal else UNAUTHENTICATED,
             actor_roles=tuple(sorted(principal.roles)) if principal else (),
             tenant=principal.tenant if principal else NO_TENANT,
-            action=call.action,
+            action=call.action.value,
             subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid))[
                 :MAX_LIST_ITEMS
             ],
@@ -100,7 +101,7 @@ class Auditor:
         """
         try:
             with telemetry.audit_write("in_transaction"):
-                audit.append_in(conn, self.entries(call, result_code))
+                self._log.append_in(conn, self.entries(call, result_code))
         except sa.exc.SQLAlchemyError as exc:
             log.error("audit log refused an entry (%s); failing the change", type(exc).__name__)  # noqa: TRY400
             translated = translate(exc)
@@ -114,7 +115,7 @@ class Auditor:
         try:
             with telemetry.audit_write("group_commit"):
                 for entry in self.entries(call, result_code):
-                    self._writer.append(entry)
+                    self._log.append(entry)
         except audit.AuditUnavailableError as exc:
             log.error("audit log unavailable; failing the call closed")  # noqa: TRY400
             raise UnavailableError("audit log unavailable") from exc
@@ -159,7 +160,7 @@ def checkpoint_lag(engine: Engine, now: datetime) -> tuple[int, float]:
 def system_entry(
     time: datetime,
     principal: Principal,
-    action: str,
+    action: AuditAction,
     subject_id: str,
     *,
     reason: str,
@@ -176,7 +177,7 @@ def system_entry(
         actor=principal.id,
         actor_roles=tuple(sorted(principal.roles)),
         tenant=principal.tenant,
-        action=action,
+        action=action.value,
         subject_ids=(subject_id,),
         field_names=field_names,
         decision=audit.ALLOW,
