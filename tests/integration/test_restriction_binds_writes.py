@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 
 import audit
-from tests.integration.consent_support import DPO, SERVICE, source
+from tests.data import ADA, DPO, SERVICE
+from tests.integration.consent_support import source
 from tests.integration.harness import RunningVault
 from tests.integration.test_audit_every_rpc import _all_methods, _invoke
-from tests.integration.test_records_write import ADA
 from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.api.gen.customervault.v1 import retention_pb2 as tpb
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb

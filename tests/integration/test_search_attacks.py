@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import audit
-from tests.integration.consent_support import DPO, MARKETER, MovableClock, grant, opt_out
+from tests.data import ADA, DPO
+from tests.integration.consent_support import MARKETER, MovableClock, grant, opt_out
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import vault_pb2 as pb

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import pytest
 
 import audit
+from tests.data import ADA
 from tests.integration.consent_support import grant, opt_out
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
