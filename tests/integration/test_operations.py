@@ -38,6 +38,7 @@ from tests.integration.serving import (
 )
 from vault import key_custody
 from vault.api.client import VaultClient, VaultClientError
+from vault.api.gen.customervault.v1 import rights_pb2
 from vault.app import VaultApp
 from vault.clock import to_micros
 from vault.config import Settings
@@ -494,8 +495,14 @@ class Traffic:
         done = ["CreateSubject", "GetSubject", "GrantConsent", "WithdrawConsent"]
         erase = step % 3 == 0
         if erase:
-            on(services, 1).erase(subject, "DSR-ops-test")
-            done.append("EraseSubject")
+            # Bulk erasure goes through the data-subject-request path (EraseSubject
+            # spends a per-principal erasure budget).
+            dpo = on(dpos, 1)
+            request = rights_pb2.EraseSubjectDataRequest(
+                subject_id=subject, reason="DSR-2026-9 ops test"
+            )
+            dpo.call(dpo.rights, "EraseSubjectData", request)
+            done.append("EraseSubjectData")
         with self._lock:
             self.created.append(subject)
             if erase:

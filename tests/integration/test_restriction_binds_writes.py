@@ -20,7 +20,7 @@ import audit
 from tests.data import ADA, DPO, SERVICE
 from tests.integration.consent_support import source
 from tests.integration.harness import RunningVault
-from tests.integration.test_audit_every_rpc import _all_methods, _invoke
+from tests.integration.rpc_table import SERVICES
 from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.api.gen.customervault.v1 import retention_pb2 as tpb
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
@@ -36,6 +36,30 @@ V, C, R, T = (
     "customervault.v1.RetentionService",
 )
 Build = Callable[[dict[str, str]], Message]
+
+
+def _all_methods() -> list[str]:
+    return [
+        f"{module.DESCRIPTOR.package}.{name}/{method.name}"
+        for module, name, _ in SERVICES
+        for method in module.DESCRIPTOR.services_by_name[name].methods
+    ]
+
+
+def _invoke(
+    vault: RunningVault, method: str, request: Message, who: dict[str, Any]
+) -> grpc.StatusCode:
+    """One unary call of any service with `who`'s token; its status code."""
+    service, name = method.split("/")
+    _, _, stub_type = next(s for s in SERVICES if f"{s[0].DESCRIPTOR.package}.{s[1]}" == service)
+    metadata = (("authorization", f"Bearer {vault.token(**who)}"),)
+    with grpc.insecure_channel(vault.address) as channel:
+        try:
+            getattr(stub_type(channel), name)(request, metadata=metadata, timeout=20)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
 
 # Refused on a restricted subject: (caller, request).
 REFUSED: dict[str, tuple[dict[str, Any], Build]] = {
