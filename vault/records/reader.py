@@ -146,14 +146,16 @@ class RecordReader:
         self._authorize_search(call, principal, purpose, spec.sensitivity)
         limit = self._page_size(page_size)
         normalized = self._dictionary.normalize_one(field, value, today=self._today())
-        digest = self._sealing.digest(principal.tenant, field, normalized)
-        query = _query_hash(field, view, purpose, digest)
+        # Under every blind-index key version present (a re-index may be under way);
+        # the page token is bound to the active version's digest.
+        digests = self._sealing.search_digests(principal.tenant, field, normalized)
+        query = _query_hash(field, view, purpose, digests[0][1])
         after = _read_page_token(page_token, query)
         self._search_limit.charge(call, principal)
         now = self._clock.now()
         with self._db.read() as conn:
             ids = repo.find_ids_page(
-                conn, principal.tenant, field, digest, after=after, limit=limit + 1
+                conn, principal.tenant, field, digests, after=after, limit=limit + 1
             )
             more, ids = len(ids) > limit, ids[:limit]
             rows = [r for r in repo.get_many(conn, ids) if not r.meta.state.is_terminal]
