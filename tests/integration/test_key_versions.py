@@ -60,7 +60,8 @@ def _stop_background_reindex(vault: RunningVault) -> None:
 
 
 def _found(vault: RunningVault, email: str) -> list[str]:
-    views = vault.client(**SEARCHER).find("email", email, "full", "data_subject_request")  # type: ignore[arg-type]
+    searcher = vault.client(**SEARCHER)  # type: ignore[arg-type]
+    views = searcher.find("email", email, "full", "data_subject_request", "DSR-2026-5")
     return [v.meta.subject_id for v in views]
 
 
