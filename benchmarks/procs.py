@@ -140,7 +140,8 @@ def vault_server(data_dir: Path, database_url: str | None, log: Path) -> ServerP
     ]
     if database_url:
         vault_cli("migrate", "--data-dir", str(data_dir), "--database-url", database_url)
-        argv += ["--database-url", database_url]
+        # PostgreSQL with the data dir's own token key: a development setup (--dev).
+        argv += ["--database-url", database_url, "--dev"]
     # Benchmarks and the soak measure throughput from a handful of principals; the
     # per-principal abuse budgets (search, erasure: docs/security.md) would measure
     # themselves instead, so they are off here.

@@ -31,6 +31,8 @@ OK = "OK"
 BATCH_SIZE = 20
 SUBJECTS_PER_WORKER = 10_000_000
 """Record numbers of worker w start at (w + 1) * this, so e-mail addresses are unique."""
+# An opaque evidence reference (ev_ + 26 base32 characters), as the vault requires.
+SOAK_EVIDENCE = "ev_soaksoaksoaksoaksoaksoaks2"
 _KEEP_TOKENS = 200
 _MIN_OWN_TO_ERASE = 20
 
@@ -238,7 +240,7 @@ class Worker:
     def _consent(self) -> None:
         own = self._pick_own()
         source = cpb.ConsentSource(
-            channel=cpb.CONSENT_CHANNEL_WEB, notice_version="2026-01", evidence_ref="soak"
+            channel=cpb.CONSENT_CHANNEL_WEB, notice_version="2026-01", evidence_ref=SOAK_EVIDENCE
         )
         service = self._clients["service"]
         if own.consented:

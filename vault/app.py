@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from audit.witness import WitnessClient
-from vault import key_custody, telemetry
+from vault import key_custody, startup, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
 from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
 from vault.audit_trail import Auditor, checkpoint_lag
@@ -423,8 +424,19 @@ def running(
         app.close()
 
 
-def serve(settings: Settings, ready: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0."""
+def serve(settings: Settings, ready: threading.Event | None = None, *, dev: bool = False) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0.
+
+    Refuses first (`StartupRefusedError`) key files or a data dir others may use, and a
+    development token key beyond loopback or with PostgreSQL unless `dev` (`vault.startup`).
+    Everything the process creates is private to its user (umask 077).
+    """
+    os.umask(0o077)
+    startup.check_private_modes(settings)
+    startup.check_token_key(settings, dev=dev)
+    if dev:
+        # INFO, not WARNING: --dev is a stated choice, and a clean run logs no warning.
+        log.info("DEVELOPMENT MODE (--dev): tokens signed by the data dir's key are trusted")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -321,6 +321,7 @@ def test_postgres_outage_fails_calls_unavailable_and_recovers_without_restart(
     database = pg_cluster.create_database()
     data, env = _prepare(tmp_path, database)
     args = ["--address", "127.0.0.1:0", "--data-dir", str(data), "--database-url", database]
+    args.append("--dev")  # PostgreSQL with the data dir's token key: the test mints tokens
     with serving(args, env, tmp_path / "vault.log") as vault:
         dpo = token_for(data, **DPO)
         load = Load(vault.address, token_for(data), dpo)
@@ -379,7 +380,7 @@ def test_serve_exits_with_a_clear_message_when_the_database_never_appears(
     data = tmp_path / "data"
     env = clean_env(VAULT_DB_CONNECT_TIMEOUT_SECONDS="1")
     assert run_cli(["keys", "init", "--data-dir", str(data)], env).returncode == 0
-    done = run_cli(["serve", "--data-dir", str(data), "--database-url", url], env)
+    done = run_cli(["serve", "--data-dir", str(data), "--database-url", url, "--dev"], env)
     assert done.returncode == 1
     assert "database unavailable: not reachable within 1s" in done.stderr
     assert "retrying in" in done.stderr  # it waited with back-off first
@@ -404,6 +405,7 @@ def test_serve_waits_for_a_database_that_comes_up_late(
     later.start()
     try:
         args = ["--address", "127.0.0.1:0", "--data-dir", str(data), "--database-url", database]
+        args.append("--dev")  # the data dir's token key with PostgreSQL
         with (
             serving(args, env, log, startup_timeout=45) as vault,
             VaultClient(vault.address, token_for(data)) as client,
@@ -561,6 +563,7 @@ def test_three_replicas_share_one_postgres_under_mixed_traffic(
         VAULT_SHUTDOWN_GRACE_SECONDS="5",
     )
     args = ["--address", "127.0.0.1:0", "--data-dir", str(data), "--database-url", postgres_url]
+    args.append("--dev")  # the data dir's token key with PostgreSQL
     with contextlib.ExitStack() as stack:
         vaults = [
             stack.enter_context(serving(args, env, tmp_path / f"vault-{n}.log")) for n in range(3)

@@ -73,7 +73,7 @@ class ConsentService:
         now = self._clock.now()
         declared = self._policy.purposes
         _raise_if(
-            checks.common(request)
+            checks.common(request, declared.notice_versions)
             + checks.purposes(request.purposes, declared, markers_allowed=True)
             + checks.grant_terms(request, now)
         )
@@ -89,7 +89,7 @@ class ConsentService:
         now = self._clock.now()
         declared = self._policy.purposes
         _raise_if(
-            checks.common(request)
+            checks.common(request, declared.notice_versions)
             + checks.withdrawal_target(request)
             + checks.purposes(request.purposes, declared, markers_allowed=False, required=False)
             + checks.no_expiry(request)
@@ -115,7 +115,7 @@ class ConsentService:
         principal = self._begin(call, request, "opt_out")
         now = self._clock.now()
         _raise_if(
-            checks.common(request)
+            checks.common(request, declared.notice_versions)
             + checks.purposes(request.purposes, declared, markers_allowed=True)
             + checks.no_expiry(request)
         )
