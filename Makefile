@@ -1,12 +1,14 @@
 # One task runner for everything. `make serve` and `make test` do all the set-up
 # themselves (a local virtualenv in .venv), so they are the two commands a fresh
-# checkout needs.
+# checkout needs. `make check` is the gate: what CI runs (.ci/run), and what must pass
+# before anything lands.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
+SOURCES := vault audit tests benchmarks scripts
 
-.PHONY: install serve test test-fast lint typecheck imports protos protos-check bench soak clean
+.PHONY: install serve check test test-unit lint typecheck imports protos protos-check bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,13 +22,26 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/customer-vault serve
 
+## The gate, in order, stopping at the first failure: ruff check, ruff format --check,
+## mypy, generated code up to date, import contracts (.importlinter), the whole suite.
+check: $(STAMP)
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory typecheck
+	@$(MAKE) --no-print-directory protos-check
+	@$(MAKE) --no-print-directory imports
+	@$(MAKE) --no-print-directory test
+
 ## The whole test suite (unit, integration over real gRPC, SQLite and PostgreSQL)
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
+## The unit tests alone (no server, no PostgreSQL): under a minute
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit -n $(PYTEST_WORKERS) -q
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check vault audit tests benchmarks scripts
-	$(VENV)/bin/ruff format --check vault audit tests benchmarks scripts
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -52,4 +67,4 @@ soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

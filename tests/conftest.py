@@ -1,10 +1,11 @@
-"""Suite-wide fixtures: shared test vectors and real PostgreSQL databases.
+"""Suite-wide fixtures: real PostgreSQL databases and the PII watch.
 
 PostgreSQL tests use the server at 127.0.0.1:5432 (trust auth, user postgres, admin
 database `test`). Each test that asks for `postgres_url` gets a database of its own,
-created fresh and dropped afterwards. Without a reachable server the tests are skipped
-with a clear message, except under CI=true, where they fail instead: CI must never
-quietly skip them.
+created fresh and dropped afterwards; a test that starts a vault gets a copy of a
+database migrated once per test process (`migrated_postgres_url`). Without a
+reachable server the tests are skipped with a clear message, except under CI=true,
+where they fail instead: CI must never quietly skip them.
 """
 
 from __future__ import annotations
@@ -24,15 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get(
     "VAULT_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test"
 )
-
-
-@pytest.fixture(scope="session")
-def shared_vectors() -> Path:
-    """`../shared/vectors` beside the checkout: test vectors written by others."""
-    path = REPO_ROOT.parent / "shared" / "vectors"
-    if not path.is_dir():
-        pytest.fail(f"shared test vectors not found at {path}")
-    return path
 
 
 def _postgres_admin():  # type: ignore[no-untyped-def]
@@ -56,14 +48,57 @@ def _dsn_for(dbname: str) -> str:
     return f"{base}/{dbname}".replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+def _new_database_name(kind: str = "") -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return re.sub(r"[^a-z0-9_]", "_", f"cvt{kind}_{worker}_{uuid.uuid4().hex[:10]}".lower())
+
+
 @pytest.fixture
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A SQLAlchemy URL of a brand-new PostgreSQL database, dropped after the test."""
+    """A SQLAlchemy URL of a brand-new, empty PostgreSQL database, dropped after the test."""
     admin = _postgres_admin()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = re.sub(r"[^a-z0-9_]", "_", f"cvt_{worker}_{uuid.uuid4().hex[:10]}".lower())
+    name = _new_database_name()
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield _dsn_for(name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A PostgreSQL database at the newest vault and audit schemas, migrated once per
+    test process (so each session migrates afresh), dropped when the session ends."""
+    import audit
+    from vault.storage.db import create_engine
+    from vault.storage.migrate import upgrade
+
+    admin = _postgres_admin()
+    name = _new_database_name("tmpl")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            engine = create_engine(_dsn_for(name))
+            try:
+                upgrade(engine)
+                audit.migrate(engine)
+            finally:
+                engine.dispose()
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_template: str) -> Iterator[str]:
+    """Like `postgres_url`, but already migrated: a copy of the template (`CREATE
+    DATABASE ... TEMPLATE`, a file copy on the server) instead of a migration per test.
+    For tests that start a vault, which would migrate an empty database the same way."""
+    admin = _postgres_admin()
+    name = _new_database_name()
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
         try:
             yield _dsn_for(name)
         finally:

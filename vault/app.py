@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TypedDict
@@ -311,27 +312,44 @@ def _receipt_issuer(settings: Settings, dictionary: DataDictionary) -> ReceiptIs
     )
 
 
+@contextmanager
+def running(
+    settings: Settings, clock: Clock | None = None, *, grace: float | None = None
+) -> Iterator[tuple[VaultApp, VaultServer]]:
+    """The one start-up path (`serve`, and `vault.testing.running_vault`): open the app,
+    start the server and the background work, mark it serving; on leaving, stop the
+    server (in-flight calls get `grace` seconds, by default the configured
+    `shutdown_grace_seconds`) and close the app."""
+    app = VaultApp.open(settings, clock=clock)
+    server: VaultServer | None = None
+    try:
+        server = app.build_server()
+        server.start()
+        app.start_background()
+        server.mark_serving()
+        yield app, server
+    finally:
+        if server is not None:
+            server.stop(settings.shutdown_grace_seconds if grace is None else grace)
+        app.close()
+
+
 def serve(settings: Settings, ready: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0."""
-    app = VaultApp.open(settings)
-    server = app.build_server()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received signal %d; shutting down", signum)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    app.start_background()
-    server.mark_serving()
-    log.info("customer vault serving on port %d", server.port)
-    print(f"customer-vault serving on {settings.address} (port {server.port})", flush=True)
-    if ready is not None:
-        ready.set()
-    stop.wait()
-    server.stop(settings.shutdown_grace_seconds)
-    app.close()
+    with running(settings) as (_app, server):
+        # Only once started: a signal while the database is awaited ends the process.
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        log.info("customer vault serving on port %d", server.port)
+        print(f"customer-vault serving on {settings.address} (port {server.port})", flush=True)
+        if ready is not None:
+            ready.set()
+        stop.wait()
     log.info("customer vault stopped")
     return 0

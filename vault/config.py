@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     # Retention (policies/retention.yaml): a cron expression in UTC for the in-process
     # job ("" = off, e.g. when a Kubernetes CronJob runs `customer-vault retention run`).
     retention_schedule: str = "17 3 * * *"
-    # A batch holds SQLite's write lock about 0.3 s (docs/performance.md, "Anonymization").
+    # A batch holds SQLite's write lock about 0.3 s
+    # (docs/performance-journal/2026-11-24-anonymization-a-million.md).
     retention_batch_size: int = 2500
     retention_poll_seconds: float = 30.0
 

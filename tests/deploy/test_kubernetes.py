@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.data import ADA
 from tests.deploy.manifests import (
     DEPLOY,
     K8S,
@@ -25,7 +26,6 @@ from tests.deploy.manifests import (
     k8s_objects,
 )
 from tests.integration.serving import clean_env, run_cli, serving, token_for
-from tests.integration.test_records_write import ADA
 from vault import key_custody
 from vault.api.client import VaultClient
 from vault.config import Settings

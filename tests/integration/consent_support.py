@@ -15,7 +15,6 @@ from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 SERVICE: dict[str, Any] = {"principal": "order-service", "roles": ("service",)}
-DPO: dict[str, Any] = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
 MARKETER: dict[str, Any] = {
     "principal": "mkt-1",
     "roles": ("marketing",),

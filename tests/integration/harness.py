@@ -1,111 +1,82 @@
-"""A real vault on a loopback port, in this process, with the production interceptors."""
+"""The integration suite's way to start a vault: `vault.testing.running_vault` (the
+start-up path `customer-vault serve` takes), plus what the suite adds around it: every
+audit entry a test's vault wrote is handed to the PII watch before the vault closes."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from types import MappingProxyType
 
 import grpc
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 import audit
 from tests import pii_watch
-from vault import key_custody
-from vault.api.client import VaultClient
+from vault import testing
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
-from vault.api.server import VaultServer
-from vault.app import VaultApp
-from vault.clock import Clock, SystemClock
+from vault.clock import Clock
 from vault.config import Settings
-from vault.identity import TokenIssuer
-from vault.principal import Principal
 from vault.storage import migrate
+from vault.storage.db import create_engine
+from vault.testing import RunningVault
+from vault.testing import vault_settings as settings_for
 
-
-@dataclass
-class RunningVault:
-    """A started server plus helpers to mint tokens and open clients."""
-
-    settings: Settings
-    app: VaultApp
-    server: VaultServer
-    issuer: TokenIssuer
-    clients: list[VaultClient] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
-
-    def token(
-        self,
-        principal: str = "order-service",
-        tenant: str = "acme",
-        roles: tuple[str, ...] = ("service",),
-        ttl: timedelta = timedelta(minutes=10),
-        **attributes: str,
-    ) -> str:
-        who = Principal(principal, tenant, frozenset(roles), MappingProxyType(dict(attributes)))
-        return self.issuer.issue(who, ttl)
-
-    def client(self, **token_args: object) -> VaultClient:
-        client = VaultClient(self.address, self.token(**token_args))  # type: ignore[arg-type]
-        self.clients.append(client)
-        return client
-
-    def stub(self) -> tuple[vault_pb2_grpc.VaultServiceStub, grpc.Channel]:
-        channel = grpc.insecure_channel(self.address)
-        return vault_pb2_grpc.VaultServiceStub(channel), channel
-
-
-def settings_for(data_dir: Path, database_url: str | None, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        address="127.0.0.1:0",
-        rewrap_interval_seconds=0.2,
-        key_refresh_interval_seconds=0.2,
-        audit_integrate_interval_seconds=0.2,
-        shutdown_grace_seconds=2,
-        **overrides,  # type: ignore[arg-type]
-    )
+__all__ = ["RunningVault", "raw_stub", "running_vault", "settings_for", "shreddable_copies"]
 
 
 @contextmanager
 def running_vault(settings: Settings, clock: Clock | None = None) -> Iterator[RunningVault]:
-    """Start the vault the way `serve` does, yield it, then shut it down."""
-    key_custody.init_keys(settings)
-    if not settings.is_embedded:
-        from vault.storage.db import create_engine
+    """`vault.testing.running_vault`, and at the end, once the server has stopped and
+    before the app closes, the audit log goes to the PII watch (tests/pii_watch.py).
 
-        engine = create_engine(settings.resolved_database_url)
-        migrate.upgrade(engine)
-        audit.migrate(engine)
-        engine.dispose()
-    app = VaultApp.open(settings, clock=clock)
-    server = app.build_server()
-    server.start()
-    app.start_background()
-    server.mark_serving()
-    issuer = TokenIssuer(
-        settings.token_private_key.read_bytes(),
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        clock=clock or SystemClock(),
-    )
-    vault = RunningVault(settings, app, server, issuer)
-    try:
-        yield vault
-    finally:
-        for client in vault.clients:
-            client.__exit__(None, None, None)
-        server.stop(0)
-        pii_watch.export_audit(app.db.engine)
-        app.close()
+    An embedded vault whose database file does not exist yet starts from a copy of one
+    migrated once per test process: its start-up still runs the migrations, which find
+    nothing to do."""
+    if settings.is_embedded:
+        _copy_sqlite_template(Path(make_url(settings.resolved_database_url).database or ""))
+    with testing.running_vault(settings, clock) as vault:
+        try:
+            yield vault
+        finally:
+            for client in vault.clients:
+                client.__exit__(None, None, None)
+            vault.clients.clear()
+            vault.server.stop(0)
+            pii_watch.export_audit(vault.app.db.engine)
+
+
+_sqlite_template: list[Path] = []
+
+
+def _copy_sqlite_template(target: Path) -> None:
+    if target.exists():
+        return
+    if not _sqlite_template:
+        folder = Path(tempfile.mkdtemp(prefix="cvt-sqlite-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        engine = create_engine(f"sqlite:///{folder / target.name}")
+        try:
+            migrate.upgrade(engine)
+            audit.migrate(engine)
+        finally:
+            engine.dispose()
+        _sqlite_template.append(folder / target.name)
+    template = _sqlite_template[0]
+    assert not template.with_name(template.name + "-wal").exists()  # all in the file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+
+
+def raw_stub(vault: RunningVault) -> tuple[vault_pb2_grpc.VaultServiceStub, grpc.Channel]:
+    """A raw VaultService stub (no token) and its channel, for calls the client hides."""
+    channel = grpc.insecure_channel(vault.address)
+    return vault_pb2_grpc.VaultServiceStub(channel), channel
 
 
 def shreddable_copies(engine: sa.engine.Engine, subject_ids: Sequence[str]) -> list[bytes]:

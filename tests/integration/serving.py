@@ -1,4 +1,5 @@
-"""`customer-vault` as a separate OS process, started the way a container starts it."""
+"""`customer-vault` as a separate OS process, started the way a container starts it (its
+in-process twin is `vault.testing.running_vault`, on the same start-up path)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 
-from vault.clock import SystemClock
 from vault.config import Settings
-from vault.identity import TokenIssuer
 from vault.principal import Principal
+from vault.testing import token_issuer
 
 CUSTOMER_VAULT = Path(sys.executable).with_name("customer-vault")
 """The console script pip installed: what the container's entrypoint runs."""
@@ -122,12 +122,6 @@ def token_for(
     **attributes: str,
 ) -> str:
     """A bearer token signed with the development key under `data_dir`."""
-    settings = Settings(data_dir=data_dir)
-    issuer = TokenIssuer(
-        settings.token_private_key.read_bytes(),
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        clock=SystemClock(),
-    )
+    issuer = token_issuer(Settings(data_dir=data_dir))
     who = Principal(principal, tenant, frozenset(roles), MappingProxyType(dict(attributes)))
     return issuer.issue(who, timedelta(minutes=30))

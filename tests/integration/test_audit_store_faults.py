@@ -13,14 +13,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from tests.data import ADA, DPO, FRAUD
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.retention.helpers import verify_audit_log
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
-DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
-FRAUD = {"principal": "fraud-1", "roles": ("fraud_analyst",), "clearance": "3"}
 PURPOSE = "data_subject_request"
 
 _SQLITE_DOWN = (

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.integration.consent_support import DPO
+from tests.data import ADA, DPO
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault.cli.consent import consent_app
 from vault.cli.rights import rights_app
 

@@ -10,9 +10,9 @@ from types import MappingProxyType
 import pytest
 
 import audit
+from tests.data import ADA, DPO
 from tests.integration.consent_support import (
     ANALYST,
-    DPO,
     MARKETER,
     MovableClock,
     grant,
@@ -22,7 +22,6 @@ from tests.integration.consent_support import (
     withheld,
 )
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.context import CallContext

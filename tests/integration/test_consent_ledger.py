@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 import audit
+from tests.data import ADA, DPO
 from tests.integration.consent_support import (
     AGENT,
     ANALYST,
-    DPO,
     grant,
     ledger_rows,
     opt_out,
@@ -23,7 +23,6 @@ from tests.integration.consent_support import (
     withdraw,
 )
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.data import ADA
 from tests.integration.consent_support import grant, ledger_rows, receipt_rows, source
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.cli.consent import consent_app

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.data import ADA
 from tests.integration.consent_support import MARKETER, grant, withdraw, withheld
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClient
 
 pytestmark = pytest.mark.postgres

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.data import ADA, DPO, FRAUD
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
-DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
-FRAUD = {"principal": "fraud-1", "roles": ("fraud_analyst",), "clearance": "3"}
 AGENT = {"principal": "agent-1", "roles": ("support_agent",), "clearance": "1"}
 
 

@@ -18,16 +18,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.data import ADA, DPO
 from tests.integration.retention.helpers import verify_audit_log_at
 from tests.integration.serving import clean_env, run_cli, serving, token_for
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClient, VaultClientError
 from vault.config import Settings
 from vault.storage.db import create_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("disk_full")]
 
-DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
 PURPOSE = "data_subject_request"
 CLEAN_REFUSALS = {"RESOURCE_EXHAUSTED", "UNAVAILABLE"}
 TMPFS_SIZE = "24m"

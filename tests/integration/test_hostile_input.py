@@ -21,15 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.harness import RunningVault
-from tests.integration.test_audit_every_rpc import (
-    ADMIN,
-    CASES,
-    SERVICES,
-    Case,
-    prepared,  # noqa: F401  # pytest finds the fixture by this name
-)
-from tests.integration.test_records_write import ADA
+from tests.data import ADA, ADMIN
+from tests.integration.harness import RunningVault, raw_stub
+from tests.integration.rpc_table import CASES, SERVICES, Case
 from vault.api.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
 from vault.fields.spec import FIELD_NAME
 
@@ -248,7 +242,7 @@ def test_a_10000_item_batch_with_one_bad_item_writes_nothing(sqlite_vault: Runni
     bad = random.Random(9).randrange(len(items))
     items[bad] = vault_pb2.SubjectInput(fields=ADA | {"email": "' OR 1=1 --"})
     request = vault_pb2.BatchCreateSubjectsRequest(items=items, all_or_nothing=True)
-    stub, channel = sqlite_vault.stub()
+    stub, channel = raw_stub(sqlite_vault)
     token = sqlite_vault.token()
     with channel, pytest.raises(grpc.RpcError) as refused:
         stub.BatchCreateSubjects(

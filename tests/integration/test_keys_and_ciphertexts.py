@@ -7,8 +7,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from tests.data import ADA
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault import key_custody
 from vault.api.client import VaultClientError
 from vault.crypto import LocalKeyFileProvider

@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 import audit
-from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_records_write import ADA
+from tests.data import ADA
+from tests.integration.harness import RunningVault, raw_stub, running_vault, settings_for
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.cli.main import app
@@ -219,7 +219,7 @@ def test_a_bound_token_replayed_without_mutual_tls_is_refused_and_audited(
     ca = Authority("Customer Vault test CA")
     owner = ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
     token = _bound_token(sqlite_vault, owner.cert)
-    stub, channel = sqlite_vault.stub()
+    stub, channel = raw_stub(sqlite_vault)
     with channel, pytest.raises(grpc.RpcError) as caught:
         _create(stub, (("authorization", f"Bearer {token}"),))
     assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED

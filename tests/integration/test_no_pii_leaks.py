@@ -10,38 +10,10 @@ import pytest
 import sqlalchemy as sa
 from grpc_status import rpc_status
 
-from tests.integration.harness import RunningVault
+from tests.data import DPO, PII, SECRETS
+from tests.integration.harness import RunningVault, raw_stub
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
-
-PII = {
-    "given_name": "Zebulon",
-    "family_name": "Quartermaine",
-    "email": "zebulon.quartermaine@example.net",
-    "phone": "+1 415 555 0199",
-    "date_of_birth": "1979-04-03",
-    "street_address": "42 Wallaby Way",
-    "city": "Sydneyville",
-    "postal_code": "94107",
-    "country": "US",
-    "national_id": "078-05-1120",
-    "loyalty_tier": "gold",
-    "notes": "Allergic to kumquats",
-}
-SECRETS = [
-    "Zebulon",
-    "Quartermaine",
-    "zebulon.quartermaine",
-    "4155550199",
-    "555 0199",
-    "1979-04-03",
-    "Wallaby",
-    "Sydneyville",
-    "078-05-1120",
-    "kumquats",
-    "not-an-email-zebulon",
-]
-DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
 
 
 def _leaks(text: str) -> list[str]:
@@ -107,7 +79,7 @@ def test_pii_never_reaches_logs_errors_or_the_audit_log(
     errors.extend(str(item.error) for item in partial.results if item.HasField("error"))
 
     # Raw status details too (BadRequest, ErrorInfo), not just what the client decodes.
-    stub, channel = vault.stub()
+    stub, channel = raw_stub(vault)
     with channel, pytest.raises(grpc.RpcError) as raw:
         stub.CreateSubject(
             pb.CreateSubjectRequest(fields={**PII, "email": "not-an-email-zebulon"}),

@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 import audit
+from tests.data import ADA, DPO
 from tests.integration.consent_support import grant, withdraw
 from tests.integration.harness import running_vault, settings_for
 from tests.integration.retention.helpers import audit_actions_per_subject, verify_audit_log_at
@@ -35,7 +36,6 @@ from tests.integration.serving import (
     serving,
     token_for,
 )
-from tests.integration.test_records_write import ADA
 from vault import key_custody
 from vault.api.client import VaultClient, VaultClientError
 from vault.app import VaultApp
@@ -45,7 +45,6 @@ from vault.errors import FailedPreconditionError, UnavailableError
 from vault.storage import migrate
 from vault.storage.db import create_engine
 
-DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
 GRACE = 15.0
 # No stack trace, SQL or personal data in any log line (DESIGN: error model).
 _LEAKS = ("Traceback", 'File "', "SELECT ", "INSERT ", "UPDATE ", "Lovelace", "7946 0018", "QQ 12")

@@ -10,10 +10,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from tests import pii_watch
+from tests.data import ADA, DPO
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
-
-DPO = {"principal": "dpo-1", "roles": ("dpo",), "clearance": "3"}
 
 
 def test_values_sent_to_the_vault_are_seeded_as_sent_and_normalized(

@@ -7,32 +7,11 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
+from tests.data import ADA, GRACE
 from tests.integration.harness import RunningVault, shreddable_copies
 from tests.raw_files import database_files_holding
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
-
-ADA = {
-    "given_name": "Augusta Ada",
-    "family_name": "Lovelace",
-    "email": " Ada.Lovelace@Example.COM ",
-    "phone": "+44 20 7946 0018",
-    "date_of_birth": "1985-12-10",
-    "postal_code": "w1a 1aa",
-    "country": "gb",
-    "national_id": "QQ 12 34 56 C",
-    "notes": "Prefers e-mail; analytical engine enthusiast",
-}
-
-GRACE = {
-    "given_name": "Grace",
-    "family_name": "Hopper",
-    "email": "grace.hopper@example.org",
-    "phone": "+1 212 555 0199",
-    "date_of_birth": "1966-12-09",
-    "postal_code": "10027",
-    "country": "us",
-}
 
 
 def _count(vault: RunningVault, table: str) -> int:

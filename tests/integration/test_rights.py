@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 import audit
-from tests.integration.consent_support import AGENT, DPO, MARKETER, SERVICE, grant
+from tests.data import ADA, DPO
+from tests.integration.consent_support import AGENT, MARKETER, SERVICE, grant
 from tests.integration.harness import RunningVault
-from tests.integration.test_records_write import ADA
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import vault_pb2 as pb

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from tests.integration.harness import RunningVault
+from tests.integration.harness import RunningVault, raw_stub
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.clock import SystemClock
 from vault.crypto import generate_ed25519_keypair
@@ -51,7 +51,7 @@ def test_health_is_serving_and_reflection_lists_the_vault(vault: RunningVault) -
 def test_calls_without_valid_credentials_are_unauthenticated(
     sqlite_vault: RunningVault, metadata: tuple[tuple[str, str], ...]
 ) -> None:
-    stub, channel = sqlite_vault.stub()
+    stub, channel = raw_stub(sqlite_vault)
     with channel, pytest.raises(grpc.RpcError) as caught:
         stub.CreateSubject(
             pb.CreateSubjectRequest(fields={"given_name": "Ada"}), metadata=metadata, timeout=5
@@ -120,7 +120,7 @@ def _forged_tokens(vault: RunningVault, tmp_path: Path) -> dict[str, str]:
 def test_forged_and_broken_tokens_are_unauthenticated_and_audited(
     sqlite_vault: RunningVault, tmp_path: Path
 ) -> None:
-    stub, channel = sqlite_vault.stub()
+    stub, channel = raw_stub(sqlite_vault)
     with channel:
         for label, token in _forged_tokens(sqlite_vault, tmp_path).items():
             with pytest.raises(grpc.RpcError) as caught:

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 import audit
-from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_no_pii_leaks import DPO, PII, SECRETS
+from tests.data import DPO, NOBODY, PII, SECRETS
+from tests.integration.harness import RunningVault, raw_stub, running_vault, settings_for
 from tests.pii_watch import span_text, value_text
 from vault import telemetry
 from vault.api.client import VaultClientError
@@ -29,7 +29,6 @@ from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.config import Settings
 from vault.crypto import LocalKeyFileProvider
 
-NOBODY = {"principal": "intern", "roles": ("no_such_role",)}
 VAULT_SERVICE = "customervault.v1.VaultService"
 
 # These tests install telemetry themselves, or check it is off; they scan their own spans.
@@ -146,7 +145,7 @@ def test_a_call_is_one_server_span_with_policy_crypto_database_and_audit_childre
 
 def test_the_server_span_continues_the_callers_trace(otel: Captured, traced: RunningVault) -> None:
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    stub, channel = traced.stub()
+    stub, channel = raw_stub(traced)
     with channel:
         stub.CreateSubject(
             pb.CreateSubjectRequest(fields=PII),
@@ -294,7 +293,7 @@ def test_no_pii_in_any_span_metric_or_log_line(otel: Captured, traced: RunningVa
         with pytest.raises(VaultClientError):
             bad()
     # PII in metadata, baggage and a malformed traceparent: none of it may reach a span.
-    stub, channel = traced.stub()
+    stub, channel = raw_stub(traced)
     with channel, pytest.raises(grpc.RpcError):
         stub.GetSubject(
             pb.GetSubjectRequest(subject_id=sid, view="full", purpose="Wallaby"),

@@ -12,9 +12,9 @@ import itertools
 
 import pytest
 
+from tests.data import PURPOSES, READ_GRANTS, ROLES, VIEWS
 from tests.integration.consent_support import grant
 from tests.integration.harness import RunningVault
-from tests.unit.policy.test_matrix import PURPOSES, READ_GRANTS, ROLES, VIEWS
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 

@@ -6,7 +6,7 @@ and generalize, draw pseudonyms, build and encode the audit entries) needs no lo
 for a large run a child process does it for batch n+1 while this process writes batch n.
 A thread cannot: sqlite3 gives up the GIL for every row it steps, and a thread running
 Python beside it makes each of those steps wait for the GIL (measured: no faster than
-doing both in turn; docs/performance.md, "Anonymization").
+doing both in turn; docs/performance-journal/2026-11-24-anonymization-a-million.md).
 
 The child also checkpoints the WAL while it waits, so the pages the writer commits are
 copied into the database on the other core instead of in the writer's commit.

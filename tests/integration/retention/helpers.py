@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import audit
+from tests.data import ADMIN
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient
 from vault.config import Settings
@@ -24,7 +25,6 @@ from vault.retention.rules import RULES_FILE, RetentionRules
 
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 DEFAULT_DAYS, NOTICE_DAYS = 1095, 30  # policies/retention.yaml, rule "*" (tenant acme)
-ADMIN = {"principal": "ops-1", "roles": ("admin",)}
 
 
 class TestClock:

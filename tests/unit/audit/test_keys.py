@@ -19,8 +19,9 @@ from audit.signing_keys import (
     public_key_from_bytes,
     verify_ed25519,
 )
+from tests.data import VECTORS
 
-WYCHEPROOF = Path(__file__).resolve().parents[3].parent / "shared/vectors/wycheproof"
+WYCHEPROOF = VECTORS / "wycheproof"
 
 
 def _wycheproof_cases() -> list[Any]:

@@ -1,9 +1,9 @@
 """Proof checks against transparency-dev/merkle's test data: every file, both outcomes.
 
-`../shared/vectors/merkle/` holds RFC 6962 inclusion and consistency proofs and the
-subtree proofs of draft-ietf-plants-merkle-tree-certs, happy paths and tampered ones
-(bit flips, wrong sizes, garbage, truncation). A case with `wantErr` must raise
-`ProofError`; every other case must verify.
+`tests/vectors/merkle/` (vendored, see its ORIGIN) holds RFC 6962 inclusion and
+consistency proofs and the subtree proofs of draft-ietf-plants-merkle-tree-certs, happy
+paths and tampered ones (bit flips, wrong sizes, garbage, truncation). A case with
+`wantErr` must raise `ProofError`; every other case must verify.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from audit.merkle_verify import (
     verify_subtree_consistency,
     verify_subtree_inclusion,
 )
+from tests import data
 
-VECTORS = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "merkle"
+VECTORS = data.VECTORS / "merkle"
 KINDS = ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")
 
 
@@ -84,8 +85,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
-def test_every_vector_file_is_loaded(shared_vectors: Path) -> None:
-    assert (shared_vectors / "merkle") == VECTORS
+def test_every_vector_file_is_loaded() -> None:
     everything = sorted(VECTORS.rglob("*.json"))
     assert sorted(path for kind in KINDS for path in _files(kind)) == everything
     assert len(everything) >= 500

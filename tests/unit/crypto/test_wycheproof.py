@@ -8,11 +8,11 @@ support must be refused, never silently processed.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.data import VECTORS
 from vault.crypto._primitives import (
     GCM_NONCE_SIZE,
     GCM_TAG_SIZE,
@@ -26,8 +26,8 @@ from vault.crypto.ids import constant_time_equals
 from vault.errors import DecryptionError
 
 
-def _load(shared_vectors: Path, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    document = json.loads((shared_vectors / "wycheproof" / name).read_text())
+def _load(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    document = json.loads((VECTORS / "wycheproof" / name).read_text())
     cases = [(group, case) for group in document["testGroups"] for case in group["tests"]]
     assert len(cases) == document["numberOfTests"]
     return cases
@@ -37,9 +37,9 @@ def _hex(case: dict[str, Any], name: str) -> bytes:
     return bytes.fromhex(case[name])
 
 
-def test_aes_gcm(shared_vectors: Path) -> None:
+def test_aes_gcm() -> None:
     counts = {"valid": 0, "invalid": 0, "refused": 0}
-    for group, case in _load(shared_vectors, "aes_gcm_test.json"):
+    for group, case in _load("aes_gcm_test.json"):
         key, iv, aad, msg = (_hex(case, n) for n in ("key", "iv", "aad", "msg"))
         sealed = _hex(case, "ct") + _hex(case, "tag")
         aead = AesGcm(key)
@@ -64,9 +64,9 @@ def test_aes_gcm(shared_vectors: Path) -> None:
     assert sum(counts.values()) == 316
 
 
-def test_aes_key_wrap(shared_vectors: Path) -> None:
+def test_aes_key_wrap() -> None:
     counts = {"valid": 0, "invalid": 0, "refused": 0}
-    for _group, case in _load(shared_vectors, "aes_wrap_test.json"):
+    for _group, case in _load("aes_wrap_test.json"):
         kek, msg, wrapped = (_hex(case, n) for n in ("key", "msg", "ct"))
         wrappable = len(msg) >= 16 and len(msg) % 8 == 0
         where = f"tcId {case['tcId']}"
@@ -90,9 +90,9 @@ def test_aes_key_wrap(shared_vectors: Path) -> None:
     assert counts["refused"] == 3
 
 
-def test_hkdf_sha256(shared_vectors: Path) -> None:
+def test_hkdf_sha256() -> None:
     counts = {"valid": 0, "invalid": 0}
-    for _group, case in _load(shared_vectors, "hkdf_sha256_test.json"):
+    for _group, case in _load("hkdf_sha256_test.json"):
         ikm, salt, info, okm = (_hex(case, n) for n in ("ikm", "salt", "info", "okm"))
         if case["result"] == "valid":
             derived = hkdf_sha256(ikm, salt=salt, info=info, length=case["size"])
@@ -106,9 +106,9 @@ def test_hkdf_sha256(shared_vectors: Path) -> None:
     assert counts["invalid"] == 3
 
 
-def test_hmac_sha256(shared_vectors: Path) -> None:
+def test_hmac_sha256() -> None:
     counts = {"valid": 0, "invalid": 0}
-    for group, case in _load(shared_vectors, "hmac_sha256_test.json"):
+    for group, case in _load("hmac_sha256_test.json"):
         key, msg, tag = (_hex(case, n) for n in ("key", "msg", "tag"))
         # A truncated tag is the leftmost tagSize bits of the full HMAC (RFC 2104 §5).
         computed = HmacSha256(key).digest(msg)[: group["tagSize"] // 8]

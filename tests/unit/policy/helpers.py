@@ -10,25 +10,8 @@ from tests.conftest import REPO_ROOT
 from vault.policy.sources import POLICY_FILE, POLICY_FILES, content_version
 from vault.policy.state import EngineState
 from vault.principal import Principal
-from vault.views.model import FieldDescriptor
 
 POLICIES = REPO_ROOT / "policies"
-
-# The data dictionary's fields as far as views care: name, type, sensitivity class.
-FIELDS = (
-    FieldDescriptor("given_name", "name", "internal"),
-    FieldDescriptor("family_name", "name", "internal"),
-    FieldDescriptor("email", "email", "confidential"),
-    FieldDescriptor("phone", "phone", "confidential"),
-    FieldDescriptor("date_of_birth", "date", "confidential"),
-    FieldDescriptor("street_address", "string", "confidential"),
-    FieldDescriptor("city", "string", "internal"),
-    FieldDescriptor("postal_code", "postal_code", "internal"),
-    FieldDescriptor("country", "country", "public"),
-    FieldDescriptor("national_id", "national_id", "restricted"),
-    FieldDescriptor("loyalty_tier", "enum", "internal"),
-    FieldDescriptor("notes", "free_text", "confidential"),
-)
 
 
 def who(*roles: str, tenant: str = "acme", **attributes: str) -> Principal:

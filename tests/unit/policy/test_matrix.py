@@ -12,100 +12,21 @@ import itertools
 
 import pytest
 
-from tests.unit.policy.helpers import FIELDS, POLICIES, who
+from tests.data import (
+    FIELDS,
+    PURPOSES,
+    READ_GRANTS,
+    ROLES,
+    SUPPORT_OUTCOMES,
+    VIEWS,
+)
+from tests.unit.policy.helpers import POLICIES, who
 from vault.errors import InvalidArgumentError, PermissionDeniedError
 from vault.policy import SENSITIVITY_CLASSES, Action, PolicyEngine, SubjectContext
 from vault.views.model import Outcome, ViewPlan
 
-ROLES = (
-    "service",
-    "support_agent",
-    "support_lead",
-    "marketing",
-    "analyst",
-    "fraud_analyst",
-    "compliance_officer",
-    "dpo",
-    "admin",
-)
-VIEWS = ("support", "marketing", "analytics", "fraud", "full")
-PURPOSES = (
-    "support",
-    "marketing",
-    "personalization",
-    "sharing",
-    "analytics",
-    "fraud",
-    "legal",
-    "data_subject_request",
-)
 # Consent given for everything: these tables are about the policy, not the subject.
 SUBJECT = SubjectContext("active", consented_purposes=frozenset(PURPOSES))
-
-SUPPORT = {
-    "given_name": "clear",
-    "family_name": "clear",
-    "email": "masked:email",
-    "phone": "masked:phone_last4",
-    "date_of_birth": "masked:date_year",
-    "street_address": "omitted",
-    "city": "clear",
-    "postal_code": "masked:postal_prefix",
-    "country": "clear",
-    "national_id": "masked:national_id_last4",
-    "loyalty_tier": "clear",
-    # confidential: clear needs clearance 2; below it, free text's default mask
-    "notes": "masked:redact",
-}
-MARKETING = {
-    "given_name": "clear",
-    "family_name": "masked:name_initial",
-    "email": "clear",
-    "phone": "omitted",
-    "date_of_birth": "masked:age_band",
-    "street_address": "omitted",
-    "city": "clear",
-    "postal_code": "generalized:postal_prefix",
-    "country": "clear",
-    "national_id": "omitted",
-    "loyalty_tier": "clear",
-    "notes": "omitted",
-}
-# personalization may see confidential fields masked only: the clear email gets the
-# default mask of its type
-PERSONALIZATION = {**MARKETING, "email": "masked:email"}
-ANALYTICS = {
-    "given_name": "omitted",
-    "family_name": "omitted",
-    "email": "pseudonymized",
-    "phone": "omitted",
-    "date_of_birth": "generalized:decade_band",
-    "street_address": "omitted",
-    "city": "clear",
-    "postal_code": "generalized:postal_prefix",
-    "country": "generalized:country",
-    "national_id": "omitted",
-    "loyalty_tier": "clear",
-    "notes": "omitted",
-}
-FRAUD = {
-    **{f.name: "clear" for f in FIELDS},
-    "national_id": "tokenized",
-    "notes": "masked:redact",
-}
-FULL = {f.name: "clear" for f in FIELDS}
-
-# (role, view, purpose) -> outcome per field, for subjects:read with no attributes.
-READ_GRANTS = {
-    ("support_agent", "support", "support"): SUPPORT,
-    ("support_lead", "support", "support"): SUPPORT,
-    ("marketing", "marketing", "marketing"): MARKETING,
-    ("marketing", "marketing", "personalization"): PERSONALIZATION,
-    ("analyst", "analytics", "analytics"): ANALYTICS,
-    ("fraud_analyst", "fraud", "fraud"): FRAUD,
-    ("dpo", "full", "data_subject_request"): FULL,
-    ("dpo", "full", "legal"): FULL,
-}
 
 
 def _outcomes(plan: ViewPlan) -> dict[str, str]:
@@ -143,7 +64,7 @@ def test_clearance_2_lets_support_see_confidential_fields_the_view_shows_in_clea
     for clearance, notes in (("1", "masked:redact"), ("2", "clear"), ("9", "clear")):
         caller = who("support_agent", clearance=clearance)
         plan = engine.plan_view(caller, "support", "support", Action.SUBJECT_READ, FIELDS, SUBJECT)
-        assert _outcomes(plan.plan) == {**SUPPORT, "notes": notes}
+        assert _outcomes(plan.plan) == {**SUPPORT_OUTCOMES, "notes": notes}
 
 
 @pytest.mark.parametrize("role", ["support_agent", "marketing", "analyst", "dpo"])
@@ -307,7 +228,7 @@ def test_the_export_action_needs_its_own_grant_for_a_view(engine: PolicyEngine) 
     lead = engine.plan_view(
         who("support_lead"), "support", "support", Action.SUBJECT_EXPORT, FIELDS, SUBJECT
     )
-    assert _outcomes(lead.plan) == SUPPORT
+    assert _outcomes(lead.plan) == SUPPORT_OUTCOMES
     assert "subjects:export" in lead.rule
 
 

@@ -8,7 +8,8 @@ import logging.config
 import casbin
 import pytest
 
-from tests.unit.policy.helpers import FIELDS, POLICIES, who
+from tests.data import FIELDS
+from tests.unit.policy.helpers import POLICIES, who
 from vault.errors import PermissionDeniedError
 from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.policy.sources import MODEL_FILE

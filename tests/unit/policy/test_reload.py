@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.policy.helpers import FIELDS, copy_policies, real_texts, state_for, who
+from tests.data import FIELDS
+from tests.unit.policy.helpers import copy_policies, real_texts, state_for, who
 from vault.errors import PermissionDeniedError
 from vault.policy import Action, Decision, PolicyEngine, SubjectContext
 from vault.policy.sources import POLICY_FILE, PURPOSES_FILE

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.policy.helpers import FIELDS, who
+from tests.data import FIELDS
+from tests.unit.policy.helpers import who
 from vault.errors import FailedPreconditionError, InvalidArgumentError
 from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.policy.view_decision import ViewDecision

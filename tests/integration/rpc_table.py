@@ -1,0 +1,324 @@
+"""Every RPC of every service, as a table: how to call it validly, as whom, and with a
+malformed request. `test_audit_every_rpc.py` checks each call leaves one audit entry;
+`test_hostile_input.py` fuzzes the same methods."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+import audit
+from tests.data import ADA, ADMIN, DPO, FRAUD, SERVICE
+from tests.integration.harness import RunningVault
+from vault.api.gen.customervault.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    consent_pb2,
+    consent_pb2_grpc,
+    retention_pb2,
+    retention_pb2_grpc,
+    rights_pb2,
+    rights_pb2_grpc,
+    vault_pb2,
+    vault_pb2_grpc,
+)
+
+Build = Callable[[dict[str, str]], Message]
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call one RPC: a valid request, who may call it, and a malformed request."""
+
+    allowed_as: dict[str, Any]
+    request: Build
+    malformed: Build
+    streaming: bool = False
+    # What an allowed call may answer besides OK, when the policy allows it but the
+    # thing it names does not exist in the fixture (no retention notice is pending).
+    allowed_codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.OK,)
+
+
+CASES: dict[str, Case] = {
+    "customervault.v1.VaultService/CreateSubject": Case(
+        SERVICE,
+        lambda f: vault_pb2.CreateSubjectRequest(fields=ADA),
+        lambda f: vault_pb2.CreateSubjectRequest(fields={"email": "nope"}),
+    ),
+    "customervault.v1.VaultService/BatchCreateSubjects": Case(
+        SERVICE,
+        lambda f: vault_pb2.BatchCreateSubjectsRequest(items=[vault_pb2.SubjectInput(fields=ADA)]),
+        lambda f: vault_pb2.BatchCreateSubjectsRequest(),
+    ),
+    "customervault.v1.VaultService/GetSubject": Case(
+        DPO,
+        lambda f: vault_pb2.GetSubjectRequest(
+            subject_id=f["subject"], view="full", purpose="data_subject_request"
+        ),
+        lambda f: vault_pb2.GetSubjectRequest(subject_id=f["subject"], view="full", purpose="x"),
+    ),
+    "customervault.v1.VaultService/UpdateSubject": Case(
+        SERVICE,
+        lambda f: vault_pb2.UpdateSubjectRequest(
+            subject_id=f["subject"], expected_version=1, set_fields={"city": "London"}
+        ),
+        lambda f: vault_pb2.UpdateSubjectRequest(subject_id=f["subject"], expected_version=1),
+    ),
+    "customervault.v1.VaultService/FindSubjects": Case(
+        DPO,
+        lambda f: vault_pb2.FindSubjectsRequest(
+            field="email", value=ADA["email"], view="full", purpose="data_subject_request"
+        ),
+        lambda f: vault_pb2.FindSubjectsRequest(
+            field="notes", value="x", view="full", purpose="data_subject_request"
+        ),
+    ),
+    "customervault.v1.VaultService/EraseSubject": Case(
+        DPO,
+        lambda f: vault_pb2.EraseSubjectRequest(subject_id=f["victim"], reason="DSR-1"),
+        lambda f: vault_pb2.EraseSubjectRequest(subject_id="", reason=""),
+    ),
+    "customervault.v1.VaultService/RecordActivity": Case(
+        SERVICE,
+        lambda f: vault_pb2.RecordActivityRequest(subject_id=f["subject"]),
+        lambda f: vault_pb2.RecordActivityRequest(subject_id=""),
+    ),
+    "customervault.v1.VaultService/ExportView": Case(
+        DPO,
+        lambda f: vault_pb2.ExportViewRequest(view="full", purpose="data_subject_request"),
+        lambda f: vault_pb2.ExportViewRequest(view="nope", purpose="data_subject_request"),
+        streaming=True,
+    ),
+    "customervault.v1.VaultService/RevealField": Case(
+        DPO,
+        lambda f: vault_pb2.RevealFieldRequest(
+            subject_id=f["subject"],
+            field="email",
+            purpose="data_subject_request",
+            justification="DSR-2",
+        ),
+        lambda f: vault_pb2.RevealFieldRequest(subject_id=f["subject"], field="email"),
+    ),
+    "customervault.v1.VaultService/Tokenize": Case(
+        SERVICE,
+        lambda f: vault_pb2.TokenizeRequest(
+            subject_id=f["subject"], field="email", kind=vault_pb2.TOKEN_KIND_RANDOM
+        ),
+        lambda f: vault_pb2.TokenizeRequest(subject_id=f["subject"], field="email"),
+    ),
+    "customervault.v1.VaultService/Detokenize": Case(
+        FRAUD,
+        lambda f: vault_pb2.DetokenizeRequest(
+            token=f["token"], purpose="fraud", justification="case FR-1"
+        ),
+        lambda f: vault_pb2.DetokenizeRequest(token="", purpose="fraud", justification="x"),
+    ),
+    "customervault.v1.PolicyAdminService/ReloadPolicy": Case(
+        ADMIN,
+        lambda f: admin_pb2.ReloadPolicyRequest(),
+        None,  # type: ignore[arg-type]  # no field to get wrong
+    ),
+    "customervault.v1.PolicyAdminService/GetPolicyStatus": Case(
+        ADMIN,
+        lambda f: admin_pb2.GetPolicyStatusRequest(),
+        None,  # type: ignore[arg-type]
+    ),
+    "customervault.v1.PolicyAdminService/CheckPolicy": Case(
+        ADMIN,
+        lambda f: admin_pb2.CheckPolicyRequest(
+            principal="x",
+            tenant="acme",
+            roles=["support_agent"],
+            action="subjects:read",
+            resource="view:support",
+            purpose="support",
+        ),
+        lambda f: admin_pb2.CheckPolicyRequest(action="subjects:fly"),
+    ),
+    "customervault.v1.AuditService/QueryEntries": Case(
+        DPO,
+        lambda f: audit_pb2.QueryEntriesRequest(page_size=5),
+        lambda f: audit_pb2.QueryEntriesRequest(page_size=5, page_token="garbage"),
+    ),
+    "customervault.v1.AuditService/SubjectHistory": Case(
+        DPO,
+        lambda f: audit_pb2.SubjectHistoryRequest(subject_id=f["subject"]),
+        lambda f: audit_pb2.SubjectHistoryRequest(),
+    ),
+    "customervault.v1.AuditService/GetLatestCheckpoint": Case(
+        DPO,
+        lambda f: audit_pb2.GetLatestCheckpointRequest(),
+        None,  # type: ignore[arg-type]
+    ),
+    "customervault.v1.AuditService/GetInclusionProof": Case(
+        DPO,
+        lambda f: audit_pb2.GetInclusionProofRequest(index=0, tree_size=1),
+        lambda f: audit_pb2.GetInclusionProofRequest(index=5, tree_size=1),
+    ),
+    "customervault.v1.AuditService/GetConsistencyProof": Case(
+        DPO,
+        lambda f: audit_pb2.GetConsistencyProofRequest(first_size=1, second_size=1),
+        lambda f: audit_pb2.GetConsistencyProofRequest(first_size=3, second_size=1),
+    ),
+    "customervault.v1.AuditService/VerifyLog": Case(
+        DPO,
+        lambda f: audit_pb2.VerifyLogRequest(),
+        lambda f: audit_pb2.VerifyLogRequest(trusted_checkpoint="not a note"),
+    ),
+}
+
+CONSENT_SOURCE = consent_pb2.ConsentSource(
+    channel=consent_pb2.CONSENT_CHANNEL_WEB, notice_version="2026-01"
+)
+CASES |= {
+    "customervault.v1.ConsentService/GrantConsent": Case(
+        SERVICE,
+        lambda f: consent_pb2.GrantConsentRequest(
+            subject_id=f["subject"], purposes=["marketing"], source=CONSENT_SOURCE
+        ),
+        lambda f: consent_pb2.GrantConsentRequest(
+            subject_id=f["subject"], purposes=["astrology"], source=CONSENT_SOURCE
+        ),
+    ),
+    "customervault.v1.ConsentService/WithdrawConsent": Case(
+        SERVICE,
+        lambda f: consent_pb2.WithdrawConsentRequest(
+            subject_id=f["subject"], purposes=["marketing"], source=CONSENT_SOURCE
+        ),
+        lambda f: consent_pb2.WithdrawConsentRequest(
+            subject_id=f["subject"], source=CONSENT_SOURCE
+        ),
+    ),
+    "customervault.v1.ConsentService/OptOut": Case(
+        SERVICE,
+        lambda f: consent_pb2.OptOutRequest(
+            subject_id=f["subject"], scopes=["all_sharing"], source=CONSENT_SOURCE
+        ),
+        lambda f: consent_pb2.OptOutRequest(subject_id=f["subject"], scopes=["x"]),
+    ),
+    "customervault.v1.ConsentService/GetConsent": Case(
+        SERVICE,
+        lambda f: consent_pb2.GetConsentRequest(subject_id=f["subject"]),
+        lambda f: consent_pb2.GetConsentRequest(),
+    ),
+    "customervault.v1.ConsentService/ListConsentEvents": Case(
+        SERVICE,
+        lambda f: consent_pb2.ListConsentEventsRequest(subject_id=f["subject"]),
+        lambda f: consent_pb2.ListConsentEventsRequest(),
+    ),
+    "customervault.v1.ConsentService/GetConsentReceipt": Case(
+        SERVICE,
+        lambda f: consent_pb2.GetConsentReceiptRequest(
+            subject_id=f["subject"], receipt_id=f["receipt"]
+        ),
+        lambda f: consent_pb2.GetConsentReceiptRequest(subject_id=f["subject"], receipt_id="x"),
+    ),
+    "customervault.v1.RightsService/ExportSubjectData": Case(
+        DPO,
+        lambda f: rights_pb2.ExportSubjectDataRequest(subject_id=f["subject"], reason="DSR-3"),
+        lambda f: rights_pb2.ExportSubjectDataRequest(subject_id=f["subject"]),
+    ),
+    "customervault.v1.RightsService/RectifySubjectData": Case(
+        DPO,
+        lambda f: rights_pb2.RectifySubjectDataRequest(
+            subject_id=f["subject"],
+            expected_version=1,
+            set_fields={"city": "London"},
+            reason="DSR-4",
+        ),
+        lambda f: rights_pb2.RectifySubjectDataRequest(
+            subject_id=f["subject"], expected_version=1, reason="DSR-4"
+        ),
+    ),
+    "customervault.v1.RightsService/RestrictProcessing": Case(
+        DPO,
+        lambda f: rights_pb2.RestrictProcessingRequest(subject_id=f["subject"], reason="DSR-5"),
+        lambda f: rights_pb2.RestrictProcessingRequest(subject_id=f["subject"]),
+    ),
+    "customervault.v1.RightsService/LiftRestriction": Case(
+        DPO,
+        lambda f: rights_pb2.LiftRestrictionRequest(subject_id=f["subject"], reason="DSR-6"),
+        lambda f: rights_pb2.LiftRestrictionRequest(subject_id=f["subject"]),
+    ),
+    "customervault.v1.RightsService/EraseSubjectData": Case(
+        DPO,
+        lambda f: rights_pb2.EraseSubjectDataRequest(subject_id=f["victim"], reason="DSR-7"),
+        lambda f: rights_pb2.EraseSubjectDataRequest(subject_id=f["victim"]),
+    ),
+}
+
+RET = "customervault.v1.RetentionService"
+CASES.update(
+    {
+        f"{RET}/ListNotices": Case(
+            ADMIN,
+            lambda f: retention_pb2.ListNoticesRequest(page_size=10),
+            lambda f: retention_pb2.ListNoticesRequest(page_token="garbage"),
+        ),
+        f"{RET}/AcknowledgeNotice": Case(
+            ADMIN,
+            lambda f: retention_pb2.AcknowledgeNoticeRequest(notice_id="ntc_" + "a" * 26),
+            lambda f: retention_pb2.AcknowledgeNoticeRequest(notice_id=""),
+            allowed_codes=(grpc.StatusCode.NOT_FOUND,),
+        ),
+        f"{RET}/SetLegalHold": Case(
+            ADMIN,
+            lambda f: retention_pb2.SetLegalHoldRequest(subject_id=f["subject"], reason="case-9"),
+            lambda f: retention_pb2.SetLegalHoldRequest(subject_id=f["subject"], reason=""),
+        ),
+        f"{RET}/ClearLegalHold": Case(
+            ADMIN,
+            lambda f: retention_pb2.ClearLegalHoldRequest(subject_id=f["subject"], reason="ended"),
+            lambda f: retention_pb2.ClearLegalHoldRequest(subject_id=f["subject"], reason=""),
+            allowed_codes=(grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND),
+        ),
+        f"{RET}/ListLegalHolds": Case(
+            ADMIN,
+            lambda f: retention_pb2.ListLegalHoldsRequest(page_size=10),
+            lambda f: retention_pb2.ListLegalHoldsRequest(page_size=-1),
+        ),
+        f"{RET}/GetRetentionReport": Case(
+            ADMIN,
+            lambda f: retention_pb2.GetRetentionReportRequest(),
+            None,  # type: ignore[arg-type]  # no field to get wrong
+        ),
+    }
+)
+
+SERVICES = [
+    (vault_pb2, "VaultService", vault_pb2_grpc.VaultServiceStub),
+    (admin_pb2, "PolicyAdminService", admin_pb2_grpc.PolicyAdminServiceStub),
+    (audit_pb2, "AuditService", audit_pb2_grpc.AuditServiceStub),
+    (consent_pb2, "ConsentService", consent_pb2_grpc.ConsentServiceStub),
+    (rights_pb2, "RightsService", rights_pb2_grpc.RightsServiceStub),
+    (retention_pb2, "RetentionService", retention_pb2_grpc.RetentionServiceStub),
+]
+
+
+def prepare(vault: RunningVault) -> dict[str, str]:
+    """Two subjects, a token, a first signed checkpoint and a consent receipt: what the
+    requests in `CASES` name (`f["subject"]`, ...)."""
+    service = vault.client()
+    subject = service.create(ADA).subject_id
+    victim = service.create(ADA).subject_id
+    token = service.tokenize(subject, "email", vault_pb2.TOKEN_KIND_RANDOM).token
+    # Proofs and checkpoints need the integrator to have signed a first tree head.
+    deadline = time.monotonic() + 10
+    while audit.latest_checkpoint(vault.app.db.engine) is None:
+        assert time.monotonic() < deadline, "the integrator never wrote a checkpoint"
+        time.sleep(0.05)
+    receipt = service.call(
+        service.consent,
+        "GrantConsent",
+        consent_pb2.GrantConsentRequest(
+            subject_id=subject, purposes=["personalization"], source=CONSENT_SOURCE
+        ),
+    ).receipt.receipt_id
+    return {"subject": subject, "victim": victim, "token": token, "receipt": receipt}
