@@ -55,6 +55,11 @@ def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> dic
     }
 
 
+def subject_row(r: Any) -> SubjectRow:
+    """A `SubjectRow` from a result row carrying the `subjects` columns by name."""
+    return _row(r)
+
+
 def _row(r: Any) -> SubjectRow:
     meta = SubjectMeta(
         id=r.id,
