@@ -36,6 +36,7 @@ DEPARTMENT_ATTRIBUTE = "department"
 # limit with tenants or attribute combinations. Cleared whole when full (rare; simple).
 MAX_DECISIONS = 100_000
 MAX_PLANS = 20_000
+MAX_SIGNATURES = 64
 # A reload decides up to this many of the old state's questions before the swap, so the
 # requests right after it do not queue for a miss (microseconds with the shipped
 # matcher, 0.1-2 ms through Casbin with any other).
@@ -77,6 +78,7 @@ class EngineState:
         self._resources = _RESOURCES | {VIEW_PREFIX + name for name in self.views.views}
         self._decisions: dict[_DecisionKey, Decision] = {}
         self._plans: dict[Hashable, _CachedPlan] = {}
+        self._signatures: dict[int, tuple[Sequence[FieldRef], Hashable]] = {}
 
     def decide(
         self, principal: Principal, action: str, purpose: str | None, resource: str
@@ -176,7 +178,7 @@ class EngineState:
             view,
             purpose,
             action,
-            tuple((f.name, f.type, f.sensitivity) for f in fields),
+            self._fields_signature(fields),
         )
         cached = self._plans.get(key)
         if cached is None:
@@ -185,6 +187,19 @@ class EngineState:
                 self._plans.clear()
             self._plans[key] = cached
         return cached.plan, cached.purpose
+
+    def _fields_signature(self, fields: Sequence[FieldRef]) -> Hashable:
+        """What a plan depends on in `fields` (name, type, class of each), computed once
+        per fields object: renderers pass the same dictionary tuple on every call."""
+        found = self._signatures.get(id(fields))
+        if found is not None and found[0] is fields:
+            return found[1]
+        signature = tuple((f.name, f.type, f.sensitivity) for f in fields)
+        if isinstance(fields, tuple):  # immutable: safe to remember (held, so id stays)
+            if len(self._signatures) >= MAX_SIGNATURES:
+                self._signatures.clear()
+            self._signatures[id(fields)] = (fields, signature)
+        return signature
 
     def _build_plan(
         self,

@@ -29,6 +29,10 @@ class CompiledPlan:
     fields: tuple[FieldPlan, ...]
     steps: tuple[Step, ...]
     withheld: Mapping[str, str]
+    needed: frozenset[str]
+    """The fields whose values rendering reads (`fields_needed`)."""
+    outcomes: Mapping[str, tuple[Outcome, str]]
+    """Each planned field's outcome and strategy."""
 
 
 def compiled(plan: ViewPlan) -> CompiledPlan:
@@ -57,7 +61,13 @@ def compiled(plan: ViewPlan) -> CompiledPlan:
             steps.append((item.field, _PSEUDONYMIZE, None))
         else:
             steps.append((item.field, _TOKENIZE, None))
-    result = CompiledPlan(plan.fields, tuple(steps), MappingProxyType(withheld))
+    result = CompiledPlan(
+        plan.fields,
+        tuple(steps),
+        MappingProxyType(withheld),
+        frozenset(name for name, _, _ in steps),
+        MappingProxyType({f.field: (f.outcome, f.strategy) for f in plan.fields}),
+    )
     slot[:] = [result]
     return result
 
@@ -97,6 +107,9 @@ def apply_view(
 
 def fields_needed(plan: ViewPlan) -> frozenset[str]:
     """The fields whose values `apply_view` will read: decrypt only these."""
-    return frozenset(
-        f.field for f in plan.fields if f.outcome not in (Outcome.OMITTED, Outcome.WITHHELD)
-    )
+    return compiled(plan).needed
+
+
+def outcomes_of(plan: ViewPlan) -> Mapping[str, tuple[Outcome, str]]:
+    """Each field of `plan` -> its outcome and strategy (built once per plan)."""
+    return compiled(plan).outcomes
