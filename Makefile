@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 SOURCES := vault audit tests benchmarks scripts
 
-.PHONY: install serve check test test-unit lint typecheck imports protos protos-check bench soak clean
+.PHONY: install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,browser]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +30,10 @@ check: $(STAMP)
 	@$(MAKE) --no-print-directory protos-check
 	@$(MAKE) --no-print-directory imports
 	@$(MAKE) --no-print-directory test
+
+## The compliance console on http://127.0.0.1:8080/ in front of `make serve`'s vault
+console: $(STAMP)
+	$(VENV)/bin/customer-vault console
 
 ## The whole test suite (unit, integration over real gRPC, SQLite and PostgreSQL)
 test: $(STAMP)

@@ -44,7 +44,9 @@ Signing and integrating (one integrator at a time, under the log's lock)
 Reading
     query(engine, *, subject_id=None, actor=None, action=None, decision=None,
           purpose=None, tenant=None, result_code=None, since=None, until=None,
-          page_size=100, page_token=None) -> Page(entries, next_page_token)
+          role=None, newest_first=False, page_size=100, page_token=None)
+          -> Page(entries, next_page_token)
+    entry_at(engine, leaf_index, *, tenant=None) -> LoggedEntry | None
     subject_history(engine, subject_id, *, tenant=None, since=None, until=None,
                     page_size=100, page_token=None) -> Page
     iter_query(engine, **filters) -> Iterator[LoggedEntry]
@@ -113,7 +115,7 @@ from audit.proofs import (
     latest_checkpoint,
     leaf_hash_at,
 )
-from audit.query import LoggedEntry, Page, iter_query, query, subject_history
+from audit.query import LoggedEntry, Page, entry_at, iter_query, query, subject_history
 from audit.signing_keys import generate_signing_key, load_private_key, load_public_key
 from audit.verify import VerifyReport, verify_log
 from audit.writer import GroupCommitWriter
@@ -152,6 +154,7 @@ __all__ = [
     "consistency_proof",
     "create_sqlite_engine",
     "encode",
+    "entry_at",
     "export_checkpoint",
     "generate_signing_key",
     "inclusion_proof",

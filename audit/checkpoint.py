@@ -216,6 +216,11 @@ class CheckpointVerifier:
     def _id_for(self, name: str) -> bytes:
         return key_id(name, self._public)
 
+    def key_id_for(self, name: str) -> bytes:
+        """The 4-byte key id this key has under `name` (how a note's signature line says
+        which key made it)."""
+        return key_id(name, self._public)
+
 
 def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     """Split a signed note into its text and its (key name, key id || signature) pairs."""

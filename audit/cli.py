@@ -1,6 +1,9 @@
 """The compliance officer's audit tools: query, history, verify, export, checkpoint.
 
-Mounted by the vault's CLI as `customer-vault audit ...`; imports nothing from `vault`.
+Imports nothing from `vault`. The vault's CLI mounts only `verify` from here, as the one
+offline command of `customer-vault audit` (its query, history, export and checkpoint go
+through the vault's AuditService with a token: `vault/cli_audit.py`); this app's other
+commands serve tooling that has the audit package and a copy of the database only.
 Every command reads the database at `--database-url` (or `VAULT_DATABASE_URL`; by
 default the embedded SQLite file `.vault-data/vault.db`). Exit codes: 0 success, 1 the
 log failed verification or a checkpoint did not verify, 2 bad usage or set-up.

@@ -1,8 +1,12 @@
 """Reading the log for compliance: filtered, keyset-paged queries and subject history.
 
-Pages follow insertion order (`id`), resuming after the last id of the previous page,
-so a page never skips or repeats an entry while the log grows. The page token is
-opaque to callers and bound to the filters it was issued for.
+Pages follow insertion order (`id`), oldest or newest first, resuming after the last id
+of the previous page, so a page never skips or repeats an entry while the log grows.
+The page token is opaque to callers and bound to the filters and order it was issued for.
+
+The role filter has no column (roles live only in the entry itself): it is applied to
+the decoded entries, scanning at most `ROLE_SCAN_BUDGET` rows a page, so a page filtered
+by role may be short, or empty, and still carry a token to continue from.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from audit.tables import entries as entries_table
 from audit.tables import entry_subjects
 
 MAX_PAGE_SIZE = 1000
+ROLE_SCAN_BUDGET = 5000
+_SCAN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,13 @@ def query(
     result_code: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    role: str | None = None,
+    newest_first: bool = False,
     page_size: int = 100,
     page_token: str | None = None,
 ) -> Page:
-    """Entries matching every given filter, oldest first; `[since, until)` on entry time.
+    """Entries matching every given filter, oldest first unless `newest_first`;
+    `[since, until)` on entry time; `role` is one of the actor's roles.
 
     Raises `ValueError` for a bad page size or naive datetimes, `PageTokenError` for a
     token that is malformed or was issued for other filters.
@@ -78,17 +87,84 @@ def query(
         "since": None if since is None else epoch_us(since),
         "until": None if until is None else epoch_us(until),
     }
-    fingerprint = _fingerprint(filters)
-    after = 0 if page_token is None else _decode_token(page_token, fingerprint)
-    statement = _statement(filters, after).limit(page_size + 1)
-    with engine.connect() as conn:
-        rows = conn.execute(statement).all()
-    found = tuple(
-        LoggedEntry(row[0], row[1], AuditEntry.from_canonical(bytes(row[2])))
-        for row in rows[:page_size]
+    # Only set keys join the fingerprint, so tokens issued before these keys existed
+    # (oldest first, no role) stay valid.
+    fingerprint = _fingerprint(
+        filters | ({"role": role} if role else {}) | ({"newest": True} if newest_first else {})
     )
-    token = _encode_token(found[-1].id, fingerprint) if len(rows) > page_size else None
-    return Page(found, token)
+    after = None if page_token is None else _decode_token(page_token, fingerprint)
+    if not role:
+        statement = _statement(filters, after, newest_first).limit(page_size + 1)
+        with engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        found = tuple(_logged(row) for row in rows[:page_size])
+        token = _encode_token(found[-1].id, fingerprint) if len(rows) > page_size else None
+        return Page(found, token)
+    return _role_page(
+        engine,
+        filters,
+        role=role,
+        newest_first=newest_first,
+        page_size=page_size,
+        after=after,
+        fingerprint=fingerprint,
+    )
+
+
+def _logged(row: Any) -> LoggedEntry:
+    return LoggedEntry(row[0], row[1], AuditEntry.from_canonical(bytes(row[2])))
+
+
+def _role_page(
+    engine: Engine,
+    filters: dict[str, Any],
+    *,
+    role: str,
+    newest_first: bool,
+    page_size: int,
+    after: int | None,
+    fingerprint: str,
+) -> Page:
+    """A page of entries whose actor held `role`, scanning at most ROLE_SCAN_BUDGET rows."""
+    found: list[LoggedEntry] = []
+    scanned = 0
+    position = after
+    with engine.connect() as conn:
+        while scanned < ROLE_SCAN_BUDGET:
+            chunk = min(_SCAN_CHUNK, ROLE_SCAN_BUDGET - scanned)
+            rows = conn.execute(_statement(filters, position, newest_first).limit(chunk)).all()
+            for row in rows:
+                logged = _logged(row)
+                scanned += 1
+                position = logged.id
+                if role in logged.entry.actor_roles:
+                    found.append(logged)
+                    if len(found) == page_size:
+                        more = _any_after(conn, filters, position, newest_first)
+                        token = _encode_token(position, fingerprint) if more else None
+                        return Page(tuple(found), token)
+            if len(rows) < chunk:
+                return Page(tuple(found), None)
+        more = position is not None and _any_after(conn, filters, position, newest_first)
+    token = _encode_token(position, fingerprint) if more and position is not None else None
+    return Page(tuple(found), token)
+
+
+def _any_after(conn: Any, filters: dict[str, Any], position: int, newest_first: bool) -> bool:
+    return conn.execute(_statement(filters, position, newest_first).limit(1)).first() is not None
+
+
+def entry_at(engine: Engine, leaf_index: int, *, tenant: str | None = None) -> LoggedEntry | None:
+    """The integrated entry at `leaf_index` (of `tenant`, when given), or None."""
+    table = entries_table
+    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry).where(
+        table.c.leaf_index == leaf_index
+    )
+    if tenant is not None:
+        statement = statement.where(table.c.tenant == tenant)
+    with engine.connect() as conn:
+        row = conn.execute(statement).first()
+    return None if row is None else _logged(row)
 
 
 def iter_query(engine: Engine, **filters: Any) -> Iterator[LoggedEntry]:
@@ -109,10 +185,12 @@ def subject_history(
     tenant: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    newest_first: bool = False,
     page_size: int = 100,
     page_token: str | None = None,
 ) -> Page:
-    """Every entry about one subject, oldest first: who saw or changed it, when and why.
+    """Every entry about one subject, oldest first unless `newest_first`: who saw or
+    changed it, when and why.
 
     Allowed and denied attempts alike; paged like `query`. Subject ids are random, so
     `tenant` is only a safeguard (an entry's tenant is its caller's).
@@ -123,14 +201,17 @@ def subject_history(
         tenant=tenant,
         since=since,
         until=until,
+        newest_first=newest_first,
         page_size=page_size,
         page_token=page_token,
     )
 
 
-def _statement(filters: dict[str, Any], after: int) -> sa.Select[Any]:
+def _statement(filters: dict[str, Any], after: int | None, newest_first: bool) -> sa.Select[Any]:
     table = entries_table
-    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry).where(table.c.id > after)
+    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry)
+    if after is not None:
+        statement = statement.where(table.c.id < after if newest_first else table.c.id > after)
     for name in ("actor", "action", "decision", "purpose", "tenant", "result_code"):
         if filters[name] is not None:
             statement = statement.where(table.c[name] == filters[name])
@@ -145,7 +226,7 @@ def _statement(filters: dict[str, Any], after: int) -> sa.Select[Any]:
             entry_subjects.c.subject_id == filters["subject_id"]
         )
         statement = statement.where(table.c.id.in_(link))
-    return statement.order_by(table.c.id)
+    return statement.order_by(table.c.id.desc() if newest_first else table.c.id)
 
 
 def _fingerprint(filters: dict[str, Any]) -> str:

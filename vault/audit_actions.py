@@ -50,11 +50,13 @@ class AuditAction(StrEnum):
     GET_RETENTION_REPORT = "GetRetentionReport"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
+    GET_ENTRY = "GetEntry"
     SUBJECT_HISTORY = "SubjectHistory"
     GET_LATEST_CHECKPOINT = "GetLatestCheckpoint"
     GET_INCLUSION_PROOF = "GetInclusionProof"
     GET_CONSISTENCY_PROOF = "GetConsistencyProof"
     VERIFY_LOG = "VerifyLog"
+    VERIFY_LOG_WITH_PROGRESS = "VerifyLogWithProgress"
     # PolicyAdminService: one entry per call
     RELOAD_POLICY = "ReloadPolicy"
     GET_POLICY_STATUS = "GetPolicyStatus"

@@ -147,6 +147,12 @@ CASES: dict[str, Case] = {
         lambda f: audit_pb2.QueryEntriesRequest(page_size=5),
         lambda f: audit_pb2.QueryEntriesRequest(page_size=5, page_token="garbage"),
     ),
+    "customervault.v1.AuditService/GetEntry": Case(
+        DPO,
+        lambda f: audit_pb2.GetEntryRequest(index=0),
+        lambda f: audit_pb2.GetEntryRequest(index=-1),
+        allowed_codes=(grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND),
+    ),
     "customervault.v1.AuditService/SubjectHistory": Case(
         DPO,
         lambda f: audit_pb2.SubjectHistoryRequest(subject_id=f["subject"]),
@@ -166,6 +172,12 @@ CASES: dict[str, Case] = {
         DPO,
         lambda f: audit_pb2.GetConsistencyProofRequest(first_size=1, second_size=1),
         lambda f: audit_pb2.GetConsistencyProofRequest(first_size=3, second_size=1),
+    ),
+    "customervault.v1.AuditService/VerifyLogWithProgress": Case(
+        DPO,
+        lambda f: audit_pb2.VerifyLogRequest(),
+        lambda f: audit_pb2.VerifyLogRequest(trusted_checkpoint="not a note"),
+        streaming=True,
     ),
     "customervault.v1.AuditService/VerifyLog": Case(
         DPO,

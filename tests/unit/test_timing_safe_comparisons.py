@@ -44,6 +44,8 @@ PUBLIC = {
     ("audit/checkpoint.py", "sig[:4] == self._id_for(name)"): "public key id",
     ("audit/checkpoint.py", "name == self.key_name"): "public key name",
     ("audit/checkpoint.py", "sig[:4] == self._id_for(self.key_name)"): "public key id",
+    ("vault/web/console/proofs.py", "raw[:4] == verifier.key_id_for(name)"): "public key id",
+    ("vault/web/console/proofs.py", "mine != proof.leaf_hash"): "recomputed public leaf hash",
     (
         "vault/consent/receipts.py",
         "signature.get('kid') != ed25519_key_id(public_pem)",

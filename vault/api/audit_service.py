@@ -6,6 +6,9 @@ Queries are scoped to the caller's tenant; proofs and checkpoints cover the whol
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 
 import grpc
@@ -116,9 +119,22 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             action=f.action or None,
             decision=f.decision or None,
             purpose=f.purpose or None,
+            role=f.role or None,
+            result_code=f.result_code or None,
             since=when(f.since, f.HasField("since"), "filter.since"),
             until=when(f.until, f.HasField("until"), "filter.until"),
+            newest_first=request.newest_first,
         )
+
+    def GetEntry(self, request: pb.GetEntryRequest, context: grpc.ServicerContext) -> pb.AuditEntry:
+        call = require_call()
+        principal = authorize(self._policy, call, Action.AUDIT_READ)
+        if request.index < 0:
+            raise InvalidArgumentError([FieldViolation("index", "must not be negative")])
+        found = audit.entry_at(self._engine, request.index, tenant=principal.tenant)
+        if found is None:
+            raise NotFoundError("no entry of this tenant at that index")
+        return entry_message(found)
 
     def SubjectHistory(
         self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext
@@ -133,6 +149,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             request.page_size,
             request.page_token,
             subject_id=request.subject_id,
+            newest_first=request.newest_first,
         )
 
     def _checkpoint(self, note: str | None) -> pb.Checkpoint:
@@ -190,10 +207,50 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 self._engine, self._verifier, request.trusted_checkpoint or None
             )
         except audit.CheckpointError:
-            raise InvalidArgumentError(
-                [FieldViolation("trusted_checkpoint", "not a checkpoint signed by this log")]
-            ) from None
-        call.extra = {"verified": str(report.ok).lower(), "size": str(report.size)}
+            raise _untrusted_checkpoint() from None
+        return self._verified(report)
+
+    def VerifyLogWithProgress(
+        self, request: pb.VerifyLogRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.VerifyLogProgress]:
+        call = require_call()
+        authorize(self._policy, call, Action.AUDIT_VERIFY)
+        # verify_log reports progress through a callback; it runs in a thread of its own
+        # and hands each step over a queue, so this generator can stream them.
+        steps: queue.Queue[tuple[int, int] | None] = queue.Queue()
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["report"] = audit.verify_log(
+                    self._engine,
+                    self._verifier,
+                    request.trusted_checkpoint or None,
+                    progress=lambda done, total: steps.put((done, total)),
+                )
+            except Exception as exc:  # noqa: BLE001 - re-raised in the RPC's thread
+                outcome["error"] = exc
+            finally:
+                steps.put(None)
+
+        worker = threading.Thread(target=run, name="verify-log", daemon=True)
+        worker.start()
+        while (step := steps.get()) is not None:
+            yield pb.VerifyLogProgress(checked=step[0], total=step[1])
+        worker.join()
+        error = outcome.get("error")
+        if isinstance(error, audit.CheckpointError):
+            raise _untrusted_checkpoint()
+        if isinstance(error, Exception):
+            raise error
+        report = outcome["report"]
+        assert isinstance(report, audit.VerifyReport)
+        yield pb.VerifyLogProgress(
+            checked=report.verified_size, total=report.size, result=self._verified(report)
+        )
+
+    def _verified(self, report: audit.VerifyReport) -> pb.VerifyLogResponse:
+        require_call().extra = {"verified": str(report.ok).lower(), "size": str(report.size)}
         latest = audit.latest_checkpoint(self._engine)
         return pb.VerifyLogResponse(
             ok=report.ok,
@@ -202,3 +259,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             problem=report.problem or "",
             checkpoint=self._checkpoint(latest) if latest and report.ok else None,
         )
+
+
+def _untrusted_checkpoint() -> InvalidArgumentError:
+    return InvalidArgumentError(
+        [FieldViolation("trusted_checkpoint", "not a checkpoint signed by this log")]
+    )

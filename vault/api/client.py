@@ -90,6 +90,15 @@ class VaultClient:
         except grpc.RpcError as exc:
             raise _error(exc) from None
 
+    def stream(self, stub: object, method: str, request: object) -> Iterator[Any]:
+        """Any server-streaming method of any of the vault's services."""
+        try:
+            yield from getattr(stub, method)(
+                request, metadata=self._metadata, timeout=self._timeout
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
     def _unary(self, method: str, request: object) -> object:
         try:
             return getattr(self._stub, method)(

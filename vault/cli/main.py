@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audit.cli import app as audit_app
+from vault.cli.audit import audit_app
 from vault.cli.consent import consent_app
 from vault.cli.options import DatabaseUrl, DataDir, parse_pairs, parse_ttl, settings
 from vault.cli.policy import policy_app
@@ -29,7 +29,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(policy_app, name="policy")
-app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+app.add_typer(audit_app, name="audit")
 app.add_typer(consent_app, name="consent")
 app.add_typer(rights_app, name="rights")
 app.add_typer(retention_app, name="retention")
@@ -64,6 +64,70 @@ def serve(
     except VaultError as exc:
         raise _fail(exc.message) from None
     raise typer.Exit(code)
+
+
+@app.command("console")
+def console_command(
+    listen: Annotated[str, typer.Option(help="HOST:PORT the web console listens on.")] = (
+        "127.0.0.1:8080"
+    ),
+    address: Annotated[
+        str | None, typer.Option(help="The vault's gRPC HOST:PORT [default: the vault's address].")
+    ] = None,
+    data_dir: DataDir = None,
+    policies_dir: Annotated[Path | None, typer.Option(help="Policy folder.")] = None,
+    audit_public_key: Annotated[
+        Path | None,
+        typer.Option(help="The audit log's public key (PEM) [default: in the data dir]."),
+    ] = None,
+    vault_ca: Annotated[
+        Path | None, typer.Option(help="CA bundle to reach the vault over TLS.")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this cert.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="...and this key.")] = None,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark cookies Secure (behind a TLS-terminating proxy).")
+    ] = False,
+) -> None:
+    """Serve the compliance console (a web app; every page calls the vault with the
+    signed-in person's own token)."""
+    import uvicorn
+
+    from vault.fields.dictionary import DataDictionary
+    from vault.web import WebSettings, create_app
+
+    _configure_logging()
+    cfg = settings(data_dir=data_dir, policies_dir=policies_dir)
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise _fail("--listen must be HOST:PORT")
+    if (tls_cert is None) != (tls_key is None):
+        raise _fail("--tls-cert and --tls-key go together")
+    try:
+        dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
+    except VaultError as exc:
+        raise _fail(exc.message) from None
+    web_settings = WebSettings(
+        vault_address=address or cfg.address,
+        audit_public_key=audit_public_key or cfg.audit_public_key,
+        vault_ca_file=vault_ca,
+        secure_cookies=secure_cookies or tls_cert is not None,
+        restricted_fields=frozenset(
+            name for name, spec in dictionary.fields.items() if spec.sensitivity == "restricted"
+        ),
+    )
+    scheme = "https" if tls_cert else "http"
+    err.print(f"compliance console on {scheme}://{listen}/ (vault at {web_settings.vault_address})")
+    uvicorn.run(
+        create_app(web_settings),
+        host=host,
+        port=int(port),
+        access_log=False,
+        log_config=None,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        server_header=False,
+    )
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -103,3 +104,60 @@ def test_an_entry_about_several_subjects_is_in_each_history(logged: Engine) -> N
         append_in(conn, [helpers.make_entry(100, subject_ids=("sub-a", "sub-b", "sub-a"))])
     for subject in ("sub-a", "sub-b"):
         assert _numbers(subject_history(logged, subject).entries) == [100]
+
+
+def _all_pages(engine: Engine, **filters: object) -> tuple[list[int], int]:
+    seen: list[int] = []
+    token = None
+    pages = 0
+    while True:
+        page = query(engine, page_token=token, **filters)  # type: ignore[arg-type]
+        pages += 1
+        seen += _numbers(page.entries)
+        if page.next_page_token is None:
+            return seen, pages
+        token = page.next_page_token
+
+
+def test_newest_first_pages_run_backwards_without_skip_or_repeat(logged: Engine) -> None:
+    seen, _ = _all_pages(logged, newest_first=True, page_size=7)
+    assert seen == list(reversed(range(SIZE)))
+    denied, _ = _all_pages(logged, newest_first=True, decision="deny", page_size=4)
+    assert denied == [n for n in reversed(range(SIZE)) if n % 4 == 0]
+    oldest_token = query(logged, page_size=7).next_page_token
+    with pytest.raises(PageTokenError):  # a token keeps the order it was issued for
+        query(logged, newest_first=True, page_size=7, page_token=oldest_token)
+
+
+def test_role_filter_reads_the_roles_inside_the_entries(logged: Engine) -> None:
+    with logged.begin() as conn:
+        append_in(
+            conn,
+            [
+                helpers.make_entry(n, actor_roles=("dpo", "compliance_officer"))
+                for n in range(SIZE, SIZE + 9)
+            ],
+        )
+    for newest_first in (False, True):
+        seen, _ = _all_pages(logged, role="dpo", page_size=4, newest_first=newest_first)
+        expected = list(range(SIZE, SIZE + 9))
+        assert seen == (expected[::-1] if newest_first else expected)
+    both, _ = _all_pages(logged, role="compliance_officer", actor="agent-1", page_size=100)
+    assert both == [n for n in range(SIZE, SIZE + 9) if n % 3 == 1]
+    assert _all_pages(logged, role="nobody", page_size=5)[0] == []
+
+
+def test_role_filter_scans_a_bounded_number_of_rows_a_page(
+    logged: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module("audit.query")  # `audit.query` is the function
+    monkeypatch.setattr(module, "ROLE_SCAN_BUDGET", 10)
+    monkeypatch.setattr(module, "_SCAN_CHUNK", 4)
+    with logged.begin() as conn:
+        append_in(conn, [helpers.make_entry(SIZE, actor_roles=("dpo",))])
+    first = query(logged, role="dpo", page_size=5)
+    assert first.entries == ()  # ten rows scanned, none matched: a short page
+    assert first.next_page_token is not None
+    seen, pages = _all_pages(logged, role="dpo", page_size=5)
+    assert seen == [SIZE]
+    assert pages == (SIZE + 1 + 9) // 10

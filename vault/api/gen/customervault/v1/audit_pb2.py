@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustomervault/v1/audit.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x03\n\nAuditEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x13\n\x0bsubject_ids\x18\x07 \x03(\t\x12\x13\n\x0b\x66ield_names\x18\x08 \x03(\t\x12\x0f\n\x07purpose\x18\t \x01(\t\x12\x15\n\rjustification\x18\n \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x0b \x01(\t\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x16\n\x0epolicy_version\x18\r \x01(\t\x12\x17\n\x0f\x63onsent_version\x18\x0e \x01(\t\x12\x13\n\x0bresult_code\x18\x0f \x01(\t\x12\x12\n\nrequest_id\x18\x10 \x01(\t\x12\x10\n\x08trace_id\x18\x11 \x01(\t\x12\x16\n\x0e\x63\x61ller_address\x18\x12 \x01(\t\x12\x36\n\x05\x65xtra\x18\x13 \x03(\x0b\x32\'.customervault.v1.AuditEntry.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x01\n\x0b\x45ntryFilter\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x13QueryEntriesRequest\x12-\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.EntryFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x14QueryEntriesResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.customervault.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x15SubjectHistoryRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x1c\n\x1aGetLatestCheckpointRequest\"P\n\nCheckpoint\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x0c\n\x04note\x18\x04 \x01(\t\"<\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"U\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\"K\n\x10\x43onsistencyProof\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\".\n\x10VerifyLogRequest\x12\x1a\n\x12trusted_checkpoint\x18\x01 \x01(\t\"\x94\x01\n\x11VerifyLogResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12\x17\n\x0f\x66irst_bad_index\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x30\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1c.customervault.v1.Checkpoint2\xd5\x04\n\x0c\x41uditService\x12]\n\x0cQueryEntries\x12%.customervault.v1.QueryEntriesRequest\x1a&.customervault.v1.QueryEntriesResponse\x12\x61\n\x0eSubjectHistory\x12\'.customervault.v1.SubjectHistoryRequest\x1a&.customervault.v1.QueryEntriesResponse\x12\x61\n\x13GetLatestCheckpoint\x12,.customervault.v1.GetLatestCheckpointRequest\x1a\x1c.customervault.v1.Checkpoint\x12\x61\n\x11GetInclusionProof\x12*.customervault.v1.GetInclusionProofRequest\x1a .customervault.v1.InclusionProof\x12g\n\x13GetConsistencyProof\x12,.customervault.v1.GetConsistencyProofRequest\x1a\".customervault.v1.ConsistencyProof\x12T\n\tVerifyLog\x12\".customervault.v1.VerifyLogRequest\x1a#.customervault.v1.VerifyLogResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustomervault/v1/audit.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x03\n\nAuditEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x13\n\x0bsubject_ids\x18\x07 \x03(\t\x12\x13\n\x0b\x66ield_names\x18\x08 \x03(\t\x12\x0f\n\x07purpose\x18\t \x01(\t\x12\x15\n\rjustification\x18\n \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x0b \x01(\t\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x16\n\x0epolicy_version\x18\r \x01(\t\x12\x17\n\x0f\x63onsent_version\x18\x0e \x01(\t\x12\x13\n\x0bresult_code\x18\x0f \x01(\t\x12\x12\n\nrequest_id\x18\x10 \x01(\t\x12\x10\n\x08trace_id\x18\x11 \x01(\t\x12\x16\n\x0e\x63\x61ller_address\x18\x12 \x01(\t\x12\x36\n\x05\x65xtra\x18\x13 \x03(\x0b\x32\'.customervault.v1.AuditEntry.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdc\x01\n\x0b\x45ntryFilter\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04role\x18\x08 \x01(\t\x12\x13\n\x0bresult_code\x18\t \x01(\t\"\x81\x01\n\x13QueryEntriesRequest\x12-\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.EntryFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x14\n\x0cnewest_first\x18\x04 \x01(\x08\"^\n\x14QueryEntriesResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.customervault.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"h\n\x15SubjectHistoryRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x14\n\x0cnewest_first\x18\x04 \x01(\x08\" \n\x0fGetEntryRequest\x12\r\n\x05index\x18\x01 \x01(\x03\"\x1c\n\x1aGetLatestCheckpointRequest\"P\n\nCheckpoint\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x0c\n\x04note\x18\x04 \x01(\t\"<\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"U\n\x0eInclusionProof\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\"K\n\x10\x43onsistencyProof\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\".\n\x10VerifyLogRequest\x12\x1a\n\x12trusted_checkpoint\x18\x01 \x01(\t\"h\n\x11VerifyLogProgress\x12\x0f\n\x07\x63hecked\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x33\n\x06result\x18\x03 \x01(\x0b\x32#.customervault.v1.VerifyLogResponse\"\x94\x01\n\x11VerifyLogResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12\x17\n\x0f\x66irst_bad_index\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x30\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1c.customervault.v1.Checkpoint2\x86\x06\n\x0c\x41uditService\x12]\n\x0cQueryEntries\x12%.customervault.v1.QueryEntriesRequest\x1a&.customervault.v1.QueryEntriesResponse\x12K\n\x08GetEntry\x12!.customervault.v1.GetEntryRequest\x1a\x1c.customervault.v1.AuditEntry\x12\x61\n\x0eSubjectHistory\x12\'.customervault.v1.SubjectHistoryRequest\x1a&.customervault.v1.QueryEntriesResponse\x12\x61\n\x13GetLatestCheckpoint\x12,.customervault.v1.GetLatestCheckpointRequest\x1a\x1c.customervault.v1.Checkpoint\x12\x61\n\x11GetInclusionProof\x12*.customervault.v1.GetInclusionProofRequest\x1a .customervault.v1.InclusionProof\x12g\n\x13GetConsistencyProof\x12,.customervault.v1.GetConsistencyProofRequest\x1a\".customervault.v1.ConsistencyProof\x12T\n\tVerifyLog\x12\".customervault.v1.VerifyLogRequest\x1a#.customervault.v1.VerifyLogResponse\x12\x62\n\x15VerifyLogWithProgress\x12\".customervault.v1.VerifyLogRequest\x1a#.customervault.v1.VerifyLogProgress0\x01\x42$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,29 +41,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITENTRY_EXTRAENTRY']._serialized_start=521
   _globals['_AUDITENTRY_EXTRAENTRY']._serialized_end=565
   _globals['_ENTRYFILTER']._serialized_start=568
-  _globals['_ENTRYFILTER']._serialized_end=753
-  _globals['_QUERYENTRIESREQUEST']._serialized_start=755
-  _globals['_QUERYENTRIESREQUEST']._serialized_end=862
-  _globals['_QUERYENTRIESRESPONSE']._serialized_start=864
-  _globals['_QUERYENTRIESRESPONSE']._serialized_end=958
-  _globals['_SUBJECTHISTORYREQUEST']._serialized_start=960
-  _globals['_SUBJECTHISTORYREQUEST']._serialized_end=1042
-  _globals['_GETLATESTCHECKPOINTREQUEST']._serialized_start=1044
-  _globals['_GETLATESTCHECKPOINTREQUEST']._serialized_end=1072
-  _globals['_CHECKPOINT']._serialized_start=1074
-  _globals['_CHECKPOINT']._serialized_end=1154
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1156
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1216
-  _globals['_INCLUSIONPROOF']._serialized_start=1218
-  _globals['_INCLUSIONPROOF']._serialized_end=1303
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1305
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1374
-  _globals['_CONSISTENCYPROOF']._serialized_start=1376
-  _globals['_CONSISTENCYPROOF']._serialized_end=1451
-  _globals['_VERIFYLOGREQUEST']._serialized_start=1453
-  _globals['_VERIFYLOGREQUEST']._serialized_end=1499
-  _globals['_VERIFYLOGRESPONSE']._serialized_start=1502
-  _globals['_VERIFYLOGRESPONSE']._serialized_end=1650
-  _globals['_AUDITSERVICE']._serialized_start=1653
-  _globals['_AUDITSERVICE']._serialized_end=2250
+  _globals['_ENTRYFILTER']._serialized_end=788
+  _globals['_QUERYENTRIESREQUEST']._serialized_start=791
+  _globals['_QUERYENTRIESREQUEST']._serialized_end=920
+  _globals['_QUERYENTRIESRESPONSE']._serialized_start=922
+  _globals['_QUERYENTRIESRESPONSE']._serialized_end=1016
+  _globals['_SUBJECTHISTORYREQUEST']._serialized_start=1018
+  _globals['_SUBJECTHISTORYREQUEST']._serialized_end=1122
+  _globals['_GETENTRYREQUEST']._serialized_start=1124
+  _globals['_GETENTRYREQUEST']._serialized_end=1156
+  _globals['_GETLATESTCHECKPOINTREQUEST']._serialized_start=1158
+  _globals['_GETLATESTCHECKPOINTREQUEST']._serialized_end=1186
+  _globals['_CHECKPOINT']._serialized_start=1188
+  _globals['_CHECKPOINT']._serialized_end=1268
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1270
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1330
+  _globals['_INCLUSIONPROOF']._serialized_start=1332
+  _globals['_INCLUSIONPROOF']._serialized_end=1417
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1419
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1488
+  _globals['_CONSISTENCYPROOF']._serialized_start=1490
+  _globals['_CONSISTENCYPROOF']._serialized_end=1565
+  _globals['_VERIFYLOGREQUEST']._serialized_start=1567
+  _globals['_VERIFYLOGREQUEST']._serialized_end=1613
+  _globals['_VERIFYLOGPROGRESS']._serialized_start=1615
+  _globals['_VERIFYLOGPROGRESS']._serialized_end=1719
+  _globals['_VERIFYLOGRESPONSE']._serialized_start=1722
+  _globals['_VERIFYLOGRESPONSE']._serialized_end=1870
+  _globals['_AUDITSERVICE']._serialized_start=1873
+  _globals['_AUDITSERVICE']._serialized_end=2647
 # @@protoc_insertion_point(module_scope)

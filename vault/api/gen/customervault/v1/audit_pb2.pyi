@@ -60,7 +60,7 @@ class AuditEntry(_message.Message):
     def __init__(self, index: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ..., action: _Optional[str] = ..., subject_ids: _Optional[_Iterable[str]] = ..., field_names: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., policy_version: _Optional[str] = ..., consent_version: _Optional[str] = ..., result_code: _Optional[str] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., caller_address: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EntryFilter(_message.Message):
-    __slots__ = ("subject_id", "actor", "action", "decision", "purpose", "since", "until")
+    __slots__ = ("subject_id", "actor", "action", "decision", "purpose", "since", "until", "role", "result_code")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class EntryFilter(_message.Message):
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     actor: str
     action: str
@@ -75,17 +77,21 @@ class EntryFilter(_message.Message):
     purpose: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
-    def __init__(self, subject_id: _Optional[str] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., decision: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    role: str
+    result_code: str
+    def __init__(self, subject_id: _Optional[str] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., decision: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., role: _Optional[str] = ..., result_code: _Optional[str] = ...) -> None: ...
 
 class QueryEntriesRequest(_message.Message):
-    __slots__ = ("filter", "page_size", "page_token")
+    __slots__ = ("filter", "page_size", "page_token", "newest_first")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     filter: EntryFilter
     page_size: int
     page_token: str
-    def __init__(self, filter: _Optional[_Union[EntryFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    newest_first: bool
+    def __init__(self, filter: _Optional[_Union[EntryFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
 class QueryEntriesResponse(_message.Message):
     __slots__ = ("entries", "next_page_token")
@@ -96,14 +102,22 @@ class QueryEntriesResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SubjectHistoryRequest(_message.Message):
-    __slots__ = ("subject_id", "page_size", "page_token")
+    __slots__ = ("subject_id", "page_size", "page_token", "newest_first")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     page_size: int
     page_token: str
-    def __init__(self, subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    newest_first: bool
+    def __init__(self, subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
+
+class GetEntryRequest(_message.Message):
+    __slots__ = ("index",)
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    def __init__(self, index: _Optional[int] = ...) -> None: ...
 
 class GetLatestCheckpointRequest(_message.Message):
     __slots__ = ()
@@ -164,6 +178,16 @@ class VerifyLogRequest(_message.Message):
     TRUSTED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     trusted_checkpoint: str
     def __init__(self, trusted_checkpoint: _Optional[str] = ...) -> None: ...
+
+class VerifyLogProgress(_message.Message):
+    __slots__ = ("checked", "total", "result")
+    CHECKED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    checked: int
+    total: int
+    result: VerifyLogResponse
+    def __init__(self, checked: _Optional[int] = ..., total: _Optional[int] = ..., result: _Optional[_Union[VerifyLogResponse, _Mapping]] = ...) -> None: ...
 
 class VerifyLogResponse(_message.Message):
     __slots__ = ("ok", "entries_checked", "first_bad_index", "problem", "checkpoint")

@@ -40,6 +40,11 @@ class AuditServiceStub:
                 request_serializer=customervault_dot_v1_dot_audit__pb2.QueryEntriesRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_audit__pb2.QueryEntriesResponse.FromString,
                 _registered_method=True)
+        self.GetEntry = channel.unary_unary(
+                '/customervault.v1.AuditService/GetEntry',
+                request_serializer=customervault_dot_v1_dot_audit__pb2.GetEntryRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.AuditEntry.FromString,
+                _registered_method=True)
         self.SubjectHistory = channel.unary_unary(
                 '/customervault.v1.AuditService/SubjectHistory',
                 request_serializer=customervault_dot_v1_dot_audit__pb2.SubjectHistoryRequest.SerializeToString,
@@ -65,13 +70,25 @@ class AuditServiceStub:
                 request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogResponse.FromString,
                 _registered_method=True)
+        self.VerifyLogWithProgress = channel.unary_stream(
+                '/customervault.v1.AuditService/VerifyLogWithProgress',
+                request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def QueryEntries(self, request, context):
-        """Entries matching every given filter, oldest first, paged.
+        """Entries matching every given filter, oldest first (or newest first), paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEntry(self, request, context):
+        """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +129,14 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyLogWithProgress(self, request, context):
+        """The same check, reporting progress as it goes: one message per chunk of entries
+        checked, then a last message carrying the result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +144,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.QueryEntries,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.QueryEntriesRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_audit__pb2.QueryEntriesResponse.SerializeToString,
+            ),
+            'GetEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEntry,
+                    request_deserializer=customervault_dot_v1_dot_audit__pb2.GetEntryRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.AuditEntry.SerializeToString,
             ),
             'SubjectHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.SubjectHistory,
@@ -144,6 +174,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.VerifyLog,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogResponse.SerializeToString,
+            ),
+            'VerifyLogWithProgress': grpc.unary_stream_rpc_method_handler(
+                    servicer.VerifyLogWithProgress,
+                    request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +208,33 @@ class AuditService:
             '/customervault.v1.AuditService/QueryEntries',
             customervault_dot_v1_dot_audit__pb2.QueryEntriesRequest.SerializeToString,
             customervault_dot_v1_dot_audit__pb2.QueryEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.AuditService/GetEntry',
+            customervault_dot_v1_dot_audit__pb2.GetEntryRequest.SerializeToString,
+            customervault_dot_v1_dot_audit__pb2.AuditEntry.FromString,
             options,
             channel_credentials,
             insecure,
@@ -308,6 +370,33 @@ class AuditService:
             '/customervault.v1.AuditService/VerifyLog',
             customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
             customervault_dot_v1_dot_audit__pb2.VerifyLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLogWithProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/customervault.v1.AuditService/VerifyLogWithProgress',
+            customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
+            customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
             options,
             channel_credentials,
             insecure,

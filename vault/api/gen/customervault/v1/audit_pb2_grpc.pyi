@@ -36,7 +36,9 @@ class AuditServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     QueryEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.QueryEntriesRequest, _audit_pb2.QueryEntriesResponse]
-    """Entries matching every given filter, oldest first, paged."""
+    """Entries matching every given filter, oldest first (or newest first), paged."""
+    GetEntry: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.AuditEntry]
+    """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
     SubjectHistory: _grpc.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.QueryEntriesResponse]
     """Who saw or changed one subject's data, when and why."""
     GetLatestCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.Checkpoint]
@@ -47,12 +49,18 @@ class AuditServiceStub:
     """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
     VerifyLog: _grpc.UnaryUnaryMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogResponse]
     """Recompute the tree from the stored entries and check it against the checkpoints."""
+    VerifyLogWithProgress: _grpc.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]
+    """The same check, reporting progress as it goes: one message per chunk of entries
+    checked, then a last message carrying the result.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     QueryEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.QueryEntriesRequest, _audit_pb2.QueryEntriesResponse]  # type: ignore[assignment]
-    """Entries matching every given filter, oldest first, paged."""
+    """Entries matching every given filter, oldest first (or newest first), paged."""
+    GetEntry: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.AuditEntry]  # type: ignore[assignment]
+    """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
     SubjectHistory: _aio.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.QueryEntriesResponse]  # type: ignore[assignment]
     """Who saw or changed one subject's data, when and why."""
     GetLatestCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.Checkpoint]  # type: ignore[assignment]
@@ -63,6 +71,10 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
     VerifyLog: _aio.UnaryUnaryMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogResponse]  # type: ignore[assignment]
     """Recompute the tree from the stored entries and check it against the checkpoints."""
+    VerifyLogWithProgress: _aio.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]  # type: ignore[assignment]
+    """The same check, reporting progress as it goes: one message per chunk of entries
+    checked, then a last message carrying the result.
+    """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -71,7 +83,15 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.QueryEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.QueryEntriesResponse, _abc.Awaitable[_audit_pb2.QueryEntriesResponse]]:
-        """Entries matching every given filter, oldest first, paged."""
+        """Entries matching every given filter, oldest first (or newest first), paged."""
+
+    @_abc_1.abstractmethod
+    def GetEntry(
+        self,
+        request: _audit_pb2.GetEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.AuditEntry, _abc.Awaitable[_audit_pb2.AuditEntry]]:
+        """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
 
     @_abc_1.abstractmethod
     def SubjectHistory(
@@ -112,5 +132,15 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.VerifyLogResponse, _abc.Awaitable[_audit_pb2.VerifyLogResponse]]:
         """Recompute the tree from the stored entries and check it against the checkpoints."""
+
+    @_abc_1.abstractmethod
+    def VerifyLogWithProgress(
+        self,
+        request: _audit_pb2.VerifyLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_audit_pb2.VerifyLogProgress], _abc.AsyncIterator[_audit_pb2.VerifyLogProgress]]:
+        """The same check, reporting progress as it goes: one message per chunk of entries
+        checked, then a last message carrying the result.
+        """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
