@@ -20,7 +20,8 @@ The one object a host holds
     AuditLog(engine, *, signer=None, origin=None, integrate_interval=1.0, max_batch=1000,
              checkpoint_interval=1024, now=utc_now)
         .start()  .append(entry)  .append_in(conn, entries)  .close()
-        .start_integrating(signer, origin, *, interval=None)  (opened without a signer)
+        .start_integrating(signer, origin, *, interval=None, last_signed=None, mac=None,
+                           on_refusal=None, on_checkpoint=None)  (opened without a signer)
 
 Appending
     append_in(conn, entries) -> list[int]     in the caller's transaction (changes)
@@ -37,9 +38,23 @@ Signing and integrating (one integrator at a time, under the log's lock)
     CheckpointSigner(private_key_pem: bytes, key_name: str)
     CheckpointSigner.from_pem(private_key_pem: bytes, *, name: str)
     CheckpointVerifier.from_pem(public_key_pem: bytes, key_name=None, *, origin=None)
-    Integrator(engine, signer, origin, *, checkpoint_interval=1024, now=utc_now)
+    Integrator(engine, signer, origin, *, checkpoint_interval=1024, now=utc_now,
+               last_signed=None, mac=None)
         .integrate(max_batch=10_000) -> Checkpoint | None
-    IntegratorThread(integrator, *, interval=1.0, max_batch=10_000) .start() .stop()
+        TreeConflictError (latched: .refusal) when the stored tree is not consistent
+        with the last checkpoint it signed (LastSignedFile(path, verifier), a file
+        outside the database) or a pending entry's MAC or leaf hash is wrong
+    IntegratorThread(integrator, *, interval=1.0, max_batch=10_000, on_refusal=None,
+                     on_checkpoint=None) .start() .stop()
+
+Entry MACs (HMAC-SHA256, key in a file, never in the database)
+    generate_mac_key(path) / EntryMac.from_file(path)
+    use_entry_mac(engine, mac)                every append through `engine` carries a MAC
+
+Witnesses (C2SP tlog-witness; the server is `audit.witness`)
+    CosignatureSigner / CosignatureVerifier.from_verifier_key(vkey)
+    Publisher(engine, [WitnessClient(url, verifier)], log_verifier, *, on_alarm=None)
+        .publish() .lag() .alarms();  PublisherThread(publisher).start() .notify() .stop()
 
 Reading
     query(engine, *, subject_id=None, actor=None, action=None, decision=None,
@@ -50,6 +65,7 @@ Reading
     subject_history(engine, subject_id, *, tenant=None, since=None, until=None,
                     page_size=100, page_token=None) -> Page
     iter_query(engine, **filters) -> Iterator[LoggedEntry]
+    authentic(engine, entries, mac) -> (entries whose MAC verifies, how many did not)
     write_jsonl(entries, out) / write_csv(entries, out) -> int
     write_html(entries, out, *, title, generated_at=None, summary=None) -> int
 
@@ -61,8 +77,9 @@ Proofs and verification
         ProofError for sizes the log cannot serve; VerifyError if its leaves are broken
     verify_inclusion(...) / verify_consistency(...)      client-side checks (raise)
     verify_log(engine, verifier, trusted_checkpoint=None, progress=None, *,
-               check_index=True) -> VerifyReport
-        .ok .first_bad_position .problem .raise_for_failure()
+               check_index=True, mac=None, witnesses=()) -> VerifyReport
+        .ok .first_bad_position .problem .witnessed .latest_cosigned_by .mac_legacy
+        .raise_for_failure()
 
 Typical use:
 
@@ -83,6 +100,7 @@ Typical use:
 
 from audit.append import EncodedEntry, append_encoded_in, append_in, encode
 from audit.checkpoint import Checkpoint, CheckpointSigner, CheckpointVerifier
+from audit.cosignature import Cosignature, CosignatureSigner, CosignatureVerifier
 from audit.db import create_sqlite_engine, is_current, migrate
 from audit.entry import ALLOW, DENY, AuditEntry
 from audit.entry_rules import MAX_JUSTIFICATION, MAX_SHORT, NAME_PATTERN, is_opaque_id
@@ -94,11 +112,14 @@ from audit.errors import (
     KeyFormatError,
     PageTokenError,
     ProofError,
+    TreeConflictError,
     VerifyError,
 )
 from audit.export import write_csv, write_html, write_jsonl
 from audit.integrator import Integrator, IntegratorThread, utc_now
+from audit.last_signed import LastSigned, LastSignedFile
 from audit.log import AuditLog
+from audit.mac import EntryMac, entry_mac_for, generate_mac_key, use_entry_mac
 from audit.merkle_verify import (
     verify_consistency,
     verify_inclusion,
@@ -115,7 +136,16 @@ from audit.proofs import (
     latest_checkpoint,
     leaf_hash_at,
 )
-from audit.query import LoggedEntry, Page, entry_at, iter_query, query, subject_history
+from audit.publish import Publisher, PublisherThread
+from audit.query import (
+    LoggedEntry,
+    Page,
+    authentic,
+    entry_at,
+    iter_query,
+    query,
+    subject_history,
+)
 from audit.signing_keys import generate_signing_key, load_private_key, load_public_key
 from audit.verify import VerifyReport, verify_log
 from audit.writer import GroupCommitWriter
@@ -135,27 +165,39 @@ __all__ = [
     "CheckpointError",
     "CheckpointSigner",
     "CheckpointVerifier",
+    "Cosignature",
+    "CosignatureSigner",
+    "CosignatureVerifier",
     "EncodedEntry",
+    "EntryMac",
     "GroupCommitWriter",
     "Integrator",
     "IntegratorThread",
     "InvalidEntryError",
     "KeyFormatError",
+    "LastSigned",
+    "LastSignedFile",
     "LoggedEntry",
     "Page",
     "PageTokenError",
     "ProofError",
+    "Publisher",
+    "PublisherThread",
+    "TreeConflictError",
     "VerifyError",
     "VerifyReport",
     "append_encoded_in",
     "append_in",
+    "authentic",
     "backlog",
     "checkpoint_at",
     "consistency_proof",
     "create_sqlite_engine",
     "encode",
     "entry_at",
+    "entry_mac_for",
     "export_checkpoint",
+    "generate_mac_key",
     "generate_signing_key",
     "inclusion_proof",
     "is_current",
@@ -168,6 +210,7 @@ __all__ = [
     "migrate",
     "query",
     "subject_history",
+    "use_entry_mac",
     "utc_now",
     "verify_consistency",
     "verify_inclusion",

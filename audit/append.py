@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from audit.db import positional_marker
 from audit.entry import AuditEntry
+from audit.mac import EntryMac, entry_mac_for, leaf_data
 from audit.merkle import leaf_hash
 from audit.tables import entries as entries_table
 from audit.tables import entry_subjects
@@ -34,6 +35,7 @@ ROW_COLUMNS = (
     "result_code",
     "entry",
     "leaf_hash",
+    "mac",
 )
 _LINK_COLUMNS = ("subject_id", "tenant", "entry_id")
 _LINK_INSERT = (
@@ -66,8 +68,22 @@ def epoch_us(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def entry_row(entry: AuditEntry) -> Row:
-    """The `audit_entries` values for an entry, in `ROW_COLUMNS` order."""
+def entry_row(entry: AuditEntry, mac: EntryMac | None = None) -> Row:
+    """The `audit_entries` values for an entry, in `ROW_COLUMNS` order (with `mac`, the
+    entry's MAC, which its leaf hash then covers too)."""
+    return with_mac(_plain_row(entry), mac)
+
+
+def with_mac(row: Row, mac: EntryMac | None) -> Row:
+    """A row from `encode` (no MAC yet) as appended under `mac`."""
+    if mac is None:
+        return row
+    data = row[7]
+    tag = mac.mac(data)
+    return (*row[:8], leaf_hash(leaf_data(data, tag)), tag)
+
+
+def _plain_row(entry: AuditEntry) -> Row:
     data = entry.canonical_bytes()
     return (
         epoch_us(entry.time),
@@ -79,6 +95,7 @@ def entry_row(entry: AuditEntry) -> Row:
         entry.result_code,
         data,
         leaf_hash(data),
+        None,
     )
 
 
@@ -86,7 +103,8 @@ def entry_row(entry: AuditEntry) -> Row:
 class EncodedEntry:
     """An entry made ready for `append_encoded_in`: its row (canonical bytes and leaf
     hash computed) and the subjects it links. Built by `encode`, possibly in another
-    process than the one that appends it (nothing in it depends on the log's state)."""
+    process than the one that appends it (nothing in it depends on the log's state or
+    keys: the MAC, and the leaf hash over it, are added when it is appended)."""
 
     row: Row
     tenant: str
@@ -96,7 +114,7 @@ class EncodedEntry:
 def encode(entry: AuditEntry) -> EncodedEntry:
     """The entry's row and links, ready to append."""
     # A batch call may name a subject twice; one link row says the same.
-    return EncodedEntry(entry_row(entry), entry.tenant, tuple(dict.fromkeys(entry.subject_ids)))
+    return EncodedEntry(_plain_row(entry), entry.tenant, tuple(dict.fromkeys(entry.subject_ids)))
 
 
 def append_in(conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
@@ -110,10 +128,15 @@ def append_in(conn: Connection, entries: Iterable[AuditEntry]) -> list[int]:
 
 
 def append_encoded_in(conn: Connection, batch: Sequence[EncodedEntry]) -> list[int]:
-    """`append_in` for entries already encoded (`encode`)."""
+    """`append_in` for entries already encoded (`encode`).
+
+    With a MAC key bound to the connection's engine (`audit.use_entry_mac`), every
+    entry gets its MAC here, whoever encoded it.
+    """
     if not batch:
         return []
-    rows = [encoded.row for encoded in batch]
+    mac = entry_mac_for(conn.engine)
+    rows = [with_mac(encoded.row, mac) for encoded in batch]
     dialect = conn.dialect.name
     if dialect == "sqlite":
         ids = _insert_sqlite(conn, rows)
@@ -226,4 +249,4 @@ def _insert_generic(conn: Connection, rows: Sequence[Row]) -> list[int]:
     ids_by_hash: dict[bytes, list[int]] = {}
     for entry_id, stored_hash in conn.execute(_GENERIC_INSERT, params):
         ids_by_hash.setdefault(bytes(stored_hash), []).append(entry_id)
-    return [ids_by_hash[row[-1]].pop() for row in rows]
+    return [ids_by_hash[row[8]].pop() for row in rows]

@@ -26,12 +26,24 @@ from sqlalchemy.engine import Engine
 
 from audit import cli_support as support
 from audit.checkpoint import Checkpoint, CheckpointVerifier
-from audit.cli_tables import entries_table, history_table, print_report, stderr, stdout
+from audit.cli_tables import (
+    entries_table,
+    erasures_table,
+    history_table,
+    print_report,
+    stderr,
+    stdout,
+)
+from audit.cosignature import CosignatureVerifier
 from audit.errors import AuditError, CheckpointError
 from audit.export import write_csv, write_html, write_jsonl
-from audit.proofs import export_checkpoint, latest_checkpoint
+from audit.last_signed import LastSignedFile
+from audit.mac import EntryMac
+from audit.proofs import cosigned_checkpoint, export_checkpoint
 from audit.query import iter_query
+from audit.restore import JournalError, witnessed_erasures
 from audit.verify import verify_log
+from audit.witness.client import WitnessClient
 
 app = typer.Typer(
     name="audit", no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0]
@@ -147,12 +159,48 @@ def verify_command(
             help="Also check the query columns and subject links against the entries.",
         ),
     ] = True,
+    mac_key: Annotated[
+        Path | None,
+        typer.Option("--mac-key", help="The entry MAC key file: check every entry's MAC."),
+    ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key",
+            help="A witness's verifier key (repeatable): its cosignatures must verify and "
+            "cover the newest checkpoint.",
+        ),
+    ] = None,
+    witness_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-url",
+            help="Ask this witness for the latest checkpoint it cosigned (repeatable; needs "
+            "its --witness-key): the database must hold at least that tree.",
+        ),
+    ] = None,
+    integrator_state: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--integrator-state",
+            help="An integrator's last-checkpoint file (<data-dir>/audit/last-checkpoint), "
+            "as a trusted checkpoint (repeatable).",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Check every entry, root and checkpoint signature; exit 1 naming the first bad leaf."""
+    """Check every entry, root, checkpoint signature, and, when given their keys, entry MACs
+    and witness cosignatures; exit 1 naming the first bad leaf."""
     verifier = _verifier(public_key, origin)
     trusted = [_trusted(verifier, path) for path in checkpoint or []]
+    witnesses = [_witness(vkey) for vkey in witness_key or []]
+    trusted += [_state_checkpoint(verifier, path) for path in integrator_state or []]
+    mac = None if mac_key is None else _mac(mac_key)
     with _engine(database_url) as engine, _progress() as progress:
+        trusted += [
+            _witness_latest(verifier, witnesses, url, _log_origin(engine, verifier))
+            for url in witness_url or []
+        ]
         task = progress.add_task("verifying", total=None)
         report = verify_log(
             engine,
@@ -160,10 +208,89 @@ def verify_command(
             trusted_checkpoint=trusted,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
             check_index=index_check,
+            mac=mac,
+            witnesses=witnesses,
         )
     print_report(stdout(), report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("erasures")
+def erasures_command(
+    journal: Annotated[
+        list[Path],
+        typer.Option("--journal", help="An exported journal (audit export --format jsonl)."),
+    ],
+    since: Annotated[str, typer.Option("--since", help="The restore point (ISO 8601).")],
+    witness_key: Annotated[
+        list[str], typer.Option("--witness-key", help="A witness's verifier key (repeatable).")
+    ],
+    witness_url: Annotated[
+        str | None,
+        typer.Option("--witness-url", help="Take the witness's latest cosigned checkpoint."),
+    ] = None,
+    witnessed_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--witnessed-checkpoint", help="Or a cosigned checkpoint kept outside the database."
+        ),
+    ] = None,
+    mac_key: Annotated[
+        Path | None, typer.Option("--mac-key", help="Also check each erasure entry's MAC.")
+    ] = None,
+    public_key: PublicKey = DEFAULT_PUBLIC_KEY,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """After a restore: the erasures to re-apply, only from journal entries proven to be
+    in a witnessed checkpoint (exit 1, listing nothing, when the proof fails)."""
+    verifier = _verifier(public_key, None)
+    witnesses = [_witness(vkey) for vkey in witness_key]
+    if (witness_url is None) == (witnessed_checkpoint is None):
+        raise _fail("give one of --witness-url and --witnessed-checkpoint")
+    start = _filters(None, None, None, None, None, None, since, None)["since"]
+    mac = None if mac_key is None else _mac(mac_key)
+    lines = _journal_lines(journal)
+    with _engine(database_url) as engine:
+        if witness_url is not None:
+            origin = _log_origin(engine, verifier)
+            witnessed = _witness_latest(verifier, witnesses, witness_url, origin)
+        elif witnessed_checkpoint is not None:
+            witnessed = _cosigned_file(verifier, witnesses, witnessed_checkpoint)
+        try:
+            found = witnessed_erasures(engine, lines, witnessed, since=start, mac=mac)
+        except JournalError as exc:
+            raise _fail(str(exc), code=1) from None
+    stdout().print(erasures_table(found))
+
+
+def _journal_lines(paths: list[Path]) -> list[str]:
+    lines: list[str] = []
+    for path in paths:
+        try:
+            lines += path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            raise _fail(f"cannot read the journal {path}") from None
+    return lines
+
+
+def _cosigned_file(
+    verifier: CheckpointVerifier, witnesses: list[CosignatureVerifier], path: Path
+) -> Checkpoint:
+    try:
+        note = path.read_text(encoding="utf-8")
+        checkpoint = verifier.verify(note)
+    except (OSError, UnicodeDecodeError):
+        raise _fail(f"cannot read {path}") from None
+    except CheckpointError as exc:
+        raise _fail(f"{path} is not signed by the log: {exc}", code=1) from None
+    for witness in witnesses:
+        try:
+            witness.find(note)
+        except CheckpointError:
+            continue
+        return checkpoint
+    raise _fail(f"{path} has no cosignature by a --witness-key", code=1)
 
 
 @app.command("export")
@@ -218,10 +345,11 @@ def checkpoint_command(
     public_key: PublicKey = DEFAULT_PUBLIC_KEY,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Print the latest signed checkpoint (or save it to keep outside the database)."""
+    """Print the latest signed checkpoint with its witnesses' cosignatures (or save it to
+    keep outside the database)."""
     verifier = _verifier(public_key, None)
     with _engine(database_url) as engine:
-        note = latest_checkpoint(engine)
+        note = cosigned_checkpoint(engine)
         if note is None:
             raise _fail("the audit log has no checkpoint yet", code=1)
         try:
@@ -290,6 +418,67 @@ def _trusted(verifier: CheckpointVerifier, path: Path) -> Checkpoint:
         raise _fail(f"cannot read {path}") from None
     except CheckpointError as exc:
         raise _fail(f"checkpoint {path} does not verify: {exc}", code=1) from None
+
+
+def _witness(vkey: str) -> CosignatureVerifier:
+    try:
+        return CosignatureVerifier.from_verifier_key(vkey)
+    except AuditError as exc:
+        raise _fail(f"--witness-key: {exc}") from None
+
+
+def _mac(path: Path) -> EntryMac:
+    try:
+        return EntryMac.from_file(path)
+    except AuditError as exc:
+        raise _fail(f"--mac-key {path}: {exc}") from None
+
+
+def _state_checkpoint(verifier: CheckpointVerifier, path: Path) -> Checkpoint:
+    try:
+        last = LastSignedFile(path, verifier).load()
+    except AuditError as exc:
+        raise _fail(f"--integrator-state {path}: {exc}", code=1) from None
+    if last is None:
+        raise _fail(f"no integrator state at {path}")
+    return last.checkpoint
+
+
+def _log_origin(engine: Engine, verifier: CheckpointVerifier) -> str:
+    """The log's origin: --origin, else the newest stored checkpoint's (signature checked)."""
+    if verifier.origin is not None:
+        return verifier.origin
+    note = cosigned_checkpoint(engine)
+    if note is None:
+        raise _fail("the audit log has no checkpoint yet", code=1)
+    try:
+        return verifier.verify(note).origin
+    except CheckpointError:
+        raise _fail("the newest checkpoint is not signed by this key", code=1) from None
+
+
+def _witness_latest(
+    verifier: CheckpointVerifier, witnesses: list[CosignatureVerifier], url: str, origin: str
+) -> Checkpoint:
+    """The latest checkpoint a witness cosigned, checked against its configured key."""
+    for witness in witnesses:
+        try:
+            note = WitnessClient(url, witness).latest(origin)
+        except AuditError as exc:
+            raise _fail(f"--witness-url {url}: {exc}") from None
+        if note is None:
+            raise _fail(f"--witness-url {url}: the witness has no checkpoint of this log", code=1)
+        try:
+            witness.find(note)
+        except CheckpointError:
+            continue
+        try:
+            return verifier.verify(note)
+        except CheckpointError:
+            raise _fail(
+                f"--witness-url {url}: its checkpoint is not signed by the log", code=1
+            ) from None
+    raise _fail(f"--witness-url {url}: no cosignature by a --witness-key", code=1)
 
 
 @contextmanager

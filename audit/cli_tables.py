@@ -13,6 +13,7 @@ from rich.table import Table
 
 from audit.cli_support import describe_checkpoint
 from audit.query import LoggedEntry
+from audit.restore import ErasureList
 from audit.verify import VerifyReport
 
 
@@ -86,6 +87,7 @@ def print_report(console: Console, report: VerifyReport) -> None:
         if report.checkpoint is not None:
             line = describe_checkpoint(report.checkpoint.format())
             console.print(line, markup=False, soft_wrap=True)
+        _print_extras(console, report)
         return
     where = ""
     if report.first_bad_position is not None:
@@ -97,6 +99,47 @@ def print_report(console: Console, report: VerifyReport) -> None:
     console.print(
         f"leaves \\[0, {report.verified_size}) are proven by a signed root", soft_wrap=True
     )
+    _print_extras(console, report)
+
+
+def _print_extras(console: Console, report: VerifyReport) -> None:
+    """What the MAC and witness checks covered, so a partial check never passes for full."""
+    if not report.mac_checked:
+        console.print(
+            "[yellow]entry MACs NOT checked[/yellow] (no --mac-key): an entry invented by "
+            "someone with database access would not be caught below a witnessed checkpoint",
+            soft_wrap=True,
+        )
+    elif report.mac_legacy:
+        console.print(
+            f"entry MACs checked; the first {report.mac_legacy} entries predate MACs "
+            "and carry none",
+            soft_wrap=True,
+        )
+    else:
+        console.print("entry MACs checked: every entry carries a valid MAC", soft_wrap=True)
+    if not report.witnessed and not report.latest_cosigned_by:
+        if report.ok:
+            console.print(
+                "[yellow]witness cosignatures NOT checked[/yellow] (no --witness-key)",
+                soft_wrap=True,
+            )
+        return
+    for name, size in sorted(report.witnessed.items()):
+        latest = " (the newest checkpoint)" if name in report.latest_cosigned_by else ""
+        console.print(f"witness {escape(name)} cosigned up to size {size}{latest}", soft_wrap=True)
+
+
+def erasures_table(found: ErasureList) -> Table:
+    """The erasures to re-apply after a restore, each proven by a witnessed checkpoint."""
+    table = Table(
+        title=f"Erasures proven by the witnessed checkpoint at size {found.witnessed_size}",
+        caption=f"{found.unwitnessed} journal entries beyond it (not witnessed) left out",
+    )
+    _columns(table, "Leaf", "Time", "Action", "Tenant", "Subject")
+    for e in found.erasures:
+        table.add_row(*_cells(str(e.leaf_index), _time(e.time), e.action, e.tenant, e.subject_id))
+    return table
 
 
 def _count(found: list[LoggedEntry], limit: int) -> str:

@@ -44,3 +44,9 @@ class VerifyError(AuditError):
 
 class PageTokenError(AuditError, ValueError):
     """A page token is malformed or was issued for a different query."""
+
+
+class TreeConflictError(AuditError):
+    """The stored tree is not one the integrator may extend: it is not consistent with the
+    last checkpoint this integrator signed (kept outside the database), or a pending
+    entry's MAC or leaf hash is wrong. The integrator refuses until restarted."""

@@ -56,9 +56,14 @@ def _records(entries: Iterable[Exportable]) -> Iterator[dict[str, Any]]:
 
 
 def write_jsonl(entries: Iterable[Exportable], out: TextIO) -> int:
-    """One JSON object per line, with `id` and `leaf_index` when known."""
+    """One JSON object per line, with `id` and `leaf_index` when known, and the entry's
+    MAC (`mac`, hex, null for an entry without one): with them an exported journal can be
+    checked against a witnessed checkpoint (`audit erasures`)."""
     count = 0
-    for record in _records(entries):
+    for item in entries:
+        (record,) = _records([item])
+        mac = item.mac if isinstance(item, LoggedEntry) else None
+        record["mac"] = None if mac is None else mac.hex()
         out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         count += 1
     return count

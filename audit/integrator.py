@@ -12,22 +12,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from audit.checkpoint import Checkpoint, CheckpointSigner
 from audit.db import locked_write, positional_marker
-from audit.errors import VerifyError
-from audit.merkle import CompactRange
+from audit.errors import AuditError, TreeConflictError, VerifyError
+from audit.last_signed import LastSignedFile
+from audit.mac import EntryMac, leaf_data
+from audit.merkle import CompactRange, leaf_hash
 from audit.tables import TREE_STATE_ID, checkpoints, tree_state
 from audit.tables import entries as entries_table
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+OnRefusal = Callable[[str], None]
 
 
 def utc_now() -> datetime:
@@ -46,6 +50,12 @@ class Integrator:
     however often the integrator runs (every integrator of a log should use the same
     interval). Relying parties keep the checkpoints they were given; proofs from them
     are built from the leaves, not from stored checkpoints.
+
+    With `last_signed` (a file outside the database) it extends only a stored tree that
+    is the tree it last signed or grows from it by the leaves stored above it; with
+    `mac` it integrates only pending entries whose MAC verifies. Otherwise it raises
+    `TreeConflictError` and stays refused (`refusal`) until the process restarts: it
+    never signs over, or silently accepts, a rewritten history.
     """
 
     def __init__(
@@ -56,6 +66,8 @@ class Integrator:
         *,
         checkpoint_interval: int = 1024,
         now: Clock = utc_now,
+        last_signed: LastSignedFile | None = None,
+        mac: EntryMac | None = None,
     ) -> None:
         if checkpoint_interval < 1:
             raise ValueError("checkpoint_interval must be at least 1")
@@ -65,37 +77,135 @@ class Integrator:
         self.origin = origin
         self._interval = checkpoint_interval
         self._now = now
+        self._last_signed = last_signed
+        self._mac = mac
+        self._anchor: CompactRange | None = None  # the last tree this process signed
+        self._anchor_loaded = False
+        self._trusting_first = False
+        self.refusal: str | None = None
 
     def integrate(self, max_batch: int = 10_000) -> Checkpoint | None:
-        """Integrate up to `max_batch` pending entries; the new checkpoint, or None."""
+        """Integrate up to `max_batch` pending entries; the new checkpoint, or None.
+
+        Raises `TreeConflictError` if the stored tree or a pending entry is not one it
+        may sign (see the class docstring); every later call raises it again.
+        """
         return self._integrate(max_batch)[0]
 
     def _integrate(self, max_batch: int) -> tuple[Checkpoint | None, int]:
+        if self.refusal is not None:
+            raise TreeConflictError(self.refusal)
+        try:
+            return self._integrate_checked(max_batch)
+        except TreeConflictError as exc:
+            self.refusal = str(exc)
+            raise
+
+    def _integrate_checked(self, max_batch: int) -> tuple[Checkpoint | None, int]:
+        self._load_anchor()
         with locked_write(self._engine) as conn:
+            tree = _load_tree(conn)
+            self._check_against_anchor(conn, tree)
             pending = conn.execute(
-                sa.select(entries_table.c.id, entries_table.c.leaf_hash)
+                sa.select(
+                    entries_table.c.id,
+                    entries_table.c.leaf_hash,
+                    entries_table.c.entry,
+                    entries_table.c.mac,
+                )
                 .where(entries_table.c.leaf_index.is_(None))
                 .order_by(entries_table.c.id)
                 .limit(max_batch)
             ).all()
             if not pending:
+                self._anchor = tree
                 return None, 0
-            tree = _load_tree(conn)
+            hashes = self._checked_hashes(pending)
             first = tree.size
             # Exactly the ids read above: under READ COMMITTED a second look could see
             # rows committed since, which are not in the hashes being appended.
             _number(conn, [(first + i, row[0]) for i, row in enumerate(pending)])
-            signed = self._extend_and_sign(conn, tree, [bytes(row[1]) for row in pending])
+            signed, note = self._extend_and_sign(conn, tree, hashes)
             conn.execute(
                 sa.update(tree_state)
                 .where(tree_state.c.id == TREE_STATE_ID)
                 .values(size=tree.size, compact_range=tree.to_bytes(), root_hash=tree.root())
             )
-            return signed, len(pending)
+        # Only after the commit: a file ahead of the database would be a false alarm.
+        self._anchor = tree.copy()
+        if self._last_signed is not None:
+            self._last_signed.save(note, tree)
+        return signed, len(pending)
+
+    def _load_anchor(self) -> None:
+        if self._anchor_loaded or self._last_signed is None:
+            return
+        try:
+            last = self._last_signed.load()
+        except AuditError as exc:
+            raise TreeConflictError(str(exc)) from None
+        if last is None:
+            self._trusting_first = True
+        elif last.checkpoint.origin != self.origin:
+            raise TreeConflictError("the last-checkpoint file is for another log origin")
+        else:
+            self._anchor = last.tree
+        self._anchor_loaded = True
+
+    def _check_against_anchor(self, conn: Connection, tree: CompactRange) -> None:
+        anchor = self._anchor
+        if anchor is None:
+            if self._trusting_first and tree.size > 0:
+                # A log that already has entries, and nothing outside the database that
+                # says what it was: worth a line (a new pod, or a lost data dir).
+                log.warning(
+                    "audit: no last-checkpoint file at %s; trusting the stored tree of %d "
+                    "leaves this once (the witnesses still check it)",
+                    self._last_signed.path if self._last_signed else "",
+                    tree.size,
+                )
+            self._trusting_first = False
+            return
+        if tree.size < anchor.size:
+            raise TreeConflictError(
+                f"the stored audit tree has {tree.size} leaves, fewer than the {anchor.size} "
+                "of the last checkpoint this integrator signed (truncated or rewound)"
+            )
+        grown = anchor.copy()
+        if tree.size > anchor.size:
+            hashes = conn.execute(
+                sa.select(entries_table.c.leaf_hash)
+                .where(
+                    entries_table.c.leaf_index >= anchor.size,
+                    entries_table.c.leaf_index < tree.size,
+                )
+                .order_by(entries_table.c.leaf_index)
+            ).scalars()
+            grown.extend([bytes(value) for value in hashes])
+        if grown.size != tree.size or grown.hashes != tree.hashes:
+            raise TreeConflictError(
+                f"the stored audit tree at size {tree.size} is not consistent with the last "
+                f"checkpoint this integrator signed (size {anchor.size}): history was rewritten"
+            )
+
+    def _checked_hashes(self, pending: Sequence[Any]) -> list[bytes]:
+        hashes = []
+        for _id, stored_hash, data, tag in pending:
+            entry_bytes = bytes(data)
+            mac = None if tag is None else bytes(tag)
+            if self._mac is not None and not self._mac.is_valid(entry_bytes, mac):
+                raise TreeConflictError(
+                    "a pending audit entry has no valid MAC: it was not written by the vault"
+                )
+            computed = leaf_hash(leaf_data(entry_bytes, mac))
+            if computed != bytes(stored_hash):
+                raise TreeConflictError("a pending audit entry does not match its leaf hash")
+            hashes.append(computed)
+        return hashes
 
     def _extend_and_sign(
         self, conn: Connection, tree: CompactRange, hashes: list[bytes]
-    ) -> Checkpoint:
+    ) -> tuple[Checkpoint, str]:
         created_us = int(self._now().timestamp() * 1_000_000)
         previous = tree.size
         rows = []
@@ -118,7 +228,7 @@ class Integrator:
         if previous % self._interval:
             conn.execute(sa.delete(checkpoints).where(checkpoints.c.size == previous))
         conn.execute(sa.insert(checkpoints), rows)
-        return checkpoint
+        return checkpoint, str(rows[-1]["note"])
 
 
 def _number(conn: Connection, leaves: list[tuple[int, int]]) -> None:
@@ -159,9 +269,17 @@ class IntegratorThread:
     """
 
     def __init__(
-        self, integrator: Integrator, *, interval: float = 1.0, max_batch: int = 10_000
+        self,
+        integrator: Integrator,
+        *,
+        interval: float = 1.0,
+        max_batch: int = 10_000,
+        on_refusal: OnRefusal | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
     ) -> None:
         self._integrator = integrator
+        self._on_refusal = on_refusal
+        self._on_checkpoint = on_checkpoint
         self._interval = interval
         self._max_batch = max_batch
         self._stop = threading.Event()
@@ -191,10 +309,24 @@ class IntegratorThread:
 
     def _round(self) -> bool:
         try:
-            _checkpoint, count = self._integrator._integrate(self._max_batch)
+            checkpoint, count = self._integrator._integrate(self._max_batch)
+        except TreeConflictError as exc:
+            self._refused(str(exc))
+            return False
         # The thread must outlive a database outage; the next round retries.
         except Exception as exc:  # noqa: BLE001
             # Not log.exception: a driver's traceback text can quote SQL and values.
             log.error("audit integration failed: %s", type(exc).__name__)  # noqa: TRY400
             return False
+        if checkpoint is not None and self._on_checkpoint is not None:
+            self._on_checkpoint(checkpoint)
         return count >= self._max_batch
+
+    def _refused(self, problem: str) -> None:
+        if self._stop.is_set():
+            return
+        # Loud once; then the thread stops (the integrator would refuse every round).
+        log.error("audit integrator REFUSED to sign: %s; not integrating until restart", problem)
+        if self._on_refusal is not None:
+            self._on_refusal(problem)
+        self._stop.set()

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from audit.append import ROW_COLUMNS, epoch_us
 from audit.entry import AuditEntry, format_time
 from audit.errors import InvalidEntryError
+from audit.mac import EntryMac
 from audit.tables import entries, entry_subjects
 
 CHUNK = 1 << 16  # a power of two, so each chunk is a few whole perfect subtrees
@@ -39,6 +40,8 @@ _LEAVES = (
     .where(*_IN_RANGE)
     .order_by(entries.c.leaf_index)
 )
+# The MAC goes last in every leaf row (row[-1]), with or without the index fragments.
+_MAC = entries.c.mac
 _BY_ID = entries.c.id == sa.bindparam("entry_id")
 _COLUMNS = sa.select(*(entries.c[name] for name in ROW_COLUMNS[:7])).where(_BY_ID)
 _LINKS = sa.select(entry_subjects.c.subject_id).where(
@@ -76,7 +79,7 @@ def _leaves_and_index(dialect: str) -> sa.Select[Any]:
     subjects = _SUBJECTS.format(aggregate=aggregate)
     fragments = [as_bytes.format(sql.format(subjects=subjects)) for sql in _FRAGMENTS]
     return _LEAVES.add_columns(
-        *(sa.literal_column(sql) for sql in fragments), entries.c.time_us, entries.c.id
+        *(sa.literal_column(sql) for sql in fragments), entries.c.time_us, entries.c.id, _MAC
     )
 
 
@@ -102,7 +105,9 @@ class LeafReader:
 
     def __init__(self, conn: Connection, *, with_index: bool) -> None:
         self.with_index = with_index
-        statement = _leaves_and_index(conn.dialect.name) if with_index else _LEAVES
+        statement = (
+            _leaves_and_index(conn.dialect.name) if with_index else _LEAVES.add_columns(_MAC)
+        )
         self._leaves = _compiled(conn, statement)
         self._columns = _compiled(conn, _COLUMNS)
         self._links = _compiled(conn, _LINKS)
@@ -140,17 +145,49 @@ def _compiled(conn: Connection, statement: sa.Select[Any]) -> tuple[str, Sequenc
     return str(compiled), compiled.positiontup if compiled.positional else None
 
 
+class MacCheck:
+    """Checks entry MACs chunk by chunk: every entry from the first one with a MAC on
+    must carry a valid one; the entries before it are legacy (written before MACs)."""
+
+    def __init__(self, mac: EntryMac) -> None:
+        self._mac = mac
+        self.legacy = 0  # leaves before the first leaf with a MAC
+        self.checked = 0  # leaves whose MAC verified
+        self.started = False
+
+    def problem(self, position: int, rows: Sequence[Any]) -> LeafProblem | None:
+        """The first leaf of `rows` (leaves from `position` on) whose MAC fails."""
+        for offset, row in enumerate(rows):
+            tag = row[-1]
+            if tag is None and not self.started:
+                self.legacy += 1
+                continue
+            self.started = True
+            if tag is None:
+                return LeafProblem(
+                    "entry has no MAC (later than entries with one)", position + offset
+                )
+            if not self._mac.is_valid(row[1], bytes(tag)):
+                return LeafProblem("entry MAC does not verify", position + offset)
+            self.checked += 1
+        return None
+
+
 def check_leaves(
-    position: int, rows: Sequence[Any], index: IndexLookup | None
+    position: int, rows: Sequence[Any], index: IndexLookup | None, macs: MacCheck | None = None
 ) -> tuple[list[bytes], LeafProblem | None]:
     """The leaf hashes of `rows` recomputed from their bytes, and their first problem.
 
     `rows` are the leaves from `position` on, in leaf order, as `LeafReader` reads them;
-    with `index` (`LeafReader.index`) their query columns and links are checked too.
+    with `index` (`LeafReader.index`) their query columns and links are checked too, and
+    with `macs` their MACs.
     """
     # The hot loop: comprehensions and C-level list and tuple comparisons.
     sha256 = hashlib.sha256
-    hashes = [sha256(b"\x00" + row[1]).digest() for row in rows]
+    hashes = [
+        sha256(b"\x00" + row[1] if row[-1] is None else b"\x00" + row[1] + row[-1]).digest()
+        for row in rows
+    ]
     problems = []
     indexes = [row[0] for row in rows]
     if indexes != list(range(position, position + len(rows))):
@@ -164,6 +201,8 @@ def check_leaves(
         problems.append(LeafProblem("entry content does not match its leaf hash", position + j))
     if index is not None:
         problems.extend(_index_problems(rows, index))
+    if macs is not None and (found := macs.problem(position, rows)) is not None:
+        problems.append(found)
     return hashes, min(problems, key=lambda found: found.position, default=None)
 
 

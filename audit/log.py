@@ -8,15 +8,17 @@ functions `encode` and `append_encoded_in` inside its own transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.engine import Connection, Engine
 
 from audit.append import append_in
-from audit.checkpoint import CheckpointSigner
+from audit.checkpoint import Checkpoint, CheckpointSigner
 from audit.entry import AuditEntry
 from audit.errors import AuditUnavailableError
-from audit.integrator import Clock, Integrator, IntegratorThread, utc_now
+from audit.integrator import Clock, Integrator, IntegratorThread, OnRefusal, utc_now
+from audit.last_signed import LastSignedFile
+from audit.mac import EntryMac
 from audit.writer import GroupCommitWriter
 
 
@@ -67,10 +69,22 @@ class AuditLog:
             self._integrator_thread.start()
 
     def start_integrating(
-        self, signer: CheckpointSigner, origin: str, *, interval: float | None = None
+        self,
+        signer: CheckpointSigner,
+        origin: str,
+        *,
+        interval: float | None = None,
+        last_signed: LastSignedFile | None = None,
+        mac: EntryMac | None = None,
+        on_refusal: OnRefusal | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
     ) -> None:
         """Start the integrator thread of a log opened without a signer (a host that
-        appends before it reads its signing key, as the vault does at start-up)."""
+        appends before it reads its signing key, as the vault does at start-up).
+
+        `last_signed`, `mac`: see `Integrator`; `on_refusal(problem)` is called once if
+        it refuses a rewritten tree, `on_checkpoint(checkpoint)` after each new one.
+        """
         if self._integrator_thread is not None:
             raise RuntimeError("audit log already integrating")
         self.integrator = Integrator(
@@ -79,9 +93,14 @@ class AuditLog:
             origin,
             checkpoint_interval=self._checkpoint_interval,
             now=self._now,
+            last_signed=last_signed,
+            mac=mac,
         )
         self._integrator_thread = IntegratorThread(
-            self.integrator, interval=self._interval if interval is None else interval
+            self.integrator,
+            interval=self._interval if interval is None else interval,
+            on_refusal=on_refusal,
+            on_checkpoint=on_checkpoint,
         )
         self._integrator_thread.start()
 

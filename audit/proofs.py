@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from audit.db import snapshot
 from audit.errors import ProofError, VerifyError
 from audit.merkle import CompactRange, consistency_ranges, inclusion_ranges
-from audit.tables import TREE_STATE_ID, checkpoints, tree_state
+from audit.tables import TREE_STATE_ID, checkpoints, cosignatures, tree_state
 from audit.tables import entries as entries_table
 
 _CHUNK = 1 << 16
@@ -92,6 +92,25 @@ def latest_checkpoint(engine: Engine) -> str | None:
     return None if note is None else str(note)
 
 
+def cosigned_checkpoint(engine: Engine) -> str | None:
+    """The newest checkpoint note with every stored witness cosignature of it appended
+    (a C2SP cosigned note), or None for an empty log."""
+    with snapshot(engine) as conn:
+        row = conn.execute(
+            sa.select(checkpoints.c.size, checkpoints.c.note)
+            .order_by(checkpoints.c.size.desc())
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            return None
+        lines = conn.execute(
+            sa.select(cosignatures.c.line)
+            .where(cosignatures.c.size == row[0])
+            .order_by(cosignatures.c.witness)
+        ).scalars()
+        return str(row[1]) + "".join(str(line) for line in lines)
+
+
 def checkpoint_at(engine: Engine, size: int) -> str | None:
     """The signed note of the checkpoint at exactly `size`, if one was stored."""
     with snapshot(engine) as conn:
@@ -107,7 +126,7 @@ def export_checkpoint(engine: Engine, directory: Path | str) -> Path:
     Keep these files somewhere the database's operators cannot rewrite: handed back to
     `verify_log` as the trusted checkpoint, one catches truncation and rewritten history.
     """
-    note = latest_checkpoint(engine)
+    note = cosigned_checkpoint(engine)
     if note is None:
         raise VerifyError("the audit log has no checkpoint yet")
     size = int(note.split("\n", 2)[1])

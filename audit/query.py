@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from audit.append import epoch_us
 from audit.entry import AuditEntry
 from audit.errors import PageTokenError
+from audit.mac import EntryMac
 from audit.tables import entries as entries_table
 from audit.tables import entry_subjects
 
@@ -41,6 +42,7 @@ class LoggedEntry:
     id: int
     leaf_index: int | None
     entry: AuditEntry
+    mac: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,12 @@ def query(
 
 
 def _logged(row: Any) -> LoggedEntry:
-    return LoggedEntry(row[0], row[1], AuditEntry.from_canonical(bytes(row[2])))
+    return LoggedEntry(
+        row[0],
+        row[1],
+        AuditEntry.from_canonical(bytes(row[2])),
+        None if row[3] is None else bytes(row[3]),
+    )
 
 
 def _role_page(
@@ -157,7 +164,7 @@ def _any_after(conn: Any, filters: dict[str, Any], position: int, newest_first: 
 def entry_at(engine: Engine, leaf_index: int, *, tenant: str | None = None) -> LoggedEntry | None:
     """The integrated entry at `leaf_index` (of `tenant`, when given), or None."""
     table = entries_table
-    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry).where(
+    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry, table.c.mac).where(
         table.c.leaf_index == leaf_index
     )
     if tenant is not None:
@@ -209,7 +216,7 @@ def subject_history(
 
 def _statement(filters: dict[str, Any], after: int | None, newest_first: bool) -> sa.Select[Any]:
     table = entries_table
-    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry)
+    statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry, table.c.mac)
     if after is not None:
         statement = statement.where(table.c.id < after if newest_first else table.c.id > after)
     for name in ("actor", "action", "decision", "purpose", "tenant", "result_code"):
@@ -253,3 +260,31 @@ def _decode_token(token: str, fingerprint: str) -> int:
     if document.get("q") != fingerprint:
         raise PageTokenError("page token was issued for a different query")
     return after
+
+
+def authentic(
+    engine: Engine, found: Iterator[LoggedEntry] | list[LoggedEntry], mac: EntryMac
+) -> tuple[list[LoggedEntry], int]:
+    """The entries whose MAC verifies under `mac`, and how many were left out.
+
+    An entry without a MAC counts as authentic only if it was written before the first
+    entry that has one (the log's entries from before MACs existed); one after it, or
+    one whose MAC fails, was not written by the vault.
+    """
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.select(entries_table.c.id)
+            .where(entries_table.c.mac.is_not(None))
+            .order_by(entries_table.c.id)
+            .limit(1)
+        ).scalar_one_or_none()
+    kept: list[LoggedEntry] = []
+    dropped = 0
+    for logged in found:
+        data = logged.entry.canonical_bytes()
+        legacy = logged.mac is None and (first is None or logged.id < first)
+        if legacy or mac.is_valid(data, logged.mac):
+            kept.append(logged)
+        else:
+            dropped += 1
+    return kept, dropped

@@ -6,6 +6,7 @@
   the query columns are copies of identifiers and codes for indexed look-ups.
 - `audit_entry_subjects`: which subjects an entry concerns ("who saw this subject").
 - `audit_checkpoints`: every signed checkpoint, one per tree size.
+- `audit_cosignatures`: witnesses' cosignatures of checkpoints (C2SP tlog-cosignature).
 - `audit_tree_state`: one row, the compact range of the integrated tree (a cache the
   integrator extends; the verifier recomputes it from the leaves).
 
@@ -47,6 +48,9 @@ entries = Table(
     Column("result_code", String, nullable=False),
     Column("entry", LargeBinary, nullable=False),
     Column("leaf_hash", LargeBinary, nullable=False),
+    # HMAC-SHA256 of `entry` under a key kept outside the database (audit.mac); NULL
+    # for entries written before audit_0003. The leaf hash covers it.
+    Column("mac", LargeBinary, nullable=True),
     Index("ix_audit_entries_leaf_index", "leaf_index", unique=True),
     # The integrator's queue: rows not yet in the tree, in id order.
     Index(
@@ -82,6 +86,18 @@ checkpoints = Table(
     Column("root_hash", LargeBinary, nullable=False),
     Column("note", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+)
+
+cosignatures = Table(
+    "audit_cosignatures",
+    metadata,
+    # One witness's cosignature (a C2SP tlog-cosignature note line) of the checkpoint
+    # (origin, size, root_hash); the checkpoint body is rebuilt from these to check it.
+    Column("witness", String, primary_key=True),
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("line", Text, nullable=False),
+    Column("cosigned_at", BigInteger, nullable=False),
 )
 
 tree_state = Table(

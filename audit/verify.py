@@ -27,18 +27,21 @@ self-consistent forgeries. A trusted mismatch is therefore placed after the last
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from audit.checkpoint import Checkpoint, CheckpointVerifier
+from audit.cosignature import CosignatureVerifier
 from audit.db import snapshot
 from audit.errors import CheckpointError, VerifyError
-from audit.leaf_scan import LeafReader, check_leaves, supports_index_check
+from audit.leaf_scan import LeafReader, MacCheck, check_leaves, supports_index_check
+from audit.mac import EntryMac
 from audit.merkle import CompactRange
-from audit.tables import TREE_STATE_ID, checkpoints, tree_state
+from audit.tables import TREE_STATE_ID, checkpoints, cosignatures, tree_state
 from audit.tables import entries as entries_table
 
 Progress = Callable[[int, int], None]
@@ -56,6 +59,11 @@ class VerifyReport:
     `[first_bad_position, bad_range_end)`. Leaves `[0, verified_size)` are proven by a
     signed root. `pending` entries are appended but not yet in the tree.
     `index_checked` says whether query columns and subject links were checked too.
+
+    `mac_checked` says whether entry MACs were checked (a MAC key was given);
+    `mac_legacy` counts the leading entries written before MACs existed, which carry
+    none. `witnessed` maps each configured witness to the largest tree size it validly
+    cosigned; `latest_cosigned_by` names those that cosigned the newest checkpoint.
     """
 
     ok: bool
@@ -69,6 +77,10 @@ class VerifyReport:
     problem: str | None = None
     first_bad_position: int | None = None
     bad_range_end: int | None = None
+    mac_checked: bool = False
+    mac_legacy: int = 0
+    witnessed: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    latest_cosigned_by: tuple[str, ...] = ()
 
     def raise_for_failure(self) -> None:
         """Raise `VerifyError` (with the position) unless the log verified."""
@@ -94,6 +106,8 @@ def verify_log(
     progress: Progress | None = None,
     *,
     check_index: bool = True,
+    mac: EntryMac | None = None,
+    witnesses: Sequence[CosignatureVerifier] = (),
 ) -> VerifyReport:
     """Verify the whole log against `verifier` (and checkpoints kept elsewhere).
 
@@ -102,6 +116,11 @@ def verify_log(
     given. A log smaller than one, or with a different root at its size, fails: that
     is how truncation and rewritten history are caught. `check_index=False` skips the
     query-column and subject-link checks (the Merkle checks alone run faster).
+
+    With `mac`, every entry from the first one with a MAC on must carry a valid MAC.
+    With `witnesses`, every stored cosignature by one of them must verify, each root a
+    witness cosigned counts as a trusted checkpoint, and the newest checkpoint must be
+    cosigned by every one of them.
     """
     if trusted_checkpoint is None:
         given: list[str | Checkpoint] = []
@@ -111,7 +130,7 @@ def verify_log(
         given = list(trusted_checkpoint)
     trusted = [verifier.verify(item) if isinstance(item, str) else item for item in given]
     with snapshot(engine) as conn:
-        scan = _Scan(conn, verifier, trusted, progress, check_index)
+        scan = _Scan(conn, verifier, trusted, progress, check_index, mac=mac, witnesses=witnesses)
         try:
             scan.run()
         except _BadLogError as failure:
@@ -127,8 +146,14 @@ class _Scan:
         trusted: list[Checkpoint],
         progress: Progress | None,
         check_index: bool,
+        *,
+        mac: EntryMac | None = None,
+        witnesses: Sequence[CosignatureVerifier] = (),
     ) -> None:
         self.conn = conn
+        self.macs = None if mac is None else MacCheck(mac)
+        self.witnesses = {w.name: w for w in witnesses}
+        self.witnessed: dict[str, int] = {}
         self.verifier = verifier
         self.trusted = trusted
         self.progress = progress
@@ -156,6 +181,16 @@ class _Scan:
             problem=None if failure is None else failure.problem,
             first_bad_position=None if failure is None else failure.position,
             bad_range_end=None if failure is None else failure.end,
+            mac_checked=self.macs is not None,
+            mac_legacy=0 if self.macs is None else self.macs.legacy,
+            witnessed=MappingProxyType(dict(self.witnessed)),
+            latest_cosigned_by=tuple(
+                sorted(
+                    name
+                    for name, size in self.witnessed.items()
+                    if self.latest is not None and size == self.latest.size
+                )
+            ),
         )
 
     def run(self) -> None:
@@ -198,6 +233,32 @@ class _Scan:
             self.targets.setdefault(trusted.size, []).append((trusted.root_hash, True))
         if len(origins) > 1:
             raise _BadLogError("checkpoints name different log origins", None)
+        origin = next(iter(origins), self.verifier.origin)
+        if self.witnesses and origin is not None:
+            self._load_cosignatures(origin)
+
+    def _load_cosignatures(self, origin: str) -> None:
+        rows = self.conn.execute(
+            sa.select(
+                cosignatures.c.witness,
+                cosignatures.c.size,
+                cosignatures.c.root_hash,
+                cosignatures.c.line,
+            ).order_by(cosignatures.c.size)
+        ).all()
+        for name, size, root, line in rows:
+            witness = self.witnesses.get(name)
+            if witness is None:
+                continue
+            try:
+                witness.verify_line(Checkpoint(origin, size, bytes(root)), line)
+            except CheckpointError:
+                raise _BadLogError(
+                    f"cosignature of witness {name} at size {size} does not verify", None
+                ) from None
+            # A root a witness cosigned is as good as a checkpoint kept outside.
+            self.targets.setdefault(size, []).append((bytes(root), True))
+            self.witnessed[name] = max(size, self.witnessed.get(name, 0))
 
     def _stream(self, high: int) -> None:
         """Check leaves [0, high]."""
@@ -212,7 +273,9 @@ class _Scan:
                     break
                 if not rows or low != self.read:  # the chunk before ended early
                     raise _BadLogError("leaf is missing", self.read)
-                hashes, problem = check_leaves(low, rows, reader.index if with_index else None)
+                hashes, problem = check_leaves(
+                    low, rows, reader.index if with_index else None, self.macs
+                )
                 intact = len(rows) if problem is None else problem.position - low
                 # Roots at checkpoints before the first bad leaf are still checked: a
                 # bad range found there starts earlier than this leaf.
@@ -277,3 +340,11 @@ class _Scan:
         ).one_or_none()
         if state is None or state[0] != leaves or bytes(state[1]) != self.tree.to_bytes():
             raise _BadLogError("stored tree state does not match the leaves", None)
+        if self.latest is not None:
+            for name in sorted(self.witnesses):
+                if self.witnessed.get(name) != self.latest.size:
+                    raise _BadLogError(
+                        f"the newest checkpoint (size {self.latest.size}) has no valid "
+                        f"cosignature from witness {name}",
+                        None,
+                    )

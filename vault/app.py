@@ -14,6 +14,7 @@ from typing import TypedDict
 from sqlalchemy.engine import Engine
 
 import audit
+from audit.witness import WitnessClient
 from vault import key_custody, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
 from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
@@ -78,7 +79,14 @@ class VaultApp:
     consent: ConsentService
     rights: RightsService
     retention_job: RetentionJob
-    tasks: list[PeriodicTask | RetentionScheduler] = field(default_factory=list)
+    tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
+        default_factory=list
+    )
+    publisher: audit.Publisher | None = field(default=None, init=False, repr=False)
+    audit_alarm: str | None = field(default=None, init=False, repr=False)
+    _alarm_listeners: list[Callable[[str], None]] = field(
+        default_factory=list, init=False, repr=False
+    )
     observability: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
     _unwatch: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
@@ -104,6 +112,9 @@ class VaultApp:
             engine.dispose()
             raise
         db = Database(engine)
+        # Every entry appended through this engine carries a MAC under a key that is
+        # never in the database (audit.mac).
+        audit.use_entry_mac(engine, _entry_mac(settings))
         audit_log = audit.AuditLog(engine)
         audit_log.start()
         auditor = Auditor(audit_log, clock)
@@ -179,10 +190,18 @@ class VaultApp:
         retention schedule (when `retention_schedule` is set)."""
         s = self.settings
         signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)
+        publishing = self._publisher_thread()
         self.audit_log.start_integrating(
-            signer, s.audit_origin, interval=s.audit_integrate_interval_seconds
+            signer,
+            s.audit_origin,
+            interval=s.audit_integrate_interval_seconds,
+            last_signed=audit.LastSignedFile(s.audit_last_checkpoint_file, self.audit_verifier()),
+            mac=audit.entry_mac_for(self.db.engine),
+            on_refusal=lambda problem: self._audit_integrity_alarm("integrator", problem),
+            on_checkpoint=None if publishing is None else publishing.notify,
         )
         self.tasks = [
+            *([] if publishing is None else [publishing]),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
@@ -200,8 +219,44 @@ class VaultApp:
             telemetry.GaugeSources(
                 audit_lag=lambda: checkpoint_lag(self.db.engine, self.clock.now()),
                 data_keys=self._data_keys_by_version,
+                witness_lag=lambda: {} if self.publisher is None else self.publisher.lag(),
             )
         )
+
+    def _publisher_thread(self) -> audit.PublisherThread | None:
+        """Publishing to the configured witnesses, if any."""
+        s = self.settings
+        if not s.audit_witnesses:
+            return None
+        self.publisher = audit.Publisher(
+            self.db.engine,
+            self.witness_clients(),
+            self.audit_verifier(),
+            on_alarm=lambda problem: self._audit_integrity_alarm("witness", problem),
+        )
+        return audit.PublisherThread(self.publisher, interval=s.audit_publish_interval_seconds)
+
+    def witness_clients(self) -> list[WitnessClient]:
+        """The configured witnesses, each with the verifier of its cosignatures."""
+        return [
+            WitnessClient(w.url, audit.CosignatureVerifier.from_verifier_key(w.verifier_key()))
+            for w in self.settings.audit_witnesses
+        ]
+
+    def on_audit_alarm(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(problem)` on an audit integrity alarm (at once if one was raised)."""
+        self._alarm_listeners.append(listener)
+        if self.audit_alarm is not None:
+            listener(self.audit_alarm)
+
+    def _audit_integrity_alarm(self, source: str, problem: str) -> None:
+        # Loud, once per source: the ERROR line was written by the audit package; the
+        # metric and the health status make it visible to alerting and to clients.
+        telemetry.audit_integrity_alarm(source)
+        if self.audit_alarm is None:
+            self.audit_alarm = problem
+        for listener in self._alarm_listeners:
+            listener(problem)
 
     def _data_keys_by_version(self) -> dict[str, int]:
         counts = key_custody.status(self.db, self.keyring.provider).data_keys_by_version
@@ -253,7 +308,9 @@ class VaultApp:
             tls=tls,
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
-        return VaultServer(options, stages, self.services())
+        server = VaultServer(options, stages, self.services())
+        self.on_audit_alarm(lambda _problem: server.mark_audit_failed())
+        return server
 
     def services(self) -> list[ServiceBinding]:
         """The gRPC services of this process, each over its domain service."""
@@ -275,12 +332,27 @@ class VaultApp:
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,
                 audit_verifier=self.audit_verifier(),
+                audit_mac=audit.entry_mac_for(self.db.engine),
+                witnesses=self.witness_clients(),
             )
         )
 
     def audit_verifier(self) -> audit.CheckpointVerifier:
         s = self.settings
         return audit.CheckpointVerifier.from_pem(s.audit_public_key.read_bytes(), s.audit_origin)
+
+
+def _entry_mac(settings: Settings) -> audit.EntryMac:
+    path = settings.resolved_audit_mac_key
+    if not path.exists():
+        raise FailedPreconditionError(
+            "the audit entry MAC key is missing: run `customer-vault keys init` "
+            "(or mount audit_mac.key from the key Secret)"
+        )
+    try:
+        return audit.EntryMac.from_file(path)
+    except audit.KeyFormatError as exc:
+        raise FailedPreconditionError(f"audit entry MAC key: {exc}") from None
 
 
 def _await_database(engine: Engine, settings: Settings) -> None:

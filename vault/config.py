@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from croniter import croniter
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,37 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+class WitnessSettings(BaseModel):
+    """One witness the vault publishes checkpoints to (`audit_witnesses`).
+
+    `key` is the witness's verifier key (`<name>+<hex id>+<base64 key>`, what
+    `customer-vault witness init` prints); `key_file` a file holding it instead.
+    `name` must be the name inside that key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+    key: str | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> WitnessSettings:
+        if (self.key is None) == (self.key_file is None):
+            raise ValueError("a witness needs exactly one of key and key_file")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("a witness url must start with http:// or https://")
+        return self
+
+    def verifier_key(self) -> str:
+        """The verifier key, read from `key_file` when that is how it was given."""
+        if self.key is not None:
+            return self.key
+        assert self.key_file is not None
+        return self.key_file.read_text(encoding="utf-8").strip()
+
+
 class Settings(BaseSettings):
     """Every knob of the vault. Paths default to locations inside `data_dir`."""
 
@@ -62,6 +93,11 @@ class Settings(BaseSettings):
     token_leeway_seconds: int = 5
     audit_signing_key: Path | None = None
     audit_origin: str = "customer-vault/audit"
+    # HMAC-SHA256 key of every audit entry (never in the database); default in keys_dir.
+    audit_mac_key: Path | None = None
+    # Witnesses that cosign checkpoints (JSON list in VAULT_AUDIT_WITNESSES, or YAML).
+    audit_witnesses: list[WitnessSettings] = Field(default_factory=list)
+    audit_publish_interval_seconds: float = Field(default=1.0, gt=0)
     receipt_signing_key: Path | None = None
 
     # Consent receipts (Kantara Consent Receipt fields naming the controller).
@@ -167,6 +203,15 @@ class Settings(BaseSettings):
     @property
     def audit_public_key(self) -> Path:
         return self.resolved_audit_signing_key.with_suffix(".pub.pem")
+
+    @property
+    def resolved_audit_mac_key(self) -> Path:
+        return self.audit_mac_key or self.keys_dir / "audit_mac.key"
+
+    @property
+    def audit_last_checkpoint_file(self) -> Path:
+        """Where the integrator keeps the last checkpoint it signed (outside the database)."""
+        return self.data_dir / "audit" / "last-checkpoint"
 
     @property
     def resolved_receipt_signing_key(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import audit
 from vault.config import Settings
 from vault.crypto import (
     EnvKeyProvider,
@@ -34,6 +35,9 @@ def init_keys(settings: Settings) -> list[str]:
     if not settings.resolved_audit_signing_key.exists():
         generate_ed25519_keypair(settings.resolved_audit_signing_key, settings.audit_public_key)
         created.append(str(settings.resolved_audit_signing_key))
+    if not settings.resolved_audit_mac_key.exists():
+        audit.generate_mac_key(settings.resolved_audit_mac_key)
+        created.append(str(settings.resolved_audit_mac_key))
     if not settings.resolved_receipt_signing_key.exists():
         generate_ed25519_keypair(settings.resolved_receipt_signing_key, settings.receipt_public_key)
         created.append(str(settings.resolved_receipt_signing_key))

@@ -73,6 +73,8 @@ class GaugeSources:
     """Entries not yet in a signed checkpoint, and the age in seconds of the oldest."""
     data_keys: Callable[[], Mapping[str, int]]
     """Data keys per KEK version label (``"1"``, ``"2"``, ... and ``"shredded"``)."""
+    witness_lag: Callable[[], Mapping[str, int]] = dict
+    """Per witness name: leaves of the newest checkpoint its cosignature does not cover."""
 
 
 class _Instruments:
@@ -110,6 +112,17 @@ class _Instruments:
             [_observe_lag_age],
             unit="s",
             description="Age of the oldest audit entry not yet in a signed checkpoint",
+        )
+        self.integrity_alarms = meter.create_counter(
+            f"{SCOPE}.audit.integrity_alarms",
+            unit="{alarm}",
+            description="The integrator or a witness found the stored audit tree rewritten",
+        )
+        meter.create_observable_gauge(
+            f"{SCOPE}.audit.witness_lag",
+            [_observe_witness_lag],
+            unit="{entry}",
+            description="Audit entries of the newest checkpoint not yet cosigned, per witness",
         )
         meter.create_observable_gauge(
             f"{SCOPE}.keys.data_keys",
@@ -395,6 +408,11 @@ def subjects_anonymized(count: int) -> None:
         _state.instruments.anonymized.add(count)
 
 
+def audit_integrity_alarm(source: str) -> None:
+    """Count an audit integrity alarm (`source`: integrator or witness)."""
+    _state.instruments.integrity_alarms.add(1, {"customervault.audit.alarm_source": source})
+
+
 def watch(sources: GaugeSources) -> Callable[[], None]:
     """Serve the observable gauges from `sources` until the returned function is called."""
     global _sources  # noqa: PLW0603 - one vault per process serves the gauges
@@ -427,6 +445,13 @@ def _observe_lag_entries(_options: CallbackOptions) -> Iterable[Observation]:
 def _observe_lag_age(_options: CallbackOptions) -> Iterable[Observation]:
     lag = _read_source(lambda s: s.audit_lag())
     return [] if lag is None else [Observation(lag[1])]
+
+
+def _observe_witness_lag(_options: CallbackOptions) -> Iterable[Observation]:
+    lags = _read_source(lambda s: dict(s.witness_lag()))
+    if lags is None:
+        return []
+    return [Observation(n, {"customervault.witness": name}) for name, n in lags.items()]
 
 
 def _observe_data_keys(_options: CallbackOptions) -> Iterable[Observation]:

@@ -3,6 +3,7 @@ collector and Jaeger, wired with real settings, flags and ports."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.deploy.manifests import DEPLOY, PORT, assert_flags_exist, assert_known_env
+from vault.config import Settings
 
 COMPOSE = DEPLOY / "compose.yaml"
 
@@ -20,7 +22,23 @@ def _services() -> dict[str, dict[str, Any]]:
 
 
 def _vault_services() -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in _services().items() if s.get("image") == "customer-vault:dev"}
+    return {
+        n: s
+        for n, s in _services().items()
+        if s.get("image") == "customer-vault:dev" and s["command"][0] != "witness"
+    }
+
+
+def _witness_services() -> dict[str, dict[str, Any]]:
+    return {
+        n: s
+        for n, s in _services().items()
+        if s.get("image") == "customer-vault:dev" and s["command"][0] == "witness"
+    }
+
+
+def _option(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
 
 
 def _replicas() -> dict[str, dict[str, Any]]:
@@ -115,3 +133,43 @@ def test_the_compose_file_names_no_path_outside_the_repository() -> None:
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).resolve().is_relative_to(REPO_ROOT)
+
+
+def test_one_witness_with_its_own_volume_and_key_that_the_replicas_publish_to() -> None:
+    services = _services()
+    witnesses = _witness_services()
+    assert set(witnesses) == {"witness-keys", "witness"}
+    for name, service in witnesses.items():
+        assert service["read_only"] is True, name
+        assert int(service["user"].split(":")[0]) >= 1000, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert_flags_exist(service["command"])
+    serve, init = services["witness"]["command"], services["witness-keys"]["command"]
+    witness_dir = _option(serve, "--dir")
+    # Its own volume only: it never sees the vault's private keys or database.
+    (volume,) = services["witness"]["volumes"]
+    assert volume == f"witness-data:{witness_dir}"
+    assert "witness-data" in yaml.safe_load(COMPOSE.read_text())["volumes"]
+    for replica in _replicas().values():
+        assert all(not v.startswith("witness-data:") for v in replica["volumes"])
+        assert replica["depends_on"]["witness"]["condition"] == "service_healthy"
+    assert _option(init, "--dir") == witness_dir
+    assert _option(init, "--name") == _option(serve, "--name")
+    assert _option(serve, "--log-public-key") == f"{witness_dir}/log.pub.pem"
+    assert services["witness-keys"]["depends_on"]["keys"]["condition"] == (
+        "service_completed_successfully"
+    )
+    host, port = _option(serve, "--address").rsplit(":", 1)
+    assert host == "0.0.0.0"
+    for replica in _replicas().values():
+        env = replica["environment"]
+        data_dir = env["VAULT_DATA_DIR"]
+        settings = Settings(audit_witnesses=json.loads(env["VAULT_AUDIT_WITNESSES"]))
+        (configured,) = settings.audit_witnesses
+        assert configured.name == _option(serve, "--name")
+        url = urlsplit(configured.url)
+        assert (url.hostname, url.port) == ("witness", int(port))
+        assert str(configured.key_file) == _option(init, "--export-vkey")
+        assert str(configured.key_file).startswith(f"{data_dir}/keys/")
+        assert _option(init, "--log-public-key") == f"{data_dir}/keys/audit_signing.pub.pem"
+        assert _option(serve, "--log-origin") == settings.audit_origin

@@ -8,12 +8,18 @@ import json
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from audit import CosignatureVerifier
+from audit.witness import WitnessClient
 from tests.conftest import REPO_ROOT
 from tests.data import ADA
 from tests.deploy.manifests import (
@@ -25,7 +31,7 @@ from tests.deploy.manifests import (
     dockerfile_stages,
     k8s_objects,
 )
-from tests.integration.serving import clean_env, run_cli, serving, token_for
+from tests.integration.serving import CUSTOMER_VAULT, clean_env, run_cli, serving, token_for
 from vault import key_custody
 from vault.api.client import VaultClient
 from vault.config import Settings
@@ -35,6 +41,8 @@ DEPLOYMENT = OBJECTS[("Deployment", "customer-vault")]
 CRONJOB = OBJECTS[("CronJob", "customer-vault-retention")]
 (MIGRATE,) = [o for (kind, _), o in OBJECTS.items() if kind == "Job"]
 WORKLOADS = {"server": DEPLOYMENT, "retention": CRONJOB, "migrate": MIGRATE}
+WITNESS = OBJECTS[("Deployment", "customer-vault-witness")]
+WITNESS_PORT = 8380
 POLICIES_MAP = "customer-vault-policies"
 
 
@@ -185,10 +193,109 @@ def test_service_budget_autoscaler_and_network_policy_select_the_server() -> Non
     (ingress,) = policy["ingress"]
     assert ingress["ports"] == [{"port": PORT, "protocol": "TCP"}]
     egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {53, 5432, 4317}
+    assert egress_ports == {53, 5432, 4317, WITNESS_PORT}
+
+
+def _witness_args() -> list[str]:
+    return list(_container(WITNESS)["args"])
+
+
+def _option(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_the_witness_has_its_own_claim_key_and_service_and_the_vault_publishes_to_it() -> None:
+    args = _witness_args()
+    assert args[:2] == ["witness", "serve"]
+    assert_flags_exist(args)
+    pod = _pod(WITNESS)["spec"]
+    assert WITNESS["spec"]["replicas"] == 1
+    assert WITNESS["spec"]["strategy"]["type"] == "Recreate"  # one writer of its state file
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in _container(WITNESS)["volumeMounts"]}
+    claim = mounts[_option(args, "--dir")]["persistentVolumeClaim"]["claimName"]
+    assert ("PersistentVolumeClaim", claim) in OBJECTS
+    # Of the vault's Secret it sees the log's public key and nothing else.
+    secret_volumes = [v["secret"] for v in volumes.values() if "secret" in v]
+    assert [[i["key"] for i in s["items"]] for s in secret_volumes] == [["audit_signing.pub.pem"]]
+    key_path = Path(_option(args, "--log-public-key"))
+    assert "secret" in mounts[str(key_path.parent)]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    security = _container(WITNESS)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    host, port = _option(args, "--address").rsplit(":", 1)
+    assert (host, int(port)) == ("0.0.0.0", WITNESS_PORT)
+    service = OBJECTS[("Service", "customer-vault-witness")]["spec"]
+    assert service["selector"].items() <= pod_labels(WITNESS).items()
+    (service_port,) = service["ports"]
+    assert service_port["port"] == WITNESS_PORT
+    policy = OBJECTS[("NetworkPolicy", "customer-vault-witness")]["spec"]
+    (ingress,) = policy["ingress"]
+    assert (
+        ingress["from"][0]["podSelector"]["matchLabels"].items() <= pod_labels(DEPLOYMENT).items()
+    )
+    # The vault's replicas publish to that Service, with the key the Secret projects.
+    env = {e["name"]: e.get("value") for e in _container(DEPLOYMENT)["env"]}
+    (witness,) = Settings(
+        audit_witnesses=json.loads(str(env["VAULT_AUDIT_WITNESSES"]))
+    ).audit_witnesses
+    assert witness.name == _option(args, "--name")
+    url = urlsplit(witness.url)
+    assert (url.hostname, url.port) == ("customer-vault-witness", WITNESS_PORT)
+    assert witness.key_file is not None
+    assert witness.key_file.name in _secrets()["customer-vault-keys"]
+    assert _option(args, "--log-origin") == Settings().audit_origin
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = _pod(workload)["metadata"]["labels"]
+    return labels
 
 
 # --- the pods' commands as plain processes ---------------------------------------------------
+
+_WITNESS_LINE = re.compile(r"customer-vault witness \S+ on 127\.0\.0\.1:(\d+)")
+
+
+@contextmanager
+def witness_serving(args: list[str], env: dict[str, str]) -> Iterator[str]:
+    """Run the witness pod's command; yield its URL."""
+    process = subprocess.Popen(
+        [str(CUSTOMER_VAULT), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        found = _WITNESS_LINE.search(process.stdout.readline())
+        assert found, "the witness did not start"
+        yield f"http://127.0.0.1:{found.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _eventually_cosigned(kubelet: Kubelet, env: dict[str, str]) -> bool:
+    """Whether the witness cosigns a checkpoint of the replica's log within a minute."""
+    (configured,) = json.loads(env["VAULT_AUDIT_WITNESSES"])
+    client = WitnessClient(
+        kubelet.witness_url,
+        CosignatureVerifier.from_verifier_key(Path(configured["key_file"]).read_text().strip()),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        note = client.latest(Settings().audit_origin)
+        if note is not None:
+            client.verifier.find(note)
+            return True
+        time.sleep(0.2)
+    return False
+
 
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -203,7 +310,16 @@ class Kubelet:
         key_custody.init_keys(Settings(data_dir=generated))
         key_dir = generated / "keys"
         self.issuer_dir = generated
+        # The witness's claim, initialized as its first start would (its key is there).
+        self.claim = tmp / "claim"
+        initialized = run_cli(
+            ["witness", "init", "--dir", str(self.claim), "--name", "witness.customer-vault/w1"],
+            clean_env(),
+        )
+        assert initialized.returncode == 0, initialized.stderr
         files = {p.name: p.read_text() for p in key_dir.iterdir()}
+        files["witness.vkey"] = (self.claim / "witness.vkey").read_text()
+        self.witness_url = "http://127.0.0.1:9"  # until a witness runs
         self.secrets = {
             "customer-vault-keys": {**files, "VAULT_MASTER_KEYS": files["master.json"]},
             "customer-vault-database": {"VAULT_DATABASE_URL": database_url},
@@ -219,6 +335,8 @@ class Kubelet:
             local.mkdir(parents=True, exist_ok=True)
             if "configMap" in volume:
                 local = REPO_ROOT / "policies"
+            if "persistentVolumeClaim" in volume:
+                local = self.claim
             if "secret" in volume:
                 secret = self.secrets[volume["secret"]["secretName"]]
                 for item in volume["secret"]["items"]:
@@ -233,10 +351,12 @@ class Kubelet:
             for path in sorted(mounts, key=len, reverse=True):
                 if value == path or value.startswith(f"{path}/"):
                     return mounts[path] + value[len(path) :]
-            return value.replace(f"0.0.0.0:{PORT}", "127.0.0.1:0")
+            for port in (PORT, WITNESS_PORT):
+                value = value.replace(f"0.0.0.0:{port}", "127.0.0.1:0")
+            return value
 
         env: dict[str, str] = {}
-        for entry in _container(workload)["env"]:
+        for entry in _container(workload).get("env", []):
             source = entry.get("valueFrom", {})
             if "secretKeyRef" in source:
                 ref = source["secretKeyRef"]
@@ -248,6 +368,14 @@ class Kubelet:
                     _REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), entry["value"])
                 )
             env[entry["name"]] = value
+        if "VAULT_AUDIT_WITNESSES" in env:
+            # The Service's DNS name is this machine's witness process; the key file is
+            # where the Secret's item landed.
+            witnesses = json.loads(env["VAULT_AUDIT_WITNESSES"])
+            for witness in witnesses:
+                witness["url"] = self.witness_url
+                witness["key_file"] = local(witness["key_file"])
+            env["VAULT_AUDIT_WITNESSES"] = json.dumps(witnesses)
         if "OTEL_EXPORTER_OTLP_ENDPOINT" in env:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.collector  # nothing listens there
         return [local(a) for a in _container(workload)["args"]], clean_env(**env)
@@ -263,6 +391,13 @@ def test_the_pods_commands_migrate_serve_and_run_retention_against_postgresql(
     migrated = run_cli(args, env)
     assert migrated.returncode == 0, migrated.stderr
 
+    witness_args, witness_env = kubelet.command(WITNESS)
+    with witness_serving(witness_args, witness_env) as witness_url:
+        kubelet.witness_url = witness_url
+        _serve_and_retain(kubelet, tmp_path)
+
+
+def _serve_and_retain(kubelet: Kubelet, tmp_path: Path) -> None:
     args, env = kubelet.command(DEPLOYMENT)
     assert args[0] == "serve"
     with serving(args[1:], env, tmp_path / "server.log") as vault:
@@ -277,6 +412,8 @@ def test_the_pods_commands_migrate_serve_and_run_retention_against_postgresql(
         # The token verifies against the public key the Secret projects.
         with VaultClient(vault.address, token_for(kubelet.issuer_dir)) as client:
             assert client.create(ADA).subject_id
+        # The replica publishes its checkpoints to the witness the manifests run.
+        assert _eventually_cosigned(kubelet, env), vault.log()
 
         retention_args, retention_env = kubelet.command(CRONJOB)
         ran = run_cli(retention_args, retention_env)

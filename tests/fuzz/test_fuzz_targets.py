@@ -24,6 +24,7 @@ BUDGETS = {
     "proofs": (1500, 3),
     "sealed": (3000, 3),
     "tokens": (2000, 3),
+    "witness": (2000, 3),
 }
 
 

@@ -115,6 +115,8 @@ def test_export_and_checkpoint_through_the_vault(
     result = _run(vault, "dpo", "export", "--subject", subjects["ada"])
     records = [json.loads(line) for line in result.stdout.splitlines()]  # type: ignore[attr-defined]
     assert records and all(subjects["ada"] in r["subject_ids"] for r in records)
+    # A journal for the restore runbook: each entry keeps the MAC its leaf covers.
+    assert all(r["mac"] and len(bytes.fromhex(r["mac"])) == 32 for r in records)
     out = tmp_path / "report.html"
     result = _run(
         vault,

@@ -63,6 +63,43 @@ def test_rights_access_package_holds_fields_consent_and_access_history(
     assert set(entry.field_names) == set(fields)
 
 
+def test_an_entry_the_vault_did_not_write_stays_out_of_the_access_package(
+    vault: RunningVault,
+) -> None:
+    """The review's attack: a DBA inserts "EraseSubject by dpo-1" for a live subject. On
+    the old code it appeared in the subject's access history; it has no valid MAC (the
+    key is not in the database), so now it is left out, and the package says one was."""
+    subject = vault.client().create(ADA).subject_id
+    invented = audit.AuditEntry(
+        time=vault.app.clock.now(),
+        actor="dpo-1",
+        actor_roles=("dpo",),
+        tenant="acme",
+        action="EraseSubject",
+        subject_ids=(subject,),
+        decision="allow",
+        result_code="OK",
+    )
+    audit.use_entry_mac(vault.app.db.engine, None)  # the DBA writes without the key
+    try:
+        with vault.app.db.engine.begin() as conn:
+            audit.append_in(conn, [invented])
+    finally:
+        audit.use_entry_mac(
+            vault.app.db.engine, audit.EntryMac.from_file(vault.settings.resolved_audit_mac_key)
+        )
+    response = _rights(
+        vault.client(**DPO),
+        "ExportSubjectData",
+        rpb.ExportSubjectDataRequest(subject_id=subject, reason="DSR-2026-002"),
+    )
+    package = json.loads(response.package_json)
+    actors = {a["actor"] for a in package["access_history"]}
+    assert "order-service" in actors
+    assert "dpo-1" not in actors
+    assert package["access_history_entries_omitted"] == 1
+
+
 @pytest.mark.parametrize(
     ("method", "request_for"),
     [

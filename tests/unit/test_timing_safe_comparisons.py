@@ -40,6 +40,11 @@ PUBLIC = {
     ("audit/merkle_verify.py", "subtree_root != EMPTY_ROOT"): "public constant",
     ("audit/verify.py", "checkpoint.root_hash != bytes(root)"): "public checkpoint root",
     ("audit/verify.py", "expected != root"): "public checkpoint root",
+    ("audit/integrator.py", "grown.hashes != tree.hashes"): "public compact-range hashes",
+    ("audit/last_signed.py", "tree.root() != checkpoint.root_hash"): "public checkpoint root",
+    ("audit/restore.py", "tree.root() != witnessed.root_hash"): "public witnessed root",
+    ("audit/witness/cli.py", "vkey.read_text().strip() != signer.verifier_key"): "public key",
+    ("audit/witness/protocol.py", "latest.root_hash != checkpoint.root_hash"): "public root",
     # Key ids are public names of public keys (C2SP notes, receipts).
     ("audit/checkpoint.py", "sig[:4] == self._id_for(name)"): "public key id",
     ("audit/checkpoint.py", "name == self.key_name"): "public key name",

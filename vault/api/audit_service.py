@@ -6,9 +6,10 @@ Queries are scoped to the caller's tenant; proofs and checkpoints cover the whol
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import grpc
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from audit.query import MAX_PAGE_SIZE
+from audit.witness import WitnessClient, WitnessUnavailableError
 from vault.access.guard import authorize
 from vault.api.convert import when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
@@ -29,6 +31,8 @@ from vault.errors import (
     NotFoundError,
 )
 from vault.policy import Action, PolicyEngine
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -61,6 +65,7 @@ def entry_message(logged: audit.LoggedEntry) -> pb.AuditEntry:
         trace_id=e.trace_id,
         caller_address=e.caller_address,
         extra=dict(e.extra),
+        mac=logged.mac or b"",
     )
 
 
@@ -74,11 +79,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """The gRPC face of `audit/`."""
 
     def __init__(
-        self, engine: Engine, policy: PolicyEngine, verifier: audit.CheckpointVerifier
+        self,
+        engine: Engine,
+        policy: PolicyEngine,
+        verifier: audit.CheckpointVerifier,
+        *,
+        mac: audit.EntryMac | None = None,
+        witnesses: Sequence[WitnessClient] = (),
     ) -> None:
         self._engine = engine
         self._policy = policy
         self._verifier = verifier
+        self._mac = mac
+        self._witnesses = tuple(witnesses)
 
     def _page(
         self, tenant: str, page_size: int, page_token: str, **filters: object
@@ -202,9 +215,17 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> pb.VerifyLogResponse:
         call = require_call()
         authorize(self._policy, call, Action.AUDIT_VERIFY)
+        trusted: list[str | audit.Checkpoint] = [
+            *([request.trusted_checkpoint] if request.trusted_checkpoint else []),
+            *witnessed_latest(self._witnesses, self._verifier),
+        ]
         try:
             report = audit.verify_log(
-                self._engine, self._verifier, request.trusted_checkpoint or None
+                self._engine,
+                self._verifier,
+                trusted,
+                mac=self._mac,
+                witnesses=[w.verifier for w in self._witnesses],
             )
         except audit.CheckpointError:
             raise _untrusted_checkpoint() from None
@@ -219,13 +240,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         # and hands each step over a queue, so this generator can stream them.
         steps: queue.Queue[tuple[int, int] | None] = queue.Queue()
         outcome: dict[str, object] = {}
+        trusted: list[str | audit.Checkpoint] = [
+            *([request.trusted_checkpoint] if request.trusted_checkpoint else []),
+            *witnessed_latest(self._witnesses, self._verifier),
+        ]
 
         def run() -> None:
             try:
                 outcome["report"] = audit.verify_log(
                     self._engine,
                     self._verifier,
-                    request.trusted_checkpoint or None,
+                    trusted,
+                    mac=self._mac,
+                    witnesses=[w.verifier for w in self._witnesses],
                     progress=lambda done, total: steps.put((done, total)),
                 )
             except Exception as exc:  # noqa: BLE001 - re-raised in the RPC's thread
@@ -258,6 +285,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             first_bad_index=-1 if report.first_bad_position is None else report.first_bad_position,
             problem=report.problem or "",
             checkpoint=self._checkpoint(latest) if latest and report.ok else None,
+            cosigned_by=list(report.latest_cosigned_by),
+            macs_checked=report.mac_checked,
+            entries_without_mac=report.mac_legacy,
         )
 
 
@@ -265,3 +295,25 @@ def _untrusted_checkpoint() -> InvalidArgumentError:
     return InvalidArgumentError(
         [FieldViolation("trusted_checkpoint", "not a checkpoint signed by this log")]
     )
+
+
+def witnessed_latest(
+    witnesses: Sequence[WitnessClient], verifier: audit.CheckpointVerifier
+) -> list[audit.Checkpoint]:
+    """Each reachable witness's latest checkpoint of this log, its cosignature checked:
+    the database must hold at least that tree (a rewound database does not). A witness
+    that cannot be reached adds nothing here; the stored cosignatures are still checked."""
+    found = []
+    for witness in witnesses:
+        # The vault names its checkpoint key after the log's origin.
+        origin = verifier.origin or verifier.key_name
+        if origin is None:
+            break
+        try:
+            note = witness.latest(origin)
+            if note is not None:
+                witness.verifier.find(note)
+                found.append(verifier.verify(note))
+        except (WitnessUnavailableError, audit.CheckpointError):
+            log.warning("witness %s: latest checkpoint unavailable for verification", witness.name)
+    return found

@@ -7,11 +7,13 @@ or generated code itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
 import audit
+from audit.witness import WitnessClient
 from vault.api.admin import PolicyAdminServicer
 from vault.api.audit_service import AuditServicer
 from vault.api.consent_service import ConsentServicer
@@ -61,6 +63,8 @@ class DomainServices:
     dictionary: DataDictionary
     audit_engine: Engine
     audit_verifier: audit.CheckpointVerifier
+    audit_mac: audit.EntryMac | None = None
+    witnesses: Sequence[WitnessClient] = ()
 
 
 def interceptor_stages(
@@ -78,7 +82,13 @@ def service_bindings(services: DomainServices) -> list[ServiceBinding]:
     """One binding per service of the `customervault.v1` contract."""
     vault = VaultServicer(services.records, services.reader, services.disclosures)
     admin = PolicyAdminServicer(services.policy, services.dictionary)
-    log = AuditServicer(services.audit_engine, services.policy, services.audit_verifier)
+    log = AuditServicer(
+        services.audit_engine,
+        services.policy,
+        services.audit_verifier,
+        mac=services.audit_mac,
+        witnesses=services.witnesses,
+    )
     consent = ConsentServicer(services.consent)
     rights = RightsServicer(services.rights)
     retention = RetentionServicer(services.retention)

@@ -42,6 +42,7 @@ class LoggedEntry:
 
     index: int | None
     entry: audit.AuditEntry
+    mac: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def logged_entry(message: audit_pb2.AuditEntry) -> LoggedEntry:
         caller_address=message.caller_address,
         extra=dict(message.extra),
     )
-    return LoggedEntry(None if message.index < 0 else message.index, entry)
+    return LoggedEntry(None if message.index < 0 else message.index, entry, message.mac or None)
 
 
 def _verify_info(response: audit_pb2.VerifyLogResponse) -> VerifyInfo:

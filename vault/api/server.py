@@ -77,6 +77,7 @@ class VaultServer:
         for service in services:
             service.register(self._server)
         self._names = tuple(service.name for service in services)
+        self._audit_failed = False
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -107,6 +108,17 @@ class VaultServer:
 
     def mark_serving(self) -> None:
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        if self._audit_failed:
+            self.mark_audit_failed()
+
+    def mark_audit_failed(self) -> None:
+        """The audit log's integrity alarm: every named service (each one audits its calls)
+        goes NOT_SERVING and stays so until restart. The overall status ("") is left to
+        the process's own state, so an alarm does not make Kubernetes pull or restart
+        every replica at once; alert on the per-service status and the alarm metric."""
+        self._audit_failed = True
+        for name in self._names:
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def stop(self, grace: float) -> None:
         """Refuse new calls, let in-flight ones finish within `grace` seconds."""

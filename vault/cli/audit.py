@@ -246,7 +246,7 @@ def export_command(
             while limit is None or len(found) < limit:
                 page = client.query(filters, newest_first=False, page_size=1000, page_token=cursor)
                 found += [
-                    audit.LoggedEntry(-1 if e.index is None else e.index, e.index, e.entry)
+                    audit.LoggedEntry(-1 if e.index is None else e.index, e.index, e.entry, e.mac)
                     for e in page.entries
                 ]
                 if page.next_page_token is None:
@@ -338,14 +338,20 @@ def checkpoint_command(
     err.print(f"wrote {escape(str(path))}")
 
 
-def _mount_offline_verify() -> None:
-    from audit.cli import verify_command
+def _mount_offline_commands() -> None:
+    from audit.cli import erasures_command, verify_command
 
     audit_app.command(
         "verify",
-        help="Offline: check every entry, root and checkpoint signature in a copy of the "
-        "database with the log's public key; exit 1 naming the first bad leaf.",
+        help="Offline: check every entry, root, MAC, checkpoint signature and witness "
+        "cosignature in a copy of the database with the log's keys; exit 1 naming the "
+        "first bad leaf.",
     )(verify_command)
+    audit_app.command(
+        "erasures",
+        help="Offline, after a restore: the erasures to re-apply, taken only from journal "
+        "entries that verify against a witness-cosigned checkpoint.",
+    )(erasures_command)
 
 
-_mount_offline_verify()
+_mount_offline_commands()

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit.witness.cli import app as witness_app
 from vault.cli.audit import audit_app
 from vault.cli.consent import consent_app
 from vault.cli.options import DatabaseUrl, DataDir, parse_pairs, parse_ttl, settings
@@ -29,7 +30,12 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(policy_app, name="policy")
-app.add_typer(audit_app, name="audit")
+app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
+app.add_typer(
+    witness_app,
+    name="witness",
+    help="A witness for the audit log: its own process, key and storage (C2SP tlog-witness).",
+)
 app.add_typer(consent_app, name="consent")
 app.add_typer(rights_app, name="rights")
 app.add_typer(retention_app, name="retention")

@@ -30,9 +30,10 @@ def build_package(
     events: Sequence[ConsentEvent],
     receipts: Sequence[str],
     history: Sequence[audit.LoggedEntry],
+    unauthenticated_omitted: int = 0,
 ) -> str:
     """The package as JSON text (keys sorted, so two exports of the same data are equal)."""
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT,
         "generated_at": generated_at.isoformat(),
         "controller": controller,
@@ -54,6 +55,9 @@ def build_package(
         },
         "access_history": [_access(e) for e in history],
     }
+    if unauthenticated_omitted:
+        # Audit entries that failed their MAC check: not written by the vault.
+        document["access_history_entries_omitted"] = unauthenticated_omitted
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
 
 

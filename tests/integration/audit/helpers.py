@@ -79,6 +79,12 @@ def build_log(
     return integrator
 
 
+def fresh_integrator(engine: Engine, signer: CheckpointSigner) -> Integrator:
+    """An integrator with no memory of what was signed before (a new process without a
+    last-checkpoint file): it trusts the stored tree, as every integrator once did."""
+    return Integrator(engine, signer, ORIGIN, checkpoint_interval=1)
+
+
 def row_at(conn: Connection, leaf: int) -> Mapping[str, Any]:
     return conn.execute(sa.select(entries).where(entries.c.leaf_index == leaf)).mappings().one()
 

@@ -42,7 +42,7 @@ def test_migrate_is_idempotent_and_reports_currency(bare_engine: Engine) -> None
     migrate(bare_engine)
     tables = set(sa.inspect(bare_engine).get_table_names())
     assert tables >= AUDIT_TABLES | {VERSION_TABLE}
-    assert _revision(bare_engine, VERSION_TABLE) == "audit_0002"
+    assert _revision(bare_engine, VERSION_TABLE) == "audit_0003"
     indexes = {ix["name"] for ix in sa.inspect(bare_engine).get_indexes("audit_entry_subjects")}
     assert "ix_audit_entry_subjects_entry" in indexes
 
@@ -57,7 +57,7 @@ def test_the_vaults_own_alembic_history_is_left_alone(bare_engine: Engine) -> No
     migrate(bare_engine)
     assert _revision(bare_engine, "vault_alembic_version") == "vault_0007"
     assert _revision(bare_engine, "alembic_version") == "x"
-    assert _revision(bare_engine, VERSION_TABLE) == "audit_0002"
+    assert _revision(bare_engine, VERSION_TABLE) == "audit_0003"
     assert is_current(bare_engine)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import (
     CheckpointSigner,
+    TreeConflictError,
     VerifyError,
     append_in,
     checkpoint_at,
@@ -130,11 +131,15 @@ def test_a_rewritten_history_is_caught_by_trusted_checkpoints(
     assert trusted is not None
     with audit_engine.begin() as conn:
         helpers.truncate(conn, 12, cover_up=True)
-    # The service keeps running: its integrator signs new checkpoints over the
-    # rewritten history, so the stored checkpoints agree with the stored leaves.
     with audit_engine.begin() as conn:
         append_in(conn, [helpers.make_entry(n, actor="other") for n in range(100, 130)])
-    integrator.integrate()
+    # The running integrator remembers what it signed and refuses ...
+    with pytest.raises(TreeConflictError):
+        integrator.integrate()
+    # ... but one with no memory of it (a new process without its last-checkpoint file,
+    # as every integrator was before) signs new checkpoints over the rewritten history,
+    # so the stored checkpoints agree with the stored leaves.
+    helpers.fresh_integrator(audit_engine, audit_signer).integrate()
     assert verify_log(audit_engine, audit_signer.verifier()).ok
     report = verify_log(audit_engine, audit_signer.verifier(), trusted_checkpoint=trusted)
     assert not report.ok
@@ -216,7 +221,9 @@ def test_a_log_behind_a_trusted_checkpoint_of_the_same_size_but_other_root_fails
     with audit_engine.begin() as conn:
         helpers.truncate(conn, 6, cover_up=True)
         append_in(conn, [helpers.make_entry(n, actor="other") for n in range(6, 10)])
-    integrator.integrate()
+    with pytest.raises(TreeConflictError):
+        integrator.integrate()
+    helpers.fresh_integrator(audit_engine, audit_signer).integrate()
     assert verify_log(audit_engine, audit_signer.verifier()).ok
     report = verify_log(audit_engine, audit_signer.verifier(), trusted_checkpoint=trusted)
     assert not report.ok

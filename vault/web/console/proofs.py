@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import audit
 from audit.checkpoint import split_note
+from audit.mac import leaf_data
 from audit.merkle import leaf_hash
 from vault.api.console_client import CheckpointInfo, LoggedEntry, ProofInfo
 
@@ -75,7 +76,7 @@ def signature_lines(
 
 def inclusion_verdict(checkpoint: CheckpointInfo, logged: LoggedEntry, proof: ProofInfo) -> Verdict:
     assert logged.index is not None
-    mine = leaf_hash(logged.entry.canonical_bytes())
+    mine = leaf_hash(leaf_data(logged.entry.canonical_bytes(), logged.mac))
     if mine != proof.leaf_hash:
         return Verdict(
             False,

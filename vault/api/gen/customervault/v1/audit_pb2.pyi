@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditEntry(_message.Message):
-    __slots__ = ("index", "time", "actor", "roles", "tenant", "action", "subject_ids", "field_names", "purpose", "justification", "decision", "reason", "policy_version", "consent_version", "result_code", "request_id", "trace_id", "caller_address", "extra")
+    __slots__ = ("index", "time", "actor", "roles", "tenant", "action", "subject_ids", "field_names", "purpose", "justification", "decision", "reason", "policy_version", "consent_version", "result_code", "request_id", "trace_id", "caller_address", "extra", "mac")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class AuditEntry(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     CALLER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     index: int
     time: _timestamp_pb2.Timestamp
     actor: str
@@ -57,7 +58,8 @@ class AuditEntry(_message.Message):
     trace_id: str
     caller_address: str
     extra: _containers.ScalarMap[str, str]
-    def __init__(self, index: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ..., action: _Optional[str] = ..., subject_ids: _Optional[_Iterable[str]] = ..., field_names: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., policy_version: _Optional[str] = ..., consent_version: _Optional[str] = ..., result_code: _Optional[str] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., caller_address: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    mac: bytes
+    def __init__(self, index: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tenant: _Optional[str] = ..., action: _Optional[str] = ..., subject_ids: _Optional[_Iterable[str]] = ..., field_names: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., policy_version: _Optional[str] = ..., consent_version: _Optional[str] = ..., result_code: _Optional[str] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., caller_address: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class EntryFilter(_message.Message):
     __slots__ = ("subject_id", "actor", "action", "decision", "purpose", "since", "until", "role", "result_code")
@@ -190,15 +192,21 @@ class VerifyLogProgress(_message.Message):
     def __init__(self, checked: _Optional[int] = ..., total: _Optional[int] = ..., result: _Optional[_Union[VerifyLogResponse, _Mapping]] = ...) -> None: ...
 
 class VerifyLogResponse(_message.Message):
-    __slots__ = ("ok", "entries_checked", "first_bad_index", "problem", "checkpoint")
+    __slots__ = ("ok", "entries_checked", "first_bad_index", "problem", "checkpoint", "cosigned_by", "macs_checked", "entries_without_mac")
     OK_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_INDEX_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNED_BY_FIELD_NUMBER: _ClassVar[int]
+    MACS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_WITHOUT_MAC_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     entries_checked: int
     first_bad_index: int
     problem: str
     checkpoint: Checkpoint
-    def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_index: _Optional[int] = ..., problem: _Optional[str] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+    cosigned_by: _containers.RepeatedScalarFieldContainer[str]
+    macs_checked: bool
+    entries_without_mac: int
+    def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_index: _Optional[int] = ..., problem: _Optional[str] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosigned_by: _Optional[_Iterable[str]] = ..., macs_checked: _Optional[bool] = ..., entries_without_mac: _Optional[int] = ...) -> None: ...
