@@ -222,12 +222,12 @@ def _position(ranked: _Ranked) -> int:
     return ranked[0]
 
 
-def _key_match(key: str, pattern: str) -> bool:
-    """Casbin's `keyMatch`: equal, or a prefix of `key` up to the pattern's first ``*``."""
+def _key_match(value: str, pattern: str) -> bool:
+    """Casbin's `keyMatch`: equal, or a prefix of `value` up to the pattern's first ``*``."""
     star = pattern.find("*")
     if star == -1:
-        return key == pattern
-    return key[:star] == pattern[:star]
+        return value == pattern
+    return value[:star] == pattern[:star]
 
 
 class IndexedDecider:

@@ -99,20 +99,20 @@ def _bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
     if not rows:
         return
     marker = _MARKERS.get(conn.dialect.paramstyle)
-    keys = tuple(rows[0])
-    if marker is None or any(tuple(row) != keys for row in rows):
+    names = tuple(rows[0])
+    if marker is None or any(tuple(row) != names for row in rows):
         conn.execute(table.insert(), list(rows))
         return
     defaults = {
         column.name: column.default.arg  # type: ignore[attr-defined]
         for column in table.c
-        if column.name not in keys and column.default is not None and column.default.is_scalar
+        if column.name not in names and column.default is not None and column.default.is_scalar
     }
-    names = [*keys, *defaults]
+    columns = [*names, *defaults]
     # Built from the table's own column names and the driver's marker; values are bound.
     statement = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
-        f"VALUES ({', '.join([marker] * len(names))})"
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join([marker] * len(columns))})"
     )
     extra = tuple(defaults.values())
     params = [(*row.values(), *extra) for row in rows]
