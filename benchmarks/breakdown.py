@@ -28,6 +28,7 @@ from vault.clock import to_micros
 from vault.config import Settings
 from vault.consent import ledger
 from vault.context import CallContext
+from vault.crypto import FieldProvenance
 from vault.identity import TokenIssuer
 from vault.policy import Action
 from vault.principal import Principal
@@ -42,6 +43,8 @@ from vault.storage.subjects import encode_fields
 GROUP_GET = "where a masked get goes (in-process)"
 GROUP_CREATE = "where a batch-created subject goes (in-process)"
 BATCH = 1_000
+
+PROV = FieldProvenance(1, "bench", 0)
 
 
 def _median_us(run: Callable[[int], object], calls: int, rounds: int = 5) -> float:
@@ -106,6 +109,8 @@ def _create_stages(
     indexer = app.keyring.blind_indexer()
     prepared = [sealing.prepare_new("acme", "bench", r, now_us) for r in batch]
     stored = {n: repo.decode_fields(prepared[0].row["fields"])[n] for n in batch[0]}
+    versions = dict.fromkeys(stored, 1)
+    tag = sealer.seal_field_set(versions)
 
     def decode(_: int) -> object:
         parsed = pb.BatchCreateSubjectsRequest.FromString(wire)
@@ -121,7 +126,7 @@ def _create_stages(
         ("new data key + AES key wrap", lambda i: app.keyring.new_data_key(), 1),
         (
             "seal 10 fields (AES-256-GCM)",
-            lambda i: [sealer.seal(n, v.encode()) for n, v in batch[i % BATCH].items()],
+            lambda i: [sealer.seal(n, v.encode(), PROV) for n, v in batch[i % BATCH].items()],
             1,
         ),
         (
@@ -132,7 +137,8 @@ def _create_stages(
             ],
             1,
         ),
-        ("fields blob (base64 + JSON)", lambda i: encode_fields(stored), 1),
+        ("field-set tag (AES-GCM, no plaintext)", lambda i: sealer.seal_field_set(versions), 1),
+        ("fields blob (base64 + JSON)", lambda i: encode_fields(stored, tag), 1),
         (
             "prepare_new whole (the four above)",
             lambda i: sealing.prepare_new("acme", "bench", batch[i % BATCH], now_us),

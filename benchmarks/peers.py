@@ -31,7 +31,7 @@ from sqlalchemy_utils import StringEncryptedType
 from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine
 from workload import FIELD_NAMES, rate_of
 
-from vault.crypto import KeyRing
+from vault.crypto import FieldProvenance, KeyRing
 from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.principal import Principal
@@ -41,6 +41,8 @@ from vault.views import Outcome, ViewPlan, apply_view
 GROUP_MASK = "masking (in-process)"
 GROUP_CRYPTO = "field encryption (in-process)"
 TODAY = date(2026, 1, 1)
+
+PROV = FieldProvenance(1, "bench", 0)
 
 
 def support_plan(policies: Path, dictionary: DataDictionary) -> ViewPlan:
@@ -195,13 +197,13 @@ def run_crypto(
     for values in records:
         dek, wrapped = keyring.new_data_key()
         sealer = keyring.sealer(dek, "acme", "sub_" + "a" * 26)
-        prepared.append((wrapped, {n: sealer.seal(n, v.encode()) for n, v in values.items()}))
+        prepared.append((wrapped, {n: sealer.seal(n, v.encode(), PROV) for n, v in values.items()}))
 
     def vault_open() -> None:
         for wrapped, fields in prepared:
             sealer = keyring.sealer(keyring.unwrap(wrapped), "acme", "sub_" + "a" * 26)
             for name, sealed in fields.items():
-                sealer.open(name, sealed)
+                sealer.open(name, sealed, PROV)
 
     n = len(records)
     rates = _interleaved(

@@ -32,6 +32,51 @@ def _key(label: str) -> str:
 
 SEALED_VALUE = [
     {
+        "dek": _key("data key 1"),
+        "dek_id": 1,
+        "tenant": "acme",
+        "subject_id": "sub_kat0000000000000000000000000001",
+        "field": "email",
+        "plaintext": "ada.lovelace@example.com",
+        "version": 1,
+        "written_by": "order-service",
+        "written_at": 1_768_469_400_000_000,
+        "nonce": "000102030405060708090a0b",
+        "field_set": {"email": 1, "given_name": 1},
+        "field_set_nonce": "0b0a09080706050403020100",
+    },
+    {
+        "dek": _key("data key 2"),
+        "dek_id": 4_000_000_000,
+        "tenant": "t\u00e9nant-\u00fcmlaut",
+        "subject_id": "sub_kat0000000000000000000000000002",
+        "field": "notes",
+        "plaintext": "Z\u00fcrich \u2014 \u65e5\u672c",
+        "version": 2**40,
+        "written_by": "dpo-\u00e9quipe",
+        "written_at": -1,
+        "nonce": "ffeeddccbbaa998877665544",
+        "field_set": {"notes": 2**40, "email": 3, "phone": 17},
+        "field_set_nonce": "5a5a5a5a5a5a5a5a5a5a5a5a",
+    },
+    {
+        "dek": _key("data key 3"),
+        "dek_id": 0,
+        "tenant": "acme",
+        "subject_id": "sub_kat0000000000000000000000000003",
+        "field": "city",
+        "plaintext": "",
+        "version": 7,
+        "written_by": "",
+        "written_at": 0,
+        "nonce": "5a5a5a5a5a5a5a5a5a5a5a5a",
+        "field_set": {},
+        "field_set_nonce": "000000000000000000000000",
+    },
+]
+
+SEALED_VALUE_V1 = [
+    {
         # The value tests/unit/crypto/test_sealing.py pinned before this file existed
         # (sealed with a random nonce, recorded here), so it stays readable.
         "dek": bytes(range(32)).hex(),
@@ -98,6 +143,15 @@ BLIND_INDEX = [
         "tenant": "acme",
         "field": "national_id",
         "raw": "QQ 12 34 56 C",
+        "today": "2026-01-15",
+    },
+    {
+        # Token-key version 2: the same digest, a token that says its version.
+        "root_secret": _key("blind index root"),
+        "key_version": 2,
+        "tenant": "acme",
+        "field": "email",
+        "raw": " Ada.Lovelace@Example.COM ",
         "today": "2026-01-15",
     },
 ]
@@ -224,6 +278,9 @@ def documents() -> dict[str, dict[str, Any]]:
     computed = {
         "sealed_value": [
             {**case, "expected": kat.compute_sealed_value(case)} for case in SEALED_VALUE
+        ],
+        "sealed_value_v1": [
+            {**case, "expected": kat.compute_sealed_value_v1(case)} for case in SEALED_VALUE_V1
         ],
         "blind_index": [
             {**case, "expected": kat.compute_blind_index(case, fields)} for case in BLIND_INDEX

@@ -10,11 +10,13 @@ Ed25519 signatures are deterministic (RFC 8032), so receipts, checkpoint notes a
 tokens are reproduced byte for byte from the key and the inputs. A sealed value takes
 a random nonce the API does not let a caller choose: its file records the nonce, and
 the test checks the layout around it (header, nonce, AAD) instead of re-sealing.
+`sealed_value_v1` keeps format-1 values (no longer written, still opened).
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from unittest import mock
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from audit.checkpoint import Checkpoint, CheckpointSigner
 from audit.merkle import leaf_hash, root_of
@@ -33,7 +36,7 @@ from tests.data import VECTORS
 from vault.clock import Clock
 from vault.consent.models import Channel, ConsentAction, ConsentEvent
 from vault.consent.receipts import ReceiptContext, ReceiptIssuer
-from vault.crypto import BlindIndexer, FieldSealer, Pseudonymizer, Tokenizer
+from vault.crypto import BlindIndexer, FieldProvenance, FieldSealer, Pseudonymizer, Tokenizer
 from vault.crypto.sealing import length_prefixed
 from vault.fields.dictionary import DataDictionary
 from vault.identity import TokenIssuer
@@ -42,7 +45,14 @@ from vault.principal import Principal
 
 KAT = VECTORS / "kat"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FORMATS = ("sealed_value", "blind_index", "consent_receipt", "checkpoint_note", "bearer_token")
+FORMATS = (
+    "sealed_value",
+    "sealed_value_v1",
+    "blind_index",
+    "consent_receipt",
+    "checkpoint_note",
+    "bearer_token",
+)
 
 
 def load(name: str) -> dict[str, Any]:
@@ -88,15 +98,40 @@ def sealer(case: dict[str, Any]) -> FieldSealer:
     )
 
 
+def provenance(case: dict[str, Any]) -> FieldProvenance:
+    return FieldProvenance(case["version"], case["written_by"], case["written_at"])
+
+
+def _place(case: dict[str, Any]) -> bytes:
+    return length_prefixed(case["tenant"]) + length_prefixed(case["subject_id"])
+
+
+def field_aad_v1(case: dict[str, Any], header: bytes) -> bytes:
+    """Format 1's associated data as the format spells it (independent of the code)."""
+    return b"cv:field:v1" + _place(case) + length_prefixed(case["field"]) + header
+
+
 def field_aad(case: dict[str, Any], header: bytes) -> bytes:
-    """The associated data as the format spells it (independent of the sealer's code)."""
+    """Format 2's associated data as the format spells it (independent of the code)."""
     return (
-        b"cv:field:v1"
-        + length_prefixed(case["tenant"])
-        + length_prefixed(case["subject_id"])
+        b"cv:field:v2"
+        + _place(case)
         + length_prefixed(case["field"])
+        + struct.pack(">Q", case["version"])
+        + length_prefixed(case["written_by"])
+        + struct.pack(">q", case["written_at"])
         + header
     )
+
+
+def field_set_aad(case: dict[str, Any], header: bytes) -> bytes:
+    """The field-set tag's associated data: the subject's (field, version) pairs by name."""
+    versions = case["field_set"]
+    pairs = b"".join(
+        length_prefixed(name) + struct.pack(">Q", versions[name]) for name in sorted(versions)
+    )
+    count = struct.pack(">I", len(versions))
+    return b"cv:fieldset:v1" + _place(case) + count + pairs + header
 
 
 @contextmanager
@@ -107,9 +142,27 @@ def fixed_nonce(nonce: bytes) -> Iterator[None]:
 
 
 def compute_sealed_value(case: dict[str, Any]) -> dict[str, str]:
+    plaintext = case["plaintext"].encode("utf-8")
     with fixed_nonce(bytes.fromhex(case["nonce"])):
-        sealed = sealer(case).seal(case["field"], case["plaintext"].encode("utf-8"))
-    return {"aad": field_aad(case, sealed[:5]).hex(), "sealed": sealed.hex()}
+        sealed = sealer(case).seal(case["field"], plaintext, provenance(case))
+    with fixed_nonce(bytes.fromhex(case["field_set_nonce"])):
+        tag = sealer(case).seal_field_set(case["field_set"])
+    return {
+        "aad": field_aad(case, sealed[:5]).hex(),
+        "sealed": sealed.hex(),
+        "field_set_aad": field_set_aad(case, sealed[:5]).hex(),
+        "field_set_tag": tag.hex(),
+    }
+
+
+def compute_sealed_value_v1(case: dict[str, Any]) -> dict[str, str]:
+    """Format 1, which the code no longer writes (it still opens it): computed from the
+    format's specification with AES-GCM directly."""
+    header = struct.pack(">BI", 1, case["dek_id"])
+    nonce = bytes.fromhex(case["nonce"])
+    aad = field_aad_v1(case, header)
+    body = AESGCM(bytes.fromhex(case["dek"])).encrypt(nonce, case["plaintext"].encode(), aad)
+    return {"aad": aad.hex(), "sealed": (header + nonce + body).hex()}
 
 
 # --- blind index, deterministic token, pseudonym (vault/crypto/derived.py) --------------
@@ -126,7 +179,9 @@ def compute_blind_index(case: dict[str, Any], fields: DataDictionary) -> dict[st
     return {
         "normalized": normalized,
         "blind_index": BlindIndexer(root).compute(tenant, field, normalized).hex(),
-        "deterministic_token": Tokenizer(root).deterministic(tenant, field, normalized),
+        "deterministic_token": Tokenizer(root, case.get("key_version", 1)).deterministic(
+            tenant, field, normalized
+        ),
         "pseudonym": Pseudonymizer(root).pseudonym(tenant, field, normalized),
     }
 

@@ -32,6 +32,7 @@ from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
+from vault.records.reindex import Reindexer
 from vault.records.rendering import ViewRenderer
 from vault.records.service import RecordService
 from vault.retention.anonymizer import Anonymizer
@@ -79,6 +80,7 @@ class VaultApp:
     consent: ConsentService
     rights: RightsService
     retention_job: RetentionJob
+    reindexer: Reindexer
     tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
         default_factory=list
     )
@@ -131,13 +133,14 @@ class VaultApp:
             clock=clock,
             export_batch_size=settings.export_batch_size,
         )
-        tokenizer = keyring.tokenizer()
         disclosures = DisclosureService(
             **common,
             auditor=auditor,
             clock=clock,
-            tokenizer_deterministic=tokenizer.deterministic,
-            tokenizer_random=tokenizer.random_token,
+            # Each call asks for the active token-key version: a rotation applies at once.
+            tokenizer_deterministic=lambda t, f, v: keyring.tokenizer().deterministic(t, f, v),
+            tokenizer_random=lambda: keyring.tokenizer().random_token(),
+            token_versions=keyring.token_versions,
         )
         identities = IdentityMap.from_file(settings.policies_dir / "identities.yaml")
         consent = ConsentService(
@@ -182,6 +185,7 @@ class VaultApp:
                 batch_size=settings.retention_batch_size,
                 child=ChildPreparerSetup(settings, dictionary),
             ),
+            reindexer=Reindexer(db, sealing, settings.reindex_batch_size),
             observability=telemetry.configure(settings),
         )
 
@@ -204,6 +208,7 @@ class VaultApp:
             *([] if publishing is None else [publishing]),
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
+            PeriodicTask("blind-reindex", s.rewrap_interval_seconds, self.reindexer.run_once),
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
         ]
         if s.retention_schedule:
@@ -263,7 +268,7 @@ class VaultApp:
         return {"shredded" if v is None else str(v): n for v, n in counts.items()}
 
     def _refresh_keys(self) -> bool:
-        self.keyring.provider.refresh()
+        self.keyring.refresh()
         return False
 
     def _rewrap(self) -> bool:

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # Background work.
     rewrap_interval_seconds: float = 5.0
     rewrap_batch_size: int = 500
+    # Subjects per transaction when re-indexing after a blind-index key rotation (it runs
+    # every `rewrap_interval_seconds` while digests are stale).
+    reindex_batch_size: int = 500
     audit_integrate_interval_seconds: float = 1.0
     key_refresh_interval_seconds: float = 2.0
     db_pool_size: int = 10

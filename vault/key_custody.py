@@ -1,4 +1,6 @@
-"""Key custody: creating development keys, choosing the provider, rotation and re-wrap."""
+"""Key custody: creating development keys, choosing the provider, rotation and re-wrap,
+and the versions of the blind-index and token root secrets (rotation, status, retirement).
+The re-index that follows a blind-index rotation is `vault.records.reindex`."""
 
 from __future__ import annotations
 
@@ -86,6 +88,69 @@ def rewrap_batch(db: Database, keyring: KeyRing, batch_size: int) -> int:
             ):
                 moved += 1
     return moved
+
+
+BLIND_INDEX = "blind-index"
+TOKEN = "token"  # noqa: S105 - the name of a root-secret purpose, not a secret
+
+
+@dataclass(frozen=True)
+class SecretStatus:
+    """One purpose's root secret versions and how many stored rows each one made
+    (digests for "blind-index", recorded tokens for "token")."""
+
+    purpose: str
+    active_version: int
+    versions: tuple[int, ...]
+    rows_by_version: dict[int, int]
+
+    @property
+    def pending(self) -> int:
+        """Rows not under the active version: digests left to re-index, or tokens that
+        stop working when their version is retired."""
+        return sum(n for v, n in self.rows_by_version.items() if v != self.active_version)
+
+
+def secret_status(db: Database, provider: KeyProvider, purpose: str) -> SecretStatus:
+    """Versions of the "blind-index" or "token" root secret and the rows under each."""
+    counter = {
+        BLIND_INDEX: repo.count_blind_indexes_by_version,
+        TOKEN: repo.count_tokens_by_version,
+    }[purpose]
+    with db.read() as conn:
+        counts = counter(conn)
+    return SecretStatus(
+        purpose, provider.active_root_version(purpose), provider.root_versions(purpose), counts
+    )
+
+
+def retire_blind_index_version(db: Database, provider: LocalKeyFileProvider, version: int) -> None:
+    """Remove a blind-index secret version, only when no stored digest was made with it
+    (run the re-index first). Afterwards no key can link a digest of that version, in a
+    copy of the database or a backup, to a value."""
+    current = secret_status(db, provider, BLIND_INDEX)
+    if version == current.active_version:
+        raise FailedPreconditionError("the active blind-index key cannot be retired")
+    if current.rows_by_version.get(version, 0):
+        raise FailedPreconditionError(
+            "blind indexes still use this key version; re-index first (keys reindex)"
+        )
+    provider.retire_root_version(BLIND_INDEX, version)
+
+
+def retire_token_version(db: Database, provider: LocalKeyFileProvider, version: int) -> int:
+    """Remove a token secret version: every token minted under it stops detokenizing
+    (its rows are deleted first, so a crash in between leaves the version retirable
+    again). Returns how many recorded tokens were forgotten."""
+    active, present = provider.active_root_version(TOKEN), provider.root_versions(TOKEN)
+    if version == active:
+        raise FailedPreconditionError("the active token key cannot be retired")
+    if version not in present:
+        raise FailedPreconditionError(f"token key version {version} does not exist")
+    with db.write() as conn:
+        forgotten = repo.delete_tokens_of_version(conn, version)
+    provider.retire_root_version(TOKEN, version)
+    return forgotten
 
 
 def retire(db: Database, provider: LocalKeyFileProvider, version: int) -> None:

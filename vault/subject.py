@@ -43,6 +43,9 @@ class StoredField:
     sealed: bytes
     written_by: str
     written_at: int  # microseconds since the epoch
+    # The subject version the value was written in, bound into the sealed value; None
+    # for a value sealed in format 1, before versions were bound.
+    version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ Keys are generated at start-up; none is stored. Run:
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import struct
@@ -24,10 +26,18 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["vault"]):
-    from vault.crypto import EnvKeyProvider, FieldSealer, KeyMaterialError, KeyRing, keydoc
+    from vault.crypto import (
+        EnvKeyProvider,
+        FieldProvenance,
+        FieldSealer,
+        KeyMaterialError,
+        KeyRing,
+        keydoc,
+    )
     from vault.crypto.keyring import WrappedDataKey
-    from vault.crypto.sealing import HEADER_SIZE, sealed_dek_id
+    from vault.crypto.sealing import FIELD_SET_TAG_SIZE, HEADER_SIZE, sealed_dek_id
     from vault.errors import DecryptionError
+    from vault.storage.subjects import decode_fields
 
 DOCUMENT = keydoc.generate_key_document()
 PROVIDER = EnvKeyProvider(DOCUMENT)
@@ -35,13 +45,19 @@ ROTATED = EnvKeyProvider(keydoc.serialize(keydoc.parse(DOCUMENT).with_new_kek()[
 RING = KeyRing(ROTATED)
 DEK = os.urandom(32)
 _RAW = json.loads(DOCUMENT)
-SECRETS = [*_RAW["keks"].values(), *_RAW["root_secrets"].values()]
+_ROOTS = [v for s in _RAW["root_secrets"].values() for v in s["versions"].values()]
+SECRETS = [*_RAW["keks"].values(), *_ROOTS]
 NAMES = ["acme", "globex", "", "a", "ab", "b", "é", "subject-1", "email", "phone"]
 
 
-def _opens(sealer: FieldSealer, field: str, sealed: bytes) -> bytes | None:
+PROV = FieldProvenance(2, "order-service", 1_765_000_000_000_000)
+
+
+def _opens(
+    sealer: FieldSealer, field: str, sealed: bytes, provenance: FieldProvenance | None = PROV
+) -> bytes | None:
     try:
-        return sealer.open(field, sealed)
+        return sealer.open(field, sealed, provenance)
     except DecryptionError:
         return None
 
@@ -57,16 +73,23 @@ def _raw_sealed(fdp: atheris.FuzzedDataProvider) -> None:
     dek_id = fdp.ConsumeIntInRange(0, 3)
     sealer = FieldSealer(DEK, fdp.PickValueInList(NAMES), fdp.PickValueInList(NAMES), dek_id)
     right_header = fdp.ConsumeBool()
+    legacy = fdp.ConsumeBool()
     sealed = fdp.ConsumeBytes(fdp.remaining_bytes())
     if right_header and len(sealed) >= HEADER_SIZE:
         # The header this sealer expects, so that the tag check is what refuses it.
-        sealed = struct.pack(">BI", 1, dek_id) + sealed[HEADER_SIZE:]
-    assert _opens(sealer, "email", sealed) is None, "bytes the fuzzer wrote opened"
+        sealed = struct.pack(">BI", 1 if legacy else 2, dek_id) + sealed[HEADER_SIZE:]
+    assert _opens(sealer, "email", sealed, None if legacy else PROV) is None, "fuzz bytes opened"
     try:
         found = sealed_dek_id(sealed)
     except DecryptionError:
         return
-    assert sealed[0] == 1 and found == struct.unpack_from(">I", sealed, 1)[0]
+    assert sealed[0] in (1, 2) and found == struct.unpack_from(">I", sealed, 1)[0]
+    tag = sealed[:FIELD_SET_TAG_SIZE]
+    try:
+        sealer.check_field_set({"email": 1}, tag)
+    except DecryptionError:
+        return
+    raise AssertionError("a field-set tag the fuzzer wrote verified")
 
 
 def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
@@ -74,8 +97,11 @@ def _sealed_then_mutated(fdp: atheris.FuzzedDataProvider) -> None:
     dek_id = fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
     sealer = FieldSealer(DEK, tenant, subject, dek_id)
     plaintext = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
-    sealed = sealer.seal(field, plaintext)
+    sealed = sealer.seal(field, plaintext, PROV)
     assert _opens(sealer, field, sealed) == plaintext, "a sealed value did not open"
+    assert _opens(sealer, field, sealed, None) is None, "opened without its provenance"
+    older = FieldProvenance(PROV.version - 1, PROV.written_by, PROV.written_at)
+    assert _opens(sealer, field, sealed, older) is None, "opened as another version"
     assert sealed_dek_id(sealed) == dek_id
     elsewhere = (
         fdp.PickValueInList(NAMES),
@@ -145,13 +171,54 @@ def _key_document(fdp: atheris.FuzzedDataProvider) -> None:
         return
     assert material.active_kek in material.keks
     assert all(len(k) == 32 for k in material.keks.values())
+    for secrets in material.root_secrets.values():
+        assert secrets.active in secrets.versions
+        assert all(len(k) == 32 for k in secrets.versions.values())
 
 
 def _check_quotes_no_key(exc: KeyMaterialError) -> None:
     assert not any(s in str(exc) for s in SECRETS), "a key document error quotes a key"
 
 
-MODES = [_raw_sealed, _sealed_then_mutated, _raw_wrapped, _wrapped_then_mutated, _key_document]
+def _fields_blob(fdp: atheris.FuzzedDataProvider) -> None:
+    """A subject's fields blob as a DBA may leave it: it decodes to well-formed entries
+    whose provenance the sealer can bind, or fails as the one DecryptionError."""
+    sealer = FieldSealer(DEK, "acme", "sub_x", 1)
+    stored = {"email": sealer.seal("email", b"a@b.c", PROV)}
+    entry: list[object] = [base64.b64encode(stored["email"]).decode(), "order-service", 0, 2]
+    tag = base64.b64encode(sealer.seal_field_set({"email": 2})).decode()
+    if fdp.ConsumeBool():
+        blob = fdp.ConsumeBytes(fdp.remaining_bytes())
+    else:
+        entry[fdp.ConsumeIntInRange(0, 3)] = fdp.PickValueInList(
+            [fdp.ConsumeUnicode(20), fdp.ConsumeInt(9), None, 1.5, [], True, 2**64]
+        )
+        blob = json.dumps({"v": 2, "f": {"email": entry}, "t": tag}).encode()
+    try:
+        fields = decode_fields(blob)
+    except DecryptionError:
+        return
+    for name, field in fields.items():
+        version = fields.versions[name]
+        provenance = (
+            None
+            if version is None
+            else FieldProvenance(version, field.written_by, field.written_at)
+        )
+        assert _opens(sealer, name, field.sealed, provenance) in (None, b"a@b.c")
+    if fields.tag is not None:
+        with contextlib.suppress(DecryptionError):
+            sealer.check_field_set({n: v or 0 for n, v in fields.versions.items()}, fields.tag)
+
+
+MODES = [
+    _raw_sealed,
+    _sealed_then_mutated,
+    _raw_wrapped,
+    _wrapped_then_mutated,
+    _key_document,
+    _fields_blob,
+]
 
 
 def fuzz_one_input(data: bytes) -> None:

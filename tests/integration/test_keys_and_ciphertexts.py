@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import sqlite3
+import struct
 import time
+from contextlib import closing
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typer.testing import CliRunner
 
 from tests.data import ADA
 from tests.integration.harness import RunningVault
 from vault import key_custody
 from vault.api.client import VaultClientError
-from vault.crypto import LocalKeyFileProvider
+from vault.cli.main import app as cli_app
+from vault.crypto import LocalKeyFileProvider, WrappedDataKey
 
 READER = {"principal": "dpo-desk", "roles": ("dpo",)}
 
@@ -80,8 +90,6 @@ def test_a_ciphertext_moved_to_another_subject_fails_opaquely(
 
 
 def test_a_ciphertext_moved_to_another_field_fails_opaquely(sqlite_vault: RunningVault) -> None:
-    import json
-
     client = sqlite_vault.client()
     subject = client.create(ADA).subject_id
     with sqlite_vault.app.db.engine.begin() as conn:
@@ -97,3 +105,177 @@ def test_a_ciphertext_moved_to_another_field_fails_opaquely(sqlite_vault: Runnin
     with pytest.raises(VaultClientError) as caught:
         _read(sqlite_vault, subject)
     assert (caught.value.code, caught.value.message) == ("DATA_LOSS", "decryption failed")
+
+
+# A DBA with write access to the database file, and an older copy of a subject's row.
+
+
+def _raw_db(vault: RunningVault) -> sqlite3.Connection:
+    """The SQLite file itself, opened beside the running vault as a DBA would."""
+    return sqlite3.connect(vault.settings.data_dir / "vault.db", timeout=10)
+
+
+def _blob(vault: RunningVault, subject_id: str) -> dict[str, Any]:
+    with closing(_raw_db(vault)) as db:
+        (blob,) = db.execute("SELECT fields FROM subjects WHERE id = ?", (subject_id,)).fetchone()
+    return dict(json.loads(blob))
+
+
+def _put_blob(vault: RunningVault, subject_id: str, doc: dict[str, Any]) -> None:
+    with closing(_raw_db(vault)) as db, db:
+        db.execute(
+            "UPDATE subjects SET fields = ? WHERE id = ?", (json.dumps(doc).encode(), subject_id)
+        )
+
+
+def _refused_and_audited(vault: RunningVault, subject_id: str) -> None:
+    with pytest.raises(VaultClientError) as caught:
+        _read(vault, subject_id)
+    assert (caught.value.code, caught.value.message) == ("DATA_LOSS", "decryption failed")
+    query = sa.text(
+        "SELECT count(*) FROM audit_entries e JOIN audit_entry_subjects s ON s.entry_id = e.id "
+        "WHERE e.action = 'GetSubject' AND e.result_code = 'DATA_LOSS' AND s.subject_id = :s"
+    )
+
+    def _audited() -> bool:
+        with vault.app.db.engine.connect() as conn:
+            return int(conn.execute(query, {"s": subject_id}).scalar_one()) >= 1
+
+    _wait_for(_audited)
+
+
+def _rectified(vault: RunningVault) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A subject whose e-mail was changed: its id, its blob before and after."""
+    client = vault.client()
+    subject = client.create(ADA).subject_id
+    before = _blob(vault, subject)
+    client.update(subject, 1, {"email": "ada@new.example"}, reason="rectification")
+    return subject, before, _blob(vault, subject)
+
+
+def test_a_field_rolled_back_to_its_older_ciphertext_does_not_open(
+    sqlite_vault: RunningVault,
+) -> None:
+    subject, before, after = _rectified(sqlite_vault)
+    assert after["f"]["email"][3] == 2 and after["f"]["given_name"][3] == 1
+    assert _read(sqlite_vault, subject)["email"] == "ada@new.example"
+
+    # The old ciphertext alone, under the current provenance: the bound version differs.
+    rolled = json.loads(json.dumps(after))
+    rolled["f"]["email"][0] = before["f"]["email"][0]
+    _put_blob(sqlite_vault, subject, rolled)
+    _refused_and_audited(sqlite_vault, subject)
+
+    # The whole old entry (ciphertext, writer, time and version): the field set differs.
+    rolled["f"]["email"] = before["f"]["email"]
+    _put_blob(sqlite_vault, subject, rolled)
+    _refused_and_audited(sqlite_vault, subject)
+
+    # An update does not launder it: the stored set is checked before it is re-tagged.
+    with pytest.raises(VaultClientError) as caught:
+        sqlite_vault.client().update(subject, 2, {"phone": "+44 20 7946 0019"}, reason="fix")
+    assert caught.value.code == "DATA_LOSS"
+    _put_blob(sqlite_vault, subject, after)
+    assert _read(sqlite_vault, subject)["email"] == "ada@new.example"
+
+
+@pytest.mark.parametrize("forged", ["dpo-1", "order-servicf", ""])
+def test_a_forged_writer_does_not_open(sqlite_vault: RunningVault, forged: str) -> None:
+    subject, _, after = _rectified(sqlite_vault)
+    assert after["f"]["email"][1] == "order-service"
+    edited = json.loads(json.dumps(after))
+    edited["f"]["email"][1] = forged
+    _put_blob(sqlite_vault, subject, edited)
+    _refused_and_audited(sqlite_vault, subject)
+    # The time of the write is bound too.
+    edited = json.loads(json.dumps(after))
+    edited["f"]["given_name"][2] -= 1
+    _put_blob(sqlite_vault, subject, edited)
+    _refused_and_audited(sqlite_vault, subject)
+
+
+def _legacy_blob(vault: RunningVault, subject_id: str, values: dict[str, str]) -> bytes:
+    """A fields blob as the vault wrote it before format 2 (format 1 values, no tag),
+    sealed with the subject's own data key, as docs/architecture.md specifies."""
+    with vault.app.db.engine.connect() as conn:
+        kek_version, wrapped = conn.execute(
+            sa.text("SELECT kek_version, wrapped_dek FROM subjects WHERE id = :s"),
+            {"s": subject_id},
+        ).one()
+    dek = vault.app.keyring.unwrap(WrappedDataKey(kek_version, wrapped))
+
+    def lp(text: str) -> bytes:
+        return struct.pack(">I", len(text.encode())) + text.encode()
+
+    header = b"\x01" + struct.pack(">I", 1)
+    entries = {}
+    for name, value in values.items():
+        nonce = os.urandom(12)
+        aad = b"cv:field:v1" + lp("acme") + lp(subject_id) + lp(name) + header
+        sealed = header + nonce + AESGCM(dek).encrypt(nonce, value.encode(), aad)
+        entries[name] = [base64.b64encode(sealed).decode(), "order-service", 1_700_000_000]
+    return json.dumps({"v": 1, "f": entries}).encode()
+
+
+def test_format_1_values_still_open_and_are_resealed_on_the_next_update(
+    sqlite_vault: RunningVault,
+) -> None:
+    client = sqlite_vault.client()
+    subject = client.create(ADA).subject_id
+    normalized = _read(sqlite_vault, subject)
+    legacy = _legacy_blob(sqlite_vault, subject, normalized)
+    with closing(_raw_db(sqlite_vault)) as db, db:
+        db.execute("UPDATE subjects SET fields = ? WHERE id = ?", (legacy, subject))
+    assert _read(sqlite_vault, subject) == normalized
+
+    client.update(subject, 1, {"phone": "+44 20 7946 0019"}, reason="rectification")
+    upgraded = _blob(sqlite_vault, subject)
+    assert upgraded["v"] == 2 and "t" in upgraded
+    assert upgraded["f"]["phone"][3] == 2 and upgraded["f"]["email"][3] == 1
+    assert all(base64.b64decode(e[0])[0] == 2 for e in upgraded["f"].values())
+    assert _read(sqlite_vault, subject)["email"] == normalized["email"]
+    # The old format-1 value cannot be slipped back into the upgraded subject.
+    upgraded["f"]["email"] = json.loads(legacy)["f"]["email"] + [1]
+    _put_blob(sqlite_vault, subject, upgraded)
+    _refused_and_audited(sqlite_vault, subject)
+
+
+def test_upgrade_seals_reseals_format_1_subjects_without_an_update(
+    sqlite_vault: RunningVault,
+) -> None:
+    client = sqlite_vault.client()
+    subjects = [client.create(ADA).subject_id for _ in range(3)]
+    normalized = _read(sqlite_vault, subjects[0])
+    legacy = {s: _legacy_blob(sqlite_vault, s, normalized) for s in subjects[:2]}
+    with closing(_raw_db(sqlite_vault)) as db, db:
+        for subject, blob in legacy.items():
+            db.execute("UPDATE subjects SET fields = ? WHERE id = ?", (blob, subject))
+    current = _blob(sqlite_vault, subjects[2])
+
+    done = CliRunner().invoke(
+        cli_app, ["keys", "upgrade-seals", "--data-dir", str(sqlite_vault.settings.data_dir)]
+    )
+    assert done.exit_code == 0, done.output
+    assert "2 subjects re-sealed in format 2" in done.output
+    assert _blob(sqlite_vault, subjects[2]) == current  # already format 2: untouched
+    for subject in subjects[:2]:
+        upgraded = _blob(sqlite_vault, subject)
+        assert upgraded["v"] == 2 and {e[3] for e in upgraded["f"].values()} == {1}
+        assert _read(sqlite_vault, subject) == normalized
+        upgraded["f"]["email"] = [*json.loads(legacy[subject])["f"]["email"], 1]
+        _put_blob(sqlite_vault, subject, upgraded)
+        _refused_and_audited(sqlite_vault, subject)
+
+
+@pytest.mark.parametrize(
+    ("position", "value"),
+    [(3, "2"), (3, 0), (3, 2**64), (3, None), (2, 1.5), (1, 7), (0, "!!"), (1, "\ud800")],
+)
+def test_a_fields_blob_of_another_shape_is_the_same_opaque_failure(
+    sqlite_vault: RunningVault, position: int, value: object
+) -> None:
+    subject, _, after = _rectified(sqlite_vault)
+    edited = json.loads(json.dumps(after))
+    edited["f"]["email"][position] = value
+    _put_blob(sqlite_vault, subject, edited)
+    _refused_and_audited(sqlite_vault, subject)

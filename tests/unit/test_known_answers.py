@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from audit.checkpoint import CheckpointVerifier
 from tests import kat
 from vault.consent.receipts import verify_document
-from vault.crypto import ed25519_key_id, sealed_dek_id
+from vault.crypto import FieldProvenance, ed25519_key_id, sealed_dek_id
 from vault.errors import DecryptionError
 from vault.fields.dictionary import DataDictionary
 from vault.identity import TokenVerifier
@@ -44,11 +44,13 @@ def test_every_format_has_its_file_and_cases() -> None:
 
 @pytest.mark.parametrize("case", _cases("sealed_value"))
 def test_sealed_value_layout(case: dict[str, Any]) -> None:
-    """0x01 | dek_id u32 BE | 12-byte nonce | AES-256-GCM(ciphertext || tag), with the
-    AAD `cv:field:v1 | lp(tenant) | lp(subject) | lp(field) | header`."""
+    """Format 2: 0x02 | dek_id u32 BE | 12-byte nonce | AES-256-GCM(ciphertext || tag),
+    with the AAD `cv:field:v2 | lp(tenant) | lp(subject) | lp(field) | version u64 |
+    lp(written_by) | written_at i64 | header`; and the field-set tag over the subject's
+    (field, version) pairs."""
     sealed = bytes.fromhex(case["expected"]["sealed"])
     plaintext = case["plaintext"].encode("utf-8")
-    header = struct.pack(">BI", 1, case["dek_id"])
+    header = struct.pack(">BI", 2, case["dek_id"])
     assert sealed[:5] == header
     assert sealed[5:17] == bytes.fromhex(case["nonce"])
     assert len(sealed) == 5 + 12 + len(plaintext) + 16
@@ -56,15 +58,31 @@ def test_sealed_value_layout(case: dict[str, Any]) -> None:
     assert aad.hex() == case["expected"]["aad"]
     aead = AESGCM(bytes.fromhex(case["dek"]))
     assert aead.encrypt(sealed[5:17], plaintext, aad) == sealed[17:]
+    tag = bytes.fromhex(case["expected"]["field_set_tag"])
+    assert tag[:12] == bytes.fromhex(case["field_set_nonce"]) and len(tag) == 28
+    set_aad = kat.field_set_aad(case, header)
+    assert set_aad.hex() == case["expected"]["field_set_aad"]
+    assert aead.encrypt(tag[:12], b"", set_aad) == tag[12:]
 
 
 @pytest.mark.parametrize("case", _cases("sealed_value"))
 def test_a_stored_sealed_value_still_opens(case: dict[str, Any]) -> None:
     sealed = bytes.fromhex(case["expected"]["sealed"])
-    assert kat.sealer(case).open(case["field"], sealed) == case["plaintext"].encode("utf-8")
+    provenance = kat.provenance(case)
+    opened = kat.sealer(case).open(case["field"], sealed, provenance)
+    assert opened == case["plaintext"].encode("utf-8")
     assert sealed_dek_id(sealed) == case["dek_id"]
-    with pytest.raises(DecryptionError):
-        kat.sealer(case).open(case["field"] + "x", sealed)
+    kat.sealer(case).check_field_set(
+        case["field_set"], bytes.fromhex(case["expected"]["field_set_tag"])
+    )
+    older = FieldProvenance(provenance.version + 1, provenance.written_by, provenance.written_at)
+    for field, bound in (
+        (case["field"] + "x", provenance),
+        (case["field"], older),
+        (case["field"], None),
+    ):
+        with pytest.raises(DecryptionError):
+            kat.sealer(case).open(field, sealed, bound)
 
 
 @pytest.mark.parametrize("case", _cases("sealed_value"))
@@ -72,13 +90,32 @@ def test_sealing_now_produces_the_same_layout(case: dict[str, Any]) -> None:
     """The sealer takes no nonce from its caller: seal afresh and check the result has
     the known layout and AAD (AES-GCM under that nonce gives exactly its bytes)."""
     plaintext = case["plaintext"].encode("utf-8")
-    fresh = kat.sealer(case).seal(case["field"], plaintext)
-    header = struct.pack(">BI", 1, case["dek_id"])
+    fresh = kat.sealer(case).seal(case["field"], plaintext, kat.provenance(case))
+    header = struct.pack(">BI", 2, case["dek_id"])
     assert fresh[:5] == header
     assert len(fresh) == len(bytes.fromhex(case["expected"]["sealed"]))
     aead = AESGCM(bytes.fromhex(case["dek"]))
     assert aead.encrypt(fresh[5:17], plaintext, kat.field_aad(case, header)) == fresh[17:]
-    assert kat.sealer(case).open(case["field"], fresh) == plaintext
+    assert kat.sealer(case).open(case["field"], fresh, kat.provenance(case)) == plaintext
+    tag = kat.sealer(case).seal_field_set(case["field_set"])
+    assert aead.encrypt(tag[:12], b"", kat.field_set_aad(case, header)) == tag[12:]
+
+
+@pytest.mark.parametrize("case", _cases("sealed_value_v1"))
+def test_a_stored_format_1_value_still_opens(case: dict[str, Any]) -> None:
+    """Format 1 (0x01, AAD `cv:field:v1 | lp(tenant) | lp(subject) | lp(field) | header`)
+    is no longer written; values stored in it open without a provenance, never with one."""
+    sealed = bytes.fromhex(case["expected"]["sealed"])
+    header = struct.pack(">BI", 1, case["dek_id"])
+    assert sealed[:5] == header and sealed[5:17] == bytes.fromhex(case["nonce"])
+    assert kat.field_aad_v1(case, header).hex() == case["expected"]["aad"]
+    assert kat.compute_sealed_value_v1(case) == case["expected"]
+    assert kat.sealer(case).open(case["field"], sealed) == case["plaintext"].encode("utf-8")
+    assert sealed_dek_id(sealed) == case["dek_id"]
+    with pytest.raises(DecryptionError):
+        kat.sealer(case).open(case["field"] + "x", sealed)
+    with pytest.raises(DecryptionError):
+        kat.sealer(case).open(case["field"], sealed, FieldProvenance(1, "order-service", 0))
 
 
 # --- blind index, deterministic token, pseudonym ----------------------------------------

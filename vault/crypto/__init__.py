@@ -6,7 +6,7 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
 from vault.crypto.certificates import certificate_thumbprint
-from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
+from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
 from vault.crypto.errors import KeyMaterialError, SignatureError
 from vault.crypto.ids import (
     constant_time_equals,
@@ -18,7 +18,7 @@ from vault.crypto.interfaces import KeyProvider
 from vault.crypto.keydoc import generate_key_document
 from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
-from vault.crypto.sealing import FieldSealer, sealed_dek_id
+from vault.crypto.sealing import FieldProvenance, FieldSealer, sealed_dek_id
 from vault.crypto.signing import (
     ed25519_key_id,
     generate_ed25519_keypair,
@@ -31,6 +31,7 @@ from vault.crypto.signing import (
 __all__ = [
     "BlindIndexer",
     "EnvKeyProvider",
+    "FieldProvenance",
     "FieldSealer",
     "KeyMaterialError",
     "KeyProvider",
@@ -52,5 +53,6 @@ __all__ = [
     "new_subject_id",
     "sealed_dek_id",
     "sign_ed25519",
+    "token_key_version",
     "verify_ed25519",
 ]

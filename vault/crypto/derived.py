@@ -8,6 +8,7 @@ no derived value can be checked against a plain hash of a guessed value.
 from __future__ import annotations
 
 import os
+import re
 
 from vault.crypto._primitives import HmacSha256, hkdf_sha256
 
@@ -15,6 +16,10 @@ _KEY_SIZE = 32
 _TOKEN_MAC_SIZE = 20  # 160 bits: 32 base32 characters, no padding
 _PSEUDONYM_MAC_SIZE = 10  # 80 bits: 16 base32 characters; for display, not lookup
 _RANDOM_TOKEN_SIZE = 16
+# `tkd_k2_<32 base32>` / `tkr_k2_<26 base32>`: kind, token-key version, body. Tokens
+# minted before versioning (`tkd_<32>`, `tkr_<26>`) belong to version 1.
+_VERSIONED_TOKEN = re.compile(r"tk[dr]_k([1-9][0-9]{0,8})_[a-z2-7]{26,32}")
+_LEGACY_TOKEN = re.compile(r"tk[dr]_[a-z2-7]{26,32}")
 
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
@@ -62,15 +67,20 @@ class _KeyDeriver:
 
 
 class BlindIndexer:
-    """Blind indexes for exact-match search without decrypting the table."""
+    """Blind indexes for exact-match search without decrypting the table.
 
-    __slots__ = ("_keys",)
+    `version` is the version of the blind-index root secret it is keyed by; each stored
+    digest records it, so a rotation can re-index and then retire the old version.
+    """
 
-    def __init__(self, root_secret: bytes) -> None:
+    __slots__ = ("_keys", "version")
+
+    def __init__(self, root_secret: bytes, version: int = 1) -> None:
         self._keys = _KeyDeriver(root_secret, b"cv:bidx:v1")
+        self.version = version
 
     def __repr__(self) -> str:
-        return "<BlindIndexer key=<redacted>>"
+        return f"<BlindIndexer version={self.version} key=<redacted>>"
 
     def compute(self, tenant: str, field: str, normalized_value: str) -> bytes:
         """HMAC-SHA256(key(tenant, field), value): 32 bytes, deterministic."""
@@ -78,36 +88,49 @@ class BlindIndexer:
 
 
 class Tokenizer:
-    """Tokens that stand in for a value in other systems."""
+    """Tokens that stand in for a value in other systems, marked with the version of the
+    token root secret they were minted under (`version`)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_keys", "version")
 
-    def __init__(self, root_secret: bytes) -> None:
+    def __init__(self, root_secret: bytes, version: int = 1) -> None:
         self._keys = _KeyDeriver(root_secret, b"cv:tok:v1")
+        self.version = version
 
     def __repr__(self) -> str:
-        return "<Tokenizer key=<redacted>>"
+        return f"<Tokenizer version={self.version} key=<redacted>>"
 
     def deterministic(self, tenant: str, field: str, normalized_value: str) -> str:
-        """`tkd_` + 160-bit keyed hash: equal values give equal tokens per tenant and field."""
+        """`tkd_k<version>_` + 160-bit keyed hash: equal values give equal tokens per
+        tenant, field and token-key version (a new version gives new tokens)."""
         mac = self._keys.mac(tenant, field).digest(normalized_value.encode("utf-8"))
-        return "tkd_" + b32(mac[:_TOKEN_MAC_SIZE])
+        return f"tkd_k{self.version}_" + b32(mac[:_TOKEN_MAC_SIZE])
 
     def random_token(self) -> str:
-        """`tkr_` + 128 random bits: a reference the vault must store to reverse."""
-        return "tkr_" + b32(os.urandom(_RANDOM_TOKEN_SIZE))
+        """`tkr_k<version>_` + 128 random bits: a reference the vault must store to reverse."""
+        return f"tkr_k{self.version}_" + b32(os.urandom(_RANDOM_TOKEN_SIZE))
+
+
+def token_key_version(token: str) -> int | None:
+    """The token-key version a token carries (1 for a token minted before versioning),
+    or None for text that is not shaped like a token."""
+    versioned = _VERSIONED_TOKEN.fullmatch(token)
+    if versioned is not None:
+        return int(versioned.group(1))
+    return 1 if _LEGACY_TOKEN.fullmatch(token) else None
 
 
 class Pseudonymizer:
     """Short keyed pseudonyms for masked views: linkable within a view, not reversible."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_keys", "version")
 
-    def __init__(self, root_secret: bytes) -> None:
+    def __init__(self, root_secret: bytes, version: int = 1) -> None:
         self._keys = _KeyDeriver(root_secret, b"cv:psd:v1")
+        self.version = version
 
     def __repr__(self) -> str:
-        return "<Pseudonymizer key=<redacted>>"
+        return f"<Pseudonymizer version={self.version} key=<redacted>>"
 
     def pseudonym(self, tenant: str, field: str, normalized_value: str) -> str:
         """`psd_` + 80-bit keyed hash of the value, per tenant and field."""

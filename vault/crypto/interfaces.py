@@ -34,8 +34,17 @@ class KeyProvider(Protocol):
         """Undo `wrap_key`; raise `DecryptionError` on any failure, unknown version included."""
         ...
 
-    def root_secret(self, purpose: str) -> bytes:
-        """The 32-byte root secret for "blind-index", "token" or "pseudonym"."""
+    def root_secret(self, purpose: str, version: int | None = None) -> bytes:
+        """The 32-byte root secret for "blind-index", "token" or "pseudonym" at `version`
+        (None: the active version); `KeyMaterialError` for a version not present."""
+        ...
+
+    def active_root_version(self, purpose: str) -> int:
+        """The version of `purpose`'s root secret that new values are derived with."""
+        ...
+
+    def root_versions(self, purpose: str) -> tuple[int, ...]:
+        """Every version of `purpose`'s root secret still present, ascending."""
         ...
 
     def refresh(self) -> bool:

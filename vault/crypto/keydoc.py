@@ -1,13 +1,21 @@
 """The JSON key document shared by the key-file and environment providers.
 
 ```json
-{"format": 1, "active_kek": 2,
+{"format": 2, "active_kek": 2,
  "keks": {"1": "<base64 32 bytes>", "2": "<base64 32 bytes>"},
- "root_secrets": {"blind-index": "<base64 32 bytes>", "token": "...", "pseudonym": "..."}}
+ "root_secrets": {
+   "blind-index": {"active": 2, "versions": {"1": "<base64 32 bytes>", "2": "..."}},
+   "token": {"active": 1, "versions": {"1": "..."}},
+   "pseudonym": {"active": 1, "versions": {"1": "..."}}}}
 ```
 
 KEKs and root secrets are separate on purpose: rotating KEKs must never change blind
-indexes, tokens or pseudonyms, which are looked up by value.
+indexes, tokens or pseudonyms, which are looked up by value. Root secrets are versioned
+too, each purpose on its own: a new blind-index version is followed by a re-index, a
+new token version by new tokens, and an old version is retired once nothing uses it.
+
+Format 1 (one unversioned secret per purpose, `"root_secrets": {"token": "<base64>"}`)
+is still read, as version 1 of each; the providers write format 2.
 """
 
 from __future__ import annotations
@@ -24,10 +32,22 @@ from typing import Any
 
 from vault.crypto.errors import KeyMaterialError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_FORMATS = (1, 2)
 KEK_SIZE = 32
 ROOT_SECRET_SIZE = 32
 ROOT_SECRET_PURPOSES = ("blind-index", "token", "pseudonym")
+
+
+@dataclass(frozen=True)
+class RootSecrets:
+    """The versions of one purpose's root secret and the one new values are derived with."""
+
+    active: int
+    versions: Mapping[int, bytes] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"RootSecrets(active={self.active}, versions={tuple(sorted(self.versions))})"
 
 
 @dataclass(frozen=True)
@@ -36,7 +56,7 @@ class KeyMaterial:
 
     active_kek: int
     keks: Mapping[int, bytes] = field(repr=False)
-    root_secrets: Mapping[str, bytes] = field(repr=False)
+    root_secrets: Mapping[str, RootSecrets] = field(repr=False)
 
     def __repr__(self) -> str:
         return f"KeyMaterial(active_kek={self.active_kek}, kek_versions={self.versions()})"
@@ -60,6 +80,34 @@ class KeyMaterial:
         keks = {v: k for v, k in self.keks.items() if v != version}
         return KeyMaterial(self.active_kek, MappingProxyType(keks), self.root_secrets)
 
+    def secrets_of(self, purpose: str) -> RootSecrets:
+        """The root secret versions of `purpose` ("blind-index", "token", "pseudonym")."""
+        try:
+            return self.root_secrets[purpose]
+        except KeyError:
+            raise ValueError(f"unknown root secret purpose {purpose!r}") from None
+
+    def with_new_root_secret(self, purpose: str) -> tuple[KeyMaterial, int]:
+        """A copy with a fresh random `purpose` secret one above its highest version, active."""
+        current = self.secrets_of(purpose)
+        version = max(current.versions) + 1
+        versions = {**current.versions, version: os.urandom(ROOT_SECRET_SIZE)}
+        return self._with_root(purpose, RootSecrets(version, MappingProxyType(versions))), version
+
+    def without_root_secret(self, purpose: str, version: int) -> KeyMaterial:
+        """A copy without version `version` of `purpose`'s secret (not the active one)."""
+        current = self.secrets_of(purpose)
+        if version not in current.versions:
+            raise KeyMaterialError(f"{purpose} secret version {version} does not exist")
+        if version == current.active:
+            raise KeyMaterialError(f"the active {purpose} secret version cannot be retired")
+        versions = {v: s for v, s in current.versions.items() if v != version}
+        return self._with_root(purpose, RootSecrets(current.active, MappingProxyType(versions)))
+
+    def _with_root(self, purpose: str, secrets: RootSecrets) -> KeyMaterial:
+        roots = MappingProxyType({**self.root_secrets, purpose: secrets})
+        return KeyMaterial(self.active_kek, self.keks, roots)
+
 
 def generate_key_document() -> str:
     """A fresh key document: KEK version 1 and new random root secrets, as JSON text."""
@@ -67,7 +115,10 @@ def generate_key_document() -> str:
         active_kek=1,
         keks=MappingProxyType({1: os.urandom(KEK_SIZE)}),
         root_secrets=MappingProxyType(
-            {purpose: os.urandom(ROOT_SECRET_SIZE) for purpose in ROOT_SECRET_PURPOSES}
+            {
+                purpose: RootSecrets(1, MappingProxyType({1: os.urandom(ROOT_SECRET_SIZE)}))
+                for purpose in ROOT_SECRET_PURPOSES
+            }
         ),
     )
     return serialize(material)
@@ -78,8 +129,11 @@ def serialize(material: KeyMaterial) -> str:
     document = {
         "format": FORMAT_VERSION,
         "active_kek": material.active_kek,
-        "keks": {str(v): _b64(k) for v, k in sorted(material.keks.items())},
-        "root_secrets": {p: _b64(s) for p, s in sorted(material.root_secrets.items())},
+        "keks": _b64_versions(material.keks),
+        "root_secrets": {
+            purpose: {"active": secrets.active, "versions": _b64_versions(secrets.versions)}
+            for purpose, secrets in sorted(material.root_secrets.items())
+        },
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -94,36 +148,49 @@ def parse(document: str | bytes) -> KeyMaterial:
         raise KeyMaterialError("key document is not valid JSON") from None
     if not isinstance(raw, dict):
         raise KeyMaterialError("key document must be a JSON object")
-    if raw.get("format") != FORMAT_VERSION:
-        raise KeyMaterialError(f"key document format must be {FORMAT_VERSION}")
-    keks = _parse_keks(raw.get("keks"))
+    form = raw.get("format")
+    if type(form) is not int or form not in _READABLE_FORMATS:
+        raise KeyMaterialError(f"key document format must be {FORMAT_VERSION} (or 1)")
+    keks = _parse_versions(raw.get("keks"), KEK_SIZE, "KEK")
     active = raw.get("active_kek")
     if type(active) is not int or active not in keks:
         raise KeyMaterialError("active_kek must name a KEK version present in keks")
-    secrets = _parse_root_secrets(raw.get("root_secrets"))
+    secrets = _parse_root_secrets(raw.get("root_secrets"), form)
     return KeyMaterial(active, MappingProxyType(keks), MappingProxyType(secrets))
 
 
-def _parse_keks(raw: Any) -> dict[int, bytes]:
+def _parse_versions(raw: Any, size: int, what: str) -> dict[int, bytes]:
     if not isinstance(raw, dict) or not raw:
-        raise KeyMaterialError("keks must be a non-empty object")
-    keks: dict[int, bytes] = {}
+        raise KeyMaterialError(f"{what} versions must be a non-empty object")
+    keys: dict[int, bytes] = {}
     for name, value in raw.items():
-        # Canonical decimal only, so "1" and "01" cannot name two different KEKs.
+        # Canonical decimal only, so "1" and "01" cannot name two different keys.
         if not (isinstance(name, str) and re.fullmatch(r"[1-9][0-9]{0,8}", name)):
-            raise KeyMaterialError("KEK versions must be positive integers")
-        keks[int(name)] = _decode(value, KEK_SIZE, f"KEK version {int(name)}")
-    return keks
+            raise KeyMaterialError(f"{what} versions must be positive integers")
+        keys[int(name)] = _decode(value, size, f"{what} version {int(name)}")
+    return keys
 
 
-def _parse_root_secrets(raw: Any) -> dict[str, bytes]:
+def _parse_root_secrets(raw: Any, form: int) -> dict[str, RootSecrets]:
     if not isinstance(raw, dict):
         raise KeyMaterialError("root_secrets must be an object")
-    secrets: dict[str, bytes] = {}
+    secrets: dict[str, RootSecrets] = {}
     for purpose in ROOT_SECRET_PURPOSES:
         if purpose not in raw:
             raise KeyMaterialError(f"root secret {purpose!r} is missing")
-        secrets[purpose] = _decode(raw[purpose], ROOT_SECRET_SIZE, f"root secret {purpose!r}")
+        what = f"root secret {purpose!r}"
+        if form == 1:
+            single = _decode(raw[purpose], ROOT_SECRET_SIZE, what)
+            secrets[purpose] = RootSecrets(1, MappingProxyType({1: single}))
+            continue
+        entry = raw[purpose]
+        if not isinstance(entry, dict):
+            raise KeyMaterialError(f"{what} must be an object with active and versions")
+        versions = _parse_versions(entry.get("versions"), ROOT_SECRET_SIZE, what)
+        active = entry.get("active")
+        if type(active) is not int or active not in versions:
+            raise KeyMaterialError(f"{what}: active must name a version present in versions")
+        secrets[purpose] = RootSecrets(active, MappingProxyType(versions))
     return secrets
 
 
@@ -139,5 +206,5 @@ def _decode(value: Any, size: int, what: str) -> bytes:
     return decoded
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _b64_versions(keys: Mapping[int, bytes]) -> dict[str, str]:
+    return {str(v): base64.b64encode(k).decode("ascii") for v, k in sorted(keys.items())}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
 from vault.crypto.interfaces import KeyProvider
 from vault.crypto.sealing import DEK_SIZE, FieldSealer
 from vault.errors import DecryptionError
+
+_D = TypeVar("_D", BlindIndexer, Tokenizer, Pseudonymizer)
 
 
 @dataclass(frozen=True)
@@ -25,18 +28,25 @@ class WrappedDataKey:
 class KeyRing:
     """Creates, unwraps and re-wraps data keys, and hands out sealers and derivers.
 
-    The provider keeps the KEKs; the ring never sees them. Blind indexer, tokenizer and
-    pseudonymizer are built once and cached, with their per-(tenant, field) keys.
+    The provider keeps the KEKs; the ring never sees them. Blind indexers, tokenizers
+    and pseudonymizers are built once per root-secret version and cached, with their
+    per-(tenant, field) keys; without a version, each call asks the provider which
+    version is active, so a rotation picked up by `refresh` applies to the next value.
     """
 
     def __init__(self, provider: KeyProvider) -> None:
         self.provider = provider
-        self._blind_indexer: BlindIndexer | None = None
-        self._tokenizer: Tokenizer | None = None
-        self._pseudonymizer: Pseudonymizer | None = None
+        self._derivers: dict[tuple[str, int], BlindIndexer | Tokenizer | Pseudonymizer] = {}
 
     def __repr__(self) -> str:
         return f"<KeyRing provider={self.provider.name!r} keys=<redacted>>"
+
+    def refresh(self) -> bool:
+        """Reload the provider's key material if it changed; True if it was reloaded."""
+        reloaded = self.provider.refresh()
+        if reloaded:
+            self._derivers = {}
+        return reloaded
 
     def new_data_key(self) -> tuple[bytes, WrappedDataKey]:
         """A random 32-byte data key and its wrapping under the active KEK."""
@@ -62,20 +72,33 @@ class KeyRing:
         """A sealer for one subject's fields under `dek` (from `new_data_key`/`unwrap`)."""
         return FieldSealer(dek, tenant, subject_id, dek_id)
 
-    def blind_indexer(self) -> BlindIndexer:
-        """The blind indexer (cached), keyed by the "blind-index" root secret."""
-        if self._blind_indexer is None:
-            self._blind_indexer = BlindIndexer(self.provider.root_secret("blind-index"))
-        return self._blind_indexer
+    def blind_indexer(self, version: int | None = None) -> BlindIndexer:
+        """The blind indexer keyed by "blind-index" root secret `version` (None: active)."""
+        return self._deriver(BlindIndexer, "blind-index", version)
 
-    def tokenizer(self) -> Tokenizer:
-        """The tokenizer (cached), keyed by the "token" root secret."""
-        if self._tokenizer is None:
-            self._tokenizer = Tokenizer(self.provider.root_secret("token"))
-        return self._tokenizer
+    def blind_index_versions(self) -> tuple[int, ...]:
+        """Every blind-index root secret version present, ascending."""
+        return self.provider.root_versions("blind-index")
+
+    def tokenizer(self, version: int | None = None) -> Tokenizer:
+        """The tokenizer keyed by "token" root secret `version` (None: active)."""
+        return self._deriver(Tokenizer, "token", version)
+
+    def token_versions(self) -> tuple[int, ...]:
+        """Every token root secret version present, ascending."""
+        return self.provider.root_versions("token")
 
     def pseudonymizer(self) -> Pseudonymizer:
-        """The pseudonymizer (cached), keyed by the "pseudonym" root secret."""
-        if self._pseudonymizer is None:
-            self._pseudonymizer = Pseudonymizer(self.provider.root_secret("pseudonym"))
-        return self._pseudonymizer
+        """The pseudonymizer keyed by the active "pseudonym" root secret."""
+        return self._deriver(Pseudonymizer, "pseudonym", None)
+
+    def _deriver(self, kind: type[_D], purpose: str, version: int | None) -> _D:
+        if version is None:
+            version = self.provider.active_root_version(purpose)
+        cached = self._derivers.get((purpose, version))
+        if isinstance(cached, kind):
+            return cached
+        made = kind(self.provider.root_secret(purpose, version), version)
+        # A racing thread may build the same deriver too: harmless, it is identical.
+        self._derivers[(purpose, version)] = made
+        return made

@@ -44,12 +44,22 @@ class _DocumentProvider:
             raise DecryptionError
         return _primitives.key_unwrap(kek, wrapped)
 
-    def root_secret(self, purpose: str) -> bytes:
-        """The 32-byte root secret for "blind-index", "token" or "pseudonym"."""
-        try:
-            return self._material.root_secrets[purpose]
-        except KeyError:
-            raise ValueError(f"unknown root secret purpose {purpose!r}") from None
+    def root_secret(self, purpose: str, version: int | None = None) -> bytes:
+        """The 32-byte root secret for "blind-index", "token" or "pseudonym", at `version`
+        (the active one when None); `KeyMaterialError` for a version not present."""
+        secrets = self._material.secrets_of(purpose)
+        secret = secrets.versions.get(secrets.active if version is None else version)
+        if secret is None:
+            raise KeyMaterialError(f"{purpose} secret version {version} does not exist")
+        return secret
+
+    def active_root_version(self, purpose: str) -> int:
+        """The version of `purpose`'s root secret that new values are derived with."""
+        return self._material.secrets_of(purpose).active
+
+    def root_versions(self, purpose: str) -> tuple[int, ...]:
+        """Every version of `purpose`'s root secret present, ascending."""
+        return tuple(sorted(self._material.secrets_of(purpose).versions))
 
 
 class EnvKeyProvider(_DocumentProvider):
@@ -123,6 +133,21 @@ class LocalKeyFileProvider(_DocumentProvider):
         with self._lock:
             current, _ = self._read()
             self._write(current.without_kek(version))
+
+    def add_root_version(self, purpose: str) -> int:
+        """Rotate a root secret: add a random version of `purpose` above the highest one,
+        make it active and save the file. Returns the new version."""
+        with self._lock:
+            current, _ = self._read()
+            updated, version = current.with_new_root_secret(purpose)
+            self._write(updated)
+            return version
+
+    def retire_root_version(self, purpose: str, version: int) -> None:
+        """Remove a non-active root secret version. The caller checks nothing uses it."""
+        with self._lock:
+            current, _ = self._read()
+            self._write(current.without_root_secret(purpose, version))
 
     def _write(self, material: KeyMaterial) -> None:
         data = keydoc.serialize(material).encode("utf-8")

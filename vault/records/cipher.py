@@ -9,9 +9,15 @@ from typing import Any
 
 from vault import telemetry
 from vault.clock import from_micros
-from vault.crypto import KeyRing, WrappedDataKey, new_subject_id
-from vault.errors import FailedPreconditionError
-from vault.storage.subjects import SubjectRow, encode_fields
+from vault.crypto import (
+    FieldProvenance,
+    FieldSealer,
+    KeyRing,
+    WrappedDataKey,
+    new_subject_id,
+)
+from vault.errors import DecryptionError, FailedPreconditionError
+from vault.storage.subjects import StoredFields, SubjectRow, encode_fields
 from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
 
 
@@ -41,7 +47,6 @@ class RecordCipher:
 
     def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:
         self._keyring = keyring
-        self._indexer = keyring.blind_indexer()
         self._searchable = frozenset(searchable)
 
     def prepare_new(
@@ -52,10 +57,8 @@ class RecordCipher:
         with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
             dek, wrapped = self._keyring.new_data_key()
             sealer = self._keyring.sealer(dek, tenant, subject_id)
-            stored = {
-                name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
-                for name, value in values.items()
-            }
+            stored = _sealed(sealer, values, FieldProvenance(1, writer, now_us))
+            blob = encode_fields(stored, sealer.seal_field_set(dict.fromkeys(stored, 1)))
             index_rows = self.index_rows(tenant, subject_id, values)
         row = {
             "id": subject_id,
@@ -69,26 +72,62 @@ class RecordCipher:
             "kek_version": wrapped.kek_version,
             "wrapped_dek": wrapped.blob,
             "dek_id": 1,
-            "fields": encode_fields(stored),
+            "fields": blob,
         }
         return PreparedSubject(subject_id, row, index_rows)
 
     def index_rows(
         self, tenant: str, subject_id: str, values: Mapping[str, str]
     ) -> list[dict[str, Any]]:
+        """Blind-index rows for the searchable `values`, under the active key version."""
+        version, digests = self.index_digests(tenant, values)
         return [
             {
                 "tenant": tenant,
                 "field": name,
-                "digest": self._indexer.compute(tenant, name, value),
+                "digest": digest,
                 "subject_id": subject_id,
+                "key_version": version,
             }
-            for name, value in values.items()
-            if name in self._searchable
+            for name, digest in digests.items()
         ]
 
-    def digest(self, tenant: str, field: str, normalized: str) -> bytes:
-        return self._indexer.compute(tenant, field, normalized)
+    def index_digests(self, tenant: str, values: Mapping[str, str]) -> tuple[int, dict[str, bytes]]:
+        """The active blind-index key version and the digests of the searchable `values`
+        under it (one indexer for all, so a rotation mid-call cannot mix versions)."""
+        indexer = self._keyring.blind_indexer()
+        digests = {
+            name: indexer.compute(tenant, name, value)
+            for name, value in values.items()
+            if name in self._searchable
+        }
+        return indexer.version, digests
+
+    def index_version(self) -> int:
+        """The active blind-index key version (new digests are made under it)."""
+        return self._keyring.blind_indexer().version
+
+    def index_versions(self) -> tuple[int, ...]:
+        """Every blind-index key version present, ascending."""
+        return self._keyring.blind_index_versions()
+
+    def search_digests(self, tenant: str, field: str, normalized: str) -> list[tuple[int, bytes]]:
+        """(key version, digest) of a searched value under every blind-index key version
+        present, the active one first: during a re-index a subject may still be indexed
+        under the old version."""
+        active = self._keyring.blind_indexer()
+        found = [(active.version, active.compute(tenant, field, normalized))]
+        for version in self._keyring.blind_index_versions():
+            if version != active.version:
+                indexer = self._keyring.blind_indexer(version)
+                found.append((version, indexer.compute(tenant, field, normalized)))
+        return found
+
+    def reindex(self, row: SubjectRow) -> tuple[int, dict[str, bytes]]:
+        """The subject's searchable fields re-indexed under the active key version (their
+        values decrypted for it); errors as `open`."""
+        opened = self.open(row, [n for n in row.fields if n in self._searchable])
+        return self.index_digests(row.meta.tenant, {n: v.value for n, v in opened.items()})
 
     def is_searchable(self, field: str) -> bool:
         return field in self._searchable
@@ -106,7 +145,7 @@ class RecordCipher:
         tenant: str,
         subject_id: str,
         key: tuple[int | None, bytes | None, int],
-        fields: Mapping[str, StoredField],
+        fields: StoredFields,
         names: Iterable[str],
     ) -> dict[str, str]:
         """The named fields' values alone, for bulk work that needs no provenance (the
@@ -118,32 +157,120 @@ class RecordCipher:
         kek_version, wrapped_dek, dek_id = key
         dek = self._unwrap(kek_version, wrapped_dek)
         sealer = self._keyring.sealer(dek, tenant, subject_id, dek_id)
-        return {name: sealer.open(name, fields[name].sealed).decode() for name in wanted}
+        _check_field_set(sealer, fields)
+        return {name: _open(sealer, name, fields[name]).decode() for name in wanted}
 
     def open(self, row: SubjectRow, names: Iterable[str]) -> dict[str, FieldValue]:
-        """Decrypt the named fields the subject has (absent ones are skipped)."""
+        """Decrypt the named fields the subject has (absent ones are skipped).
+
+        `DecryptionError` if any named value, or the set of the subject's fields and
+        their versions, is not as the vault sealed it (moved, rolled back, provenance
+        edited).
+        """
         wanted = [n for n in names if n in row.fields]
         if not wanted:
             return {}
         with telemetry.span("crypto.open", **{"customervault.fields": len(wanted)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+            _check_field_set(sealer, row.fields)
             opened = {}
             for name in wanted:
                 stored = row.fields[name]
                 opened[name] = FieldValue(
-                    sealer.open(name, stored.sealed).decode(),
+                    _open(sealer, name, stored).decode(),
                     stored.written_by,
                     from_micros(stored.written_at),
                 )
         return opened
 
-    def reseal(
-        self, row: SubjectRow, values: Mapping[str, str], writer: str, now_us: int
-    ) -> dict[str, StoredField]:
-        """Sealed versions of `values` under the subject's existing data key."""
+    def sealed_update(
+        self,
+        row: SubjectRow,
+        values: Mapping[str, str],
+        cleared: Iterable[str],
+        *,
+        writer: str,
+        now_us: int,
+        new_version: int,
+    ) -> bytes:
+        """The fields blob after setting `values` and clearing `cleared`, written by
+        `writer` as subject version `new_version`, under the subject's data key.
+
+        The stored set is checked first, so an update never re-tags a rolled-back value;
+        values still in format 1 are re-sealed in format 2 with their own provenance.
+        """
         with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
-            return {
-                name: StoredField(sealer.seal(name, value.encode()), writer, now_us)
-                for name, value in values.items()
+            _check_field_set(sealer, row.fields)
+            fields = {
+                name: _upgraded(sealer, name, stored, row.meta.version)
+                for name, stored in row.fields.items()
             }
+            fields.update(_sealed(sealer, values, FieldProvenance(new_version, writer, now_us)))
+            for name in cleared:
+                fields.pop(name, None)
+            versions = {name: f.version or new_version for name, f in fields.items()}
+            return encode_fields(fields, sealer.seal_field_set(versions))
+
+    def upgraded_blob(self, row: SubjectRow) -> bytes | None:
+        """The subject's fields blob with every format-1 value re-sealed in format 2
+        (as the subject's current version, with its own writer and time) and a field-set
+        tag; None when there is nothing to upgrade. Errors as `open`."""
+        if row.fields.tag is not None or not row.fields:
+            return None
+        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+        _check_field_set(sealer, row.fields)
+        fields = {
+            name: _upgraded(sealer, name, stored, row.meta.version)
+            for name, stored in row.fields.items()
+        }
+        versions = dict.fromkeys(fields, row.meta.version)
+        return encode_fields(fields, sealer.seal_field_set(versions))
+
+
+def _sealed(
+    sealer: FieldSealer, values: Mapping[str, str], provenance: FieldProvenance
+) -> dict[str, StoredField]:
+    return {
+        name: StoredField(
+            sealer.seal(name, value.encode(), provenance),
+            provenance.written_by,
+            provenance.written_at,
+            provenance.version,
+        )
+        for name, value in values.items()
+    }
+
+
+def _provenance(stored: StoredField) -> FieldProvenance | None:
+    if stored.version is None:
+        return None
+    return FieldProvenance(stored.version, stored.written_by, stored.written_at)
+
+
+def _open(sealer: FieldSealer, name: str, stored: StoredField) -> bytes:
+    return sealer.open(name, stored.sealed, _provenance(stored))
+
+
+def _check_field_set(sealer: FieldSealer, fields: StoredFields) -> None:
+    """A format-2 blob: every value has a version and the tag covers them all. A
+    format-1 blob: no value has one (a format-2 value never opens without it)."""
+    if fields.tag is None:
+        if any(v is not None for v in fields.versions.values()):
+            raise DecryptionError
+        return
+    versions = {}
+    for name, version in fields.versions.items():
+        if version is None:
+            raise DecryptionError
+        versions[name] = version
+    sealer.check_field_set(versions, fields.tag)
+
+
+def _upgraded(sealer: FieldSealer, name: str, stored: StoredField, version: int) -> StoredField:
+    """`stored` in format 2 (a format-1 value re-sealed, as subject version `version`)."""
+    if stored.version is not None:
+        return stored
+    provenance = FieldProvenance(version, stored.written_by, stored.written_at)
+    sealed = sealer.seal(name, sealer.open(name, stored.sealed), provenance)
+    return StoredField(sealed, stored.written_by, stored.written_at, version)

@@ -8,7 +8,7 @@ they derive the subject's consent from the ledger in the same read transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +19,7 @@ from vault.clock import Clock, to_micros
 from vault.consent import ledger
 from vault.consent.models import SubjectConsent, subject_context
 from vault.context import CallContext
+from vault.crypto import token_key_version
 from vault.errors import (
     FailedPreconditionError,
     FieldViolation,
@@ -64,6 +65,7 @@ class DisclosureService:
         clock: Clock,
         tokenizer_deterministic: Callable[[str, str, str], str],
         tokenizer_random: Callable[[], str],
+        token_versions: Callable[[], Collection[int]],
     ) -> None:
         self._db = db
         self._sealing = sealing
@@ -73,6 +75,7 @@ class DisclosureService:
         self._clock = clock
         self._deterministic = tokenizer_deterministic
         self._random = tokenizer_random
+        self._token_versions = token_versions
 
     def reveal(
         self, call: CallContext, subject_id: str, field: str, purpose: str, justification: str
@@ -116,6 +119,7 @@ class DisclosureService:
                 field=field,
                 kind=kind.value,
                 now_us=to_micros(self._clock.now()),
+                key_version=_minted_version(token),
             )
             self._auditor.record_in(conn, call)
         return token
@@ -129,7 +133,8 @@ class DisclosureService:
         if not token or len(token) > 80 or not token.isascii():
             raise InvalidArgumentError([FieldViolation("token", "not a token")])
         with self._db.read() as conn:
-            targets = repo.find_token(conn, principal.tenant, token)
+            # A token of a retired token-key version is as unknown as one never issued.
+            targets = repo.find_token(conn, principal.tenant, token, self._token_versions())
             if not targets:
                 call.deny("unknown token")
                 raise NotFoundError("token not found")
@@ -189,6 +194,13 @@ class DisclosureService:
         return DisclosedField(
             opened.value, Disclosure.CLEAR, "", opened.written_by, opened.written_at
         )
+
+
+def _minted_version(token: str) -> int:
+    version = token_key_version(token)
+    if version is None:
+        raise ValueError("the tokenizer minted a token without a key version")
+    return version
 
 
 def _class(spec: FieldSpec) -> str:

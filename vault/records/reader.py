@@ -104,10 +104,10 @@ class RecordReader:
         if not self._sealing.is_searchable(spec.name):
             raise InvalidArgumentError([FieldViolation("field", "is not searchable")])
         normalized = self._dictionary.normalize_one(field, value, today=self._today())
-        digest = self._sealing.digest(principal.tenant, field, normalized)
+        digests = self._sealing.search_digests(principal.tenant, field, normalized)
         now = self._clock.now()
         with self._db.read() as conn:
-            rows = repo.get_many(conn, repo.find_ids(conn, principal.tenant, field, digest))
+            rows = repo.get_many(conn, repo.find_ids(conn, principal.tenant, field, digests))
             rows = [r for r in rows if not r.meta.state.is_terminal]
             consents = ledger.current_many(conn, [r.meta.id for r in rows], now)
         views = [

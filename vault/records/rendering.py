@@ -81,7 +81,7 @@ class ViewRenderer:
         self._fields = tuple(dictionary.fields.values())
         self._sealing = sealing
         self._pseudonymizer = keyring.pseudonymizer()
-        self._tokenizer = keyring.tokenizer()
+        self._keyring = keyring  # tokens follow the active token-key version
 
     def check_view(self, view: str) -> None:
         """Refuse an undeclared view before any policy decision is taken."""
@@ -126,7 +126,7 @@ class ViewRenderer:
             {name: value.value for name, value in opened.items()},
             tenant=row.meta.tenant,
             pseudonymize=self._pseudonymizer.pseudonym,
-            tokenize=self._tokenizer.deterministic,
+            tokenize=self._keyring.tokenizer().deterministic,
             today=today,
         )
         shown: dict[str, DisclosedField] = {}

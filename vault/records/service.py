@@ -28,7 +28,6 @@ from vault.storage import notices as retention_notices
 from vault.storage import shredding
 from vault.storage import subjects as repo
 from vault.storage.db import Database
-from vault.storage.subjects import encode_fields
 from vault.subject import ItemResult, SubjectMeta, SubjectState
 
 # Activity timestamps may run slightly ahead of our clock on another machine.
@@ -145,28 +144,22 @@ class RecordService:
                 raise FailedPreconditionError(f"subject is {row.meta.state.value}")
             if row.meta.version != expected_version:
                 raise VersionConflictError("subject was changed by someone else; re-read it")
-            fields = dict(row.fields)
-            fields.update(self._sealing.reseal(row, values, principal.id, now_us))
-            for name in clear_fields:
-                fields.pop(name, None)
             new_version = expected_version + 1
-            changed = {
-                "version": new_version,
-                "updated_at": now_us,
-                "fields": encode_fields(fields),
-            }
+            blob = self._sealing.sealed_update(
+                row,
+                values,
+                clear_fields,
+                writer=principal.id,
+                now_us=now_us,
+                new_version=new_version,
+            )
+            changed = {"version": new_version, "updated_at": now_us, "fields": blob}
             if not repo.update_row(conn, subject_id, expected_version, changed):
                 raise VersionConflictError("subject was changed by someone else; re-read it")
             indexed = [n for n in call.field_names if self._sealing.is_searchable(n)]
+            key_version, digests = self._sealing.index_digests(principal.tenant, values)
             repo.replace_blind_indexes(
-                conn,
-                subject_id,
-                principal.tenant,
-                indexed,
-                {
-                    r["field"]: r["digest"]
-                    for r in self._sealing.index_rows(principal.tenant, subject_id, values)
-                },
+                conn, subject_id, principal.tenant, indexed, digests, key_version=key_version
             )
             # A token stands for the value it was issued for: changed fields lose theirs.
             repo.delete_tokens(conn, subject_id, call.field_names)

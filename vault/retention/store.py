@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.storage.retention_tables import CANCELLED, OPEN, anonymized_records, notices, runs
-from vault.storage.subjects import decode_fields
+from vault.storage.subjects import StoredFields, decode_fields
 from vault.storage.tables import subjects
-from vault.subject import StoredField, SubjectState
+from vault.subject import SubjectState
 
 _PENDING_STATE = SubjectState.PENDING_ANONYMIZATION
 _PENDING = _PENDING_STATE.value
@@ -53,7 +53,7 @@ class DueNotice:
     kek_version: int | None
     wrapped_dek: bytes | None
     dek_id: int
-    fields: dict[str, StoredField]
+    fields: StoredFields
 
     @property
     def anonymizable(self) -> bool:
@@ -178,7 +178,9 @@ def _due_notices(result: Iterable[Any], retained: Container[str]) -> list[DueNot
             kek_version,
             wrapped_dek,
             dek_id,
-            decode_fields(blob, only=retained) if blob is not None and retained else {},
+            decode_fields(blob, only=retained)
+            if blob is not None and retained
+            else StoredFields({}),
         )
         for (
             notice_id,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
+from vault.errors import DecryptionError
 from vault.storage.tables import blind_indexes, subjects, tokens
 from vault.subject import StoredField, SubjectMeta, SubjectState
 
-_FORMAT = 1
+_FORMAT = 2
+_LEGACY_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -26,33 +29,95 @@ class SubjectRow:
     kek_version: int | None
     wrapped_dek: bytes | None
     dek_id: int
-    fields: dict[str, StoredField]
+    fields: StoredFields
 
 
-def encode_fields(fields: Mapping[str, StoredField]) -> bytes:
-    """The fields blob: sealed values (already ciphertext) and their provenance."""
-    doc = {
-        "v": _FORMAT,
-        "f": {
-            name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
-            for name, f in fields.items()
-        },
-    }
+class StoredFields(dict[str, StoredField]):
+    """A subject's sealed fields as stored, with the field-set tag (None in a format-1
+    blob) and every field's version (also those not decoded with `only`)."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, StoredField],
+        tag: bytes | None = None,
+        versions: Mapping[str, int | None] | None = None,
+    ) -> None:
+        super().__init__(fields)
+        self.tag = tag
+        self.versions: dict[str, int | None] = (
+            dict(versions) if versions is not None else {n: f.version for n, f in fields.items()}
+        )
+
+
+def encode_fields(fields: Mapping[str, StoredField], tag: bytes | None = None) -> bytes:
+    """The fields blob: sealed values (already ciphertext), their provenance and, in
+    format 2, each value's version and the field-set tag."""
+    if tag is None:
+        doc: dict[str, Any] = {
+            "v": _LEGACY_FORMAT,
+            "f": {
+                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
+                for name, f in fields.items()
+            },
+        }
+    else:
+        doc = {
+            "v": _FORMAT,
+            "f": {
+                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at, f.version]
+                for name, f in fields.items()
+            },
+            "t": base64.b64encode(tag).decode(),
+        }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> dict[str, StoredField]:
-    """The stored fields (with `only`, just those named: the rest are not even decoded)."""
+def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> StoredFields:
+    """The stored fields (with `only`, just those named: the rest are not even decoded).
+
+    A blob that does not have the shape of its format raises `DecryptionError`, as an
+    edited sealed value does: it is the same tampering.
+    """
     if not blob:
-        return {}
+        return StoredFields({})
+    try:
+        form, entries, tag = _parse_blob(blob)
+        versions = {name: e[3] if form == _FORMAT else None for name, e in entries.items()}
+        fields = {
+            name: StoredField(base64.b64decode(e[0], validate=True), e[1], e[2], versions[name])
+            for name, e in entries.items()
+            if only is None or name in only
+        }
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, binascii.Error):
+        raise DecryptionError from None
+    return StoredFields(fields, tag, versions)
+
+
+def _parse_blob(blob: bytes) -> tuple[int, dict[str, list[Any]], bytes | None]:
     doc = json.loads(blob)
-    if doc.get("v") != _FORMAT:
+    form = doc.get("v")
+    if form not in (_FORMAT, _LEGACY_FORMAT):
         raise ValueError("unknown fields blob format")
-    return {
-        name: StoredField(base64.b64decode(sealed), by, at)
-        for name, (sealed, by, at) in doc["f"].items()
-        if only is None or name in only
-    }
+    entries = doc["f"]
+    size = 4 if form == _FORMAT else 3
+    if not isinstance(entries, dict) or not all(_well_formed(e, size) for e in entries.values()):
+        raise ValueError("fields blob entry of the wrong shape")
+    tag = base64.b64decode(doc["t"], validate=True) if form == _FORMAT else None
+    return form, entries, tag
+
+
+def _well_formed(entry: Any, size: int) -> bool:
+    """[sealed base64, writer, written_at µs(, version)]: a DBA's edit of any other
+    shape is refused here, like an edit of the values."""
+    if not (isinstance(entry, list) and len(entry) == size):
+        return False
+    sealed, writer, at = entry[:3]
+    ints = [at, *entry[3:]]
+    if not (isinstance(sealed, str) and isinstance(writer, str)):
+        return False
+    if not all(type(n) is int and -(2**63) <= n < 2**63 for n in ints):
+        return False
+    return size == 3 or entry[3] >= 1
 
 
 def subject_row(r: Any) -> SubjectRow:
@@ -80,7 +145,7 @@ def insert_subjects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
 
 
 def insert_blind_indexes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert (tenant, field, digest, subject_id) rows in one executemany."""
+    """Insert (tenant, field, digest, subject_id, key_version) rows in one executemany."""
     _bulk_insert(conn, blind_indexes, rows)
 
 
@@ -163,15 +228,23 @@ def update_row(
     return result.rowcount == 1
 
 
-def find_ids(conn: Connection, tenant: str, field: str, digest: bytes) -> list[str]:
-    """Subject ids whose blind index for `field` equals `digest`."""
+def find_ids(
+    conn: Connection, tenant: str, field: str, digests: Sequence[tuple[int, bytes]]
+) -> list[str]:
+    """Subject ids whose blind index for `field` equals one of `digests`, each given as
+    (key version, digest): during a re-index a value is looked up under every version."""
+    if not digests:
+        return []
+    matches = sa.or_(
+        *(
+            sa.and_(blind_indexes.c.key_version == version, blind_indexes.c.digest == digest)
+            for version, digest in digests
+        )
+    )
     query = (
         sa.select(blind_indexes.c.subject_id)
-        .where(
-            blind_indexes.c.tenant == tenant,
-            blind_indexes.c.field == field,
-            blind_indexes.c.digest == digest,
-        )
+        .where(blind_indexes.c.tenant == tenant, blind_indexes.c.field == field, matches)
+        .distinct()
         .order_by(blind_indexes.c.subject_id)
     )
     return list(conn.execute(query).scalars())
@@ -181,22 +254,30 @@ def replace_blind_indexes(
     conn: Connection,
     subject_id: str,
     tenant: str,
-    fields: Iterable[str],
+    fields: Iterable[str] | None,
     digests: Mapping[str, bytes],
+    *,
+    key_version: int,
 ) -> None:
-    """Drop the subject's indexes for `fields` and insert the new digests among them."""
-    names = list(fields)
-    if not names:
-        return
-    conn.execute(
-        blind_indexes.delete().where(
-            blind_indexes.c.subject_id == subject_id, blind_indexes.c.field.in_(names)
-        )
-    )
+    """Drop the subject's indexes for `fields` (None: all of them) and insert the new
+    digests, computed under blind-index key `key_version`."""
+    query = blind_indexes.delete().where(blind_indexes.c.subject_id == subject_id)
+    if fields is not None:
+        names = list(fields)
+        if not names:
+            return
+        query = query.where(blind_indexes.c.field.in_(names))
+    conn.execute(query)
     insert_blind_indexes(
         conn,
         [
-            {"tenant": tenant, "field": f, "digest": d, "subject_id": subject_id}
+            {
+                "tenant": tenant,
+                "field": f,
+                "digest": d,
+                "subject_id": subject_id,
+                "key_version": key_version,
+            }
             for f, d in digests.items()
         ],
     )
@@ -247,6 +328,67 @@ def set_wrapped_key(
     return result.rowcount == 1
 
 
+def count_blind_indexes_by_version(conn: Connection) -> dict[int, int]:
+    """How many stored digests each blind-index key version made."""
+    query = sa.select(blind_indexes.c.key_version, sa.func.count()).group_by(
+        blind_indexes.c.key_version
+    )
+    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def subjects_to_reindex(
+    conn: Connection, versions: Collection[int], after: str, limit: int
+) -> list[str]:
+    """Ids after `after` (in id order, at most `limit`) of subjects with a digest under
+    one of `versions`; one index range per version (key_version, subject_id)."""
+    found: set[str] = set()
+    for version in versions:
+        query = (
+            sa.select(blind_indexes.c.subject_id)
+            .where(blind_indexes.c.key_version == version, blind_indexes.c.subject_id > after)
+            .order_by(blind_indexes.c.subject_id)
+            .limit(limit)
+        )
+        found.update(conn.execute(query).scalars())
+    return sorted(found)[:limit]
+
+
+def lock_subjects(conn: Connection, subject_ids: Sequence[str]) -> list[SubjectRow]:
+    """Rows for `subject_ids`, locked for update on PostgreSQL; rows another transaction
+    holds are skipped (SKIP LOCKED) and left for a later batch."""
+    if not subject_ids:
+        return []
+    query = sa.select(subjects).where(subjects.c.id.in_(subject_ids)).order_by(subjects.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_row(r) for r in conn.execute(query)]
+
+
+def subjects_after(conn: Connection, after: str, limit: int) -> list[SubjectRow]:
+    """The next `limit` subjects with sealed fields after id `after`, in id order, locked
+    for update on PostgreSQL (rows another transaction holds are skipped)."""
+    query = (
+        sa.select(subjects)
+        .where(subjects.c.id > after, subjects.c.fields.is_not(None))
+        .order_by(subjects.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [_row(r) for r in conn.execute(query)]
+
+
+def set_fields(conn: Connection, subject_id: str, version: int, blob: bytes) -> bool:
+    """Store a re-sealed fields blob unless the subject changed meanwhile (its version
+    is not bumped: the values are the same)."""
+    result = conn.execute(
+        subjects.update()
+        .where(subjects.c.id == subject_id, subjects.c.version == version)
+        .values(fields=blob)
+    )
+    return result.rowcount == 1
+
+
 @dataclass(frozen=True)
 class TokenRow:
     """What a reversible token stands for: one field of one subject."""
@@ -265,8 +407,10 @@ def insert_token(
     field: str,
     kind: str,
     now_us: int,
+    key_version: int = 1,
 ) -> None:
-    """Record a token; recording the same deterministic token twice is a no-op."""
+    """Record a token minted under token-key `key_version`; recording the same
+    deterministic token twice is a no-op."""
     key = (tokens.c.tenant == tenant, tokens.c.token == token, tokens.c.subject_id == subject_id)
     if conn.execute(sa.select(tokens.c.token).where(*key)).first() is not None:
         return
@@ -278,17 +422,23 @@ def insert_token(
             field=field,
             kind=kind,
             created_at=now_us,
+            key_version=key_version,
         )
     )
 
 
-def find_token(conn: Connection, tenant: str, token: str) -> list[TokenRow]:
-    """The subjects and field a token of `tenant` stands for (several for a shared value)."""
+def find_token(
+    conn: Connection, tenant: str, token: str, key_versions: Collection[int] | None = None
+) -> list[TokenRow]:
+    """The subjects and field a token of `tenant` stands for (several for a shared value);
+    with `key_versions`, only tokens minted under one of those token-key versions."""
     query = (
         sa.select(tokens.c.subject_id, tokens.c.field, tokens.c.kind)
         .where(tokens.c.tenant == tenant, tokens.c.token == token)
         .order_by(tokens.c.subject_id)
     )
+    if key_versions is not None:
+        query = query.where(tokens.c.key_version.in_(list(key_versions)))
     return [TokenRow(r.subject_id, r.field, r.kind) for r in conn.execute(query)]
 
 
@@ -298,3 +448,15 @@ def delete_tokens(conn: Connection, subject_id: str, fields: Iterable[str] | Non
     if fields is not None:
         query = query.where(tokens.c.field.in_(list(fields)))
     conn.execute(query)
+
+
+def count_tokens_by_version(conn: Connection) -> dict[int, int]:
+    """How many recorded tokens each token-key version minted."""
+    query = sa.select(tokens.c.key_version, sa.func.count()).group_by(tokens.c.key_version)
+    return {row[0]: row[1] for row in conn.execute(query)}
+
+
+def delete_tokens_of_version(conn: Connection, key_version: int) -> int:
+    """Forget every token minted under `key_version`; returns how many."""
+    result = conn.execute(tokens.delete().where(tokens.c.key_version == key_version))
+    return int(result.rowcount)

@@ -43,7 +43,10 @@ blind_indexes = sa.Table(
         sa.ForeignKey("subjects.id", ondelete="CASCADE"),
         primary_key=True,
     ),
+    # The version of the blind-index root secret the digest was computed under.
+    sa.Column("key_version", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Index("ix_blind_indexes_subject", "subject_id"),
+    sa.Index("ix_blind_indexes_key_version", "key_version", "subject_id"),
 )
 
 # Reversible tokens: a token stands for one field of one subject, never for a stored
@@ -63,5 +66,8 @@ tokens = sa.Table(
     sa.Column("field", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # The version of the token root secret the token was minted under (also in the token).
+    sa.Column("key_version", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Index("ix_tokens_subject", "subject_id"),
+    sa.Index("ix_tokens_key_version", "key_version"),
 )

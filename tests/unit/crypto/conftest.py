@@ -41,7 +41,8 @@ def secret_spellings(document: str) -> list[str]:
     Tests assert that none of these ever shows up in a message or a repr.
     """
     raw = json.loads(document)
-    encoded = [*raw["keks"].values(), *raw["root_secrets"].values()]
+    roots = [v for s in raw["root_secrets"].values() for v in s["versions"].values()]
+    encoded = [*raw["keks"].values(), *roots]
     spellings: list[str] = []
     for value in encoded:
         data = base64.b64decode(value)

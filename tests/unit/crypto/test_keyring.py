@@ -8,8 +8,10 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.crypto.conftest import assert_no_secrets
-from vault.crypto import KeyRing, WrappedDataKey
+from vault.crypto import FieldProvenance, KeyRing, WrappedDataKey
 from vault.errors import DecryptionError
+
+PROV = FieldProvenance(1, "order-service", 0)
 
 
 def test_new_data_keys_are_random_and_unwrap(ring: KeyRing) -> None:
@@ -43,8 +45,11 @@ def test_wrapped_key_of_wrong_size_fails(ring: KeyRing) -> None:
 
 def test_sealer_from_ring_round_trips(ring: KeyRing) -> None:
     dek, wrapped = ring.new_data_key()
-    sealed = ring.sealer(dek, "acme", "sub_x", dek_id=3).seal("email", b"a@b.c")
-    assert ring.sealer(ring.unwrap(wrapped), "acme", "sub_x", 3).open("email", sealed) == b"a@b.c"
+    sealed = ring.sealer(dek, "acme", "sub_x", dek_id=3).seal("email", b"a@b.c", PROV)
+    assert (
+        ring.sealer(ring.unwrap(wrapped), "acme", "sub_x", 3).open("email", sealed, PROV)
+        == b"a@b.c"
+    )
 
 
 def test_derivers_are_cached(ring: KeyRing) -> None:
@@ -77,8 +82,14 @@ class _TransitStyleProvider:
             raise DecryptionError
         return bytes(a ^ b for a, b in zip(wrapped[3:], self._versions[kek_version], strict=True))
 
-    def root_secret(self, purpose: str) -> bytes:
+    def root_secret(self, purpose: str, version: int | None = None) -> bytes:
         return self._secrets[purpose]
+
+    def active_root_version(self, purpose: str) -> int:
+        return 1
+
+    def root_versions(self, purpose: str) -> tuple[int, ...]:
+        return (1,)
 
     def refresh(self) -> bool:
         return False

@@ -28,11 +28,13 @@ def _mode(path: Path) -> int:
 
 def test_generated_document_shape(key_document: str) -> None:
     raw = json.loads(key_document)
-    assert raw["format"] == 1
+    assert raw["format"] == 2
     assert raw["active_kek"] == 1
     assert set(raw["keks"]) == {"1"}
     assert set(raw["root_secrets"]) == {"blind-index", "token", "pseudonym"}
-    values = [*raw["keks"].values(), *raw["root_secrets"].values()]
+    assert all(set(s) == {"active", "versions"} for s in raw["root_secrets"].values())
+    roots = [s["versions"]["1"] for s in raw["root_secrets"].values()]
+    values = [*raw["keks"].values(), *roots]
     assert all(len(base64.b64decode(v)) == 32 for v in values)
     assert len(set(values)) == 4
     assert generate_key_document() != key_document
@@ -165,10 +167,13 @@ def test_unknown_versions(key_document: str) -> None:
 def _mutations(raw: dict[str, Any]) -> list[Any]:
     kek = raw["keks"]["1"]
     secrets = raw["root_secrets"]
+    token = secrets["token"]["versions"]["1"]
     short = base64.b64encode(base64.b64decode(kek)[:31]).decode()
     return [
         [raw],
-        {**raw, "format": 2},
+        {**raw, "format": 3},
+        {**raw, "format": 1},  # format 1 holds plain base64 secrets, not objects
+        {**raw, "format": "2"},
         {k: v for k, v in raw.items() if k != "format"},
         {k: v for k, v in raw.items() if k != "keks"},
         {**raw, "keks": {}},
@@ -185,7 +190,12 @@ def _mutations(raw: dict[str, Any]) -> list[Any]:
         {k: v for k, v in raw.items() if k != "root_secrets"},
         {**raw, "root_secrets": {k: v for k, v in secrets.items() if k != "token"}},
         {**raw, "root_secrets": {**secrets, "pseudonym": short}},
-        {**raw, "root_secrets": {**secrets, "blind-index": secrets["token"] + "x"}},
+        {**raw, "root_secrets": {**secrets, "blind-index": token}},
+        {**raw, "root_secrets": {**secrets, "token": {"active": 1, "versions": {"1": short}}}},
+        {**raw, "root_secrets": {**secrets, "token": {"active": 2, "versions": {"1": token}}}},
+        {**raw, "root_secrets": {**secrets, "token": {"active": 1, "versions": {}}}},
+        {**raw, "root_secrets": {**secrets, "token": {"active": 1, "versions": {"01": token}}}},
+        {**raw, "root_secrets": {**secrets, "token": {"versions": {"1": token}}}},
     ]
 
 
@@ -204,7 +214,7 @@ def test_malformed_documents_are_refused_without_leaking(key_document: str) -> N
 
 def test_deeply_nested_document_is_refused(key_document: str) -> None:
     # Found by tests/fuzz/fuzz_sealed.py: json's recursion limit escaped as RecursionError.
-    nested = key_document.replace('"format": 1', '"format": ' + "[" * 100_000 + "]" * 100_000)
+    nested = key_document.replace('"format": 2', '"format": ' + "[" * 100_000 + "]" * 100_000)
     with pytest.raises(KeyMaterialError, match="not valid JSON"):
         EnvKeyProvider(nested)
 
@@ -215,3 +225,48 @@ def test_reprs_show_no_key_material(
     assert_no_secrets(repr(file_provider), key_file.read_text())
     assert_no_secrets(repr(EnvKeyProvider(key_document)), key_document)
     assert "redacted" in repr(file_provider)
+
+
+def test_format_1_documents_still_open_as_version_1(key_document: str, key_file: Path) -> None:
+    raw = json.loads(key_document)
+    legacy = {
+        "format": 1,
+        "active_kek": 1,
+        "keks": raw["keks"],
+        "root_secrets": {p: s["versions"]["1"] for p, s in raw["root_secrets"].items()},
+    }
+    old, new = EnvKeyProvider(json.dumps(legacy)), EnvKeyProvider(key_document)
+    for purpose in ("blind-index", "token", "pseudonym"):
+        assert old.root_versions(purpose) == (1,)
+        assert old.root_secret(purpose) == new.root_secret(purpose, 1)
+    # A rotation rewrites the file in format 2, keeping version 1.
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text(json.dumps(legacy))
+    assert LocalKeyFileProvider(key_file).add_root_version("token") == 2
+    assert json.loads(key_file.read_text())["format"] == 2
+    assert LocalKeyFileProvider(key_file).root_secret("token", 1) == old.root_secret("token")
+
+
+def test_root_secret_rotation_and_retirement(
+    file_provider: LocalKeyFileProvider, key_file: Path
+) -> None:
+    ring = KeyRing(file_provider)
+    first = ring.blind_indexer()
+    assert file_provider.add_root_version("blind-index") == 2
+    assert file_provider.root_versions("blind-index") == (1, 2)
+    assert file_provider.root_versions("token") == (1,)  # each purpose on its own
+    second = ring.blind_indexer()
+    assert (first.version, second.version) == (1, 2)
+    assert first.compute("t", "email", "a@b.c") != second.compute("t", "email", "a@b.c")
+    assert ring.blind_indexer(1).compute("t", "email", "a@b.c") == first.compute(
+        "t", "email", "a@b.c"
+    )
+    with pytest.raises(KeyMaterialError):
+        file_provider.retire_root_version("blind-index", 2)  # the active one
+    file_provider.retire_root_version("blind-index", 1)
+    assert LocalKeyFileProvider(key_file).root_versions("blind-index") == (2,)
+    with pytest.raises(KeyMaterialError):
+        file_provider.root_secret("blind-index", 1)
+    with pytest.raises(KeyMaterialError):
+        file_provider.retire_root_version("blind-index", 7)
+    assert_no_secrets(repr(file_provider), key_file.read_text())
