@@ -7,13 +7,22 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
 SOURCES := vault audit tests benchmarks scripts
+# Hashed locks (pip-tools): runtime for the image; runtime + dev + browser for this venv and CI.
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-find-links --no-emit-index-url
 
-.PHONY: install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean
+.PHONY: install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
 
-$(STAMP): pyproject.toml
+# Every third-party package comes from the lock, checked against its hash; then the
+# project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
+# `casbin` is uninstalled first: it was renamed `pycasbin`, and both own casbin/.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,browser]'
+	$(PY) -m pip uninstall -q -y casbin 2>/dev/null || true
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,12 +32,14 @@ serve: $(STAMP)
 	$(VENV)/bin/customer-vault serve
 
 ## The gate, in order, stopping at the first failure: ruff check, ruff format --check,
-## mypy, generated code up to date, import contracts (.importlinter), the whole suite.
+## mypy, generated code up to date, import contracts (.importlinter), the locked
+## dependencies' known vulnerabilities (pip-audit), the whole suite.
 check: $(STAMP)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory typecheck
 	@$(MAKE) --no-print-directory protos-check
 	@$(MAKE) --no-print-directory imports
+	@$(MAKE) --no-print-directory audit-deps
 	@$(MAKE) --no-print-directory test
 
 ## The compliance console on http://127.0.0.1:8080/ in front of `make serve`'s vault
@@ -69,6 +80,17 @@ bench: $(STAMP)
 ## `make soak ARGS=--postgres` for a scratch PostgreSQL database): see docs/performance.md
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(ARGS)
+
+## Re-resolve both lock files from pyproject.toml (after changing a dependency)
+lock: $(STAMP)
+	$(PIP_COMPILE) --build-deps-for wheel --output-file $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --all-build-deps --extra dev --extra browser --constraint $(LOCK) \
+		--output-file $(DEV_LOCK) pyproject.toml
+
+## Known vulnerabilities in the locked dependencies (pip-audit); AUDIT_DEPS_OFFLINE=allow
+## turns "advisory database unreachable" into a warning (see docs/operations.md)
+audit-deps: $(STAMP)
+	$(PY) scripts/audit_deps.py $(LOCK) $(DEV_LOCK)
 
 clean:
 	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -31,6 +31,8 @@ OK = "OK"
 BATCH_SIZE = 20
 SUBJECTS_PER_WORKER = 10_000_000
 """Record numbers of worker w start at (w + 1) * this, so e-mail addresses are unique."""
+# An opaque evidence reference (ev_ + 26 base32 characters), as the vault requires.
+SOAK_EVIDENCE = "ev_soaksoaksoaksoaksoaksoaks2"
 _KEEP_TOKENS = 200
 _MIN_OWN_TO_ERASE = 20
 
@@ -198,7 +200,7 @@ class Worker:
         self._clients["analyst"].get(self._pick_any(), "analytics", "analytics")
 
     def _get_full(self) -> None:
-        view = self._clients["dpo"].get(self._pick_any(), "full", "data_subject_request")
+        view = self._clients["dpo"].get(self._pick_any(), "full", "data_subject_request", "DSR-1")
         if set(view.fields) != set(FIELD_NAMES):
             raise WrongAnswerError
 
@@ -221,7 +223,7 @@ class Worker:
         self._hot_versions[subject] = meta.version
 
     def _refresh(self, subject: str) -> None:
-        view = self._clients["dpo"].get(subject, "full", "data_subject_request")
+        view = self._clients["dpo"].get(subject, "full", "data_subject_request", "DSR-1")
         self._hot_versions[subject] = view.meta.version
 
     def _update_own(self) -> None:
@@ -238,7 +240,7 @@ class Worker:
     def _consent(self) -> None:
         own = self._pick_own()
         source = cpb.ConsentSource(
-            channel=cpb.CONSENT_CHANNEL_WEB, notice_version="2026-01", evidence_ref="soak"
+            channel=cpb.CONSENT_CHANNEL_WEB, notice_version="2026-01", evidence_ref=SOAK_EVIDENCE
         )
         service = self._clients["service"]
         if own.consented:
@@ -261,8 +263,14 @@ class Worker:
 
     def _tokenize(self) -> None:
         own = self._pick_own()
-        kind = self._rng.choice((pb.TOKEN_KIND_RANDOM, pb.TOKEN_KIND_DETERMINISTIC))
-        response = self._clients["service"].tokenize(own.subject_id, "email", kind)
+        if self._rng.random() < 0.5:
+            response = self._clients["service"].tokenize(
+                own.subject_id, "email", pb.TOKEN_KIND_RANDOM, "support"
+            )
+        else:  # deterministic tokens need a clear read of the field: not the service's
+            response = self._clients["fraud"].tokenize(
+                own.subject_id, "email", pb.TOKEN_KIND_DETERMINISTIC, "fraud", "CASE-1"
+            )
         self._tokens.append((own.subject_id, response.token))
         del self._tokens[:-_KEEP_TOKENS]
 
@@ -299,11 +307,11 @@ class Worker:
         if choice == 0:
             self._clients["intern"].get(subject, "support", "support")
         elif choice == 1:
-            self._clients["service"].get(subject, "full", "data_subject_request")
+            self._clients["service"].get(subject, "full", "data_subject_request", "DSR-1")
         elif choice == 2:
             self._clients["analyst"].reveal(subject, "email", "analytics", "CASE-2")
         else:
-            self._clients["agent"].get(subject, "full", "data_subject_request")
+            self._clients["agent"].get(subject, "full", "data_subject_request", "DSR-1")
 
     def _audit_query(self) -> None:
         compliance = self._clients["compliance"]

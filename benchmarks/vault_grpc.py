@@ -364,7 +364,7 @@ def _reveal(
             subject_id=created.ids[(i * 104729) % len(created.ids)],
             field="email",
             purpose="data_subject_request",
-            justification="benchmark: data subject request #8",
+            justification="DSR-8: benchmark data subject request",
         )
         return stub.RevealField(request, metadata=tokens.dpo, timeout=30)
 

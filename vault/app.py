@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from audit.witness import WitnessClient
-from vault import key_custody, telemetry
+from vault import key_custody, startup, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
 from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
 from vault.audit_trail import Auditor, checkpoint_lag
@@ -31,6 +32,7 @@ from vault.identity import IdentityMap, TokenVerifier
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
+from vault.records.limits import RateLimiter
 from vault.records.reader import RecordReader
 from vault.records.reindex import Reindexer
 from vault.records.rendering import ViewRenderer
@@ -124,7 +126,13 @@ class VaultApp:
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
-            **common, auditor=auditor, clock=clock, max_batch_size=settings.max_batch_size
+            **common,
+            auditor=auditor,
+            clock=clock,
+            max_batch_size=settings.max_batch_size,
+            erase_limit=RateLimiter(
+                "erasure", settings.erase_rate_per_minute, settings.erase_burst, clock
+            ),
         )
         reader = RecordReader(
             **common,
@@ -132,6 +140,11 @@ class VaultApp:
             auditor=auditor,
             clock=clock,
             export_batch_size=settings.export_batch_size,
+            search_limit=RateLimiter(
+                "search", settings.search_rate_per_minute, settings.search_burst, clock
+            ),
+            find_page_size=settings.find_page_size,
+            find_max_page_size=settings.find_max_page_size,
         )
         disclosures = DisclosureService(
             **common,
@@ -411,8 +424,19 @@ def running(
         app.close()
 
 
-def serve(settings: Settings, ready: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0."""
+def serve(settings: Settings, ready: threading.Event | None = None, *, dev: bool = False) -> int:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls and exit 0.
+
+    Refuses first (`StartupRefusedError`) key files or a data dir others may use, and a
+    development token key beyond loopback or with PostgreSQL unless `dev` (`vault.startup`).
+    Everything the process creates is private to its user (umask 077).
+    """
+    os.umask(0o077)
+    startup.check_private_modes(settings)
+    startup.check_token_key(settings, dev=dev)
+    if dev:
+        # INFO, not WARNING: --dev is a stated choice, and a clean run logs no warning.
+        log.info("DEVELOPMENT MODE (--dev): tokens signed by the data dir's key are trusted")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -68,6 +68,9 @@ class AuditAction(StrEnum):
     """A due notice's subject was anonymized (crypto-shredded, a pseudonymous record kept)."""
     CANCEL_NOTICE = "CancelNotice"
     """A due notice was cancelled: its subject may no longer be anonymized."""
+    # The CLI (actor `local-operator:uid:N`)
+    ISSUE_DEVELOPMENT_TOKEN = "IssueDevelopmentToken"  # noqa: S105 - an action name, not a secret
+    """`customer-vault token issue` signed a token with the data dir's own key."""
 
     @classmethod
     def of_method(cls, method: str) -> AuditAction:

@@ -12,12 +12,15 @@ from typing import Any
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings import SettingsError as PydanticSettingsError
+
+from vault.errors import VaultError
 
 _REPO_POLICIES = Path(__file__).resolve().parents[1] / "policies"
 
@@ -29,9 +32,17 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self._data: dict[str, Any] = {}
         if path:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            try:
+                loaded = yaml.safe_load(Path(path).read_text()) or {}
+            except yaml.MarkedYAMLError as exc:
+                # `from None`, and only the position: PyYAML's message quotes the line,
+                # which may hold a key document.
+                line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+                raise SettingsError(f"config file {path}: not valid YAML (line {line})") from None
+            except (yaml.YAMLError, OSError, UnicodeDecodeError):
+                raise SettingsError(f"config file {path}: not readable YAML") from None
             if not isinstance(loaded, dict):
-                raise ValueError(f"config file {path} must hold a mapping")
+                raise SettingsError(f"config file {path} must hold a mapping")
             self._data = loaded
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
@@ -39,6 +50,26 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(self._data)
+
+
+class SettingsError(VaultError):
+    """The settings do not validate. The message names fields and problems, never a value:
+    a typo must not print part of a key document (`VAULT_MASTER_KEYS`) to a log."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings(**overrides)`, with every validation problem as one `SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+    except PydanticSettingsError as exc:
+        # pydantic-settings names the field and the source in its own message.
+        raise SettingsError(f"invalid settings: {exc}") from None
 
 
 class WitnessSettings(BaseModel):
@@ -49,7 +80,7 @@ class WitnessSettings(BaseModel):
     `name` must be the name inside that key.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str
     url: str
@@ -75,7 +106,11 @@ class WitnessSettings(BaseModel):
 class Settings(BaseSettings):
     """Every knob of the vault. Paths default to locations inside `data_dir`."""
 
-    model_config = SettingsConfigDict(env_prefix="VAULT_", extra="forbid")
+    # hide_input_in_errors: a ValidationError never quotes the value it refused (a key
+    # document put under the wrong name or shape would otherwise be echoed in full).
+    model_config = SettingsConfigDict(
+        env_prefix="VAULT_", extra="forbid", hide_input_in_errors=True
+    )
 
     config_file: str | None = None
     address: str = "127.0.0.1:50051"
@@ -116,6 +151,19 @@ class Settings(BaseSettings):
     max_workers: int = 32
     max_concurrent_rpcs: int = 256
     shutdown_grace_seconds: float = 15.0
+
+    # Abuse limits, per principal (tenant + id) and per vault process (docs/security.md).
+    # A search confirms or denies a guessed value: FindSubjects calls per minute, with a
+    # burst allowance. 0 switches a limit off.
+    search_rate_per_minute: int = Field(default=60, ge=0)
+    search_burst: int = Field(default=20, ge=1)
+    # EraseSubject calls per minute (the data-subject-request path, EraseSubjectData,
+    # is not limited: bulk erasure goes through it, one request reference each).
+    erase_rate_per_minute: int = Field(default=10, ge=0)
+    erase_burst: int = Field(default=10, ge=1)
+    # FindSubjects pages: the default and the largest page size.
+    find_page_size: int = Field(default=50, ge=1)
+    find_max_page_size: int = Field(default=500, ge=1)
 
     # Background work.
     rewrap_interval_seconds: float = 5.0

@@ -27,11 +27,17 @@ log = logging.getLogger(__name__)
 def init_keys(settings: Settings) -> list[str]:
     """Create every missing key under the data dir; returns what was created."""
     created = []
+    if not settings.data_dir.exists():
+        # 0700 whatever the caller's umask: `serve` refuses a data dir others may read.
+        settings.data_dir.mkdir(parents=True, mode=0o700)
+        settings.data_dir.chmod(0o700)
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if settings.master_keys is None and not settings.resolved_key_file.exists():
         LocalKeyFileProvider.create(settings.resolved_key_file)
         created.append(str(settings.resolved_key_file))
-    if not settings.token_private_key.exists():
+    # A token key pair only for the development setup: with VAULT_TOKEN_PUBLIC_KEY the
+    # tokens come from an issuer elsewhere, and no private token key belongs here.
+    if settings.token_public_key is None and not settings.token_private_key.exists():
         generate_ed25519_keypair(settings.token_private_key, settings.resolved_token_public_key)
         created.append(str(settings.token_private_key))
     if not settings.resolved_audit_signing_key.exists():

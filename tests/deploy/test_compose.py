@@ -70,6 +70,19 @@ def test_every_vault_container_is_read_only_non_root_and_uses_real_flags() -> No
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve().is_file()
 
 
+def test_replicas_that_share_the_generated_token_key_say_they_are_development() -> None:
+    """The `keys` service generates the token signing key into the volume the replicas
+    read, and they use PostgreSQL: `serve` refuses that without --dev, and the file
+    must say it is a development setup."""
+    services = _services()
+    assert services["keys"]["command"][:2] == ["keys", "init"]
+    for name, service in _replicas().items():
+        env = service["environment"]
+        assert "VAULT_TOKEN_PUBLIC_KEY" not in env, name
+        assert "--dev" in service["command"], name
+    assert "Development only" in COMPOSE.read_text().split("name:")[0]
+
+
 def test_replicas_start_after_keys_and_migration_and_check_their_health() -> None:
     services = _services()
     for service in _replicas().values():

@@ -18,7 +18,8 @@ from tests.deploy.manifests import (
     dockerfile_env,
     dockerfile_stages,
 )
-from tests.integration.serving import clean_env, serving
+from tests.integration.serving import clean_env, run_cli, serving
+from vault.crypto import generate_ed25519_keypair
 
 DATA_DIR = "/var/lib/customer-vault"
 POLICIES_DIR = "/etc/customer-vault/policies"
@@ -54,6 +55,17 @@ def test_the_image_is_built_in_one_stage_and_runs_from_another() -> None:
     assert any("compileall" in i.value for i in build if i.keyword == "RUN")
     assert any(i.value.startswith("--from=build ") for i in final if i.keyword == "COPY")
     assert not any("pip install" in i.value for i in final if i.keyword == "RUN")
+
+
+def test_the_image_installs_third_party_packages_only_from_the_hashed_lock() -> None:
+    build = dockerfile_stages()[0]
+    installs = [i.value for i in build if i.keyword == "RUN" and "pip install" in i.value]
+    first, *rest = installs
+    assert "--require-hashes -r requirements.lock" in first
+    assert rest and all("--no-deps" in r and "--no-build-isolation" in r for r in rest)
+    copies = [sources for sources, _ in _copies(build)]
+    # The lock is installed before the project's own code is even copied in.
+    assert copies.index(["requirements.lock"]) < copies.index(["vault"])
 
 
 def test_the_container_runs_as_a_fixed_non_root_user() -> None:
@@ -101,10 +113,11 @@ def test_the_port_and_the_health_check_match_the_command() -> None:
     assert_flags_exist(command[1:])
 
 
-def _local(value: str, data: Path) -> str:
-    """A container path or address as this machine runs it."""
+def _local(value: str, data: Path, *, loopback: bool = True) -> str:
+    """A container path or address as this machine runs it (port 0; loopback unless
+    the test is about the address itself)."""
     value = value.replace(DATA_DIR, str(data)).replace(POLICIES_DIR, str(REPO_ROOT / "policies"))
-    return value.replace(f"0.0.0.0:{PORT}", "127.0.0.1:0")
+    return value.replace(f"0.0.0.0:{PORT}", "127.0.0.1:0" if loopback else "0.0.0.0:0")
 
 
 def _health(address: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -117,12 +130,35 @@ def _health(address: str, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_container_command_serves_and_passes_its_health_check(tmp_path: Path) -> None:
+def _container(data: Path, *, loopback: bool) -> tuple[list[str], dict[str, str]]:
     final = _final()
     command = _one(final, "ENTRYPOINT").exec_form() + _one(final, "CMD").exec_form()
-    data = tmp_path / "data"
     env = {k: _local(v, data) for k, v in dockerfile_env(final).items() if k != "PATH"}
-    args = [_local(arg, data) for arg in command[2:]]
+    return [_local(arg, data, loopback=loopback) for arg in command[2:]], env
+
+
+def test_the_default_container_refuses_to_trust_its_own_development_key(tmp_path: Path) -> None:
+    """`docker run customer-vault` on 0.0.0.0 with nothing configured would trust a token
+    key generated into its own volume: anyone who reads the volume mints any role."""
+    data = tmp_path / "data"
+    args, env = _container(data, loopback=False)
+    assert "--dev" not in args
+    assert "VAULT_TOKEN_PUBLIC_KEY" not in env
+    done = run_cli(["serve", *args], clean_env(**env))
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())
+    assert "refusing to start" in message and "VAULT_TOKEN_PUBLIC_KEY" in message
+    assert not (data / "keys").exists()
+
+
+def test_the_container_command_serves_with_an_issuers_key_and_passes_its_health_check(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    issuer = tmp_path / "issuer"  # the identity provider's key pair, not in the volume
+    generate_ed25519_keypair(issuer / "token.pem", issuer / "token.pub.pem")
+    args, env = _container(data, loopback=True)
+    env["VAULT_TOKEN_PUBLIC_KEY"] = str(issuer / "token.pub.pem")
     with serving(args, clean_env(**env), tmp_path / "vault.log") as vault:
         assert _health(vault.address).returncode == 0
         service = _health(vault.address, "--service", "customervault.v1.VaultService")

@@ -339,8 +339,13 @@ class Kubelet:
                 local = self.claim
             if "secret" in volume:
                 secret = self.secrets[volume["secret"]["secretName"]]
+                # The kubelet projects a Secret root-owned with group fsGroup and the
+                # volume's defaultMode (0440), which `serve` accepts from root (see
+                # vault/startup.py). Here the files are ours, so owner-only: 0400.
+                mode = volume["secret"]["defaultMode"] & 0o700
                 for item in volume["secret"]["items"]:
                     (local / item["path"]).write_text(secret[item["key"]])
+                    (local / item["path"]).chmod(mode)
             paths[mount["mountPath"]] = str(local)
         return paths
 

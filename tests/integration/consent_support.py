@@ -42,8 +42,12 @@ class MovableClock:
             self._now += delta
 
 
+EVIDENCE = "ev_7f3a2b5c6d7e2f3a4b5c6d7e2f"
+"""An opaque evidence reference (`ev_` + 26 base32 characters)."""
+
+
 def source(channel: int = cpb.CONSENT_CHANNEL_WEB, **changes: str) -> cpb.ConsentSource:
-    values = {"notice_version": "2026-01", "evidence_ref": "form-sub-7f3a", **changes}
+    values = {"notice_version": "2026-01", "evidence_ref": EVIDENCE, **changes}
     return cpb.ConsentSource(channel=channel, **values)  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ from tests.data import ADA, DPO
 from tests.integration.harness import RunningVault
 from vault.cli.consent import consent_app
 from vault.cli.rights import rights_app
+from vault.consent.checks import is_evidence_ref
 
 
 def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_path: Path) -> None:
@@ -21,6 +22,8 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
     dpo = ["--address", vault.address, "--token", vault.token(**DPO)]
     receipt = tmp_path / "receipt.json"
 
+    minted = runner.invoke(consent_app, ["new-evidence-ref"])
+    assert minted.exit_code == 0 and is_evidence_ref(minted.stdout.strip()), minted.output
     granted = runner.invoke(
         consent_app,
         [
@@ -32,6 +35,8 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
             "app",
             "--notice-version",
             "2026-01",
+            "--evidence-ref",
+            minted.stdout.strip(),
             "--expires",
             "365d",
             "--receipt-out",

@@ -14,6 +14,7 @@ from tests.data import ADA, DPO
 from tests.integration.consent_support import (
     AGENT,
     ANALYST,
+    EVIDENCE,
     grant,
     ledger_rows,
     opt_out,
@@ -71,6 +72,26 @@ BAD_GRANTS: dict[str, tuple[Callable[[str], Any], str, str]] = {
         lambda s: _grant_request(s, source=source(evidence_ref="call-442079460018")),
         "INVALID_ARGUMENT",
         "evidence_ref",
+    ),
+    # Personal data the review slipped into the ledger (it survived erasure in a receipt).
+    "name and national id as evidence": (
+        lambda s: _grant_request(
+            s, source=source(evidence_ref="grace.hopper/078-05-1120/consent-form.pdf")
+        ),
+        "INVALID_ARGUMENT",
+        "evidence_ref",
+    ),
+    "free-text notice version": (
+        lambda s: _grant_request(
+            s, source=source(notice_version="read-to-grace.hopper:1906-12-09")
+        ),
+        "INVALID_ARGUMENT",
+        "notice_version",
+    ),
+    "unconfigured notice version": (
+        lambda s: _grant_request(s, source=source(notice_version="2019-01")),
+        "INVALID_ARGUMENT",
+        "notice_version",
     ),
     "missing subject": (lambda s: _grant_request(MISSING), "NOT_FOUND", ""),
     "malformed subject": (lambda s: _grant_request("ada@example.com"), "NOT_FOUND", ""),
@@ -146,7 +167,7 @@ def test_the_consent_ledger_only_grows_and_each_change_is_audited_with_it(
         str(sequences[2]),
         str(sequences[4]),
     ]
-    assert {e.source.evidence_ref for e in history} == {"form-sub-7f3a"}
+    assert {e.source.evidence_ref for e in history} == {EVIDENCE}
     assert {e.recorded_by for e in history} == {"order-service"}
 
     changes = [

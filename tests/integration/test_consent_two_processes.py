@@ -48,6 +48,7 @@ def second(first: RunningVault, postgres_url: str) -> Iterator[str]:
             str(first.settings.data_dir),
             "--database-url",
             postgres_url,
+            "--dev",  # PostgreSQL with the data dir's token key (the tests mint tokens)
         ],
         cwd=REPO_ROOT,
         env=env,

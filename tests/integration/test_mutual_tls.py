@@ -73,7 +73,7 @@ class Authority:
     def issue(self, common_name: str, sans: list[x509.GeneralName]) -> Issued:
         key = _key()
         now = dt.datetime.now(dt.UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self.cert.subject)
@@ -81,9 +81,10 @@ class Authority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
         return Issued(_pem_key(key), cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -156,6 +157,42 @@ def _refused(
 def test_a_certificate_the_map_does_not_know_is_unauthenticated(tls_vault: TlsVault) -> None:
     stranger = tls_vault.ca.issue("stranger", [x509.UniformResourceIdentifier("spiffe://x/y")])
     assert _refused(tls_vault, stranger) is grpc.StatusCode.UNAUTHENTICATED
+
+
+# --- identity confusion: only the certificate's one URI SAN names a client --------------
+
+
+CONFUSIONS = {
+    # The mapped SPIFFE id spelt where a CA may let a client put any text.
+    "common name": ("spiffe://acme.example/ns/shop/sa/order-service", []),
+    "DNS SAN": ("order-service", [x509.DNSName(ORDER_SERVICE)]),
+    "e-mail SAN": ("order-service", [x509.RFC822Name(ORDER_SERVICE)]),
+    "DNS SAN beside an unmapped URI": (
+        "order-service",
+        [
+            x509.UniformResourceIdentifier("spiffe://acme.example/ns/x/sa/y"),
+            x509.DNSName(ORDER_SERVICE),
+        ],
+    ),
+    # Two URI SANs: a SPIFFE SVID carries one, so a second cannot pick the identity.
+    "two URI SANs": (
+        "order-service",
+        [
+            x509.UniformResourceIdentifier("spiffe://acme.example/ns/x/sa/y"),
+            x509.UniformResourceIdentifier(ORDER_SERVICE),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFUSIONS))
+def test_a_mapped_id_spelt_anywhere_but_the_one_uri_san_is_not_that_identity(
+    tls_vault: TlsVault, case: str
+) -> None:
+    common_name, sans = CONFUSIONS[case]
+    impostor = tls_vault.ca.issue(common_name, sans)
+    assert _refused(tls_vault, impostor) is grpc.StatusCode.UNAUTHENTICATED
+    assert _refusal_reasons(tls_vault.vault) == ["unknown client certificate"]
 
 
 def test_a_token_whose_tenant_differs_from_the_certificate_is_unauthenticated(

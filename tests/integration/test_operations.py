@@ -38,6 +38,7 @@ from tests.integration.serving import (
 )
 from vault import key_custody
 from vault.api.client import VaultClient, VaultClientError
+from vault.api.gen.customervault.v1 import rights_pb2
 from vault.app import VaultApp
 from vault.clock import to_micros
 from vault.config import Settings
@@ -86,7 +87,7 @@ class Load:
         subject = service.create(ADA).subject_id
         with self._lock:
             self.created.append(subject)
-        dpo.get(subject, "full", "data_subject_request")
+        dpo.get(subject, "full", "data_subject_request", "DSR-1")
 
     def _call(self, call: Callable[[], None]) -> None:
         try:
@@ -129,7 +130,7 @@ def _refused(address: str, token: str, seen: list[str]) -> bool:
     for the drain to end, so it gives up after 2 s and the next probe connects anew."""
     try:
         with VaultClient(address, token, timeout=2.0) as client:
-            client.get("sub_" + "a" * 26, "full", "data_subject_request")
+            client.get("sub_" + "a" * 26, "full", "data_subject_request", "DSR-1")
     except VaultClientError as exc:
         if exc.code not in REFUSED:
             return False
@@ -165,7 +166,7 @@ def test_sigterm_during_load_drains_in_flight_calls_and_exits_zero(tmp_path: Pat
 
         # A long server-streaming call is in flight when the signal arrives.
         with VaultClient(vault.address, dpo) as exporter:
-            stream = exporter.export("full", "data_subject_request")
+            stream = exporter.export("full", "data_subject_request", "DSR-1")
             exported = [next(stream)]
             vault.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
@@ -209,7 +210,7 @@ def _check_complete(data: Path, expected: list[str]) -> None:
         assert dict(audited) == dict.fromkeys(expected, 1)
         dpo = vault.client(**DPO)
         for subject in expected[-50:]:
-            view = dpo.get(subject, "full", "data_subject_request")
+            view = dpo.get(subject, "full", "data_subject_request", "DSR-1")
             assert set(view.fields) == set(ADA)
         verify_audit_log_at(engine, settings)
 
@@ -320,6 +321,7 @@ def test_postgres_outage_fails_calls_unavailable_and_recovers_without_restart(
     database = pg_cluster.create_database()
     data, env = _prepare(tmp_path, database)
     args = ["--address", "127.0.0.1:0", "--data-dir", str(data), "--database-url", database]
+    args.append("--dev")  # PostgreSQL with the data dir's token key: the test mints tokens
     with serving(args, env, tmp_path / "vault.log") as vault:
         dpo = token_for(data, **DPO)
         load = Load(vault.address, token_for(data), dpo)
@@ -378,7 +380,7 @@ def test_serve_exits_with_a_clear_message_when_the_database_never_appears(
     data = tmp_path / "data"
     env = clean_env(VAULT_DB_CONNECT_TIMEOUT_SECONDS="1")
     assert run_cli(["keys", "init", "--data-dir", str(data)], env).returncode == 0
-    done = run_cli(["serve", "--data-dir", str(data), "--database-url", url], env)
+    done = run_cli(["serve", "--data-dir", str(data), "--database-url", url, "--dev"], env)
     assert done.returncode == 1
     assert "database unavailable: not reachable within 1s" in done.stderr
     assert "retrying in" in done.stderr  # it waited with back-off first
@@ -403,6 +405,7 @@ def test_serve_waits_for_a_database_that_comes_up_late(
     later.start()
     try:
         args = ["--address", "127.0.0.1:0", "--data-dir", str(data), "--database-url", database]
+        args.append("--dev")  # the data dir's token key with PostgreSQL
         with (
             serving(args, env, log, startup_timeout=45) as vault,
             VaultClient(vault.address, token_for(data)) as client,
@@ -488,14 +491,20 @@ class Traffic:
             return clients[(step + offset) % len(clients)]
 
         subject = on(services, 0).create(ADA).subject_id
-        on(dpos, 1).get(subject, "full", "data_subject_request")
+        on(dpos, 1).get(subject, "full", "data_subject_request", "DSR-1")
         grant(on(services, 2), subject, "marketing")
         withdraw(on(services, 0), subject, "marketing")
         done = ["CreateSubject", "GetSubject", "GrantConsent", "WithdrawConsent"]
         erase = step % 3 == 0
         if erase:
-            on(services, 1).erase(subject, "DSR-ops-test")
-            done.append("EraseSubject")
+            # Bulk erasure goes through the data-subject-request path (EraseSubject
+            # spends a per-principal erasure budget).
+            dpo = on(dpos, 1)
+            request = rights_pb2.EraseSubjectDataRequest(
+                subject_id=subject, reason="DSR-2026-9 ops test"
+            )
+            dpo.call(dpo.rights, "EraseSubjectData", request)
+            done.append("EraseSubjectData")
         with self._lock:
             self.created.append(subject)
             if erase:
@@ -554,6 +563,7 @@ def test_three_replicas_share_one_postgres_under_mixed_traffic(
         VAULT_SHUTDOWN_GRACE_SECONDS="5",
     )
     args = ["--address", "127.0.0.1:0", "--data-dir", str(data), "--database-url", postgres_url]
+    args.append("--dev")  # the data dir's token key with PostgreSQL
     with contextlib.ExitStack() as stack:
         vaults = [
             stack.enter_context(serving(args, env, tmp_path / f"vault-{n}.log")) for n in range(3)

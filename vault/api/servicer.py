@@ -76,7 +76,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.GetSubjectRequest, context: grpc.ServicerContext
     ) -> pb.GetSubjectResponse:
         rendered = self._reader.get(
-            require_call(), request.subject_id, request.view, request.purpose
+            require_call(), request.subject_id, request.view, request.purpose, request.justification
         )
         return pb.GetSubjectResponse(subject=convert.view(rendered))
 
@@ -97,9 +97,19 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.FindSubjectsRequest, context: grpc.ServicerContext
     ) -> pb.FindSubjectsResponse:
         found = self._reader.find(
-            require_call(), request.field, request.value, request.view, request.purpose
+            require_call(),
+            request.field,
+            request.value,
+            request.view,
+            request.purpose,
+            justification=request.justification,
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
-        return pb.FindSubjectsResponse(subjects=[convert.view(v) for v in found])
+        return pb.FindSubjectsResponse(
+            subjects=[convert.view(v) for v in found.subjects],
+            next_page_token=found.next_page_token,
+        )
 
     def EraseSubject(
         self, request: pb.EraseSubjectRequest, context: grpc.ServicerContext
@@ -118,7 +128,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.ExportViewRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SubjectView]:
         states = _states(list(request.states))
-        for rendered in self._reader.export(require_call(), request.view, request.purpose, states):
+        exported = self._reader.export(
+            require_call(), request.view, request.purpose, states, request.justification
+        )
+        for rendered in exported:
             yield convert.view(rendered)
 
     def RevealField(
@@ -141,7 +154,14 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         kind = _TOKEN_KIND.get(request.kind)
         if kind is None:
             raise InvalidArgumentError([FieldViolation("kind", "must be deterministic or random")])
-        token = self._disclosures.tokenize(require_call(), request.subject_id, request.field, kind)
+        token = self._disclosures.tokenize(
+            require_call(),
+            request.subject_id,
+            request.field,
+            kind,
+            purpose=request.purpose,
+            justification=request.justification,
+        )
         return pb.TokenizeResponse(token=token, kind=_TOKEN_KIND_TO_PB[kind])
 
     def Detokenize(

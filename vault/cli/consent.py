@@ -28,7 +28,11 @@ ChannelName = Annotated[
 ]
 Notice = Annotated[str, typer.Option(help="Version of the privacy notice shown, e.g. 2026-01.")]
 Evidence = Annotated[
-    str, typer.Option(help="Where the proof is kept (form or recording id); no PII.")
+    str,
+    typer.Option(
+        help="Opaque id your system keeps the proof under: ev_ + 26 base32 characters "
+        "(`consent new-evidence-ref`)."
+    ),
 ]
 Jurisdiction = Annotated[str, typer.Option(help="ISO 3166 code (default: the vault's).")]
 ReceiptOut = Annotated[
@@ -81,6 +85,15 @@ def _changed(response: Any, receipt_out: Path | None, as_json: bool) -> None:
         console.print(f"receipt {response.receipt.receipt_id}")
     if receipt_out is not None:
         receipt_out.write_text(response.receipt.document + "\n")
+
+
+@consent_app.command("new-evidence-ref")
+def new_evidence_ref() -> None:
+    """Print a fresh opaque evidence reference (ev_ + 26 base32 characters): store the
+    proof of a choice under it in your own system and send it as --evidence-ref."""
+    from vault.crypto import new_random_id
+
+    print(new_random_id("ev"))
 
 
 @consent_app.command("grant")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -23,9 +24,14 @@ from vault.cli.subjects import subjects_app
 from vault.config import Settings
 from vault.errors import VaultError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# No local variables in tracebacks: a frame's locals may hold settings or key material.
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False
+)
 keys_app = typer.Typer(no_args_is_help=True, help="Key custody: create, rotate, re-wrap, retire.")
-token_app = typer.Typer(no_args_is_help=True, help="Development bearer tokens.")
+token_app = typer.Typer(
+    no_args_is_help=True, help="Development bearer tokens (DEVELOPMENT ONLY: see `token issue`)."
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
 app.add_typer(subjects_app, name="subjects")
@@ -44,7 +50,8 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # soft_wrap: one line, so a path in the message is never broken across lines.
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -54,8 +61,16 @@ def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     policies_dir: Annotated[Path | None, typer.Option(help="Policy folder.")] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Development only: serve beyond loopback, or with PostgreSQL, while "
+            "trusting the data dir's own token key (anyone who reads it can mint tokens).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the vault (embedded default: SQLite + generated development keys)."""
+    """Run the vault (embedded default: SQLite + generated development keys, loopback)."""
     from vault.app import serve as run
 
     _configure_logging()
@@ -66,7 +81,7 @@ def serve(
             database_url=database_url,
             policies_dir=policies_dir,
         )
-        code = run(cfg)
+        code = run(cfg, dev=dev)
     except VaultError as exc:
         raise _fail(exc.message) from None
     raise typer.Exit(code)
@@ -400,21 +415,26 @@ def token_issue(
         ),
     ] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Print a signed bearer token (EdDSA) made with the local development key."""
+    """DEVELOPMENT ONLY: print a bearer token (EdDSA) signed with the data dir's own key.
+
+    Anyone who can read that key can mint any role, so a vault trusting it serves only
+    on loopback with SQLite unless started with `serve --dev`; in production tokens come
+    from your identity provider. Each token issued is recorded in the audit log
+    (principal, roles, tenant, expiry; the operator by uid) when the log can be reached.
+    """
+    from vault import dev_tokens
     from vault.clock import SystemClock
     from vault.crypto import KeyMaterialError, certificate_thumbprint
-    from vault.identity import TokenIssuer
     from vault.principal import Principal
 
-    cfg = settings(data_dir=data_dir)
+    cfg = settings(data_dir=data_dir, database_url=database_url)
     if not cfg.token_private_key.exists():
         raise _fail("no token signing key: run `customer-vault keys init` first")
-    issuer = TokenIssuer(
-        cfg.token_private_key.read_bytes(),
-        issuer=cfg.token_issuer,
-        audience=cfg.token_audience,
-        clock=SystemClock(),
+    err.print(
+        "[yellow]notice:[/yellow] development token, signed with the data dir's own key "
+        f"({cfg.token_private_key}); production tokens come from your identity provider"
     )
     who = Principal(
         id=principal,
@@ -429,9 +449,14 @@ def token_issue(
         except (OSError, KeyMaterialError) as exc:
             raise _fail(f"--bind-cert {bind_cert}: {exc}") from None
     try:
-        print(issuer.issue(who, parse_ttl(ttl), bound_to=bound_to))
+        issued = dev_tokens.issue(cfg, who, parse_ttl(ttl), SystemClock(), bound_to=bound_to)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    if issued.recorded:
+        err.print(f"recorded in the audit log as {dev_tokens.ACTION} by {dev_tokens.operator()}")
+    else:
+        err.print(f"[yellow]not recorded in the audit log:[/yellow] {issued.not_recorded}")
+    print(issued.token)
 
 
 def _configure_logging() -> None:
@@ -445,5 +470,7 @@ def _configure_logging() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Whatever a command creates (keys, the data dir, the
+    SQLite files, receipts written with --receipt-out) is private to its user."""
+    os.umask(0o077)
     app()

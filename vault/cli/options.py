@@ -9,16 +9,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
-from vault.config import Settings
+from vault.config import Settings, SettingsError, load_settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local data dir (keys, SQLite).")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")]
 
 
 def settings(**overrides: Any) -> Settings:
-    """Settings from flags (those given), environment and config file."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from flags (those given), environment and config file; invalid settings
+    end the command with a message that names the fields, never their values."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        # soft_wrap: one line, so a path in the message is never broken across lines.
+        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
 
 
 _TTL = re.compile(r"^(\d+)([smhd])$")

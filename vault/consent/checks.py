@@ -1,8 +1,12 @@
 """Validation of consent requests: every violation at once, before anything is written.
 
-Evidence references are checked not to be personal data: they name where the proof is
-kept (a form submission id, a call recording id, a URL of a stored artefact), never the
-proof itself, so no e-mail address, phone number or other long digit run passes.
+Nothing a caller types freely reaches the ledger, which outlives erasure inside signed
+receipts. An evidence reference is an opaque random id, `ev_` and 26 lower-case base32
+characters (the shape of the vault's own ids, e.g. `new_random_id("ev")` or
+`customer-vault consent new-evidence-ref`): the caller's system keeps the proof (a form
+submission, a call recording) under that id, so the ledger never holds a name, an
+address, a path or a number that could be one. A notice version must be one of the
+`notice_versions` configured in `policies/purposes.yaml`.
 """
 
 from __future__ import annotations
@@ -17,9 +21,8 @@ from vault.errors import FieldViolation
 from vault.policy import LegalBasis, Purposes
 
 MAX_PURPOSES = 32
-_NOTICE_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_EVIDENCE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}")
-_LONG_DIGIT_RUN = re.compile(r"\d{8,}")
+EVIDENCE_REF_PATTERN = r"ev_[a-z2-7]{26}"
+_EVIDENCE_REF = re.compile(EVIDENCE_REF_PATTERN)
 _JURISDICTION = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})?")
 _RECEIPT_ID = re.compile(r"rcpt_[a-z2-7]{26}")
 _LEDGER_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST})
@@ -39,21 +42,22 @@ class ConsentRequest:
     receipt_id: str = ""
 
 
-def common(request: ConsentRequest) -> list[FieldViolation]:
-    """Checks every kind of change shares: subject, channel, notice, evidence, jurisdiction."""
+def common(request: ConsentRequest, notice_versions: frozenset[str]) -> list[FieldViolation]:
+    """Checks every kind of change shares: subject, channel, notice, evidence, jurisdiction.
+
+    `notice_versions` are the configured ones (`Purposes.notice_versions`)."""
     violations = []
     if not request.subject_id:
         violations.append(FieldViolation("subject_id", "required"))
     if request.channel is None:
         violations.append(FieldViolation("channel", "must name how the subject chose"))
-    if not _NOTICE_VERSION.fullmatch(request.notice_version):
+    if request.notice_version not in notice_versions:
         violations.append(
-            FieldViolation("notice_version", "the version of the notice shown, e.g. 2026-01")
+            FieldViolation("notice_version", "not a configured notice version (purposes.yaml)")
         )
-    ref = request.evidence_ref
-    if ref and (not _EVIDENCE_REF.fullmatch(ref) or _LONG_DIGIT_RUN.search(ref) or "@" in ref):
+    if request.evidence_ref and not is_evidence_ref(request.evidence_ref):
         violations.append(
-            FieldViolation("evidence_ref", "must be an opaque reference, never personal data")
+            FieldViolation("evidence_ref", "must be an opaque id: ev_ and 26 base32 characters")
         )
     if request.jurisdiction and not _JURISDICTION.fullmatch(request.jurisdiction):
         violations.append(FieldViolation("jurisdiction", "an ISO 3166 code such as EU or US-CA"))
@@ -111,6 +115,11 @@ def withdrawal_target(request: ConsentRequest) -> list[FieldViolation]:
     if request.receipt_id and not is_receipt_id(request.receipt_id):
         return [FieldViolation("receipt_id", "not a receipt id")]
     return []
+
+
+def is_evidence_ref(text: str) -> bool:
+    """Shaped like an opaque evidence reference: `ev_` + 26 base32 characters."""
+    return _EVIDENCE_REF.fullmatch(text) is not None
 
 
 def is_receipt_id(text: str) -> bool:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from vault.access.guard import authorize, load_own_subject
+from vault.access.guard import authorize, check_subject, load_own_subject
 from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import checks, ledger
@@ -73,7 +73,7 @@ class ConsentService:
         now = self._clock.now()
         declared = self._policy.purposes
         _raise_if(
-            checks.common(request)
+            checks.common(request, declared.notice_versions)
             + checks.purposes(request.purposes, declared, markers_allowed=True)
             + checks.grant_terms(request, now)
         )
@@ -89,7 +89,7 @@ class ConsentService:
         now = self._clock.now()
         declared = self._policy.purposes
         _raise_if(
-            checks.common(request)
+            checks.common(request, declared.notice_versions)
             + checks.withdrawal_target(request)
             + checks.purposes(request.purposes, declared, markers_allowed=False, required=False)
             + checks.no_expiry(request)
@@ -115,7 +115,7 @@ class ConsentService:
         principal = self._begin(call, request, "opt_out")
         now = self._clock.now()
         _raise_if(
-            checks.common(request)
+            checks.common(request, declared.notice_versions)
             + checks.purposes(request.purposes, declared, markers_allowed=True)
             + checks.no_expiry(request)
         )
@@ -252,10 +252,7 @@ class ConsentService:
             return ledger.events_for(conn, subject_id, recorded_until=recorded_until)
 
     def _check_state(self, call: CallContext, action: Action, row: SubjectRow) -> None:
-        refusal = self._policy.check_subject(action, None, subject_context(row.meta))
-        if refusal is not None:
-            call.deny(refusal.rule, self._policy.version)
-            raise FailedPreconditionError(refusal.reason)
+        check_subject(self._policy, call, action, subject_context(row.meta))
 
 
 def _listed(names: Iterable[str]) -> str:

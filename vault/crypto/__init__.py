@@ -5,7 +5,7 @@ open a sealed value or unwrap a key raises the one opaque `vault.errors.Decrypti
 See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
-from vault.crypto.certificates import certificate_thumbprint
+from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
 from vault.crypto.errors import KeyMaterialError, SignatureError
 from vault.crypto.ids import (
@@ -20,6 +20,7 @@ from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
 from vault.crypto.sealing import FieldProvenance, FieldSealer, sealed_dek_id
 from vault.crypto.signing import (
+    ed25519_is_key_pair,
     ed25519_key_id,
     generate_ed25519_keypair,
     load_ed25519_private_pem,
@@ -42,7 +43,9 @@ __all__ = [
     "Tokenizer",
     "WrappedDataKey",
     "certificate_thumbprint",
+    "certificate_uri_sans",
     "constant_time_equals",
+    "ed25519_is_key_pair",
     "ed25519_key_id",
     "generate_ed25519_keypair",
     "generate_key_document",

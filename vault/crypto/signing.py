@@ -102,6 +102,20 @@ def ed25519_key_id(public_pem: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def ed25519_is_key_pair(private_pem: bytes, public_pem: bytes) -> bool:
+    """True if `public_pem` is the public half of the Ed25519 key `private_pem`; False
+    when they differ or either is not an Ed25519 key in PEM."""
+    try:
+        derived = _private_key(private_pem).public_key()
+        key = serialization.load_pem_public_key(public_pem)
+    except (KeyMaterialError, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    if not isinstance(key, Ed25519PublicKey):
+        return False
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    return derived.public_bytes(*raw) == key.public_bytes(*raw)
+
+
 def _private_key(private_pem: bytes) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(private_pem, password=None)

@@ -1,9 +1,13 @@
 """Principals from client certificates (mutual TLS), mapped by `policies/identities.yaml`.
 
 The TLS layer has already checked the certificate chain against the configured client
-CA; this module only maps the verified identity (a SAN URI such as a SPIFFE id, else the
-subject CN) to a principal, tenant, roles and attributes. An identity the map does not
-know is refused: a valid certificate alone grants nothing.
+CA; this module only maps the verified identity to a principal, tenant, roles and
+attributes. The identity is the certificate's one URI subject alternative name (a SPIFFE
+id such as `spiffe://acme.example/ns/shop/sa/order-service`), read as typed from the
+certificate itself. Nothing else names a client: a subject CN, a DNS name or an e-mail
+SAN can hold any text, a URI included, so a certificate whose CN or DNS name spells a
+mapped SPIFFE id is refused like any stranger. An identity the map does not know is
+refused too: a valid certificate alone grants nothing.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from typing import Any
 
 import yaml
 
-from vault.crypto import certificate_thumbprint
+from vault.crypto import KeyMaterialError, certificate_thumbprint, certificate_uri_sans
 from vault.errors import UnauthenticatedError, VaultError
 from vault.principal import Principal
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$")
-_KEYS = frozenset({"principal", "tenant", "roles", "attributes"})
+FORMAT_VERSION = 2
+# scheme://authority/path: a URI SAN as SPIFFE and RFC 5280 write them.
+_URI = re.compile(r"^[a-z][a-z0-9+.-]{0,31}://[A-Za-z0-9._~:@!$&'()*+,;=%/-]{1,2000}$")
+_TYPES = frozenset({"uri"})
+_REFUSED_TYPES = frozenset({"cn", "common_name", "dns", "email", "ip", "subject"})
+_BODY = frozenset({"principal", "tenant", "roles", "attributes"})
 
 
 class IdentityMapError(VaultError):
@@ -34,13 +42,13 @@ class CertificateIdentity:
     """What a verified client certificate says about its holder."""
 
     uris: tuple[str, ...]
-    common_name: str
+    """Its URI subject alternative names (typed `uniformResourceIdentifier`), in order."""
     thumbprint: str = ""
     """The certificate's `x5t#S256` (RFC 8705), which a bound token must name."""
 
 
 class IdentityMap:
-    """Certificate identity (SAN URI or CN) -> principal."""
+    """URI SAN -> principal."""
 
     def __init__(self, identities: Mapping[str, Principal]) -> None:
         self._identities = MappingProxyType(dict(identities))
@@ -60,49 +68,75 @@ class IdentityMap:
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "identities") -> IdentityMap:
         if not isinstance(data, Mapping):
             raise IdentityMapError(f"{source}: the document must be a mapping")
-        entries = data.get("identities") or {}
-        if not isinstance(entries, Mapping):
-            raise IdentityMapError(f"{source}: identities must be a mapping")
-        identities = {}
-        for name, body in entries.items():
-            where = f"{source}: identity {name!r}"
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise IdentityMapError(f"{where}: not a URI or common name")
-            if not isinstance(body, Mapping) or set(body) - _KEYS:
-                raise IdentityMapError(f"{where}: keys must be among {sorted(_KEYS)}")
-            principal, tenant = body.get("principal"), body.get("tenant")
-            roles, attributes = body.get("roles") or [], body.get("attributes") or {}
-            if not isinstance(principal, str) or not isinstance(tenant, str) or not tenant:
-                raise IdentityMapError(f"{where}: principal and tenant are required strings")
-            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-                raise IdentityMapError(f"{where}: roles must be a list of strings")
-            if not isinstance(attributes, Mapping):
-                raise IdentityMapError(f"{where}: attributes must be a mapping")
-            identities[name] = Principal(
-                principal,
-                tenant,
-                frozenset(roles),
-                MappingProxyType({str(k): str(v) for k, v in attributes.items()}),
+        if data.get("version") != FORMAT_VERSION:
+            raise IdentityMapError(
+                f"{source}: version must be {FORMAT_VERSION} (a list of entries, each "
+                "naming its URI SAN with `uri:`; bare names and CNs no longer identify)"
             )
+        entries = data.get("identities") or []
+        if not isinstance(entries, list):
+            raise IdentityMapError(f"{source}: identities must be a list of entries")
+        identities: dict[str, Principal] = {}
+        for index, body in enumerate(entries):
+            uri, principal = _entry(body, f"{source}: identity #{index + 1}")
+            if uri in identities:
+                raise IdentityMapError(f"{source}: identity #{index + 1}: {uri!r} is repeated")
+            identities[uri] = principal
         return cls(identities)
 
     def principal_for(self, identity: CertificateIdentity) -> Principal:
-        """The mapped principal: SAN URIs first, then the CN; unknown -> UNAUTHENTICATED."""
-        for name in (*identity.uris, identity.common_name):
-            if name and name in self._identities:
-                return self._identities[name]
-        raise UnauthenticatedError("client certificate identity is not known to this vault")
+        """The principal mapped to the certificate's one URI SAN. No URI SAN, several, or
+        one the map does not know -> UNAUTHENTICATED (SPIFFE X.509-SVIDs carry exactly
+        one, so a second is not a way to pick among identities)."""
+        if len(identity.uris) != 1 or identity.uris[0] not in self._identities:
+            raise UnauthenticatedError("client certificate identity is not known to this vault")
+        return self._identities[identity.uris[0]]
+
+
+def _entry(body: object, where: str) -> tuple[str, Principal]:
+    if not isinstance(body, Mapping):
+        raise IdentityMapError(f"{where}: must be a mapping")
+    refused = sorted(set(body) & _REFUSED_TYPES)
+    if refused:
+        raise IdentityMapError(
+            f"{where}: {refused[0]!r} cannot identify a client: only a URI SAN (`uri:`) "
+            "does, since a CN, DNS or e-mail name can spell any URI"
+        )
+    if set(body) - _BODY - _TYPES:
+        raise IdentityMapError(f"{where}: keys must be among {sorted(_BODY | _TYPES)}")
+    uri = body.get("uri")
+    if not isinstance(uri, str) or not _URI.match(uri):
+        raise IdentityMapError(f"{where}: `uri` must be a URI such as spiffe://domain/path")
+    where = f"{where} ({uri})"
+    principal, tenant = body.get("principal"), body.get("tenant")
+    roles, attributes = body.get("roles") or [], body.get("attributes") or {}
+    if not isinstance(principal, str) or not isinstance(tenant, str) or not tenant:
+        raise IdentityMapError(f"{where}: principal and tenant are required strings")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise IdentityMapError(f"{where}: roles must be a list of strings")
+    if not isinstance(attributes, Mapping):
+        raise IdentityMapError(f"{where}: attributes must be a mapping")
+    return uri, Principal(
+        principal,
+        tenant,
+        frozenset(roles),
+        MappingProxyType({str(k): str(v) for k, v in attributes.items()}),
+    )
 
 
 def identity_from_auth_context(auth: Mapping[str, Sequence[bytes]]) -> CertificateIdentity | None:
-    """The verified peer identity from grpc's auth context, None without a client cert."""
-    if not auth.get("x509_pem_cert"):
+    """The verified peer identity from grpc's auth context, None without a client cert.
+
+    The URIs come from the certificate's own SAN extension, typed: grpc's
+    `x509_subject_alternative_name` flattens DNS, e-mail, IP and URI names into one list
+    of strings, in which a DNS or e-mail name that spells a URI cannot be told apart.
+    """
+    pems = auth.get("x509_pem_cert")
+    if not pems:
         return None
-    uris = tuple(
-        value.decode("utf-8", "replace")
-        for value in auth.get("x509_subject_alternative_name", ())
-        if b"://" in value
-    )
-    cns = auth.get("x509_common_name", ())
-    common_name = cns[0].decode("utf-8", "replace") if cns else ""
-    return CertificateIdentity(uris, common_name, certificate_thumbprint(auth["x509_pem_cert"][0]))
+    try:
+        uris = certificate_uri_sans(pems[0])
+        thumbprint = certificate_thumbprint(pems[0])
+    except KeyMaterialError:
+        raise UnauthenticatedError("client certificate cannot be read") from None
+    return CertificateIdentity(uris, thumbprint)

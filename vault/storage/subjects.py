@@ -228,11 +228,18 @@ def update_row(
     return result.rowcount == 1
 
 
-def find_ids(
-    conn: Connection, tenant: str, field: str, digests: Sequence[tuple[int, bytes]]
+def find_ids_page(
+    conn: Connection,
+    tenant: str,
+    field: str,
+    digests: Sequence[tuple[int, bytes]],
+    *,
+    after: str,
+    limit: int,
 ) -> list[str]:
     """Subject ids whose blind index for `field` equals one of `digests`, each given as
-    (key version, digest): during a re-index a value is looked up under every version."""
+    (key version, digest), one keyset page: at most `limit` ids greater than `after`, in
+    order. During a re-index a value is looked up under every version."""
     if not digests:
         return []
     matches = sa.or_(
@@ -243,9 +250,15 @@ def find_ids(
     )
     query = (
         sa.select(blind_indexes.c.subject_id)
-        .where(blind_indexes.c.tenant == tenant, blind_indexes.c.field == field, matches)
+        .where(
+            blind_indexes.c.tenant == tenant,
+            blind_indexes.c.field == field,
+            matches,
+            blind_indexes.c.subject_id > after,
+        )
         .distinct()
         .order_by(blind_indexes.c.subject_id)
+        .limit(limit)
     )
     return list(conn.execute(query).scalars())
 

@@ -72,6 +72,15 @@ class ViewDefinition:
     name: str
     description: str
     rules: Mapping[str, FieldRule]
+    justification_required: bool = False
+
+    @property
+    def needs_justification(self) -> bool:
+        """Reading through this view needs a stated reason: it says so, or it shows
+        every field it lists in clear (a full clear-text view)."""
+        return self.justification_required or (
+            bool(self.rules) and all(r.outcome is Outcome.CLEAR for r in self.rules.values())
+        )
 
     def rule_for(self, field_name: str) -> FieldRule:
         """The view's rule for a field (omitted when the view does not list it)."""

@@ -1,5 +1,5 @@
 """The audit action catalogue names every RPC the server serves, and nothing else but
-the retention job's steps."""
+the retention job's steps and the CLI's development token issue."""
 
 import pytest
 
@@ -15,7 +15,12 @@ from vault.audit_actions import AuditAction
 from vault.context import CallContext
 
 _MODULES = (admin_pb2, audit_pb2, consent_pb2, retention_pb2, rights_pb2, vault_pb2)
-_JOB_STEPS = {AuditAction.NOTIFY_SUBJECT, AuditAction.ANONYMIZE_SUBJECT, AuditAction.CANCEL_NOTICE}
+_JOB_STEPS = {
+    AuditAction.NOTIFY_SUBJECT,
+    AuditAction.ANONYMIZE_SUBJECT,
+    AuditAction.CANCEL_NOTICE,
+    AuditAction.ISSUE_DEVELOPMENT_TOKEN,  # the CLI's, not an RPC
+}
 
 
 def _served_methods() -> list[str]:
