@@ -112,6 +112,22 @@ def echo_server(log: Path) -> ServerProcess:
     return ServerProcess([sys.executable, "benchmarks/echo_server.py", "--port", "0"], log=log)
 
 
+def floor_server(data_dir: Path, database_url: str | None, log: Path) -> ServerProcess:
+    """`floor_server.py` (echo + token check + one durable insert) over the vault's keys
+    in `data_dir`, writing to `database_url` (default: a SQLite file in `data_dir`)."""
+    argv = [
+        sys.executable,
+        "benchmarks/floor_server.py",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+    ]
+    if database_url:
+        argv += ["--database-url", database_url]
+    return ServerProcess(argv, log=log)
+
+
 def vault_cli(*args: str, timeout: float = 120) -> str:
     """Run `customer-vault ARGS` and return its stdout (raises on failure)."""
     done = subprocess.run(

@@ -3,6 +3,8 @@ subject's state (and, for reads, consent), each in this one place."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.engine import Connection
 
 from vault import telemetry
@@ -19,6 +21,7 @@ from vault.policy import Action, PolicyEngine, SubjectContext
 from vault.policy.subject import STATE_RULE
 from vault.principal import Principal
 from vault.storage import subjects as repo
+from vault.storage.subject_reads import subject_with_consent
 from vault.storage.subjects import SubjectRow
 
 
@@ -56,6 +59,25 @@ def load_own_subject(
     but the audit log records the attempt as denied.
     """
     row = repo.get(conn, subject_id, for_update=for_update) if is_subject_id(subject_id) else None
+    return own_subject(call, principal, row)
+
+
+def load_own_subject_with_consent(
+    conn: Connection, call: CallContext, principal: Principal, subject_id: str
+) -> tuple[SubjectRow, list[dict[str, Any]]]:
+    """`load_own_subject` and the subject's consent ledger rows, in one statement."""
+    row, events = (
+        subject_with_consent(conn, subject_id) if is_subject_id(subject_id) else (None, [])
+    )
+    return own_subject(call, principal, row), events
+
+
+def own_subject(call: CallContext, principal: Principal, row: SubjectRow | None) -> SubjectRow:
+    """`row` if it is a subject of the caller's tenant; `NotFoundError` otherwise.
+
+    A subject of another tenant is indistinguishable from a missing one to the caller,
+    but the audit log records the attempt as denied.
+    """
     if row is None:
         raise NotFoundError("subject not found")
     if row.meta.tenant != principal.tenant:

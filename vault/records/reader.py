@@ -15,7 +15,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from vault.access.guard import authorize, load_own_subject, stated_justification
+from vault.access.guard import (
+    authorize,
+    load_own_subject_with_consent,
+    stated_justification,
+)
 from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import ledger
@@ -97,8 +101,9 @@ class RecordReader:
         principal = self._check_read(call, Action.SUBJECT_READ, view, purpose, justification)
         now = self._clock.now()
         with self._db.read() as conn:
-            row = load_own_subject(conn, call, principal, subject_id)
-            consent = ledger.current(conn, subject_id, now)
+            # One statement: the subject and its consent ledger, in this transaction.
+            row, events = load_own_subject_with_consent(conn, call, principal, subject_id)
+        consent = ledger.current_from_rows(events, now)
         if row.meta.state.is_terminal:
             call.deny(f"subject is {row.meta.state.value}")
             raise FailedPreconditionError(f"subject is {row.meta.state.value}")

@@ -111,6 +111,8 @@ class ViewPlan:
     policy_version: str
     fields: tuple[FieldPlan, ...]
     _variants: dict[str, ViewPlan] = field(default_factory=dict, compare=False, repr=False)
+    _compiled: list[object] = field(default_factory=list, compare=False, repr=False)
+    """`vault.views.apply.compiled` keeps this plan's compiled form here (one slot)."""
 
     def withheld_all(self, reason: WithheldReason) -> ViewPlan:
         """This plan with every field it would show withheld for `reason`.
@@ -126,7 +128,7 @@ class ViewPlan:
                 else FieldPlan(f.field, Outcome.WITHHELD, "", reason)
                 for f in self.fields
             )
-            variant = replace(self, fields=fields, _variants={})
+            variant = replace(self, fields=fields, _variants={}, _compiled=[])
             self._variants[reason] = variant
         return variant
 
@@ -138,7 +140,7 @@ class ViewPlan:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ViewResult:
     """A view applied to one subject: shown values, and withheld fields with the reason."""
 
