@@ -100,8 +100,8 @@ def build(port: int, data_dir: Path, database_url: str | None) -> tuple[grpc.Ser
     server = grpc.server(
         ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
         options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_receive_message_length", settings.max_batch_request_bytes),
+            ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
