@@ -47,6 +47,7 @@ _COLUMN_LIST = ", ".join(ROW_COLUMNS)
 _SQLITE_INSERT = (
     f"INSERT INTO audit_entries ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"  # noqa: S608
 )
+_SQLITE_COUNT = "SELECT count(*) FROM audit_entries WHERE id BETWEEN ? AND ?"
 _PG_INSERT = (
     f"INSERT INTO audit_entries ({_COLUMN_LIST}) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * len(ROW_COLUMNS))}) RETURNING id"
@@ -160,20 +161,39 @@ def _insert_links(conn: Connection, links: list[Row]) -> None:
             sa.insert(entry_subjects),
             [dict(zip(_LINK_COLUMNS, link, strict=True)) for link in links],
         )
-    else:
-        conn.exec_driver_sql(_LINK_INSERT.format(marker=marker), links)
+        return
+    statement = _LINK_INSERT.format(marker=marker)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(statement, links)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, cursor, exc, statement) from exc
+    finally:
+        cursor.close()
 
 
 def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> list[int]:
-    # The first insert takes the database's single write lock, held to commit, so the
-    # rows get consecutive rowids ending at last_insert_rowid(). The count below
-    # confirms it (SQLite only strays from max+1 once rowids reach 2**63-1).
-    conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
-    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
-    first = last - len(rows) + 1
-    found = conn.execute(
-        sa.select(sa.func.count()).where(entries_table.c.id.between(first, last))
-    ).scalar_one()
+    # The driver's cursor directly: SQLAlchemy's per-statement work cost more than
+    # SQLite's own on this path (it runs once per read's audit batch).
+    cursor = conn.connection.cursor()
+    statement = _SQLITE_INSERT
+    try:
+        if len(rows) == 1:
+            cursor.execute(statement, rows[0])
+            return [int(cursor.lastrowid)]
+        # The first insert takes the database's single write lock, held to commit, so
+        # the rows get consecutive rowids ending at last_insert_rowid(). The count
+        # confirms it (SQLite only strays from max+1 once rowids reach 2**63-1).
+        cursor.executemany(statement, rows)
+        statement = "SELECT last_insert_rowid()"
+        last = int(cursor.execute(statement).fetchone()[0])
+        first = last - len(rows) + 1
+        statement = _SQLITE_COUNT
+        found = cursor.execute(statement, (first, last)).fetchone()[0]
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, cursor, exc, statement) from exc
+    finally:
+        cursor.close()
     if found != len(rows):
         raise RuntimeError("audit entry ids are not consecutive")
     return list(range(first, last + 1))
@@ -194,12 +214,12 @@ def _insert_psycopg(conn: Connection, rows: Sequence[Row]) -> list[int]:
             if not cursor.nextset():
                 return ids
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, cursor, exc) from exc
+        raise _wrapped(conn, cursor, exc, _PG_INSERT) from exc
     finally:
         cursor.close()
 
 
-def _wrapped(conn: Connection, cursor: Any, exc: Any) -> sa.exc.StatementError:
+def _wrapped(conn: Connection, cursor: Any, exc: Any, statement: str) -> sa.exc.StatementError:
     """A driver error from the raw cursor as SQLAlchemy raises it for its own statements
     (`OperationalError`, `IntegrityError`, ...), so callers handle one kind of error; a
     lost connection is invalidated, so the pool does not hand it out again."""
@@ -207,7 +227,7 @@ def _wrapped(conn: Connection, cursor: Any, exc: Any) -> sa.exc.StatementError:
     if lost:
         conn.invalidate(exc)
     wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
-        _PG_INSERT,
+        statement,
         None,
         exc,
         conn.dialect.loaded_dbapi.Error,

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
@@ -206,15 +207,15 @@ def check_leaves(
 
 
 def _index_problems(rows: Sequence[Any], lookup: IndexLookup) -> list[LeafProblem]:
-    times = _TimeFormatter()
+    times = _TimeFormatter().of_all([row[7] for row in rows])
     suspects = [
         row
-        for row in rows
+        for row, time in zip(rows, times, strict=True)
         if not (
             (blob := row[1]).startswith(row[3])
             and blob.startswith(row[4], blob.find(_DECISION_AT))
             and blob.startswith(row[5], blob.rfind(_PURPOSE_AT))
-            and blob.startswith(row[6] + times(row[7]), blob.rfind(_RESULT_CODE_AT))
+            and blob.startswith(row[6] + time, blob.rfind(_RESULT_CODE_AT))
         )
     ]
     for row in suspects:
@@ -251,12 +252,22 @@ class _TimeFormatter:
     """`format_time` of epoch microseconds as bytes, the date and time cached per second."""
 
     def __init__(self) -> None:
-        self._seconds: dict[int, str] = {}
+        self._seconds: dict[int, bytes] = {}
 
     def __call__(self, time_us: int) -> bytes:
-        seconds, micros = divmod(time_us, 1_000_000)
-        prefix = self._seconds.get(seconds)
-        if prefix is None:
-            prefix = format_time(_EPOCH + timedelta(seconds=seconds))[:19]
-            self._seconds[seconds] = prefix
-        return f"{prefix}.{micros:06d}Z".encode()
+        return self.of_all([time_us])[0]
+
+    def of_all(self, times_us: Sequence[int]) -> list[bytes]:
+        """`format_time` of each, as bytes: one C-level divmod and one bytes format per
+        time, the seconds' prefix looked up (and built once per distinct second)."""
+        prefixes = self._seconds
+        missing = self._prefix
+        return [
+            b"%b.%06dZ" % (prefixes.get(seconds) or missing(seconds), micros)
+            for seconds, micros in map(divmod, times_us, repeat(1_000_000))
+        ]
+
+    def _prefix(self, seconds: int) -> bytes:
+        prefix = format_time(_EPOCH + timedelta(seconds=seconds))[:19].encode()
+        self._seconds[seconds] = prefix
+        return prefix

@@ -5,7 +5,8 @@ and tenants up to 1,000 lines, then measures, on this machine and in this run:
 
 - `PolicyEngine.authorize` on a warm cache (allowed requests) and `decide` on a warm
   cache (allowed and denied), median cost per decision over batches;
-- the engine's cache miss (one Casbin evaluation per role, plus the explainer);
+- the engine's cache miss on a fresh engine (the policy index for the shipped matcher,
+  `vault/policy/decisions.py`), median, p99 and worst (the very first call);
 - `casbin.Enforcer.enforce` on the same model and lines, uncached, median per call;
 
 and prints the figures and the ratio. Target (DESIGN): at most 50 us per decision.
@@ -216,6 +217,9 @@ def main() -> None:
             cold.decide(caller, action, purpose=purpose, resource=resource)
             misses.append(time.perf_counter_ns() - start)
         miss_us = statistics.median(misses) / 1000
+        misses.sort()
+        miss_p99_us = misses[min(len(misses) - 1, int(len(misses) * 0.99))] / 1000
+        miss_max_us = misses[-1] / 1000
 
         # a reload re-decides the old cache's questions before the swap
         (directory / POLICY_FILE).write_text(
@@ -262,10 +266,12 @@ def main() -> None:
     print(f"engine.authorize, cached, denied:      {deny_us:8.2f} us/decision (raises)")
     print(f"engine.decide, cached, mixed:          {decide_us:8.2f} us/decision (median)")
     print(f"engine cache miss:                     {miss_us:8.1f} us/decision (median)")
+    print(f"engine cache miss, p99:                {miss_p99_us:8.1f} us/decision")
+    print(f"engine cache miss, worst:              {miss_max_us:8.1f} us/decision (first call)")
     print(f"reload incl. re-deciding {len(requests)} cached:    {reload_ms:8.1f} ms")
     print(f"plain casbin.Enforcer.enforce:         {casbin_us:8.1f} us/call (median, uncached)")
     print(f"ratio plain casbin / cached authorize: {casbin_us / authorize_us:8.0f} x")
-    verdict = "met" if authorize_us <= TARGET_US and decide_us <= TARGET_US else "MISSED"
+    verdict = "met" if max(authorize_us, decide_us, miss_us) <= TARGET_US else "MISSED"
     print(f"target <= {TARGET_US:.0f} us per decision:         {verdict}")
 
 

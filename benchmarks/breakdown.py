@@ -37,6 +37,7 @@ from vault.records.rendering import ViewRenderer
 from vault.storage import migrate
 from vault.storage import subjects as repo
 from vault.storage.db import create_engine
+from vault.storage.subject_reads import subject_with_consent
 from vault.storage.subjects import encode_fields
 
 GROUP_GET = "where a masked get goes (in-process)"
@@ -212,9 +213,9 @@ def _get_stages(
 
     def read(i: int) -> object:
         with app.db.read() as conn:
-            row = repo.get(conn, pick(i))
-            consent = ledger.current(conn, pick(i), now)
-        return row, consent
+            row, events = subject_with_consent(conn, pick(i))
+        assert row is not None
+        return row, ledger.current_from_rows(events, now)
 
     row, consent = read(0)
     rendered = renderer.render(agent, "support", "support", row, today=now.date(), consent=consent)
@@ -238,7 +239,7 @@ def _get_stages(
                 agent, Action.SUBJECT_READ, purpose="support", resource="view:support"
             ),
         ),
-        ("read subject + consent ledger (one read transaction)", read),
+        ("read subject + consent ledger (one statement, one read transaction)", read),
         (
             "plan + unwrap + open + mask (render)",
             lambda i: renderer.render(

@@ -1,8 +1,9 @@
-"""The baseline: a bare grpcio echo service with the vault's sync server settings.
+"""The baseline: a bare grpcio echo service, a sync server as the vault's was.
 
-Same executor (ThreadPoolExecutor, 32 workers), concurrency limit (256) and message
-limits as `vault.api.server.VaultServer`, but no interceptors, no protobuf (the handler
-returns the request bytes), no authentication, no database. Run as its own process:
+The vault's settings for workers (a ThreadPoolExecutor), the concurrency limit and the
+message limits, but the sync server `vault.api.server.VaultServer` used before it moved
+to grpc.aio, no interceptors, no protobuf (the handler returns the request bytes), no
+authentication, no database. Run as its own process:
 
     .venv/bin/python benchmarks/echo_server.py --port 0
 
@@ -33,8 +34,8 @@ def build(port: int) -> tuple[grpc.Server, int]:
     server = grpc.server(
         ThreadPoolExecutor(max_workers=defaults.max_workers, thread_name_prefix="rpc"),
         options=[
-            ("grpc.max_receive_message_length", defaults.max_message_bytes),
-            ("grpc.max_send_message_length", defaults.max_message_bytes),
+            ("grpc.max_receive_message_length", defaults.max_batch_request_bytes),
+            ("grpc.max_send_message_length", defaults.max_response_bytes),
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=defaults.max_concurrent_rpcs,

@@ -112,6 +112,22 @@ def echo_server(log: Path) -> ServerProcess:
     return ServerProcess([sys.executable, "benchmarks/echo_server.py", "--port", "0"], log=log)
 
 
+def floor_server(data_dir: Path, database_url: str | None, log: Path) -> ServerProcess:
+    """`floor_server.py` (echo + token check + one durable insert) over the vault's keys
+    in `data_dir`, writing to `database_url` (default: a SQLite file in `data_dir`)."""
+    argv = [
+        sys.executable,
+        "benchmarks/floor_server.py",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+    ]
+    if database_url:
+        argv += ["--database-url", database_url]
+    return ServerProcess(argv, log=log)
+
+
 def vault_cli(*args: str, timeout: float = 120) -> str:
     """Run `customer-vault ARGS` and return its stdout (raises on failure)."""
     done = subprocess.run(
@@ -142,10 +158,15 @@ def vault_server(data_dir: Path, database_url: str | None, log: Path) -> ServerP
         vault_cli("migrate", "--data-dir", str(data_dir), "--database-url", database_url)
         # PostgreSQL with the data dir's own token key: a development setup (--dev).
         argv += ["--database-url", database_url, "--dev"]
-    # A configured controller (receipts name it), so `serve` has no placeholder to warn of.
-    controller = {
+    # Benchmarks and the soak measure throughput from a handful of principals; the
+    # per-principal abuse budgets (search, erasure: docs/security.md) would measure
+    # themselves instead, so they are off here. A configured controller (receipts name
+    # it), so `serve` has no placeholder to warn of.
+    env = {
+        "VAULT_SEARCH_RATE_PER_MINUTE": "0",
+        "VAULT_ERASE_RATE_PER_MINUTE": "0",
         "VAULT_CONSENT_CONTROLLER": "Soak Test Shop Ltd",
         "VAULT_CONSENT_CONTROLLER_CONTACT": "privacy@soak.example",
         "VAULT_CONSENT_POLICY_URL": "https://soak.example/privacy",
     }
-    return ServerProcess(argv, log=log, env=controller)
+    return ServerProcess(argv, log=log, env=env)

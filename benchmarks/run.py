@@ -5,7 +5,8 @@
 (`make bench` installs the `bench` extra and runs this.) One process tree on one
 machine, one section after another: in-process peers (presidio-anonymizer masking,
 sqlalchemy-utils encryption), storage baselines (plain SQLAlchemy Core, sqlalchemy-utils,
-the vault's sealing), then per database the bare grpcio echo baseline and the vault over
+the vault's sealing), then per database the two baselines (the bare grpcio echo, and the
+fail-closed read floor: echo + token check + one durable insert) and the vault over
 gRPC as a separate server process, then the benchmarks other packages own
 (bench_policy.py, bench_audit.py, bench_retention.py). Prints a table of absolute
 figures and ratios and one of the design targets with PASS/MISS, and writes both as JSON
@@ -38,7 +39,7 @@ import peers
 import profiling
 import sql_baselines
 import vault_grpc
-from procs import REPO, echo_server, vault_server
+from procs import REPO, echo_server, floor_server, vault_server
 from report import Results
 from rich.console import Console
 from workload import records
@@ -189,12 +190,19 @@ def run_all(run: Run) -> None:
                     run.results, db, run.workdir / f"breakdown-{db}", url, run.records,
                     plan.breakdown_calls,
                 )  # fmt: skip
-            with run.section(f"vault over gRPC on {db}"), _database_url(run, db, "vault") as url:
+            with (
+                run.section(f"vault over gRPC on {db}"),
+                _database_url(run, db, "vault") as url,
+                _database_url(run, db, "floor") as floor_url,
+            ):
                 data_dir = run.workdir / f"vault-{db}"
-                with vault_server(data_dir, url, run.workdir / f"vault-{db}.log") as vault:
+                with (
+                    vault_server(data_dir, url, run.workdir / f"vault-{db}.log") as vault,
+                    floor_server(data_dir, floor_url, run.workdir / f"floor-{db}.log") as floor,
+                ):
                     vault_grpc.run(
                         run.results, db, vault, echo, data_dir, run.records, plan.grpc,
-                        run.profiler(vault.pid),
+                        run.profiler(vault.pid), floor,
                     )  # fmt: skip
     with run.section("policy decisions (bench_policy.py)"):
         external.policy(run.results, run.raw)

@@ -106,13 +106,13 @@ def check_stored(
     expected = created - erased
     exported: set[str] = set()
     with VaultClient(address, dpo_token, timeout=600) as dpo:
-        for view in dpo.export("full", "data_subject_request"):
+        for view in dpo.export("full", "data_subject_request", "DSR-1"):
             exported.add(view.meta.subject_id)
             if set(view.fields) != set(FIELD_NAMES) or view.withheld:
                 v.incomplete += 1
         for subject in sorted(erased)[:100]:
             try:
-                dpo.get(subject, "full", "data_subject_request")
+                dpo.get(subject, "full", "data_subject_request", "DSR-1")
                 v.erased_readable += 1
             except VaultClientError as exc:
                 if exc.code != "FAILED_PRECONDITION":

@@ -200,7 +200,7 @@ class Worker:
         self._clients["analyst"].get(self._pick_any(), "analytics", "analytics")
 
     def _get_full(self) -> None:
-        view = self._clients["dpo"].get(self._pick_any(), "full", "data_subject_request")
+        view = self._clients["dpo"].get(self._pick_any(), "full", "data_subject_request", "DSR-1")
         if set(view.fields) != set(FIELD_NAMES):
             raise WrongAnswerError
 
@@ -223,7 +223,7 @@ class Worker:
         self._hot_versions[subject] = meta.version
 
     def _refresh(self, subject: str) -> None:
-        view = self._clients["dpo"].get(subject, "full", "data_subject_request")
+        view = self._clients["dpo"].get(subject, "full", "data_subject_request", "DSR-1")
         self._hot_versions[subject] = view.meta.version
 
     def _update_own(self) -> None:
@@ -263,8 +263,14 @@ class Worker:
 
     def _tokenize(self) -> None:
         own = self._pick_own()
-        kind = self._rng.choice((pb.TOKEN_KIND_RANDOM, pb.TOKEN_KIND_DETERMINISTIC))
-        response = self._clients["service"].tokenize(own.subject_id, "email", kind)
+        if self._rng.random() < 0.5:
+            response = self._clients["service"].tokenize(
+                own.subject_id, "email", pb.TOKEN_KIND_RANDOM, "support"
+            )
+        else:  # deterministic tokens need a clear read of the field: not the service's
+            response = self._clients["fraud"].tokenize(
+                own.subject_id, "email", pb.TOKEN_KIND_DETERMINISTIC, "fraud", "CASE-1"
+            )
         self._tokens.append((own.subject_id, response.token))
         del self._tokens[:-_KEEP_TOKENS]
 
@@ -301,11 +307,11 @@ class Worker:
         if choice == 0:
             self._clients["intern"].get(subject, "support", "support")
         elif choice == 1:
-            self._clients["service"].get(subject, "full", "data_subject_request")
+            self._clients["service"].get(subject, "full", "data_subject_request", "DSR-1")
         elif choice == 2:
             self._clients["analyst"].reveal(subject, "email", "analytics", "CASE-2")
         else:
-            self._clients["agent"].get(subject, "full", "data_subject_request")
+            self._clients["agent"].get(subject, "full", "data_subject_request", "DSR-1")
 
     def _audit_query(self) -> None:
         compliance = self._clients["compliance"]

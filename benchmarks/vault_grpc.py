@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import grpc_load
 from echo_server import METHOD
+from floor_server import METHOD as FLOOR_METHOD
 from procs import ServerProcess, vault_cli
 from report import Results
 
@@ -29,6 +30,7 @@ from vault.api.gen.customervault.v1 import vault_pb2_grpc
 
 GROUP = "vault over gRPC"
 GROUP_ECHO = "baseline: bare grpcio echo"
+GROUP_FLOOR = "baseline: fail-closed read floor"
 Profiler = Callable[[str], AbstractContextManager[object]]
 
 
@@ -92,6 +94,7 @@ def run(
     records: Sequence[dict[str, str]],
     sizes: GrpcSizes,
     profile: Profiler | None = None,
+    floor: ServerProcess | None = None,
 ) -> None:
     profile = profile or (lambda name: nullcontext())
     tokens = issue_tokens(data_dir)
@@ -101,7 +104,7 @@ def run(
     stub = vault_pb2_grpc.VaultServiceStub(channel)
     try:
         created = _batch_create(results, db, vault, stub, tokens, records, sizes, profile)
-        _masked_get(results, db, vault, echo, stub, tokens, created, sizes, profile)
+        _masked_get(results, db, vault, echo, floor, stub, tokens, created, sizes, profile)
         _find(results, db, stub, tokens, created, records, sizes)
         _reveal(results, db, stub, tokens, created, sizes)
         _export(results, db, stub, tokens, records, sizes)
@@ -194,6 +197,7 @@ def _masked_get(
     db: str,
     vault: ServerProcess,
     echo: ServerProcess,
+    floor: ServerProcess | None,
     stub: vault_pb2_grpc.VaultServiceStub,
     tokens: Tokens,
     created: Created,
@@ -202,7 +206,7 @@ def _masked_get(
 ) -> None:
     payload = _get_request(created, 0).SerializeToString()
     cpu0 = echo.cpu_seconds()
-    echo_seq, echo_conc = _echo(echo, payload, sizes)
+    echo_seq, echo_conc = _echo(echo, METHOD, payload, sizes, ())
     echo_cpu = (echo.cpu_seconds() - cpu0) / (_calls(echo_seq) + _calls(echo_conc)) * 1e6
     for label, figure in (("sequential", echo_seq), ("16 in flight", echo_conc)):
         results.add(
@@ -215,6 +219,27 @@ def _masked_get(
             f"server CPU {echo_cpu:.0f} us/call",
             **figure.as_dict(),
         )
+    floor_seq = floor_conc = None
+    if floor is not None:
+        # The same bearer token as the masked gets, the same request bytes.
+        cpu0 = floor.cpu_seconds()
+        floor_seq, floor_conc = _echo(floor, FLOOR_METHOD, payload, sizes, tokens.agent)
+        floor_cpu = (floor.cpu_seconds() - cpu0) / (_calls(floor_seq) + _calls(floor_conc)) * 1e6
+        for label, figure, base in (
+            ("sequential", floor_seq, echo_seq),
+            ("16 in flight", floor_conc, echo_conc),
+        ):
+            results.add(
+                GROUP_FLOOR,
+                f"token check + durable insert, {label}",
+                db,
+                figure.rate.median,
+                "calls/s",
+                f"{figure.rate.median / base.rate.median:.0%} of echo; "
+                f"p50 {figure.p50_ms:.2f} ms, p99 {figure.p99_ms:.2f} ms; "
+                f"server CPU {floor_cpu:.0f} us/call",
+                **figure.as_dict(),
+            )
 
     requests = [_get_request(created, i) for i in range(len(created.ids))]
 
@@ -238,40 +263,58 @@ def _masked_get(
             vault.address, factory, calls=sizes.concurrent_calls, repetitions=sizes.repetitions
         )
     vault_cpu = (vault.cpu_seconds() - cpu0) / (_calls(seq) + _calls(conc)) * 1e6
+    floors = {"sequential": floor_seq, "16 in flight": floor_conc}
     for label, figure, base in (("sequential", seq, echo_seq), ("16 in flight", conc, echo_conc)):
         share = figure.rate.median / base.rate.median
+        floor_figure = floors[label]
+        of_floor = (
+            ""
+            if floor_figure is None
+            else f", {figure.rate.median / floor_figure.rate.median:.0%} of the floor"
+        )
         results.add(
             GROUP,
             f"masked get (support view), {label}",
             db,
             figure.rate.median,
             "calls/s",
-            f"{share:.0%} of echo; p50 {figure.p50_ms:.2f} ms, p99 {figure.p99_ms:.2f} ms; "
-            f"server CPU {vault_cpu:.0f} us/call",
+            f"{share:.0%} of echo{of_floor}; p50 {figure.p50_ms:.2f} ms, "
+            f"p99 {figure.p99_ms:.2f} ms; server CPU {vault_cpu:.0f} us/call",
             **figure.as_dict(),
         )
         required = 0.60 if db == "sqlite" else 0.40
         results.target(f"masked get / echo, {label}", db, share, required, "x")
+        results.target(
+            f"masked get / fail-closed floor, {label}",
+            db,
+            None if floor_figure is None else figure.rate.median / floor_figure.rate.median,
+            0.90,
+            "x",
+        )
+    results.target(
+        "masked get server CPU / echo's", db, vault_cpu / echo_cpu, 2.5, "x", at_most=True
+    )
     results.target("masked get p99, sequential", db, seq.p99_ms, 3.0, "ms", at_most=True)
 
 
 def _echo(
-    echo: ServerProcess, payload: bytes, sizes: GrpcSizes
+    server: ServerProcess, method: str, payload: bytes, sizes: GrpcSizes, metadata: Metadata
 ) -> tuple[grpc_load.LoadResult, grpc_load.LoadResult]:
-    with grpc.insecure_channel(echo.address) as channel:
-        call = channel.unary_unary(METHOD)
+    """A baseline server (echo or floor) with the same client drivers as the vault."""
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary(method)
         seq = grpc_load.sequential(
-            lambda i: call(payload, timeout=30),
+            lambda i: call(payload, metadata=metadata, timeout=30),
             calls=sizes.sequential_calls,
             repetitions=sizes.repetitions,
         )
 
     def factory(aio_channel: grpc.aio.Channel) -> Callable[[int], object]:
-        aio_call = aio_channel.unary_unary(METHOD)
-        return lambda i: aio_call(payload, timeout=30)
+        aio_call = aio_channel.unary_unary(method)
+        return lambda i: aio_call(payload, metadata=metadata, timeout=30)
 
     conc = grpc_load.concurrent(
-        echo.address, factory, calls=sizes.concurrent_calls, repetitions=sizes.repetitions
+        server.address, factory, calls=sizes.concurrent_calls, repetitions=sizes.repetitions
     )
     return seq, conc
 
@@ -321,7 +364,7 @@ def _reveal(
             subject_id=created.ids[(i * 104729) % len(created.ids)],
             field="email",
             purpose="data_subject_request",
-            justification="benchmark: data subject request #8",
+            justification="DSR-8: benchmark data subject request",
         )
         return stub.RevealField(request, metadata=tokens.dpo, timeout=30)
 

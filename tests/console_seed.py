@@ -34,10 +34,10 @@ def seed(vault: RunningVault) -> dict[str, str]:
     agent.get(ada, "support", "support")
     agent.get(grace, "support", "support")
     for view, purpose in (("full", "support"), ("support", "marketing")):
-        with pytest.raises(VaultClientError):
-            agent.get(ada, view, purpose)
+        with pytest.raises(VaultClientError):  # refused by the policy (a full view needs
+            agent.get(ada, view, purpose, "TCK-4411")  # a justification: it has one)
     lead.reveal(ada, "national_id", "support", "caller verified identity, ticket 4411")
-    dpo.get(ada, "full", "data_subject_request")
+    dpo.get(ada, "full", "data_subject_request", "DSR-2026-114: access request")
     dpo.call(
         dpo.rights,
         "ExportSubjectData",

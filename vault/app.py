@@ -18,7 +18,15 @@ import audit
 from audit.witness import WitnessClient
 from vault import key_custody, startup, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
-from vault.api.server import ServerOptions, ServiceBinding, TlsFiles, VaultServer
+from vault.api.limits import CallLimits
+from vault.api.server import (
+    VAULT_SERVICE,
+    ConnectionLimits,
+    ServerOptions,
+    ServiceBinding,
+    TlsFiles,
+    VaultServer,
+)
 from vault.audit_trail import Auditor, checkpoint_lag
 from vault.background import PeriodicTask
 from vault.clock import Clock, SystemClock
@@ -32,6 +40,7 @@ from vault.identity import IdentityMap, TokenIssuer, TokenVerifier
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
+from vault.records.limits import RateLimiter
 from vault.records.reader import RecordReader
 from vault.records.reindex import Reindexer
 from vault.records.rendering import ViewRenderer
@@ -126,7 +135,13 @@ class VaultApp:
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
-            **common, auditor=auditor, clock=clock, max_batch_size=settings.max_batch_size
+            **common,
+            auditor=auditor,
+            clock=clock,
+            max_batch_size=settings.max_batch_size,
+            erase_limit=RateLimiter(
+                "erasure", settings.erase_rate_per_minute, settings.erase_burst, clock
+            ),
         )
         reader = RecordReader(
             **common,
@@ -134,6 +149,11 @@ class VaultApp:
             auditor=auditor,
             clock=clock,
             export_batch_size=settings.export_batch_size,
+            search_limit=RateLimiter(
+                "search", settings.search_rate_per_minute, settings.search_burst, clock
+            ),
+            find_page_size=settings.find_page_size,
+            find_max_page_size=settings.find_max_page_size,
         )
         disclosures = DisclosureService(
             **common,
@@ -335,9 +355,21 @@ class VaultApp:
         )
         options = ServerOptions(
             address=s.address,
-            max_message_bytes=s.max_message_bytes,
             max_workers=s.max_workers,
             max_concurrent_rpcs=s.max_concurrent_rpcs,
+            max_response_bytes=s.max_response_bytes,
+            limits=call_limits(s),
+            connections=ConnectionLimits(
+                idle_seconds=s.connection_idle_seconds,
+                max_age_seconds=s.connection_max_age_seconds,
+                age_grace_seconds=s.connection_age_grace_seconds,
+                keepalive_time_seconds=s.keepalive_time_seconds,
+                keepalive_timeout_seconds=s.keepalive_timeout_seconds,
+                min_client_ping_interval_seconds=s.min_client_ping_interval_seconds,
+                max_streams_per_connection=s.max_streams_per_connection,
+            ),
+            reflection=s.reflection_served,
+            reflection_public=s.reflection_public,
             tls=tls,
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
@@ -374,7 +406,8 @@ class VaultApp:
                 audit_verifier=self.audit_verifier(),
                 audit_mac=audit.entry_mac_for(self.db.engine),
                 witnesses=self.witness_clients(),
-            )
+            ),
+            max_violations=self.settings.max_error_violations,
         )
 
     def audit_verifier(self) -> audit.CheckpointVerifier:
@@ -411,6 +444,29 @@ def _await_database(engine: Engine, settings: Settings) -> None:
         raise FailedPreconditionError(
             "database schema is not current: run `customer-vault migrate` first"
         )
+
+
+BATCH_CREATE = f"/{VAULT_SERVICE}/BatchCreateSubjects"
+
+
+def call_limits(settings: Settings) -> CallLimits:
+    """The per-call limits: BatchCreateSubjects alone takes more than the default."""
+    return CallLimits(
+        max_request_bytes=settings.max_request_bytes,
+        request_bytes_by_method={BATCH_CREATE: settings.max_batch_request_bytes},
+        max_map_entries=settings.max_map_entries,
+        max_request_map_entries=settings.max_request_map_entries,
+        max_large_requests=settings.max_large_requests,
+        max_violations=settings.max_error_violations,
+        max_calls_per_principal=settings.max_calls_per_principal,
+        max_streams=settings.max_streams,
+        max_streams_per_principal=settings.max_streams_per_principal,
+        max_public_streams=settings.max_public_streams,
+        max_public_calls=settings.max_public_calls,
+        public_request_timeout_seconds=settings.public_request_timeout_seconds,
+        idle_timeout_seconds=settings.stream_idle_timeout_seconds,
+        max_age_seconds=settings.stream_max_age_seconds,
+    )
 
 
 def _receipt_issuer(settings: Settings, dictionary: DataDictionary) -> ReceiptIssuer:

@@ -66,6 +66,9 @@ class AuditAction(StrEnum):
     RELOAD_POLICY = "ReloadPolicy"
     GET_POLICY_STATUS = "GetPolicyStatus"
     CHECK_POLICY = "CheckPolicy"
+    # Server reflection, where it needs credentials (`VAULT_REFLECTION` outside the
+    # embedded default): one entry per stream
+    SERVER_REFLECTION_INFO = "ServerReflectionInfo"
     # The retention job (actor `retention-job`): one entry per subject and step
     NOTIFY_SUBJECT = "NotifySubject"
     """A dormant subject was noticed and moved to pending_anonymization."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import audit
+from audit.entry_rules import MAX_EXTRA_ITEMS, MAX_LIST_ITEMS
 from vault import telemetry
 from vault.audit_actions import AuditAction
 from vault.clock import Clock, to_micros
@@ -32,6 +34,8 @@ NO_TENANT = "(none)"
 # the entry (a refused call with a hostile reason must still be audited).
 _FREE_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ONE_LINE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+# The log takes at most MAX_EXTRA_ITEMS extra items; the auditor adds up to four itself.
+_MAX_CALL_EXTRA = MAX_EXTRA_ITEMS - 4
 
 
 class Auditor:
@@ -41,7 +45,30 @@ class Auditor:
         self._log = log
         self._clock = clock
 
+    def entries(self, call: CallContext, result_code: str) -> list[audit.AuditEntry]:
+        """The call's entry, split when it links more subjects than one entry may hold
+        (`MAX_LIST_ITEMS`): every part carries the same facts and a ``part`` of
+        ``n/total``, so a call touching any number of subjects is audited in full
+        instead of failing on its entry."""
+        ids = [sid for sid in call.subject_ids if is_subject_id(sid)]
+        if len(ids) <= MAX_LIST_ITEMS:
+            return [self.entry(call, result_code)]
+        chunks = [ids[i : i + MAX_LIST_ITEMS] for i in range(0, len(ids), MAX_LIST_ITEMS)]
+        return [
+            self.entry(
+                replace(
+                    call,
+                    subject_ids=chunk,
+                    extra={**call.extra, "part": f"{number}/{len(chunks)}"},
+                ),
+                result_code,
+            )
+            for number, chunk in enumerate(chunks, start=1)
+        ]
+
     def entry(self, call: CallContext, result_code: str) -> audit.AuditEntry:
+        """The call's one entry; a list or extra too large for the log is cut to fit
+        (`entries` splits the subject list instead, so none is lost)."""
         principal = call.principal
         return audit.AuditEntry(
             time=self._clock.now(),
@@ -49,8 +76,10 @@ class Auditor:
             actor_roles=tuple(sorted(principal.roles)) if principal else (),
             tenant=principal.tenant if principal else NO_TENANT,
             action=call.action.value,
-            subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid)),
-            field_names=tuple(n for n in call.field_names if _is_name(n)),
+            subject_ids=tuple(sid for sid in call.subject_ids if is_subject_id(sid))[
+                :MAX_LIST_ITEMS
+            ],
+            field_names=tuple(n for n in call.field_names if _is_name(n))[:MAX_LIST_ITEMS],
             purpose=call.purpose if not call.purpose or _is_name(call.purpose) else "",
             justification=_clean(call.justification, _FREE_TEXT_FORBIDDEN, audit.MAX_JUSTIFICATION),
             decision=audit.ALLOW if call.decision == audit.ALLOW else audit.DENY,
@@ -72,7 +101,7 @@ class Auditor:
         """
         try:
             with telemetry.audit_write("in_transaction"):
-                self._log.append_in(conn, [self.entry(call, result_code)])
+                self._log.append_in(conn, self.entries(call, result_code))
         except sa.exc.SQLAlchemyError as exc:
             log.error("audit log refused an entry (%s); failing the change", type(exc).__name__)  # noqa: TRY400
             translated = translate(exc)
@@ -85,7 +114,8 @@ class Auditor:
         """Append and wait for the commit; `UnavailableError` if the log cannot be written."""
         try:
             with telemetry.audit_write("group_commit"):
-                self._log.append(self.entry(call, result_code))
+                for entry in self.entries(call, result_code):
+                    self._log.append(entry)
         except audit.AuditUnavailableError as exc:
             log.error("audit log unavailable; failing the call closed")  # noqa: TRY400
             raise UnavailableError("audit log unavailable") from exc
@@ -103,7 +133,13 @@ def _clean(text: str, forbidden: re.Pattern[str], limit: int) -> str:
 def _extra(call: CallContext) -> dict[str, str]:
     """The call's extra facts; a subject id not shaped like one is noted, never copied
     (request text must not reach the log: it could be an e-mail address)."""
-    extra = dict(call.extra)
+    extra = {
+        key: _clean(value, _ONE_LINE_FORBIDDEN, audit.MAX_SHORT)
+        for key, value in list(call.extra.items())[:_MAX_CALL_EXTRA]
+        if _is_name(key)
+    }
+    if len(extra) < len(call.extra):
+        extra["extra_dropped"] = str(len(call.extra) - len(extra))
     if any(not is_subject_id(sid) for sid in call.subject_ids):
         extra["malformed_subject_id"] = "true"
     names = [*call.field_names, *([call.purpose] if call.purpose else [])]

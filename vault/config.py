@@ -149,12 +149,73 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
-    max_message_bytes: int = 32 * 1024 * 1024
+    # Limits (docs/operations.md, "Limits"). A request is read only once its caller is
+    # authenticated, and no larger than `max_request_bytes`; BatchCreateSubjects alone
+    # takes up to `max_batch_request_bytes` (10,000 typical subjects are about 2.6 MiB).
+    # That larger size is also what gRPC accepts at all (its limit is per server).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_batch_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # Map entries (a subject's fields) in any one map of a request and in all of its
+    # maps, counted on the wire before it is parsed (a 10,000-subject batch of 20 fields
+    # each is 200,000); requests over `max_request_bytes` parsed and handled at once;
+    # field violations listed in one error (the rest are counted).
+    max_map_entries: int = Field(default=256, ge=1)
+    max_request_map_entries: int = Field(default=200_000, ge=1)
+    max_large_requests: int = Field(default=2, ge=1)
+    max_error_violations: int = Field(default=50, ge=1)
     max_batch_size: int = 10_000
     export_batch_size: int = 500
+    # Threads that run the domain work of calls. Waiting on a caller (its request, its
+    # reading of a stream, an idle connection) holds none: the server is grpc.aio.
     max_workers: int = 32
-    max_concurrent_rpcs: int = 256
+    max_concurrent_rpcs: int = Field(default=1024, ge=1)
+    # Calls in flight per principal (a call cut while its caller stalls counts until
+    # its transport ends it); open streams (ExportView, reflection, health Watch) on
+    # the server, per principal, and unauthenticated; unauthenticated unary calls
+    # (health checks: their request is read before anyone is known), each of which
+    # must send its request within `public_request_timeout_seconds`.
+    max_calls_per_principal: int = Field(default=64, ge=1)
+    max_streams: int = Field(default=64, ge=1)
+    max_streams_per_principal: int = Field(default=4, ge=1)
+    max_public_streams: int = Field(default=16, ge=1)
+    max_public_calls: int = Field(default=16, ge=1)
+    public_request_timeout_seconds: float = Field(default=2.0, gt=0)
+    # A call waiting on its caller longer than this (a request message that does not
+    # come, a stream response the caller does not read) is cut; streams end at the
+    # maximum age whatever they do.
+    stream_idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    stream_max_age_seconds: float = Field(default=3600.0, gt=0)
+    # Connections: closed when idle (no call) this long; told to go away (GOAWAY) at
+    # this age and closed after the grace, which also ends calls cut while their caller
+    # stalls; the server pings an idle connection every `keepalive_time` and drops it
+    # when no answer comes within `keepalive_timeout`; a client pinging more often than
+    # `min_client_ping_interval` is disconnected.
+    connection_idle_seconds: float = Field(default=300.0, gt=0)
+    connection_max_age_seconds: float = Field(default=1800.0, gt=0)
+    connection_age_grace_seconds: float = Field(default=300.0, ge=0)
+    keepalive_time_seconds: float = Field(default=60.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
+    min_client_ping_interval_seconds: float = Field(default=10.0, gt=0)
+    max_streams_per_connection: int = Field(default=100, ge=1)
+    # Server reflection: None = public in the embedded development default, off
+    # otherwise; True = on (and then only for authenticated callers outside the
+    # embedded default); False = off.
+    reflection: bool | None = None
     shutdown_grace_seconds: float = 15.0
+
+    # Abuse limits, per principal (tenant + id) and per vault process (docs/security.md).
+    # A search confirms or denies a guessed value: FindSubjects calls per minute, with a
+    # burst allowance. 0 switches a limit off.
+    search_rate_per_minute: int = Field(default=60, ge=0)
+    search_burst: int = Field(default=20, ge=1)
+    # EraseSubject calls per minute (the data-subject-request path, EraseSubjectData,
+    # is not limited: bulk erasure goes through it, one request reference each).
+    erase_rate_per_minute: int = Field(default=10, ge=0)
+    erase_burst: int = Field(default=10, ge=1)
+    # FindSubjects pages: the default and the largest page size.
+    find_page_size: int = Field(default=50, ge=1)
+    find_max_page_size: int = Field(default=500, ge=1)
 
     # Background work.
     rewrap_interval_seconds: float = 5.0
@@ -282,3 +343,12 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def reflection_served(self) -> bool:
+        return self.reflection if self.reflection is not None else self.is_embedded
+
+    @property
+    def reflection_public(self) -> bool:
+        """Reflection answers without credentials only in the embedded default."""
+        return self.reflection_served and self.is_embedded

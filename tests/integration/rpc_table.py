@@ -51,6 +51,9 @@ class Case:
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.NOT_FOUND,
     )
+    # Entries an allowed call leaves: one, except an export, which adds one per batch
+    # sent (linking the batch's subjects; the fixture's two subjects are one batch).
+    allowed_entries: int = 1
 
 
 CASES: dict[str, Case] = {
@@ -67,7 +70,10 @@ CASES: dict[str, Case] = {
     "customervault.v1.VaultService/GetSubject": Case(
         DPO,
         lambda f: vault_pb2.GetSubjectRequest(
-            subject_id=f["subject"], view="full", purpose="data_subject_request"
+            subject_id=f["subject"],
+            view="full",
+            purpose="data_subject_request",
+            justification="DSR-2",
         ),
         lambda f: vault_pb2.GetSubjectRequest(subject_id=f["subject"], view="full", purpose="x"),
     ),
@@ -81,7 +87,11 @@ CASES: dict[str, Case] = {
     "customervault.v1.VaultService/FindSubjects": Case(
         DPO,
         lambda f: vault_pb2.FindSubjectsRequest(
-            field="email", value=ADA["email"], view="full", purpose="data_subject_request"
+            field="email",
+            value=ADA["email"],
+            view="full",
+            purpose="data_subject_request",
+            justification="DSR-2",
         ),
         lambda f: vault_pb2.FindSubjectsRequest(
             field="notes", value="x", view="full", purpose="data_subject_request"
@@ -99,9 +109,12 @@ CASES: dict[str, Case] = {
     ),
     "customervault.v1.VaultService/ExportView": Case(
         DPO,
-        lambda f: vault_pb2.ExportViewRequest(view="full", purpose="data_subject_request"),
+        lambda f: vault_pb2.ExportViewRequest(
+            view="full", purpose="data_subject_request", justification="DSR-2"
+        ),
         lambda f: vault_pb2.ExportViewRequest(view="nope", purpose="data_subject_request"),
         streaming=True,
+        allowed_entries=2,
     ),
     "customervault.v1.VaultService/RevealField": Case(
         DPO,
@@ -116,9 +129,14 @@ CASES: dict[str, Case] = {
     "customervault.v1.VaultService/Tokenize": Case(
         SERVICE,
         lambda f: vault_pb2.TokenizeRequest(
-            subject_id=f["subject"], field="email", kind=vault_pb2.TOKEN_KIND_RANDOM
+            subject_id=f["subject"],
+            field="email",
+            kind=vault_pb2.TOKEN_KIND_RANDOM,
+            purpose="support",
         ),
-        lambda f: vault_pb2.TokenizeRequest(subject_id=f["subject"], field="email"),
+        lambda f: vault_pb2.TokenizeRequest(
+            subject_id=f["subject"], field="email", purpose="support"
+        ),
     ),
     "customervault.v1.VaultService/Detokenize": Case(
         FRAUD,
@@ -363,7 +381,7 @@ def prepare(vault: RunningVault) -> dict[str, str]:
     service = vault.client()
     subject = service.create(ADA).subject_id
     victim = service.create(ADA).subject_id
-    token = service.tokenize(subject, "email", vault_pb2.TOKEN_KIND_RANDOM).token
+    token = service.tokenize(subject, "email", vault_pb2.TOKEN_KIND_RANDOM, "support").token
     # Proofs and checkpoints need the integrator to have signed a first tree head.
     deadline = time.monotonic() + 10
     while audit.latest_checkpoint(vault.app.db.engine) is None:

@@ -80,17 +80,17 @@ def test_reads_fail_closed_and_writes_change_nothing_while_the_audit_store_refus
     dpo = vault.client(**DPO)
     fraud = vault.client(**FRAUD)
     subject = service.create(ADA).subject_id
-    token = service.tokenize(subject, "email", pb.TOKEN_KIND_DETERMINISTIC).token
-    assert dpo.get(subject, "full", PURPOSE).fields["family_name"].value == "Lovelace"
+    token = service.tokenize(subject, "email", pb.TOKEN_KIND_RANDOM, "support").token
+    assert dpo.get(subject, "full", PURPOSE, "DSR-1").fields["family_name"].value == "Lovelace"
     before = _snapshot(vault)
 
     with audit_store_refusing(vault):
         reads = {
-            "get": lambda: dpo.get(subject, "full", PURPOSE),
-            "find": lambda: dpo.find("email", ADA["email"], "full", PURPOSE),
+            "get": lambda: dpo.get(subject, "full", PURPOSE, "DSR-1"),
+            "find": lambda: dpo.find("email", ADA["email"], "full", PURPOSE, "DSR-1"),
             "reveal": lambda: dpo.reveal(subject, "national_id", PURPOSE, "DSR-1"),
             "detokenize": lambda: fraud.detokenize(token, "fraud", "CASE-2"),
-            "export": lambda: list(dpo.export("full", PURPOSE)),
+            "export": lambda: list(dpo.export("full", PURPOSE, "DSR-1")),
         }
         for name, read in reads.items():
             refused = _refused(read)
@@ -99,7 +99,7 @@ def test_reads_fail_closed_and_writes_change_nothing_while_the_audit_store_refus
             "create": lambda: service.create(ADA),
             "batch": lambda: service.batch_create([ADA, ADA], all_or_nothing=False),
             "update": lambda: service.update(subject, 1, {"city": "Leeds"}, reason="moved"),
-            "tokenize": lambda: service.tokenize(subject, "phone", pb.TOKEN_KIND_RANDOM),
+            "tokenize": lambda: service.tokenize(subject, "phone", pb.TOKEN_KIND_RANDOM, "support"),
             "erase": lambda: dpo.erase(subject, "DSR-3"),
         }
         for name, write in writes.items():
@@ -107,14 +107,14 @@ def test_reads_fail_closed_and_writes_change_nothing_while_the_audit_store_refus
             assert (refused.code, refused.message) == ("UNAVAILABLE", "audit log unavailable"), name
         # A denied call reveals nothing, and still says why it was refused.
         marketing = vault.client(principal="mkt-1", roles=("marketing",))
-        assert _refused(lambda: marketing.get(subject, "full", PURPOSE)).code in {
+        assert _refused(lambda: marketing.get(subject, "full", PURPOSE, "DSR-1")).code in {
             "PERMISSION_DENIED",
             "UNAVAILABLE",
         }
         assert _snapshot(vault) == before  # nothing written, not even half a batch
 
     # Recovery without a restart: the same calls work, and the log verifies.
-    assert dpo.get(subject, "full", PURPOSE).fields["family_name"].value == "Lovelace"
+    assert dpo.get(subject, "full", PURPOSE, "DSR-1").fields["family_name"].value == "Lovelace"
     assert service.update(subject, 1, {"city": "Leeds"}, reason="moved").version == 2
     assert verify_audit_log(vault) >= 4
 
@@ -130,7 +130,7 @@ def test_concurrent_reads_during_an_audit_outage_all_fail_closed(vault: RunningV
         with vault.client(**DPO) as dpo:
             for _ in range(10):
                 try:
-                    view = dpo.get(subject, "full", PURPOSE)
+                    view = dpo.get(subject, "full", PURPOSE, "DSR-1")
                     outcome = "DATA" if view.fields else "EMPTY"
                 except VaultClientError as exc:
                     outcome = exc.code
@@ -144,7 +144,7 @@ def test_concurrent_reads_during_an_audit_outage_all_fail_closed(vault: RunningV
         for thread in threads:
             thread.join(60)
     assert outcomes and set(outcomes) == {"UNAVAILABLE"}
-    assert vault.client(**DPO).get(subject, "full", PURPOSE).fields
+    assert vault.client(**DPO).get(subject, "full", PURPOSE, "DSR-1").fields
     verify_audit_log(vault)
 
 
@@ -163,7 +163,7 @@ def test_a_locked_audit_table_fails_calls_closed_within_the_lock_timeout(
         try:
             locker.execute("LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE")
             for call in (
-                lambda: dpo.get(subject, "full", PURPOSE),
+                lambda: dpo.get(subject, "full", PURPOSE, "DSR-1"),
                 lambda: service.update(subject, 1, {"city": "Leeds"}, reason="moved"),
                 lambda: service.create(ADA),
             ):
@@ -172,6 +172,6 @@ def test_a_locked_audit_table_fails_calls_closed_within_the_lock_timeout(
         finally:
             locker.rollback()
             locker.close()
-        assert "city" not in dpo.get(subject, "full", PURPOSE).fields
+        assert "city" not in dpo.get(subject, "full", PURPOSE, "DSR-1").fields
         assert service.update(subject, 1, {"city": "Leeds"}, reason="moved").version == 2
         verify_audit_log(vault)

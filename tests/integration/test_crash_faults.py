@@ -21,6 +21,7 @@ import sqlalchemy as sa
 import audit
 from tests.integration.serving import clean_env, serving, token_for
 from vault.api.client import VaultClient, VaultClientError
+from vault.api.gen.customervault.v1 import rights_pb2
 from vault.storage.db import create_engine
 
 pytestmark = pytest.mark.slow
@@ -140,7 +141,12 @@ class Load:
                     return
                 with self._lock:
                     self.attempted_erasures.add(subject)
-                client.erase(subject, "data subject request")
+                # Bulk erasure goes through the data-subject-request path (EraseSubject
+                # spends a per-principal erasure budget).
+                request = rights_pb2.EraseSubjectDataRequest(
+                    subject_id=subject, reason="DSR-2026-1: data subject request"
+                )
+                client.call(client.rights, "EraseSubjectData", request)
                 with self._lock:
                     self.acked_erasures.add(subject)
 
@@ -253,7 +259,7 @@ def _check_rows(engine: sa.Engine, load: Load) -> None:
 def _check_reads(address: str, dpo_token: str, load: Load) -> None:
     """Every active subject decrypts whole; every erased one is refused."""
     with VaultClient(address, dpo_token, timeout=60) as dpo:
-        views = list(dpo.export("full", PURPOSE))
+        views = list(dpo.export("full", PURPOSE, "DSR-1"))
         batches: Counter[int] = Counter()
         phones = set()
         for view in views:
@@ -276,13 +282,13 @@ def _check_reads(address: str, dpo_token: str, load: Load) -> None:
             assert batches[batch] >= alive, f"batch {batch}: {batches[batch]} readable"
         for subject in sorted(load.acked_erasures)[:50]:
             with pytest.raises(VaultClientError) as refused:
-                dpo.get(subject, "full", PURPOSE)
+                dpo.get(subject, "full", PURPOSE, "DSR-1")
             assert refused.value.code == "FAILED_PRECONDITION"
         for batch, ids in load.acked_batches.items():
             for subject in ids[::200]:
                 if subject not in load.attempted_erasures:
                     assert (
-                        dpo.get(subject, "full", PURPOSE).fields["email"].value
+                        dpo.get(subject, "full", PURPOSE, "DSR-1").fields["email"].value
                         == (_fields(batch, ids.index(subject))["email"])
                     )
 

@@ -51,9 +51,9 @@ def test_reveal_of_another_tenants_subject_is_not_found(vault: RunningVault) -> 
 def test_random_tokens_reverse_only_with_the_detokenize_permission(vault: RunningVault) -> None:
     service = vault.client()
     created = service.create(ADA)
-    token = service.tokenize(created.subject_id, "email", pb.TOKEN_KIND_RANDOM).token
+    token = service.tokenize(created.subject_id, "email", pb.TOKEN_KIND_RANDOM, "support").token
     assert token.startswith("tkr_")
-    again = service.tokenize(created.subject_id, "email", pb.TOKEN_KIND_RANDOM).token
+    again = service.tokenize(created.subject_id, "email", pb.TOKEN_KIND_RANDOM, "support").token
     assert again != token  # random tokens never repeat
 
     fraud = vault.client(**FRAUD)
@@ -72,16 +72,16 @@ def test_random_tokens_reverse_only_with_the_detokenize_permission(vault: Runnin
 def test_deterministic_tokens_join_equal_values_and_die_with_the_subject(
     vault: RunningVault,
 ) -> None:
-    service = vault.client()
+    service, fraud = vault.client(), vault.client(**FRAUD)
     first = service.create(ADA)
     second = service.create({**ADA, "email": "ada@example.org"})
-    one = service.tokenize(first.subject_id, "national_id", pb.TOKEN_KIND_DETERMINISTIC).token
-    two = service.tokenize(second.subject_id, "national_id", pb.TOKEN_KIND_DETERMINISTIC).token
+    det = pb.TOKEN_KIND_DETERMINISTIC
+    one = fraud.tokenize(first.subject_id, "national_id", det, "fraud", "case FR-78").token
+    two = fraud.tokenize(second.subject_id, "national_id", det, "fraud", "case FR-78").token
     assert one == two and one.startswith("tkd_")
-    other = service.tokenize(second.subject_id, "email", pb.TOKEN_KIND_DETERMINISTIC).token
+    other = fraud.tokenize(second.subject_id, "email", det, "fraud", "case FR-78").token
     assert other != one
 
-    fraud = vault.client(**FRAUD)
     assert fraud.detokenize(one, "fraud", "case FR-78").value.value == "QQ 12 34 56 C"
 
     service.erase(first.subject_id, reason="erasure request")
@@ -94,7 +94,7 @@ def test_deterministic_tokens_join_equal_values_and_die_with_the_subject(
 def test_an_update_retires_the_tokens_of_the_changed_field(vault: RunningVault) -> None:
     service = vault.client()
     created = service.create(ADA)
-    token = service.tokenize(created.subject_id, "email", pb.TOKEN_KIND_RANDOM).token
+    token = service.tokenize(created.subject_id, "email", pb.TOKEN_KIND_RANDOM, "support").token
     service.update(created.subject_id, 1, {"email": "ada@new.example"}, reason="rectification")
     with pytest.raises(VaultClientError) as caught:
         vault.client(**FRAUD).detokenize(token, "fraud", "case FR-79")

@@ -105,7 +105,7 @@ def test_a_full_data_dir_refuses_writes_cleanly_and_recovers(
                 "update": _refusal(
                     lambda: service.update(acknowledged[0], 1, {"city": "Leeds"}, reason="moved")
                 ),
-                "get": _refusal(lambda: dpo.get(acknowledged[1], "full", PURPOSE)),
+                "get": _refusal(lambda: dpo.get(acknowledged[1], "full", PURPOSE, "DSR-1")),
             }
             # A write may still fit in a page SQLite already holds; the batch cannot.
             assert set(outcomes.values()) <= CLEAN_REFUSALS | {"OK"}, outcomes
@@ -120,7 +120,10 @@ def test_a_full_data_dir_refuses_writes_cleanly_and_recovers(
             batch = service.batch_create([ADA] * 50, all_or_nothing=True)
             acknowledged.extend(item.subject_id for item in batch.results)
             for subject in acknowledged[:3] + acknowledged[-3:]:
-                assert dpo.get(subject, "full", PURPOSE).fields["family_name"].value == "Lovelace"
+                assert (
+                    dpo.get(subject, "full", PURPOSE, "DSR-1").fields["family_name"].value
+                    == "Lovelace"
+                )
         code, _ = vault.terminate(30)
         assert code == 0
         log = vault.log()

@@ -60,7 +60,8 @@ def _stop_background_reindex(vault: RunningVault) -> None:
 
 
 def _found(vault: RunningVault, email: str) -> list[str]:
-    views = vault.client(**SEARCHER).find("email", email, "full", "data_subject_request")  # type: ignore[arg-type]
+    searcher = vault.client(**SEARCHER)  # type: ignore[arg-type]
+    views = searcher.find("email", email, "full", "data_subject_request", "DSR-2026-5")
     return [v.meta.subject_id for v in views]
 
 
@@ -157,7 +158,12 @@ def test_the_reindex_resumes_and_skips_what_does_not_open(sqlite_vault: RunningV
 
 
 def _tokenize(vault: RunningVault, subject_id: str, kind: int) -> str:
-    return vault.client().tokenize(subject_id, "email", kind).token
+    # Deterministic tokens need a clear read of the field (the fraud analyst's, for
+    # fraud); the service mints random ones.
+    if kind == pb.TOKEN_KIND_DETERMINISTIC:
+        fraud = vault.client(**FRAUD)
+        return fraud.tokenize(subject_id, "email", kind, "fraud", "case FR-79").token
+    return vault.client().tokenize(subject_id, "email", kind, "support").token
 
 
 def test_token_keys_rotate_and_a_retired_version_no_longer_detokenizes(

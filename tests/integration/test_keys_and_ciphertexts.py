@@ -27,7 +27,7 @@ READER = {"principal": "dpo-desk", "roles": ("dpo",)}
 
 
 def _read(vault: RunningVault, subject_id: str) -> dict[str, str]:
-    view = vault.client(**READER).get(subject_id, "full", "data_subject_request")  # type: ignore[arg-type]
+    view = vault.client(**READER).get(subject_id, "full", "data_subject_request", "DSR-1")  # type: ignore[arg-type]
     return {name: f.value for name, f in view.fields.items()}
 
 

@@ -50,11 +50,11 @@ def test_pii_never_reaches_logs_errors_or_the_audit_log(
 
     created = service.create(PII)
     sid = created.subject_id
-    dpo.get(sid, "full", "data_subject_request")
-    dpo.find("email", PII["email"], "full", "data_subject_request")
+    dpo.get(sid, "full", "data_subject_request", "DSR-1")
+    dpo.find("email", PII["email"], "full", "data_subject_request", "DSR-1")
     dpo.reveal(sid, "national_id", "data_subject_request", "DSR-7")
     service.update(sid, 1, {"city": "Sydneyville"}, reason="moved")
-    service.tokenize(sid, "email", pb.TOKEN_KIND_RANDOM)
+    service.tokenize(sid, "email", pb.TOKEN_KIND_RANDOM, "support")
 
     bad_calls = [
         lambda: service.create({**PII, "email": "not-an-email-zebulon"}),
@@ -62,8 +62,10 @@ def test_pii_never_reaches_logs_errors_or_the_audit_log(
         lambda: service.create({**PII, "date_of_birth": "Quartermaine"}),
         lambda: service.create({**PII, "Zebulon": "Quartermaine"}),
         lambda: service.update(sid, 1, {"email": "zebulon.quartermaine@"}, reason="x"),
-        lambda: dpo.find("email", "not-an-email-zebulon", "full", "data_subject_request"),
-        lambda: dpo.get("zebulon.quartermaine@example.net", "full", "data_subject_request"),
+        lambda: dpo.find("email", "not-an-email-zebulon", "full", "data_subject_request", "DSR-1"),
+        lambda: dpo.get(
+            "zebulon.quartermaine@example.net", "full", "data_subject_request", "DSR-1"
+        ),
         lambda: dpo.reveal("Zebulon", "email", "data_subject_request", "DSR-8"),
         lambda: dpo.get(sid, "Quartermaine", "data_subject_request"),
         lambda: dpo.get(sid, "full", "Kumquats"),

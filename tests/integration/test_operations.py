@@ -38,6 +38,7 @@ from tests.integration.serving import (
 )
 from vault import key_custody
 from vault.api.client import VaultClient, VaultClientError
+from vault.api.gen.customervault.v1 import rights_pb2
 from vault.app import VaultApp
 from vault.clock import to_micros
 from vault.config import Settings
@@ -86,7 +87,7 @@ class Load:
         subject = service.create(ADA).subject_id
         with self._lock:
             self.created.append(subject)
-        dpo.get(subject, "full", "data_subject_request")
+        dpo.get(subject, "full", "data_subject_request", "DSR-1")
 
     def _call(self, call: Callable[[], None]) -> None:
         try:
@@ -129,7 +130,7 @@ def _refused(address: str, token: str, seen: list[str]) -> bool:
     for the drain to end, so it gives up after 2 s and the next probe connects anew."""
     try:
         with VaultClient(address, token, timeout=2.0) as client:
-            client.get("sub_" + "a" * 26, "full", "data_subject_request")
+            client.get("sub_" + "a" * 26, "full", "data_subject_request", "DSR-1")
     except VaultClientError as exc:
         if exc.code not in REFUSED:
             return False
@@ -165,7 +166,7 @@ def test_sigterm_during_load_drains_in_flight_calls_and_exits_zero(tmp_path: Pat
 
         # A long server-streaming call is in flight when the signal arrives.
         with VaultClient(vault.address, dpo) as exporter:
-            stream = exporter.export("full", "data_subject_request")
+            stream = exporter.export("full", "data_subject_request", "DSR-1")
             exported = [next(stream)]
             vault.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
@@ -209,7 +210,7 @@ def _check_complete(data: Path, expected: list[str]) -> None:
         assert dict(audited) == dict.fromkeys(expected, 1)
         dpo = vault.client(**DPO)
         for subject in expected[-50:]:
-            view = dpo.get(subject, "full", "data_subject_request")
+            view = dpo.get(subject, "full", "data_subject_request", "DSR-1")
             assert set(view.fields) == set(ADA)
         verify_audit_log_at(engine, settings)
 
@@ -490,14 +491,20 @@ class Traffic:
             return clients[(step + offset) % len(clients)]
 
         subject = on(services, 0).create(ADA).subject_id
-        on(dpos, 1).get(subject, "full", "data_subject_request")
+        on(dpos, 1).get(subject, "full", "data_subject_request", "DSR-1")
         grant(on(services, 2), subject, "marketing")
         withdraw(on(services, 0), subject, "marketing")
         done = ["CreateSubject", "GetSubject", "GrantConsent", "WithdrawConsent"]
         erase = step % 3 == 0
         if erase:
-            on(services, 1).erase(subject, "DSR-ops-test")
-            done.append("EraseSubject")
+            # Bulk erasure goes through the data-subject-request path (EraseSubject
+            # spends a per-principal erasure budget).
+            dpo = on(dpos, 1)
+            request = rights_pb2.EraseSubjectDataRequest(
+                subject_id=subject, reason="DSR-2026-9 ops test"
+            )
+            dpo.call(dpo.rights, "EraseSubjectData", request)
+            done.append("EraseSubjectData")
         with self._lock:
             self.created.append(subject)
             if erase:

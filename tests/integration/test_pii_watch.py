@@ -69,7 +69,7 @@ def test_a_seeded_value_in_the_audit_log_is_reported(
     # A justification is free text the vault records as written (docs/security.md): a
     # caller who types a customer's name into it is what the watch is there to catch.
     vault.client(**DPO).reveal(
-        subject, "email", "data_subject_request", f"asked by {ADA['family_name']}"
+        subject, "email", "data_subject_request", f"DSR-4 asked by {ADA['family_name']}"
     )
     before = len(watch_for_pii.captured)
     pii_watch.export_audit(vault.app.db.engine)

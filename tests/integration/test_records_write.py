@@ -132,7 +132,7 @@ def test_erase_leaves_no_copy_in_the_database_files(sqlite_vault: RunningVault) 
     client = sqlite_vault.client()
     erased = client.create(ADA).subject_id
     kept = client.create(GRACE).subject_id
-    client.tokenize(erased, "email", pb.TOKEN_KIND_DETERMINISTIC)
+    client.tokenize(erased, "email", pb.TOKEN_KIND_RANDOM, "support")
     engine, data_dir = sqlite_vault.app.db.engine, sqlite_vault.settings.data_dir
     doomed, others = shreddable_copies(engine, [erased]), shreddable_copies(engine, [kept])
     assert len(doomed) >= 10 and sum(database_files_holding(data_dir, doomed).values()) >= 10

@@ -147,7 +147,7 @@ def test_rights_rectification_records_the_reason(vault: RunningVault) -> None:
     )
     changed = _rights(dpo, "RectifySubjectData", request).subject
     assert changed.version == 2
-    assert dpo.get(subject, "full", "data_subject_request").fields["email"].value == (
+    assert dpo.get(subject, "full", "data_subject_request", "DSR-7").fields["email"].value == (
         "ada@analytical.example"
     )
     [entry] = list(audit.iter_query(vault.app.db.engine, action="RectifySubjectData"))
@@ -171,10 +171,10 @@ def test_rights_restriction_freezes_processing_but_not_the_subjects_own_requests
     with pytest.raises(VaultClientError) as caught:
         agent.get(subject, "support", "support")
     assert caught.value.code == "FAILED_PRECONDITION"
-    [frozen] = agent.find("email", ADA["email"], "support", "support")
-    assert not frozen.fields and {w.reason for w in frozen.withheld} == {"state"}
-    assert dpo.get(subject, "full", "data_subject_request").fields  # the subject's own request
-    assert dpo.get(subject, "full", "legal").fields  # legal obligations
+    # a search does not even confirm a frozen subject exists
+    assert agent.find("family_name", ADA["family_name"], "support", "support") == []
+    assert dpo.get(subject, "full", "data_subject_request", "DSR-3").fields  # own request
+    assert dpo.get(subject, "full", "legal", "LIT-1: claim").fields  # legal obligations
     again = _rights(
         dpo, "RestrictProcessing", rpb.RestrictProcessingRequest(subject_id=subject, reason="DSR-3")
     ).subject
@@ -236,9 +236,12 @@ def test_rights_erasure_leaves_nothing_decryptable_and_the_audit_log_verifies(
 ) -> None:
     service, dpo = vault.client(), vault.client(**DPO)
     subject = service.create(ADA).subject_id
+    fraud = vault.client(principal="fraud-1", roles=("fraud_analyst",))
     tokens = [
-        service.tokenize(subject, "email", pb.TOKEN_KIND_RANDOM).token,
-        service.tokenize(subject, "national_id", pb.TOKEN_KIND_DETERMINISTIC).token,
+        service.tokenize(subject, "email", pb.TOKEN_KIND_RANDOM, "support").token,
+        fraud.tokenize(
+            subject, "national_id", pb.TOKEN_KIND_DETERMINISTIC, "fraud", "case FR-9"
+        ).token,
     ]
     grant(service, subject, "marketing")
     vault.client(**MARKETER).get(subject, "marketing", "marketing")

@@ -115,7 +115,7 @@ def test_a_call_is_one_server_span_with_policy_crypto_database_and_audit_childre
     otel: Captured, traced: RunningVault
 ) -> None:
     subject = traced.client().create(PII).subject_id
-    traced.client(**DPO).get(subject, "full", "data_subject_request")
+    traced.client(**DPO).get(subject, "full", "data_subject_request", "DSR-1")
 
     create = _server_span(otel, "CreateSubject")
     assert create.attributes is not None
@@ -166,9 +166,9 @@ def test_metrics_count_calls_by_method_and_code_and_denials_by_rule(
 ) -> None:
     service, dpo = traced.client(), traced.client(**DPO)
     subject = service.create(PII).subject_id
-    dpo.get(subject, "full", "data_subject_request")
+    dpo.get(subject, "full", "data_subject_request", "DSR-1")
     with pytest.raises(VaultClientError) as denied:
-        traced.client(**NOBODY).get(subject, "full", "data_subject_request")
+        traced.client(**NOBODY).get(subject, "full", "data_subject_request", "DSR-1")
     assert denied.value.code == "PERMISSION_DENIED"
 
     requests = {
@@ -242,7 +242,7 @@ def test_an_unexpected_errors_log_line_names_the_calls_trace(
 
     monkeypatch.setattr(traced.app.reader, "get", broken)
     with pytest.raises(VaultClientError) as failed:
-        traced.client(**DPO).get(subject, "full", "data_subject_request")
+        traced.client(**DPO).get(subject, "full", "data_subject_request", "DSR-1")
     assert failed.value.code == "INTERNAL"
     span = _server_span(otel, "GetSubject")
     trace_id = format(span.context.trace_id, "032x")
@@ -275,20 +275,22 @@ def _leaks(text: str) -> list[str]:
 def test_no_pii_in_any_span_metric_or_log_line(otel: Captured, traced: RunningVault) -> None:
     service, dpo = traced.client(), traced.client(**DPO)
     sid = service.create(PII).subject_id
-    dpo.get(sid, "full", "data_subject_request")
-    dpo.find("email", PII["email"], "full", "data_subject_request")
+    dpo.get(sid, "full", "data_subject_request", "DSR-1")
+    dpo.find("email", PII["email"], "full", "data_subject_request", "DSR-1")
     dpo.reveal(sid, "national_id", "data_subject_request", "DSR-7")
     service.update(sid, 1, {"city": "Sydneyville"}, reason="moved")
-    service.tokenize(sid, "email", pb.TOKEN_KIND_RANDOM)
+    service.tokenize(sid, "email", pb.TOKEN_KIND_RANDOM, "support")
     service.batch_create([PII, {**PII, "phone": "Zebulon"}])
     for bad in (
         lambda: service.create({**PII, "email": "not-an-email-zebulon"}),
         lambda: service.create({**PII, "Zebulon": "Quartermaine"}),
-        lambda: dpo.find("email", "not-an-email-zebulon", "full", "data_subject_request"),
-        lambda: dpo.get("zebulon.quartermaine@example.net", "full", "data_subject_request"),
+        lambda: dpo.find("email", "not-an-email-zebulon", "full", "data_subject_request", "DSR-1"),
+        lambda: dpo.get(
+            "zebulon.quartermaine@example.net", "full", "data_subject_request", "DSR-1"
+        ),
         lambda: dpo.get(sid, "Quartermaine", "data_subject_request"),
         lambda: dpo.get(sid, "full", "Kumquats"),
-        lambda: traced.client(**NOBODY).get(sid, "full", "data_subject_request"),
+        lambda: traced.client(**NOBODY).get(sid, "full", "data_subject_request", "DSR-1"),
     ):
         with pytest.raises(VaultClientError):
             bad()

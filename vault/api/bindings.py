@@ -18,6 +18,7 @@ from vault.api.admin import PolicyAdminServicer
 from vault.api.audit_service import AuditServicer
 from vault.api.consent_service import ConsentServicer
 from vault.api.customers_service import CustomerAccessServicer
+from vault.api.errors import MAX_VIOLATIONS
 from vault.api.gen.customervault.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -83,9 +84,13 @@ def interceptor_stages(
     ]
 
 
-def service_bindings(services: DomainServices) -> list[ServiceBinding]:
+def service_bindings(
+    services: DomainServices, max_violations: int = MAX_VIOLATIONS
+) -> list[ServiceBinding]:
     """One binding per service of the `customervault.v1` contract."""
-    vault = VaultServicer(services.records, services.reader, services.disclosures)
+    vault = VaultServicer(
+        services.records, services.reader, services.disclosures, max_violations=max_violations
+    )
     admin = PolicyAdminServicer(services.policy, services.dictionary)
     log = AuditServicer(
         services.audit_engine,

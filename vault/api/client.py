@@ -124,17 +124,52 @@ class VaultClient:
         assert isinstance(response, pb.BatchCreateSubjectsResponse)
         return response
 
-    def get(self, subject_id: str, view: str, purpose: str) -> pb.SubjectView:
-        request = pb.GetSubjectRequest(subject_id=subject_id, view=view, purpose=purpose)
+    def get(
+        self, subject_id: str, view: str, purpose: str, justification: str = ""
+    ) -> pb.SubjectView:
+        request = pb.GetSubjectRequest(
+            subject_id=subject_id, view=view, purpose=purpose, justification=justification
+        )
         response = self._unary("GetSubject", request)
         assert isinstance(response, pb.GetSubjectResponse)
         return response.subject
 
-    def find(self, field: str, value: str, view: str, purpose: str) -> list[pb.SubjectView]:
-        request = pb.FindSubjectsRequest(field=field, value=value, view=view, purpose=purpose)
+    def find(
+        self, field: str, value: str, view: str, purpose: str, justification: str = ""
+    ) -> list[pb.SubjectView]:
+        """Every page of a search (each page is one call against the search budget)."""
+        found: list[pb.SubjectView] = []
+        token = ""
+        while True:
+            page = self.find_page(field, value, view, purpose, justification, page_token=token)
+            found.extend(page.subjects)
+            token = page.next_page_token
+            if not token:
+                return found
+
+    def find_page(
+        self,
+        field: str,
+        value: str,
+        view: str,
+        purpose: str,
+        justification: str = "",
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.FindSubjectsResponse:
+        request = pb.FindSubjectsRequest(
+            field=field,
+            value=value,
+            view=view,
+            purpose=purpose,
+            justification=justification,
+            page_size=page_size,
+            page_token=page_token,
+        )
         response = self._unary("FindSubjects", request)
         assert isinstance(response, pb.FindSubjectsResponse)
-        return list(response.subjects)
+        return response
 
     def update(
         self,
@@ -168,8 +203,8 @@ class VaultClient:
         assert isinstance(response, pb.RecordActivityResponse)
         return response.subject
 
-    def export(self, view: str, purpose: str) -> Iterator[pb.SubjectView]:
-        request = pb.ExportViewRequest(view=view, purpose=purpose)
+    def export(self, view: str, purpose: str, justification: str = "") -> Iterator[pb.SubjectView]:
+        request = pb.ExportViewRequest(view=view, purpose=purpose, justification=justification)
         try:
             yield from self._stub.ExportView(request, metadata=self._metadata, timeout=3600)
         except grpc.RpcError as exc:
@@ -183,8 +218,16 @@ class VaultClient:
         )
         return self._unary("RevealField", request)  # type: ignore[return-value]
 
-    def tokenize(self, subject_id: str, field: str, kind: int) -> pb.TokenizeResponse:
-        request = pb.TokenizeRequest(subject_id=subject_id, field=field, kind=kind)  # type: ignore[arg-type]
+    def tokenize(
+        self, subject_id: str, field: str, kind: int, purpose: str, justification: str = ""
+    ) -> pb.TokenizeResponse:
+        request = pb.TokenizeRequest(
+            subject_id=subject_id,
+            field=field,
+            kind=kind,  # type: ignore[arg-type]
+            purpose=purpose,
+            justification=justification,
+        )
         return self._unary("Tokenize", request)  # type: ignore[return-value]
 
     def detokenize(self, token: str, purpose: str, justification: str) -> pb.DetokenizeResponse:

@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Sequence
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from vault import errors
+from vault.api.limits import CallCancelledError, CallTimeoutError
 
 log = logging.getLogger(__name__)
 
 _DOMAIN = "customervault.v1"
+
+MAX_VIOLATIONS = 50
+"""Field violations listed in one error by default (`Settings.max_error_violations`)."""
+_BAD_REQUEST_BYTES = 4096
+"""At most this much BadRequest in a status: the status travels base64-encoded in a
+trailer, and gRPC clients refuse metadata over 8 KiB by default (16 KiB hard)."""
 
 _TABLE: tuple[tuple[type[errors.VaultError], grpc.StatusCode], ...] = (
     (errors.InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -31,6 +39,8 @@ _TABLE: tuple[tuple[type[errors.VaultError], grpc.StatusCode], ...] = (
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (errors.ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.DecryptionError, grpc.StatusCode.DATA_LOSS),
+    (CallTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (CallCancelledError, grpc.StatusCode.CANCELLED),
 )
 
 
@@ -48,23 +58,37 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
-def rich_status(exc: BaseException, request_id: str) -> status_pb2.Status:
+def bad_request(
+    violations: Sequence[errors.FieldViolation], limit: int = MAX_VIOLATIONS
+) -> error_details_pb2.BadRequest:
+    """The first violations (at most `limit`, and at most 4 KiB of them); when some are
+    left out, a last entry on `request` counts them, so the status always fits a trailer."""
+    listed = error_details_pb2.BadRequest()
+    size = 0
+    for v in violations[:limit]:
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=v.field[:200], description=v.description[:200]
+        )
+        size += entry.ByteSize() + 3
+        if size > _BAD_REQUEST_BYTES:
+            break
+        listed.field_violations.append(entry)
+    rest = len(violations) - len(listed.field_violations)
+    if rest:
+        listed.field_violations.add(
+            field="request", description=f"{rest} more violations not listed"
+        )
+    return listed
+
+
+def rich_status(
+    exc: BaseException, request_id: str, max_violations: int = MAX_VIOLATIONS
+) -> status_pb2.Status:
     """The google.rpc.Status sent to the caller for `exc`."""
     code = status_code_for(exc)
     details = []
     if isinstance(exc, errors.InvalidArgumentError):
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
-                        )
-                        for v in exc.violations
-                    ]
-                )
-            )
-        )
+        details.append(_pack(bad_request(exc.violations, max_violations)))
     if isinstance(exc, errors.PermissionDeniedError):
         details.append(
             _pack(

@@ -1,28 +1,28 @@
-"""The interceptor chain: tracing -> authentication -> handler, with audit and error
-mapping around all of it.
+"""The stages every authenticated call runs through: tracing -> authentication ->
+handler, with audit and error mapping around all of it (`vault.api.runner` runs them).
 
 Stages get one `RpcCall` dataclass per call (so their inputs can grow without changing
 signatures). `before` hooks run in order; `after` hooks run in reverse for every stage
 whose `before` ran, with the exception the call ended with (or None), and may replace
-it. Finally an exception becomes a rich gRPC status. Unary and server-streaming methods
-share the same runner; a stream's `after` hooks run when it is exhausted or fails.
+it. Finally an exception becomes a rich gRPC status. Stages are plain synchronous code.
+The runner calls `before` hooks on the server's event loop, so they must not block (no
+I/O: they read metadata and verify signatures); `after` hooks (the audit write) run on
+its worker threads.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
-from grpc_status import rpc_status
 
-from vault.api.errors import rich_status, status_code_for
+from vault.api.errors import status_code_for
 from vault.audit_trail import Auditor
-from vault.context import CallContext, current_call
-from vault.errors import FieldViolation, InvalidArgumentError, UnauthenticatedError
+from vault.context import CallContext
+from vault.errors import UnauthenticatedError
 from vault.identity import (
     CertificateIdentity,
     IdentityMap,
@@ -34,45 +34,33 @@ from vault.principal import Principal
 
 log = logging.getLogger(__name__)
 
-# Health checking and reflection answer without credentials (DESIGN §3).
-PUBLIC_PREFIXES = (
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
-)
 
 # Methods whose request carries its own credential (a one-time link code): they run
 # without a bearer token, still audited, and the domain names the principal it verified.
 CREDENTIAL_EXCHANGE = frozenset({"/customervault.v1.CustomerAccessService/RedeemCustomerLink"})
 
 
-class _Malformed:
-    """Stands in for a request whose bytes did not parse (invalid wire format, or a
-    string field that is not UTF-8), so the call is authenticated, refused with
-    INVALID_ARGUMENT and audited like any other instead of grpc's unaudited INTERNAL."""
+class CallInfo:
+    """What stages may read of a call's transport: its metadata, TLS peer and address
+    (captured on the event loop when the call starts), and whether it is still active."""
 
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._metadata = tuple(context.invocation_metadata() or ())
+        self._auth = dict(context.auth_context() or {})
+        self._peer = context.peer() or ""
+        self.active = True
 
-MALFORMED = _Malformed()
+    def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return self._metadata
 
+    def auth_context(self) -> dict[str, Any]:
+        return self._auth
 
-def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserialize is None:
-        return None
+    def peer(self) -> str:
+        return self._peer
 
-    def parse(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad input
-            return MALFORMED
-
-    return parse
-
-
-def _malformed_request() -> InvalidArgumentError:
-    return InvalidArgumentError(
-        [FieldViolation("request", "not a valid message of this method's request type")],
-        "malformed request",
-    )
+    def is_active(self) -> bool:
+        return self.active
 
 
 @dataclass
@@ -81,7 +69,7 @@ class RpcCall:
 
     method: str
     request: Any
-    context: grpc.ServicerContext
+    context: CallInfo
     call: CallContext
     state: dict[str, Any] = field(default_factory=dict)
     on_finish: list[Callable[[], None]] = field(default_factory=list)
@@ -152,7 +140,7 @@ class AuthenticationStage:
         return exc
 
 
-def _bearer_token(context: grpc.ServicerContext) -> str | None:
+def _bearer_token(context: CallInfo) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, token = value.partition(" ")
@@ -183,109 +171,3 @@ class AuditStage:
             )
             return exc or audit_exc
         return exc
-
-
-class VaultInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Runs the stage chain around every non-public method."""
-
-    def __init__(self, stages: Sequence[Stage]) -> None:
-        self._stages = tuple(stages)
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        method = details.method
-        if handler is None or method.startswith(PUBLIC_PREFIXES):
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, handler.unary_stream),
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def _begin(self, method: str, request: Any, context: grpc.ServicerContext) -> RpcCall:
-        call = CallContext(
-            method=method, request_id=uuid.uuid4().hex, caller_address=context.peer() or ""
-        )
-        return RpcCall(method, request, context, call)
-
-    def _enter(self, rpc: RpcCall) -> tuple[list[Stage], BaseException | None]:
-        entered: list[Stage] = []
-        try:
-            for stage in self._stages:
-                entered.append(stage)
-                stage.before(rpc)
-        except Exception as exc:  # noqa: BLE001 - handed to the after hooks, then mapped
-            return entered, exc
-        if rpc.request is MALFORMED:  # refused once the caller is known, and audited
-            return entered, _malformed_request()
-        return entered, None
-
-    def _exit(self, rpc: RpcCall, entered: list[Stage], exc: BaseException | None) -> None:
-        for stage in reversed(entered):
-            exc = stage.after(rpc, exc)
-        if exc is not None:
-            rpc.context.abort_with_status(
-                rpc_status.to_status(rich_status(exc, rpc.call.request_id))
-            )
-
-    def _unary(self, method: str, behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        def run(request: Any, context: grpc.ServicerContext) -> Any:
-            rpc = self._begin(method, request, context)
-            token = current_call.set(rpc.call)
-            try:
-                entered, exc = self._enter(rpc)
-                response = None
-                if exc is None:
-                    try:
-                        response = behavior(request, context)
-                    except Exception as raised:  # noqa: BLE001 - mapped to a status below
-                        exc = raised
-                self._exit(rpc, entered, exc)
-                return response
-            finally:
-                _finish(rpc)
-                current_call.reset(token)
-
-        return run
-
-    def _stream(
-        self, method: str, behavior: Callable[[Any, Any], Iterator[Any]]
-    ) -> Callable[[Any, Any], Iterator[Any]]:
-        def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            rpc = self._begin(method, request, context)
-            token = current_call.set(rpc.call)
-            try:
-                entered, exc = self._enter(rpc)
-                if exc is None:
-                    try:
-                        yield from behavior(request, context)
-                    except GeneratorExit:
-                        rpc.call.reason = rpc.call.reason or "cancelled by the caller"
-                        for stage in reversed(entered):
-                            stage.after(rpc, None)
-                        raise
-                    except Exception as raised:  # noqa: BLE001 - mapped to a status below
-                        exc = raised
-                self._exit(rpc, entered, exc)
-            finally:
-                _finish(rpc)
-                current_call.reset(token)
-
-        return run
-
-
-def _finish(rpc: RpcCall) -> None:
-    for hook in reversed(rpc.on_finish):
-        hook()

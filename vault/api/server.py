@@ -1,26 +1,42 @@
-"""The gRPC server: services, health, reflection, limits, TLS and graceful shutdown."""
+"""The gRPC server: services, health, reflection, limits, TLS and graceful shutdown.
+
+It is a grpc.aio server on an event loop thread of its own: waiting on callers (their
+requests, their reading of streams, idle connections) costs no thread, so no number of
+idle or slow callers can take the threads that calls and health checks need. The
+domain work of each call runs on a pool of `max_workers` threads (`vault.api.runner`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vault.api.gen.customervault.v1 import vault_pb2
-from vault.api.interceptors import Stage, VaultInterceptor
+from vault.api.interceptors import Stage
+from vault.api.limits import CallLimits
+from vault.api.runner import VaultInterceptor
 
 log = logging.getLogger(__name__)
 
 VAULT_SERVICE = vault_pb2.DESCRIPTOR.services_by_name["VaultService"].full_name
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+REFLECTION_PREFIXES = (
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,11 +44,11 @@ class ServiceBinding:
     """One gRPC service: its full name (for health and reflection) and how to add it."""
 
     name: str
-    register: Callable[[grpc.Server], None]
+    register: Callable[[grpc.aio.Server], None]
 
 
 def binding(
-    module: ModuleType, service: str, add: Callable[[Any, grpc.Server], None], servicer: object
+    module: ModuleType, service: str, add: Callable[[Any, grpc.aio.Server], None], servicer: object
 ) -> ServiceBinding:
     """How to register one generated service, named as its descriptor names it."""
     return ServiceBinding(
@@ -50,64 +66,132 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """HTTP/2 connection limits (grpc channel arguments); see `Settings`."""
+
+    idle_seconds: float = 300.0
+    max_age_seconds: float = 1800.0
+    age_grace_seconds: float = 300.0
+    keepalive_time_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
+    min_client_ping_interval_seconds: float = 10.0
+    max_streams_per_connection: int = 100
+
+    def channel_args(self) -> list[tuple[str, int]]:
+        def ms(seconds: float) -> int:
+            return int(seconds * 1000)
+
+        return [
+            ("grpc.max_connection_idle_ms", ms(self.idle_seconds)),
+            ("grpc.max_connection_age_ms", ms(self.max_age_seconds)),
+            ("grpc.max_connection_age_grace_ms", ms(self.age_grace_seconds)),
+            ("grpc.keepalive_time_ms", ms(self.keepalive_time_seconds)),
+            ("grpc.keepalive_timeout_ms", ms(self.keepalive_timeout_seconds)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            (
+                "grpc.http2.min_ping_interval_without_data_ms",
+                ms(self.min_client_ping_interval_seconds),
+            ),
+            ("grpc.http2.max_ping_strikes", 2),
+            ("grpc.max_concurrent_streams", self.max_streams_per_connection),
+            # Windows stay at HTTP/2's 64 KiB unless a call asks for a message: with
+            # BDP probing they grow to megabytes per connection, which an
+            # unauthenticated caller could fill before it is refused.
+            ("grpc.http2.bdp_probe", 0),
+        ]
+
+
+@dataclass(frozen=True)
 class ServerOptions:
     address: str
-    max_message_bytes: int
     max_workers: int
     max_concurrent_rpcs: int
+    max_response_bytes: int = 32 * 1024 * 1024
+    limits: CallLimits = field(default_factory=CallLimits)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    reflection: bool = False
+    reflection_public: bool = False
     tls: TlsFiles | None = None
 
 
 class VaultServer:
-    """A started gRPC server whose health says SERVING only once it is ready."""
+    """A started gRPC server whose health says SERVING only once it is ready.
+
+    Its methods are called from ordinary threads; each runs its part on the loop."""
 
     def __init__(
         self, options: ServerOptions, stages: Sequence[Stage], services: Sequence[ServiceBinding]
     ) -> None:
-        self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="rpc"),
-            interceptors=[VaultInterceptor(stages)],
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="grpc-loop", daemon=True
+        )
+        self._thread.start()
+        self._pool = ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="rpc")
+        public = (HEALTH_PREFIX, *(REFLECTION_PREFIXES if options.reflection_public else ()))
+        self.interceptor = VaultInterceptor(stages, self._pool, options.limits, public)
+        self._names = tuple(service.name for service in services)
+        self._audit_failed = False
+        self.health = health.aio.HealthServicer()
+        try:
+            self._server = self._run(self._build(options, services))
+            self.port = self._bind(options)
+        except BaseException:
+            self._close()
+            raise
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    async def _build(
+        self, options: ServerOptions, services: Sequence[ServiceBinding]
+    ) -> grpc.aio.Server:
+        server = grpc.aio.server(
+            interceptors=[self.interceptor],
             options=[
-                ("grpc.max_receive_message_length", options.max_message_bytes),
-                ("grpc.max_send_message_length", options.max_message_bytes),
+                ("grpc.max_receive_message_length", options.limits.largest_request_bytes),
+                ("grpc.max_send_message_length", options.max_response_bytes),
                 ("grpc.so_reuseport", 0),
+                *options.connections.channel_args(),
             ],
             maximum_concurrent_rpcs=options.max_concurrent_rpcs,
         )
         for service in services:
-            service.register(self._server)
-        self._names = tuple(service.name for service in services)
-        self._audit_failed = False
-        self.health = health.HealthServicer(experimental_non_blocking=True)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        reflection.enable_server_reflection(
-            (*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
-        self.port = self._bind(options)
-        if self.port == 0:
-            raise OSError(f"could not bind {options.address}")
+            service.register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if options.reflection:
+            reflection.enable_server_reflection(
+                (*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+        return server
 
     def _bind(self, options: ServerOptions) -> int:
-        if options.tls is None:
-            return int(self._server.add_insecure_port(options.address))
         tls = options.tls
-        credentials = grpc.ssl_server_credentials(
-            [(tls.key.read_bytes(), tls.cert.read_bytes())],
-            root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
-            require_client_auth=tls.client_ca is not None,
-        )
-        return int(self._server.add_secure_port(options.address, credentials))
+        if tls is None:
+            port = int(self._server.add_insecure_port(options.address))
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key.read_bytes(), tls.cert.read_bytes())],
+                root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
+                require_client_auth=tls.client_ca is not None,
+            )
+            port = int(self._server.add_secure_port(options.address, credentials))
+        if port == 0:
+            raise OSError(f"could not bind {options.address}")
+        return port
 
-    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+    async def _set_health(
+        self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None:
         for name in ("", *self._names):
-            self.health.set(name, status)
+            await self.health.set(name, status)
 
     def start(self) -> None:
-        self._server.start()
+        self._run(self._server.start())
 
     def mark_serving(self) -> None:
-        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self._run(self._set_health(health_pb2.HealthCheckResponse.SERVING))
         if self._audit_failed:
             self.mark_audit_failed()
 
@@ -115,15 +199,45 @@ class VaultServer:
         """The audit log's integrity alarm: every named service (each one audits its calls)
         goes NOT_SERVING and stays so until restart. The overall status ("") is left to
         the process's own state, so an alarm does not make Kubernetes pull or restart
-        every replica at once; alert on the per-service status and the alarm metric."""
+        every replica at once; alert on the per-service status and the alarm metric.
+        Called from any thread but the loop's own (it waits for the loop)."""
         self._audit_failed = True
+        if self._loop.is_closed() or not self._loop.is_running():
+            return
+        self._run(self._set_named(health_pb2.HealthCheckResponse.NOT_SERVING))
+
+    async def _set_named(
+        self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None:
         for name in self._names:
-            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, status)
 
     def stop(self, grace: float) -> None:
-        """Refuse new calls, let in-flight ones finish within `grace` seconds."""
-        self.health.enter_graceful_shutdown()
-        self._server.stop(grace).wait()
+        """Refuse new calls, let in-flight ones finish within `grace` seconds. Stopping
+        a stopped server does nothing (as with grpc's own servers)."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self._stop(grace))
+        finally:
+            self._close()
+
+    async def _stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        # Calls cut at the end of the grace finish their current step (and audit).
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=max(grace, 1.0) + 5.0)
+
+    def _close(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        self._pool.shutdown(wait=True)
+        self._loop.close()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return bool(self._server.wait_for_termination(timeout))
+        if not self._loop.is_running():
+            return True
+        return bool(self._run(self._server.wait_for_termination(timeout)))

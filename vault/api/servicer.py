@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import grpc
 
 from vault.api import convert
-from vault.api.errors import rich_status
+from vault.api.errors import MAX_VIOLATIONS, rich_status
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.context import require_call
@@ -38,11 +38,16 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     """The gRPC face of the record services."""
 
     def __init__(
-        self, records: RecordService, reader: RecordReader, disclosures: DisclosureService
+        self,
+        records: RecordService,
+        reader: RecordReader,
+        disclosures: DisclosureService,
+        max_violations: int = MAX_VIOLATIONS,
     ) -> None:
         self._records = records
         self._reader = reader
         self._disclosures = disclosures
+        self._max_violations = max_violations
 
     def CreateSubject(
         self, request: pb.CreateSubjectRequest, context: grpc.ServicerContext
@@ -65,7 +70,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 out.append(pb.BatchItemResult(index=r.index, subject_id=r.subject_id))
             else:
                 out.append(
-                    pb.BatchItemResult(index=r.index, error=rich_status(r.error, call.request_id))
+                    pb.BatchItemResult(
+                        index=r.index,
+                        error=rich_status(r.error, call.request_id, self._max_violations),
+                    )
                 )
         created = sum(1 for r in results if r.error is None)
         return pb.BatchCreateSubjectsResponse(
@@ -76,7 +84,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.GetSubjectRequest, context: grpc.ServicerContext
     ) -> pb.GetSubjectResponse:
         rendered = self._reader.get(
-            require_call(), request.subject_id, request.view, request.purpose
+            require_call(), request.subject_id, request.view, request.purpose, request.justification
         )
         return pb.GetSubjectResponse(subject=convert.view(rendered))
 
@@ -97,9 +105,19 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.FindSubjectsRequest, context: grpc.ServicerContext
     ) -> pb.FindSubjectsResponse:
         found = self._reader.find(
-            require_call(), request.field, request.value, request.view, request.purpose
+            require_call(),
+            request.field,
+            request.value,
+            request.view,
+            request.purpose,
+            justification=request.justification,
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
-        return pb.FindSubjectsResponse(subjects=[convert.view(v) for v in found])
+        return pb.FindSubjectsResponse(
+            subjects=[convert.view(v) for v in found.subjects],
+            next_page_token=found.next_page_token,
+        )
 
     def EraseSubject(
         self, request: pb.EraseSubjectRequest, context: grpc.ServicerContext
@@ -118,7 +136,10 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         self, request: pb.ExportViewRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.SubjectView]:
         states = _states(list(request.states))
-        for rendered in self._reader.export(require_call(), request.view, request.purpose, states):
+        exported = self._reader.export(
+            require_call(), request.view, request.purpose, states, request.justification
+        )
+        for rendered in exported:
             yield convert.view(rendered)
 
     def RevealField(
@@ -141,7 +162,14 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
         kind = _TOKEN_KIND.get(request.kind)
         if kind is None:
             raise InvalidArgumentError([FieldViolation("kind", "must be deterministic or random")])
-        token = self._disclosures.tokenize(require_call(), request.subject_id, request.field, kind)
+        token = self._disclosures.tokenize(
+            require_call(),
+            request.subject_id,
+            request.field,
+            kind,
+            purpose=request.purpose,
+            justification=request.justification,
+        )
         return pb.TokenizeResponse(token=token, kind=_TOKEN_KIND_TO_PB[kind])
 
     def Detokenize(

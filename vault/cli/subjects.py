@@ -20,6 +20,13 @@ console = Console()
 
 View = Annotated[str, typer.Option(help="The masked view to read through.")]
 Purpose = Annotated[str, typer.Option(help="Why you read (a declared purpose).")]
+Justification = Annotated[
+    str,
+    typer.Option(
+        help="Why, citing the case (required for full clear-text views and legal-obligation "
+        "purposes; audited, no personal data)."
+    ),
+]
 
 
 def _show_view(view: Any, as_json: bool) -> None:
@@ -65,6 +72,7 @@ def get(
     subject_id: str,
     view: View = "support",
     purpose: Purpose = "support",
+    justification: Justification = "",
     address: Address = "127.0.0.1:50051",
     token: Token = "",
     as_json: AsJson = False,
@@ -72,7 +80,7 @@ def get(
     """Read a customer through a view."""
     with client_for(address, token) as client:
         try:
-            _show_view(client.get(subject_id, view, purpose), as_json)
+            _show_view(client.get(subject_id, view, purpose, justification), as_json)
         except VaultClientError as exc:
             raise fail(exc) from None
 
@@ -83,6 +91,7 @@ def find(
     value: Annotated[str, typer.Option(help="The exact value.")],
     view: View = "support",
     purpose: Purpose = "support",
+    justification: Justification = "",
     address: Address = "127.0.0.1:50051",
     token: Token = "",
     as_json: AsJson = False,
@@ -90,7 +99,7 @@ def find(
     """Find customers by an exact value of a searchable field (blind index)."""
     with client_for(address, token) as client:
         try:
-            found = client.find(field, value, view, purpose)
+            found = client.find(field, value, view, purpose, justification)
         except VaultClientError as exc:
             raise fail(exc) from None
     for subject in found:
@@ -156,13 +165,14 @@ def activity(
 def export(
     view: View = "analytics",
     purpose: Purpose = "analytics",
+    justification: Justification = "",
     address: Address = "127.0.0.1:50051",
     token: Token = "",
 ) -> None:
     """Stream every customer of your tenant through a view, as JSON lines."""
     with client_for(address, token) as client:
         try:
-            for subject in client.export(view, purpose):
+            for subject in client.export(view, purpose, justification):
                 print(to_json_line(subject))
         except VaultClientError as exc:
             raise fail(exc) from None

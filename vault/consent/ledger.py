@@ -63,6 +63,13 @@ def current(conn: Connection, subject_id: str, now: datetime) -> SubjectConsent:
     return derive(events_for(conn, subject_id), now)
 
 
+def current_from_rows(rows: Iterable[Mapping[str, Any]], now: datetime) -> SubjectConsent:
+    """The consent now from a subject's ledger rows (column name -> value), in ledger
+    order, read by the caller in the same transaction as the subject (the read path's
+    one statement, `vault.storage.subject_reads`)."""
+    return derive([_event(row) for row in rows], now)
+
+
 def state_at(conn: Connection, subject_id: str, when: datetime) -> SubjectConsent:
     """The subject's consent as it stood at `when`, rebuilt from the ledger."""
     return derive(events_for(conn, subject_id, recorded_until=when), when)

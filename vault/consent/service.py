@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from vault.access.guard import authorize, load_own_subject
+from vault.access.guard import authorize, check_subject, load_own_subject
 from vault.audit_trail import Auditor
 from vault.clock import Clock
 from vault.consent import checks, ledger
@@ -272,10 +272,7 @@ class ConsentService:
             return ledger.events_for(conn, subject_id, recorded_until=recorded_until)
 
     def _check_state(self, call: CallContext, action: Action, row: SubjectRow) -> None:
-        refusal = self._policy.check_subject(action, None, subject_context(row.meta))
-        if refusal is not None:
-            call.deny(refusal.rule, self._policy.version)
-            raise FailedPreconditionError(refusal.reason)
+        check_subject(self._policy, call, action, subject_context(row.meta))
 
 
 def _listed(names: Iterable[str]) -> str:

@@ -97,6 +97,14 @@ def _too_long(spec: FieldSpec) -> InvalidValueError:
 
 
 def _check_characters(text: str, *, free_text: bool) -> None:
+    # Fast path, in C: a printable string has no character of category C* at all
+    # (str.isprintable is False for Cc, Cf, Cs, Co, Cn and separators but the space).
+    # Free text may also hold line breaks and tabs. Anything else takes the loop.
+    if free_text:
+        if text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable():
+            return
+    elif text.isprintable():
+        return
     for char in text:
         category = unicodedata.category(char)
         if free_text:

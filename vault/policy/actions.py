@@ -17,6 +17,7 @@ class Action(StrEnum):
     SUBJECT_EXPORT = "subjects:export"
     ACTIVITY_RECORD = "activity:record"
     TOKENIZE = "tokens:tokenize"
+    TOKENIZE_DETERMINISTIC = "tokens:deterministic"
     DETOKENIZE = "tokens:detokenize"
     FIELD_CLEAR = "fields:clear"
     FIELD_MASKED = "fields:masked"
@@ -48,6 +49,8 @@ _PURPOSE_REQUIRED = frozenset(
         Action.SUBJECT_FIND,
         Action.SUBJECT_EXPORT,
         Action.SUBJECT_REVEAL,
+        Action.TOKENIZE,
+        Action.TOKENIZE_DETERMINISTIC,
         Action.DETOKENIZE,
         Action.FIELD_CLEAR,
         Action.FIELD_MASKED,

@@ -13,7 +13,7 @@ logging configuration can switch on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -177,3 +177,182 @@ def _silence(model: Any) -> None:
     for section in model.values():
         for assertion in section.values():
             assertion.logger = _SILENT
+
+
+# The matcher `policies/vault_model.conf` ships, whitespace-normalized. When the loaded
+# model's matcher is exactly this one, `IndexedDecider` decides without Casbin; any
+# other (validated) matcher keeps `CasbinDecider`.
+SHIPPED_MATCHER = (
+    '((p.eft == "allow" && g(r.sub, p.sub, r.dom)) || (p.eft == "deny" && '
+    '(p.sub == "*" || p.sub == r.sub))) && (p.dom == "*" || p.dom == r.dom) && '
+    'keyMatch(r.act, p.act) && keyMatch(r.res, p.res) && (p.pur == "*" || p.pur == r.pur) '
+    '&& atLeast(r.clr, p.clr) && (p.dept == "*" || p.dept == r.dept)'
+)
+
+
+def is_shipped_matcher(matcher: str) -> bool:
+    """Whether `matcher` is the shipped one (spacing aside)."""
+    return "".join(matcher.split()) == "".join(SHIPPED_MATCHER.split())
+
+
+MAX_INDEXED = 50_000
+"""Bound on the (role, action) candidate lists kept (roles are the policy's own plus
+`UNKNOWN_ROLE`, actions the `Action` values: the bound is never reached in practice)."""
+_ACTION_VALUES = frozenset(action.value for action in Action)
+
+
+class _Line(NamedTuple):
+    """A p line's values prepared for matching, and the line itself."""
+
+    allow: bool
+    sub: str
+    dom: str
+    res_prefix: str
+    res_exact: bool
+    pur: str
+    clr: int
+    dept: str
+    line: PolicyLine
+
+
+_Ranked = tuple[int, _Line]
+
+
+def _position(ranked: _Ranked) -> int:
+    return ranked[0]
+
+
+def _key_match(value: str, pattern: str) -> bool:
+    """Casbin's `keyMatch`: equal, or a prefix of `value` up to the pattern's first ``*``."""
+    star = pattern.find("*")
+    if star == -1:
+        return value == pattern
+    return value[:star] == pattern[:star]
+
+
+class IndexedDecider:
+    """The shipped matcher, compiled: policy lines indexed by (role, action).
+
+    Decides exactly as `CasbinDecider` over the same lines (the hypothesis tests in
+    `tests/unit/policy/test_properties.py` compare both on generated policies of up to
+    1,000 lines), in file order and with the same deciding line, without Casbin's
+    per-call matcher parse and per-line interpreted evaluation:
+
+    - for a (role, action), only lines whose action pattern `keyMatch`es the action and
+      whose subject can match the role (an allow line naming the role or a role it
+      inherits in some tenant, a deny line naming the role or ``*``) are candidates;
+      the index is built per (role, action) on first use and kept (both are bounded:
+      roles the policy names plus `UNKNOWN_ROLE`, and the `Action` values);
+    - each candidate is then checked against the request's tenant (role links of that
+      tenant and of ``*``), resource, purpose, clearance and department.
+    """
+
+    def __init__(self, lines: PolicyLines) -> None:
+        prepared = [(position, _prepare(line)) for position, line in enumerate(lines.p)]
+        # action -> (allow lines by role, deny lines by role or *), in file order
+        self._by_action: dict[str, tuple[dict[str, list[_Ranked]], dict[str, list[_Ranked]]]] = {}
+        for action in _ACTION_VALUES:
+            allow: dict[str, list[_Ranked]] = {}
+            deny: dict[str, list[_Ranked]] = {}
+            for position, line in prepared:
+                if _key_match(action, line.line.values[2]):
+                    (allow if line.allow else deny).setdefault(line.sub, []).append(
+                        (position, line)
+                    )
+            self._by_action[action] = (allow, deny)
+        self._links: dict[str, dict[str, list[str]]] = {}
+        for link in lines.g:
+            role, parent, domain = link.values
+            self._links.setdefault(domain, {}).setdefault(role, []).append(parent)
+        self._any_domain: dict[str, list[str]] = {}
+        for links in self._links.values():
+            for role, parents in links.items():
+                self._any_domain.setdefault(role, []).extend(parents)
+        self._index: dict[tuple[str, str], tuple[_Line, ...]] = {}
+        self._inherits: dict[tuple[str, str], frozenset[str]] = {}
+
+    def evaluate(self, roles: Iterable[str], request: CasbinRequest) -> Decision:
+        """Decide for a caller holding `roles`, as `CasbinDecider.evaluate` does."""
+        tenant, action, resource, purpose, clearance, department = request
+        allowing: _Line | None = None
+        for role in sorted(roles):
+            inherited: frozenset[str] | None = None
+            first_allow: _Line | None = None
+            for line in self._candidates(role, action):
+                if not (
+                    line.dom in (ANY, tenant)
+                    and (
+                        resource[: len(line.res_prefix)] == line.res_prefix
+                        if not line.res_exact
+                        else resource == line.res_prefix
+                    )
+                    and line.pur in (ANY, purpose)
+                    and clearance >= line.clr
+                    and line.dept in (ANY, department)
+                ):
+                    continue
+                if not line.allow:
+                    return Decision(
+                        False, line.line.text, f"denied by {POLICY_FILE}:{line.line.line}"
+                    )
+                if first_allow is None:
+                    if inherited is None:
+                        inherited = self._inherited(role, tenant)
+                    if line.sub in inherited:
+                        first_allow = line
+            if allowing is None and first_allow is not None:
+                allowing = first_allow
+        if allowing is None:
+            return Decision(False, DEFAULT_DENY, "no policy line allows this request")
+        return Decision(True, allowing.line.text, f"allowed by {POLICY_FILE}:{allowing.line.line}")
+
+    def _candidates(self, role: str, action: str) -> tuple[_Line, ...]:
+        key = (role, action)
+        found = self._index.get(key)
+        if found is None:
+            allow, deny = self._by_action[action]
+            ranked: list[_Ranked] = []
+            for name in _closure(role, self._any_domain):
+                ranked.extend(allow.get(name, ()))
+            for name in {ANY, role}:
+                ranked.extend(deny.get(name, ()))
+            ranked.sort(key=_position)
+            found = tuple(line for _, line in ranked)
+            if len(self._index) >= MAX_INDEXED:
+                self._index.clear()
+            self._index[key] = found
+        return found
+
+    def _inherited(self, role: str, tenant: str) -> frozenset[str]:
+        """`role` and every role it inherits in `tenant` (links of the tenant and of *)."""
+        key = (role, tenant)
+        found = self._inherits.get(key)
+        if found is None:
+            merged: dict[str, list[str]] = {}
+            for domain in {tenant, ANY}:
+                for child, parents in self._links.get(domain, {}).items():
+                    merged.setdefault(child, []).extend(parents)
+            found = _closure(role, merged)
+            self._inherits[key] = found
+        return found
+
+
+def _closure(role: str, parents: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """`role` and every role reachable from it through `parents` (the policy's role
+    hierarchy is validated acyclic and at most `MAX_ROLE_DEPTH` deep, within Casbin's
+    ten levels)."""
+    seen = {role}
+    todo = [role]
+    while todo:
+        for parent in parents.get(todo.pop(), ()):
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return frozenset(seen)
+
+
+def _prepare(line: PolicyLine) -> _Line:
+    sub, dom, _act, res, pur, clr, dept, eft = line.values
+    star = res.find("*")
+    prefix = res if star == -1 else res[:star]
+    return _Line(eft == "allow", sub, dom, prefix, star == -1, pur, int(clr), dept, line)

@@ -10,14 +10,16 @@ free (the old caches go with the old state), and a bad file never replaces a goo
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from vault.errors import PermissionDeniedError
+from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy.actions import Action
-from vault.policy.decisions import Decision
+from vault.policy.decisions import DEFAULT_DENY, Decision
 from vault.policy.errors import PolicyConfigError
 from vault.policy.policy_lines import MAX_CLEARANCE
 from vault.policy.purposes import Purposes
@@ -34,6 +36,15 @@ _log = logging.getLogger(__name__)
 # Consent and opt-outs bind processing of personal data for a purpose, i.e. reads.
 # Writing consent, erasing or rectifying must work precisely when consent is missing.
 _CONSENT_BOUND = frozenset(action for action in Action if action.needs_purpose)
+
+
+@dataclass(frozen=True)
+class JustificationRule:
+    """What a caller's justification must be for one purpose (and view)."""
+
+    required: bool
+    case_reference: re.Pattern[str] | None = None
+
 
 Signature = tuple[tuple[int, int], ...]
 
@@ -126,6 +137,27 @@ class PolicyEngine:
             raise PermissionDeniedError(decision.reason, decision.rule)
         return decision
 
+    def decide_deterministic_token(
+        self, principal: Principal, purpose: str, resource: str
+    ) -> Decision:
+        """May `principal` mint a deterministic token of a field of class `resource`?
+
+        Equal values give equal tokens, so such a token is an equality oracle on the
+        field: it needs the right to read the field in clear for the purpose
+        (fields:clear), or the narrow tokens:deterministic grant on its class. Both
+        also need tokens:tokenize (asked separately). A refusal names a deny line when
+        one decided, else the default deny.
+        """
+        clear = self.decide(principal, Action.FIELD_CLEAR, purpose=purpose, resource=resource)
+        if clear.allowed:
+            return clear
+        narrow = self.decide(
+            principal, Action.TOKENIZE_DETERMINISTIC, purpose=purpose, resource=resource
+        )
+        if narrow.allowed or clear.rule == DEFAULT_DENY:
+            return narrow
+        return clear
+
     def plan_view(  # noqa: PLR0917 - the positional signature callers were written against
         self,
         principal: Principal,
@@ -182,6 +214,27 @@ class PolicyEngine:
                             if item.outcome not in (Outcome.WITHHELD, Outcome.OMITTED)
                         )
         return tuple(f.name for f in fields if f.name in usable)
+
+    def justification_rule(self, purpose: str, view: str | None = None) -> JustificationRule:
+        """Whether a use of personal data for `purpose` (through `view`) must say why.
+
+        Required for a purpose whose legal basis is a legal obligation (it overrides
+        consent and opt-outs) and for a full clear-text view; a purpose marked
+        case_reference must cite a reference matching purposes.yaml's pattern.
+        Raises `InvalidArgumentError` for an undeclared purpose or view.
+        """
+        state = self._state
+        declared = state.purposes.get(purpose)
+        needs_view = False
+        if view is not None:
+            definition = state.views.views.get(view)
+            if definition is None:
+                raise InvalidArgumentError([FieldViolation("view", "undeclared view")])
+            needs_view = definition.needs_justification
+        return JustificationRule(
+            required=needs_view or declared.needs_justification,
+            case_reference=state.purposes.case_reference if declared.case_reference else None,
+        )
 
     def check_subject(
         self, action: Action, purpose: str | None, subject: SubjectContext

@@ -58,6 +58,8 @@ class ModelSpec:
     text: str
     explain_text: str
     matcher_line: int
+    matcher: str = ""
+    """The matcher expression as written (one line)."""
 
 
 def parse_model(text: str) -> ModelSpec:
@@ -82,7 +84,7 @@ def parse_model(text: str) -> ModelSpec:
         raise PolicyConfigError(MODEL_FILE, matcher_line, "'#' is not allowed in the matcher")
     _check_matcher(matcher_line, matcher)
     explain = _rebuild(entries, effect=FIRST_ALLOW)
-    return ModelSpec(_rebuild(entries, effect=ALLOW_AND_DENY), explain, matcher_line)
+    return ModelSpec(_rebuild(entries, effect=ALLOW_AND_DENY), explain, matcher_line, matcher)
 
 
 def _check_matcher(number: int, matcher: str) -> None:

@@ -16,7 +16,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # A notice version is a short label such as 2026-01 or v3.1 (never free text).
 _NOTICE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _FLAGS = ("marketing", "sharing")
-_PURPOSE_KEYS = frozenset({"legal_basis", "description", "allowed_when_restricted", *_FLAGS})
+_PURPOSE_KEYS = frozenset(
+    {"legal_basis", "description", "allowed_when_restricted", "case_reference", *_FLAGS}
+)
+DEFAULT_CASE_REFERENCE = r"\b[A-Z][A-Z0-9]{1,11}-[0-9][0-9A-Za-z-]{0,40}\b"
+"""A case reference inside a justification: letters, a dash, a number (DSR-2026-114)."""
 
 
 class LegalBasis(StrEnum):
@@ -38,6 +42,12 @@ class Purpose:
     marketing: bool = False
     sharing: bool = False
     allowed_when_restricted: bool = False
+    case_reference: bool = False
+
+    @property
+    def needs_justification(self) -> bool:
+        """A legal obligation overrides consent and opt-outs, so its use must say why."""
+        return self.legal_basis is LegalBasis.LEGAL_OBLIGATION or self.case_reference
 
 
 class Purposes:
@@ -48,8 +58,11 @@ class Purposes:
         purposes: Mapping[str, Purpose],
         markers: Mapping[str, str],
         notice_versions: Iterable[str] = (),
+        case_reference: str = DEFAULT_CASE_REFERENCE,
     ) -> None:
         self._purposes = MappingProxyType(dict(purposes))
+        self.case_reference = re.compile(case_reference)
+        """What a justification must contain for a purpose with case_reference: true."""
         # marker -> flag name ("marketing" | "sharing")
         self._markers = MappingProxyType(dict(markers))
         self._notice_versions = frozenset(notice_versions)
@@ -97,7 +110,10 @@ class Purposes:
 def parse_purposes(text: str) -> Purposes:
     """Validate `purposes.yaml`; any problem is a `PolicyConfigError` naming the line."""
     doc = load_yaml(PURPOSES_FILE, text)
-    _check_keys(doc, {"version", "opt_out_markers", "notice_versions", "purposes"})
+    _check_keys(
+        doc,
+        {"version", "opt_out_markers", "notice_versions", "case_reference_pattern", "purposes"},
+    )
     if not is_version_one(doc.get("version")):
         raise _error(doc.line_of("version"), "version must be 1")
     markers = _parse_markers(
@@ -110,7 +126,21 @@ def parse_purposes(text: str) -> Purposes:
         name: _parse_purpose(name, section[name], section.line_of(name)) for name in section
     }
     notices = _parse_notice_versions(doc.get("notice_versions"), doc.line_of("notice_versions"))
-    return Purposes(purposes, markers, notices)
+    pattern = doc.get("case_reference_pattern", DEFAULT_CASE_REFERENCE)
+    if not isinstance(pattern, str) or not _compiles(pattern):
+        raise _error(
+            doc.line_of("case_reference_pattern"),
+            "case_reference_pattern must be a regular expression",
+        )
+    return Purposes(purposes, markers, notices, pattern)
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return bool(pattern)
 
 
 def _parse_notice_versions(section: object, line: int) -> list[str]:
@@ -159,6 +189,7 @@ def _parse_purpose(name: str, body: object, line: int) -> Purpose:
         marketing=_flag(body, name, "marketing"),
         sharing=_flag(body, name, "sharing"),
         allowed_when_restricted=_flag(body, name, "allowed_when_restricted"),
+        case_reference=_flag(body, name, "case_reference"),
     )
 
 

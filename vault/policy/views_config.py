@@ -57,11 +57,17 @@ def _parse_view(name: str, body: object, line: int) -> ViewDefinition:
     if not isinstance(body, LocatedDict):
         raise _error(line, f"view '{name}' must be a mapping")
     for key in body:
-        if key not in ("description", "fields"):
+        if key not in ("description", "fields", "requires_justification"):
             raise _error(body.line_of(key), f"view '{name}': unknown key '{key}'")
     description = body.get("description", "")
     if not isinstance(description, str) or not description.strip():
         raise _error(body.line_of("description"), f"view '{name}' needs a description")
+    requires = body.get("requires_justification", False)
+    if not isinstance(requires, bool):
+        raise _error(
+            body.line_of("requires_justification"),
+            f"view '{name}': requires_justification must be true or false",
+        )
     fields = _mapping(body, "fields")
     rules: dict[str, FieldRule] = {}
     for field_name, spec in fields.items():
@@ -69,7 +75,7 @@ def _parse_view(name: str, body: object, line: int) -> ViewDefinition:
         if not _NAME.match(field_name):
             raise _error(field_line, f"view '{name}': invalid field name '{field_name}'")
         rules[field_name] = _parse_rule(spec, field_line, f"view '{name}' field '{field_name}'")
-    return ViewDefinition(name, description.strip(), MappingProxyType(rules))
+    return ViewDefinition(name, description.strip(), MappingProxyType(rules), requires)
 
 
 def _parse_rule(spec: object, line: int, where: str) -> FieldRule:

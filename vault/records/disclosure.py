@@ -12,8 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vault.access.guard import authorize, load_own_subject
-from vault.access.guard import justification as check_justification
+from vault.access.guard import authorize, check_subject, load_own_subject, stated_justification
 from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
@@ -28,13 +27,16 @@ from vault.errors import (
     PermissionDeniedError,
 )
 from vault.fields.dictionary import DataDictionary, FieldSpec
-from vault.policy import Action, PolicyEngine
+from vault.policy import DEFAULT_DENY, SENSITIVITY_CLASSES, Action, PolicyEngine, class_resource
+from vault.principal import Principal
 from vault.records.cipher import RecordCipher
 from vault.records.rendering import DisclosedField, Disclosure
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.storage.subjects import SubjectRow
 from vault.subject import SubjectMeta
+
+_MAX_TOKEN = 80
 
 
 class TokenKind(StrEnum):
@@ -82,7 +84,7 @@ class DisclosureService:
     ) -> Disclosed:
         """One field in clear text, whatever the views say; always audited as a reveal."""
         call.subject_ids, call.extra = [subject_id], {"disclosure": "reveal"}
-        spec = self._check_disclosure(call, field, purpose, justification)
+        spec = self._check_field_request(call, field, purpose, justification, always=True)
         principal = authorize(
             self._policy, call, Action.SUBJECT_REVEAL, purpose=purpose, resource=_class(spec)
         )
@@ -94,15 +96,37 @@ class DisclosureService:
         self._auditor.record(call)
         return Disclosed(row.meta, field, value)
 
-    def tokenize(self, call: CallContext, subject_id: str, field: str, kind: TokenKind) -> str:
-        """A token for one field of a subject, recorded so Detokenize can reverse it."""
+    def tokenize(
+        self,
+        call: CallContext,
+        subject_id: str,
+        field: str,
+        kind: TokenKind,
+        *,
+        purpose: str,
+        justification: str = "",
+    ) -> str:
+        """A token for one field of a subject, for `purpose`, recorded so Detokenize
+        can reverse it.
+
+        Both kinds need tokens:tokenize on the field's class for the purpose. A
+        deterministic token is an equality oracle (equal values, equal tokens), so it
+        also needs the right to read the field in clear for the purpose (fields:clear)
+        or the narrow tokens:deterministic grant on its class. The subject's state,
+        consent and opt-outs are checked as for a read for the purpose.
+        """
         call.subject_ids, call.extra = [subject_id], {"token_kind": kind.value}
-        spec = self._dictionary.field(field)  # an unknown name never reaches the audit log
-        call.field_names = [field]
-        principal = authorize(self._policy, call, Action.TOKENIZE, resource=_class(spec))
+        spec = self._check_field_request(call, field, purpose, justification, always=False)
+        resource = _class(spec)
+        principal = authorize(
+            self._policy, call, Action.TOKENIZE, purpose=purpose, resource=resource
+        )
+        if kind is TokenKind.DETERMINISTIC:
+            self._authorize_deterministic(call, principal, purpose, resource)
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            self._check_subject(call, Action.TOKENIZE, None, row)
+            consent = ledger.current(conn, subject_id, self._clock.now())
+            self._check_subject(call, Action.TOKENIZE, purpose, row, consent)
             if field not in row.fields:
                 call.deny("field not set")
                 raise FailedPreconditionError("the subject has no value for this field")
@@ -124,23 +148,56 @@ class DisclosureService:
             self._auditor.record_in(conn, call)
         return token
 
+    def _authorize_deterministic(
+        self, call: CallContext, principal: Principal, purpose: str, resource: str
+    ) -> None:
+        """fields:clear or tokens:deterministic on the field's class for the purpose."""
+        decision = self._policy.decide_deterministic_token(principal, purpose, resource)
+        if not decision.allowed:
+            call.deny(decision.rule, self._policy.version)
+            raise PermissionDeniedError(
+                "a deterministic token needs the right to read the field in clear for this purpose",
+                decision.rule,
+            )
+        call.allow(f"{call.reason}; {decision.rule}", self._policy.version)
+
     def detokenize(
         self, call: CallContext, token: str, purpose: str, justification: str
     ) -> Disclosed:
-        """The clear value behind a token this vault issued, for the caller's tenant."""
+        """The clear value behind a token this vault issued, for the caller's tenant.
+
+        Permission comes first: a caller that may detokenize nothing for `purpose` is
+        refused before the token is looked up, and a token of a class the caller may not
+        open is answered like an unknown one (NOT_FOUND; the audit entry says denied).
+        """
         call.extra = {"disclosure": "detokenize"}
         principal = call.require_principal()
-        if not token or len(token) > 80 or not token.isascii():
-            raise InvalidArgumentError([FieldViolation("token", "not a token")])
+        violations = []
+        if not token or len(token) > _MAX_TOKEN or not token.isascii():
+            violations.append(FieldViolation("token", "not a token"))
+        try:
+            self._check_request(call, purpose, justification, always=True)
+        except InvalidArgumentError as exc:
+            violations = [*violations, *exc.violations]
+        if violations:
+            raise InvalidArgumentError(violations)
+        openable = self._openable_classes(call, principal, purpose)
         with self._db.read() as conn:
             # A token of a retired token-key version is as unknown as one never issued.
             targets = repo.find_token(conn, principal.tenant, token, self._token_versions())
             if not targets:
-                call.deny("unknown token")
+                call.deny("unknown token", self._policy.version)
                 raise NotFoundError("token not found")
             target = targets[0]
             call.subject_ids = [t.subject_id for t in targets]
-            spec = self._check_disclosure(call, target.field, purpose, justification)
+            spec = self._dictionary.field(target.field)
+            call.field_names = [target.field]
+            if spec.sensitivity not in openable:
+                decision = self._policy.decide(
+                    principal, Action.DETOKENIZE, purpose=purpose, resource=_class(spec)
+                )
+                call.deny(decision.rule, self._policy.version)
+                raise NotFoundError("token not found")
             authorize(self._policy, call, Action.DETOKENIZE, purpose=purpose, resource=_class(spec))
             row = load_own_subject(conn, call, principal, target.subject_id)
             consent = ledger.current(conn, target.subject_id, self._clock.now())
@@ -149,25 +206,68 @@ class DisclosureService:
         self._auditor.record(call)
         return Disclosed(row.meta, target.field, value)
 
-    def _check_disclosure(
-        self, call: CallContext, field: str, purpose: str, justification: str
-    ) -> FieldSpec:
+    def _openable_classes(
+        self, call: CallContext, principal: Principal, purpose: str
+    ) -> frozenset[str]:
+        """The classes whose tokens the caller may reverse for `purpose`; refuses the
+        call (audited) when there are none, before any token is looked up."""
+        decisions = {
+            name: self._policy.decide(
+                principal, Action.DETOKENIZE, purpose=purpose, resource=class_resource(name)
+            )
+            for name in SENSITIVITY_CLASSES
+        }
+        allowed = frozenset(name for name, d in decisions.items() if d.allowed)
+        if not allowed:
+            deny = next(
+                (d for d in decisions.values() if d.rule != DEFAULT_DENY),
+                decisions[SENSITIVITY_CLASSES[0]],
+            )
+            call.deny(deny.rule, self._policy.version)
+            raise PermissionDeniedError(deny.reason, deny.rule)
+        return allowed
+
+    def _check_request(
+        self,
+        call: CallContext,
+        purpose: str,
+        justification: str,
+        *,
+        field: str | None = None,
+        always: bool = False,
+    ) -> FieldSpec | None:
+        """Field (when given), purpose and justification, all violations at once; the
+        spec of `field`."""
         violations = []
-        spec = self._dictionary.fields.get(field)
-        if spec is None:
-            violations.append(FieldViolation("field", "unknown field"))
+        spec = None
+        if field is not None:
+            spec = self._dictionary.fields.get(field)
+            if spec is None:
+                violations.append(FieldViolation("field", "unknown field"))
         if not purpose:
             violations.append(FieldViolation("purpose", "must name a purpose"))
         elif purpose not in self._policy.purposes:
             violations.append(FieldViolation("purpose", "undeclared purpose"))
-        text = ""
-        try:
-            text = check_justification(justification, "justification", required=True)
-        except InvalidArgumentError as exc:
-            violations.extend(exc.violations)
-        if violations or spec is None:
+        else:
+            try:
+                stated_justification(
+                    self._policy, call, justification, purpose=purpose, always=always
+                )
+            except InvalidArgumentError as exc:
+                violations.extend(exc.violations)
+        if violations:
             raise InvalidArgumentError(violations)
-        call.field_names, call.purpose, call.justification = [field], purpose, text
+        if field is not None:
+            call.field_names = [field]
+        call.purpose = purpose
+        return spec
+
+    def _check_field_request(
+        self, call: CallContext, field: str, purpose: str, justification: str, *, always: bool
+    ) -> FieldSpec:
+        spec = self._check_request(call, purpose, justification, field=field, always=always)
+        if spec is None:  # _check_request refuses an unknown field
+            raise InvalidArgumentError([FieldViolation("field", "unknown field")])
         return spec
 
     def _check_subject(
@@ -178,13 +278,9 @@ class DisclosureService:
         row: SubjectRow,
         consent: SubjectConsent | None = None,
     ) -> None:
-        subject = subject_context(row.meta, consent)
-        refusal = self._policy.check_subject(action, purpose, subject)
-        if refusal is not None:
-            call.deny(refusal.rule, self._policy.version)
-            if row.meta.state.is_terminal or refusal.rule.startswith("state:"):
-                raise FailedPreconditionError(refusal.reason)
-            raise PermissionDeniedError(refusal.reason, refusal.rule)
+        subject = check_subject(
+            self._policy, call, action, subject_context(row.meta, consent), purpose=purpose
+        )
         call.consent_version = subject.consent_version
 
     def _open(self, row: SubjectRow, field: str) -> DisclosedField:

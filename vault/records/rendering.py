@@ -7,7 +7,6 @@ decrypted; withheld and omitted fields are never opened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -22,7 +21,7 @@ from vault.principal import Principal
 from vault.records.cipher import RecordCipher
 from vault.storage.subjects import SubjectRow
 from vault.subject import SubjectMeta
-from vault.views import Outcome, ViewPlan, apply_view, fields_needed
+from vault.views import Outcome, apply_view, fields_needed, outcomes_of
 
 
 class Disclosure(StrEnum):
@@ -131,7 +130,7 @@ class ViewRenderer:
             today=today,
         )
         shown: dict[str, DisclosedField] = {}
-        outcomes = _outcomes(plan)
+        outcomes = outcomes_of(plan)
         for name, value in result.fields.items():
             outcome, strategy = outcomes[name]
             source = opened[name]
@@ -147,7 +146,3 @@ class ViewRenderer:
             decision.subject_rule,
             decision.consent_version,
         )
-
-
-def _outcomes(plan: ViewPlan) -> Mapping[str, tuple[Outcome, str]]:
-    return {f.field: (f.outcome, f.strategy) for f in plan.fields}

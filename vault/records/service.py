@@ -10,12 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from vault.access.guard import authorize, justification, load_own_subject
+from vault.access.guard import authorize, check_subject, justification, load_own_subject
 from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
+from vault.consent.models import subject_context
 from vault.context import CallContext
 from vault.errors import (
-    FailedPreconditionError,
     FieldViolation,
     InvalidArgumentError,
     VersionConflictError,
@@ -24,6 +24,7 @@ from vault.fields.dictionary import DataDictionary
 from vault.fields.normalizers import violation_path
 from vault.policy import Action, PolicyEngine
 from vault.records.cipher import RecordCipher
+from vault.records.limits import RateLimiter
 from vault.storage import notices as retention_notices
 from vault.storage import shredding
 from vault.storage import subjects as repo
@@ -47,6 +48,7 @@ class RecordService:
         auditor: Auditor,
         clock: Clock,
         max_batch_size: int,
+        erase_limit: RateLimiter | None = None,
     ) -> None:
         self._db = db
         self._sealing = sealing
@@ -55,6 +57,7 @@ class RecordService:
         self._auditor = auditor
         self._clock = clock
         self._max_batch_size = max_batch_size
+        self._erase_limit = erase_limit or RateLimiter("erasure", 0, 1, clock)
 
     def create(self, call: CallContext, fields: Mapping[str, str]) -> SubjectMeta:
         """Store one subject."""
@@ -125,11 +128,13 @@ class RecordService:
         clear_fields: Sequence[str],
         reason: str,
         action: Action = Action.SUBJECT_UPDATE,
+        purpose: str | None = None,
     ) -> SubjectMeta:
         """Change and clear fields, if the subject is still at `expected_version`.
 
-        `action` is the permission asked for: a rectification request (rights:rectify)
-        is the same change under its own permission.
+        `action` is the permission asked for: a rectification request (rights:rectify,
+        purpose data_subject_request) is the same change under its own permission, and
+        the only one a restricted subject accepts.
         """
         principal = authorize(self._policy, call, action)
         call.subject_ids = [subject_id]
@@ -140,8 +145,7 @@ class RecordService:
         now_us = to_micros(now)
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            if row.meta.state.is_terminal:
-                raise FailedPreconditionError(f"subject is {row.meta.state.value}")
+            check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             if row.meta.version != expected_version:
                 raise VersionConflictError("subject was changed by someone else; re-read it")
             new_version = expected_version + 1
@@ -203,16 +207,21 @@ class RecordService:
         subject_id: str,
         reason: str,
         action: Action = Action.SUBJECT_ERASE,
+        purpose: str | None = None,
     ) -> SubjectMeta:
         """Crypto-shred: drop the data key, the sealed fields and the blind indexes.
 
         Idempotent: erasing an erased subject changes nothing (and is still audited).
         A subject under legal hold is not erased. `action` is the permission asked for
-        (rights:erase for a data-subject request).
+        (rights:erase for a data-subject request). Every erasure states a reason; outside
+        the data-subject-request path each spends the principal's erasure budget, so
+        bulk erasure goes through that path only.
         """
         principal = authorize(self._policy, call, action)
         call.subject_ids = [subject_id]
-        call.justification = justification(reason, "reason", required=False)
+        call.justification = justification(reason, "reason", required=True)
+        if action is not Action.RIGHTS_ERASE:
+            self._erase_limit.charge(call, principal)
         now = self._clock.now()
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
@@ -220,9 +229,8 @@ class RecordService:
                 call.extra = {"noop": "already erased"}
                 self._auditor.record_in(conn, call)
                 return row.meta
-            if row.meta.legal_hold:
-                call.deny("state:legal_hold")
-                raise FailedPreconditionError("subject is under legal hold")
+            # Restriction (only the data-subject request erases then) and legal holds.
+            check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             new_version = row.meta.version + 1
             if not shredding.erase(conn, subject_id, row.meta.version, to_micros(now)):
                 raise VersionConflictError("subject was changed concurrently; retry")
@@ -243,8 +251,7 @@ class RecordService:
             raise InvalidArgumentError([FieldViolation("occurred_at", "is in the future")])
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            if row.meta.state.is_terminal:
-                raise FailedPreconditionError(f"subject is {row.meta.state.value}")
+            check_subject(self._policy, call, Action.ACTIVITY_RECORD, subject_context(row.meta))
             latest = max(row.meta.last_activity_at, when)
             changed: dict[str, object] = {"last_activity_at": to_micros(latest)}
             state = row.meta.state

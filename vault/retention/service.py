@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vault.access.guard import authorize, justification, load_own_subject
+from vault.access.guard import authorize, check_subject, justification, load_own_subject
 from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
+from vault.consent.models import subject_context
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -112,8 +113,7 @@ class RetentionService:
         now_us = to_micros(self._clock.now())
         with self._db.write() as conn:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
-            if row.meta.state.is_terminal:
-                raise FailedPreconditionError(f"subject is {row.meta.state.value}")
+            check_subject(self._policy, call, Action.LEGAL_HOLD, subject_context(row.meta))
             changed: dict[str, object] = {"legal_hold": True}
             prior = notices.cancel_open(conn, subject_id, now_us, "legal_hold")
             if prior is not None and row.meta.state is SubjectState.PENDING_ANONYMIZATION:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 import audit
-from vault.access.guard import authorize, load_own_subject
+from vault.access.guard import authorize, check_subject, load_own_subject, stated_justification
 from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
@@ -144,12 +144,15 @@ class RightsService:
             clear_fields=clear_fields,
             reason=reason.strip(),
             action=Action.RIGHTS_RECTIFY,
+            purpose=DSR_PURPOSE,
         )
 
     def erase(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
         """Crypto-shred the subject (a second erasure is a no-op, still audited)."""
         self._begin(call, Action.RIGHTS_ERASE, subject_id, reason)
-        return self._records.erase(call, subject_id, reason.strip(), action=Action.RIGHTS_ERASE)
+        return self._records.erase(
+            call, subject_id, reason.strip(), action=Action.RIGHTS_ERASE, purpose=DSR_PURPOSE
+        )
 
     def restrict(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
         """Freeze processing: only storage, the subject's own requests and legal claims."""
@@ -199,7 +202,11 @@ class RightsService:
         call.subject_ids, call.purpose = [subject_id], DSR_PURPOSE
         principal = authorize(self._policy, call, action, purpose=DSR_PURPOSE)
         _check_reason(reason)
-        call.justification = reason.strip()
+        # The request's reference: purposes.yaml asks data_subject_request for a case
+        # reference, and the reason is where a rights call states it.
+        stated_justification(
+            self._policy, call, reason, purpose=DSR_PURPOSE, field="reason", always=True
+        )
         return principal
 
     def _load(
@@ -213,10 +220,7 @@ class RightsService:
         lock: bool = False,
     ) -> SubjectRow:
         row = load_own_subject(conn, call, principal, subject_id, for_update=lock)
-        refusal = self._policy.check_subject(action, DSR_PURPOSE, subject_context(row.meta))
-        if refusal is not None:
-            call.deny(refusal.rule, self._policy.version)
-            raise FailedPreconditionError(refusal.reason)
+        check_subject(self._policy, call, action, subject_context(row.meta), purpose=DSR_PURPOSE)
         return row
 
 

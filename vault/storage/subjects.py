@@ -120,6 +120,11 @@ def _well_formed(entry: Any, size: int) -> bool:
     return size == 3 or entry[3] >= 1
 
 
+def subject_row(r: Any) -> SubjectRow:
+    """A `SubjectRow` from a result row carrying the `subjects` columns by name."""
+    return _row(r)
+
+
 def _row(r: Any) -> SubjectRow:
     meta = SubjectMeta(
         id=r.id,
@@ -136,14 +141,59 @@ def _row(r: Any) -> SubjectRow:
 
 def insert_subjects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert prepared subject rows (column name -> value) in one executemany."""
-    if rows:
-        conn.execute(subjects.insert(), list(rows))
+    _bulk_insert(conn, subjects, rows)
 
 
 def insert_blind_indexes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert (tenant, field, digest, subject_id, key_version) rows in one executemany."""
-    if rows:
-        conn.execute(blind_indexes.insert(), list(rows))
+    _bulk_insert(conn, blind_indexes, rows)
+
+
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The rows in one executemany on the driver's cursor (SQLAlchemy's per-row
+    parameter processing cost more than SQLite's insert itself on batch create).
+
+    Columns a row leaves out take their scalar Core default, as `table.insert()` would
+    give them; a driver error is raised as SQLAlchemy raises its own, so callers and
+    `Database` handle it as before. Rows of different shapes, or a driver without a
+    positional marker, go through Core.
+    """
+    if not rows:
+        return
+    marker = _MARKERS.get(conn.dialect.paramstyle)
+    names = tuple(rows[0])
+    if marker is None or any(tuple(row) != names for row in rows):
+        conn.execute(table.insert(), list(rows))
+        return
+    defaults = {
+        column.name: column.default.arg  # type: ignore[attr-defined]
+        for column in table.c
+        if column.name not in names and column.default is not None and column.default.is_scalar
+    }
+    columns = [*names, *defaults]
+    # Built from the table's own column names and the driver's marker; values are bound.
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+    extra = tuple(defaults.values())
+    params = [(*row.values(), *extra) for row in rows]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(statement, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        if lost:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=lost, dialect=conn.dialect,
+        ) from exc  # fmt: skip
+    finally:
+        cursor.close()
 
 
 def get(conn: Connection, subject_id: str, *, for_update: bool = False) -> SubjectRow | None:
@@ -178,11 +228,18 @@ def update_row(
     return result.rowcount == 1
 
 
-def find_ids(
-    conn: Connection, tenant: str, field: str, digests: Sequence[tuple[int, bytes]]
+def find_ids_page(
+    conn: Connection,
+    tenant: str,
+    field: str,
+    digests: Sequence[tuple[int, bytes]],
+    *,
+    after: str,
+    limit: int,
 ) -> list[str]:
     """Subject ids whose blind index for `field` equals one of `digests`, each given as
-    (key version, digest): during a re-index a value is looked up under every version."""
+    (key version, digest), one keyset page: at most `limit` ids greater than `after`, in
+    order. During a re-index a value is looked up under every version."""
     if not digests:
         return []
     matches = sa.or_(
@@ -193,9 +250,15 @@ def find_ids(
     )
     query = (
         sa.select(blind_indexes.c.subject_id)
-        .where(blind_indexes.c.tenant == tenant, blind_indexes.c.field == field, matches)
+        .where(
+            blind_indexes.c.tenant == tenant,
+            blind_indexes.c.field == field,
+            matches,
+            blind_indexes.c.subject_id > after,
+        )
         .distinct()
         .order_by(blind_indexes.c.subject_id)
+        .limit(limit)
     )
     return list(conn.execute(query).scalars())
 

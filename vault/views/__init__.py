@@ -4,7 +4,7 @@ The policy engine (`vault.policy`) decides a `ViewPlan` per caller, view, purpos
 subject; `apply_view` renders decrypted values through it.
 """
 
-from vault.views.apply import KeyedTransform, apply_view, fields_needed
+from vault.views.apply import KeyedTransform, apply_view, fields_needed, outcomes_of
 from vault.views.masking import GENERALIZERS, MASKS, Strategy
 from vault.views.model import (
     FieldDescriptor,
@@ -34,4 +34,5 @@ __all__ = [
     "WithheldReason",
     "apply_view",
     "fields_needed",
+    "outcomes_of",
 ]

@@ -47,7 +47,9 @@ def mask_phone_last4(value: str, today: date) -> str:
 
 def mask_national_id_last4(value: str, today: date) -> str:
     """``123-45-6789`` -> ``*****6789``: separators dropped, last four characters kept."""
-    chars = value if value.isalnum() else "".join(c for c in value if c.isalnum())
+    chars = value if value.isalnum() else value.replace("-", "").replace(" ", "")
+    if not chars.isalnum():  # other separators: keep only letters and digits
+        chars = "".join(c for c in value if c.isalnum())
     if len(chars) < _MIN_NATIONAL_ID_CHARS:
         return "*" * len(chars)
     return "*" * (len(chars) - 4) + chars[-4:]

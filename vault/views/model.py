@@ -72,6 +72,15 @@ class ViewDefinition:
     name: str
     description: str
     rules: Mapping[str, FieldRule]
+    justification_required: bool = False
+
+    @property
+    def needs_justification(self) -> bool:
+        """Reading through this view needs a stated reason: it says so, or it shows
+        every field it lists in clear (a full clear-text view)."""
+        return self.justification_required or (
+            bool(self.rules) and all(r.outcome is Outcome.CLEAR for r in self.rules.values())
+        )
 
     def rule_for(self, field_name: str) -> FieldRule:
         """The view's rule for a field (omitted when the view does not list it)."""
@@ -102,6 +111,8 @@ class ViewPlan:
     policy_version: str
     fields: tuple[FieldPlan, ...]
     _variants: dict[str, ViewPlan] = field(default_factory=dict, compare=False, repr=False)
+    _compiled: list[object] = field(default_factory=list, compare=False, repr=False)
+    """`vault.views.apply.compiled` keeps this plan's compiled form here (one slot)."""
 
     def withheld_all(self, reason: WithheldReason) -> ViewPlan:
         """This plan with every field it would show withheld for `reason`.
@@ -117,7 +128,7 @@ class ViewPlan:
                 else FieldPlan(f.field, Outcome.WITHHELD, "", reason)
                 for f in self.fields
             )
-            variant = replace(self, fields=fields, _variants={})
+            variant = replace(self, fields=fields, _variants={}, _compiled=[])
             self._variants[reason] = variant
         return variant
 
@@ -129,7 +140,7 @@ class ViewPlan:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ViewResult:
     """A view applied to one subject: shown values, and withheld fields with the reason."""
 

@@ -66,7 +66,7 @@ def test_a_dormant_subject_gets_its_notice_then_is_anonymized(
     service = rv.client()
     dormant = service.create(customer(1)).subject_id
     lively = service.create(customer(2)).subject_id
-    service.tokenize(dormant, "email", pb.TOKEN_KIND_RANDOM)
+    service.tokenize(dormant, "email", pb.TOKEN_KIND_RANDOM, "support")
     job = rv.app.retention_job
 
     clock.advance(NOTICE_AT)

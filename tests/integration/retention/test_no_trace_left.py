@@ -73,10 +73,14 @@ def test_no_value_digest_token_or_key_survives_anonymization(
         people = [customer(n) for n in range(COUNT)]
         created = service.batch_create(people)
         ids = [r.subject_id for r in created.results]
+        fraud = rv.client(principal="fraud-1", roles=("fraud_analyst",))
         tokens = [
-            service.tokenize(sid, "email", kind).token
+            token
             for sid in ids[:6]
-            for kind in (pb.TOKEN_KIND_RANDOM, pb.TOKEN_KIND_DETERMINISTIC)
+            for token in (
+                service.tokenize(sid, "email", pb.TOKEN_KIND_RANDOM, "support").token,
+                fraud.tokenize(sid, "email", pb.TOKEN_KIND_DETERMINISTIC, "fraud", "FR-1").token,
+            )
         ]
         engine = rv.app.db.engine
         digests = [bytes(d) for (d,) in rows(engine, "SELECT digest FROM blind_indexes")]

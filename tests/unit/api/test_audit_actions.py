@@ -2,6 +2,7 @@
 the retention job's steps and the CLI's development token issue."""
 
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2
 
 from vault.api.gen.customervault.v1 import (
     admin_pb2,
@@ -15,7 +16,17 @@ from vault.api.gen.customervault.v1 import (
 from vault.audit_actions import AuditAction
 from vault.context import CallContext
 
-_MODULES = (admin_pb2, audit_pb2, consent_pb2, customers_pb2, retention_pb2, rights_pb2, vault_pb2)
+# Reflection is served, and audited, where it needs credentials.
+_MODULES = (
+    admin_pb2,
+    audit_pb2,
+    consent_pb2,
+    customers_pb2,
+    retention_pb2,
+    rights_pb2,
+    vault_pb2,
+    reflection_pb2,
+)
 _JOB_STEPS = {
     AuditAction.NOTIFY_SUBJECT,
     AuditAction.ANONYMIZE_SUBJECT,

@@ -112,7 +112,6 @@ NO_PURPOSE = (
     Action.SUBJECT_UPDATE,
     Action.SUBJECT_ERASE,
     Action.ACTIVITY_RECORD,
-    Action.TOKENIZE,
     Action.AUDIT_READ,
     Action.AUDIT_VERIFY,
     Action.CONSENT_WRITE,
@@ -136,7 +135,6 @@ ACTION_GRANTS = {
         Action.SUBJECT_UPDATE,
         Action.SUBJECT_ERASE,
         Action.ACTIVITY_RECORD,
-        Action.TOKENIZE,
         Action.CONSENT_WRITE,
         Action.CONSENT_READ,
     },
@@ -183,6 +181,77 @@ def test_actions_without_purpose(engine: PolicyEngine, role: str, action: Action
     else:
         with pytest.raises(PermissionDeniedError):
             engine.authorize(who(role), action)
+
+
+# Who may mint which token (Tokenize names a purpose): (role, purpose) -> per class,
+# R = random tokens only, D = random and deterministic, N = none. A deterministic token
+# needs fields:clear on the class for the purpose, or the narrow tokens:deterministic.
+R, D = "random", "deterministic"
+TOKEN_GRANTS = {
+    # service: random tokens for any purpose (consent decides per subject), never of
+    # a national id for marketing, personalization, sharing or analytics; never
+    # deterministic ones (the probe-subject oracle, issue 26).
+    **{
+        ("service", p): dict(zip(SENSITIVITY_CLASSES, (R, R, R, R), strict=True))
+        for p in ("support", "fraud", "legal", "data_subject_request")
+    },
+    **{
+        ("service", p): dict(zip(SENSITIVITY_CLASSES, (R, R, R, N), strict=True))
+        for p in ("marketing", "personalization", "sharing", "analytics")
+    },
+    # fraud analysts: deterministic where they read in clear, and of the national id,
+    # which the fraud view already shows as this very token
+    ("fraud_analyst", "fraud"): dict(zip(SENSITIVITY_CLASSES, (D, D, D, D), strict=True)),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "sensitivity", "purpose"),
+    list(itertools.product(ROLES, SENSITIVITY_CLASSES, PURPOSES)),
+)
+def test_who_may_mint_which_token(
+    engine: PolicyEngine, role: str, sensitivity: str, purpose: str
+) -> None:
+    grant = TOKEN_GRANTS.get((role, purpose), {}).get(sensitivity, N)
+    resource = f"class:{sensitivity}"
+    caller = who(role, clearance="3", department="marketing")
+    random = engine.decide(caller, Action.TOKENIZE, purpose=purpose, resource=resource).allowed
+    deterministic = random and engine.decide_deterministic_token(caller, purpose, resource).allowed
+    assert (random, deterministic) == (grant in (R, D), grant == D)
+
+
+# Searching by a field = reading it in clear for the purpose: (role, purpose) -> the
+# searchable fields (dictionary: family_name internal, email and phone confidential,
+# national_id restricted) a caller of that role may search by, with clearance 1.
+SEARCH_GRANTS = {
+    ("support_agent", "support"): {"family_name"},
+    ("support_lead", "support"): {"family_name"},
+    ("marketing", "marketing"): {"family_name", "email", "phone"},
+    ("fraud_analyst", "fraud"): {"family_name", "email", "phone"},
+    ("dpo", "data_subject_request"): {"family_name", "email", "phone", "national_id"},
+    ("dpo", "legal"): {"family_name", "email", "phone", "national_id"},
+}
+SEARCHABLE = {
+    "family_name": "internal",
+    "email": "confidential",
+    "phone": "confidential",
+    "national_id": "restricted",
+}
+
+
+@pytest.mark.parametrize(("role", "purpose"), sorted(SEARCH_GRANTS))
+def test_who_may_search_by_which_field(engine: PolicyEngine, role: str, purpose: str) -> None:
+    caller = who(role, clearance="1")
+    allowed = {
+        name
+        for name, sensitivity in SEARCHABLE.items()
+        if engine.decide(
+            caller, Action.FIELD_CLEAR, purpose=purpose, resource=f"class:{sensitivity}"
+        ).allowed
+    }
+    assert allowed == SEARCH_GRANTS[role, purpose]
+    # no search right reaches the national id without a clear read of it
+    assert ("national_id" in allowed) is (role == "dpo")
 
 
 @pytest.mark.parametrize(

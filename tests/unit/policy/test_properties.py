@@ -8,6 +8,7 @@ never form a cycle.
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -16,8 +17,10 @@ from hypothesis import strategies as st
 
 from tests.unit.policy.helpers import real_texts, state_for, who
 from vault.policy import Action, PolicyEngine
-from vault.policy.decisions import CasbinDecider, _build
+from vault.policy.actions import SENSITIVITY_CLASSES
+from vault.policy.decisions import _AREAS, CasbinDecider, IndexedDecider, _build
 from vault.policy.model_config import parse_model
+from vault.policy.policy_lines import PolicyLines
 from vault.policy.sources import MODEL_FILE
 from vault.policy.state import EngineState
 from vault.principal import Principal
@@ -305,25 +308,140 @@ def test_tenant_scoped_links_and_lines_hold_in_their_tenant_only() -> None:
     assert state.decide(who("r1", tenant="acme"), Action.AUDIT_READ, None, "*").allowed
 
 
-@SETTINGS
-@given(scenario=scenarios())
-def test_splitting_lines_by_action_area_decides_like_one_enforcer(
-    scenario: tuple[list[str], list[tuple[Principal, Action, str, str]]],
-) -> None:
-    base, asked = scenario
-    split = _state(base)
-    whole = state_for("\n".join(base) + "\n")  # a fresh state: its decider is replaced
+def _with_decider(policy: str, decider: CasbinDecider | IndexedDecider) -> EngineState:
+    state = state_for(policy)  # a fresh state: its decider is replaced
+    state._decider = decider
+    return state
+
+
+def _one_enforcer(lines: PolicyLines) -> CasbinDecider:
+    """Plain Casbin: one enforcer pair over all lines (no index, no split by area)."""
     model = parse_model(real_texts()[MODEL_FILE])
-    lines = whole.lines
     pair = (
         _build(model, model.text, lines.p, lines.g),
         _build(model, model.explain_text, lines.p, lines.g),
     )
     reference = CasbinDecider.__new__(CasbinDecider)
-    reference._pairs = dict.fromkeys(split._decider._pairs, pair)
+    reference._pairs = dict.fromkeys(_AREAS, pair)
     reference._lines = {line.values: line for line in lines.p}
-    whole._decider = reference
+    return reference
+
+
+@SETTINGS
+@given(scenario=scenarios())
+def test_the_index_and_the_split_by_area_decide_like_one_enforcer(
+    scenario: tuple[list[str], list[tuple[Principal, Action, str, str]]],
+) -> None:
+    base, asked = scenario
+    indexed = _state(base)
+    assert isinstance(indexed._decider, IndexedDecider)  # the shipped matcher is indexed
+    policy = "\n".join(base) + "\n"
+    model = parse_model(real_texts()[MODEL_FILE])
+    split = _with_decider(policy, CasbinDecider(model, indexed.lines))
+    whole = _with_decider(policy, _one_enforcer(indexed.lines))
     for caller, action, purpose, resource in asked:
-        assert split.decide(caller, action, purpose, resource) == whole.decide(
+        expected = whole.decide(caller, action, purpose, resource)
+        assert indexed.decide(caller, action, purpose, resource) == expected
+        assert split.decide(caller, action, purpose, resource) == expected
+
+
+# --- a 1,000-line policy: the index against plain Casbin on random requests --------
+
+BIG_ROLES = tuple(f"role_{i}" for i in range(40))
+BIG_TENANTS = ("t0", "t1", "t2", "t3", "t4", "t5")
+BIG_PURPOSES = ("support", "marketing", "analytics", "fraud", "legal")
+BIG_DEPARTMENTS = ("risk", "sales", "ops")
+BIG_RESOURCES = (
+    "*", "class:*", "view:*",
+    *(f"class:{c}" for c in SENSITIVITY_CLASSES),
+    *(f"view:{v}" for v in ("support", "marketing", "analytics", "fraud", "full")),
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4)
+def _big_policy(seed: int) -> str:
+    """1,000 distinct valid lines: allows and denies over every action pattern, deny
+    lines for * and for roles, and role links (tenant-scoped and in *, lower to higher
+    index within groups of five roles)."""
+    rng = random.Random(seed)
+    areas = sorted({action.value.partition(":")[0] for action in Action})
+    patterns = [action.value for action in Action] + [f"{area}:*" for area in areas]
+    lines: dict[str, None] = {}
+    while len(lines) < 1_000:
+        kind = rng.random()
+        if kind < 0.08:
+            group, child = 5 * rng.randrange(len(BIG_ROLES) // 5), rng.randrange(4)
+            child, parent = group + child, group + rng.randrange(child + 1, 5)
+            tenant = rng.choice((*BIG_TENANTS, "*"))
+            line = f"g, {BIG_ROLES[child]}, {BIG_ROLES[parent]}, {tenant}"
+        else:
+            deny = kind > 0.85
+            role = "*" if deny and rng.random() < 0.2 else rng.choice(BIG_ROLES)
+            action = rng.choice(patterns + (["*"] if deny else []))
+            line = ", ".join((
+                "p", role, rng.choice((*BIG_TENANTS, "*", "*")), action,
+                rng.choice(BIG_RESOURCES), rng.choice((*BIG_PURPOSES, "*", "*")),
+                str(rng.randrange(4)), rng.choice((*BIG_DEPARTMENTS, "*", "*", "*")),
+                "deny" if deny else "allow",
+            ))  # fmt: skip
+        lines[line] = None
+    return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=4)
+def _big_states(seed: int) -> tuple[EngineState, EngineState]:
+    policy = _big_policy(seed)
+    indexed = state_for(policy)
+    return indexed, _with_decider(policy, _one_enforcer(indexed.lines))
+
+
+def _concrete(pattern: str, values: Sequence[str]) -> list[str]:
+    return [value for value in values if value.startswith(pattern.partition("*")[0])]
+
+
+@st.composite
+def big_requests(draw: st.DrawFn, seed: int) -> tuple[Principal, Action, str, str]:
+    """A random request, or (half the time) one shaped after a random line of the
+    policy, so that allow and deny lines are met as well as the default deny."""
+    resources = [r for r in BIG_RESOURCES if not r.endswith("*")]
+    actions = [action.value for action in Action]
+    roles = set(draw(st.sets(st.sampled_from((*BIG_ROLES, "stranger")), max_size=2)))
+    tenant = draw(st.sampled_from((*BIG_TENANTS, "other")))
+    action = draw(st.sampled_from(actions))
+    resource = draw(st.sampled_from(resources))
+    purpose = draw(st.sampled_from(BIG_PURPOSES))
+    attributes = {}
+    if draw(st.booleans()):
+        attributes["clearance"] = draw(st.sampled_from(("0", "1", "2", "3", "9", "x")))
+    if draw(st.booleans()):
+        attributes["department"] = draw(st.sampled_from((*BIG_DEPARTMENTS, "hr")))
+    lines = [line for line in _big_policy(seed).splitlines() if line.startswith("p, ")]
+    if draw(st.booleans()):
+        _, sub, dom, act, res, pur, clr, dept, _ = draw(st.sampled_from(lines)).split(", ")
+        if sub != "*":
+            group = BIG_ROLES.index(sub) // 5 * 5
+            roles.add(draw(st.sampled_from(BIG_ROLES[group : BIG_ROLES.index(sub) + 1])))
+        tenant = tenant if dom == "*" else dom
+        action = draw(st.sampled_from(_concrete(act, actions)))
+        resource = draw(st.sampled_from(_concrete(res, resources)))
+        purpose = purpose if pur == "*" else pur
+        attributes["clearance"] = str(draw(st.integers(int(clr), 3)))
+        if dept != "*":
+            attributes["department"] = dept
+    caller = who(*(roles or {"stranger"}), tenant=tenant, **attributes)
+    return caller, Action(action), purpose, resource
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2), data=st.data())
+def test_the_index_decides_like_plain_casbin_over_1000_lines(
+    seed: int, data: st.DataObject
+) -> None:
+    indexed, casbin_state = _big_states(seed)
+    asked = data.draw(st.lists(big_requests(seed), min_size=1, max_size=4))
+    assert len(indexed.lines.p) + len(indexed.lines.g) == 1_000
+    assert isinstance(indexed._decider, IndexedDecider)
+    for caller, action, purpose, resource in asked:
+        assert indexed.decide(caller, action, purpose, resource) == casbin_state.decide(
             caller, action, purpose, resource
         )

@@ -72,6 +72,8 @@ CASES = [
     (PURPOSES_FILE, 'notice_versions: ["2025-06", "2026-01"]', 'notice_versions: ["2026-01", "2026-01"]', "notice_versions:", "listed twice"),
     (PURPOSES_FILE, 'notice_versions: ["2025-06", "2026-01"]\n', "", "version: 1", "'notice_versions' must be"),
     (PURPOSES_FILE, "version: 1", "version: 2", "version: 2", "version must be 1"),
+    (PURPOSES_FILE, "    case_reference: true\n    description: Court", "    case_reference: maybe\n    description: Court", "case_reference: maybe", "true or false"),
+    (PURPOSES_FILE, "case_reference_pattern: '\\b[A-Z]", "case_reference_pattern: '([A-Z]", "case_reference_pattern:", "regular expression"),
     (PURPOSES_FILE, "version: 1", "version: true", "version: true", "version must be 1"),
     (PURPOSES_FILE, "version: 1", "version: 1: 2", "version: 1: 2", "invalid YAML"),
     # --- views ------------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ CASES = [
      "      given_name: [clear]\n      family_name: clear\n      email: masked:email\n      phone: masked:phone_last4", "given_name: [clear]", "expected an outcome"),
     (VIEWS_FILE, "    description: Customer support desk", "    summary: Customer support desk", "summary:", "unknown key"),
     (VIEWS_FILE, "version: 1", "version: 1\nextra: 2", "extra: 2", "unknown key"),
+    (VIEWS_FILE, "    requires_justification: true", "    requires_justification: always", "always", "true or false"),
     (VIEWS_FILE, "  support:\n", "  support:\n  support:\n", "  support:\n  support:", "duplicate key"),
     (VIEWS_FILE, "      city: clear\n      postal_code: masked", "      city: clear: x\n      postal_code: masked", "clear: x", "invalid YAML"),
 ]  # fmt: skip

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from vault.views import (
     FieldPlan,
     Outcome,
@@ -12,6 +15,7 @@ from vault.views import (
     apply_view,
     fields_needed,
 )
+from vault.views.masking import GENERALIZERS, MASKS
 
 TODAY = date(2025, 6, 15)
 PLAN = ViewPlan(
@@ -100,3 +104,64 @@ def test_only_fields_to_render_are_decrypted() -> None:
         "national_id",
     }
     assert fields_needed(PLAN.withheld_all(WithheldReason.CONSENT)) == frozenset()
+
+
+def _reference(plan: ViewPlan, values: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The plan interpreted field by field, as apply_view did before plans were compiled."""
+    shown: dict[str, str] = {}
+    withheld: dict[str, str] = {}
+    for item in plan.fields:
+        if item.outcome is Outcome.OMITTED:
+            continue
+        if item.outcome is Outcome.WITHHELD:
+            withheld[item.field] = item.reason
+            continue
+        value = values.get(item.field)
+        if value is None:
+            continue
+        if item.outcome is Outcome.CLEAR:
+            shown[item.field] = value
+        elif item.outcome is Outcome.MASKED:
+            shown[item.field] = MASKS[item.strategy](value, TODAY)
+        elif item.outcome is Outcome.GENERALIZED:
+            shown[item.field] = GENERALIZERS[item.strategy](value, TODAY)
+        elif item.outcome is Outcome.PSEUDONYMIZED:
+            shown[item.field] = _pseudonym("acme", item.field, value)
+        else:
+            shown[item.field] = _token("acme", item.field, value)
+    return shown, withheld
+
+
+_NAMES = ("a", "b", "c", "d", "e", "f")
+
+
+@st.composite
+def _field_plans(draw: st.DrawFn) -> tuple[FieldPlan, ...]:
+    plans = []
+    for name in draw(st.lists(st.sampled_from(_NAMES), unique=True, max_size=6)):
+        outcome = draw(st.sampled_from(list(Outcome)))
+        strategy = ""
+        if outcome is Outcome.MASKED:
+            strategy = draw(st.sampled_from(sorted(MASKS)))
+        elif outcome is Outcome.GENERALIZED:
+            strategy = draw(st.sampled_from(sorted(GENERALIZERS)))
+        reason = draw(st.sampled_from(list(WithheldReason))) if outcome is Outcome.WITHHELD else ""
+        plans.append(FieldPlan(name, outcome, strategy, reason))
+    return tuple(plans)
+
+
+@given(
+    fields=_field_plans(),
+    values=st.dictionaries(st.sampled_from(_NAMES), st.text(max_size=20)),
+    withhold=st.sampled_from([None, *WithheldReason]),
+)
+def test_the_compiled_plan_renders_like_the_plan_interpreted_field_by_field(
+    fields: tuple[FieldPlan, ...], values: dict[str, str], withhold: WithheldReason | None
+) -> None:
+    plan = ViewPlan("v", "support", "rule", "0123456789abcdef", fields)
+    for _ in range(2):  # the second call uses the compiled form kept on the plan
+        assert _apply(plan, values) == _reference(plan, values)
+    if withhold is not None:  # a derived plan is compiled on its own, never shares it
+        variant = plan.withheld_all(withhold)
+        assert _apply(variant, values) == _reference(variant, values)
+        assert _apply(plan, values) == _reference(plan, values)

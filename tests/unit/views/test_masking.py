@@ -99,3 +99,10 @@ def test_no_strategy_raises_or_returns_the_value_of_a_long_secret(value: str) ->
         assert isinstance(shown, str)
         if name not in ("country", "name_initial") and len(value.strip()) > 8:
             assert shown != value.strip()
+
+
+@given(st.text(alphabet=st.sampled_from("12ab- ./_\u00e9\u0663\u00b2"), max_size=16))
+def test_national_id_mask_keeps_exactly_the_letters_and_digits(value: str) -> None:
+    chars = "".join(c for c in value if c.isalnum())
+    shown = MASKS["national_id_last4"](value, date(2025, 1, 1))
+    assert shown == ("*" * len(chars) if len(chars) < 8 else "*" * (len(chars) - 4) + chars[-4:])

@@ -41,6 +41,7 @@ PERMISSION_VERBS = {
     "fields:*": "see in any form",
     "activity:record": "record customer activity",
     "tokens:tokenize": "tokenize fields",
+    "tokens:deterministic": "mint deterministic tokens (join keys) of",
     "tokens:detokenize": "reverse tokens of",
     "tokens:*": "use tokens",
     "consent:read": "read consent",

@@ -192,14 +192,16 @@ class BatchCreateSubjectsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ..., created: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class GetSubjectRequest(_message.Message):
-    __slots__ = ("subject_id", "view", "purpose")
+    __slots__ = ("subject_id", "view", "purpose", "justification")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     view: str
     purpose: str
-    def __init__(self, subject_id: _Optional[str] = ..., view: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+    justification: str
+    def __init__(self, subject_id: _Optional[str] = ..., view: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
 
 class GetSubjectResponse(_message.Message):
     __slots__ = ("subject",)
@@ -235,22 +237,30 @@ class UpdateSubjectResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class FindSubjectsRequest(_message.Message):
-    __slots__ = ("field", "value", "view", "purpose")
+    __slots__ = ("field", "value", "view", "purpose", "justification", "page_size", "page_token")
     FIELD_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     field: str
     value: str
     view: str
     purpose: str
-    def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ..., view: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+    justification: str
+    page_size: int
+    page_token: str
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ..., view: _Optional[str] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class FindSubjectsResponse(_message.Message):
-    __slots__ = ("subjects",)
+    __slots__ = ("subjects", "next_page_token")
     SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     subjects: _containers.RepeatedCompositeFieldContainer[SubjectView]
-    def __init__(self, subjects: _Optional[_Iterable[_Union[SubjectView, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, subjects: _Optional[_Iterable[_Union[SubjectView, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class EraseSubjectRequest(_message.Message):
     __slots__ = ("subject_id", "reason")
@@ -283,14 +293,16 @@ class RecordActivityResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class ExportViewRequest(_message.Message):
-    __slots__ = ("view", "purpose", "states")
+    __slots__ = ("view", "purpose", "states", "justification")
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
     view: str
     purpose: str
     states: _containers.RepeatedScalarFieldContainer[SubjectState]
-    def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ...) -> None: ...
+    justification: str
+    def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ..., justification: _Optional[str] = ...) -> None: ...
 
 class RevealFieldRequest(_message.Message):
     __slots__ = ("subject_id", "field", "purpose", "justification")
@@ -315,14 +327,18 @@ class RevealFieldResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., value: _Optional[_Union[FieldValue, _Mapping]] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
-    __slots__ = ("subject_id", "field", "kind")
+    __slots__ = ("subject_id", "field", "kind", "purpose", "justification")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     field: str
     kind: TokenKind
-    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ...) -> None: ...
+    purpose: str
+    justification: str
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
 
 class TokenizeResponse(_message.Message):
     __slots__ = ("token", "kind")

@@ -126,6 +126,8 @@ class VaultServiceServicer:
 
     def FindSubjects(self, request, context):
         """Exact-match lookup on a searchable field through its blind index (no decryption scan).
+        Searching by a field needs the right to read that field in clear for the purpose;
+        searches are rate-limited per principal (RESOURCE_EXHAUSTED); results are paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +135,8 @@ class VaultServiceServicer:
 
     def EraseSubject(self, request, context):
         """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+        Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+        used up): bulk erasure goes through RightsService.EraseSubjectData.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,7 +150,8 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportView(self, request, context):
-        """Stream every subject of the caller's tenant through a view.
+        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+        to its subjects in the audit log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,8 +166,9 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Tokenize(self, request, context):
-        """A token standing for one field of a subject: deterministic (same value, same token,
-        per tenant and field: a join key) or random (reversible only through Detokenize).
+        """A token standing for one field of a subject, for a purpose: deterministic (same
+        value, same token, per tenant and field: a join key) or random (reversible only
+        through Detokenize).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +176,8 @@ class VaultServiceServicer:
 
     def Detokenize(self, request, context):
         """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+        Permission is decided before the token is looked up: a caller without it learns
+        nothing about which tokens exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -49,23 +49,35 @@ class VaultServiceStub:
     UpdateSubject: _grpc.UnaryUnaryMultiCallable[_vault_pb2.UpdateSubjectRequest, _vault_pb2.UpdateSubjectResponse]
     """Change fields of a subject; the expected version must match (else ABORTED)."""
     FindSubjects: _grpc.UnaryUnaryMultiCallable[_vault_pb2.FindSubjectsRequest, _vault_pb2.FindSubjectsResponse]
-    """Exact-match lookup on a searchable field through its blind index (no decryption scan)."""
+    """Exact-match lookup on a searchable field through its blind index (no decryption scan).
+    Searching by a field needs the right to read that field in clear for the purpose;
+    searches are rate-limited per principal (RESOURCE_EXHAUSTED); results are paged.
+    """
     EraseSubject: _grpc.UnaryUnaryMultiCallable[_vault_pb2.EraseSubjectRequest, _vault_pb2.EraseSubjectResponse]
-    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays."""
+    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+    Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+    used up): bulk erasure goes through RightsService.EraseSubjectData.
+    """
     RecordActivity: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
     ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]
-    """Stream every subject of the caller's tenant through a view."""
+    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+    to its subjects in the audit log.
+    """
     RevealField: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
     non-empty justification; always audited as a reveal.
     """
     Tokenize: _grpc.UnaryUnaryMultiCallable[_vault_pb2.TokenizeRequest, _vault_pb2.TokenizeResponse]
-    """A token standing for one field of a subject: deterministic (same value, same token,
-    per tenant and field: a join key) or random (reversible only through Detokenize).
+    """A token standing for one field of a subject, for a purpose: deterministic (same
+    value, same token, per tenant and field: a join key) or random (reversible only
+    through Detokenize).
     """
     Detokenize: _grpc.UnaryUnaryMultiCallable[_vault_pb2.DetokenizeRequest, _vault_pb2.DetokenizeResponse]
-    """The clear value behind a token issued by Tokenize; needs the detokenize permission."""
+    """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+    Permission is decided before the token is looked up: a caller without it learns
+    nothing about which tokens exist.
+    """
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
@@ -81,23 +93,35 @@ class VaultServiceAsyncStub(VaultServiceStub):
     UpdateSubject: _aio.UnaryUnaryMultiCallable[_vault_pb2.UpdateSubjectRequest, _vault_pb2.UpdateSubjectResponse]  # type: ignore[assignment]
     """Change fields of a subject; the expected version must match (else ABORTED)."""
     FindSubjects: _aio.UnaryUnaryMultiCallable[_vault_pb2.FindSubjectsRequest, _vault_pb2.FindSubjectsResponse]  # type: ignore[assignment]
-    """Exact-match lookup on a searchable field through its blind index (no decryption scan)."""
+    """Exact-match lookup on a searchable field through its blind index (no decryption scan).
+    Searching by a field needs the right to read that field in clear for the purpose;
+    searches are rate-limited per principal (RESOURCE_EXHAUSTED); results are paged.
+    """
     EraseSubject: _aio.UnaryUnaryMultiCallable[_vault_pb2.EraseSubjectRequest, _vault_pb2.EraseSubjectResponse]  # type: ignore[assignment]
-    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays."""
+    """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+    Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+    used up): bulk erasure goes through RightsService.EraseSubjectData.
+    """
     RecordActivity: _aio.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]  # type: ignore[assignment]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
     ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]  # type: ignore[assignment]
-    """Stream every subject of the caller's tenant through a view."""
+    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+    to its subjects in the audit log.
+    """
     RevealField: _aio.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]  # type: ignore[assignment]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
     non-empty justification; always audited as a reveal.
     """
     Tokenize: _aio.UnaryUnaryMultiCallable[_vault_pb2.TokenizeRequest, _vault_pb2.TokenizeResponse]  # type: ignore[assignment]
-    """A token standing for one field of a subject: deterministic (same value, same token,
-    per tenant and field: a join key) or random (reversible only through Detokenize).
+    """A token standing for one field of a subject, for a purpose: deterministic (same
+    value, same token, per tenant and field: a join key) or random (reversible only
+    through Detokenize).
     """
     Detokenize: _aio.UnaryUnaryMultiCallable[_vault_pb2.DetokenizeRequest, _vault_pb2.DetokenizeResponse]  # type: ignore[assignment]
-    """The clear value behind a token issued by Tokenize; needs the detokenize permission."""
+    """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+    Permission is decided before the token is looked up: a caller without it learns
+    nothing about which tokens exist.
+    """
 
 class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -140,7 +164,10 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.FindSubjectsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.FindSubjectsResponse, _abc.Awaitable[_vault_pb2.FindSubjectsResponse]]:
-        """Exact-match lookup on a searchable field through its blind index (no decryption scan)."""
+        """Exact-match lookup on a searchable field through its blind index (no decryption scan).
+        Searching by a field needs the right to read that field in clear for the purpose;
+        searches are rate-limited per principal (RESOURCE_EXHAUSTED); results are paged.
+        """
 
     @_abc_1.abstractmethod
     def EraseSubject(
@@ -148,7 +175,10 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.EraseSubjectRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.EraseSubjectResponse, _abc.Awaitable[_vault_pb2.EraseSubjectResponse]]:
-        """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays."""
+        """Crypto-shred a subject: its data key and blind indexes are destroyed, a tombstone stays.
+        Needs a reason; each call spends the caller's erasure budget (RESOURCE_EXHAUSTED when
+        used up): bulk erasure goes through RightsService.EraseSubjectData.
+        """
 
     @_abc_1.abstractmethod
     def RecordActivity(
@@ -164,7 +194,9 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.ExportViewRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_vault_pb2.SubjectView], _abc.AsyncIterator[_vault_pb2.SubjectView]]:
-        """Stream every subject of the caller's tenant through a view."""
+        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
+        to its subjects in the audit log.
+        """
 
     @_abc_1.abstractmethod
     def RevealField(
@@ -182,8 +214,9 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.TokenizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.TokenizeResponse, _abc.Awaitable[_vault_pb2.TokenizeResponse]]:
-        """A token standing for one field of a subject: deterministic (same value, same token,
-        per tenant and field: a join key) or random (reversible only through Detokenize).
+        """A token standing for one field of a subject, for a purpose: deterministic (same
+        value, same token, per tenant and field: a join key) or random (reversible only
+        through Detokenize).
         """
 
     @_abc_1.abstractmethod
@@ -192,6 +225,9 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.DetokenizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.DetokenizeResponse, _abc.Awaitable[_vault_pb2.DetokenizeResponse]]:
-        """The clear value behind a token issued by Tokenize; needs the detokenize permission."""
+        """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+        Permission is decided before the token is looked up: a caller without it learns
+        nothing about which tokens exist.
+        """
 
 def add_VaultServiceServicer_to_server(servicer: VaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

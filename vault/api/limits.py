@@ -1,0 +1,245 @@
+"""What one caller may take of the server: request sizes, map sizes, open streams and
+how long a call may wait on its caller.
+
+Every limit comes from `Settings` (docs/operations.md, "Limits"). The stream counts are
+kept on the server's event loop only, so they need no lock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from google.protobuf.descriptor import Descriptor
+
+from vault.errors import FieldViolation, ResourceExhaustedError, VaultError
+from vault.principal import Principal
+
+
+class CallTimeoutError(VaultError):
+    """The caller kept the call waiting too long (a request that did not come, a stream
+    it did not read), or the stream reached its maximum age: DEADLINE_EXCEEDED."""
+
+
+class CallCancelledError(VaultError):
+    """The caller went away before the call did anything: CANCELLED."""
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """The limits `VaultInterceptor` enforces; see `Settings` for each default."""
+
+    max_request_bytes: int = 1024 * 1024
+    request_bytes_by_method: Mapping[str, int] = field(default_factory=dict)
+    max_map_entries: int = 256
+    max_request_map_entries: int = 200_000
+    max_large_requests: int = 2
+    max_violations: int = 50
+    max_calls_per_principal: int = 64
+    max_streams: int = 64
+    max_streams_per_principal: int = 4
+    max_public_streams: int = 16
+    max_public_calls: int = 16
+    max_public_request_bytes: int = 4096
+    public_request_timeout_seconds: float = 2.0
+    idle_timeout_seconds: float = 30.0
+    max_age_seconds: float = 3600.0
+
+    def request_bytes(self, method: str) -> int:
+        return self.request_bytes_by_method.get(method, self.max_request_bytes)
+
+    @property
+    def largest_request_bytes(self) -> int:
+        """The server-wide receive limit: the largest any method allows."""
+        return max([self.max_request_bytes, *self.request_bytes_by_method.values()])
+
+
+class StreamSlots:
+    """Counts open streams, all together, per principal and unauthenticated; and each
+    principal's calls in flight (a call counts until its transport has ended it, so
+    calls cut while their caller stalls cannot pile up)."""
+
+    def __init__(self, limits: CallLimits) -> None:
+        self._limits = limits
+        self._open = 0
+        self._public = 0
+        self._by_principal: Counter[tuple[str, str]] = Counter()
+        self._calls: Counter[tuple[str, str]] = Counter()
+        self._public_calls = 0
+
+    def take_public_call(self) -> ResourceExhaustedError | None:
+        """A slot for an unauthenticated unary call (a health check) while it runs:
+        its request is read before anyone is known, so only so many at once."""
+        if self._public_calls >= self._limits.max_public_calls:
+            return ResourceExhaustedError("too many unauthenticated calls; retry later")
+        self._public_calls += 1
+        return None
+
+    def give_back_public_call(self) -> None:
+        self._public_calls -= 1
+
+    def take_call(self, principal: Principal) -> ResourceExhaustedError | None:
+        key = (principal.tenant, principal.id)
+        if self._calls[key] >= self._limits.max_calls_per_principal:
+            return ResourceExhaustedError(
+                f"at most {self._limits.max_calls_per_principal} calls in flight per caller"
+            )
+        self._calls[key] += 1
+        return None
+
+    def give_back_call(self, principal: Principal) -> None:
+        key = (principal.tenant, principal.id)
+        self._calls[key] -= 1
+        if self._calls[key] <= 0:
+            del self._calls[key]
+
+    def take(self, principal: Principal | None) -> ResourceExhaustedError | None:
+        """Take a slot for a stream of `principal` (None: unauthenticated), or say why not."""
+        limits = self._limits
+        if self._open >= limits.max_streams:
+            return ResourceExhaustedError("too many open streams on this server; retry later")
+        if principal is None:
+            if self._public >= limits.max_public_streams:
+                return ResourceExhaustedError(
+                    "too many unauthenticated streams on this server; retry later"
+                )
+            self._public += 1
+        else:
+            key = (principal.tenant, principal.id)
+            if self._by_principal[key] >= limits.max_streams_per_principal:
+                return ResourceExhaustedError(
+                    f"at most {limits.max_streams_per_principal} open streams per caller; "
+                    "close one first"
+                )
+            self._by_principal[key] += 1
+        self._open += 1
+        return None
+
+    def give_back(self, principal: Principal | None) -> None:
+        self._open -= 1
+        if principal is None:
+            self._public -= 1
+            return
+        key = (principal.tenant, principal.id)
+        self._by_principal[key] -= 1
+        if self._by_principal[key] <= 0:
+            del self._by_principal[key]
+
+    @property
+    def open(self) -> int:
+        """Streams open."""
+        return self._open
+
+    @property
+    def calls(self) -> int:
+        """Calls of authenticated principals in flight."""
+        return sum(self._calls.values())
+
+
+class _Tally:
+    """Map entries counted so far in one request."""
+
+    def __init__(self, per_map: int, total: int) -> None:
+        self.per_map = per_map
+        self.total = total
+        self.seen = 0
+
+
+def _varint(data: memoryview, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+_FIXED = {1: 8, 5: 4}
+
+
+_HAS_MAPS: dict[str, bool] = {}
+
+
+def _has_maps(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a message of this type can hold a map, at any depth."""
+    known = _HAS_MAPS.get(descriptor.full_name)
+    if known is not None:
+        return known
+    if descriptor.full_name in seen:
+        return False
+    found = any(
+        fd.message_type is not None
+        and (
+            fd.message_type.GetOptions().map_entry
+            or _has_maps(fd.message_type, seen | {descriptor.full_name})
+        )
+        for fd in descriptor.fields
+    )
+    if not seen:
+        _HAS_MAPS[descriptor.full_name] = found
+    return found
+
+
+def _walk(data: memoryview, descriptor: Descriptor, tally: _Tally, path: str) -> str | None:
+    """The first map (by path) over the per-map limit, "request" when all maps together
+    are over the total, or None. Walks the wire format without parsing: cheap, and it
+    stops at the first excess. Bytes that are not valid wire format are left to the
+    real parser, which refuses them."""
+    counts: dict[int, int] = {}
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, at = _varint(data, at)
+            continue
+        if wire in _FIXED:
+            at += _FIXED[wire]
+            continue
+        if wire != 2:
+            raise ValueError("unsupported wire type")
+        size, at = _varint(data, at)
+        body = data[at : at + size]
+        at += size
+        fd = descriptor.fields_by_number.get(number)
+        entry = fd.message_type if fd is not None else None
+        if fd is None or entry is None:
+            continue
+        index = counts.get(number, 0)
+        counts[number] = index + 1
+        if entry.GetOptions().map_entry:
+            tally.seen += 1
+            if index + 1 > tally.per_map:
+                return f"{path}{fd.name}"
+            if tally.seen > tally.total:
+                return "request"
+        elif _has_maps(entry):
+            where = f"{path}{fd.name}[{index}]." if fd.is_repeated else f"{path}{fd.name}."
+            found = _walk(body, entry, tally, where)
+            if found is not None:
+                return found
+    if at > len(data):
+        raise ValueError("truncated field")
+    return None
+
+
+def map_violations(
+    data: bytes, descriptor: Descriptor, per_map: int, total: int
+) -> list[FieldViolation]:
+    """A violation if any map in the serialized request has more than `per_map`
+    entries, or all maps together more than `total`: found before the request is
+    parsed (a parsed map entry costs over 100 bytes of memory, on the wire 2)."""
+    try:
+        found = _walk(memoryview(data), descriptor, _Tally(per_map, total), "")
+    except ValueError:
+        return []
+    if found is None:
+        return []
+    if found == "request":
+        return [FieldViolation("request", f"more than {total} map entries in all")]
+    return [FieldViolation(found, f"more than {per_map} entries")]
