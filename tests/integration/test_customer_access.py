@@ -20,6 +20,7 @@ from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.principal import Principal
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
+SELF = "SELF-1: the customer's own request"
 
 
 def _issue(vault: RunningVault, subject_id: str, **caller: Any) -> str:
@@ -67,7 +68,7 @@ def test_a_customer_token_reads_its_own_subject_through_the_self_view(
     ada = service.create(ADA).subject_id
     customer = _as(vault, _issue(vault, ada))
 
-    view = customer.get(ada, "self", "data_subject_request")
+    view = customer.get(ada, "self", "data_subject_request", SELF)
     shown = {name: f.value for name, f in view.fields.items()}
     assert shown["email"] == "ada.lovelace@example.com"
     assert shown["national_id"] != ADA["national_id"]  # last four only, on a page
@@ -90,7 +91,7 @@ def test_a_customer_token_cannot_read_or_change_another_subject(vault: RunningVa
     customer = _as(vault, _issue(vault, ada))
 
     with pytest.raises(VaultClientError) as read:
-        customer.get(grace, "self", "data_subject_request")
+        customer.get(grace, "self", "data_subject_request", SELF)
     assert read.value.code == "NOT_FOUND"
     with pytest.raises(VaultClientError) as change:
         customer.call(
@@ -115,10 +116,10 @@ def test_a_customer_uses_only_its_own_view_and_no_bulk_or_staff_call(vault: Runn
     customer = _as(vault, _issue(vault, ada))
     for view, purpose in [("full", "data_subject_request"), ("marketing", "marketing")]:
         with pytest.raises(VaultClientError) as refused:
-            customer.get(ada, view, purpose)
+            customer.get(ada, view, purpose, SELF)
         assert refused.value.code == "PERMISSION_DENIED"
     with pytest.raises(VaultClientError) as bulk:
-        list(customer.export("self", "data_subject_request"))
+        list(customer.export("self", "data_subject_request", SELF))
     assert bulk.value.code == "PERMISSION_DENIED"
     with pytest.raises(VaultClientError) as erase:
         customer.call(
@@ -163,7 +164,7 @@ def test_a_forged_customer_token_is_refused(vault: RunningVault) -> None:
     other_tenant = Principal(f"customer:{ada}", "globex", frozenset({"customer"}), subject=ada)
     stranger = _as(vault, vault.issuer.issue(other_tenant, timedelta(minutes=5)))
     with pytest.raises(VaultClientError) as refused:
-        stranger.get(ada, "self", "data_subject_request")
+        stranger.get(ada, "self", "data_subject_request", SELF)
     assert refused.value.code == "NOT_FOUND"
 
 
@@ -176,9 +177,9 @@ def test_a_one_time_link_is_exchanged_once_for_a_customer_token(vault: RunningVa
     redeemed = _redeem(vault, code)
     assert redeemed.subject_id == ada
     customer = _as(vault, redeemed.token)
-    assert customer.get(ada, "self", "data_subject_request").fields
+    assert customer.get(ada, "self", "data_subject_request", SELF).fields
     with pytest.raises(VaultClientError) as other:
-        customer.get(grace, "self", "data_subject_request")
+        customer.get(grace, "self", "data_subject_request", SELF)
     assert other.value.code == "NOT_FOUND"
 
     with pytest.raises(VaultClientError) as replay:
@@ -188,7 +189,7 @@ def test_a_one_time_link_is_exchanged_once_for_a_customer_token(vault: RunningVa
         _redeem(vault, code[:-4] + ("AAAA" if not code.endswith("AAAA") else "BBBB"))
     assert tampered.value.code == "UNAUTHENTICATED"
     with pytest.raises(VaultClientError) as as_bearer:
-        _as(vault, code).get(ada, "self", "data_subject_request")
+        _as(vault, code).get(ada, "self", "data_subject_request", SELF)
     assert as_bearer.value.code == "UNAUTHENTICATED"
 
     entries = _entries(vault, "RedeemCustomerLink")
@@ -209,7 +210,7 @@ def test_an_expired_link_is_refused_and_a_customer_token_expires(tmp_path: Path)
             _redeem(vault, code)
         assert expired.value.code == "UNAUTHENTICATED"
         with pytest.raises(VaultClientError) as stale:
-            _as(vault, token).get(ada, "self", "data_subject_request")
+            _as(vault, token).get(ada, "self", "data_subject_request", SELF)
         assert stale.value.code == "UNAUTHENTICATED"
 
 

@@ -411,6 +411,12 @@ SELF_VIEW = "self"
 SELF_PURPOSE = "data_subject_request"
 
 
+def self_service_reference() -> str:
+    """The case reference a customer's own request cites (data_subject_request needs one):
+    `SELF-<date>`, the customer acting for themselves in the privacy center."""
+    return f"SELF-{datetime.now(UTC):%Y%m%d}: the customer's own request in the privacy center"
+
+
 def redeem_link(address: str, code: str, *, ca_file: Path | None = None) -> CustomerSignIn:
     """Exchange a one-time link code for a customer token (the code is the credential)."""
     with VaultClient(address, "", ca_file=ca_file) as client:
@@ -462,7 +468,9 @@ class CustomerClient:
         )
 
     def my_data(self) -> list[ShownField]:
-        view = self._client.get(self.subject_id, SELF_VIEW, SELF_PURPOSE)
+        view = self._client.get(
+            self.subject_id, SELF_VIEW, SELF_PURPOSE, justification=self_service_reference()
+        )
         return [
             ShownField(name, value.value, value.strategy) for name, value in view.fields.items()
         ]
@@ -547,7 +555,7 @@ class CustomerClient:
             self._client.rights,
             "ExportSubjectData",
             rights_pb2.ExportSubjectDataRequest(
-                subject_id=self.subject_id, reason="privacy center download"
+                subject_id=self.subject_id, reason=self_service_reference()
             ),
         )
         assert isinstance(response, rights_pb2.ExportSubjectDataResponse)
