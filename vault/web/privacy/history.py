@@ -26,7 +26,15 @@ TEAMS = (
     ("frontend", N_("Our website")),
     ("notifier", N_("Our systems")),
 )
-OWN_LOOKS = {"GetSubject", "GetConsent", "SubjectHistory", "GetConsentReceipt", "ListConsentEvents"}
+OWN_LOOKS = {
+    "GetSubject",
+    "GetConsent",
+    "SubjectHistory",
+    "GetConsentReceipt",
+    "ListConsentEvents",
+    "GetDormancyNotice",
+    "ExportSubjectData",
+}
 """What the customer's own pages call on every visit: not news to them."""
 READS = {"GetSubject", "FindSubjects", "ExportView", "RevealField", "Detokenize"}
 DEEDS = {
