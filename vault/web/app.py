@@ -261,6 +261,13 @@ def _routes(web: Web) -> list[Route | Mount]:
             )
         if code == "UNAVAILABLE":
             return _signin_page(web, request, error="The vault is not answering.", status=503)
+        if code not in {"OK", "NOT_FOUND", "PERMISSION_DENIED"}:
+            # Only an answer that shows the vault checked the token opens a session: an
+            # overloaded or failing vault (RESOURCE_EXHAUSTED, INTERNAL, a deadline) has
+            # not, and the token's claims are unverified here.
+            return _signin_page(
+                web, request, error="The vault could not check this token now.", status=503
+            )
         # OK, NOT_FOUND (no checkpoint yet) or PERMISSION_DENIED: the token is the vault's;
         # what this person may see, each page asks the vault.
         session_id, session = web.sessions.create(token, person)
