@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -53,6 +53,24 @@ LOG_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s %(message)s"
 )
 """The `serve` log line: every record carries the current trace and span id."""
+
+
+class RedactingFormatter(logging.Formatter):
+    """The `serve` formatter: an exception shows as its type names only, never as a
+    traceback or a message. A driver's message quotes SQL and can quote bound values,
+    and a library (grpc, asyncio, SQLAlchemy's pool) may log an exception it caught with
+    its traceback: whatever logs it, no stack trace, SQL or value reaches a log line."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's own name
+        names: list[str] = []
+        exc = ei[1] if ei else None
+        while exc is not None and len(names) < 8:
+            names.append(type(exc).__name__)
+            exc = exc.__cause__ or exc.__context__
+        return "exception: " + " <- ".join(names) if names else ""
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's own name
+        return ""
 
 
 class TraceContextFilter(logging.Filter):

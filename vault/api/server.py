@@ -123,6 +123,7 @@ class VaultServer:
         self, options: ServerOptions, stages: Sequence[Stage], services: Sequence[ServiceBinding]
     ) -> None:
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_quiet_loop_errors)
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="grpc-loop", daemon=True
         )
@@ -241,3 +242,15 @@ class VaultServer:
         if not self._loop.is_running():
             return True
         return bool(self._run(self._server.wait_for_termination(timeout)))
+
+
+def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An error the event loop could not hand to anyone (a future whose exception was
+    never retrieved, a callback that raised): logged by its type only. asyncio's default
+    handler logs the future's repr and the traceback, which quote a driver's message."""
+    exc = context.get("exception")
+    log.error(
+        "event loop: %s%s",
+        context.get("message", "unhandled error").split("\n", 1)[0],
+        f" ({type(exc).__name__})" if exc is not None else "",
+    )

@@ -465,10 +465,10 @@ def token_issue(
 
 def _configure_logging() -> None:
     """Log lines on stderr, each naming the trace and span it was written in."""
-    from vault.telemetry import LOG_FORMAT, TraceContextFilter
+    from vault.telemetry import LOG_FORMAT, RedactingFormatter, TraceContextFilter
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     handler.addFilter(TraceContextFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
