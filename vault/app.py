@@ -224,7 +224,7 @@ class VaultApp:
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
         ]
         if not leader:
-            self.tasks = own
+            self.tasks = [*own]
             self._start_tasks()
             return
         signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)

@@ -123,9 +123,7 @@ def _worker_main(
 class Supervisor:
     """Starts, watches and stops the worker processes of one `serve`."""
 
-    def __init__(
-        self, settings: Settings, workers: int, setup: Callable[[], None] | None
-    ) -> None:
+    def __init__(self, settings: Settings, workers: int, setup: Callable[[], None] | None) -> None:
         self._settings = settings
         self._count = workers
         self._setup = setup
@@ -133,6 +131,7 @@ class Supervisor:
         self._ready: Queue[tuple[int, int]] = self._context.Queue()
         self._workers: list[BaseProcess] = []
         self._stop = threading.Event()
+        self._died = False
 
     def run(self) -> int:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -197,21 +196,23 @@ class Supervisor:
 
     def _watch(self) -> None:
         """Until a signal, or a worker's death."""
-        sentinels = [process.sentinel for process in self._workers]
+        by_sentinel = {process.sentinel: process for process in self._workers}
         while not self._stop.is_set():
-            if multiprocessing.connection.wait(sentinels, timeout=_POLL_SECONDS):
-                break
-        dead = self._dead()
-        if dead is not None and not self._stop.is_set():
-            log.error(
-                "worker %s exited unexpectedly (exit code %s); stopping the others",
-                dead.name,
-                dead.exitcode,
-            )
+            ended = multiprocessing.connection.wait(list(by_sentinel), timeout=_POLL_SECONDS)
+            if ended:
+                dead = by_sentinel[ended[0]]  # type: ignore[index]
+                dead.join(_POLL_SECONDS * 10)  # its sentinel closes just before it is reaped
+                self._died = True
+                log.error(
+                    "worker %s exited unexpectedly (exit code %s); stopping the others",
+                    dead.name,
+                    dead.exitcode,
+                )
+                return
 
     def _stop_all(self) -> int:
         """SIGTERM every worker, wait for it to drain; 0 if every one exited 0."""
-        unexpected = self._dead() is not None and not self._stop.is_set()
+        unexpected = self._died or (self._dead() is not None and not self._stop.is_set())
         for process in self._workers:
             if process.exitcode is None and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
