@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
+.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
@@ -64,6 +64,12 @@ typecheck: $(STAMP)
 ## The layer contracts of .importlinter (docs/architecture.md): a wrong-way import fails
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
+
+## Re-extract the privacy center's messages and merge them into each language's .po
+## (the .po files are the source; the app compiles them in memory when it starts)
+catalogs: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --omit-header -o vault/web/locale/messages.pot .
+	$(VENV)/bin/pybabel update -i vault/web/locale/messages.pot -d vault/web/locale --no-fuzzy-matching
 
 ## Regenerate vault/api/gen from protos/ (never edit the generated files by hand)
 protos: $(STAMP)

@@ -165,6 +165,13 @@ def vault_server(
         argv += ["--database-url", database_url, "--dev"]
     # Benchmarks and the soak measure throughput from a handful of principals; the
     # per-principal abuse budgets (search, erasure: docs/security.md) would measure
-    # themselves instead, so they are off here.
-    unlimited = {"VAULT_SEARCH_RATE_PER_MINUTE": "0", "VAULT_ERASE_RATE_PER_MINUTE": "0"}
-    return ServerProcess(argv, log=log, env=unlimited)
+    # themselves instead, so they are off here. A configured controller (receipts name
+    # it), so `serve` has no placeholder to warn of.
+    env = {
+        "VAULT_SEARCH_RATE_PER_MINUTE": "0",
+        "VAULT_ERASE_RATE_PER_MINUTE": "0",
+        "VAULT_CONSENT_CONTROLLER": "Soak Test Shop Ltd",
+        "VAULT_CONSENT_CONTROLLER_CONTACT": "privacy@soak.example",
+        "VAULT_CONSENT_POLICY_URL": "https://soak.example/privacy",
+    }
+    return ServerProcess(argv, log=log, env=env)

@@ -105,8 +105,10 @@ ROLES = (
     "compliance_officer",
     "dpo",
     "admin",
+    "customer",
+    "frontend",
 )
-VIEWS = ("support", "marketing", "analytics", "fraud", "full")
+VIEWS = ("support", "marketing", "analytics", "fraud", "full", "self")
 PURPOSES = (
     "support",
     "marketing",
@@ -169,6 +171,7 @@ FRAUD_OUTCOMES = {
     "notes": "masked:redact",
 }
 FULL_OUTCOMES = {f.name: "clear" for f in FIELDS}
+SELF_OUTCOMES = {**FULL_OUTCOMES, "national_id": "masked:national_id_last4"}
 
 # (role, view, purpose) -> outcome per field, for subjects:read with no attributes.
 READ_GRANTS = {
@@ -180,4 +183,5 @@ READ_GRANTS = {
     ("fraud_analyst", "fraud", "fraud"): FRAUD_OUTCOMES,
     ("dpo", "full", "data_subject_request"): FULL_OUTCOMES,
     ("dpo", "full", "legal"): FULL_OUTCOMES,
+    ("customer", "self", "data_subject_request"): SELF_OUTCOMES,
 }

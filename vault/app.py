@@ -36,7 +36,7 @@ from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenVerifier
+from vault.identity import IdentityMap, TokenIssuer, TokenVerifier
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
@@ -52,6 +52,7 @@ from vault.retention.preparer import ChildPreparerSetup
 from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
+from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, Signing
 from vault.rights.service import RightsService
 from vault.storage import migrate
 from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
@@ -164,12 +165,13 @@ class VaultApp:
             token_versions=keyring.token_versions,
         )
         identities = IdentityMap.from_file(settings.policies_dir / "identities.yaml")
+        receipt_issuer = _receipt_issuer(settings, dictionary)
         consent = ConsentService(
             db=db,
             policy=policy,
             auditor=auditor,
             clock=clock,
-            issuer=_receipt_issuer(settings, dictionary),
+            issuer=receipt_issuer,
             jurisdiction=settings.consent_jurisdiction,
         )
         rights = RightsService(
@@ -181,6 +183,7 @@ class VaultApp:
             auditor=auditor,
             clock=clock,
             controller=settings.consent_controller,
+            signer=receipt_issuer,
         )
         return cls(
             settings,
@@ -334,6 +337,30 @@ class VaultApp:
             leeway_seconds=s.token_leeway_seconds,
         )
 
+    def customer_signing(self) -> Signing | None:
+        """Customer tokens and link codes are signed with the vault's token key, when this
+        vault holds it (a vault given only the public key cannot issue them)."""
+        s = self.settings
+        if not s.token_private_key.exists():
+            return None
+        private = s.token_private_key.read_bytes()
+        link_audience = s.token_audience + LINK_AUDIENCE_SUFFIX
+        return Signing(
+            tokens=TokenIssuer(
+                private, issuer=s.token_issuer, audience=s.token_audience, clock=self.clock
+            ),
+            links=TokenIssuer(
+                private, issuer=s.token_issuer, audience=link_audience, clock=self.clock
+            ),
+            link_verifier=TokenVerifier(
+                s.resolved_token_public_key.read_bytes(),
+                issuer=s.token_issuer,
+                audience=link_audience,
+                clock=self.clock,
+                leeway_seconds=0,
+            ),
+        )
+
     def build_server(self, *, reuse_port: bool = False) -> VaultServer:
         s = self.settings
         tls = (
@@ -381,6 +408,13 @@ class VaultApp:
                     auditor=self.auditor,
                     clock=self.clock,
                     job=self.retention_job,
+                ),
+                customers=CustomerAccess(
+                    db=self.db,
+                    policy=self.policy,
+                    auditor=self.auditor,
+                    clock=self.clock,
+                    signing=self.customer_signing(),
                 ),
                 policy=self.policy,
                 dictionary=self.dictionary,
@@ -532,6 +566,13 @@ def serve_one(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("customer vault serving on port %d", server.port)
+        for name in settings.receipt_placeholders() if leader else ():  # once per vault
+            log.warning(
+                "%s is not configured: consent receipts and access packages state a "
+                "placeholder controller detail (set VAULT_%s)",
+                name,
+                name.upper(),
+            )
         if ready is None or isinstance(ready, threading.Event):
             print(f"customer-vault serving on {settings.address} (port {server.port})", flush=True)
             if ready is not None:

@@ -48,6 +48,11 @@ class AuditAction(StrEnum):
     CLEAR_LEGAL_HOLD = "ClearLegalHold"
     LIST_LEGAL_HOLDS = "ListLegalHolds"
     GET_RETENTION_REPORT = "GetRetentionReport"
+    # CustomerAccessService: one entry per call
+    ISSUE_CUSTOMER_TOKEN = "IssueCustomerToken"  # noqa: S105 - an RPC name
+    CREATE_CUSTOMER_LINK = "CreateCustomerLink"
+    REDEEM_CUSTOMER_LINK = "RedeemCustomerLink"
+    GET_DORMANCY_NOTICE = "GetDormancyNotice"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
     GET_ENTRY = "GetEntry"

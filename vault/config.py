@@ -104,6 +104,10 @@ class WitnessSettings(BaseModel):
         return self.key_file.read_text(encoding="utf-8").strip()
 
 
+PLACEHOLDER_CONTROLLER = "Customer Vault controller"
+"""The default controller name: a placeholder, never a real controller's name."""
+
+
 class Settings(BaseSettings):
     """Every knob of the vault. Paths default to locations inside `data_dir`."""
 
@@ -137,7 +141,7 @@ class Settings(BaseSettings):
     receipt_signing_key: Path | None = None
 
     # Consent receipts (Kantara Consent Receipt fields naming the controller).
-    consent_controller: str = "Customer Vault controller"
+    consent_controller: str = PLACEHOLDER_CONTROLLER
     consent_controller_contact: str = ""
     consent_jurisdiction: str = "EU"
     consent_policy_url: str = ""
@@ -281,6 +285,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config_file = init_settings().get("config_file") or env_settings().get("config_file")
         return (init_settings, env_settings, _YamlFileSource(settings_cls, config_file))
+
+    def receipt_placeholders(self) -> list[str]:
+        """The controller details a receipt would state that are still placeholders
+        (`serve` warns about each: a receipt must name the real controller)."""
+        missing = []
+        if self.consent_controller.strip() in {"", PLACEHOLDER_CONTROLLER}:
+            missing.append("consent_controller")
+        if not self.consent_controller_contact.strip():
+            missing.append("consent_controller_contact")
+        if not self.consent_policy_url.strip():
+            missing.append("consent_policy_url")
+        return missing
 
     # Derived locations -----------------------------------------------------------------
     @property

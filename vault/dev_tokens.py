@@ -94,7 +94,14 @@ def _record(settings: Settings, entry: audit.AuditEntry) -> str:
     url = settings.resolved_database_url
     if settings.is_embedded and not _sqlite_file(url).exists():
         return "no audit log in this data dir yet (the vault has not run here)"
+    # Every entry the vault writes carries its MAC (the integrator refuses one without,
+    # and so would stop signing the log): without the key, nothing is recorded.
+    try:
+        mac = audit.EntryMac.from_file(settings.resolved_audit_mac_key)
+    except (OSError, audit.KeyFormatError):
+        return "the audit entry MAC key could not be read (run `customer-vault keys init`)"
     engine = create_engine(url, pool_size=1, lock_timeout=settings.db_lock_timeout_seconds)
+    audit.use_entry_mac(engine, mac)
     try:
         if not audit.is_current(engine):
             return "the audit log's schema is not current (run `customer-vault migrate`)"

@@ -13,12 +13,15 @@ class Principal:
 
     `tenant` is the only tenant the caller may touch; `roles` feed Casbin's RBAC and
     `attributes` (e.g. ``department``, ``clearance``) its ABAC conditions.
+    `subject` is set only for a customer: the one subject this caller may act on (a
+    signed claim of its token); every other subject is missing to it.
     """
 
     id: str
     tenant: str
     roles: frozenset[str] = frozenset()
     attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    subject: str | None = None
 
     def attribute(self, name: str, default: str = "") -> str:
         """An attribute's value, or `default` when the credential did not carry it."""

@@ -126,7 +126,7 @@ def serve_command(  # noqa: PLR0917 - typer maps each option to one parameter
     """Run the witness until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):
         raise _fail("--address must be HOST:PORT")
     try:
         signer = ensure_key(directory, name)

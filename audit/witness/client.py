@@ -60,7 +60,9 @@ class WitnessClient:
         text = body.decode("utf-8", "replace")
         if status == 409:
             size = text.strip()
-            if not content_type.startswith("text/x.tlog.size") or not size.isdigit():
+            if not content_type.startswith("text/x.tlog.size") or not (
+                size.isascii() and size.isdigit()
+            ):
                 raise WitnessUnavailableError("witness sent a malformed conflict")
             return Conflict(int(size))
         if status != 200:

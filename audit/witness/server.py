@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply(404, b"not found\n"))
             return
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
             self._send(Reply(411, b"Content-Length required\n"))
             return
         if int(length) > MAX_REQUEST_BYTES:

@@ -124,6 +124,7 @@ def console(tmp_path: Path) -> Iterator[Console]:
             vault_address=vault.address,
             audit_public_key=vault.settings.audit_public_key,
             restricted_fields=frozenset({"national_id"}),
+            receipt_public_key=vault.settings.receipt_public_key,
         )
         with serving_console(settings, clock.now) as url:
             yield Console(vault, url, clock, subjects)

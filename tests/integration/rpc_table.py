@@ -22,6 +22,8 @@ from vault.api.gen.customervault.v1 import (
     audit_pb2_grpc,
     consent_pb2,
     consent_pb2_grpc,
+    customers_pb2,
+    customers_pb2_grpc,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -44,6 +46,11 @@ class Case:
     # What an allowed call may answer besides OK, when the policy allows it but the
     # thing it names does not exist in the fixture (no retention notice is pending).
     allowed_codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.OK,)
+    # What a caller the policy does not allow gets.
+    denied_codes: tuple[grpc.StatusCode, ...] = (
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+    )
     # Entries an allowed call leaves: one, except an export, which adds one per batch
     # sent (linking the batch's subjects; the fixture's two subjects are one batch).
     allowed_entries: int = 1
@@ -322,6 +329,41 @@ CASES.update(
     }
 )
 
+CUS = "customervault.v1.CustomerAccessService"
+FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
+CASES.update(
+    {
+        f"{CUS}/IssueCustomerToken": Case(
+            FRONTEND,
+            lambda f: customers_pb2.IssueCustomerTokenRequest(subject_id=f["subject"]),
+            lambda f: customers_pb2.IssueCustomerTokenRequest(
+                subject_id=f["subject"], ttl_seconds=999_999
+            ),
+        ),
+        f"{CUS}/CreateCustomerLink": Case(
+            FRONTEND,
+            lambda f: customers_pb2.CreateCustomerLinkRequest(subject_id=f["subject"]),
+            lambda f: customers_pb2.CreateCustomerLinkRequest(
+                subject_id=f["subject"], ttl_seconds=999_999
+            ),
+        ),
+        f"{CUS}/GetDormancyNotice": Case(
+            FRONTEND,
+            lambda f: customers_pb2.GetDormancyNoticeRequest(subject_id=f["subject"]),
+            lambda f: customers_pb2.GetDormancyNoticeRequest(subject_id="nope"),
+        ),
+        # The code is the credential: whoever calls, a code that is not a live link is
+        # UNAUTHENTICATED (test_customer_access.py redeems real ones).
+        f"{CUS}/RedeemCustomerLink": Case(
+            FRONTEND,
+            lambda f: customers_pb2.RedeemCustomerLinkRequest(code=f["token"]),
+            lambda f: customers_pb2.RedeemCustomerLinkRequest(code=""),
+            allowed_codes=(grpc.StatusCode.UNAUTHENTICATED,),
+            denied_codes=(grpc.StatusCode.UNAUTHENTICATED,),
+        ),
+    }
+)
+
 SERVICES = [
     (vault_pb2, "VaultService", vault_pb2_grpc.VaultServiceStub),
     (admin_pb2, "PolicyAdminService", admin_pb2_grpc.PolicyAdminServiceStub),
@@ -329,6 +371,7 @@ SERVICES = [
     (consent_pb2, "ConsentService", consent_pb2_grpc.ConsentServiceStub),
     (rights_pb2, "RightsService", rights_pb2_grpc.RightsServiceStub),
     (retention_pb2, "RetentionService", retention_pb2_grpc.RetentionServiceStub),
+    (customers_pb2, "CustomerAccessService", customers_pb2_grpc.CustomerAccessServiceStub),
 ]
 
 

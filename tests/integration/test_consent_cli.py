@@ -95,3 +95,27 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
         done = runner.invoke(rights_app, [*command, subject, "--reason", "DSR-11", *dpo])
         assert done.exit_code == 0, done.output
     assert "erased" in done.output
+
+
+def test_verify_package_accepts_the_signed_access_package_and_refuses_an_edit(
+    vault: RunningVault, tmp_path: Path
+) -> None:
+    from vault.api.gen.customervault.v1 import rights_pb2
+
+    subject = vault.client().create(ADA).subject_id
+    dpo = vault.client(**DPO)
+    response = dpo.call(
+        dpo.rights,
+        "ExportSubjectData",
+        rights_pb2.ExportSubjectDataRequest(subject_id=subject, reason="DSR-7"),
+    )
+    signed = tmp_path / "package.json"
+    signed.write_text(response.signed_package + "\n")
+    key = str(vault.settings.receipt_public_key)
+    runner = CliRunner()
+    ok = runner.invoke(consent_app, ["verify-package", str(signed), "--public-key", key])
+    assert ok.exit_code == 0, ok.output
+    assert f"valid access package for {subject}" in ok.output
+    signed.write_text(response.signed_package.replace("Lovelace", "Lovelacf"))
+    bad = runner.invoke(consent_app, ["verify-package", str(signed), "--public-key", key])
+    assert bad.exit_code == 1 and "INVALID" in bad.output

@@ -36,8 +36,22 @@ def test_a_consent_receipt_carries_the_kantara_fields_and_verifies(vault: Runnin
     purposes = {p["purpose"]: p for p in service_entry["purposes"]}
     assert set(purposes) == {"marketing", "sharing"}
     assert purposes["sharing"]["thirdPartyDisclosure"] is True
-    assert "email" in purposes["marketing"]["piiCategory"]
-    assert receipt["sensitive"] is True and receipt["spiCat"] == ["national_id"]
+    # Only what the purposes can use under the policy: the marketing view's fields; the
+    # national id (restricted: never for marketing or sharing) and the phone (in no view
+    # marketing may use) are not claimed.
+    usable = [
+        "given_name",
+        "family_name",
+        "email",
+        "date_of_birth",
+        "city",
+        "postal_code",
+        "country",
+        "loyalty_tier",
+    ]
+    assert purposes["marketing"]["piiCategory"] == usable
+    assert purposes["sharing"]["piiCategory"] == usable
+    assert receipt["sensitive"] is False and receipt["spiCat"] == []
     extension = receipt["x-customervault"]
     assert extension["noticeVersion"] == "2026-01"
     assert extension["consentVersion"] == granted.consent_version

@@ -177,6 +177,9 @@ ELSEWHERE = {
         for m in _all_methods()
         if m.split("/")[0].endswith(("PolicyAdminService", "AuditService"))
     ),
+    # A customer's way in (tokens, links) and its dormancy notice: no processing of the
+    # data; a restricted customer still reaches their own data (art. 18 keeps access).
+    *(m for m in _all_methods() if m.split("/")[0].endswith("CustomerAccessService")),
 }
 
 

@@ -134,9 +134,14 @@ def test_token_issue_says_it_is_for_development_and_is_audited(tmp_path: Path) -
     token = issued.stdout.strip()
     engine = create_engine(f"sqlite:///{data / 'vault.db'}")
     try:
-        (entry,) = [e.entry for e in audit.iter_query(engine, action="IssueDevelopmentToken")]
+        (logged,) = list(audit.iter_query(engine, action="IssueDevelopmentToken"))
     finally:
         engine.dispose()
+    entry = logged.entry
+    # It carries the MAC every vault entry carries: without one the running vault's
+    # integrator refused to sign the log and its services went NOT_SERVING.
+    mac = audit.EntryMac.from_file(data / "keys" / "audit_mac.key")
+    assert logged.mac is not None and mac.is_valid(entry.canonical_bytes(), logged.mac)
     assert entry.actor == f"local-operator:uid:{os.getuid()}"
     assert entry.tenant == "acme" and entry.decision == audit.ALLOW
     assert dict(entry.extra) == {

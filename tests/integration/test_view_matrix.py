@@ -9,14 +9,16 @@ authentication, storage, decryption, masking and the wire format.
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 
 from tests.data import PURPOSES, READ_GRANTS, ROLES, VIEWS
 from tests.integration.consent_support import grant
 from tests.integration.harness import RunningVault
-from vault.api.client import VaultClientError
+from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
+from vault.principal import Principal
 
 SUBJECT = {
     "given_name": "Grace",
@@ -53,6 +55,14 @@ def _seen(view: pb.SubjectView) -> dict[str, str]:
     return seen
 
 
+def _customer(vault: RunningVault, subject_id: str) -> VaultClient:
+    """A client for the customer `subject_id` (its token is bound to that subject)."""
+    who = Principal(f"customer:{subject_id}", "acme", frozenset({"customer"}), subject=subject_id)
+    client = VaultClient(vault.address, vault.issuer.issue(who, timedelta(minutes=10)))
+    vault.clients.append(client)
+    return client
+
+
 def test_every_role_view_and_purpose_through_the_server(sqlite_vault: RunningVault) -> None:
     service = sqlite_vault.client()
     subject_id = service.create(SUBJECT).subject_id
@@ -60,7 +70,11 @@ def test_every_role_view_and_purpose_through_the_server(sqlite_vault: RunningVau
     failures = []
     for role, view, purpose in itertools.product(ROLES, VIEWS, PURPOSES):
         expected = READ_GRANTS.get((role, view, purpose))
-        client = sqlite_vault.client(principal="caller-1", roles=(role,))
+        client = (
+            _customer(sqlite_vault, subject_id)
+            if role == "customer"
+            else sqlite_vault.client(principal="caller-1", roles=(role,))
+        )
         try:
             # A justification citing a case satisfies the full view and every purpose.
             got = client.get(subject_id, view, purpose, "CASE-1: policy matrix")

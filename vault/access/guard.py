@@ -55,8 +55,9 @@ def load_own_subject(
 ) -> SubjectRow:
     """The subject, if it belongs to the caller's tenant.
 
-    A subject of another tenant is indistinguishable from a missing one to the caller,
-    but the audit log records the attempt as denied.
+    A subject of another tenant, or for a customer any subject but its own, is
+    indistinguishable from a missing one to the caller, but the audit log records the
+    attempt as denied.
     """
     row = repo.get(conn, subject_id, for_update=for_update) if is_subject_id(subject_id) else None
     return own_subject(call, principal, row)
@@ -73,15 +74,19 @@ def load_own_subject_with_consent(
 
 
 def own_subject(call: CallContext, principal: Principal, row: SubjectRow | None) -> SubjectRow:
-    """`row` if it is a subject of the caller's tenant; `NotFoundError` otherwise.
+    """`row` if it is a subject of the caller's tenant (and, for a customer, its own
+    subject); `NotFoundError` otherwise.
 
-    A subject of another tenant is indistinguishable from a missing one to the caller,
-    but the audit log records the attempt as denied.
+    A subject of another tenant, or another customer's, is indistinguishable from a
+    missing one to the caller, but the audit log records the attempt as denied.
     """
     if row is None:
         raise NotFoundError("subject not found")
     if row.meta.tenant != principal.tenant:
         call.deny("cross-tenant access refused")
+        raise NotFoundError("subject not found")
+    if principal.subject is not None and principal.subject != row.meta.id:
+        call.deny("customer bound to another subject")
         raise NotFoundError("subject not found")
     return row
 

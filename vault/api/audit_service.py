@@ -69,6 +69,19 @@ def entry_message(logged: audit.LoggedEntry) -> pb.AuditEntry:
     )
 
 
+def _as_the_subject_sees_it(entry: pb.AuditEntry, own: str) -> None:
+    """A customer's own history names which team (roles), what, for which purpose and
+    when; not which colleague, from where, other subjects, or internal references."""
+    if not entry.actor.startswith("customer:"):
+        entry.actor = ""
+    del entry.subject_ids[:]
+    entry.subject_ids.append(own)
+    entry.justification = ""
+    entry.caller_address = ""
+    entry.reason = ""
+    entry.extra.clear()
+
+
 def _page_size(value: int) -> int:
     if value < 0 or value > MAX_PAGE_SIZE:
         raise InvalidArgumentError([FieldViolation("page_size", f"between 0 and {MAX_PAGE_SIZE}")])
@@ -153,17 +166,26 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext
     ) -> pb.QueryEntriesResponse:
         call = require_call()
-        principal = authorize(self._policy, call, Action.AUDIT_READ)
+        own = call.require_principal().subject
+        action = Action.AUDIT_READ if own is None else Action.AUDIT_READ_OWN
+        principal = authorize(self._policy, call, action)
         if not request.subject_id:
             raise InvalidArgumentError([FieldViolation("subject_id", "required")])
         call.subject_ids = [request.subject_id]
-        return self._page(
+        if own is not None and request.subject_id != own:
+            call.deny("customer bound to another subject")
+            raise NotFoundError("subject not found")
+        page = self._page(
             principal.tenant,
             request.page_size,
             request.page_token,
             subject_id=request.subject_id,
             newest_first=request.newest_first,
         )
+        if own is not None:
+            for entry in page.entries:
+                _as_the_subject_sees_it(entry, own)
+        return page
 
     def _checkpoint(self, note: str | None) -> pb.Checkpoint:
         if note is None:

@@ -17,6 +17,7 @@ from audit.witness import WitnessClient
 from vault.api.admin import PolicyAdminServicer
 from vault.api.audit_service import AuditServicer
 from vault.api.consent_service import ConsentServicer
+from vault.api.customers_service import CustomerAccessServicer
 from vault.api.errors import MAX_VIOLATIONS
 from vault.api.gen.customervault.v1 import (
     admin_pb2,
@@ -25,6 +26,8 @@ from vault.api.gen.customervault.v1 import (
     audit_pb2_grpc,
     consent_pb2,
     consent_pb2_grpc,
+    customers_pb2,
+    customers_pb2_grpc,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -47,6 +50,7 @@ from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
 from vault.records.service import RecordService
 from vault.retention.service import RetentionService
+from vault.rights.customer_access import CustomerAccess
 from vault.rights.service import RightsService
 
 
@@ -60,6 +64,7 @@ class DomainServices:
     consent: ConsentService
     rights: RightsService
     retention: RetentionService
+    customers: CustomerAccess
     policy: PolicyEngine
     dictionary: DataDictionary
     audit_engine: Engine
@@ -97,6 +102,7 @@ def service_bindings(
     consent = ConsentServicer(services.consent)
     rights = RightsServicer(services.rights)
     retention = RetentionServicer(services.retention)
+    customers = CustomerAccessServicer(services.customers)
     return [
         binding(
             vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault
@@ -125,5 +131,11 @@ def service_bindings(
             "RetentionService",
             retention_pb2_grpc.add_RetentionServiceServicer_to_server,
             retention,
+        ),
+        binding(
+            customers_pb2,
+            "CustomerAccessService",
+            customers_pb2_grpc.add_CustomerAccessServiceServicer_to_server,
+            customers,
         ),
     ]

@@ -15,6 +15,7 @@ from vault.api.gen.customervault.v1 import (
     admin_pb2_grpc,
     audit_pb2_grpc,
     consent_pb2_grpc,
+    customers_pb2_grpc,
     retention_pb2_grpc,
     rights_pb2_grpc,
     vault_pb2_grpc,
@@ -72,6 +73,7 @@ class VaultClient:
         self.consent = consent_pb2_grpc.ConsentServiceStub(self._channel)
         self.rights = rights_pb2_grpc.RightsServiceStub(self._channel)
         self.retention = retention_pb2_grpc.RetentionServiceStub(self._channel)
+        self.customers = customers_pb2_grpc.CustomerAccessServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
 

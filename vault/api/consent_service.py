@@ -127,6 +127,7 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
                     expires_at=timestamp(p.expires_at) if p.expires_at else None,
                     effective=p.effective,
                     blocked_by=p.blocked_by,
+                    legal_basis=p.legal_basis,
                 )
                 for p in status.purposes
             ],

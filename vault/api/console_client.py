@@ -18,21 +18,33 @@ from google.protobuf import timestamp_pb2
 
 import audit
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import audit_pb2, retention_pb2
+from vault.api.gen.customervault.v1 import (
+    audit_pb2,
+    consent_pb2,
+    customers_pb2,
+    retention_pb2,
+    rights_pb2,
+)
 
 __all__ = [
     "CheckpointInfo",
     "ConsoleClient",
+    "CustomerClient",
+    "CustomerSignIn",
     "EntryPage",
     "KAnonymityInfo",
     "LegalHoldInfo",
     "LoggedEntry",
     "NoticeInfo",
     "ProofInfo",
+    "PurposeChoice",
+    "Receipt",
     "RetentionReportInfo",
+    "ShownField",
     "VaultClientError",
     "VerifyInfo",
     "VerifyStep",
+    "redeem_link",
 ]
 
 
@@ -360,3 +372,199 @@ class ConsoleClient:
             if response.HasField("k_anonymity")
             else None,
         )
+
+
+# --- the privacy center: a customer's own calls ---------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerSignIn:
+    token: str
+    subject_id: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShownField:
+    name: str
+    value: str
+    strategy: str
+
+
+@dataclass(frozen=True)
+class PurposeChoice:
+    purpose: str
+    legal_basis: str
+    granted: bool
+    withdrawn: bool
+    effective: bool
+    blocked_by: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    receipt_id: str
+    document: str
+
+
+SELF_VIEW = "self"
+SELF_PURPOSE = "data_subject_request"
+
+
+def self_service_reference() -> str:
+    """The case reference a customer's own request cites (data_subject_request needs one):
+    `SELF-<date>`, the customer acting for themselves in the privacy center."""
+    return f"SELF-{datetime.now(UTC):%Y%m%d}: the customer's own request in the privacy center"
+
+
+def redeem_link(address: str, code: str, *, ca_file: Path | None = None) -> CustomerSignIn:
+    """Exchange a one-time link code for a customer token (the code is the credential)."""
+    with VaultClient(address, "", ca_file=ca_file) as client:
+        response = client.call(
+            client.customers,
+            "RedeemCustomerLink",
+            customers_pb2.RedeemCustomerLinkRequest(code=code),
+        )
+    assert isinstance(response, customers_pb2.RedeemCustomerLinkResponse)
+    return CustomerSignIn(
+        response.token,
+        response.subject_id,
+        _moment(response.expires_at, response.HasField("expires_at")),
+    )
+
+
+class CustomerClient:
+    """What a signed-in customer does, with their own token bound to their subject."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        subject_id: str,
+        *,
+        notice_version: str,
+        ca_file: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._client = VaultClient(address, token, ca_file=ca_file, timeout=timeout)
+        self.subject_id = subject_id
+        self._notice_version = notice_version
+
+    def __enter__(self) -> CustomerClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._client.__exit__(None, None, None)
+
+    def _consent(self, method: str, request: object) -> object:
+        return self._client.call(self._client.consent, method, request)
+
+    def _source(self, *, gpc: bool = False) -> consent_pb2.ConsentSource:
+        return consent_pb2.ConsentSource(
+            channel=consent_pb2.CONSENT_CHANNEL_GPC if gpc else consent_pb2.CONSENT_CHANNEL_WEB,
+            notice_version=self._notice_version,
+        )
+
+    def my_data(self) -> list[ShownField]:
+        view = self._client.get(
+            self.subject_id, SELF_VIEW, SELF_PURPOSE, justification=self_service_reference()
+        )
+        return [
+            ShownField(name, value.value, value.strategy) for name, value in view.fields.items()
+        ]
+
+    def choices(self) -> tuple[list[PurposeChoice], tuple[str, ...]]:
+        """Each purpose the customer decides (and each opt-out marker), and the markers
+        they opted out of."""
+        response = self._consent(
+            "GetConsent", consent_pb2.GetConsentRequest(subject_id=self.subject_id)
+        )
+        assert isinstance(response, consent_pb2.GetConsentResponse)
+        return (
+            [
+                PurposeChoice(
+                    p.purpose, p.legal_basis, p.granted, p.withdrawn, p.effective, p.blocked_by
+                )
+                for p in response.purposes
+            ],
+            tuple(response.opted_out_markers),
+        )
+
+    def grant(self, purpose: str) -> Receipt:
+        response = self._consent(
+            "GrantConsent",
+            consent_pb2.GrantConsentRequest(
+                subject_id=self.subject_id, purposes=[purpose], source=self._source()
+            ),
+        )
+        assert isinstance(response, consent_pb2.GrantConsentResponse)
+        return Receipt(response.receipt.receipt_id, response.receipt.document)
+
+    def withdraw(self, purpose: str) -> Receipt:
+        response = self._consent(
+            "WithdrawConsent",
+            consent_pb2.WithdrawConsentRequest(
+                subject_id=self.subject_id, purposes=[purpose], source=self._source()
+            ),
+        )
+        assert isinstance(response, consent_pb2.WithdrawConsentResponse)
+        return Receipt(response.receipt.receipt_id, response.receipt.document)
+
+    def opt_out(self, scopes: list[str], *, gpc: bool = False) -> Receipt:
+        response = self._consent(
+            "OptOut",
+            consent_pb2.OptOutRequest(
+                subject_id=self.subject_id, scopes=scopes, source=self._source(gpc=gpc)
+            ),
+        )
+        assert isinstance(response, consent_pb2.OptOutResponse)
+        return Receipt(response.receipt.receipt_id, response.receipt.document)
+
+    def history(self, *, limit: int = 100) -> list[audit.AuditEntry]:
+        """The customer's own access history, newest first (as the vault shows it to
+        them: by team, never by colleague)."""
+        response = self._client.call(
+            self._client.audit,
+            "SubjectHistory",
+            audit_pb2.SubjectHistoryRequest(
+                subject_id=self.subject_id, page_size=limit, newest_first=True
+            ),
+        )
+        assert isinstance(response, audit_pb2.QueryEntriesResponse)
+        return [logged_entry(e).entry for e in response.entries]
+
+    def dormancy_deadline(self) -> datetime | None:
+        """When the customer's account is anonymized unless they are active, or None."""
+        response = self._client.call(
+            self._client.customers,
+            "GetDormancyNotice",
+            customers_pb2.GetDormancyNoticeRequest(subject_id=self.subject_id),
+        )
+        assert isinstance(response, customers_pb2.GetDormancyNoticeResponse)
+        return _moment(response.deadline, response.open)
+
+    def keep_account(self) -> None:
+        """Activity on the account: closes an open dormancy notice."""
+        self._client.record_activity(self.subject_id)
+
+    def download(self) -> tuple[str, str]:
+        """The customer's access package: (JSON text, the signed document)."""
+        response = self._client.call(
+            self._client.rights,
+            "ExportSubjectData",
+            rights_pb2.ExportSubjectDataRequest(
+                subject_id=self.subject_id, reason=self_service_reference()
+            ),
+        )
+        assert isinstance(response, rights_pb2.ExportSubjectDataResponse)
+        return response.package_json, response.signed_package
+
+    def receipt(self, receipt_id: str) -> Receipt:
+        response = self._consent(
+            "GetConsentReceipt",
+            consent_pb2.GetConsentReceiptRequest(subject_id=self.subject_id, receipt_id=receipt_id),
+        )
+        assert isinstance(response, consent_pb2.GetConsentReceiptResponse)
+        return Receipt(response.receipt.receipt_id, response.receipt.document)

@@ -35,6 +35,11 @@ from vault.principal import Principal
 log = logging.getLogger(__name__)
 
 
+# Methods whose request carries its own credential (a one-time link code): they run
+# without a bearer token, still audited, and the domain names the principal it verified.
+CREDENTIAL_EXCHANGE = frozenset({"/customervault.v1.CustomerAccessService/RedeemCustomerLink"})
+
+
 class CallInfo:
     """What stages may read of a call's transport: its metadata, TLS peer and address
     (captured on the event loop when the call starts), and whether it is still active."""
@@ -96,6 +101,8 @@ class AuthenticationStage:
         peer = identity_from_auth_context(rpc.context.auth_context() or {})
         if peer is not None:
             rpc.call.principal = self._from_certificate(rpc, peer, token)
+            return
+        if token is None and rpc.method in CREDENTIAL_EXCHANGE:
             return
         if token is None:
             rpc.call.reason = "no credentials"

@@ -150,7 +150,7 @@ def _varint(data: memoryview, at: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if at >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
+            raise MalformedWireError("truncated varint")
         byte = data[at]
         at += 1
         value |= (byte & 0x7F) << shift
@@ -185,11 +185,16 @@ def _has_maps(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> boo
     return found
 
 
+class MalformedWireError(ValueError):
+    """The request's bytes are not wire format this walk can read (a group, a truncated
+    varint or field): refused before parsing, never handed to the parser, which would
+    accept a group as an unknown field and skip the map count."""
+
+
 def _walk(data: memoryview, descriptor: Descriptor, tally: _Tally, path: str) -> str | None:
     """The first map (by path) over the per-map limit, "request" when all maps together
     are over the total, or None. Walks the wire format without parsing: cheap, and it
-    stops at the first excess. Bytes that are not valid wire format are left to the
-    real parser, which refuses them."""
+    stops at the first excess. Bytes it cannot read raise `MalformedWireError`."""
     counts: dict[int, int] = {}
     at = 0
     while at < len(data):
@@ -202,7 +207,8 @@ def _walk(data: memoryview, descriptor: Descriptor, tally: _Tally, path: str) ->
             at += _FIXED[wire]
             continue
         if wire != 2:
-            raise ValueError("unsupported wire type")
+            # Groups (3, 4) and the reserved types: no proto3 message of ours has them.
+            raise MalformedWireError("unsupported wire type")
         size, at = _varint(data, at)
         body = data[at : at + size]
         at += size
@@ -224,7 +230,7 @@ def _walk(data: memoryview, descriptor: Descriptor, tally: _Tally, path: str) ->
             if found is not None:
                 return found
     if at > len(data):
-        raise ValueError("truncated field")
+        raise MalformedWireError("truncated field")
     return None
 
 
@@ -233,11 +239,11 @@ def map_violations(
 ) -> list[FieldViolation]:
     """A violation if any map in the serialized request has more than `per_map`
     entries, or all maps together more than `total`: found before the request is
-    parsed (a parsed map entry costs over 100 bytes of memory, on the wire 2)."""
-    try:
-        found = _walk(memoryview(data), descriptor, _Tally(per_map, total), "")
-    except ValueError:
-        return []
+    parsed (a parsed map entry costs over 100 bytes of memory, on the wire 2).
+
+    Raises `MalformedWireError` for bytes the walk cannot read: the caller refuses the
+    request as malformed rather than parse what was not counted."""
+    found = _walk(memoryview(data), descriptor, _Tally(per_map, total), "")
     if found is None:
         return []
     if found == "request":

@@ -21,7 +21,9 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
         self, request: pb.ExportSubjectDataRequest, context: grpc.ServicerContext
     ) -> pb.ExportSubjectDataResponse:
         package = self._rights.access(require_call(), request.subject_id, request.reason)
-        return pb.ExportSubjectDataResponse(package_json=package)
+        return pb.ExportSubjectDataResponse(
+            package_json=package.json, signed_package=package.signed
+        )
 
     def RectifySubjectData(
         self, request: pb.RectifySubjectDataRequest, context: grpc.ServicerContext

@@ -49,6 +49,7 @@ from vault.api.limits import (
     CallCancelledError,
     CallLimits,
     CallTimeoutError,
+    MalformedWireError,
     StreamSlots,
     map_violations,
 )
@@ -404,9 +405,12 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         shape = _request_type(run.rpc.method)
         if shape is not None:
             limits = self._limits
-            too_many = map_violations(
-                data, shape, limits.max_map_entries, limits.max_request_map_entries
-            )
+            try:
+                too_many = map_violations(
+                    data, shape, limits.max_map_entries, limits.max_request_map_entries
+                )
+            except MalformedWireError:
+                return None, _malformed_request()
             if too_many:
                 run.rpc.call.reason = "too many map entries"
                 return None, InvalidArgumentError(too_many, "too many map entries")

@@ -289,5 +289,33 @@ def verify_receipt(
     )
 
 
+@consent_app.command("verify-package")
+def verify_package(
+    file: Annotated[Path, typer.Argument(help="The signed access package (JSON).")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="Receipt public key PEM (default: the data dir's).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Verify a signed access package offline (the privacy center's download, or
+    ExportSubjectData's signed_package): exit 0 when intact and signed by the key."""
+    from vault.consent.receipts import verify_package as verify
+    from vault.errors import VaultError
+
+    key = public_key or settings(data_dir=data_dir).receipt_public_key
+    try:
+        found = verify(file.read_bytes(), key.read_bytes())
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot read {exc.filename}")
+        raise typer.Exit(2) from None
+    except VaultError as exc:
+        err.print(f"[red]INVALID[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    subject = found.get("subject", {}).get("subject_id", "?")
+    console.print(
+        f"[green]valid[/green] access package for {subject}, generated {found.get('generated_at')}"
+    )
+
+
 def _yes(value: bool) -> str:
     return "yes" if value else "no"

@@ -140,13 +140,17 @@ def console_command(
         vault_address=address or cfg.address,
         audit_public_key=audit_public_key or cfg.audit_public_key,
         vault_ca_file=vault_ca,
+        receipt_public_key=cfg.receipt_public_key if cfg.receipt_public_key.exists() else None,
         secure_cookies=secure_cookies or tls_cert is not None,
         restricted_fields=frozenset(
             name for name, spec in dictionary.fields.items() if spec.sensitivity == "restricted"
         ),
     )
     scheme = "https" if tls_cert else "http"
-    err.print(f"compliance console on {scheme}://{listen}/ (vault at {web_settings.vault_address})")
+    err.print(
+        f"compliance console on {scheme}://{listen}/, privacy center on {scheme}://{listen}"
+        f"/privacy/ (vault at {web_settings.vault_address})"
+    )
     uvicorn.run(
         create_app(web_settings),
         host=host,

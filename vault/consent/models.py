@@ -83,6 +83,8 @@ class PurposeConsent:
     """Whether processing for this purpose may rely on the subject's choice right now."""
     blocked_by: str
     """The opt-out (the purpose itself or a marker) that stops it, empty when none."""
+    legal_basis: str = ""
+    """The purpose's legal basis (purposes.yaml); empty for an opt-out marker."""
 
 
 @dataclass(frozen=True)

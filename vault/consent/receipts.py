@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +36,11 @@ from vault.crypto import (
 from vault.errors import VaultError
 from vault.fields.dictionary import DataDictionary
 from vault.policy import Purposes
+from vault.views.model import FieldRef
 
 FORMAT = "customervault.consent-receipt/v1"
+PACKAGE_FORMAT = "customervault.signed-access-package/v1"
+"""An access package signed like a receipt: {"format", "package", "signature"}."""
 KANTARA_VERSION = "KI-CR-v1.1.0"
 ALGORITHM = "Ed25519"
 SERVICE = "customer-vault"
@@ -86,6 +89,8 @@ class ReceiptIssuer:
     policy_url: str
     pii_categories: tuple[str, ...]
     sensitive_categories: tuple[str, ...]
+    fields: tuple[FieldRef, ...] = ()
+    """The dictionary's fields, for what each purpose can use under the policy."""
 
     @classmethod
     def load(
@@ -111,11 +116,19 @@ class ReceiptIssuer:
             sensitive_categories=tuple(
                 sorted(f.name for f in fields if f.sensitivity == "restricted")
             ),
+            fields=tuple(fields),
         )
 
-    def issue(self, facts: ReceiptContext, purposes: Purposes) -> str:
-        """The signed receipt document (canonical JSON text)."""
-        receipt = self._receipt(facts, purposes)
+    def issue(
+        self,
+        facts: ReceiptContext,
+        purposes: Purposes,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> str:
+        """The signed receipt document (canonical JSON text). `categories` names, per
+        purpose of the receipt, the fields that purpose can use under the policy in force
+        (`PolicyEngine.fields_usable_for`); without it, every dictionary field."""
+        receipt = self._receipt(facts, purposes, categories)
         signature = sign_ed25519(self.private_pem, canonical(receipt))
         envelope = {
             "format": FORMAT,
@@ -128,7 +141,32 @@ class ReceiptIssuer:
         }
         return canonical(envelope).decode("ascii")
 
-    def _receipt(self, facts: ReceiptContext, purposes: Purposes) -> dict[str, Any]:
+    def sign_package(self, package: dict[str, Any]) -> str:
+        """An access package as a signed document (canonical JSON text), the signature
+        detached over the canonical bytes of `package`, exactly as for a receipt."""
+        signature = sign_ed25519(self.private_pem, canonical(package))
+        envelope = {
+            "format": PACKAGE_FORMAT,
+            "package": package,
+            "signature": {
+                "alg": ALGORITHM,
+                "kid": ed25519_key_id(self.public_pem),
+                "value": _b64(signature),
+            },
+        }
+        return canonical(envelope).decode("ascii")
+
+    def _receipt(
+        self,
+        facts: ReceiptContext,
+        purposes: Purposes,
+        categories: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, Any]:
+        if categories is None:
+            sensitive = list(self.sensitive_categories)
+        else:
+            named = {name for event in facts.events for name in categories.get(event.purpose, ())}
+            sensitive = [c for c in self.sensitive_categories if c in named]
         return {
             "version": KANTARA_VERSION,
             "jurisdiction": facts.jurisdiction,
@@ -148,11 +186,13 @@ class ReceiptIssuer:
             "services": [
                 {
                     "service": SERVICE,
-                    "purposes": [self._purpose(e, facts, purposes) for e in facts.events],
+                    "purposes": [
+                        self._purpose(e, facts, purposes, categories) for e in facts.events
+                    ],
                 }
             ],
-            "sensitive": bool(self.sensitive_categories),
-            "spiCat": list(self.sensitive_categories),
+            "sensitive": bool(sensitive),
+            "spiCat": sensitive,
             EXTENSION: {
                 "tenant": facts.tenant,
                 "issuedAt": facts.issued_at.isoformat(),
@@ -163,7 +203,11 @@ class ReceiptIssuer:
         }
 
     def _purpose(
-        self, event: ConsentEvent, facts: ReceiptContext, purposes: Purposes
+        self,
+        event: ConsentEvent,
+        facts: ReceiptContext,
+        purposes: Purposes,
+        categories: Mapping[str, Sequence[str]] | None,
     ) -> dict[str, Any]:
         if event.purpose in purposes.markers:
             flag = purposes.markers[event.purpose]
@@ -180,7 +224,9 @@ class ReceiptIssuer:
             "purposeCategory": [category],
             "consentType": "GPC" if facts.channel is Channel.GPC else "EXPLICIT",
             "consentAction": event.action.value,
-            "piiCategory": list(self.pii_categories),
+            "piiCategory": list(
+                self.pii_categories if categories is None else categories.get(event.purpose, ())
+            ),
             "primaryPurpose": False,
             "termination": termination,
             "thirdPartyDisclosure": disclosure,
@@ -192,27 +238,38 @@ def verify_document(document: bytes, public_pem: bytes) -> dict[str, Any]:
 
     Raises `ReceiptError` otherwise. Needs nothing but the public key (offline).
     """
+    return _verify_envelope(document, public_pem, FORMAT, "receipt")
+
+
+def verify_package(document: bytes, public_pem: bytes) -> dict[str, Any]:
+    """The access package inside a signed package document, checked like a receipt."""
+    return _verify_envelope(document, public_pem, PACKAGE_FORMAT, "package")
+
+
+def _verify_envelope(
+    document: bytes, public_pem: bytes, format_name: str, key: str
+) -> dict[str, Any]:
     body = document.removesuffix(b"\n")
     try:
         envelope = json.loads(body.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
-        raise ReceiptError("not a JSON receipt document") from None
-    if not isinstance(envelope, dict) or set(envelope) != {"format", "receipt", "signature"}:
-        raise ReceiptError("not a receipt document")
+        raise ReceiptError(f"not a JSON {key} document") from None
+    if not isinstance(envelope, dict) or set(envelope) != {"format", key, "signature"}:
+        raise ReceiptError(f"not a {key} document")
     if canonical(envelope) != body:
         raise ReceiptError("not in canonical form (edited?)")
-    receipt, signature = envelope["receipt"], envelope["signature"]
-    if envelope["format"] != FORMAT or not isinstance(receipt, dict):
-        raise ReceiptError("unknown receipt format")
+    inner, signature = envelope[key], envelope["signature"]
+    if envelope["format"] != format_name or not isinstance(inner, dict):
+        raise ReceiptError(f"unknown {key} format")
     if not isinstance(signature, dict) or signature.get("alg") != ALGORITHM:
         raise ReceiptError("unknown signature algorithm")
     if signature.get("kid") != ed25519_key_id(public_pem):
         raise ReceiptError("signed by another key")
     try:
-        verify_ed25519(public_pem, canonical(receipt), _unb64(signature.get("value")))
+        verify_ed25519(public_pem, canonical(inner), _unb64(signature.get("value")))
     except SignatureError:
         raise ReceiptError("signature does not verify") from None
-    return receipt
+    return inner
 
 
 def _b64(data: bytes) -> str:

@@ -7,7 +7,7 @@ before they return, like every read about a subject.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -179,7 +179,9 @@ class ConsentService:
                 version,
                 stored,
             )
-            document = self._issuer.issue(facts, self._policy.purposes)
+            document = self._issuer.issue(
+                facts, self._policy.purposes, self._categories(principal.tenant, stored)
+            )
             ledger.insert_receipt(
                 conn,
                 receipt_id,
@@ -199,6 +201,24 @@ class ConsentService:
         return ConsentChange(row.meta.id, version, tuple(stored), receipt_id, document)
 
     # --- reads ----------------------------------------------------------------------------
+
+    def _categories(
+        self, tenant: str, events: Sequence[ConsentEvent]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per purpose of `events`, the fields it can use under the policy in force; an
+        opt-out marker covers every purpose it stops."""
+        declared = self._policy.purposes
+        fields = self._issuer.fields
+        found: dict[str, tuple[str, ...]] = {}
+        for name in {e.purpose for e in events}:
+            if name in declared.markers:
+                flag = declared.markers[name]
+                covered = [p for p in declared if getattr(declared.get(p), flag, False)]
+            else:
+                covered = [name]
+            usable = {f for p in covered for f in self._policy.fields_usable_for(tenant, p, fields)}
+            found[name] = tuple(f.name for f in fields if f.name in usable)
+        return found
 
     def status(
         self, call: CallContext, subject_id: str, at: datetime | None = None

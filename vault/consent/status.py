@@ -41,6 +41,7 @@ def build_status(
                 expires_at=_expiry(event),
                 effective=not blocked_by and (granted or not needs_grant),
                 blocked_by=blocked_by,
+                legal_basis=declared.legal_basis.value,
             )
         )
     for marker in purposes.markers:

@@ -114,6 +114,10 @@ def _entry(body: object, where: str) -> tuple[str, Principal]:
         raise IdentityMapError(f"{where}: principal and tenant are required strings")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise IdentityMapError(f"{where}: roles must be a list of strings")
+    if "customer" in roles:
+        raise IdentityMapError(
+            f"{where}: the customer role comes only with a token bound to a subject"
+        )
     if not isinstance(attributes, Mapping):
         raise IdentityMapError(f"{where}: attributes must be a mapping")
     return uri, Principal(

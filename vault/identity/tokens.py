@@ -36,6 +36,10 @@ _ATTR_VALUE = re.compile(r"^[A-Za-z0-9._:@/ -]{0,128}$")
 _MAX_ROLES = 32
 _MAX_ATTRS = 32
 _INVALID = "invalid credentials"
+CUSTOMER_ROLE = "customer"
+"""The role of a token bound to one subject: a token carries claim `subject` if and only
+if its roles are exactly this one."""
+SUBJECT_CLAIM = "subject"
 
 
 class TokenBindingError(UnauthenticatedError):
@@ -82,6 +86,12 @@ class TokenIssuer:
         }
         if bound_to is not None:
             claims["cnf"] = {"x5t#S256": bound_to}
+        if (principal.subject is not None) != (principal.roles == {CUSTOMER_ROLE}):
+            raise ValueError("a customer token is bound to one subject, and only it")
+        if principal.subject is not None:
+            if not _valid_name(principal.subject):
+                raise ValueError("the subject must be a subject id")
+            claims[SUBJECT_CLAIM] = principal.subject
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -129,6 +139,16 @@ class TokenVerifier:
                 self._verified.clear()
             self._verified[token] = (principal, claims)
         return principal
+
+    def verify_with_id(self, token: str) -> tuple[Principal, str]:
+        """The principal and the token's id (`jti`), for a token used once (a link code);
+        never cached, and never bound to a certificate."""
+        principal, claims = self._verify_uncached(token)
+        _check_binding(claims, None)
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise UnauthenticatedError(_INVALID)
+        return principal, jti
 
     def _verify_uncached(self, token: str) -> tuple[Principal, Mapping[str, Any]]:
         try:
@@ -186,11 +206,19 @@ class TokenVerifier:
                 or not _ATTR_VALUE.fullmatch(value)
             ):
                 raise UnauthenticatedError(_INVALID)
+        bound_subject = claims.get(SUBJECT_CLAIM)
+        if bound_subject is not None and not _valid_name(bound_subject):
+            raise UnauthenticatedError(_INVALID)
+        # A customer token names its subject and holds no other role; no other token
+        # names a subject.
+        if (bound_subject is not None) != (roles == [CUSTOMER_ROLE]):
+            raise UnauthenticatedError(_INVALID)
         return Principal(
             id=str(sub),
             tenant=str(tenant),
             roles=frozenset(roles),
             attributes=MappingProxyType(dict(attrs)),
+            subject=str(bound_subject) if bound_subject is not None else None,
         )
 
 

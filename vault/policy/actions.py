@@ -23,6 +23,7 @@ class Action(StrEnum):
     FIELD_MASKED = "fields:masked"
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
+    AUDIT_READ_OWN = "audit:read_own"
     CONSENT_WRITE = "consent:write"
     CONSENT_READ = "consent:read"
     RIGHTS_ACCESS = "rights:access"
@@ -33,6 +34,8 @@ class Action(StrEnum):
     LEGAL_HOLD = "retention:legal_hold"
     KEYS_ADMIN = "keys:admin"
     POLICY_ADMIN = "policy:admin"
+    CUSTOMER_ISSUE = "customers:issue"
+    NOTICE_READ = "retention:notice"
 
     @property
     def needs_purpose(self) -> bool:

@@ -15,11 +15,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy.actions import Action
 from vault.policy.decisions import DEFAULT_DENY, Decision
 from vault.policy.errors import PolicyConfigError
+from vault.policy.policy_lines import MAX_CLEARANCE
 from vault.policy.purposes import Purposes
 from vault.policy.sources import POLICY_FILES, content_version, read_text, stat_signature
 from vault.policy.state import EngineState
@@ -27,7 +29,7 @@ from vault.policy.subject import SubjectContext, consent_refusal, state_refusal
 from vault.policy.view_decision import ViewDecision, apply_subject
 from vault.policy.watcher import PolicyWatcher
 from vault.principal import Principal
-from vault.views.model import FieldRef
+from vault.views.model import FieldRef, Outcome
 
 _log = logging.getLogger(__name__)
 
@@ -178,6 +180,41 @@ class PolicyEngine:
         plan, declared = state.base_plan(principal, view, purpose, action, fields)
         return apply_subject(plan, state.purposes, declared, action, subject)
 
+    def fields_usable_for(
+        self, tenant: str, purpose: str, fields: Sequence[FieldRef]
+    ) -> tuple[str, ...]:
+        """The fields some role of the policy in force may see, in any form, through any
+        view, for `purpose` in `tenant` (what a consent receipt may say a purpose uses).
+
+        Every role the policy names is asked with the highest clearance and each
+        department it names, for each view and each view action; a field is counted when
+        one of those plans shows it (clear, masked, pseudonymized, tokenized or
+        generalized), never when every plan withholds or omits it.
+        """
+        state = self._state
+        departments = ("", *sorted(state.lines.departments - {"*"}))
+        usable: set[str] = set()
+        for role in sorted(state.lines.roles - {"*"}):
+            for department in departments:
+                attributes = {"clearance": str(MAX_CLEARANCE)}
+                if department:
+                    attributes["department"] = department
+                caller = Principal(
+                    "receipt-categories", tenant, frozenset({role}), MappingProxyType(attributes)
+                )
+                for view in state.views.views:
+                    for action in _VIEW_ACTIONS:
+                        try:
+                            plan, _ = state.base_plan(caller, view, purpose, action, fields)
+                        except PermissionDeniedError:
+                            continue
+                        usable.update(
+                            item.field
+                            for item in plan.fields
+                            if item.outcome not in (Outcome.WITHHELD, Outcome.OMITTED)
+                        )
+        return tuple(f.name for f in fields if f.name in usable)
+
     def justification_rule(self, purpose: str, view: str | None = None) -> JustificationRule:
         """Whether a use of personal data for `purpose` (through `view`) must say why.
 
@@ -278,3 +315,6 @@ def _read(directory: Path) -> dict[str, str]:
 def _load(directory: Path) -> EngineState:
     texts = _read(directory)
     return EngineState(texts, content_version(texts.items()))
+
+
+_VIEW_ACTIONS = (Action.SUBJECT_READ, Action.SUBJECT_FIND, Action.SUBJECT_EXPORT)

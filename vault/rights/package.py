@@ -31,6 +31,7 @@ def build_package(
     receipts: Sequence[str],
     history: Sequence[audit.LoggedEntry],
     unauthenticated_omitted: int = 0,
+    for_customer: bool = False,
 ) -> str:
     """The package as JSON text (keys sorted, so two exports of the same data are equal)."""
     document: dict[str, Any] = {
@@ -53,7 +54,7 @@ def build_package(
             "events": [_event(e) for e in events],
             "receipts": [json.loads(r) for r in receipts],
         },
-        "access_history": [_access(e) for e in history],
+        "access_history": [_access(e, for_customer) for e in history],
     }
     if unauthenticated_omitted:
         # Audit entries that failed their MAC check: not written by the vault.
@@ -90,16 +91,19 @@ def _event(event: ConsentEvent) -> dict[str, Any]:
     }
 
 
-def _access(logged: audit.LoggedEntry) -> dict[str, Any]:
+def _access(logged: audit.LoggedEntry, for_customer: bool) -> dict[str, Any]:
+    """One history entry. For the customer's own download: which team (roles), never which
+    colleague, and no internal case references."""
     entry = logged.entry
+    own = entry.actor.startswith("customer:")
     return {
         "time": entry.time.isoformat(),
-        "actor": entry.actor,
+        "actor": entry.actor if own or not for_customer else "",
         "actor_roles": list(entry.actor_roles),
         "action": entry.action,
         "fields": list(entry.field_names),
         "purpose": entry.purpose,
-        "justification": entry.justification,
+        "justification": "" if for_customer else entry.justification,
         "decision": entry.decision,
         "result": entry.result_code,
         "request_id": entry.request_id,

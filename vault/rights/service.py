@@ -8,8 +8,10 @@ audited: changes in their own transaction, the access package before it leaves.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
@@ -19,6 +21,7 @@ from vault.audit_trail import Auditor
 from vault.clock import Clock, to_micros
 from vault.consent import ledger
 from vault.consent.models import subject_context
+from vault.consent.receipts import ReceiptIssuer
 from vault.context import CallContext
 from vault.errors import (
     FailedPreconditionError,
@@ -45,6 +48,14 @@ _RESTRICTABLE = frozenset({SubjectState.ACTIVE, SubjectState.PENDING_ANONYMIZATI
 _LIFTABLE = frozenset({SubjectState.RESTRICTED})
 
 
+@dataclass(frozen=True)
+class AccessPackage:
+    """The access package as JSON text, and the same package as a signed document."""
+
+    json: str
+    signed: str
+
+
 class RightsService:
     """Access/export, rectification, restriction (and lifting it) and erasure."""
 
@@ -59,7 +70,9 @@ class RightsService:
         auditor: Auditor,
         clock: Clock,
         controller: str,
+        signer: ReceiptIssuer | None = None,
     ) -> None:
+        self._signer = signer
         self._db = db
         self._records = records
         self._sealing = sealing
@@ -69,8 +82,10 @@ class RightsService:
         self._clock = clock
         self._controller = controller
 
-    def access(self, call: CallContext, subject_id: str, reason: str) -> str:
-        """The access package (JSON): every field in clear, consents, access history."""
+    def access(self, call: CallContext, subject_id: str, reason: str) -> AccessPackage:
+        """The access package (JSON): every field in clear, consents, access history;
+        signed with the receipt key when this vault has one. A customer's own download
+        names teams in its history, not colleagues."""
         principal = self._begin(call, Action.RIGHTS_ACCESS, subject_id, reason)
         now = self._clock.now()
         with self._db.read() as conn:
@@ -101,11 +116,13 @@ class RightsService:
             receipts=receipts,
             history=history,
             unauthenticated_omitted=omitted,
+            for_customer=principal.subject is not None,
         )
+        signed = self._signer.sign_package(json.loads(package)) if self._signer else ""
         call.field_names = sorted(fields)
         call.consent_version = consent.version
         self._auditor.record(call)
-        return package
+        return AccessPackage(package, signed)
 
     def rectify(
         self,

@@ -84,6 +84,15 @@ def get(conn: Connection, notice_id: str, *, for_update: bool = False) -> Notice
     return Notice(*found) if found is not None else None
 
 
+def open_for(conn: Connection, subject_id: str) -> Notice | None:
+    """The subject's open notice (at most one is open per subject), or None."""
+    query = sa.select(*_NOTICE_COLUMNS).where(
+        notices.c.subject_id == subject_id, notices.c.status == OPEN
+    )
+    found = conn.execute(query).first()
+    return Notice(*found) if found is not None else None
+
+
 def list_open(
     conn: Connection,
     tenant: str,

@@ -24,6 +24,7 @@ import audit
 from vault.api.console_client import ConsoleClient, VaultClientError
 from vault.web import security
 from vault.web.console.routes import NAV, console_routes
+from vault.web.privacy.routes import privacy_routes
 from vault.web.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -209,9 +210,12 @@ def _signin_page(web: Web, request: Request, *, error: str = "", status: int = 2
 
 def _routes(web: Web) -> list[Route | Mount]:
     async def home(request: Request) -> Response:
-        if web.session(request) is None:
+        session = web.session(request)
+        if session is None:
             return RedirectResponse("/signin", status_code=303)
-        return RedirectResponse("/console/", status_code=303)
+        return RedirectResponse(
+            "/privacy/" if session.person.subject else "/console/", status_code=303
+        )
 
     async def signin_form(request: Request) -> Response:
         if web.session(request) is not None:
@@ -257,6 +261,13 @@ def _routes(web: Web) -> list[Route | Mount]:
             )
         if code == "UNAVAILABLE":
             return _signin_page(web, request, error="The vault is not answering.", status=503)
+        if code not in {"OK", "NOT_FOUND", "PERMISSION_DENIED"}:
+            # Only an answer that shows the vault checked the token opens a session: an
+            # overloaded or failing vault (RESOURCE_EXHAUSTED, INTERNAL, a deadline) has
+            # not, and the token's claims are unverified here.
+            return _signin_page(
+                web, request, error="The vault could not check this token now.", status=503
+            )
         # OK, NOT_FOUND (no checkpoint yet) or PERMISSION_DENIED: the token is the vault's;
         # what this person may see, each page asks the vault.
         session_id, session = web.sessions.create(token, person)
@@ -293,6 +304,7 @@ def _routes(web: Web) -> list[Route | Mount]:
         Route("/signin", signin, methods=["POST"]),
         Route("/signout", signout, methods=["POST"]),
         Mount("/console", routes=console_routes(web)),
+        Mount("/privacy", routes=privacy_routes(web)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -302,6 +314,7 @@ def create_app(settings: WebSettings, *, now: Callable[[], datetime] | None = No
     silence_server_access_log()
     web = Web(settings, now or (lambda: datetime.now(UTC)))
     web.templates.globals["console_nav"] = NAV
+    web.templates.globals["_"] = lambda text: text
     app = Starlette(
         routes=_routes(web),
         middleware=[Middleware(AccessLog), Middleware(security.SecurityHeaders)],

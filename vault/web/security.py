@@ -53,6 +53,8 @@ class Person:
     tenant: str
     roles: tuple[str, ...]
     expires_at: datetime
+    subject: str = ""
+    """For a customer (privacy center), the subject their token is bound to."""
 
 
 class TokenShapeError(ValueError):
@@ -78,7 +80,10 @@ def read_claims(token: str, now: datetime) -> Person:
     expires_at = datetime.fromtimestamp(exp, UTC)
     if expires_at <= now:
         raise TokenShapeError("expired")
-    return Person(principal, tenant, tuple(str(r) for r in roles), expires_at)
+    subject = claims.get("subject", "")
+    if not isinstance(subject, str):
+        raise TokenShapeError("not a vault token")
+    return Person(principal, tenant, tuple(str(r) for r in roles), expires_at, subject)
 
 
 @dataclass

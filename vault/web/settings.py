@@ -21,3 +21,8 @@ class WebSettings:
     secure_cookies: bool = False
     session_lifetime: timedelta = timedelta(hours=8)
     restricted_fields: frozenset[str] = frozenset()
+    receipt_public_key: Path | None = None
+    """The vault's receipt key (PEM), shown on the privacy center's verification page."""
+    privacy_notice_version: str = "2026-01"
+    """The version of the privacy notice the privacy center shows (recorded with every
+    consent change the customer makes there)."""

@@ -8,6 +8,7 @@ from vault.api.gen.customervault.v1 import (
     admin_pb2,
     audit_pb2,
     consent_pb2,
+    customers_pb2,
     retention_pb2,
     rights_pb2,
     vault_pb2,
@@ -16,7 +17,16 @@ from vault.audit_actions import AuditAction
 from vault.context import CallContext
 
 # Reflection is served, and audited, where it needs credentials.
-_MODULES = (admin_pb2, audit_pb2, consent_pb2, retention_pb2, rights_pb2, vault_pb2, reflection_pb2)
+_MODULES = (
+    admin_pb2,
+    audit_pb2,
+    consent_pb2,
+    customers_pb2,
+    retention_pb2,
+    rights_pb2,
+    vault_pb2,
+    reflection_pb2,
+)
 _JOB_STEPS = {
     AuditAction.NOTIFY_SUBJECT,
     AuditAction.ANONYMIZE_SUBJECT,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import MappingProxyType
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.api.errors import bad_request
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.limits import CallLimits, StreamSlots, map_violations
+from vault.api.limits import CallLimits, MalformedWireError, StreamSlots, map_violations
 from vault.errors import FieldViolation
 from vault.principal import Principal
 
@@ -48,9 +50,28 @@ def test_a_top_level_map_is_counted() -> None:
 
 
 @given(st.binary(max_size=200))
-def test_any_bytes_are_walked_without_error(data: bytes) -> None:
-    # Bytes that are not wire format are left to the parser (which refuses them).
-    assert isinstance(map_violations(data, BATCH, per_map=1, total=1), list)
+def test_any_bytes_are_walked_or_refused_as_malformed(data: bytes) -> None:
+    with contextlib.suppress(MalformedWireError):
+        assert isinstance(map_violations(data, BATCH, per_map=1, total=1), list)
+
+
+def test_a_group_before_the_maps_is_refused_not_skipped() -> None:
+    # An empty group (field 999, wire types 3 and 4) that the parser would accept as an
+    # unknown field: before, the walk gave up on it and the uncounted maps were parsed.
+    group = b"\xbb\x3e\xbc\x3e"
+    with pytest.raises(MalformedWireError):
+        map_violations(group + _batch(50), BATCH, per_map=10, total=100)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5])
+def test_a_truncated_field_is_refused(cut: int) -> None:
+    with pytest.raises(MalformedWireError):
+        map_violations(_batch(50)[:-cut], BATCH, per_map=100, total=100)
+
+
+def test_a_truncated_varint_is_refused() -> None:
+    with pytest.raises(MalformedWireError):
+        map_violations(_batch(5) + b"\x08\xff", BATCH, per_map=100, total=100)
 
 
 @given(st.lists(st.integers(0, 12), max_size=6), st.integers(1, 12), st.integers(1, 40))

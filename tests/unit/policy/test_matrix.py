@@ -88,6 +88,7 @@ CLASS_GRANTS = {
     ("fraud_analyst", "fraud"): dict(zip(SENSITIVITY_CLASSES, (C, C, C, M), strict=True)),
     ("dpo", "data_subject_request"): dict.fromkeys(SENSITIVITY_CLASSES, C),
     ("dpo", "legal"): dict.fromkeys(SENSITIVITY_CLASSES, C),
+    ("customer", "data_subject_request"): dict.fromkeys(SENSITIVITY_CLASSES, C),
 }
 
 
@@ -123,6 +124,9 @@ NO_PURPOSE = (
     Action.LEGAL_HOLD,
     Action.KEYS_ADMIN,
     Action.POLICY_ADMIN,
+    Action.CUSTOMER_ISSUE,
+    Action.AUDIT_READ_OWN,
+    Action.NOTICE_READ,
 )
 COMPLIANCE = {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CONSENT_READ}
 ACTION_GRANTS = {
@@ -137,6 +141,7 @@ ACTION_GRANTS = {
     "support_agent": {Action.CONSENT_READ},
     "support_lead": {Action.CONSENT_READ},
     "compliance_officer": COMPLIANCE,
+    "frontend": {Action.CUSTOMER_ISSUE, Action.NOTICE_READ},
     "dpo": COMPLIANCE
     | {
         Action.SUBJECT_ERASE,
@@ -146,6 +151,14 @@ ACTION_GRANTS = {
         Action.RIGHTS_RESTRICT,
         Action.RIGHTS_ERASE,
         Action.LEGAL_HOLD,
+    },
+    "customer": {
+        Action.ACTIVITY_RECORD,
+        Action.CONSENT_WRITE,
+        Action.CONSENT_READ,
+        Action.AUDIT_READ_OWN,
+        Action.RIGHTS_ACCESS,
+        Action.NOTICE_READ,
     },
     "admin": {
         Action.KEYS_ADMIN,

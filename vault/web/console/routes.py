@@ -113,6 +113,8 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             session = web.session(request)
             if session is None:
                 return web.signin_redirect(request)
+            if session.person.subject:  # a customer's session: their pages are elsewhere
+                return RedirectResponse("/privacy/", status_code=303)
             return await handler(request, session)
 
         return endpoint

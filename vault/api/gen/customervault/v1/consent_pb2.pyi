@@ -150,20 +150,22 @@ class GetConsentRequest(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PurposeConsent(_message.Message):
-    __slots__ = ("purpose", "granted", "withdrawn", "expires_at", "effective", "blocked_by")
+    __slots__ = ("purpose", "granted", "withdrawn", "expires_at", "effective", "blocked_by", "legal_basis")
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
     purpose: str
     granted: bool
     withdrawn: bool
     expires_at: _timestamp_pb2.Timestamp
     effective: bool
     blocked_by: str
-    def __init__(self, purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., withdrawn: _Optional[bool] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., effective: _Optional[bool] = ..., blocked_by: _Optional[str] = ...) -> None: ...
+    legal_basis: str
+    def __init__(self, purpose: _Optional[str] = ..., granted: _Optional[bool] = ..., withdrawn: _Optional[bool] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., effective: _Optional[bool] = ..., blocked_by: _Optional[str] = ..., legal_basis: _Optional[str] = ...) -> None: ...
 
 class GetConsentResponse(_message.Message):
     __slots__ = ("subject_id", "at", "consent_version", "purposes", "opted_out_markers")

@@ -17,10 +17,12 @@ class ExportSubjectDataRequest(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ExportSubjectDataResponse(_message.Message):
-    __slots__ = ("package_json",)
+    __slots__ = ("package_json", "signed_package")
     PACKAGE_JSON_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_PACKAGE_FIELD_NUMBER: _ClassVar[int]
     package_json: str
-    def __init__(self, package_json: _Optional[str] = ...) -> None: ...
+    signed_package: str
+    def __init__(self, package_json: _Optional[str] = ..., signed_package: _Optional[str] = ...) -> None: ...
 
 class RectifySubjectDataRequest(_message.Message):
     __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason")
