@@ -143,12 +143,17 @@ def vault_cli(*args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def vault_server(data_dir: Path, database_url: str | None, log: Path) -> ServerProcess:
-    """`customer-vault serve` on a free loopback port (keys, schema prepared first)."""
+def vault_server(
+    data_dir: Path, database_url: str | None, log: Path, workers: int = 1
+) -> ServerProcess:
+    """`customer-vault serve --workers N` on a free loopback port (keys, schema prepared
+    first). One worker unless asked: the per-call figures are one process's."""
     vault_cli("keys", "init", "--data-dir", str(data_dir))
     argv = [
         str(VENV_BIN / "customer-vault"),
         "serve",
+        "--workers",
+        str(workers),
         "--address",
         "127.0.0.1:0",
         "--data-dir",

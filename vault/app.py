@@ -213,10 +213,23 @@ class VaultApp:
             observability=telemetry.configure(settings),
         )
 
-    def start_background(self) -> None:
+    def start_background(self, *, leader: bool = True) -> None:
         """Start the audit integrator, key refresh/re-wrap, policy watching and the
-        retention schedule (when `retention_schedule` is set)."""
+        retention schedule (when `retention_schedule` is set).
+
+        With several worker processes (`serve --workers N`) only the leader runs the
+        work done once for the database (integrator and witness publishing, re-wrap,
+        blind re-index, retention); every worker refreshes its own keys, watches its
+        own policy files and scrubs the WAL after its own shreds."""
         s = self.settings
+        own = [
+            PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
+            PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
+        ]
+        if not leader:
+            self.tasks = [*own]
+            self._start_tasks()
+            return
         signer = audit.CheckpointSigner(s.resolved_audit_signing_key.read_bytes(), s.audit_origin)
         publishing = self._publisher_thread()
         self.audit_log.start_integrating(
@@ -230,10 +243,9 @@ class VaultApp:
         )
         self.tasks = [
             *([] if publishing is None else [publishing]),
-            PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
+            *own,
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("blind-reindex", s.rewrap_interval_seconds, self.reindexer.run_once),
-            PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
         ]
         if s.retention_schedule:
             self.tasks.append(
@@ -241,6 +253,9 @@ class VaultApp:
                     self.retention_job, s.retention_schedule, self.clock, s.retention_poll_seconds
                 )
             )
+        self._start_tasks()
+
+    def _start_tasks(self) -> None:
         for task in self.tasks:
             task.start()
         self.policy.start_watching(interval=2.0)
@@ -346,7 +361,7 @@ class VaultApp:
             ),
         )
 
-    def build_server(self) -> VaultServer:
+    def build_server(self, *, reuse_port: bool = False) -> VaultServer:
         s = self.settings
         tls = (
             TlsFiles(s.tls_cert, s.tls_key, s.tls_client_ca)
@@ -371,6 +386,7 @@ class VaultApp:
             reflection=s.reflection_served,
             reflection_public=s.reflection_public,
             tls=tls,
+            reuse_port=reuse_port,
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
         server = VaultServer(options, stages, self.services())
@@ -482,18 +498,24 @@ def _receipt_issuer(settings: Settings, dictionary: DataDictionary) -> ReceiptIs
 
 @contextmanager
 def running(
-    settings: Settings, clock: Clock | None = None, *, grace: float | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    grace: float | None = None,
+    leader: bool = True,
+    reuse_port: bool = False,
 ) -> Iterator[tuple[VaultApp, VaultServer]]:
-    """The one start-up path (`serve`, and `vault.testing.running_vault`): open the app,
-    start the server and the background work, mark it serving; on leaving, stop the
-    server (in-flight calls get `grace` seconds, by default the configured
+    """The one start-up path (`serve`, its workers, and `vault.testing.running_vault`):
+    open the app, start the server and the background work (all of it when `leader`,
+    see `VaultApp.start_background`), mark it serving; on leaving, stop the server
+    (in-flight calls get `grace` seconds, by default the configured
     `shutdown_grace_seconds`) and close the app."""
     app = VaultApp.open(settings, clock=clock)
     server: VaultServer | None = None
     try:
-        server = app.build_server()
+        server = app.build_server(reuse_port=reuse_port)
         server.start()
-        app.start_background()
+        app.start_background(leader=leader)
         server.mark_serving()
         yield app, server
     finally:
@@ -507,35 +529,56 @@ def serve(settings: Settings, ready: threading.Event | None = None, *, dev: bool
 
     Refuses first (`StartupRefusedError`) key files or a data dir others may use, and a
     development token key beyond loopback or with PostgreSQL unless `dev` (`vault.startup`).
-    Everything the process creates is private to its user (umask 077).
+    Everything the process creates is private to its user (umask 077). One process,
+    whatever `settings.workers` says: `vault.supervisor.serve` runs several.
     """
+    prepare(settings, dev=dev)
+    return serve_one(settings, ready)
+
+
+def prepare(settings: Settings, *, dev: bool = False) -> None:
+    """The checks and the umask of `serve`, before anything is opened."""
     os.umask(0o077)
     startup.check_private_modes(settings)
     startup.check_token_key(settings, dev=dev)
     if dev:
         # INFO, not WARNING: --dev is a stated choice, and a clean run logs no warning.
         log.info("DEVELOPMENT MODE (--dev): tokens signed by the data dir's key are trusted")
+
+
+def serve_one(
+    settings: Settings,
+    ready: threading.Event | Callable[[int], None] | None = None,
+    *,
+    leader: bool = True,
+    reuse_port: bool = False,
+) -> int:
+    """One server process until SIGTERM/SIGINT (`serve`, or one of its workers, which
+    reports its port through `ready` instead of printing the "serving on" line)."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received signal %d; shutting down", signum)
         stop.set()
 
-    with running(settings) as (_app, server):
+    with running(settings, leader=leader, reuse_port=reuse_port) as (_app, server):
         # Only once started: a signal while the database is awaited ends the process.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("customer vault serving on port %d", server.port)
-        for name in settings.receipt_placeholders():
+        for name in settings.receipt_placeholders() if leader else ():  # once per vault
             log.warning(
                 "%s is not configured: consent receipts and access packages state a "
                 "placeholder controller detail (set VAULT_%s)",
                 name,
                 name.upper(),
             )
-        print(f"customer-vault serving on {settings.address} (port {server.port})", flush=True)
-        if ready is not None:
-            ready.set()
+        if ready is None or isinstance(ready, threading.Event):
+            print(f"customer-vault serving on {settings.address} (port {server.port})", flush=True)
+            if ready is not None:
+                ready.set()
+        else:
+            ready(server.port)
         stop.wait()
     log.info("customer vault stopped")
     return 0

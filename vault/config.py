@@ -7,6 +7,7 @@ give the embedded development setup (SQLite + generated keys under ``.vault-data
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,9 @@ class Settings(BaseSettings):
     # Threads that run the domain work of calls. Waiting on a caller (its request, its
     # reading of a stream, an idle connection) holds none: the server is grpc.aio.
     max_workers: int = 32
+    # Server processes sharing the port (SO_REUSEPORT), each with its own thread pool
+    # and database engine; None = one per CPU this process may run on. 1 = one process.
+    workers: int | None = Field(default=None, ge=1)
     max_concurrent_rpcs: int = Field(default=1024, ge=1)
     # Calls in flight per principal (a call cut while its caller stalls counts until
     # its transport ends it); open streams (ExportView, reflection, health Watch) on
@@ -345,6 +349,10 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     @property
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers is not None else cpu_count()
+
+    @property
     def reflection_served(self) -> bool:
         return self.reflection if self.reflection is not None else self.is_embedded
 
@@ -352,3 +360,11 @@ class Settings(BaseSettings):
     def reflection_public(self) -> bool:
         """Reflection answers without credentials only in the embedded default."""
         return self.reflection_served and self.is_embedded
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -23,13 +23,15 @@ from vault.testing import token_issuer
 
 CUSTOMER_VAULT = Path(sys.executable).with_name("customer-vault")
 """The console script pip installed: what the container's entrypoint runs."""
-_SERVING = re.compile(r"customer-vault serving on .* \(port (\d+)\)")
+_SERVING = re.compile(r"customer-vault serving on .* \(port (\d+)[,)]")
 _STRAY = ("VAULT_", "OTEL_")
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """This process's environment without any VAULT_/OTEL_ setting, plus `overrides`."""
+    """This process's environment without any VAULT_/OTEL_ setting, plus one server
+    process (`VAULT_WORKERS=1`: a test that wants more says so) and `overrides`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_STRAY)}
+    env["VAULT_WORKERS"] = "1"
     env.update(overrides)
     return env
 

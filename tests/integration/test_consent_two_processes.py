@@ -36,6 +36,7 @@ def first(tmp_path: Path, postgres_url: str) -> Iterator[RunningVault]:
 def second(first: RunningVault, postgres_url: str) -> Iterator[str]:
     """Another OS process serving the same database with the same keys; yields its address."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    env["VAULT_WORKERS"] = "1"  # one server process: the test is about two of them
     process = subprocess.Popen(
         [
             sys.executable,

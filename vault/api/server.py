@@ -112,6 +112,8 @@ class ServerOptions:
     reflection: bool = False
     reflection_public: bool = False
     tls: TlsFiles | None = None
+    # Share the port with the other worker processes of `serve --workers N`.
+    reuse_port: bool = False
 
 
 class VaultServer:
@@ -152,7 +154,7 @@ class VaultServer:
             options=[
                 ("grpc.max_receive_message_length", options.limits.largest_request_bytes),
                 ("grpc.max_send_message_length", options.max_response_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if options.reuse_port else 0),
                 *options.connections.channel_args(),
             ],
             maximum_concurrent_rpcs=options.max_concurrent_rpcs,

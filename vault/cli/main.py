@@ -69,9 +69,16 @@ def serve(
             "trusting the data dir's own token key (anyone who reads it can mint tokens).",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port [default: VAULT_WORKERS, else one per CPU].",
+        ),
+    ] = None,
 ) -> None:
     """Run the vault (embedded default: SQLite + generated development keys, loopback)."""
-    from vault.app import serve as run
+    from vault.supervisor import serve as run
 
     _configure_logging()
     try:
@@ -80,8 +87,9 @@ def serve(
             data_dir=data_dir,
             database_url=database_url,
             policies_dir=policies_dir,
+            workers=workers,
         )
-        code = run(cfg, dev=dev)
+        code = run(cfg, dev=dev, worker_setup=_configure_logging)
     except VaultError as exc:
         raise _fail(exc.message) from None
     raise typer.Exit(code)
