@@ -162,6 +162,30 @@ class Web:
 
         return await run_in_threadpool(run)
 
+    def start_session(
+        self,
+        request: Request,
+        token: str,
+        person: security.Person,
+        *,
+        to: str,
+        spent_cookie: tuple[str, str],
+    ) -> RedirectResponse:
+        """A new session for `token` and a redirect to `to` carrying its cookie; the
+        one-use cookie of the form that led here (name, path) is dropped."""
+        session_id, session = self.sessions.create(token, person)
+        response = RedirectResponse(to, status_code=303)
+        security.set_session_cookie(
+            response,
+            request,
+            session_id,
+            session,
+            now=self.now(),
+            force_secure=self.settings.secure_cookies,
+        )
+        response.delete_cookie(spent_cookie[0], path=spent_cookie[1])
+        return response
+
     def signin_redirect(self, request: Request, reason: str = "") -> RedirectResponse:
         target = "/signin" + (f"?reason={reason}" if reason else "")
         response = RedirectResponse(target, status_code=303)
@@ -270,19 +294,10 @@ def _routes(web: Web) -> list[Route | Mount]:
             )
         # OK, NOT_FOUND (no checkpoint yet) or PERMISSION_DENIED: the token is the vault's;
         # what this person may see, each page asks the vault.
-        session_id, session = web.sessions.create(token, person)
         log.info("console sign-in by %s (%s)", person.principal, ",".join(person.roles))
-        response = RedirectResponse("/console/", status_code=303)
-        security.set_session_cookie(
-            response,
-            request,
-            session_id,
-            session,
-            now=web.now(),
-            force_secure=web.settings.secure_cookies,
+        return web.start_session(
+            request, token, person, to="/console/", spent_cookie=(SIGNIN_COOKIE, "/signin")
         )
-        response.delete_cookie(SIGNIN_COOKIE, path="/signin")
-        return response
 
     async def signout(request: Request) -> Response:
         session = web.session(request)

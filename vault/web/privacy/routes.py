@@ -214,18 +214,9 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 {"code": "", "link_csrf": "", "error": "used-or-expired"},
                 status=401,
             )
-        session_id, session = web.sessions.create(result, person)
-        response = RedirectResponse("/privacy/", status_code=303)
-        security.set_session_cookie(
-            response,
-            request,
-            session_id,
-            session,
-            now=web.now(),
-            force_secure=web.settings.secure_cookies,
+        return web.start_session(
+            request, result, person, to="/privacy/", spent_cookie=(LINK_COOKIE, "/privacy/link")
         )
-        response.delete_cookie(LINK_COOKIE, path="/privacy/link")
-        return response
 
     async def overview(request: Request, session: Session) -> Response:
         gpc = request.headers.get("sec-gpc", "").strip() == "1"
