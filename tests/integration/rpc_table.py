@@ -200,8 +200,8 @@ CASES: dict[str, Case] = {
     ),
     "customervault.v1.AuditService/VerifyLogWithProgress": Case(
         DPO,
-        lambda f: audit_pb2.VerifyLogRequest(),
-        lambda f: audit_pb2.VerifyLogRequest(trusted_checkpoint="not a note"),
+        lambda f: audit_pb2.VerifyLogWithProgressRequest(),
+        lambda f: audit_pb2.VerifyLogWithProgressRequest(trusted_checkpoint="not a note"),
         streaming=True,
     ),
     "customervault.v1.AuditService/VerifyLog": Case(

@@ -59,9 +59,9 @@ class PolicyAdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
 
     def GetPolicyStatus(
         self, request: pb.GetPolicyStatusRequest, context: grpc.ServicerContext
-    ) -> pb.PolicyStatus:
+    ) -> pb.GetPolicyStatusResponse:
         authorize(self._policy, require_call(), Action.POLICY_ADMIN)
-        return self._status()
+        return pb.GetPolicyStatusResponse(status=self._status())
 
     def CheckPolicy(
         self, request: pb.CheckPolicyRequest, context: grpc.ServicerContext

@@ -152,7 +152,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             newest_first=request.newest_first,
         )
 
-    def GetEntry(self, request: pb.GetEntryRequest, context: grpc.ServicerContext) -> pb.AuditEntry:
+    def GetEntry(
+        self, request: pb.GetEntryRequest, context: grpc.ServicerContext
+    ) -> pb.GetEntryResponse:
         call = require_call()
         principal = authorize(self._policy, call, Action.AUDIT_READ)
         if request.index < 0:
@@ -160,11 +162,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         found = audit.entry_at(self._engine, request.index, tenant=principal.tenant)
         if found is None:
             raise NotFoundError("no entry of this tenant at that index")
-        return entry_message(found)
+        return pb.GetEntryResponse(entry=entry_message(found))
 
     def SubjectHistory(
         self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext
-    ) -> pb.QueryEntriesResponse:
+    ) -> pb.SubjectHistoryResponse:
         call = require_call()
         own = call.require_principal().subject
         action = Action.AUDIT_READ if own is None else Action.AUDIT_READ_OWN
@@ -185,7 +187,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if own is not None:
             for entry in page.entries:
                 _as_the_subject_sees_it(entry, own)
-        return page
+        return pb.SubjectHistoryResponse(entries=page.entries, next_page_token=page.next_page_token)
 
     def _checkpoint(self, note: str | None) -> pb.Checkpoint:
         if note is None:
@@ -197,13 +199,15 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def GetLatestCheckpoint(
         self, request: pb.GetLatestCheckpointRequest, context: grpc.ServicerContext
-    ) -> pb.Checkpoint:
+    ) -> pb.GetLatestCheckpointResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
-        return self._checkpoint(audit.latest_checkpoint(self._engine))
+        return pb.GetLatestCheckpointResponse(
+            checkpoint=self._checkpoint(audit.latest_checkpoint(self._engine))
+        )
 
     def GetInclusionProof(
         self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
-    ) -> pb.InclusionProof:
+    ) -> pb.GetInclusionProofResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
         if not 0 <= request.index < request.tree_size:
             raise InvalidArgumentError([FieldViolation("index", "must be below tree_size")])
@@ -212,13 +216,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             leaf = audit.leaf_hash_at(self._engine, request.index)
         except (audit.ProofError, audit.VerifyError) as exc:
             raise FailedPreconditionError(str(exc)) from None
-        return pb.InclusionProof(
+        return pb.GetInclusionProofResponse(
             index=request.index, tree_size=request.tree_size, leaf_hash=leaf, hashes=hashes
         )
 
     def GetConsistencyProof(
         self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
-    ) -> pb.ConsistencyProof:
+    ) -> pb.GetConsistencyProofResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
         if not 0 < request.first_size <= request.second_size:
             raise InvalidArgumentError(
@@ -228,7 +232,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             hashes = audit.consistency_proof(self._engine, request.first_size, request.second_size)
         except (audit.ProofError, audit.VerifyError) as exc:
             raise FailedPreconditionError(str(exc)) from None
-        return pb.ConsistencyProof(
+        return pb.GetConsistencyProofResponse(
             first_size=request.first_size, second_size=request.second_size, hashes=hashes
         )
 
@@ -254,8 +258,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return self._verified(report)
 
     def VerifyLogWithProgress(
-        self, request: pb.VerifyLogRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.VerifyLogProgress]:
+        self, request: pb.VerifyLogWithProgressRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.VerifyLogWithProgressResponse]:
         call = require_call()
         authorize(self._policy, call, Action.AUDIT_VERIFY)
         # verify_log reports progress through a callback; it runs in a thread of its own
@@ -285,7 +289,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         worker = threading.Thread(target=run, name="verify-log", daemon=True)
         worker.start()
         while (step := steps.get()) is not None:
-            yield pb.VerifyLogProgress(checked=step[0], total=step[1])
+            yield pb.VerifyLogWithProgressResponse(checked=step[0], total=step[1])
         worker.join()
         error = outcome.get("error")
         if isinstance(error, audit.CheckpointError):
@@ -294,7 +298,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             raise error
         report = outcome["report"]
         assert isinstance(report, audit.VerifyReport)
-        yield pb.VerifyLogProgress(
+        yield pb.VerifyLogWithProgressResponse(
             checked=report.verified_size, total=report.size, result=self._verified(report)
         )
 

@@ -206,7 +206,8 @@ class VaultClient:
     def export(self, view: str, purpose: str, justification: str = "") -> Iterator[pb.SubjectView]:
         request = pb.ExportViewRequest(view=view, purpose=purpose, justification=justification)
         try:
-            yield from self._stub.ExportView(request, metadata=self._metadata, timeout=3600)
+            for message in self._stub.ExportView(request, metadata=self._metadata, timeout=3600):
+                yield message.subject
         except grpc.RpcError as exc:
             raise _error(exc) from None
 

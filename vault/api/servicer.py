@@ -134,13 +134,13 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
 
     def ExportView(
         self, request: pb.ExportViewRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.SubjectView]:
+    ) -> Iterator[pb.ExportViewResponse]:
         states = _states(list(request.states))
         exported = self._reader.export(
             require_call(), request.view, request.purpose, states, request.justification
         )
         for rendered in exported:
-            yield convert.view(rendered)
+            yield pb.ExportViewResponse(subject=convert.view(rendered))
 
     def RevealField(
         self, request: pb.RevealFieldRequest, context: grpc.ServicerContext

@@ -78,7 +78,7 @@ def reload(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
 @policy_app.command("status")
 def status(address: Address = "127.0.0.1:50051", token: Token = "") -> None:
     """Which policy a running vault has in force."""
-    reply = call(address, token, "admin", "GetPolicyStatus")
+    reply = call(address, token, "admin", "GetPolicyStatus").status
     console.print(f"version:  {reply.version} ({reply.policy_lines} lines)")
     console.print(f"views:    {', '.join(reply.views)}")
     console.print(f"purposes: {', '.join(reply.purposes)}")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustomervault/v1/admin.proto\x12\x10\x63ustomervault.v1\"\x15\n\x13ReloadPolicyRequest\"W\n\x14ReloadPolicyResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.customervault.v1.PolicyStatus\"\x18\n\x16GetPolicyStatusRequest\"q\n\x0cPolicyStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cpolicy_lines\x18\x02 \x01(\x05\x12\r\n\x05views\x18\x03 \x03(\t\x12\x10\n\x08purposes\x18\x04 \x03(\t\x12\x19\n\x11last_reload_error\x18\x05 \x01(\t\"\xf6\x01\n\x12\x43heckPolicyRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12H\n\nattributes\x18\x04 \x03(\x0b\x32\x34.customervault.v1.CheckPolicyRequest.AttributesEntry\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x13\x43heckPolicyResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t2\xac\x02\n\x12PolicyAdminService\x12]\n\x0cReloadPolicy\x12%.customervault.v1.ReloadPolicyRequest\x1a&.customervault.v1.ReloadPolicyResponse\x12[\n\x0fGetPolicyStatus\x12(.customervault.v1.GetPolicyStatusRequest\x1a\x1e.customervault.v1.PolicyStatus\x12Z\n\x0b\x43heckPolicy\x12$.customervault.v1.CheckPolicyRequest\x1a%.customervault.v1.CheckPolicyResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustomervault/v1/admin.proto\x12\x10\x63ustomervault.v1\"\x15\n\x13ReloadPolicyRequest\"W\n\x14ReloadPolicyResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.customervault.v1.PolicyStatus\"\x18\n\x16GetPolicyStatusRequest\"I\n\x17GetPolicyStatusResponse\x12.\n\x06status\x18\x01 \x01(\x0b\x32\x1e.customervault.v1.PolicyStatus\"q\n\x0cPolicyStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cpolicy_lines\x18\x02 \x01(\x05\x12\r\n\x05views\x18\x03 \x03(\t\x12\x10\n\x08purposes\x18\x04 \x03(\t\x12\x19\n\x11last_reload_error\x18\x05 \x01(\t\"\xf6\x01\n\x12\x43heckPolicyRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12H\n\nattributes\x18\x04 \x03(\x0b\x32\x34.customervault.v1.CheckPolicyRequest.AttributesEntry\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x13\x43heckPolicyResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t2\xb7\x02\n\x12PolicyAdminService\x12]\n\x0cReloadPolicy\x12%.customervault.v1.ReloadPolicyRequest\x1a&.customervault.v1.ReloadPolicyResponse\x12\x66\n\x0fGetPolicyStatus\x12(.customervault.v1.GetPolicyStatusRequest\x1a).customervault.v1.GetPolicyStatusResponse\x12Z\n\x0b\x43heckPolicy\x12$.customervault.v1.CheckPolicyRequest\x1a%.customervault.v1.CheckPolicyResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,14 +41,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELOADPOLICYRESPONSE']._serialized_end=160
   _globals['_GETPOLICYSTATUSREQUEST']._serialized_start=162
   _globals['_GETPOLICYSTATUSREQUEST']._serialized_end=186
-  _globals['_POLICYSTATUS']._serialized_start=188
-  _globals['_POLICYSTATUS']._serialized_end=301
-  _globals['_CHECKPOLICYREQUEST']._serialized_start=304
-  _globals['_CHECKPOLICYREQUEST']._serialized_end=550
-  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_start=501
-  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_end=550
-  _globals['_CHECKPOLICYRESPONSE']._serialized_start=552
-  _globals['_CHECKPOLICYRESPONSE']._serialized_end=644
-  _globals['_POLICYADMINSERVICE']._serialized_start=647
-  _globals['_POLICYADMINSERVICE']._serialized_end=947
+  _globals['_GETPOLICYSTATUSRESPONSE']._serialized_start=188
+  _globals['_GETPOLICYSTATUSRESPONSE']._serialized_end=261
+  _globals['_POLICYSTATUS']._serialized_start=263
+  _globals['_POLICYSTATUS']._serialized_end=376
+  _globals['_CHECKPOLICYREQUEST']._serialized_start=379
+  _globals['_CHECKPOLICYREQUEST']._serialized_end=625
+  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_start=576
+  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_end=625
+  _globals['_CHECKPOLICYRESPONSE']._serialized_start=627
+  _globals['_CHECKPOLICYRESPONSE']._serialized_end=719
+  _globals['_POLICYADMINSERVICE']._serialized_start=722
+  _globals['_POLICYADMINSERVICE']._serialized_end=1033
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,12 @@ class GetPolicyStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GetPolicyStatusResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: PolicyStatus
+    def __init__(self, status: _Optional[_Union[PolicyStatus, _Mapping]] = ...) -> None: ...
+
 class PolicyStatus(_message.Message):
     __slots__ = ("version", "policy_lines", "views", "purposes", "last_reload_error")
     VERSION_FIELD_NUMBER: _ClassVar[int]

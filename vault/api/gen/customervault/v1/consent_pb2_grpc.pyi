@@ -36,6 +36,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ConsentServiceStub:
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -59,6 +63,10 @@ class ConsentServiceStub:
 
 @_typing.type_check_only
 class ConsentServiceAsyncStub(ConsentServiceStub):
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     GrantConsent: _aio.UnaryUnaryMultiCallable[_consent_pb2.GrantConsentRequest, _consent_pb2.GrantConsentResponse]  # type: ignore[assignment]
     """Record consent to purposes based on consent or legitimate interest. Naming an
@@ -78,6 +86,10 @@ class ConsentServiceAsyncStub(ConsentServiceStub):
     """A receipt issued earlier for this subject (NOT_FOUND for another subject's)."""
 
 class ConsentServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
+
     @_abc_1.abstractmethod
     def GrantConsent(
         self,

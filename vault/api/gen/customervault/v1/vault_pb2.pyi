@@ -304,6 +304,12 @@ class ExportViewRequest(_message.Message):
     justification: str
     def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ..., justification: _Optional[str] = ...) -> None: ...
 
+class ExportViewResponse(_message.Message):
+    __slots__ = ("subject",)
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    subject: SubjectView
+    def __init__(self, subject: _Optional[_Union[SubjectView, _Mapping]] = ...) -> None: ...
+
 class RevealFieldRequest(_message.Message):
     __slots__ = ("subject_id", "field", "purpose", "justification")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -34,6 +34,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class VaultServiceStub:
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -60,7 +64,7 @@ class VaultServiceStub:
     """
     RecordActivity: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
-    ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]
+    ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.ExportViewResponse]
     """Stream every subject of the caller's tenant through a view. Each batch sent is linked
     to its subjects in the audit log.
     """
@@ -81,6 +85,10 @@ class VaultServiceStub:
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateSubject: _aio.UnaryUnaryMultiCallable[_vault_pb2.CreateSubjectRequest, _vault_pb2.CreateSubjectResponse]  # type: ignore[assignment]
     """Store one new subject. Fields are validated and normalized against the data
@@ -104,7 +112,7 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     RecordActivity: _aio.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]  # type: ignore[assignment]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
-    ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]  # type: ignore[assignment]
+    ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.ExportViewResponse]  # type: ignore[assignment]
     """Stream every subject of the caller's tenant through a view. Each batch sent is linked
     to its subjects in the audit log.
     """
@@ -124,6 +132,10 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
 
 class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
+
     @_abc_1.abstractmethod
     def CreateSubject(
         self,
@@ -193,7 +205,7 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _vault_pb2.ExportViewRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_vault_pb2.SubjectView], _abc.AsyncIterator[_vault_pb2.SubjectView]]:
+    ) -> _typing.Union[_abc.Iterator[_vault_pb2.ExportViewResponse], _abc.AsyncIterator[_vault_pb2.ExportViewResponse]]:
         """Stream every subject of the caller's tenant through a view. Each batch sent is linked
         to its subjects in the audit log.
         """
