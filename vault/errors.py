@@ -58,6 +58,15 @@ class VersionConflictError(VaultError):
     """Optimistic concurrency: the expected version is not the current one."""
 
 
+class AlreadyExistsError(VaultError):
+    """What the request would create exists already. `reason` (UPPER_SNAKE) tells a
+    client program which case it is (google.rpc.ErrorInfo)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class FailedPreconditionError(VaultError):
     """The subject's state forbids the operation (erased, anonymized, restricted)."""
 

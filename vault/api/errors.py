@@ -34,6 +34,7 @@ _TABLE: tuple[tuple[type[errors.VaultError], grpc.StatusCode], ...] = (
     (errors.UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (errors.VersionConflictError, grpc.StatusCode.ABORTED),
     (errors.FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
@@ -97,6 +98,8 @@ def rich_status(
                 )
             )
         )
+    if isinstance(exc, errors.AlreadyExistsError):
+        details.append(_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=_DOMAIN)))
     if isinstance(exc, errors.VaultError) and code is not grpc.StatusCode.INTERNAL:
         message = exc.message
     else:

@@ -44,6 +44,7 @@ from google.protobuf.descriptor import Descriptor
 from grpc_status import rpc_status
 
 from vault.api.errors import rich_status
+from vault.api.idempotency import Idempotency
 from vault.api.interceptors import CallInfo, RpcCall, Stage
 from vault.api.limits import (
     CallCancelledError,
@@ -139,8 +140,10 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         pool: Executor,
         limits: CallLimits,
         public_prefixes: tuple[str, ...],
+        idempotency: Idempotency | None = None,
     ) -> None:
         self._stages = tuple(stages)
+        self._idempotency = idempotency
         self._pool = pool
         self._limits = limits
         self._public = public_prefixes
@@ -419,6 +422,11 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None, _malformed_request()
         run.rpc.request = request
         try:
+            if self._idempotency is not None:
+                call = run.rpc.call
+                return self._idempotency.run(
+                    call, request, lambda: behavior(request, run.context)
+                ), None
             return behavior(request, run.context), None
         except Exception as exc:  # noqa: BLE001 - mapped to a status by _exit
             return None, exc

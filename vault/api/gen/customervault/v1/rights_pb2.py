@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from vault.api.gen.customervault.v1 import vault_pb2 as customervault_dot_v1_dot_vault__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ustomervault/v1/rights.proto\x12\x10\x63ustomervault.v1\x1a\x1c\x63ustomervault/v1/vault.proto\">\n\x18\x45xportSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\x19\x45xportSubjectDataResponse\x12\x14\n\x0cpackage_json\x18\x01 \x01(\t\x12\x16\n\x0esigned_package\x18\x02 \x01(\t\"\xf1\x01\n\x19RectifySubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12N\n\nset_fields\x18\x03 \x03(\x0b\x32:.customervault.v1.RectifySubjectDataRequest.SetFieldsEntry\x12\x14\n\x0c\x63lear_fields\x18\x04 \x03(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x1a\x30\n\x0eSetFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x1aRectifySubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"?\n\x19RestrictProcessingRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x1aRestrictProcessingResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"<\n\x16LiftRestrictionRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\x17LiftRestrictionResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"=\n\x17\x45raseSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"J\n\x18\x45raseSubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta2\xb2\x04\n\rRightsService\x12l\n\x11\x45xportSubjectData\x12*.customervault.v1.ExportSubjectDataRequest\x1a+.customervault.v1.ExportSubjectDataResponse\x12o\n\x12RectifySubjectData\x12+.customervault.v1.RectifySubjectDataRequest\x1a,.customervault.v1.RectifySubjectDataResponse\x12o\n\x12RestrictProcessing\x12+.customervault.v1.RestrictProcessingRequest\x1a,.customervault.v1.RestrictProcessingResponse\x12\x66\n\x0fLiftRestriction\x12(.customervault.v1.LiftRestrictionRequest\x1a).customervault.v1.LiftRestrictionResponse\x12i\n\x10\x45raseSubjectData\x12).customervault.v1.EraseSubjectDataRequest\x1a*.customervault.v1.EraseSubjectDataResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ustomervault/v1/rights.proto\x12\x10\x63ustomervault.v1\x1a\x1c\x63ustomervault/v1/vault.proto\">\n\x18\x45xportSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\x19\x45xportSubjectDataResponse\x12\x14\n\x0cpackage_json\x18\x01 \x01(\t\x12\x16\n\x0esigned_package\x18\x02 \x01(\t\"\x85\x02\n\x19RectifySubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12N\n\nset_fields\x18\x03 \x03(\x0b\x32:.customervault.v1.RectifySubjectDataRequest.SetFieldsEntry\x12\x14\n\x0c\x63lear_fields\x18\x04 \x03(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a\x30\n\x0eSetFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x1aRectifySubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"S\n\x19RestrictProcessingRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"L\n\x1aRestrictProcessingResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"P\n\x16LiftRestrictionRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"I\n\x17LiftRestrictionResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"Q\n\x17\x45raseSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"J\n\x18\x45raseSubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta2\xb2\x04\n\rRightsService\x12l\n\x11\x45xportSubjectData\x12*.customervault.v1.ExportSubjectDataRequest\x1a+.customervault.v1.ExportSubjectDataResponse\x12o\n\x12RectifySubjectData\x12+.customervault.v1.RectifySubjectDataRequest\x1a,.customervault.v1.RectifySubjectDataResponse\x12o\n\x12RestrictProcessing\x12+.customervault.v1.RestrictProcessingRequest\x1a,.customervault.v1.RestrictProcessingResponse\x12\x66\n\x0fLiftRestriction\x12(.customervault.v1.LiftRestrictionRequest\x1a).customervault.v1.LiftRestrictionResponse\x12i\n\x10\x45raseSubjectData\x12).customervault.v1.EraseSubjectDataRequest\x1a*.customervault.v1.EraseSubjectDataResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,23 +41,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTSUBJECTDATARESPONSE']._serialized_start=145
   _globals['_EXPORTSUBJECTDATARESPONSE']._serialized_end=218
   _globals['_RECTIFYSUBJECTDATAREQUEST']._serialized_start=221
-  _globals['_RECTIFYSUBJECTDATAREQUEST']._serialized_end=462
-  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_start=414
-  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_end=462
-  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_start=464
-  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_end=540
-  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_start=542
-  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_end=605
-  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_start=607
-  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_end=683
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=685
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=745
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=747
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=820
-  _globals['_ERASESUBJECTDATAREQUEST']._serialized_start=822
-  _globals['_ERASESUBJECTDATAREQUEST']._serialized_end=883
-  _globals['_ERASESUBJECTDATARESPONSE']._serialized_start=885
-  _globals['_ERASESUBJECTDATARESPONSE']._serialized_end=959
-  _globals['_RIGHTSSERVICE']._serialized_start=962
-  _globals['_RIGHTSSERVICE']._serialized_end=1524
+  _globals['_RECTIFYSUBJECTDATAREQUEST']._serialized_end=482
+  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_start=434
+  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_end=482
+  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_start=484
+  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_end=560
+  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_start=562
+  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_end=645
+  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_start=647
+  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_end=723
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=725
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=805
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=807
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=880
+  _globals['_ERASESUBJECTDATAREQUEST']._serialized_start=882
+  _globals['_ERASESUBJECTDATAREQUEST']._serialized_end=963
+  _globals['_ERASESUBJECTDATARESPONSE']._serialized_start=965
+  _globals['_ERASESUBJECTDATARESPONSE']._serialized_end=1039
+  _globals['_RIGHTSSERVICE']._serialized_start=1042
+  _globals['_RIGHTSSERVICE']._serialized_end=1604
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ class ExportSubjectDataResponse(_message.Message):
     def __init__(self, package_json: _Optional[str] = ..., signed_package: _Optional[str] = ...) -> None: ...
 
 class RectifySubjectDataRequest(_message.Message):
-    __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason")
+    __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason", "request_id")
     class SetFieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,12 +38,14 @@ class RectifySubjectDataRequest(_message.Message):
     SET_FIELDS_FIELD_NUMBER: _ClassVar[int]
     CLEAR_FIELDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     expected_version: int
     set_fields: _containers.ScalarMap[str, str]
     clear_fields: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., set_fields: _Optional[_Mapping[str, str]] = ..., clear_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., set_fields: _Optional[_Mapping[str, str]] = ..., clear_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RectifySubjectDataResponse(_message.Message):
     __slots__ = ("subject",)
@@ -52,12 +54,14 @@ class RectifySubjectDataResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[_vault_pb2.SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class RestrictProcessingRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RestrictProcessingResponse(_message.Message):
     __slots__ = ("subject",)
@@ -66,12 +70,14 @@ class RestrictProcessingResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[_vault_pb2.SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class LiftRestrictionRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class LiftRestrictionResponse(_message.Message):
     __slots__ = ("subject",)
@@ -80,12 +86,14 @@ class LiftRestrictionResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[_vault_pb2.SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class EraseSubjectDataRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class EraseSubjectDataResponse(_message.Message):
     __slots__ = ("subject",)

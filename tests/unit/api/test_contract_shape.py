@@ -1,0 +1,97 @@
+"""The contract's shape, read from the descriptors: every mutating RPC takes an
+idempotency key (AIP-155 `request_id`), every list or search RPC is paged (AIP-158).
+
+Each RPC of customervault.v1 is either named below as a read (or exempt, with the
+reason), or must carry `string request_id`; a new RPC fails here until it is one or
+the other.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
+
+from vault.api.gen.customervault.v1 import (
+    admin_pb2,
+    audit_pb2,
+    consent_pb2,
+    customers_pb2,
+    retention_pb2,
+    rights_pb2,
+    vault_pb2,
+)
+
+MODULES = (admin_pb2, audit_pb2, consent_pb2, customers_pb2, retention_pb2, rights_pb2, vault_pb2)
+
+READS = {
+    "VaultService/GetSubject",
+    "VaultService/FindSubjects",
+    "VaultService/ExportView",
+    "VaultService/RevealField",
+    "VaultService/Detokenize",
+    "PolicyAdminService/GetPolicyStatus",
+    "PolicyAdminService/CheckPolicy",
+    "AuditService/QueryEntries",
+    "AuditService/GetEntry",
+    "AuditService/SubjectHistory",
+    "AuditService/GetLatestCheckpoint",
+    "AuditService/GetInclusionProof",
+    "AuditService/GetConsistencyProof",
+    "AuditService/VerifyLog",
+    "AuditService/VerifyLogWithProgress",
+    "ConsentService/GetConsent",
+    "ConsentService/ListConsentEvents",
+    "ConsentService/GetConsentReceipt",
+    "RightsService/ExportSubjectData",
+    "RetentionService/ListNotices",
+    "RetentionService/ListLegalHolds",
+    "RetentionService/GetRetentionReport",
+    "CustomerAccessService/GetDormancyNotice",
+}
+"""Calls that change nothing but the audit log: a retry has no effect to repeat."""
+
+EXEMPT = {
+    "PolicyAdminService/ReloadPolicy": "re-reads the policy files: twice is once",
+    "CustomerAccessService/IssueCustomerToken": (
+        "mints a stateless credential the vault does not keep (nor should keep to replay); "
+        "a retry mints another with the same rights and lifetime"
+    ),
+    "CustomerAccessService/CreateCustomerLink": (
+        "its response is a one-time credential the vault keeps only as a hash; a retry "
+        "issues another link and the lost one expires unused"
+    ),
+    "CustomerAccessService/RedeemCustomerLink": (
+        "unauthenticated (the code is the credential) and single-use by design"
+    ),
+}
+"""Mutating calls without an idempotency key, and why."""
+
+
+def _methods() -> dict[str, MethodDescriptor]:
+    return {
+        f"{service.name}/{method.name}": method
+        for module in MODULES
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+
+
+def _field(method: MethodDescriptor, name: str, *, response: bool = False) -> FieldDescriptor:
+    message = method.output_type if response else method.input_type
+    return message.fields_by_name.get(name)  # type: ignore[return-value]
+
+
+def test_the_tables_name_only_rpcs_that_exist() -> None:
+    methods = _methods()
+    assert sorted((READS | set(EXEMPT)) - set(methods)) == []
+
+
+def test_every_mutating_rpc_takes_a_request_id() -> None:
+    missing = []
+    for name, method in _methods().items():
+        found = _field(method, "request_id")
+        if name in READS or name in EXEMPT:
+            assert found is None, f"{name} is listed as not mutating but takes request_id"
+            continue
+        if found is None or found.type != FieldDescriptor.TYPE_STRING:
+            missing.append(name)
+    assert missing == []
