@@ -22,6 +22,7 @@ from vault import key_custody, startup, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
 from vault.api.idempotency import Idempotency
 from vault.api.limits import CallLimits
+from vault.api.page_tokens import PageTokens
 from vault.api.server import (
     VAULT_SERVICE,
     ConnectionLimits,
@@ -402,7 +403,13 @@ class VaultApp:
             reuse_port=reuse_port,
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
-        server = VaultServer(options, stages, self.services(), idempotency=self.idempotency)
+        server = VaultServer(
+            options,
+            stages,
+            self.services(),
+            idempotency=self.idempotency,
+            page_tokens=PageTokens(self.keyring.page_token_mac, self.keyring.page_token_versions),
+        )
         self.on_audit_alarm(lambda _problem: server.mark_audit_failed())
         return server
 

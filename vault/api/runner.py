@@ -54,6 +54,7 @@ from vault.api.limits import (
     StreamSlots,
     map_violations,
 )
+from vault.api.page_tokens import PageTokens
 from vault.context import CallContext, current_call
 from vault.errors import FieldViolation, InvalidArgumentError, ResourceExhaustedError
 from vault.principal import Principal
@@ -140,10 +141,13 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         pool: Executor,
         limits: CallLimits,
         public_prefixes: tuple[str, ...],
+        *,
         idempotency: Idempotency | None = None,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         self._stages = tuple(stages)
         self._idempotency = idempotency
+        self._page_tokens = page_tokens
         self._pool = pool
         self._limits = limits
         self._public = public_prefixes
@@ -422,14 +426,18 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None, _malformed_request()
         run.rpc.request = request
         try:
-            if self._idempotency is not None:
-                call = run.rpc.call
-                return self._idempotency.run(
-                    call, request, lambda: behavior(request, run.context)
-                ), None
-            return behavior(request, run.context), None
+            return self._handle(run.rpc.call, request, lambda: behavior(request, run.context)), None
         except Exception as exc:  # noqa: BLE001 - mapped to a status by _exit
             return None, exc
+
+    def _handle(self, call: CallContext, request: Any, handler: Callable[[], Any]) -> Any:
+        """The handler, with the contract's conventions around it: page tokens opened
+        and sealed (`page_tokens`), idempotency keys honoured (`idempotency`)."""
+        pages = self._page_tokens
+        binding = pages.open(call, request) if pages is not None else None
+        idempotency = self._idempotency
+        produced = handler() if idempotency is None else idempotency.run(call, request, handler)
+        return produced if binding is None or pages is None else pages.seal(binding, produced)
 
     async def _guarded(
         self, run: _Run, body: Callable[[], Awaitable[BaseException | None]], stream: bool

@@ -218,8 +218,22 @@ def history(
     token: Token = "",
     as_json: AsJson = False,
 ) -> None:
-    """Every ledger event of the subject, oldest first."""
-    response = call(address, token, "consent", "ListConsentEvents", subject_id=subject_id)
+    """Every ledger event of the subject, oldest first (every page)."""
+    response = call(
+        address, token, "consent", "ListConsentEvents", subject_id=subject_id, page_size=1000
+    )
+    while response.next_page_token:
+        more = call(
+            address,
+            token,
+            "consent",
+            "ListConsentEvents",
+            subject_id=subject_id,
+            page_size=1000,
+            page_token=response.next_page_token,
+        )
+        response.events.extend(more.events)
+        response.next_page_token = more.next_page_token
     if as_json:
         print(to_json(response))
         return

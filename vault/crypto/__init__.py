@@ -6,7 +6,13 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
 from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
-from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
+from vault.crypto.derived import (
+    BlindIndexer,
+    PageTokenMac,
+    Pseudonymizer,
+    Tokenizer,
+    token_key_version,
+)
 from vault.crypto.errors import KeyMaterialError, SignatureError
 from vault.crypto.ids import (
     constant_time_equals,
@@ -38,6 +44,7 @@ __all__ = [
     "KeyProvider",
     "KeyRing",
     "LocalKeyFileProvider",
+    "PageTokenMac",
     "Pseudonymizer",
     "SignatureError",
     "Tokenizer",

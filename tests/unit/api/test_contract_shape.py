@@ -1,5 +1,6 @@
 """The contract's shape, read from the descriptors: every mutating RPC takes an
-idempotency key (AIP-155 `request_id`), every list or search RPC is paged (AIP-158).
+idempotency key (AIP-155 `request_id`), every list or search RPC is paged and every
+long stream resumable (AIP-158).
 
 Each RPC of customervault.v1 is either named below as a read (or exempt, with the
 reason), or must carry `string request_id`; a new RPC fails here until it is one or
@@ -65,6 +66,19 @@ EXEMPT = {
 }
 """Mutating calls without an idempotency key, and why."""
 
+LISTS = {
+    "VaultService/FindSubjects",
+    "AuditService/QueryEntries",
+    "AuditService/SubjectHistory",
+    "ConsentService/ListConsentEvents",
+    "RetentionService/ListNotices",
+    "RetentionService/ListLegalHolds",
+}
+"""List and search RPCs: page_size and page_token in, next_page_token out."""
+
+STREAMS = {"VaultService/ExportView"}
+"""Server streams of many items: resumable (resume_token in, and on every item out)."""
+
 
 def _methods() -> dict[str, MethodDescriptor]:
     return {
@@ -82,7 +96,7 @@ def _field(method: MethodDescriptor, name: str, *, response: bool = False) -> Fi
 
 def test_the_tables_name_only_rpcs_that_exist() -> None:
     methods = _methods()
-    assert sorted((READS | set(EXEMPT)) - set(methods)) == []
+    assert sorted((READS | set(EXEMPT) | LISTS | STREAMS) - set(methods)) == []
 
 
 def test_every_mutating_rpc_takes_a_request_id() -> None:
@@ -95,3 +109,27 @@ def test_every_mutating_rpc_takes_a_request_id() -> None:
         if found is None or found.type != FieldDescriptor.TYPE_STRING:
             missing.append(name)
     assert missing == []
+
+
+def test_every_list_or_search_rpc_is_paged() -> None:
+    for name, method in _methods().items():
+        if name in LISTS:
+            assert _field(method, "page_size").type == FieldDescriptor.TYPE_INT32, name
+            assert _field(method, "page_token").type == FieldDescriptor.TYPE_STRING, name
+            token = _field(method, "next_page_token", response=True)
+            assert token.type == FieldDescriptor.TYPE_STRING, name
+        else:
+            assert _field(method, "page_token") is None, f"{name} takes a page_token: list it"
+        if name.split("/")[1].startswith(("List", "Find", "Query")):
+            assert name in LISTS, f"{name} returns a list: page it"
+
+
+def test_every_long_stream_is_resumable() -> None:
+    methods = _methods()
+    for name, method in methods.items():
+        if method.server_streaming and not name.endswith("WithProgress"):
+            assert name in STREAMS, f"{name} streams: make it resumable (resume_token)"
+    for name in STREAMS:
+        assert _field(methods[name], "resume_token").type == FieldDescriptor.TYPE_STRING
+        token = _field(methods[name], "resume_token", response=True)
+        assert token.type == FieldDescriptor.TYPE_STRING

@@ -188,16 +188,22 @@ class GetConsentResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_version: _Optional[str] = ..., purposes: _Optional[_Iterable[_Union[PurposeConsent, _Mapping]]] = ..., opted_out_markers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListConsentEventsRequest(_message.Message):
-    __slots__ = ("subject_id",)
+    __slots__ = ("subject_id", "page_size", "page_token")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
-    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListConsentEventsResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "next_page_token")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[ConsentEvent]
-    def __init__(self, events: _Optional[_Iterable[_Union[ConsentEvent, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[ConsentEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetConsentReceiptRequest(_message.Message):
     __slots__ = ("subject_id", "receipt_id")

@@ -105,7 +105,7 @@ class ConsentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListConsentEvents(self, request, context):
-        """Every ledger event of the subject, oldest first.
+        """The subject's ledger events, oldest first, paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

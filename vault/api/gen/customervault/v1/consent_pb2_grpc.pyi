@@ -57,7 +57,7 @@ class ConsentServiceStub:
     GetConsent: _grpc.UnaryUnaryMultiCallable[_consent_pb2.GetConsentRequest, _consent_pb2.GetConsentResponse]
     """The subject's consent per purpose now, or as it stood at a past moment."""
     ListConsentEvents: _grpc.UnaryUnaryMultiCallable[_consent_pb2.ListConsentEventsRequest, _consent_pb2.ListConsentEventsResponse]
-    """Every ledger event of the subject, oldest first."""
+    """The subject's ledger events, oldest first, paged."""
     GetConsentReceipt: _grpc.UnaryUnaryMultiCallable[_consent_pb2.GetConsentReceiptRequest, _consent_pb2.GetConsentReceiptResponse]
     """A receipt issued earlier for this subject (NOT_FOUND for another subject's)."""
 
@@ -81,7 +81,7 @@ class ConsentServiceAsyncStub(ConsentServiceStub):
     GetConsent: _aio.UnaryUnaryMultiCallable[_consent_pb2.GetConsentRequest, _consent_pb2.GetConsentResponse]  # type: ignore[assignment]
     """The subject's consent per purpose now, or as it stood at a past moment."""
     ListConsentEvents: _aio.UnaryUnaryMultiCallable[_consent_pb2.ListConsentEventsRequest, _consent_pb2.ListConsentEventsResponse]  # type: ignore[assignment]
-    """Every ledger event of the subject, oldest first."""
+    """The subject's ledger events, oldest first, paged."""
     GetConsentReceipt: _aio.UnaryUnaryMultiCallable[_consent_pb2.GetConsentReceiptRequest, _consent_pb2.GetConsentReceiptResponse]  # type: ignore[assignment]
     """A receipt issued earlier for this subject (NOT_FOUND for another subject's)."""
 
@@ -132,7 +132,7 @@ class ConsentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _consent_pb2.ListConsentEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_consent_pb2.ListConsentEventsResponse, _abc.Awaitable[_consent_pb2.ListConsentEventsResponse]]:
-        """Every ledger event of the subject, oldest first."""
+        """The subject's ledger events, oldest first, paged."""
 
     @_abc_1.abstractmethod
     def GetConsentReceipt(

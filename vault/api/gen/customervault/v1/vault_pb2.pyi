@@ -303,22 +303,26 @@ class RecordActivityResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class ExportViewRequest(_message.Message):
-    __slots__ = ("view", "purpose", "states", "justification")
+    __slots__ = ("view", "purpose", "states", "justification", "resume_token")
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     view: str
     purpose: str
     states: _containers.RepeatedScalarFieldContainer[SubjectState]
     justification: str
-    def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ..., justification: _Optional[str] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ..., justification: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class ExportViewResponse(_message.Message):
-    __slots__ = ("subject",)
+    __slots__ = ("subject", "resume_token")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     subject: SubjectView
-    def __init__(self, subject: _Optional[_Union[SubjectView, _Mapping]] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, subject: _Optional[_Union[SubjectView, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class RevealFieldRequest(_message.Message):
     __slots__ = ("subject_id", "field", "purpose", "justification")

@@ -154,8 +154,9 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportView(self, request, context):
-        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-        to its subjects in the audit log.
+        """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+        sent is linked to its subjects in the audit log. A broken stream resumes after the
+        last subject received: send the same request with that message's resume_token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -65,8 +65,9 @@ class VaultServiceStub:
     RecordActivity: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
     ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.ExportViewResponse]
-    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-    to its subjects in the audit log.
+    """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+    sent is linked to its subjects in the audit log. A broken stream resumes after the
+    last subject received: send the same request with that message's resume_token.
     """
     RevealField: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
@@ -113,8 +114,9 @@ class VaultServiceAsyncStub(VaultServiceStub):
     RecordActivity: _aio.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]  # type: ignore[assignment]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
     ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.ExportViewResponse]  # type: ignore[assignment]
-    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-    to its subjects in the audit log.
+    """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+    sent is linked to its subjects in the audit log. A broken stream resumes after the
+    last subject received: send the same request with that message's resume_token.
     """
     RevealField: _aio.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]  # type: ignore[assignment]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
@@ -206,8 +208,9 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vault_pb2.ExportViewRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_vault_pb2.ExportViewResponse], _abc.AsyncIterator[_vault_pb2.ExportViewResponse]]:
-        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-        to its subjects in the audit log.
+        """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+        sent is linked to its subjects in the audit log. A broken stream resumes after the
+        last subject received: send the same request with that message's resume_token.
         """
 
     @_abc_1.abstractmethod
