@@ -41,9 +41,8 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
-from grpc_status import rpc_status
 
-from vault.api.errors import rich_status
+from vault.api.errors import call_status, rich_status
 from vault.api.idempotency import Idempotency
 from vault.api.interceptors import CallInfo, RpcCall, Stage
 from vault.api.limits import (
@@ -372,7 +371,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if not run.exited:
             await self._step(run, self._exit, run, exc)
         if run.status is not None and not run.cancelled and not run.context.done():
-            await run.context.abort_with_status(rpc_status.to_status(run.status))
+            await run.context.abort_with_status(call_status(run.status))
 
     def _complete(
         self, run: _Run, behavior: Handler, parse: Callable[[bytes], Any] | None, data: bytes

@@ -147,7 +147,12 @@ class RecordService:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
             check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             if row.meta.version != expected_version:
-                raise VersionConflictError("subject was changed by someone else; re-read it")
+                raise VersionConflictError(
+                    "subject was changed by someone else; re-read it",
+                    subject_id=subject_id,
+                    expected=expected_version,
+                    current=row.meta.version,
+                )
             new_version = expected_version + 1
             blob = self._sealing.sealed_update(
                 row,
@@ -159,7 +164,11 @@ class RecordService:
             )
             changed = {"version": new_version, "updated_at": now_us, "fields": blob}
             if not repo.update_row(conn, subject_id, expected_version, changed):
-                raise VersionConflictError("subject was changed by someone else; re-read it")
+                raise VersionConflictError(
+                    "subject was changed by someone else; re-read it",
+                    subject_id=subject_id,
+                    expected=expected_version,
+                )
             indexed = [n for n in call.field_names if self._sealing.is_searchable(n)]
             key_version, digests = self._sealing.index_digests(principal.tenant, values)
             repo.replace_blind_indexes(
@@ -233,7 +242,9 @@ class RecordService:
             check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             new_version = row.meta.version + 1
             if not shredding.erase(conn, subject_id, row.meta.version, to_micros(now)):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             self._auditor.record_in(conn, call)
         self._db.after_shred()
@@ -263,7 +274,9 @@ class RecordService:
                 changed["state"] = state.value
                 call.extra = {"retention_notice": "cancelled"}
             if not repo.update_row(conn, subject_id, row.meta.version, changed):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             self._auditor.record_in(conn, call)
         return _with(row.meta, last_activity_at=latest, state=state)
 
