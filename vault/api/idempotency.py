@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from vault.clock import Clock, to_micros
 from vault.context import CallContext
+from vault.crypto import constant_time_equals
 from vault.errors import AlreadyExistsError, FieldViolation, InvalidArgumentError
 from vault.storage import idempotency as keys
 from vault.storage.db import Database
@@ -151,7 +152,7 @@ class Idempotency:
     def _replayed(self, call: CallContext, key: keys.Key, found: keys.Remembered) -> Any:
         call.audited = False
         call.subject_ids = list(found.subject_ids)
-        if found.request_hash != key.request_hash:
+        if not constant_time_equals(found.request_hash.encode(), key.request_hash.encode()):
             call.deny("request id reused with a different request")
             raise AlreadyExistsError(
                 "this request_id was used for a different request; use a new request_id",
