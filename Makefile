@@ -128,4 +128,5 @@ audit-deps: $(STAMP)
 	$(PY) scripts/audit_deps.py $(LOCK) $(DEV_LOCK)
 
 clean:
-	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \
+		$(BUF_TOOLS)/node_modules build/buf-gen
