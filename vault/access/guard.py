@@ -35,6 +35,7 @@ def authorize(
 ) -> Principal:
     """Ask the policy; record the decision and its rule on the call either way."""
     principal = call.require_principal()
+    call.policy_action, call.policy_resource = action.value, resource
     try:
         with telemetry.span("policy.authorize", action=action.value):
             decision = policy.authorize(principal, action, purpose=purpose, resource=resource)

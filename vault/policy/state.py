@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy.actions import ANY, CLASS_PREFIX, SENSITIVITY_CLASSES, VIEW_PREFIX, Action
@@ -62,6 +63,8 @@ class EngineState:
 
     def __init__(self, texts: Mapping[str, str], version: str) -> None:
         self.version = version
+        self.texts: Mapping[str, str] = MappingProxyType(dict(texts))
+        """The four files as read (what `vault.storage.policy_versions` keeps)."""
         self.purposes: Purposes = parse_purposes(texts[PURPOSES_FILE])
         self.views: ViewCatalog = parse_views(texts[VIEWS_FILE])
         model = parse_model(texts[MODEL_FILE])
@@ -70,10 +73,9 @@ class EngineState:
         )
         # The shipped matcher is decided by an index over the lines (microseconds per
         # cache miss); any other validated matcher by Casbin itself (milliseconds).
+        self.indexed = is_shipped_matcher(model.matcher)
         self._decider: CasbinDecider | IndexedDecider = (
-            IndexedDecider(self.lines)
-            if is_shipped_matcher(model.matcher)
-            else CasbinDecider(model, self.lines)
+            IndexedDecider(self.lines) if self.indexed else CasbinDecider(model, self.lines)
         )
         self._resources = _RESOURCES | {VIEW_PREFIX + name for name in self.views.views}
         self._decisions: dict[_DecisionKey, Decision] = {}
