@@ -38,6 +38,7 @@ class CallContext:
     """The policy question the call's decision answered (`vault.access.guard.authorize`
     sets it): its action and resource, so `policy simulate` can ask it again."""
     policy_resource: str = ""
+    policy_purpose: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     audited: bool = False
 

@@ -19,14 +19,14 @@ import audit
 from vault.clock import Clock
 from vault.consent import ledger
 from vault.consent.models import ConsentEvent
-from vault.errors import NotFoundError
+from vault.errors import InvalidArgumentError, NotFoundError
 from vault.policy import Decision, PolicyEngine, SubjectContext
 from vault.policy.subject import ACTIVE
 from vault.storage import subjects as subject_rows
 from vault.storage.db import Database
 from vault.whatif.changes import Side
 from vault.whatif.question import Question, question_of
-from vault.whatif.versions import PolicyVersions
+from vault.whatif.versions import PolicyVersions, descriptors
 
 ALLOWED = "allowed"
 WITHHELD = "withheld"
@@ -101,7 +101,7 @@ class Explainer:
                 verdict="not a policy decision recorded with its question",
             )  # fmt: skip
         kept = self._versions.engine(entry.policy_version)
-        now_side = Side(self._policy, self._versions.fields)
+        now_side = Side(self._policy, descriptors(self._versions.fields))
         subject = entry.subject_ids[0] if len(entry.subject_ids) == 1 else ""
         events_then, events_now, state_now = self._ledger(subject, entry.consent_version, entry.time)
         now = _outcome(now_side, question, _context(events_now, self._clock.now(), state_now))
@@ -156,7 +156,10 @@ def _outcome(side: Side, question: Question, subject: SubjectContext | None) -> 
     result = Outcome(side.engine.version, decision.allowed, decision.rule, decision.reason)
     if not decision.allowed or subject is None:
         return result
-    refusal = side.engine.check_subject(question.action, question.purpose or None, subject)
+    try:
+        refusal = side.engine.check_subject(question.action, question.purpose or None, subject)
+    except InvalidArgumentError:  # a purpose this policy does not declare
+        return result
     if refusal is None:
         return replace(result, consent_version=subject.consent_version)
     return replace(result, subject_rule=refusal.rule, consent_version=subject.consent_version)

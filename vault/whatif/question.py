@@ -79,6 +79,6 @@ def question_of(entry: audit.AuditEntry) -> Question | None:
         clearance=extra.get("clearance", ""),
         department=extra.get("department", ""),
         action=action,
-        purpose=entry.purpose,
+        purpose=extra.get("policy_purpose", entry.purpose),
         resource=extra.get("policy_resource", "*") or "*",
     )
