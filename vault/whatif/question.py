@@ -8,8 +8,11 @@ this was recorded, or calls that never reached the policy) cannot be asked again
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import audit
 from vault.audit_trail import POLICY_ATTRIBUTES
@@ -65,7 +68,40 @@ class Question:
 
 def question_of(entry: audit.AuditEntry) -> Question | None:
     """The question `entry` recorded, or None when it recorded none."""
-    extra = entry.extra
+    return question_from(entry.actor_roles, entry.tenant, entry.purpose, entry.extra)
+
+
+def question_in(document: Mapping[str, Any]) -> Question | None:
+    """The question an entry's JSON document (`audit.iter_documents`) recorded."""
+    return question_from(
+        document.get("actor_roles", ()),
+        document.get("tenant", ""),
+        document.get("purpose", ""),
+        document.get("extra", {}),
+    )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _question(
+    roles: tuple[str, ...], tenant: str, purpose: str, extra: tuple[tuple[str, str], ...]
+) -> Question | None:
+    return _build(roles, tenant, purpose, dict(extra))
+
+
+def question_from(
+    roles: Iterable[str], tenant: str, purpose: str, extra: Mapping[str, str]
+) -> Question | None:
+    """The question recorded by an entry's roles, tenant, purpose and extra."""
+    if "policy_action" not in extra:
+        return None
+    keys = ("policy_action", "policy_resource", "policy_purpose", *POLICY_ATTRIBUTES)
+    recorded = tuple((k, extra[k]) for k in keys if k in extra)
+    return _question(tuple(roles), tenant, purpose, recorded)
+
+
+def _build(
+    roles: tuple[str, ...], tenant: str, purpose: str, extra: Mapping[str, str]
+) -> Question | None:
     raw = extra.get("policy_action", "")
     if not raw:
         return None
@@ -74,11 +110,11 @@ def question_of(entry: audit.AuditEntry) -> Question | None:
     except ValueError:
         return None
     return Question(
-        roles=frozenset(entry.actor_roles),
-        tenant=entry.tenant,
+        roles=frozenset(roles),
+        tenant=tenant,
         clearance=extra.get("clearance", ""),
         department=extra.get("department", ""),
         action=action,
-        purpose=extra.get("policy_purpose", entry.purpose),
+        purpose=extra.get("policy_purpose", purpose),
         resource=extra.get("policy_resource", "*") or "*",
     )

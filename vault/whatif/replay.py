@@ -6,12 +6,12 @@ benchmarks/policy_simulate.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-import audit
 from vault.whatif.changes import Change, GroupKey, Side, changes
-from vault.whatif.question import Question, question_of
+from vault.whatif.question import Question, question_in
 
 EXAMPLES = 5
 """Example entries kept per group (leaf indexes and subject ids, never values)."""
@@ -54,6 +54,8 @@ class ReplayReport:
 
 
 VersionLookup = Callable[[str], Side | None]
+Document = tuple[int | None, Mapping[str, Any]]
+"""An entry's leaf index (None before integration) and its JSON document."""
 
 
 class Replayer:
@@ -68,22 +70,21 @@ class Replayer:
         self._examples = examples
         self.report = ReplayReport()
 
-    def add_all(self, entries: Iterable[audit.LoggedEntry]) -> ReplayReport:
-        """Replay every entry; the report so far."""
-        for logged in entries:
-            self.add(logged)
+    def add_all(self, entries: Iterable[Document]) -> ReplayReport:
+        """Replay every (leaf index, entry document) (`audit.iter_documents`); the report."""
+        for leaf_index, document in entries:
+            self.add(leaf_index, document)
         return self.finish()
 
-    def add(self, logged: audit.LoggedEntry) -> None:
-        """Replay one entry."""
+    def add(self, leaf_index: int | None, document: Mapping[str, Any]) -> None:
+        """Replay one entry, given as its JSON document."""
         report = self.report
         report.scanned += 1
-        entry = logged.entry
-        question = question_of(entry)
+        question = question_in(document)
         if question is None:
             report.without_question += 1
             return
-        version = entry.policy_version
+        version = str(document.get("policy_version", ""))
         key = (version, question)
         found = self._cache.get(key)
         if found is None:
@@ -98,8 +99,8 @@ class Replayer:
             return
         report.changed += 1
         example = Example(
-            -1 if logged.leaf_index is None else logged.leaf_index,
-            entry.subject_ids[:EXAMPLE_SUBJECTS],
+            -1 if leaf_index is None else leaf_index,
+            tuple(document.get("subject_ids", ())[:EXAMPLE_SUBJECTS]),
         )
         for change in found:
             group = self._groups.get(change.key)

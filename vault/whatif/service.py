@@ -70,7 +70,7 @@ class WhatIfService:
         entries = (
             None
             if matrix_only
-            else audit.iter_query(self._log, tenant=principal.tenant, since=start)
+            else audit.iter_documents(self._log, tenant=principal.tenant, since=start)
         )
         result = simulate(
             base, draft, entries=entries, version_side=self._side, fail_on=fail_on

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import audit
 from vault.errors import FieldViolation, InvalidArgumentError
 from vault.policy import PolicyConfigError, PolicyEngine
 from vault.policy.sources import POLICY_FILES
 from vault.views.model import FieldRef
 from vault.whatif.changes import NARROWING, WIDENING, ChangeKind, Side
 from vault.whatif.matrix import MatrixDiff, matrix_diff
-from vault.whatif.replay import ReplayReport, Replayer
+from vault.whatif.replay import Document, ReplayReport, Replayer
 
 MAX_DRAFT_FILE = 256 * 1024
 """Bytes per draft file (the shipped files are a few KiB)."""
@@ -76,7 +75,7 @@ def simulate(
     base: Side,
     draft: Side,
     *,
-    entries: Iterable[audit.LoggedEntry] | None,
+    entries: Iterable[Document] | None,
     version_side: Callable[[str], Side | None],
     fail_on: Sequence[str] = (),
 ) -> Simulation:
