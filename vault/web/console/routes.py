@@ -27,6 +27,7 @@ from vault.api.console_client import (
 from vault.web import security
 from vault.web.console import charts, language, proofs
 from vault.web.console.pdf import report_pdf
+from vault.web.console.whatif import whatif_routes
 from vault.web.console.search import (
     DECISIONS,
     PAGE_SIZES,
@@ -56,6 +57,7 @@ NAV = (
     ("/console/subjects", "Subject history"),
     ("/console/integrity", "Log integrity"),
     ("/console/retention", "Retention"),
+    ("/console/policy", "Policy what-if"),
 )
 
 
@@ -639,6 +641,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/retention", page(retention_page)),
         Route("/retention/holds", page(hold_set), methods=["POST"]),
         Route("/retention/holds/lift", page(hold_lift), methods=["POST"]),
+        *whatif_routes(web, page, render),
     ]
 
 
