@@ -200,7 +200,9 @@ def iter_documents(
     table = entries_table
     after = 0
     while True:
-        statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry).where(table.c.id > after)
+        statement = sa.select(table.c.id, table.c.leaf_index, table.c.entry).where(
+            table.c.id > after
+        )
         if tenant is not None:
             statement = statement.where(table.c.tenant == tenant)
         if since is not None:

@@ -4,7 +4,8 @@ Builds a migrated SQLite vault database in a temporary folder, keeps the real po
 the served version (`PolicyVersions.record`, as start-up does), and appends 100,000
 audit entries made by 400 callers, each with its own roles, clearance and department and a
 handful of habitual questions drawn from the real vocabulary (actions, purposes, views,
-classes): a couple of thousand distinct questions, as a real log repeats the same ones. Then it times, on this machine and in this run, what the
+classes): a couple of thousand distinct questions, as a real log repeats the same ones.
+Then it times, on this machine and in this run, what the
 SimulatePolicy RPC does after authorizing: read the window from the log, replay every
 entry against the kept version and a draft (one line removed, one clearance tightened),
 diff the decision matrix, and build the response message. Target (issue 25): < 10 s.
@@ -49,7 +50,11 @@ def _entries(count: int, version: str, engine: PolicyEngine) -> list[audit.Audit
     rng = random.Random(25)
     roles = sorted(engine.roles)
     purposes = sorted(engine.purposes)
-    resources = ["*", *(f"class:{c}" for c in SENSITIVITY_CLASSES), *(f"view:{v}" for v in engine.views)]
+    resources = [
+        "*",
+        *(f"class:{c}" for c in SENSITIVITY_CLASSES),
+        *(f"view:{v}" for v in engine.views),
+    ]
     actions = [Action.SUBJECT_READ, Action.SUBJECT_FIND, Action.SUBJECT_EXPORT, Action.FIELD_CLEAR,
                Action.CONSENT_READ, Action.SUBJECT_CREATE, Action.TOKENIZE]  # fmt: skip
     callers = []
@@ -108,8 +113,12 @@ def main() -> None:
         print(f"setup: {len(entries):,} entries written in {time.perf_counter() - began:.1f} s")
 
         csv = policy.texts[POLICY_FILE]
-        csv = csv.replace("p, analyst, *, subjects:read, view:analytics, analytics, 0, *, allow\n", "")
-        csv = csv.replace("class:confidential, support, 2, *, allow", "class:confidential, support, 3, *, allow")
+        csv = csv.replace(
+            "p, analyst, *, subjects:read, view:analytics, analytics, 0, *, allow\n", ""
+        )
+        csv = csv.replace(
+            "class:confidential, support, 2, *, allow", "class:confidential, support, 3, *, allow"
+        )
         fields = descriptors(versions.fields)
         began = time.perf_counter()
         draft = draft_engine({POLICY_FILE: csv}, policy.texts)
@@ -121,7 +130,9 @@ def main() -> None:
         result = simulate(
             Side(policy, fields),
             Side(draft, fields),
-            entries=audit.iter_documents(engine, tenant="acme", since=datetime.now(UTC) - timedelta(days=30)),
+            entries=audit.iter_documents(
+                engine, tenant="acme", since=datetime.now(UTC) - timedelta(days=30)
+            ),
             version_side=kept,
             fail_on=["widen-restricted"],
         )

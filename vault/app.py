@@ -55,9 +55,9 @@ from vault.retention.service import RetentionService
 from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, Signing
 from vault.rights.service import RightsService
 from vault.storage import migrate
+from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
 from vault.whatif.service import WhatIfService
 from vault.whatif.versions import PolicyVersions
-from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,9 @@ class VaultApp:
                 policy=self.policy,
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,
-                whatif=WhatIfService(self.db.engine, self.db, self.policy, self.versions, self.clock),
+                whatif=WhatIfService(
+                    self.db.engine, self.db, self.policy, self.versions, self.clock
+                ),
                 audit_verifier=self.audit_verifier(),
                 audit_mac=audit.entry_mac_for(self.db.engine),
                 witnesses=self.witness_clients(),

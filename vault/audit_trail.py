@@ -151,7 +151,9 @@ def _extra(call: CallContext) -> dict[str, str]:
         extra["malformed_name"] = "true"
     if call.policy_action:
         extra["policy_action"] = call.policy_action
-        extra["policy_resource"] = _clean(call.policy_resource, _ONE_LINE_FORBIDDEN, audit.MAX_SHORT)
+        extra["policy_resource"] = _clean(
+            call.policy_resource, _ONE_LINE_FORBIDDEN, audit.MAX_SHORT
+        )
         if call.policy_purpose != call.purpose:  # asked without (or with another) purpose
             extra["policy_purpose"] = call.policy_purpose if _is_name(call.policy_purpose) else ""
         attributes = call.principal.attributes if call.principal else {}

@@ -41,7 +41,10 @@ def test_a_draft_uploaded_to_the_what_if_page_and_an_example_explained(
     first = groups.first.inner_text()
     assert "allowed → denied" in first and "support_agent" in first
     assert "default-deny" in first and AGENT_READ.strip() in first
-    assert "class:restricted" in page.locator("section.card:has(h2:text('Decision matrix'))").inner_text()
+    assert (
+        "class:restricted"
+        in page.locator("section.card:has(h2:text('Decision matrix'))").inner_text()
+    )
     # Identifiers only: no value of a seeded subject on the page.
     assert "ada.lovelace@example.com" not in main.inner_text()
     assert axe_violations(page) == []

@@ -24,7 +24,9 @@ AGENT_CONFIDENTIAL = "p, support_agent, *, fields:clear, class:confidential, sup
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningVault, dict[str, str]]]:
+def logged(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningVault, dict[str, str]]]:
     """One vault and a log of reads, a denial, consent and a withdrawal after a read."""
     folder = tmp_path_factory.mktemp("whatif")
     with running_vault(settings_for(folder / "data", None)) as vault:
@@ -57,7 +59,9 @@ def _integrated(vault: RunningVault) -> None:
 
 def _simulate(client: VaultClient, **files: str) -> admin_pb2.SimulatePolicyResponse:
     request = admin_pb2.SimulatePolicyRequest(
-        draft_files=[admin_pb2.PolicyFile(name=n.replace("__", "."), content=t) for n, t in files.items()],
+        draft_files=[
+            admin_pb2.PolicyFile(name=n.replace("__", "."), content=t) for n, t in files.items()
+        ],
         fail_on=["widen-restricted"],
     )
     reply: admin_pb2.SimulatePolicyResponse = client.call(client.admin, "SimulatePolicy", request)
@@ -76,7 +80,9 @@ def _csv() -> str:
     return (POLICY / "vault_policy.csv").read_text(encoding="utf-8")
 
 
-def test_the_policy_in_force_and_a_reordered_copy_change_nothing(logged: tuple[RunningVault, dict[str, str]]) -> None:
+def test_the_policy_in_force_and_a_reordered_copy_change_nothing(
+    logged: tuple[RunningVault, dict[str, str]],
+) -> None:
     vault, _ = logged
     admin = vault.client(**ADMIN)
     same = _simulate(admin)
@@ -93,7 +99,9 @@ def test_the_policy_in_force_and_a_reordered_copy_change_nothing(logged: tuple[R
     assert not moved.groups and not moved.matrix_changes
 
 
-def test_removing_a_line_denies_the_reads_it_allowed(logged: tuple[RunningVault, dict[str, str]]) -> None:
+def test_removing_a_line_denies_the_reads_it_allowed(
+    logged: tuple[RunningVault, dict[str, str]],
+) -> None:
     vault, subjects = logged
     reply = _simulate(vault.client(**ADMIN), vault_policy__csv=_csv().replace(ANALYTICS_READ, ""))
     read = ("analyst", "subjects:read", "analytics")
@@ -132,7 +140,9 @@ def test_adding_a_role_link_allows_the_denied_read_and_fails_the_restricted_gate
     allowed = next(g for g in reply.groups if g.kind == admin_pb2.CHANGE_KIND_DENY_TO_ALLOW)
     assert any("p, support_agent, *, subjects:read, view:support" in c for c in allowed.causes)
     assert list(reply.failed_checks) == ["widen-restricted"]
-    assert any(c.role == "analyst" and c.resource == "class:restricted" for c in reply.matrix_changes)
+    assert any(
+        c.role == "analyst" and c.resource == "class:restricted" for c in reply.matrix_changes
+    )
 
 
 def test_tightening_a_clearance_masks_the_confidential_field_shown_clear(
@@ -154,10 +164,16 @@ def test_tightening_a_clearance_masks_the_confidential_field_shown_clear(
     )
 
 
-def test_changing_a_views_mask_widens_that_field(logged: tuple[RunningVault, dict[str, str]]) -> None:
+def test_changing_a_views_mask_widens_that_field(
+    logged: tuple[RunningVault, dict[str, str]],
+) -> None:
     vault, _ = logged
     views = (POLICY / "views.yaml").read_text(encoding="utf-8")
-    draft = views.replace("      email: masked:email\n      phone: masked:phone_last4", "      email: clear\n      phone: masked:phone_last4", 1)
+    draft = views.replace(
+        "      email: masked:email\n      phone: masked:phone_last4",
+        "      email: clear\n      phone: masked:phone_last4",
+        1,
+    )
     assert draft != views
     reply = _simulate(vault.client(**ADMIN), views__yaml=draft)
     assert _groups(reply) == {
@@ -165,13 +181,20 @@ def test_changing_a_views_mask_widens_that_field(logged: tuple[RunningVault, dic
     }
     (group,) = reply.groups
     assert list(group.fields) == ["email"]
-    assert any("views.yaml: view support, field email: masked(email) -> clear" in c for c in group.causes)
+    assert any(
+        "views.yaml: view support, field email: masked(email) -> clear" in c for c in group.causes
+    )
 
 
-def test_a_bad_draft_is_refused_naming_file_and_line(logged: tuple[RunningVault, dict[str, str]]) -> None:
+def test_a_bad_draft_is_refused_naming_file_and_line(
+    logged: tuple[RunningVault, dict[str, str]],
+) -> None:
     vault, _ = logged
     with pytest.raises(VaultClientError) as refused:
-        _simulate(vault.client(**ADMIN), vault_policy__csv="p, analyst, *, subjects:fly, *, *, 0, *, allow\n")
+        _simulate(
+            vault.client(**ADMIN),
+            vault_policy__csv="p, analyst, *, subjects:fly, *, *, 0, *, allow\n",
+        )
     assert refused.value.code == "INVALID_ARGUMENT"
     assert any("vault_policy.csv" in d for _, d in refused.value.violations)
     with pytest.raises(VaultClientError) as denied:
@@ -188,7 +211,9 @@ def test_explain_agrees_with_every_recorded_decision_and_sees_a_later_withdrawal
     indexes = [e.leaf_index for e in audit.iter_query(engine) if e.leaf_index is not None]
     explained = {}
     for index in indexes:
-        reply = officer.call(officer.audit, "ExplainEntry", audit_pb2.ExplainEntryRequest(index=index))
+        reply = officer.call(
+            officer.audit, "ExplainEntry", audit_pb2.ExplainEntryRequest(index=index)
+        )
         explained[index] = reply
         if reply.policy_action:
             assert reply.agrees, (index, reply.entry.action, reply.entry.reason, reply.then)

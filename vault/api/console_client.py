@@ -264,7 +264,8 @@ class ConsoleClient:
         """PolicyAdminService.ListPolicyVersions: the kept versions, latest first."""
         request = admin_pb2.ListPolicyVersionsRequest()
         reply = self._client.call(self._client.admin, "ListPolicyVersions", request)
-        return list(_as_dict(reply).get("policy_versions", []))  # type: ignore[call-overload]
+        found = _as_dict(reply).get("policy_versions", [])
+        return [dict(item) for item in found] if isinstance(found, list) else []
 
     def explain(self, index: int) -> dict[str, object]:
         """AuditService.ExplainEntry, as a dict in the messages' field names."""

@@ -173,8 +173,10 @@ def _print_report(reply: Any) -> None:
             f"{r.entries_without_question} recorded no policy question, "
             f"{r.entries_unknown_version} cite a version this vault never kept"
         )
-        table = Table("change", "roles", "action", "purpose", "class", "entries", "caused by",
-                      "examples (leaf: subjects)", title="Recorded decisions", show_lines=True)  # fmt: skip
+        columns = ("change", "roles", "action", "purpose", "class", "entries", "caused by")
+        table = Table(
+            *columns, "examples (leaf: subjects)", title="Recorded decisions", show_lines=True
+        )
         for g in reply.groups:
             fields = f"\nfields: {', '.join(g.fields)}" if g.fields else ""
             examples = "\n".join(

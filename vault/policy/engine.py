@@ -103,7 +103,7 @@ class PolicyEngine:
     def _tell(self, listener: VersionListener, state: EngineState) -> None:
         try:
             listener(state.version, state.texts)
-        except Exception:  # a listener's failure must not fail the policy
+        except Exception:  # noqa: BLE001 - a listener's failure must not fail the policy
             _log.exception("policy version listener failed for version %s", state.version)
 
     # --- what is loaded ------------------------------------------------------------

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -96,13 +97,13 @@ def listing(conn: Connection, limit: int = 100) -> list[StoredVersion]:
     return [_stored(row._mapping) for row in conn.execute(query)]
 
 
-def _stored(row: Mapping[str, object]) -> StoredVersion:
+def _stored(row: Mapping[Any, Any]) -> StoredVersion:
     files = json.loads(str(row["files"]))
     fields = tuple((str(n), str(t), str(c)) for n, t, c in json.loads(str(row["fields"])))
     return StoredVersion(
         version=str(row["version"]),
         files={str(k): str(v) for k, v in files.items()},
         fields=fields,
-        first_served=from_micros(int(str(row["first_served_us"]))),
-        last_served=from_micros(int(str(row["last_served_us"]))),
+        first_served=from_micros(int(row["first_served_us"])),
+        last_served=from_micros(int(row["last_served_us"])),
     )

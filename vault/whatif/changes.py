@@ -66,7 +66,9 @@ class Side:
         self.fields = tuple(fields)
         self.classes = {f.name: f.sensitivity for f in self.fields}
 
-    def decide(self, question: Question, action: Action | None = None, resource: str = "") -> Decision:
+    def decide(
+        self, question: Question, action: Action | None = None, resource: str = ""
+    ) -> Decision:
         """The engine's decision; a purpose or view it does not declare is a denial."""
         try:
             return self.engine.decide(
@@ -105,7 +107,9 @@ def changes(question: Question, before: Side, after: Side) -> tuple[Change, ...]
     if was.allowed != now.allowed:
         kind = ChangeKind.ALLOW_TO_DENY if was.allowed else ChangeKind.DENY_TO_ALLOW
         why = cause(now) if now.rule != DEFAULT_DENY else f"{cause(now)} (was {cause(was)})"
-        key = GroupKey(kind, question.role_key, question.action, question.purpose, question.sensitivity)
+        key = GroupKey(
+            kind, question.role_key, question.action, question.purpose, question.sensitivity
+        )
         found.append(Change(key, (why,), question.resource))
     if question.view:
         found.extend(_field_changes(question, before, after, was, now))
@@ -127,13 +131,17 @@ def _field_changes(
         if ra == rb == 0:
             continue  # withheld either way (a reason changed, nothing shown)
         kind = (
-            ChangeKind.WIDENED if rb > ra else ChangeKind.NARROWED if rb < ra else ChangeKind.CHANGED
+            ChangeKind.WIDENED
+            if rb > ra
+            else ChangeKind.NARROWED
+            if rb < ra
+            else ChangeKind.CHANGED
         )
         sensitivity = after.sensitivity(name) if name in after.classes else before.sensitivity(name)
         key = GroupKey(kind, question.role_key, question.action, question.purpose, sensitivity)
         fields, causes = grouped.setdefault(key, ([], set()))
         fields.append(name)
-        causes.update(_field_causes(question, name, before, after, was, now))
+        causes.update(_field_causes(question, name, before=before, after=after, was=was, now=now))
     return [
         Change(key, tuple(sorted(causes)), question.resource, tuple(fields))
         for key, (fields, causes) in grouped.items()
@@ -150,7 +158,7 @@ def _outcome(plan: ViewPlan | None, name: str) -> FieldPlan:
 
 
 def _field_causes(
-    question: Question, name: str, before: Side, after: Side, was: Decision, now: Decision
+    question: Question, name: str, *, before: Side, after: Side, was: Decision, now: Decision
 ) -> list[str]:
     """The draft's lines behind one field's change: the view decision, the field class
     grants (fields:clear, fields:masked), the view's rule and the field's class."""
@@ -168,9 +176,8 @@ def _field_causes(
     old_rule = before.engine.view_rule(question.view, name)
     new_rule = after.engine.view_rule(question.view, name)
     if old_rule != new_rule:
-        found.append(
-            f"views.yaml: view {question.view}, field {name}: {_rule(old_rule)} -> {_rule(new_rule)}"
-        )
+        change = f"{_rule(old_rule)} -> {_rule(new_rule)}"
+        found.append(f"views.yaml: view {question.view}, field {name}: {change}")
     return found or [f"unchanged lines; plan of view {question.view} differs"]
 
 

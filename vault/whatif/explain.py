@@ -103,7 +103,9 @@ class Explainer:
         kept = self._versions.engine(entry.policy_version)
         now_side = Side(self._policy, descriptors(self._versions.fields))
         subject = entry.subject_ids[0] if len(entry.subject_ids) == 1 else ""
-        events_then, events_now, state_now = self._ledger(subject, entry.consent_version, entry.time)
+        events_then, events_now, state_now = self._ledger(
+            subject, entry.consent_version, entry.time
+        )
         now = _outcome(now_side, question, _context(events_now, self._clock.now(), state_now))
         if kept is None:
             return Explanation(
@@ -115,12 +117,12 @@ class Explainer:
         then = _outcome(then_side, question, context_then)
         relied = _relied_on(then_side.engine, question, events_then, then)
         agrees = _agrees(entry, then)
-        note = "" if subject else "subject rules not evaluated: the entry concerns no single subject"
+        note = (
+            "" if subject else "subject rules not evaluated: the entry concerns no single subject"
+        )
         if agrees and then.allowed and entry.decision == audit.DENY and not then.subject_rule:
             note = f"the policy allowed it; the call was refused by: {entry.reason}"
-        return Explanation(
-            logged, question, then, now, relied, agrees, verdict(then, now), note
-        )
+        return Explanation(logged, question, then, now, relied, agrees, verdict(then, now), note)
 
     def _ledger(
         self, subject: str, consent_version: str, at: datetime

@@ -72,9 +72,14 @@ def matrix_diff(before: PolicyEngine, after: PolicyEngine) -> MatrixDiff:
                     if was != now:
                         found.append(
                             MatrixChange(
-                                role, action.value, purpose, resource,
-                                describe(was), describe(now), _kind(was, now),
-                            )  # fmt: skip
+                                role,
+                                action.value,
+                                purpose,
+                                resource,
+                                describe(was),
+                                describe(now),
+                                _kind(was, now),
+                            )
                         )
     return MatrixDiff(cells, tuple(found))
 
@@ -88,7 +93,7 @@ def _clearances(engine: PolicyEngine) -> set[int]:
     return levels
 
 
-def _cell(
+def _cell(  # noqa: PLR0917 - one cell's coordinates, passed as `args` above
     engine: PolicyEngine,
     role: str,
     action: Action,

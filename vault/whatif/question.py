@@ -41,7 +41,9 @@ class Question:
         """A caller carrying exactly what the policy reads (no id: decisions never use it)."""
         attributes = {
             name: value
-            for name, value in zip(POLICY_ATTRIBUTES, (self.clearance, self.department), strict=True)
+            for name, value in zip(
+                POLICY_ATTRIBUTES, (self.clearance, self.department), strict=True
+            )
             if value
         }
         return Principal("", self.tenant, self.roles, MappingProxyType(attributes))

@@ -72,9 +72,7 @@ class WhatIfService:
             if matrix_only
             else audit.iter_documents(self._log, tenant=principal.tenant, since=start)
         )
-        result = simulate(
-            base, draft, entries=entries, version_side=self._side, fail_on=fail_on
-        )
+        result = simulate(base, draft, entries=entries, version_side=self._side, fail_on=fail_on)
         replay = result.replay
         call.extra = {
             "draft_version": result.draft_version,
@@ -92,7 +90,9 @@ class WhatIfService:
         """The kept versions (most recent first) and the version in force."""
         authorize(self._policy, call, Action.POLICY_SIMULATE)
         if limit < 0 or limit > MAX_VERSIONS:
-            raise InvalidArgumentError([FieldViolation("page_size", f"between 0 and {MAX_VERSIONS}")])
+            raise InvalidArgumentError(
+                [FieldViolation("page_size", f"between 0 and {MAX_VERSIONS}")]
+            )
         found = self._versions.listing(limit or MAX_VERSIONS)
         call.extra = {"versions": str(len(found))}
         return found, self._policy.version

@@ -12,7 +12,7 @@ from vault.policy.sources import POLICY_FILES
 from vault.views.model import FieldRef
 from vault.whatif.changes import NARROWING, WIDENING, ChangeKind, Side
 from vault.whatif.matrix import MatrixDiff, matrix_diff
-from vault.whatif.replay import Document, ReplayReport, Replayer
+from vault.whatif.replay import Document, Replayer, ReplayReport
 
 MAX_DRAFT_FILE = 256 * 1024
 """Bytes per draft file (the shipped files are a few KiB)."""

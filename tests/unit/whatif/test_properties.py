@@ -58,7 +58,9 @@ questions = st.tuples(
 )
 
 
-def _replay(draft: PolicyEngine, log: list[tuple[frozenset[str], str, str, Action, str, str]]) -> Replayer:
+def _replay(
+    draft: PolicyEngine, log: list[tuple[frozenset[str], str, str, Action, str, str]]
+) -> Replayer:
     kept = Side(BASE, FIELDS)
     replayer = Replayer(Side(draft, FIELDS), lambda v: kept if v == BASE.version else None)
     replayer.add_all(_entry(q, BASE.version, i) for i, q in enumerate(log))
@@ -87,7 +89,11 @@ def _reordered(order: list[int]) -> dict[str, str]:
 
 @SETTINGS
 @given(
-    st.permutations(range(len([x for x in real_texts()[POLICY_FILE].splitlines() if x.startswith(("p,", "g,"))]))),
+    st.permutations(
+        range(
+            len([x for x in real_texts()[POLICY_FILE].splitlines() if x.startswith(("p,", "g,"))])
+        )
+    ),
     st.lists(questions, min_size=1, max_size=60),
 )
 def test_a_reordered_draft_equal_in_meaning_changes_nothing(
@@ -107,6 +113,13 @@ def test_the_matrix_of_a_reordered_draft_is_unchanged() -> None:
 
 
 def test_identical_questions_are_decided_once() -> None:
-    question = (frozenset({"support_agent"}), "2", "", Action.SUBJECT_READ, "support", "view:support")
+    question = (
+        frozenset({"support_agent"}),
+        "2",
+        "",
+        Action.SUBJECT_READ,
+        "support",
+        "view:support",
+    )
     replayer = _replay(BASE, [question] * 500)
     assert replayer.report.distinct_questions == 1 and replayer.report.replayed == 500

@@ -27,7 +27,6 @@ from vault.api.console_client import (
 from vault.web import security
 from vault.web.console import charts, language, proofs
 from vault.web.console.pdf import report_pdf
-from vault.web.console.whatif import whatif_routes
 from vault.web.console.search import (
     DECISIONS,
     PAGE_SIZES,
@@ -39,6 +38,7 @@ from vault.web.console.search import (
     row,
     search_url,
 )
+from vault.web.console.whatif import whatif_routes
 from vault.web.security import CSRF_FIELD, Session
 
 if TYPE_CHECKING:

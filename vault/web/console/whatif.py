@@ -75,7 +75,9 @@ def whatif_routes(web: Web, page: Page, render: Render) -> list[Route]:
             "error": error,
             "chosen": chosen or {"source": "version", "days": "30"},
         }
-        return render(request, session, "console/policy.html", context, status=400 if error else 200)
+        return render(
+            request, session, "console/policy.html", context, status=400 if error else 200
+        )
 
     async def policy_page(request: Request, session: Session) -> Response:
         return await show(request, session)
@@ -106,7 +108,9 @@ def whatif_routes(web: Web, page: Page, render: Render) -> list[Route]:
         except VaultClientError as exc:
             if exc.code in ("INVALID_ARGUMENT", "NOT_FOUND"):
                 detail = "; ".join(d for _, d in exc.violations) or exc.message
-                return await show(request, session, error=f"The vault refused the draft: {detail}", chosen=chosen)
+                return await show(
+                    request, session, error=f"The vault refused the draft: {detail}", chosen=chosen
+                )
             return web.refused(request, session, exc, what="simulate a policy")
         return await show(request, session, result=result, chosen=chosen)
 
