@@ -4,12 +4,15 @@ decision and sees a later withdrawal (issue 25)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
+from typer.testing import CliRunner
 
 import audit
 from tests.data import ADA, ADMIN, DPO, GRACE
@@ -17,6 +20,7 @@ from tests.integration.consent_support import AGENT, ANALYST, MARKETER, grant, w
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import admin_pb2, audit_pb2
+from vault.cli.main import app
 
 POLICY = Path(__file__).resolve().parents[2] / "policies"
 ANALYTICS_READ = "p, analyst, *, subjects:read, view:analytics, analytics, 0, *, allow\n"
@@ -251,3 +255,52 @@ def test_every_served_version_is_kept(logged: tuple[RunningVault, dict[str, str]
     assert version.in_force and version.version == vault.app.policy.version
     kept = vault.app.versions.get(version.version)
     assert kept is not None and kept.files == dict(vault.app.policy.texts)
+
+
+def _cli(vault: RunningVault, who: dict[str, object], *args: str) -> Result:
+    runner = CliRunner(env={"COLUMNS": "200", "VAULT_TOKEN": vault.token(**who)})
+    return runner.invoke(app, [*args, "--address", vault.address])
+
+
+def test_the_cli_simulates_a_draft_folder_and_explains_an_entry(
+    logged: tuple[RunningVault, dict[str, str]], tmp_path: Path
+) -> None:
+    vault, _ = logged
+    (tmp_path / "vault_policy.csv").write_text(_csv() + "g, analyst, support_agent, *\n")
+    gated = _cli(vault, ADMIN, "policy", "simulate", "--draft", str(tmp_path),
+                 "--fail-on", "widen-restricted,narrow-any", "--format", "json")  # fmt: skip
+    assert gated.exit_code == 3, gated.output
+    report = json.loads(gated.stdout)
+    assert report["failedChecks"] == ["widen-restricted"]
+    assert {g["roles"] for g in report["groups"]} == {"analyst"}
+    table = _cli(vault, ADMIN, "policy", "simulate", "--draft", str(tmp_path), "--since", "1d")
+    assert table.exit_code == 0, table.output
+    assert "deny->allow" in table.stdout and "Decision matrix" in table.stdout
+    index = next(e.leaf_index for e in audit.iter_query(vault.app.db.engine, action="GetSubject"))
+    explained = _cli(vault, DPO, "audit", "explain", str(index))
+    assert explained.exit_code == 0, explained.output
+    assert "agrees with the record: yes" in explained.stdout
+    assert "verdict: allowed then" in explained.stdout
+
+
+def test_the_offline_gate_compares_two_folders_without_a_vault(tmp_path: Path) -> None:
+    (tmp_path / "vault_policy.csv").write_text(
+        _csv().replace("p, *, *, fields:*, class:restricted, analytics, 0, *, deny\n", "")
+    )
+    result = CliRunner().invoke(
+        app,
+        ["policy", "simulate", "--base", str(POLICY), "--draft", str(tmp_path),
+         "--fail-on", "widen-restricted", "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "widen-restricted" in result.stderr
+    cells = json.loads(result.stdout)["matrixChanges"]
+    assert {(c["role"], c["resource"], c["after"]) for c in cells} == {
+        ("analyst", "class:restricted", "allow")
+    }
+    same = CliRunner().invoke(
+        app, ["policy", "simulate", "--base", str(POLICY), "--draft", str(POLICY),
+              "--fail-on", "any-change"],
+    )  # fmt: skip
+    assert same.exit_code == 0, same.output
+    assert "no matrix cell changes" in same.stdout

@@ -173,9 +173,10 @@ def _print_report(reply: Any) -> None:
             f"{r.entries_without_question} recorded no policy question, "
             f"{r.entries_unknown_version} cite a version this vault never kept"
         )
-        columns = ("change", "roles", "action", "purpose", "class", "entries", "caused by")
-        table = Table(
-            *columns, "examples (leaf: subjects)", title="Recorded decisions", show_lines=True
+        table = _table(
+            "Recorded decisions",
+            ("change", "roles", "action", "purpose", "class", "entries", "caused by"),
+            "examples (leaf: subjects)",
         )
         for g in reply.groups:
             fields = f"\nfields: {', '.join(g.fields)}" if g.fields else ""
@@ -191,12 +192,24 @@ def _print_report(reply: Any) -> None:
     if not reply.matrix_changes:
         console.print("no matrix cell changes")
         return
-    matrix = Table("change", "role", "action", "purpose", "resource", "before", "after",
-                   title="Decision matrix (roles x actions x purposes x resources)")  # fmt: skip
+    matrix = _table(
+        "Decision matrix (roles x actions x purposes x resources)",
+        ("change", "role", "action", "purpose", "resource", "before"),
+        "after",
+    )
     for c in reply.matrix_changes:
         matrix.add_row(_kind(c), escape(c.role), c.action, c.purpose or "-", c.resource,
                        escape(c.before), escape(c.after))  # fmt: skip
     console.print(matrix)
+
+
+def _table(title: str, headers: tuple[str, ...], last: str) -> Table:
+    """A table that folds long cells instead of cutting them (rules and ids must read
+    whole at 80 columns)."""
+    table = Table(title=title, show_lines=True)
+    for header in (*headers, last):
+        table.add_column(header, overflow="fold")
+    return table
 
 
 def explain_command(
