@@ -233,7 +233,8 @@ def test_explain_agrees_with_every_recorded_decision_and_sees_a_later_withdrawal
         officer.audit, "ExplainEntry", audit_pb2.ExplainEntryRequest(index=read.entry.index)
     )
     assert later.agrees
-    assert later.verdict == "allowed then, would be withheld now"
+    assert later.verdict == "allowed then, would be withheld now" and not later.same_now
+    assert read.same_now
     assert later.now.subject_rule == "opt-out:marketing"  # a withdrawal opts out
     assert later.consent_event.action == "grant"  # what the read relied on then
     assert later.then.rule == later.now.rule  # the same policy line still allows it

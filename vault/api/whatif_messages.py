@@ -123,6 +123,7 @@ def explanation_message(
         agrees=explanation.agrees,
         verdict=explanation.verdict,
         note=explanation.note,
+        same_now=explanation.same_now,
     )
     question = explanation.question
     if question is not None:

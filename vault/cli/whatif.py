@@ -244,6 +244,7 @@ def explain_command(
         moment = c.record_time.ToDatetime(tzinfo=UTC).isoformat()
         console.print(f"consent relied on: event {c.event_id}, {c.action} {c.purpose} at {moment}")
     console.print(f"agrees with the record: {'yes' if reply.agrees else 'NO'}")
+    console.print(f"decided the same today: {'yes' if reply.same_now else 'no'}")
     console.print(f"verdict: {reply.verdict}")
     if reply.note:
         console.print(f"note: {escape(reply.note)}")

@@ -69,6 +69,11 @@ class Explanation:
     verdict: str
     note: str = ""
 
+    @property
+    def same_now(self) -> bool:
+        """Whether today's policy and ledger reach the same outcome as then."""
+        return self.then is not None and self.now is not None and self.then.word == self.now.word
+
 
 class Explainer:
     """Explains entries of the caller's tenant."""

@@ -252,7 +252,7 @@ class ReliedConsentEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., purpose: _Optional[str] = ..., action: _Optional[str] = ..., record_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt_id: _Optional[str] = ...) -> None: ...
 
 class ExplainEntryResponse(_message.Message):
-    __slots__ = ("entry", "policy_action", "policy_resource", "then", "now", "consent_event", "agrees", "verdict", "note")
+    __slots__ = ("entry", "policy_action", "policy_resource", "then", "now", "consent_event", "agrees", "verdict", "note", "same_now")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     POLICY_ACTION_FIELD_NUMBER: _ClassVar[int]
     POLICY_RESOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class ExplainEntryResponse(_message.Message):
     AGREES_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SAME_NOW_FIELD_NUMBER: _ClassVar[int]
     entry: AuditEntry
     policy_action: str
     policy_resource: str
@@ -271,4 +272,5 @@ class ExplainEntryResponse(_message.Message):
     agrees: bool
     verdict: str
     note: str
-    def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ..., policy_action: _Optional[str] = ..., policy_resource: _Optional[str] = ..., then: _Optional[_Union[ReplayedDecision, _Mapping]] = ..., now: _Optional[_Union[ReplayedDecision, _Mapping]] = ..., consent_event: _Optional[_Union[ReliedConsentEvent, _Mapping]] = ..., agrees: _Optional[bool] = ..., verdict: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    same_now: bool
+    def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ..., policy_action: _Optional[str] = ..., policy_resource: _Optional[str] = ..., then: _Optional[_Union[ReplayedDecision, _Mapping]] = ..., now: _Optional[_Union[ReplayedDecision, _Mapping]] = ..., consent_event: _Optional[_Union[ReliedConsentEvent, _Mapping]] = ..., agrees: _Optional[bool] = ..., verdict: _Optional[str] = ..., note: _Optional[str] = ..., same_now: _Optional[bool] = ...) -> None: ...
