@@ -123,3 +123,13 @@ def test_identical_questions_are_decided_once() -> None:
     )
     replayer = _replay(BASE, [question] * 500)
     assert replayer.report.distinct_questions == 1 and replayer.report.replayed == 500
+
+
+def test_a_new_role_shows_in_the_matrix_only_as_what_it_gains() -> None:
+    texts = real_texts()
+    texts[POLICY_FILE] += "p, auditor, *, audit:read, *, *, 0, *, allow\n"
+    draft = PolicyEngine.from_texts(texts)
+    changes = matrix_diff(BASE, draft).changes
+    assert [(c.role, c.action, c.resource, c.before, c.after) for c in changes] == [
+        ("auditor", "audit:read", r, "deny", "allow") for r in RESOURCES[:5]
+    ] + [("auditor", "audit:read", f"view:{v}", "deny", "allow") for v in sorted(VIEWS)]
