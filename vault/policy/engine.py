@@ -123,14 +123,10 @@ class PolicyEngine:
         """The files of the policy in force, by name (read-only)."""
         return self._state.texts
 
-    def is_shipped_matcher(self) -> bool:
-        """Whether the model's matcher is the shipped one (decided by the line index)."""
-        return self._state.indexed
-
-    def lines(self) -> tuple[tuple[int, str], ...]:
-        """The `p` and `g` lines in force: (line number in the file, text)."""
-        lines = self._state.lines
-        return tuple(sorted((line.line, line.text) for line in (*lines.p, *lines.g)))
+    @property
+    def clearance_levels(self) -> frozenset[int]:
+        """The minimum clearances the `p` lines name (where decisions can change)."""
+        return frozenset(int(line.values[5]) for line in self._state.lines.p)
 
     @property
     def purposes(self) -> Purposes:

@@ -73,9 +73,10 @@ class EngineState:
         )
         # The shipped matcher is decided by an index over the lines (microseconds per
         # cache miss); any other validated matcher by Casbin itself (milliseconds).
-        self.indexed = is_shipped_matcher(model.matcher)
         self._decider: CasbinDecider | IndexedDecider = (
-            IndexedDecider(self.lines) if self.indexed else CasbinDecider(model, self.lines)
+            IndexedDecider(self.lines)
+            if is_shipped_matcher(model.matcher)
+            else CasbinDecider(model, self.lines)
         )
         self._resources = _RESOURCES | {VIEW_PREFIX + name for name in self.views.views}
         self._decisions: dict[_DecisionKey, Decision] = {}

@@ -59,7 +59,7 @@ def matrix_diff(before: PolicyEngine, after: PolicyEngine) -> MatrixDiff:
         *(view_resource(v) for v in sorted(set(before.views) | set(after.views))),
     ]
     departments = ("", *sorted(before.departments | after.departments))
-    levels = sorted({0} | _clearances(before) | _clearances(after))
+    levels = sorted({0} | before.clearance_levels | after.clearance_levels)
     cells = 0
     found: list[MatrixChange] = []
     for role in roles:
@@ -82,15 +82,6 @@ def matrix_diff(before: PolicyEngine, after: PolicyEngine) -> MatrixDiff:
                             )
                         )
     return MatrixDiff(cells, tuple(found))
-
-
-def _clearances(engine: PolicyEngine) -> set[int]:
-    levels = set()
-    for _, text in engine.lines():
-        values = [v.strip() for v in text.split(",")]
-        if values[0] == "p" and len(values) > 6 and values[6].isdigit():
-            levels.add(int(values[6]))
-    return levels
 
 
 def _cell(  # noqa: PLR0917 - one cell's coordinates, passed as `args` above
