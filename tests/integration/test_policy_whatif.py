@@ -305,3 +305,29 @@ def test_the_offline_gate_compares_two_folders_without_a_vault(tmp_path: Path) -
     )  # fmt: skip
     assert same.exit_code == 0, same.output
     assert "no matrix cell changes" in same.stdout
+
+
+def test_on_both_databases_a_change_is_simulated_and_a_withdrawal_explained(
+    vault: RunningVault,
+) -> None:
+    service = vault.client()
+    ada = service.create(ADA).subject_id
+    grant(service, ada, "marketing")
+    vault.client(**AGENT).get(ada, "support", "support")
+    vault.client(**MARKETER).get(ada, "marketing", "marketing")
+    withdraw(service, ada, "marketing")
+    _integrated(vault)
+    draft = _csv().replace(AGENT_CONFIDENTIAL, AGENT_CONFIDENTIAL.replace(", 2, ", ", 3, "))
+    reply = _simulate(vault.client(**ADMIN), vault_policy__csv=draft)
+    assert _groups(reply) == {
+        ("CHANGE_KIND_NARROWED", "support_agent", "subjects:read", "support", "confidential"): 1
+    }
+    read = next(
+        e for e in audit.iter_query(vault.app.db.engine, action="GetSubject")
+        if "marketing" in e.entry.actor_roles
+    )  # fmt: skip
+    officer = vault.client(**DPO)
+    explained = officer.call(
+        officer.audit, "ExplainEntry", audit_pb2.ExplainEntryRequest(index=read.leaf_index)
+    )
+    assert explained.agrees and explained.verdict == "allowed then, would be withheld now"
