@@ -276,7 +276,7 @@ def test_the_cli_simulates_a_draft_folder_and_explains_an_entry(
     assert {g["roles"] for g in report["groups"]} == {"analyst"}
     table = _cli(vault, ADMIN, "policy", "simulate", "--draft", str(tmp_path), "--since", "1d")
     assert table.exit_code == 0, table.output
-    assert "deny->allow" in table.stdout and "Decision matrix" in table.stdout
+    assert "Recorded decisions" in table.stdout and "Decision matrix" in table.stdout
     index = next(e.leaf_index for e in audit.iter_query(vault.app.db.engine, action="GetSubject"))
     explained = _cli(vault, DPO, "audit", "explain", str(index))
     assert explained.exit_code == 0, explained.output

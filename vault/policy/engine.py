@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -122,6 +122,19 @@ class PolicyEngine:
     def texts(self) -> Mapping[str, str]:
         """The files of the policy in force, by name (read-only)."""
         return self._state.texts
+
+    def decision_inputs(self, role: str, action: Action, tenant: str) -> Hashable | None:
+        """What this policy's decisions for a caller holding only `role`, asking
+        `action` in `tenant`, depend on besides the resource, purpose, clearance and
+        department: two engines with equal inputs (and the same purposes and resources
+        declared) decide all of them alike. None when that cannot be told (a matcher
+        other than the shipped one)."""
+        return self._state.inputs(role, action.value, tenant)
+
+    def knows_resource(self, resource: str) -> bool:
+        """Whether `resource` (``*``, ``class:<c>``, ``view:<v>``) is one this policy
+        decides on; any other is denied."""
+        return self._state.knows_resource(resource)
 
     @property
     def clearance_levels(self) -> frozenset[int]:

@@ -125,6 +125,23 @@ class EngineState:
             count += 1
         return count
 
+    def inputs(self, role: str, action: str, tenant: str) -> Hashable | None:
+        """What a decision for a caller holding only `role` reads of the policy lines
+        (see `IndexedDecider.inputs`), after the same normalization as `decide`; None
+        for a matcher other than the shipped one (Casbin reads everything)."""
+        if not isinstance(self._decider, IndexedDecider):
+            return None
+        lines = self.lines
+        return self._decider.inputs(
+            role if role in lines.roles else UNKNOWN_ROLE,
+            action,
+            tenant if tenant in lines.tenants else OTHER,
+        )
+
+    def knows_resource(self, resource: str) -> bool:
+        """Whether `resource` is one this policy decides on (others are denied)."""
+        return resource in self._resources
+
     def purpose(self, name: str | None, action: str) -> Purpose | None:
         """The declared purpose, None when none is given; refuses bad input."""
         if name is None:

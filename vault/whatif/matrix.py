@@ -49,8 +49,16 @@ class MatrixDiff:
     changes: tuple[MatrixChange, ...]
 
 
-def matrix_diff(before: PolicyEngine, after: PolicyEngine) -> MatrixDiff:
-    """Decide every cell with both engines and keep those that differ."""
+def matrix_diff(
+    before: PolicyEngine, after: PolicyEngine, *, skip_unchanged: bool = True
+) -> MatrixDiff:
+    """Decide every cell with both engines and keep those that differ.
+
+    A (role, action) row whose decision inputs are equal in both (`PolicyEngine
+    .decision_inputs`: the same candidate lines and inherited roles) is decided alike
+    in every cell whose purpose and resource both policies declare alike, so those
+    cells are counted without being asked (`skip_unchanged=False` asks every cell; the
+    property tests compare both ways)."""
     roles = sorted(before.roles | after.roles)
     purposes = sorted(set(before.purposes) | set(after.purposes))
     resources = [
@@ -64,9 +72,17 @@ def matrix_diff(before: PolicyEngine, after: PolicyEngine) -> MatrixDiff:
     found: list[MatrixChange] = []
     for role in roles:
         for action in Action:
+            inputs = before.decision_inputs(role, action, MATRIX_TENANT)
+            same = (
+                skip_unchanged
+                and inputs is not None
+                and inputs == after.decision_inputs(role, action, MATRIX_TENANT)
+            )
             for purpose in purposes if action.needs_purpose else [""]:
                 for resource in resources:
                     cells += 1
+                    if same and _alike(before, after, purpose, resource):
+                        continue  # both decide every caller of the cell alike
                     args = (role, action, purpose, resource, departments, levels)
                     was, now = _cell(before, *args), _cell(after, *args)
                     if was != now:
@@ -82,6 +98,13 @@ def matrix_diff(before: PolicyEngine, after: PolicyEngine) -> MatrixDiff:
                             )
                         )
     return MatrixDiff(cells, tuple(found))
+
+
+def _alike(before: PolicyEngine, after: PolicyEngine, purpose: str, resource: str) -> bool:
+    """Both declare the purpose and know the resource, or neither does."""
+    return (purpose in before.purposes) == (purpose in after.purposes) and (
+        before.knows_resource(resource) == after.knows_resource(resource)
+    )
 
 
 def _cell(  # noqa: PLR0917 - one cell's coordinates, passed as `args` above

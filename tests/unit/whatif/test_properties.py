@@ -133,3 +133,34 @@ def test_a_new_role_shows_in_the_matrix_only_as_what_it_gains() -> None:
     assert [(c.role, c.action, c.resource, c.before, c.after) for c in changes] == [
         ("auditor", "audit:read", r, "deny", "allow") for r in RESOURCES[:5]
     ] + [("auditor", "audit:read", f"view:{v}", "deny", "allow") for v in sorted(VIEWS)]
+
+
+def _rules() -> list[str]:
+    return [x for x in real_texts()[POLICY_FILE].splitlines() if x.startswith(("p,", "g,"))]
+
+
+EXTRA_LINES = (
+    "g, analyst, support_agent, *",
+    "g, marketing, analyst, acme",
+    "p, analyst, *, fields:clear, class:restricted, analytics, 3, *, allow",
+    "p, support_agent, *, subjects:export, view:support, support, 2, marketing, allow",
+    "p, *, *, subjects:read, view:support, *, 3, *, deny",
+    "p, auditor, *, audit:*, *, *, 0, *, allow",
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sets(st.integers(0, len(_rules()) - 1), max_size=6),
+    st.sets(st.sampled_from(EXTRA_LINES), max_size=3),
+)
+def test_skipping_unchanged_rows_gives_the_matrix_asking_every_cell_gives(
+    removed: set[int], added: set[str]
+) -> None:
+    texts = real_texts()
+    lines = texts[POLICY_FILE].splitlines(keepends=True)
+    rules = _rules()
+    kept = [line for line in lines if line.rstrip("\n") not in {rules[i] for i in removed}]
+    texts[POLICY_FILE] = "".join(kept) + "".join(f"{line}\n" for line in sorted(added))
+    draft = PolicyEngine.from_texts(texts)
+    assert matrix_diff(BASE, draft) == matrix_diff(BASE, draft, skip_unchanged=False)
