@@ -7,7 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.browser.conftest import Console, axe_violations, screenshot, sign_in
+import audit
+from tests.browser.conftest import (
+    Console,
+    axe_violations,
+    screenshot,
+    sign_in,
+    wait_for_checkpoint,
+)
+from tests.integration.consent_support import MARKETER, grant, withdraw
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "vault_policy.csv"
 AGENT_READ = "p, support_agent, *, subjects:read, view:support, support, 0, *, allow\n"
@@ -71,3 +79,26 @@ def test_the_simulate_form_needs_its_csrf_token_and_the_permission(
     sign_in(page, console, "agent")
     response = page.goto(console.url + "/console/policy")
     assert response is not None and response.status == 403
+
+
+def test_a_read_whose_consent_was_withdrawn_since_is_explained_as_withheld_now(
+    console: Console, page: Any
+) -> None:
+    vault, ada = console.vault, console.subjects["ada"]
+    service = vault.client()
+    grant(service, ada, "marketing")
+    vault.client(**MARKETER).get(ada, "marketing", "marketing")
+    withdraw(service, ada, "marketing")
+    wait_for_checkpoint(vault)
+    read = next(
+        e for e in audit.iter_query(vault.app.db.engine, action="GetSubject")
+        if "marketing" in e.entry.actor_roles
+    )  # fmt: skip
+    sign_in(page, console, "dpo")
+    page.goto(f"{console.url}/console/audit/entries/{read.leaf_index}")
+    page.click("text=Why was it decided so")
+    assert page.locator("#verdict-title").inner_text() == "Allowed then, would be withheld now"
+    main = page.locator("main").inner_text()
+    assert "opt-out:marketing" in main and "grant marketing" in main
+    assert axe_violations(page) == []
+    screenshot(page, "23-entry-explained-withheld-now")
