@@ -16,13 +16,15 @@ PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe 
 .PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
 
 # Every third-party package comes from the lock, checked against its hash; then the
-# project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
+# project and its slim client (clients/python, which the CLI uses) alone (--no-deps),
+# built with the locked setuptools (--no-build-isolation).
 # `casbin` is uninstalled first: it was renamed `pycasbin`, and both own casbin/.
-$(STAMP): pyproject.toml $(DEV_LOCK)
+$(STAMP): pyproject.toml clients/python/pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip uninstall -q -y casbin 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
