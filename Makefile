@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
-SOURCES := vault audit tests benchmarks scripts
+SOURCES := vault audit tests benchmarks scripts clients/python/src
 # Hashed locks (pip-tools): runtime for the image; runtime + dev + browser for this venv and CI.
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import grpc
 from google.protobuf.message import Message
 
-from customer_vault_client.retries import REQUEST_ID, RetryPolicy, service_config
+from customer_vault_client.retries import DEFAULT_RETRY, REQUEST_ID, RetryPolicy, service_config
 from customer_vault_client.services import all_descriptors
 
 TokenSource = str | Callable[[], str]
@@ -59,7 +59,9 @@ class _CallInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientI
         fill_request_id(request)
         return continuation(self._details(details), request)
 
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Iterator[Any]:
+    def intercept_unary_stream(
+        self, continuation: Any, details: Any, request: Any
+    ) -> Iterator[Any]:
         fill_request_id(request)
         return continuation(self._details(details), request)  # type: ignore[no-any-return]
 
@@ -72,7 +74,7 @@ def open_channel(
     ca_file: Path | None = None,
     client_cert: Path | None = None,
     client_key: Path | None = None,
-    retry: RetryPolicy | None = RetryPolicy(),
+    retry: RetryPolicy | None = DEFAULT_RETRY,
     options: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[grpc.Channel, grpc.Channel]:
     """(the raw channel to close, the intercepted channel to build stubs on).

@@ -12,7 +12,7 @@ import grpc
 from customer_vault_client.channel import TokenSource, open_channel
 from customer_vault_client.errors import VaultClientError
 from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
-from customer_vault_client.retries import RetryPolicy
+from customer_vault_client.retries import DEFAULT_RETRY, RetryPolicy
 from customer_vault_client.services import SERVICES
 
 DEFAULT_TIMEOUT = 10.0
@@ -40,7 +40,7 @@ class VaultClient:
         client_cert: Path | None = None,
         client_key: Path | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = RetryPolicy(),
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         options: tuple[tuple[str, Any], ...] = (),
     ) -> None:
         self._raw, channel = open_channel(
@@ -77,7 +77,9 @@ class VaultClient:
     ) -> None:
         self.close()
 
-    def call(self, stub: object, method: str, request: object, *, timeout: float | None = None) -> Any:
+    def call(
+        self, stub: object, method: str, request: object, *, timeout: float | None = None
+    ) -> Any:
         """Any unary method of any of the vault's services, e.g.
         `client.call(client.consent, "GetConsent", request)`."""
         try:

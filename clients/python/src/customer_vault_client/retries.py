@@ -37,6 +37,9 @@ class RetryPolicy:
     retryable_status_codes: tuple[str, ...] = ("UNAVAILABLE",)
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 def is_read(method: MethodDescriptor) -> bool:
     """A method that only reads, by the naming rule above."""
     return method.name in READS or method.name.startswith(READ_VERBS)
