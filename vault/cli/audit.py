@@ -25,7 +25,7 @@ from rich.table import Table
 from vault.cli import audit_proofs
 from vault.cli.output import Format as OutputFormat
 from vault.cli.output import FormatOpt as Format
-from vault.cli.output import Output
+from vault.cli.output import Output, render, write
 from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, fail, require_token
 
 audit_app = typer.Typer(
@@ -91,7 +91,7 @@ def _document(logged: Any) -> dict[str, Any]:
     return document
 
 
-def _show(page: Any, output_format: OutputFormat, title: str) -> None:
+def _show(page: Any, output_format: OutputFormat, title: str, output: Path | None) -> None:
     """A page of entries as an 80-column table (one plain sentence per entry) or JSON;
     the cursor of the next page goes to stderr (table) or into the document (json)."""
     from vault.web.console import language
@@ -101,7 +101,7 @@ def _show(page: Any, output_format: OutputFormat, title: str) -> None:
             "entries": [_document(e) for e in page.entries],
             "next_cursor": page.next_page_token,
         }
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        write(json.dumps(document, indent=2, ensure_ascii=False), output)
         return
     table = Table(title=escape(title), box=None, pad_edge=False, expand=True, show_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
@@ -116,7 +116,7 @@ def _show(page: Any, output_format: OutputFormat, title: str) -> None:
             "[green]allow[/green]" if e.decision == "allow" else "[red bold]DENY[/red bold]",
             escape(language.sentence(e)),
         )
-    Console().print(table)
+    render(table, output)
     if page.next_page_token:
         Console(stderr=True).print(
             f"more: add --cursor {page.next_page_token}", soft_wrap=True, highlight=False
@@ -140,6 +140,7 @@ def query_command(
     cursor: Cursor = "",
     newest_first: NewestFirst = True,
     output_format: Format = OutputFormat.table,
+    output: Output = None,
 ) -> None:
     """Entries matching every filter given, newest first, one page at a time."""
     from vault.api.client import VaultClientError
@@ -164,7 +165,7 @@ def query_command(
             )
         except VaultClientError as exc:
             raise fail(exc) from None
-    _show(page, output_format, f"Audit entries ({len(page.entries)})")
+    _show(page, output_format, f"Audit entries ({len(page.entries)})", output)
 
 
 @audit_app.command("history")
@@ -176,6 +177,7 @@ def history_command(
     cursor: Cursor = "",
     newest_first: NewestFirst = True,
     output_format: Format = OutputFormat.table,
+    output: Output = None,
 ) -> None:
     """Who saw or changed this subject's data, when and why (denied attempts too)."""
     from vault.api.client import VaultClientError
@@ -189,7 +191,7 @@ def history_command(
             )
         except VaultClientError as exc:
             raise fail(exc) from None
-    _show(page, output_format, f"Access history of {subject_id} ({len(page.entries)})")
+    _show(page, output_format, f"Access history of {subject_id} ({len(page.entries)})", output)
 
 
 @audit_app.command("export")
