@@ -11,10 +11,10 @@ import importlib
 import pkgutil
 from typing import Any
 
-import typer
-
 import customer_vault_client.gen.customervault.v1 as generated
+import typer
 from customer_vault_client.services import SERVICES
+
 from vault.cli.lazy import LazyGroup
 from vault.cli.main import app
 from vault.cli.rpcs import RPC_COMMANDS
