@@ -61,3 +61,20 @@ def test_a_client_command_that_runs_imports_the_slim_client_only() -> None:
     assert code == 1
     assert "customer_vault_client" in modules and "grpc" in modules
     assert _heavy(modules) == set()
+
+
+def test_shell_completion_reaches_into_the_lazy_groups() -> None:
+    # What bash's completion function (`customer-vault --install-completion`) asks.
+    done = subprocess.run(
+        [sys.executable, "-c", "from vault.cli.main import main; main()"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "_CUSTOMER_VAULT_COMPLETE": "complete_bash",
+            "COMP_WORDS": "customer-vault subjects to",
+            "COMP_CWORD": "2",
+        },
+    )
+    assert done.stdout.split() == ["tokenize"], done.stdout + done.stderr

@@ -185,4 +185,4 @@ def main() -> None:
     """Console-script entry point. Whatever a command creates (keys, the data dir, the
     SQLite files, receipts written with --receipt-out) is private to its user."""
     os.umask(0o077)
-    app()
+    app(prog_name="customer-vault")
