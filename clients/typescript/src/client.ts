@@ -13,7 +13,7 @@ import type { SubjectMeta__Output } from "./gen/customervault/v1/SubjectMeta";
 import type { SubjectView__Output } from "./gen/customervault/v1/SubjectView";
 
 /** Milliseconds a call may take unless the caller gives its own `timeoutMs`. */
-export const DEFAULT_TIMEOUT_MS = 10_000;
+export const DEFAULT_TIMEOUT_MS = 30_000;
 
 export interface ClientOptions {
   /** Bearer token, or a function returning the current one (called for every call). */

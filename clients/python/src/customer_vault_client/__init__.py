@@ -9,7 +9,7 @@
         except errors.PermissionDenied as refused:
             print(refused.reason, refused.request_id)
 
-Every call has a deadline (`timeout`, 10 s by default), idempotent reads and calls
+Every call has a deadline (`timeout`, 30 s by default), idempotent reads and calls
 carrying a `request_id` are retried by the channel on UNAVAILABLE (`retries`), an empty
 `request_id` is filled with a UUID4, and a failure is a typed `errors.VaultClientError`
 carrying the vault's status details. Generated messages and stubs:

@@ -15,7 +15,7 @@ from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from customer_vault_client.retries import DEFAULT_RETRY, RetryPolicy
 from customer_vault_client.services import SERVICES
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 30.0
 """Seconds a unary call may take unless the caller gives its own `timeout`."""
 STREAM_TIMEOUT = 3600.0
 """Seconds a server stream (ExportView, VerifyLogWithProgress) may take by default."""
