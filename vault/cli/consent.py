@@ -9,11 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from vault.cli.options import DataDir, parse_ttl, settings
+from vault.cli import receipts
+from vault.cli.options import parse_ttl
 from vault.cli.output import Format, FormatOpt, Output, print_document, print_message, write
 from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call
 
 consent_app = typer.Typer(no_args_is_help=True, help="Consent, opt-outs and consent receipts.")
+consent_app.command("verify-receipt")(receipts.verify_receipt)
+consent_app.command("verify-package")(receipts.verify_package)
 
 CHANNELS = ("web", "app", "call_centre", "api", "gpc")
 """The consent channels of the contract (`ConsentChannel`), as the options name them."""
@@ -280,81 +283,6 @@ def receipt(
         print_message(response, fmt, output)
     else:
         write(response.receipt.document, output)
-
-
-def _verified(check: Any, file: Path, key: Path | None, data_dir: Path | None) -> Any:
-    """What `check` finds in `file` with the receipt key; exits 2 (unreadable) or 1
-    (invalid) with a message on stderr."""
-    from rich.console import Console
-
-    from vault.errors import VaultError
-
-    err = Console(stderr=True)
-    key = key or settings(data_dir=data_dir).receipt_public_key
-    try:
-        return check(file.read_bytes(), key.read_bytes())
-    except OSError as exc:
-        err.print(f"[red]error:[/red] cannot read {exc.filename}")
-        raise typer.Exit(2) from None
-    except VaultError as exc:
-        err.print(f"[red]INVALID[/red] {exc.message}")
-        raise typer.Exit(1) from None
-
-
-PublicKey = Annotated[
-    Path | None, typer.Option(help="Receipt public key PEM (default: the data dir's).")
-]
-
-
-@consent_app.command("verify-receipt")
-def verify_receipt(
-    file: Annotated[Path, typer.Argument(help="The receipt document.")],
-    public_key: PublicKey = None,
-    data_dir: DataDir = None,
-    fmt: FormatOpt = Format.table,
-) -> None:
-    """Verify a consent receipt offline: exit 0 when it is intact and signed by the key."""
-    from vault.consent.receipts import verify_document
-
-    found = _verified(verify_document, file, public_key, data_dir)
-    purposes = [p["purpose"] for s in found.get("services", []) for p in s.get("purposes", [])]
-    document = {
-        "valid": True,
-        "receipt_id": found.get("consentReceiptID"),
-        "subject_id": found.get("piiPrincipalId"),
-        "purposes": purposes,
-    }
-    print_document(
-        document,
-        fmt,
-        table=f"[green]valid[/green] receipt {document['receipt_id']} for "
-        f"{document['subject_id']}: {', '.join(purposes)}",
-    )
-
-
-@consent_app.command("verify-package")
-def verify_package(
-    file: Annotated[Path, typer.Argument(help="The signed access package (JSON).")],
-    public_key: PublicKey = None,
-    data_dir: DataDir = None,
-    fmt: FormatOpt = Format.table,
-) -> None:
-    """Verify a signed access package offline (the privacy center's download, or
-    ExportSubjectData's signed_package): exit 0 when intact and signed by the key."""
-    from vault.consent.receipts import verify_package as verify
-
-    found = _verified(verify, file, public_key, data_dir)
-    document = {
-        "valid": True,
-        "subject_id": found.get("subject", {}).get("subject_id", "?"),
-        "generated_at": found.get("generated_at"),
-    }
-    print_document(
-        document,
-        fmt,
-        table=f"[green]valid[/green] access package for {document['subject_id']}, "
-        f"generated {document['generated_at']}",
-    )
 
 
 def _yes(value: bool) -> str:
