@@ -186,3 +186,52 @@ def test_the_token_comes_from_customer_vault_token_never_vault_token(
     ours = CliRunner(env={"CUSTOMER_VAULT_TOKEN": vault.token(**agent)}).invoke(app, args)
     assert ours.exit_code == 0, ours.output
     assert subject in ours.stdout
+
+
+def test_export_streams_json_lines_and_local_commands_print_json(
+    sqlite_vault: RunningVault, tmp_path: Path
+) -> None:
+    vault = sqlite_vault
+    service = vault.client()
+    ids = {service.create(ADA).subject_id, service.create(GRACE).subject_id}
+    out = tmp_path / "export.jsonl"
+    exported = _run(
+        vault,
+        DPO,
+        "subjects",
+        "export",
+        "--view",
+        "full",
+        "--purpose",
+        "data_subject_request",
+        "--justification",
+        "DSR-1",
+        "--output",
+        str(out),
+    )
+    assert exported.exit_code == 0, exported.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["meta"]["subjectId"] for line in lines} == ids
+
+    data = ["--data-dir", str(vault.settings.data_dir)]
+    status = CliRunner().invoke(app, ["keys", "status", "--format", "json", *data])
+    document = _json(status)
+    assert document["kek"]["active_version"] in document["kek"]["versions"]
+    checked = CliRunner().invoke(
+        app,
+        [
+            "policy",
+            "check",
+            "--principal",
+            "agent-1",
+            "--tenant",
+            "acme",
+            "--role",
+            "support_agent",
+            "--action",
+            "subjects:erase",
+            "--format",
+            "json",
+        ],
+    )
+    assert checked.exit_code == 1 and json.loads(checked.stdout)["allowed"] is False
