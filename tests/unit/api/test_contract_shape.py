@@ -31,6 +31,8 @@ READS = {
     "VaultService/Detokenize",
     "PolicyAdminService/GetPolicyStatus",
     "PolicyAdminService/CheckPolicy",
+    "PolicyAdminService/SimulatePolicy",
+    "PolicyAdminService/ListPolicyVersions",
     "AuditService/QueryEntries",
     "AuditService/GetEntry",
     "AuditService/SubjectHistory",
@@ -39,6 +41,7 @@ READS = {
     "AuditService/GetConsistencyProof",
     "AuditService/VerifyLog",
     "AuditService/VerifyLogWithProgress",
+    "AuditService/ExplainEntry",
     "ConsentService/GetConsent",
     "ConsentService/ListConsentEvents",
     "ConsentService/GetConsentReceipt",
@@ -73,6 +76,7 @@ LISTS = {
     "ConsentService/ListConsentEvents",
     "RetentionService/ListNotices",
     "RetentionService/ListLegalHolds",
+    "PolicyAdminService/ListPolicyVersions",
 }
 """List and search RPCs: page_size and page_token in, next_page_token out."""
 
