@@ -158,7 +158,11 @@ class Idempotency:
                 "this request_id was used for a different request; use a new request_id",
                 reason=KEY_REUSED,
             )
-        call.extra = {"idempotent_replay": "true", "first_request_id": found.call_request_id}
+        call.extra = {
+            **call.extra,
+            "idempotent_replay": "true",
+            "first_request_id": found.call_request_id,
+        }
         return _response_type(key.method).FromString(found.response)
 
     def prune(self) -> bool:

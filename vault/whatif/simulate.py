@@ -44,15 +44,17 @@ def draft_engine(files: Mapping[str, str], base: Mapping[str, str]) -> PolicyEng
     Raises `InvalidArgumentError` for an unknown or oversized file, or a draft the
     policy loader refuses (naming the file and line, never echoing its content).
     """
+    # A file name is the caller's input: named in the path only when it is a policy
+    # file's (error details never echo what was sent).
     violations = [
-        FieldViolation("draft_files", f"{name}: not a policy file ({', '.join(POLICY_FILES)})")
+        FieldViolation("draft_files", f"not a policy file (one of {', '.join(POLICY_FILES)})")
         for name in files
         if name not in POLICY_FILES
     ]
     violations += [
-        FieldViolation("draft_files", f"{name}: larger than {MAX_DRAFT_FILE} bytes")
+        FieldViolation(f"draft_files.{name}", f"larger than {MAX_DRAFT_FILE} bytes")
         for name, text in files.items()
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_DRAFT_FILE
+        if name in POLICY_FILES and len(text.encode("utf-8", "surrogatepass")) > MAX_DRAFT_FILE
     ]
     if violations:
         raise InvalidArgumentError(violations)
