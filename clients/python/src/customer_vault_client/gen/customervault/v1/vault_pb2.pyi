@@ -347,20 +347,18 @@ class RevealFieldResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., value: _Optional[_Union[FieldValue, _Mapping]] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
-    __slots__ = ("subject_id", "field", "kind", "purpose", "justification", "request_id")
+    __slots__ = ("subject_id", "field", "kind", "purpose", "justification")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     field: str
     kind: TokenKind
     purpose: str
     justification: str
-    request_id: str
-    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., purpose: _Optional[str] = ..., justification: _Optional[str] = ...) -> None: ...
 
 class TokenizeResponse(_message.Message):
     __slots__ = ("token", "kind")
