@@ -131,7 +131,7 @@ class VaultApp:
         audit_log = audit.AuditLog(engine)
         audit_log.start()
         auditor = Auditor(audit_log, clock)
-        sealing = RecordCipher(keyring, dictionary.searchable_fields)
+        sealing = RecordCipher(keyring, dictionary.index_forms)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(

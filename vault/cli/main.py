@@ -306,7 +306,7 @@ def keys_reindex(
     db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
     reindexer = Reindexer(
-        db, RecordCipher(KeyRing(provider), dictionary.searchable_fields), batch_size
+        db, RecordCipher(KeyRing(provider), dictionary.index_forms), batch_size
     )
     total = key_custody.secret_status(db, provider, key_custody.BLIND_INDEX).pending
     failed, after = 0, ""
@@ -341,7 +341,7 @@ def keys_upgrade_seals(
     cfg = settings(data_dir=data_dir, database_url=database_url)
     db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
-    sealing = RecordCipher(KeyRing(provider), dictionary.searchable_fields)
+    sealing = RecordCipher(KeyRing(provider), dictionary.index_forms)
     upgraded = failed = 0
     after = ""
     while True:

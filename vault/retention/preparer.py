@@ -227,7 +227,7 @@ def _build(
 ) -> tuple[RetentionBatchRunner, Callable[[], None]]:
     settings = recipe.settings
     keyring = KeyRing(key_custody.provider_for(settings))
-    sealing = RecordCipher(keyring, recipe.dictionary.searchable_fields)
+    sealing = RecordCipher(keyring, recipe.dictionary.index_forms)
     engine = create_engine(
         settings.resolved_database_url,
         pool_size=1,
