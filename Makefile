@@ -17,10 +17,11 @@ PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe 
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
-# `casbin` is uninstalled first: it was renamed `pycasbin`, and both own casbin/.
+# `casbin` and `phonenumbers` are uninstalled first: they were replaced by `pycasbin`
+# and `phonenumberslite`, which own the same import packages (casbin/, phonenumbers/).
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip uninstall -q -y casbin 2>/dev/null || true
+	$(PY) -m pip uninstall -q -y casbin phonenumbers 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -110,7 +110,7 @@ class VaultApp:
         if settings.is_embedded and settings.generate_dev_keys:
             for created in key_custody.init_keys(settings):
                 log.info("generated development key %s", created)
-        keyring = KeyRing(key_custody.provider_for(settings))
+        keyring = key_custody.keyring_for(settings)
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
@@ -325,6 +325,7 @@ class VaultApp:
         self.audit_log.close()
         self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
+        self.keyring.provider.close()
         self.observability.shutdown()
 
     def token_verifier(self) -> TokenVerifier:

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -126,6 +134,19 @@ class Settings(BaseSettings):
     # Key custody. VAULT_MASTER_KEYS (a key document) wins over the local key file.
     master_keys: str | None = Field(default=None, repr=False)
     key_file: Path | None = None
+    # Which provider holds the KEKs and root secrets: "file" (key_file), "env"
+    # (master_keys) or "pkcs11" (an HSM; docs/operations.md, "Key custody in an HSM").
+    # None: "env" when master_keys is set, else "file".
+    key_provider: Literal["file", "env", "pkcs11"] | None = None
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str = "customer-vault"  # noqa: S105 - a token's name, not a secret
+    # The token's user PIN: VAULT_PKCS11_PIN, or a file holding it (a mounted secret).
+    pkcs11_pin: SecretStr | None = Field(default=None, repr=False)
+    pkcs11_pin_file: Path | None = None
+    # Unwrapped data keys kept in memory (vault/crypto/dek_cache.py): at most this many,
+    # each at most this long after its unwrap; 0 entries = no cache.
+    dek_cache_size: int = Field(default=10_000, ge=0)
+    dek_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     generate_dev_keys: bool = True
     token_public_key: Path | None = None
     token_issuer: str = "customer-vault"  # noqa: S105 - an issuer name, not a secret
@@ -267,6 +288,19 @@ class Settings(BaseSettings):
             raise ValueError("batch sizes must be positive")
         return value
 
+    @model_validator(mode="after")
+    def _pkcs11_complete(self) -> Settings:
+        if self.key_provider == "pkcs11":
+            if not self.pkcs11_module:
+                raise ValueError("key_provider pkcs11 needs pkcs11_module")
+            if (self.pkcs11_pin is None) == (self.pkcs11_pin_file is None):
+                raise ValueError(
+                    "key_provider pkcs11 needs exactly one of pkcs11_pin and pkcs11_pin_file"
+                )
+        if self.key_provider == "env" and not self.master_keys:
+            raise ValueError("key_provider env needs master_keys")
+        return self
+
     @field_validator("retention_schedule")
     @classmethod
     def _cron_expression(cls, value: str) -> str:
@@ -297,6 +331,24 @@ class Settings(BaseSettings):
         if not self.consent_policy_url.strip():
             missing.append("consent_policy_url")
         return missing
+
+    @property
+    def resolved_key_provider(self) -> str:
+        if self.key_provider is not None:
+            return self.key_provider
+        return "env" if self.master_keys else "file"
+
+    def pkcs11_pin_value(self) -> str:
+        """The token PIN, from VAULT_PKCS11_PIN or the first line of `pkcs11_pin_file`."""
+        if self.pkcs11_pin is not None:
+            return self.pkcs11_pin.get_secret_value()
+        if self.pkcs11_pin_file is None:
+            raise SettingsError("pkcs11_pin or pkcs11_pin_file is required")
+        try:
+            text = self.pkcs11_pin_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise SettingsError(f"PIN file {self.pkcs11_pin_file} cannot be read") from None
+        return text.splitlines()[0] if text else ""
 
     # Derived locations -----------------------------------------------------------------
     @property

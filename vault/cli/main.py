@@ -305,9 +305,7 @@ def keys_reindex(
     cfg = settings(data_dir=data_dir, database_url=database_url)
     db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
-    reindexer = Reindexer(
-        db, RecordCipher(KeyRing(provider), dictionary.index_forms), batch_size
-    )
+    reindexer = Reindexer(db, RecordCipher(KeyRing(provider), dictionary.index_forms), batch_size)
     total = key_custody.secret_status(db, provider, key_custody.BLIND_INDEX).pending
     failed, after = 0, ""
     with Progress(console=console) as progress:

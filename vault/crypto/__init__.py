@@ -6,6 +6,7 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
 from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
+from vault.crypto.dek_cache import DataKeyCache
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
 from vault.crypto.errors import KeyMaterialError, SignatureError
 from vault.crypto.ids import (
@@ -14,7 +15,7 @@ from vault.crypto.ids import (
     new_random_id,
     new_subject_id,
 )
-from vault.crypto.interfaces import KeyProvider
+from vault.crypto.interfaces import KeyProvider, ManagedKeyProvider
 from vault.crypto.keydoc import generate_key_document
 from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
@@ -31,6 +32,7 @@ from vault.crypto.signing import (
 
 __all__ = [
     "BlindIndexer",
+    "DataKeyCache",
     "EnvKeyProvider",
     "FieldProvenance",
     "FieldSealer",
@@ -38,6 +40,7 @@ __all__ = [
     "KeyProvider",
     "KeyRing",
     "LocalKeyFileProvider",
+    "ManagedKeyProvider",
     "Pseudonymizer",
     "SignatureError",
     "Tokenizer",

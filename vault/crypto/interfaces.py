@@ -50,3 +50,28 @@ class KeyProvider(Protocol):
     def refresh(self) -> bool:
         """Reload key material if its source changed; return True if it was reloaded."""
         ...
+
+    def close(self) -> None:
+        """Release what the provider holds open (an HSM session); a no-op for files."""
+        ...
+
+
+class ManagedKeyProvider(KeyProvider, Protocol):
+    """A provider whose versions can be added and retired (`keys rotate`, `keys retire`
+    and their blind-index and token twins): the key file and the PKCS#11 token."""
+
+    def add_kek_version(self) -> int:
+        """Add the next KEK version and make it active; returns it."""
+        ...
+
+    def retire_kek_version(self, version: int) -> None:
+        """Remove a non-active KEK version (the caller checks nothing uses it)."""
+        ...
+
+    def add_root_version(self, purpose: str) -> int:
+        """Add the next version of `purpose`'s root secret, made active; returns it."""
+        ...
+
+    def retire_root_version(self, purpose: str, version: int) -> None:
+        """Remove a non-active version of `purpose`'s root secret."""
+        ...

@@ -22,10 +22,10 @@ import phonenumbers
 
 from vault.errors import FieldViolation, InvalidArgumentError
 from vault.fields.normalizers import (
-    comparison_form,
     ISO_COUNTRY_CODES,
     Context,
     InvalidValueError,
+    comparison_form,
     normalize_value,
     violation_path,
 )

@@ -228,7 +228,7 @@ def _as_is(value: str) -> str:
     return value
 
 
-def comparison_form(field_type: FieldType) -> Callable[[str], str]:
+def comparison_form(field_type: str) -> Callable[[str], str]:
     """How a normalized value of `field_type` is compared (blind-indexed and searched):
     national ids without their spaces and hyphens; every other type as normalized."""
     return _compact_identifier if field_type == FieldType.NATIONAL_ID else _as_is

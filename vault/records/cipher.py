@@ -146,6 +146,11 @@ class RecordCipher:
     def is_searchable(self, field: str) -> bool:
         return field in self._searchable
 
+    def forget_key(self, row: SubjectRow) -> None:
+        """Drop the subject's data key from the key ring's cache (it is being shredded)."""
+        if row.wrapped_dek is not None and row.kek_version is not None:
+            self._keyring.forget(WrappedDataKey(row.kek_version, row.wrapped_dek))
+
     def _dek(self, row: SubjectRow) -> bytes:
         return self._unwrap(row.kek_version, row.wrapped_dek)
 
