@@ -51,7 +51,9 @@ def new_token(folder: Path, monkeypatch: pytest.MonkeyPatch) -> SoftHsmToken:
     tokens = folder / "tokens"
     tokens.mkdir(parents=True)
     conf = folder / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
     pin = os.urandom(8).hex()
     subprocess.run(

@@ -5,6 +5,8 @@ The re-index that follows a blind-index rotation is `vault.records.reindex`."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -77,17 +79,25 @@ def provider_for(settings: Settings) -> KeyProvider:
     return LocalKeyFileProvider(settings.resolved_key_file)
 
 
-def managed_provider(settings: Settings) -> ManagedKeyProvider:
-    """The provider whose versions `keys rotate`/`retire` change: the key file or the
-    PKCS#11 token (a key document in the environment cannot be changed from here)."""
+@contextmanager
+def managed_provider(settings: Settings) -> Iterator[ManagedKeyProvider]:
+    """The provider whose versions `keys rotate`/`retire` change, closed afterwards: the
+    key file or the PKCS#11 token (a key document in the environment is changed where
+    it is kept, not from here)."""
     custody = settings.resolved_key_provider
-    if custody == "pkcs11":
-        return _pkcs11_provider(settings)
     if custody == "env":
         raise FailedPreconditionError(
             "keys given in VAULT_MASTER_KEYS are rotated where that document is kept"
         )
-    return LocalKeyFileProvider(settings.resolved_key_file)
+    provider: ManagedKeyProvider = (
+        _pkcs11_provider(settings)
+        if custody == "pkcs11"
+        else LocalKeyFileProvider(settings.resolved_key_file)
+    )
+    try:
+        yield provider
+    finally:
+        provider.close()
 
 
 def keyring_for(settings: Settings) -> KeyRing:

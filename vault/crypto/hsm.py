@@ -260,7 +260,13 @@ class Pkcs11KeyProvider:
             if scanned.signature() == self._inventory.signature():
                 return False
             self._inventory = scanned
-            self._secrets = {}
+            # Secrets of versions still present stay: they are what their keys make, and
+            # a version retired by another process is dropped here, as the key file's is.
+            self._secrets = {
+                (purpose, version): secret
+                for (purpose, version), secret in self._secrets.items()
+                if version in scanned.roots.get(purpose, {})
+            }
             return True
 
     def close(self) -> None:

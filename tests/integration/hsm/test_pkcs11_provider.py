@@ -18,7 +18,6 @@ from vault.crypto import KeyMaterialError, KeyRing
 from vault.crypto.hsm import Pkcs11Config, Pkcs11KeyProvider, kek_label
 from vault.errors import DecryptionError
 
-
 _opened: list[Pkcs11KeyProvider] = []
 
 
@@ -82,9 +81,13 @@ def test_data_keys_are_wrapped_and_unwrapped_by_the_token(provider: Pkcs11KeyPro
             provider.unwrap_key(version, blob)
     # No session object is left behind in the token by a wrap or an unwrap.
     with _session(provider._config.module, provider._config.token_label) as other:
-        labels = sorted(str(o[Attribute.LABEL]) for o in other.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY}))
+        labels = sorted(
+            str(o[Attribute.LABEL])
+            for o in other.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})
+        )
     assert labels == sorted(
-        [kek_label(1)] + [f"customer-vault/root/{p}/v1" for p in ("blind-index", "token", "pseudonym")]
+        [kek_label(1)]
+        + [f"customer-vault/root/{p}/v1" for p in ("blind-index", "token", "pseudonym")]
     )
 
 
@@ -104,7 +107,14 @@ def test_the_kek_cannot_be_extracted(token: SoftHsmToken, provider: Pkcs11KeyPro
         assert kek[Attribute.EXTRACTABLE] is False
         # Wrapping it out under a key the caller knows is refused too.
         known = session.generate_key(
-            pkcs11.KeyType.AES, 256, store=False, template={Attribute.WRAP: True, Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: False}
+            pkcs11.KeyType.AES,
+            256,
+            store=False,
+            template={
+                Attribute.WRAP: True,
+                Attribute.EXTRACTABLE: True,
+                Attribute.SENSITIVE: False,
+            },
         )
         with pytest.raises(pkcs11.exceptions.KeyUnextractable):
             known.wrap_key(kek, mechanism=Mechanism.AES_KEY_WRAP)  # type: ignore[attr-defined]
