@@ -36,7 +36,15 @@ from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenIssuer, TokenVerifier
+from vault.identity import (
+    BearerVerifier,
+    IdentityMap,
+    IssuerVerifiers,
+    JwksVerifier,
+    TokenIssuer,
+    TokenVerifier,
+    trusted_issuer,
+)
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
@@ -328,15 +336,27 @@ class VaultApp:
         self.keyring.provider.close()
         self.observability.shutdown()
 
-    def token_verifier(self) -> TokenVerifier:
+    def token_verifier(self) -> BearerVerifier:
+        """The static token key's verifier, and one per trusted issuer (`token_issuers`)
+        behind a router choosing by the token's issuer."""
         s = self.settings
-        return TokenVerifier(
-            s.resolved_token_public_key.read_bytes(),
-            issuer=s.token_issuer,
-            audience=s.token_audience,
-            clock=self.clock,
-            leeway_seconds=s.token_leeway_seconds,
-        )
+        public_key = s.resolved_token_public_key
+        static = None
+        if not s.token_issuers or public_key.exists():
+            static = TokenVerifier(
+                public_key.read_bytes(),
+                issuer=s.token_issuer,
+                audience=s.token_audience,
+                clock=self.clock,
+                leeway_seconds=s.token_leeway_seconds,
+            )
+        if not s.token_issuers:
+            return static  # type: ignore[return-value]
+        trusted = [
+            JwksVerifier(trusted_issuer(entry), self.clock, s.token_leeway_seconds)
+            for entry in s.token_issuers
+        ]
+        return IssuerVerifiers(static, s.token_issuer, trusted)
 
     def customer_signing(self) -> Signing | None:
         """Customer tokens and link codes are signed with the vault's token key, when this

@@ -112,6 +112,40 @@ class WitnessSettings(BaseModel):
         return self.key_file.read_text(encoding="utf-8").strip()
 
 
+class TrustedIssuerSettings(BaseModel):
+    """One identity provider whose tokens the vault accepts (`token_issuers`; JSON list in
+    VAULT_TOKEN_ISSUERS, or YAML). See docs/operations.md, "Tokens from your identity
+    provider", and `vault.identity.issuers`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    # Exactly one: every token of this issuer is for `tenant`, or names it in a claim.
+    tenant: str | None = None
+    tenant_claim: str | None = None
+    principal_claim: str = "sub"
+    roles_claim: str = "roles"
+    # Principal attribute name -> claim (dotted path) it is read from.
+    attribute_claims: dict[str, str] = Field(default_factory=dict)
+    # The key set is kept this long; an unknown key id refetches it at most this often.
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _checked(self) -> TrustedIssuerSettings:
+        if not self.jwks_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("a jwks_url must be https:// (plain http only on the loopback)")
+        if any(a.lower() == "none" or a.upper().startswith("HS") for a in self.algorithms):
+            raise ValueError("an issuer's algorithms must be asymmetric (no none, no HS*)")
+        if (self.tenant is None) == (self.tenant_claim is None):
+            raise ValueError("an issuer needs exactly one of tenant and tenant_claim")
+        return self
+
+
 PLACEHOLDER_CONTROLLER = "Customer Vault controller"
 """The default controller name: a placeholder, never a real controller's name."""
 
@@ -152,6 +186,8 @@ class Settings(BaseSettings):
     token_issuer: str = "customer-vault"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "customer-vault"  # noqa: S105 - an audience name, not a secret
     token_leeway_seconds: int = 5
+    # Identity providers whose tokens are accepted beside the static token key above.
+    token_issuers: list[TrustedIssuerSettings] = Field(default_factory=list)
     audit_signing_key: Path | None = None
     audit_origin: str = "customer-vault/audit"
     # HMAC-SHA256 key of every audit entry (never in the database); default in keys_dir.
