@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
+.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps k8s-policies
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
@@ -87,6 +87,12 @@ bench: $(STAMP)
 ## `make soak ARGS=--postgres` for a scratch PostgreSQL database): see docs/performance.md
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(ARGS)
+
+## Copy policies/ into deploy/k8s/policies/, where the kustomization's ConfigMap reads
+## them (kustomize loads nothing from outside deploy/k8s); tests/deploy checks the copy
+k8s-policies:
+	rm -f deploy/k8s/policies/*
+	cp policies/* deploy/k8s/policies/
 
 ## Re-resolve both lock files from pyproject.toml (after changing a dependency)
 lock: $(STAMP)
