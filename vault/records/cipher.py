@@ -61,7 +61,7 @@ class RecordCipher:
     ) -> PreparedSubject:
         """A fresh subject: random id, new data key, every value sealed and indexed."""
         subject_id = new_subject_id()
-        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+        with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             dek, wrapped = self._keyring.new_data_key()
             sealer = self._keyring.sealer(dek, tenant, subject_id)
             stored = _sealed(sealer, values, FieldProvenance(1, writer, now_us))
@@ -189,7 +189,7 @@ class RecordCipher:
         wanted = [n for n in names if n in row.fields]
         if not wanted:
             return {}
-        with telemetry.span("crypto.open", **{"customervault.fields": len(wanted)}):
+        with telemetry.span("crypto.open", **{"customer_vault.fields": len(wanted)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
             _check_field_set(sealer, row.fields)
             opened = {}
@@ -218,7 +218,7 @@ class RecordCipher:
         The stored set is checked first, so an update never re-tags a rolled-back value;
         values still in format 1 are re-sealed in format 2 with their own provenance.
         """
-        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+        with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
             _check_field_set(sealer, row.fields)
             fields = {
