@@ -25,15 +25,15 @@ the read path.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
+from vault.crypto._pkcs11_sessions import open_shared, release_shared
 from vault.crypto.errors import KeyMaterialError
 from vault.crypto.keydoc import KEK_SIZE, ROOT_SECRET_PURPOSES
 from vault.errors import DecryptionError
@@ -106,51 +106,6 @@ class _Inventory:
         )
 
 
-@dataclass
-class _SharedSession:
-    session: pkcs11.Session
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    users: int = 0
-
-
-# The login state of a token belongs to the whole process (a second login fails, a
-# logout ends every session): providers over one token share one logged-in session.
-_sessions: dict[tuple[str, str], _SharedSession] = {}
-_sessions_lock = threading.Lock()
-
-
-def _open_shared(config: Pkcs11Config) -> _SharedSession:
-    with _sessions_lock:
-        shared = _sessions.get((config.module, config.token_label))
-        if shared is None:
-            try:
-                library = pkcs11.lib(config.module)
-                token = library.get_token(token_label=config.token_label)
-                session = token.open(user_pin=config.pin, rw=True)
-            except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
-                # The exception's class says what failed (no token, wrong PIN ...);
-                # its text and the PIN stay out of the message.
-                raise KeyMaterialError(
-                    f"PKCS#11 token {config.token_label!r} cannot be opened ({type(exc).__name__})"
-                ) from None
-            shared = _sessions[(config.module, config.token_label)] = _SharedSession(session)
-        shared.users += 1
-        return shared
-
-
-def _release_shared(config: Pkcs11Config) -> None:
-    with _sessions_lock:
-        key = (config.module, config.token_label)
-        shared = _sessions.get(key)
-        if shared is None:
-            return
-        shared.users -= 1
-        if shared.users <= 0:
-            del _sessions[key]
-            with shared.lock, suppress(pkcs11.PKCS11Error):
-                shared.session.close()
-
-
 class Pkcs11KeyProvider:
     """The `KeyProvider` over a PKCS#11 token; see the module docstring."""
 
@@ -158,13 +113,17 @@ class Pkcs11KeyProvider:
 
     def __init__(self, config: Pkcs11Config) -> None:
         self._config = config
-        self._shared = _open_shared(config)
-        self._session = self._shared.session
-        self._lock = self._shared.lock
+        shared = open_shared(config.module, config.token_label, config.pin)
+        self._session = shared.session
+        self._lock = shared.lock
         self._closed = False
         self._secrets: dict[tuple[str, int], bytes] = {}
-        with self._locked():
-            self._inventory = self._scan()
+        try:
+            with self._locked():
+                self._inventory = self._scan()
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return (
@@ -273,7 +232,7 @@ class Pkcs11KeyProvider:
         """Let go of the shared session; the last provider to do so logs out."""
         if not self._closed:
             self._closed = True
-            _release_shared(self._config)
+            release_shared(self._config.module, self._config.token_label)
 
     # -- custody operations (`keys init`, `keys rotate`, `keys retire`) -----------------
 

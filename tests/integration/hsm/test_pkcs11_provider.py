@@ -197,5 +197,8 @@ def test_a_wrong_pin_or_token_is_refused_without_the_pin_in_any_message(
     with pytest.raises(KeyMaterialError, match="cannot be opened"):
         Pkcs11KeyProvider(Pkcs11Config(token.module, "no-such-token", token.pin))
     provider = _provider(token)
+    # With the token's session open (logged in), a wrong PIN is still refused.
+    with pytest.raises(KeyMaterialError, match="PinIncorrect"):
+        _provider(token, pin=wrong)
     text = f"{caught.value!r} {provider!r} {provider._config!r} {caplog.text}"
     assert wrong not in text and token.pin not in text
