@@ -8,7 +8,7 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
 from vault.crypto.dek_cache import DataKeyCache
 from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
-from vault.crypto.errors import KeyMaterialError, SignatureError
+from vault.crypto.errors import KeyMaterialError, KeyProviderUnavailableError, SignatureError
 from vault.crypto.ids import (
     constant_time_equals,
     is_subject_id,
@@ -38,6 +38,7 @@ __all__ = [
     "FieldSealer",
     "KeyMaterialError",
     "KeyProvider",
+    "KeyProviderUnavailableError",
     "KeyRing",
     "LocalKeyFileProvider",
     "ManagedKeyProvider",

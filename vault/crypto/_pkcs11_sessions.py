@@ -27,6 +27,10 @@ class SharedSession:
     pin: str = field(repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: int = 0
+    broken: bool = False
+    """A call failed as if the token or the session were gone (`reopen` mends it)."""
+    generation: int = 0
+    """How many times the session was reopened: objects found before are stale."""
 
 
 _sessions: dict[tuple[str, str], SharedSession] = {}
@@ -39,21 +43,34 @@ def _refused(label: str, reason: str) -> KeyMaterialError:
     return KeyMaterialError(f"PKCS#11 token {label!r} cannot be opened ({reason})")
 
 
+def _login(module: str, label: str, pin: str) -> pkcs11.Session:
+    try:
+        token = pkcs11.lib(module).get_token(token_label=label)
+        return token.open(user_pin=pin, rw=True)
+    except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
+        raise _refused(label, type(exc).__name__) from None
+
+
 def open_shared(module: str, label: str, pin: str) -> SharedSession:
     """The shared session of token `label` in `module`, logging in with `pin` if none."""
     with _sessions_lock:
         shared = _sessions.get((module, label))
         if shared is None:
-            try:
-                token = pkcs11.lib(module).get_token(token_label=label)
-                session = token.open(user_pin=pin, rw=True)
-            except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
-                raise _refused(label, type(exc).__name__) from None
-            shared = _sessions[(module, label)] = SharedSession(session, pin)
+            shared = _sessions[(module, label)] = SharedSession(_login(module, label, pin), pin)
         elif not hmac.compare_digest(shared.pin.encode(), pin.encode()):
             raise _refused(label, "PinIncorrect")
         shared.users += 1
         return shared
+
+
+def reopen(shared: SharedSession, module: str, label: str) -> None:
+    """Replace a broken session by a new login (the token restarted, the connection to a
+    network HSM dropped); the caller holds `shared.lock`."""
+    with suppress(pkcs11.PKCS11Error):
+        shared.session.close()
+    shared.session = _login(module, label, shared.pin)
+    shared.broken = False
+    shared.generation += 1
 
 
 def release_shared(module: str, label: str) -> None:

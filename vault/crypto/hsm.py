@@ -33,8 +33,8 @@ from typing import Any
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
-from vault.crypto._pkcs11_sessions import open_shared, release_shared
-from vault.crypto.errors import KeyMaterialError
+from vault.crypto._pkcs11_sessions import open_shared, release_shared, reopen
+from vault.crypto.errors import KeyMaterialError, KeyProviderUnavailableError
 from vault.crypto.keydoc import KEK_SIZE, ROOT_SECRET_PURPOSES
 from vault.errors import DecryptionError
 
@@ -67,6 +67,22 @@ _ROOT_TEMPLATE = {
     Attribute.WRAP: False,
     Attribute.UNWRAP: False,
 }
+# Failures of the token or of the session, not of the data: the same call may succeed
+# once the session is reopened, which `refresh` does (every few seconds in a server).
+_UNREACHABLE = (
+    pkcs11.exceptions.SessionHandleInvalid,
+    pkcs11.exceptions.SessionClosed,
+    pkcs11.exceptions.UserNotLoggedIn,
+    pkcs11.exceptions.DeviceRemoved,
+    pkcs11.exceptions.DeviceError,
+    pkcs11.exceptions.DeviceMemory,
+    pkcs11.exceptions.TokenNotPresent,
+    pkcs11.exceptions.TokenNotRecognised,
+    pkcs11.exceptions.ObjectHandleInvalid,
+    pkcs11.exceptions.KeyHandleInvalid,
+    pkcs11.exceptions.WrappingKeyHandleInvalid,
+    pkcs11.exceptions.UnwrappingKeyHandleInvalid,
+)
 # A data key inside the token only for the length of one wrap or unwrap call.
 _SESSION_KEY = {Attribute.TOKEN: False, Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True}
 
@@ -114,8 +130,9 @@ class Pkcs11KeyProvider:
     def __init__(self, config: Pkcs11Config) -> None:
         self._config = config
         shared = open_shared(config.module, config.token_label, config.pin)
-        self._session = shared.session
+        self._shared = shared
         self._lock = shared.lock
+        self._generation = shared.generation
         self._closed = False
         self._secrets: dict[tuple[str, int], bytes] = {}
         try:
@@ -178,6 +195,8 @@ class Pkcs11KeyProvider:
                     store=False,
                     template=_SESSION_KEY,
                 )
+            except _UNREACHABLE:
+                raise
             except pkcs11.PKCS11Error:
                 raise DecryptionError from None
             try:
@@ -213,11 +232,18 @@ class Pkcs11KeyProvider:
 
     def refresh(self) -> bool:
         """Re-list the token's keys (another process may have rotated or retired one);
-        True if the set of versions changed."""
+        True if the set of versions changed. A session found broken is reopened first
+        (a new login), so calls work again after the token comes back."""
         with self._locked():
+            shared = self._shared
+            if shared.broken:
+                reopen(shared, self._config.module, self._config.token_label)
             scanned = self._scan()
+            stale = self._generation != shared.generation
+            self._generation = shared.generation
             if scanned.signature() == self._inventory.signature():
-                return False
+                self._inventory = scanned  # the same versions; fresh handles if reopened
+                return stale
             self._inventory = scanned
             # Secrets of versions still present stay: they are what their keys make, and
             # a version retired by another process is dropped here, as the key file's is.
@@ -298,11 +324,22 @@ class Pkcs11KeyProvider:
 
     # -- inside ---------------------------------------------------------------------------
 
+    @property
+    def _session(self) -> pkcs11.Session:
+        return self._shared.session
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._lock:
             try:
                 yield
+            except _UNREACHABLE as exc:
+                if self._generation == self._shared.generation:
+                    self._shared.broken = True
+                raise KeyProviderUnavailableError(
+                    f"the PKCS#11 token cannot be used now ({type(exc).__name__}); "
+                    "the session is reopened at the next key refresh"
+                ) from None
             except pkcs11.PKCS11Error as exc:
                 raise KeyMaterialError(f"PKCS#11 call failed ({type(exc).__name__})") from None
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pkcs11
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from tests.data import ADA, GRACE
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.softhsm import SoftHsmToken
 from vault import key_custody as keys
+from vault.api.client import VaultClientError
 from vault.cli.main import app as cli_app
 from vault.config import Settings
 from vault.crypto.hsm import Pkcs11KeyProvider
@@ -135,3 +137,30 @@ def test_the_key_commands_work_on_the_token(tmp_path: Path, token: SoftHsmToken)
     assert rotate.exit_code == 0, rotate.output
     assert "KEK v2 is now active" in rotate.output
     assert token.pin not in init.output + rotate.output
+
+
+def test_the_vault_logs_in_again_after_the_token_restarts(
+    tmp_path: Path, token: SoftHsmToken
+) -> None:
+    with running_vault(_settings(tmp_path, token, dek_cache_size=0)) as vault:
+        writer = vault.client()
+        ada = writer.create(ADA).subject_id
+        # The token restarts (C_Finalize, C_Initialize: every session and login is gone),
+        # as a network HSM does when its connection drops.
+        pkcs11.lib(token.module).reinitialize()
+        refusals: set[str] = set()
+
+        def reads_again() -> bool:
+            try:
+                _read(vault, ada)
+            except VaultClientError as exc:
+                refusals.add(exc.code)
+                return False
+            return True
+
+        # Until the key refresh (every 0.2 s here) logs in again, a call that needs the
+        # token fails UNAVAILABLE (retryable), never INTERNAL or as a tampered subject.
+        _wait_for(reads_again)
+        assert refusals <= {"UNAVAILABLE"}
+        assert writer.create(GRACE).subject_id
+        assert _read(vault, ada)["email"] == "ada.lovelace@example.com"
