@@ -40,6 +40,7 @@ class Jwks:
 
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
     fetches: int = 0
+    failing: bool = False
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +56,11 @@ def jwks() -> Iterator[Jwks]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if served.failing:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = served.body()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -199,6 +205,15 @@ def test_keys_rotate_without_a_restart_and_refetches_are_rate_limited(idp: Idp) 
     assert idp.call(old.sign(claims(idp.clock))) == "UNAUTHENTICATED"
     assert idp.call(cached_old) == "UNAUTHENTICATED"
     assert idp.call(new.sign(claims(idp.clock))) == "OK"
+    # The provider is unreachable when the set expires: the set in hand is kept ...
+    idp.jwks.failing = True
+    idp.clock.advance(timedelta(seconds=301))
+    assert idp.call(new.sign(claims(idp.clock))) == "OK"
+    # ... but a set it serves without any key is obeyed: nothing verifies any more.
+    idp.jwks.failing = False
+    idp.jwks.keys = {}
+    idp.clock.advance(timedelta(seconds=31))
+    assert idp.call(new.sign(claims(idp.clock))) == "UNAUTHENTICATED"
 
 
 def test_forgeries_and_misfits_are_unauthenticated_and_nothing_of_them_is_logged(

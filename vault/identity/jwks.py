@@ -108,14 +108,21 @@ class JwksKeys:
         self._attempted_at = now
         try:
             data = self._client.fetch_data()
-            published = PyJWKSet.from_dict(data)
-            raw = {k.get("kid"): k.get("alg") for k in data.get("keys", []) if isinstance(k, dict)}
-        except (jwt.PyJWKClientError, jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError) as exc:
-            # The URL is configuration, not a secret; the exception's text is left out
-            # (it may quote the response).
+        except (jwt.PyJWKClientError, ValueError) as exc:
+            # Unreachable, or not a JSON object: the set in hand is kept. The URL is
+            # configuration, not a secret; the exception's text (it may quote the
+            # response) is left out.
             log.warning("JWKS fetch from %s failed (%s)", self._policy.url, type(exc).__name__)
             return
+        # A JSON object from the issuer is its current set: the usable keys in it, if
+        # any, replace the old ones (an issuer withdrawing every key is obeyed).
+        entries = data.get("keys") if isinstance(data, dict) else None
+        try:
+            published = PyJWKSet.from_dict(data).keys if entries else []
+        except (jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError, TypeError):
+            published = []
+        declared = {k.get("kid"): k.get("alg") for k in entries or [] if isinstance(k, dict)}
         self._keys = {
-            k.key_id: PublishedKey(k, raw.get(k.key_id)) for k in published.keys if k.key_id
+            k.key_id: PublishedKey(k, declared.get(k.key_id)) for k in published if k.key_id
         }
         self._fetched_at = now
