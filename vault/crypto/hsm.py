@@ -3,8 +3,8 @@
 The KEKs are AES-256 secret-key objects generated in the token (`CKA_TOKEN`,
 `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, wrap and unwrap only: no encrypt, no
 decrypt), one per version, labelled ``customer-vault/kek/v<N>``. A data key is wrapped
-by the token (`CKM_AES_KEY_WRAP`, RFC 3394: the same 40-byte blob the file provider
-makes): it is imported as a session object, wrapped with `C_WrapKey`, and the session
+by the token (`CKM_AES_KEY_WRAP_PAD`, AES key wrap with padding, RFC 5649: 40 bytes
+for a 32-byte data key, as the key file's RFC 3394 wrap): it is imported as a session object, wrapped with `C_WrapKey`, and the session
 object destroyed; unwrapping is `C_UnwrapKey` into a session object whose value is read
 and which is then destroyed. The KEK bytes never leave the token; a failed unwrap is the
 opaque `DecryptionError`.
@@ -42,7 +42,7 @@ LABEL_PREFIX = "customer-vault/"
 _KEK_LABEL = re.compile(r"^customer-vault/kek/v([1-9][0-9]{0,8})$")
 _ROOT_LABEL = re.compile(r"^customer-vault/root/([a-z-]+)/v([1-9][0-9]{0,8})$")
 _ROOT_MESSAGE = b"customer-vault root secret v1"
-_WRAP = Mechanism.AES_KEY_WRAP
+_WRAP = Mechanism.AES_KEY_WRAP_PAD
 # Generated in the token, never to leave it: no attribute lets the value out.
 _KEEP_IN = {
     Attribute.TOKEN: True,
@@ -162,7 +162,7 @@ class Pkcs11KeyProvider:
         return tuple(sorted(self._inventory.keks))
 
     def wrap_key(self, kek_version: int, key: bytes) -> bytes:
-        """RFC 3394 key wrap of `key` by KEK `kek_version`, done in the token."""
+        """AES key wrap with padding (RFC 5649) of `key` by KEK `kek_version`, in the token."""
         kek = self._inventory.keks.get(kek_version)
         if kek is None:
             raise KeyMaterialError(f"KEK version {kek_version} does not exist")

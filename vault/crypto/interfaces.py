@@ -27,7 +27,8 @@ class KeyProvider(Protocol):
         ...
 
     def wrap_key(self, kek_version: int, key: bytes) -> bytes:
-        """AES key wrap (RFC 3394) of `key` under KEK `kek_version`."""
+        """AES key wrap of `key` under KEK `kek_version` (RFC 3394 for the key file,
+        RFC 5649 in a PKCS#11 token)."""
         ...
 
     def unwrap_key(self, kek_version: int, wrapped: bytes) -> bytes:

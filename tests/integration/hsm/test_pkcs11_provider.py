@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pkcs11
 import pytest
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 from pkcs11 import Attribute, Mechanism, ObjectClass
 
 from tests.softhsm import SoftHsmToken
@@ -73,7 +73,7 @@ def test_initialize_generates_a_kek_and_every_root_secret_once(token: SoftHsmTok
 def test_data_keys_are_wrapped_and_unwrapped_by_the_token(provider: Pkcs11KeyProvider) -> None:
     ring = KeyRing(provider)
     dek, wrapped = ring.new_data_key()
-    assert wrapped.kek_version == 1 and len(wrapped.blob) == 40  # RFC 3394 of 32 bytes
+    assert wrapped.kek_version == 1 and len(wrapped.blob) == 40  # RFC 5649 of 32 bytes
     assert ring.unwrap(wrapped) == dek
     tampered = bytes([wrapped.blob[0] ^ 1]) + wrapped.blob[1:]
     for version, blob in ((1, tampered), (1, wrapped.blob[:32]), (7, wrapped.blob)):
@@ -117,14 +117,14 @@ def test_the_kek_cannot_be_extracted(token: SoftHsmToken, provider: Pkcs11KeyPro
             },
         )
         with pytest.raises(pkcs11.exceptions.KeyUnextractable):
-            known.wrap_key(kek, mechanism=Mechanism.AES_KEY_WRAP)  # type: ignore[attr-defined]
+            known.wrap_key(kek, mechanism=Mechanism.AES_KEY_WRAP_PAD)  # type: ignore[attr-defined]
         # It wraps and unwraps; it cannot encrypt or decrypt data.
         assert not hasattr(kek, "encrypt") and not hasattr(kek, "decrypt")
 
 
-def test_a_wrapped_key_is_standard_rfc_3394(provider: Pkcs11KeyProvider) -> None:
-    """The token's wrap is the key file's format: an exported (development) KEK would
-    read it. Checked with a throwaway extractable key wrapped the same way."""
+def test_a_wrapped_key_is_standard_rfc_5649(provider: Pkcs11KeyProvider) -> None:
+    """The token's wrap is standard AES key wrap with padding (RFC 5649), which any
+    implementation reads: checked with a throwaway extractable key and the same mechanism."""
     with _session(provider._config.module, provider._config.token_label) as session:
         kek_bytes = os.urandom(32)
         kek = session.create_object(
@@ -147,8 +147,8 @@ def test_a_wrapped_key_is_standard_rfc_3394(provider: Pkcs11KeyProvider) -> None
                 Attribute.SENSITIVE: False,
             }
         )
-        blob = kek.wrap_key(inside, mechanism=Mechanism.AES_KEY_WRAP)  # type: ignore[attr-defined]
-    assert aes_key_unwrap(kek_bytes, blob) == dek
+        blob = kek.wrap_key(inside, mechanism=Mechanism.AES_KEY_WRAP_PAD)  # type: ignore[attr-defined]
+    assert aes_key_unwrap_with_padding(kek_bytes, blob) == dek
 
 
 def test_rotation_and_retirement_of_keks_and_root_secrets(
