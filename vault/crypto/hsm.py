@@ -4,10 +4,11 @@ The KEKs are AES-256 secret-key objects generated in the token (`CKA_TOKEN`,
 `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, wrap and unwrap only: no encrypt, no
 decrypt), one per version, labelled ``customer-vault/kek/v<N>``. A data key is wrapped
 by the token (`CKM_AES_KEY_WRAP_PAD`, AES key wrap with padding, RFC 5649: 40 bytes
-for a 32-byte data key, as the key file's RFC 3394 wrap): it is imported as a session object, wrapped with `C_WrapKey`, and the session
-object destroyed; unwrapping is `C_UnwrapKey` into a session object whose value is read
-and which is then destroyed. The KEK bytes never leave the token; a failed unwrap is the
-opaque `DecryptionError`.
+for a 32-byte data key, as the key file's RFC 3394 wrap): it is imported as a session
+object, wrapped with `C_WrapKey`, and the session object destroyed; unwrapping is
+`C_UnwrapKey` into a session object whose value is read and which is then destroyed.
+The KEK bytes never leave the token; a failed unwrap is the opaque `DecryptionError`
+(a lost session is `KeyProviderUnavailableError`, reopened by `refresh`).
 
 Root secrets (blind index, token, pseudonym) are handed out, as the `KeyProvider`
 protocol says (they are computed with in-process at high rate). Each version is an
