@@ -338,20 +338,23 @@ class VaultApp:
 
     def token_verifier(self) -> BearerVerifier:
         """The static token key's verifier, and one per trusted issuer (`token_issuers`)
-        behind a router choosing by the token's issuer."""
+        behind a router choosing by the token's issuer (the static key is then optional)."""
         s = self.settings
         public_key = s.resolved_token_public_key
-        static = None
-        if not s.token_issuers or public_key.exists():
-            static = TokenVerifier(
+        static = (
+            TokenVerifier(
                 public_key.read_bytes(),
                 issuer=s.token_issuer,
                 audience=s.token_audience,
                 clock=self.clock,
                 leeway_seconds=s.token_leeway_seconds,
             )
+            if not s.token_issuers or public_key.exists()
+            else None
+        )
         if not s.token_issuers:
-            return static  # type: ignore[return-value]
+            assert static is not None
+            return static
         trusted = [
             JwksVerifier(trusted_issuer(entry), self.clock, s.token_leeway_seconds)
             for entry in s.token_issuers
@@ -362,8 +365,8 @@ class VaultApp:
         """Customer tokens and link codes are signed with the vault's token key, when this
         vault holds it (a vault given only the public key cannot issue them)."""
         s = self.settings
-        if not s.token_private_key.exists():
-            return None
+        if not (s.token_private_key.exists() and s.resolved_token_public_key.exists()):
+            return None  # e.g. only trusted issuers: no static key pair at all
         private = s.token_private_key.read_bytes()
         link_audience = s.token_audience + LINK_AUDIENCE_SUFFIX
         return Signing(

@@ -28,6 +28,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from tests.data import ADA
 from tests.integration.consent_support import MovableClock
 from tests.integration.harness import RunningVault, running_vault, settings_for
+from vault import key_custody as keys
 from vault.api.client import VaultClient, VaultClientError
 
 ISSUER = "https://idp.example.test/realms/acme"
@@ -247,3 +248,22 @@ def test_forgeries_and_misfits_are_unauthenticated_and_nothing_of_them_is_logged
         for part in token.split("."):
             if len(part) > 8:
                 assert part not in logged
+
+
+def test_with_only_trusted_issuers_the_static_key_is_not_needed(tmp_path: Path, jwks: Jwks) -> None:
+    """A production setup: no static token key at all, every token from the provider."""
+    signer = Signer("k1")
+    jwks.keys = {"k1": signer.jwk}
+    issuer = {"issuer": ISSUER, "jwks_url": jwks.url, "audience": AUDIENCE, "tenant": "acme"}
+    data = tmp_path / "data"
+    keys.init_keys(settings_for(data))  # the data dir's other keys (a development pair too)
+    settings = settings_for(
+        data, token_issuers=[issuer], token_public_key=tmp_path / "no-static-key.pem"
+    )
+    clock = MovableClock()
+    with running_vault(settings, clock) as vault:
+        idp = Idp(vault, clock, jwks)
+        # Roles from the default claim, `roles`.
+        assert idp.call(signer.sign(claims(clock, roles=["service"]))) == "OK"
+        # The development token names the static issuer, which is not trusted here.
+        assert idp.call(vault.token()) == "UNAUTHENTICATED"
