@@ -53,6 +53,8 @@ class AuditAction(StrEnum):
     CREATE_CUSTOMER_LINK = "CreateCustomerLink"
     REDEEM_CUSTOMER_LINK = "RedeemCustomerLink"
     GET_DORMANCY_NOTICE = "GetDormancyNotice"
+    # EventService: one entry per call
+    LIST_EVENTS = "ListEvents"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
     GET_ENTRY = "GetEntry"

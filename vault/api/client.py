@@ -16,6 +16,7 @@ from vault.api.gen.customervault.v1 import (
     audit_pb2_grpc,
     consent_pb2_grpc,
     customers_pb2_grpc,
+    events_pb2_grpc,
     retention_pb2_grpc,
     rights_pb2_grpc,
     vault_pb2_grpc,
@@ -74,6 +75,7 @@ class VaultClient:
         self.rights = rights_pb2_grpc.RightsServiceStub(self._channel)
         self.retention = retention_pb2_grpc.RetentionServiceStub(self._channel)
         self.customers = customers_pb2_grpc.CustomerAccessServiceStub(self._channel)
+        self.events = events_pb2_grpc.EventServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
 

@@ -20,6 +20,7 @@ from vault.api.gen.customervault.v1 import (
     admin_pb2,
     audit_pb2,
     consent_pb2,
+    events_pb2,
     retention_pb2,
     rights_pb2,
 )
@@ -28,6 +29,7 @@ SERVICES: Mapping[str, tuple[ModuleType, str]] = {
     "admin": (admin_pb2, "PolicyAdminService"),
     "audit": (audit_pb2, "AuditService"),
     "consent": (consent_pb2, "ConsentService"),
+    "events": (events_pb2, "EventService"),
     "rights": (rights_pb2, "RightsService"),
     "retention": (retention_pb2, "RetentionService"),
 }

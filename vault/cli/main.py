@@ -16,6 +16,7 @@ from rich.table import Table
 from audit.witness.cli import app as witness_app
 from vault.cli.audit import audit_app
 from vault.cli.consent import consent_app
+from vault.cli.events import events_app
 from vault.cli.options import DatabaseUrl, DataDir, parse_pairs, parse_ttl, settings
 from vault.cli.policy import policy_app
 from vault.cli.retention import retention_app
@@ -45,6 +46,7 @@ app.add_typer(
 app.add_typer(consent_app, name="consent")
 app.add_typer(rights_app, name="rights")
 app.add_typer(retention_app, name="retention")
+app.add_typer(events_app, name="events")
 console = Console()
 err = Console(stderr=True)
 

@@ -36,6 +36,7 @@ class Action(StrEnum):
     POLICY_ADMIN = "policy:admin"
     CUSTOMER_ISSUE = "customers:issue"
     NOTICE_READ = "retention:notice"
+    EVENTS_READ = "events:read"
 
     @property
     def needs_purpose(self) -> bool:

@@ -1,0 +1,92 @@
+"""`customer-vault events list`: read the event feed of a running vault (EventService),
+as the organization's front end or mailing service would, by cursor."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vault.api.messages import enum_name, time_text, to_json, to_json_line
+from vault.cli.remote import Address, AsJson, Token, call
+
+events_app = typer.Typer(
+    no_args_is_help=True,
+    help="The event feed: consent changes, dormancy notices, request states, by cursor.",
+)
+console = Console()
+err = Console(stderr=True)
+
+KINDS = (
+    "consent_granted",
+    "consent_withdrawn",
+    "consent_opted_out",
+    "dormancy_notice_created",
+    "subject_anonymized",
+    "request_state_changed",
+)
+"""The event kinds as the option names them (`EventKind` without its prefix)."""
+
+
+@events_app.command("list")
+def list_events(
+    after: Annotated[
+        str,
+        typer.Option(
+            "--after", help="A cursor printed by an earlier call (empty: the oldest retained)."
+        ),
+    ] = "",
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help=f"Only this kind (repeatable): {', '.join(KINDS)}."),
+    ] = None,
+    page_size: Annotated[int, typer.Option(help="Events per call, 1 to 1000.")] = 100,
+    as_json: AsJson = False,
+    json_lines: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object per event (for scripts).")
+    ] = False,
+    address: Address = "127.0.0.1:50051",
+    token: Token = "",
+) -> None:
+    """One page of events after the cursor; the cursor to continue from is printed last
+    (to standard error), so a script can store it and resume after a restart."""
+    wanted = [k.lower() for k in kinds or []]
+    unknown = [k for k in wanted if k not in KINDS]
+    if unknown:
+        raise typer.BadParameter(f"unknown kind {unknown[0]!r}; one of {', '.join(KINDS)}")
+    response: Any = call(
+        address,
+        token,
+        "events",
+        "ListEvents",
+        page_size=page_size,
+        page_token=after,
+        kinds=[f"EVENT_KIND_{k.upper()}" for k in wanted],
+    )
+    if as_json:
+        print(to_json(response))
+        return
+    if json_lines:
+        for event in response.events:
+            print(to_json_line(event))
+    else:
+        _show(response)
+    err.print(f"next cursor: {response.next_page_token}")
+
+
+def _show(response: Any) -> None:
+    table = Table(title=f"{len(response.events)} events", title_justify="left")
+    for column in ("seq", "time (UTC)", "kind", "subject", "facts"):
+        table.add_column(column, overflow="fold")
+    for event in response.events:
+        facts = " ".join(f"{k}={v}" for k, v in sorted(event.facts.items()))
+        table.add_row(
+            str(event.sequence),
+            time_text(event, "occur_time")[:19],
+            enum_name(event, "kind").removeprefix("EVENT_KIND_").lower(),
+            event.subject_id,
+            facts,
+        )
+    console.print(table)
