@@ -67,7 +67,8 @@ _VALUE = re.compile(r"[A-Za-z0-9_\-.:+,]*")
 
 
 def check_facts(facts: Mapping[str, str]) -> dict[str, str]:
-    """The facts as stored, or ValueError naming the key (never the value) refused."""
+    """The facts as stored, or ValueError (TypeError for a value not a string) naming
+    the key refused, never the value."""
     if len(facts) > MAX_FACTS:
         raise ValueError(f"at most {MAX_FACTS} facts")
     checked: dict[str, str] = {}
@@ -75,7 +76,7 @@ def check_facts(facts: Mapping[str, str]) -> dict[str, str]:
         if key not in FACT_KEYS:
             raise ValueError(f"fact {key!r} is not a declared event fact")
         if not isinstance(value, str):
-            raise ValueError(f"fact {key!r} must be a string")
+            raise TypeError(f"fact {key!r} must be a string")
         if len(value) > MAX_FACT_LENGTH or not _VALUE.fullmatch(value):
             raise ValueError(f"fact {key!r} is not a code, id, name list or date")
         checked[key] = value

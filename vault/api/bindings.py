@@ -144,5 +144,7 @@ def service_bindings(
             customers_pb2_grpc.add_CustomerAccessServiceServicer_to_server,
             customers,
         ),
-        binding(events_pb2, "EventService", events_pb2_grpc.add_EventServiceServicer_to_server, feed),
+        binding(
+            events_pb2, "EventService", events_pb2_grpc.add_EventServiceServicer_to_server, feed
+        ),
     ]

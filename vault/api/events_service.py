@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 
 from vault.api.convert import timestamp
@@ -17,14 +19,14 @@ from vault.storage.events import StoredEvent
 _PREFIX = "EVENT_KIND_"
 
 
-def kind_to_proto(kind: EventKind) -> pb.EventKind.ValueType:
-    return pb.EventKind.Value(_PREFIX + kind.name)
+def kind_to_proto(kind: EventKind) -> pb.EventKind:
+    return cast("pb.EventKind", pb.EventKind.Value(_PREFIX + kind.name))
 
 
 def kind_from_proto(value: int) -> EventKind:
     """The domain kind of an API value; INVALID_ARGUMENT for UNSPECIFIED or unknown."""
     try:
-        name = pb.EventKind.Name(value)  # type: ignore[arg-type]
+        name = pb.EventKind.Name(value)
     except ValueError:
         name = ""
     kind = EventKind.__members__.get(name.removeprefix(_PREFIX))

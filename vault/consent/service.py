@@ -31,13 +31,13 @@ from vault.consent.receipts import ReceiptContext, ReceiptIssuer
 from vault.consent.status import build_status
 from vault.context import CallContext
 from vault.crypto import new_random_id
-from vault.event_kinds import EventKind
 from vault.errors import (
     FailedPreconditionError,
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
 )
+from vault.event_kinds import EventKind
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
 from vault.storage.db import Database
@@ -84,7 +84,7 @@ class ConsentService:
             for name in request.purposes
         ]
         return self._append(
-            call, principal, request, now, lambda _conn: events, EventKind.CONSENT_GRANTED
+            call, principal, request, now, lambda _conn: events, kind=EventKind.CONSENT_GRANTED
         )
 
     def withdraw(self, call: CallContext, request: ConsentRequest) -> ConsentChange:
@@ -103,7 +103,7 @@ class ConsentService:
             names = request.purposes or self._granted_by(conn, call, request)
             return [NewConsentEvent(name, ConsentAction.WITHDRAW) for name in names]
 
-        return self._append(call, principal, request, now, events, EventKind.CONSENT_WITHDRAWN)
+        return self._append(call, principal, request, now, events, kind=EventKind.CONSENT_WITHDRAWN)
 
     def opt_out(self, call: CallContext, request: ConsentRequest) -> ConsentChange:
         """Opt out of purposes and/or whole groups (``all_marketing``, ``all_sharing``).
@@ -125,7 +125,7 @@ class ConsentService:
         )
         events = [NewConsentEvent(name, ConsentAction.WITHDRAW) for name in request.purposes]
         return self._append(
-            call, principal, request, now, lambda _conn: events, EventKind.CONSENT_OPTED_OUT
+            call, principal, request, now, lambda _conn: events, kind=EventKind.CONSENT_OPTED_OUT
         )
 
     def _begin(self, call: CallContext, request: ConsentRequest, kind: str) -> Principal:
@@ -152,6 +152,7 @@ class ConsentService:
         request: ConsentRequest,
         now: datetime,
         events_in: Callable[[Connection], list[NewConsentEvent]],
+        *,
         kind: EventKind,
     ) -> ConsentChange:
         assert request.channel is not None  # checks.common refused a missing channel

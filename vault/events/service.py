@@ -79,12 +79,9 @@ class EventFeed:
             found = outbox.page(conn, principal.tenant, after=after, limit=limit, kinds=kinds)
             highest = outbox.highest_sequence(conn)
             oldest = outbox.oldest_sequence(conn)
-        if len(found) == limit:
-            position = found[-1].sequence
-        else:
-            # Fewer than a page: nothing else of this tenant (and these kinds) is numbered
-            # up to `highest` in this snapshot, so the next read may start there.
-            position = max(after, highest)
+        # Fewer than a page: nothing else of this tenant (and these kinds) is numbered up
+        # to `highest` in this snapshot, so the next read may start there.
+        position = found[-1].sequence if len(found) == limit else max(after, highest)
         call.subject_ids = list(dict.fromkeys(e.subject_id for e in found))
         call.extra = {"events": str(len(found)), "after": str(after)}
         self._auditor.record(call)
@@ -95,10 +92,8 @@ class EventFeed:
         with self._db.read() as conn:
             if not outbox.has_pending(conn):
                 return 0
-        numbered = 0
         with self._db.write() as conn:
-            numbered = outbox.sequence_pending(conn)
-        return numbered
+            return outbox.sequence_pending(conn)
 
     def prune_once(self) -> bool:
         """Number what is pending, then drop events past the retention window (the
@@ -120,7 +115,5 @@ def _position(token: str) -> int:
     if token == "":
         return 0
     if not _TOKEN.fullmatch(token):
-        raise InvalidArgumentError(
-            [FieldViolation("page_token", "not a token this feed returned")]
-        )
+        raise InvalidArgumentError([FieldViolation("page_token", "not a token this feed returned")])
     return int(token)

@@ -140,7 +140,9 @@ def page(
     if kinds:
         query = query.where(c.kind.in_([k.value for k in kinds]))
     return [
-        StoredEvent(r.seq, r.tenant, r.subject_id, EventKind(r.kind), r.occurred_at, _facts(r))
+        StoredEvent(
+            r.seq, r.tenant, r.subject_id, EventKind(r.kind), r.occurred_at, _facts(r.facts)
+        )
         for r in conn.execute(query)
     ]
 
@@ -166,6 +168,6 @@ def prune(conn: Connection, before_us: int) -> int:
     return int(result.rowcount)
 
 
-def _facts(row: sa.Row[tuple[int, str, str, str, int, str]]) -> dict[str, str]:
-    loaded = json.loads(row.facts)
+def _facts(text: str) -> dict[str, str]:
+    loaded = json.loads(text)
     return {str(k): str(v) for k, v in loaded.items()}
