@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from vault.api.messages import enum_name, time_text, to_json, to_json_line
 from vault.cli.remote import Address, AsJson, Token, call
@@ -16,7 +15,6 @@ events_app = typer.Typer(
     no_args_is_help=True,
     help="The event feed: consent changes, dormancy notices, request states, by cursor.",
 )
-console = Console()
 err = Console(stderr=True)
 
 KINDS = (
@@ -28,6 +26,11 @@ KINDS = (
     "request_state_changed",
 )
 """The event kinds as the option names them (`EventKind` without its prefix)."""
+
+
+@events_app.callback()
+def events_group() -> None:
+    """The event feed of a running vault (permission events:read, e.g. role frontend)."""
 
 
 @events_app.command("list")
@@ -77,16 +80,11 @@ def list_events(
 
 
 def _show(response: Any) -> None:
-    table = Table(title=f"{len(response.events)} events", title_justify="left")
-    for column in ("seq", "time (UTC)", "kind", "subject", "facts"):
-        table.add_column(column, overflow="fold")
+    """Two lines an event, within 80 columns: number, time and kind; then the subject
+    and the facts."""
     for event in response.events:
+        kind = enum_name(event, "kind").removeprefix("EVENT_KIND_").lower()
+        print(f"{event.sequence:>6}  {time_text(event, 'occur_time')[:19]}  {kind}")
         facts = " ".join(f"{k}={v}" for k, v in sorted(event.facts.items()))
-        table.add_row(
-            str(event.sequence),
-            time_text(event, "occur_time")[:19],
-            enum_name(event, "kind").removeprefix("EVENT_KIND_").lower(),
-            event.subject_id,
-            facts,
-        )
-    console.print(table)
+        print(f"        {event.subject_id}  {facts}".rstrip())
+    err.print(f"{len(response.events)} events")
