@@ -30,7 +30,7 @@ def test_chinese_prints_with_the_system_cjk_font() -> None:
     if fonts.cjk is None:
         pytest.skip("no CJK font installed (fonts-wqy-microhei)")
     document = Document(title="t", footer="f", creator="test", needs_cjk=True)
-    document.heading(f"{CHINESE} – Your data")
+    document.heading(f"{CHINESE}: Your data")
     document.paragraph("Ada Lovelace — “Zürich” ✔")
     assert not document.missing_glyphs and document.unicode
     text = _text(document)
