@@ -29,6 +29,7 @@ from vault.api.gen.customervault.v1 import (
 __all__ = [
     "CheckpointInfo",
     "ConsoleClient",
+    "CosignatureInfo",
     "CustomerClient",
     "CustomerSignIn",
     "EntryPage",
@@ -64,11 +65,23 @@ class EntryPage:
 
 
 @dataclass(frozen=True)
+class CosignatureInfo:
+    """A witness's newest stored cosignature, as the vault reports it (unchecked)."""
+
+    witness: str
+    tree_size: int
+    root_hash: bytes
+    line: str
+    cosigned_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     origin: str
     tree_size: int
     root_hash: bytes
     note: str
+    cosignatures: tuple[CosignatureInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,7 +209,22 @@ def _verify_info(response: audit_pb2.VerifyLogResponse) -> VerifyInfo:
 
 
 def _checkpoint(message: audit_pb2.Checkpoint) -> CheckpointInfo:
-    return CheckpointInfo(message.origin, message.tree_size, message.root_hash, message.note)
+    return CheckpointInfo(
+        message.origin,
+        message.tree_size,
+        message.root_hash,
+        message.note,
+        tuple(
+            CosignatureInfo(
+                c.witness,
+                c.tree_size,
+                c.root_hash,
+                c.line,
+                _moment(c.cosign_time, c.HasField("cosign_time")),
+            )
+            for c in message.witness_cosignatures
+        ),
+    )
 
 
 class ConsoleClient:

@@ -119,6 +119,14 @@ def console_command(
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark cookies Secure (behind a TLS-terminating proxy).")
     ] = False,
+    witness_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key",
+            help="A witness's verifier key, to check its cosignatures (repeatable) "
+            "[default: the vault's configured witnesses].",
+        ),
+    ] = None,
 ) -> None:
     """Serve the compliance console (a web app; every page calls the vault with the
     signed-in person's own token)."""
@@ -144,6 +152,7 @@ def console_command(
         vault_ca_file=vault_ca,
         receipt_public_key=cfg.receipt_public_key if cfg.receipt_public_key.exists() else None,
         secure_cookies=secure_cookies or tls_cert is not None,
+        witness_keys=tuple(witness_keys or [w.verifier_key() for w in cfg.audit_witnesses]),
         restricted_fields=frozenset(
             name for name, spec in dictionary.fields.items() if spec.sensitivity == "restricted"
         ),

@@ -509,7 +509,8 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             "checkpoint_denied": denied,
             "signed": proofs.checkpoint_verdict(web.verifier, checkpoint) if checkpoint else None,
             "signatures": lines,
-            "witnesses": [line for line in lines if line.role != "the log's signing key"],
+            "witnesses": proofs.witness_verdicts(checkpoint, web.witnesses) if checkpoint else [],
+            "witness_keys": len(web.witnesses),
             "verify": verify,
         }
 
