@@ -48,6 +48,7 @@ class AuditAction(StrEnum):
     CLEAR_LEGAL_HOLD = "ClearLegalHold"
     LIST_LEGAL_HOLDS = "ListLegalHolds"
     GET_RETENTION_REPORT = "GetRetentionReport"
+    LIST_RETENTION_RUNS = "ListRetentionRuns"
     # CustomerAccessService: one entry per call
     ISSUE_CUSTOMER_TOKEN = "IssueCustomerToken"  # noqa: S105 - an RPC name
     CREATE_CUSTOMER_LINK = "CreateCustomerLink"

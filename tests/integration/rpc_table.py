@@ -328,6 +328,11 @@ CASES.update(
             lambda f: retention_pb2.GetRetentionReportRequest(),
             None,  # type: ignore[arg-type]  # no field to get wrong
         ),
+        f"{RET}/ListRetentionRuns": Case(
+            ADMIN,
+            lambda f: retention_pb2.ListRetentionRunsRequest(page_size=10),
+            lambda f: retention_pb2.ListRetentionRunsRequest(page_token="run_x"),
+        ),
     }
 )
 

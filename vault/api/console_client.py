@@ -41,6 +41,7 @@ __all__ = [
     "PurposeChoice",
     "Receipt",
     "RetentionReportInfo",
+    "RunInfo",
     "ShownField",
     "VaultClientError",
     "VerifyInfo",
@@ -142,6 +143,23 @@ class RetentionReportInfo:
     to_anonymize: int
     held: int
     cancelled_since_last_run: int
+    k_anonymity: KAnonymityInfo | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A past retention run as the caller's tenant sees it (`tenant_reported` False: a
+    run stored before per-tenant reports, its counts unknown here)."""
+
+    run_id: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    interrupted: bool
+    tenant_reported: bool
+    notified: int
+    anonymized: int
+    cancelled: int
+    held: int
     k_anonymity: KAnonymityInfo | None
 
 
@@ -394,12 +412,35 @@ class ConsoleClient:
             to_anonymize=response.to_anonymize,
             held=response.held,
             cancelled_since_last_run=response.cancelled_since_last_run,
-            k_anonymity=KAnonymityInfo(
-                k.k, k.records, k.groups, k.min_group_size, k.groups_below_k, k.records_below_k
-            )
-            if response.HasField("k_anonymity")
-            else None,
+            k_anonymity=_k_info(k) if response.HasField("k_anonymity") else None,
         )
+
+    def retention_runs(self, page_size: int = 10) -> list[RunInfo]:
+        """The newest finished retention runs, with the caller's tenant's part of each."""
+        request = retention_pb2.ListRetentionRunsRequest(page_size=page_size)
+        response = self._retention("ListRetentionRuns", request)
+        assert isinstance(response, retention_pb2.ListRetentionRunsResponse)
+        return [
+            RunInfo(
+                r.run_id,
+                _moment(r.start_time, r.HasField("start_time")),
+                _moment(r.finish_time, r.HasField("finish_time")),
+                r.interrupted,
+                r.tenant_reported,
+                r.notified,
+                r.anonymized,
+                r.cancelled,
+                r.held,
+                _k_info(r.k_anonymity) if r.HasField("k_anonymity") else None,
+            )
+            for r in response.runs
+        ]
+
+
+def _k_info(k: retention_pb2.KAnonymity) -> KAnonymityInfo:
+    return KAnonymityInfo(
+        k.k, k.records, k.groups, k.min_group_size, k.groups_below_k, k.records_below_k
+    )
 
 
 # --- the privacy center: a customer's own calls ---------------------------------------

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
@@ -78,6 +79,8 @@ class AnonymizeOutcome:
     notices: int
     anonymized: int
     without_attributes: int
+    # Subjects anonymized, per tenant.
+    by_tenant: Mapping[str, int] = field(default_factory=dict)
 
 
 class RetentionBatchRunner:
@@ -291,7 +294,8 @@ class RetentionBatchRunner:
         entries += [audit.encode(e) for e in self._cancel(conn, others, now_us, run_id)]
         audit.append_encoded_in(conn, entries)
         unreadable = sum(1 for _, _, ready in doomed if ready.record is None)
-        return AnonymizeOutcome(len(doomed) + len(others), len(doomed), unreadable)
+        by_tenant = Counter(notice.tenant for _, notice, _ in doomed)
+        return AnonymizeOutcome(len(doomed) + len(others), len(doomed), unreadable, by_tenant)
 
     def _shred(
         self, conn: Connection, doomed: Sequence[tuple[str, store.DueNotice, Prepared]], now_us: int
