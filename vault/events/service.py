@@ -112,7 +112,7 @@ def _page_size(size: int) -> int:
 
 
 def _position(token: str) -> int:
-    if token == "":
+    if not token:
         return 0
     if not _TOKEN.fullmatch(token):
         raise InvalidArgumentError([FieldViolation("page_token", "not a token this feed returned")])
