@@ -222,6 +222,24 @@ def test_notices_and_anonymizations_are_events_and_old_events_are_pruned(
         # Past the retention window both are old; the newest is kept so numbering
         # continues after it, and a reader at 0 learns it missed event 1.
         clock.advance(timedelta(days=rv.app.settings.event_retention_days + 1))
-        rv.app.event_feed().prune_once()
+        assert rv.app.event_feed().prune_once() is False  # one batch was enough
         pruned = _list(rv)
         assert [e.sequence for e in pruned.events] == [2] and pruned.oldest_sequence == 2
+
+
+def test_pruning_goes_in_batches_and_keeps_the_newest(vault: RunningVault) -> None:
+    db = vault.app.db
+    with db.write() as conn:
+        outbox.record_events(
+            conn,
+            [("acme", f"sub_{n}", EventKind.CONSENT_GRANTED, n, {}) for n in range(5)],
+        )
+    with db.write() as conn:
+        assert outbox.sequence_pending(conn) == 5
+    removed = []
+    for _ in range(4):
+        with db.write() as conn:
+            removed.append(outbox.prune(conn, before_us=100, limit=2))
+    assert removed == [2, 2, 0, 0]
+    with db.read() as conn:
+        assert (outbox.oldest_sequence(conn), outbox.highest_sequence(conn)) == (5, 5)

@@ -96,13 +96,12 @@ class EventFeed:
             return outbox.sequence_pending(conn)
 
     def prune_once(self) -> bool:
-        """Number what is pending, then drop events past the retention window (the
-        background task `event-prune`); False: nothing more to do now."""
+        """Number what is pending, then drop one batch of events past the retention
+        window (the background task `event-prune`); True: more are waiting."""
         self.sequence()
         cutoff = to_micros(self._clock.now() - self._retention)
         with self._db.write() as conn:
-            outbox.prune(conn, cutoff)
-        return False
+            return outbox.prune(conn, cutoff) == outbox.PRUNE_BATCH
 
 
 def _page_size(size: int) -> int:

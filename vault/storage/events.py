@@ -9,8 +9,8 @@ the single writer lock), continuing after the highest number given: the numbered
 are always a gap-free prefix, so a reader that resumes after the last number it saw
 never misses one (Trillian's sequencer/integrator split, as in `audit/`).
 
-`prune` drops events older than the retention window but always keeps the highest
-numbered one, so numbering continues after it across restarts.
+`prune` drops events older than the retention window, a batch per transaction, but
+always keeps the highest numbered one, so numbering continues after it across restarts.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from vault.storage.tables import metadata
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _LOCK_KEY = 0x4556_4E54  # "EVNT": an arbitrary, fixed advisory-lock key
 SEQUENCE_BATCH = 5000
+PRUNE_BATCH = 5000
 
 events = sa.Table(
     "outbox_events",
@@ -158,14 +159,21 @@ def oldest_sequence(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.min(events.c.seq))).scalar() or 0)
 
 
-def prune(conn: Connection, before_us: int) -> int:
-    """Delete numbered events older than `before_us`, except the highest numbered one."""
+def prune(conn: Connection, before_us: int, *, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` numbered events older than `before_us`, lowest numbers
+    first, never the highest numbered one; how many (`limit`: call again)."""
     c = events.c
     highest = sa.select(sa.func.max(c.seq)).scalar_subquery()
-    result = conn.execute(
-        events.delete().where(c.occurred_at < before_us, c.seq.is_not(None), c.seq < highest)
+    doomed = (
+        sa.select(c.id)
+        .where(c.occurred_at < before_us, c.seq.is_not(None), c.seq < highest)
+        .order_by(c.seq)
+        .limit(limit)
     )
-    return int(result.rowcount)
+    ids = list(conn.execute(doomed).scalars())
+    if ids:
+        conn.execute(events.delete().where(c.id.in_(ids)))
+    return len(ids)
 
 
 def _facts(text: str) -> dict[str, str]:
