@@ -48,11 +48,14 @@ class AuditAction(StrEnum):
     CLEAR_LEGAL_HOLD = "ClearLegalHold"
     LIST_LEGAL_HOLDS = "ListLegalHolds"
     GET_RETENTION_REPORT = "GetRetentionReport"
+    LIST_RETENTION_RUNS = "ListRetentionRuns"
     # CustomerAccessService: one entry per call
     ISSUE_CUSTOMER_TOKEN = "IssueCustomerToken"  # noqa: S105 - an RPC name
     CREATE_CUSTOMER_LINK = "CreateCustomerLink"
     REDEEM_CUSTOMER_LINK = "RedeemCustomerLink"
     GET_DORMANCY_NOTICE = "GetDormancyNotice"
+    # EventService: one entry per call
+    LIST_EVENTS = "ListEvents"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
     GET_ENTRY = "GetEntry"

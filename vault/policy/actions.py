@@ -37,6 +37,7 @@ class Action(StrEnum):
     POLICY_SIMULATE = "policy:simulate"
     CUSTOMER_ISSUE = "customers:issue"
     NOTICE_READ = "retention:notice"
+    EVENTS_READ = "events:read"
 
     @property
     def needs_purpose(self) -> bool:
