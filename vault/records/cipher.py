@@ -17,7 +17,8 @@ from vault.crypto import (
     new_subject_id,
 )
 from vault.errors import DecryptionError, FailedPreconditionError
-from vault.storage.subjects import StoredFields, SubjectRow, encode_fields
+from vault.storage.fields_blob import StoredFields, encode_fields
+from vault.storage.subjects import SubjectRow
 from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
-from vault.errors import DecryptionError
+from vault.storage.fields_blob import StoredFields, decode_fields, encode_fields
 from vault.storage.tables import blind_indexes, subjects, tokens
-from vault.subject import StoredField, SubjectMeta, SubjectState
+from vault.subject import SubjectMeta, SubjectState
 
-_FORMAT = 2
-_LEGACY_FORMAT = 1
+__all__ = ["StoredFields", "SubjectRow", "decode_fields", "encode_fields"]
 
 
 @dataclass(frozen=True)
@@ -30,94 +26,6 @@ class SubjectRow:
     wrapped_dek: bytes | None
     dek_id: int
     fields: StoredFields
-
-
-class StoredFields(dict[str, StoredField]):
-    """A subject's sealed fields as stored, with the field-set tag (None in a format-1
-    blob) and every field's version (also those not decoded with `only`)."""
-
-    def __init__(
-        self,
-        fields: Mapping[str, StoredField],
-        tag: bytes | None = None,
-        versions: Mapping[str, int | None] | None = None,
-    ) -> None:
-        super().__init__(fields)
-        self.tag = tag
-        self.versions: dict[str, int | None] = (
-            dict(versions) if versions is not None else {n: f.version for n, f in fields.items()}
-        )
-
-
-def encode_fields(fields: Mapping[str, StoredField], tag: bytes | None = None) -> bytes:
-    """The fields blob: sealed values (already ciphertext), their provenance and, in
-    format 2, each value's version and the field-set tag."""
-    if tag is None:
-        doc: dict[str, Any] = {
-            "v": _LEGACY_FORMAT,
-            "f": {
-                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
-                for name, f in fields.items()
-            },
-        }
-    else:
-        doc = {
-            "v": _FORMAT,
-            "f": {
-                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at, f.version]
-                for name, f in fields.items()
-            },
-            "t": base64.b64encode(tag).decode(),
-        }
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> StoredFields:
-    """The stored fields (with `only`, just those named: the rest are not even decoded).
-
-    A blob that does not have the shape of its format raises `DecryptionError`, as an
-    edited sealed value does: it is the same tampering.
-    """
-    if not blob:
-        return StoredFields({})
-    try:
-        form, entries, tag = _parse_blob(blob)
-        versions = {name: e[3] if form == _FORMAT else None for name, e in entries.items()}
-        fields = {
-            name: StoredField(base64.b64decode(e[0], validate=True), e[1], e[2], versions[name])
-            for name, e in entries.items()
-            if only is None or name in only
-        }
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, binascii.Error):
-        raise DecryptionError from None
-    return StoredFields(fields, tag, versions)
-
-
-def _parse_blob(blob: bytes) -> tuple[int, dict[str, list[Any]], bytes | None]:
-    doc = json.loads(blob)
-    form = doc.get("v")
-    if form not in (_FORMAT, _LEGACY_FORMAT):
-        raise ValueError("unknown fields blob format")
-    entries = doc["f"]
-    size = 4 if form == _FORMAT else 3
-    if not isinstance(entries, dict) or not all(_well_formed(e, size) for e in entries.values()):
-        raise ValueError("fields blob entry of the wrong shape")
-    tag = base64.b64decode(doc["t"], validate=True) if form == _FORMAT else None
-    return form, entries, tag
-
-
-def _well_formed(entry: Any, size: int) -> bool:
-    """[sealed base64, writer, written_at µs(, version)]: a DBA's edit of any other
-    shape is refused here, like an edit of the values."""
-    if not (isinstance(entry, list) and len(entry) == size):
-        return False
-    sealed, writer, at = entry[:3]
-    ints = [at, *entry[3:]]
-    if not (isinstance(sealed, str) and isinstance(writer, str)):
-        return False
-    if not all(type(n) is int and -(2**63) <= n < 2**63 for n in ints):
-        return False
-    return size == 3 or entry[3] >= 1
 
 
 def subject_row(r: Any) -> SubjectRow:
