@@ -81,6 +81,23 @@ def encode_fields(fields: Mapping[str, StoredField], tag: bytes | None = None) -
     return b"".join(parts)
 
 
+def encode_written_together(
+    sealed: Mapping[str, bytes], written_by: str, written_at: int, version: int, tag: bytes
+) -> bytes:
+    """`encode_fields` of values written together (one writer, time and version, as a
+    new subject's are), without a `StoredField` per value: the same bytes."""
+    if len(tag) != TAG_SIZE or len(sealed) > _MAX_FIELDS or version < 1:
+        raise ValueError("a field-set tag is 28 bytes, a subject has at most 65535 fields")
+    writer = written_by.encode()
+    pack, writer_size = _ENTRY.pack, len(writer)
+    parts = [_HEAD.pack(BINARY, tag, len(sealed))]
+    for name, value in sealed.items():
+        name_bytes = name.encode()
+        head = pack(written_at, version, len(name_bytes), writer_size, len(value))
+        parts += (head, name_bytes, writer, value)
+    return b"".join(parts)
+
+
 def encode_json(fields: Mapping[str, StoredField], tag: bytes | None) -> bytes:
     """Format 2 (with a tag) or 1 (without): JSON, the sealed values in base64. Written
     only by the migration's downgrade and by tests, for data made before format 3."""

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
+from vault.storage.bulk import insert_rows
 from vault.storage.fields_blob import StoredFields, decode_fields, encode_fields
 from vault.storage.tables import blind_indexes, subjects, tokens
 from vault.subject import SubjectMeta, SubjectState
@@ -48,60 +49,13 @@ def _row(r: Any) -> SubjectRow:
 
 
 def insert_subjects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert prepared subject rows (column name -> value) in one executemany."""
-    _bulk_insert(conn, subjects, rows)
+    """Insert prepared subject rows (column name -> value) in one bulk insert."""
+    insert_rows(conn, subjects, rows)
 
 
 def insert_blind_indexes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert (tenant, field, digest, subject_id, key_version) rows in one executemany."""
-    _bulk_insert(conn, blind_indexes, rows)
-
-
-_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-
-
-def _bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The rows in one executemany on the driver's cursor (SQLAlchemy's per-row
-    parameter processing cost more than SQLite's insert itself on batch create).
-
-    Columns a row leaves out take their scalar Core default, as `table.insert()` would
-    give them; a driver error is raised as SQLAlchemy raises its own, so callers and
-    `Database` handle it as before. Rows of different shapes, or a driver without a
-    positional marker, go through Core.
-    """
-    if not rows:
-        return
-    marker = _MARKERS.get(conn.dialect.paramstyle)
-    names = tuple(rows[0])
-    if marker is None or any(tuple(row) != names for row in rows):
-        conn.execute(table.insert(), list(rows))
-        return
-    defaults = {
-        column.name: column.default.arg  # type: ignore[attr-defined]
-        for column in table.c
-        if column.name not in names and column.default is not None and column.default.is_scalar
-    }
-    columns = [*names, *defaults]
-    # Built from the table's own column names and the driver's marker; values are bound.
-    statement = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join([marker] * len(columns))})"
-    )
-    extra = tuple(defaults.values())
-    params = [(*row.values(), *extra) for row in rows]
-    cursor = conn.connection.cursor()
-    try:
-        cursor.executemany(statement, params)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-        if lost:
-            conn.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            statement, None, exc, conn.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost, dialect=conn.dialect,
-        ) from exc  # fmt: skip
-    finally:
-        cursor.close()
+    """Insert (tenant, field, digest, subject_id, key_version) rows in one bulk insert."""
+    insert_rows(conn, blind_indexes, rows)
 
 
 def get(conn: Connection, subject_id: str, *, for_update: bool = False) -> SubjectRow | None:
