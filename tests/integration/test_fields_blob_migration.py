@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 from vault.crypto import FieldProvenance, FieldSealer
+from vault.storage import migrate
 from vault.storage.db import create_engine
 from vault.storage.fields_blob import (
     BINARY,
@@ -22,6 +23,7 @@ from vault.storage.fields_blob import (
     LEGACY_FORMAT,
     blob_format,
     decode_fields,
+    encode_fields,
     encode_json,
 )
 from vault.subject import StoredField
@@ -126,3 +128,28 @@ def test_format_2_rows_become_binary_and_still_open_and_the_downgrade_restores_t
     restored = _blobs(engine)
     assert restored == {**tagged, **others}
     assert all(blob_format(b) == JSON_FORMAT for b in tagged.values())
+
+
+def test_stepping_back_converts_to_format_2_and_leaves_the_other_branches(
+    engine: Engine,
+) -> None:
+    migrate.upgrade(engine)
+    blob = _sealed_json("sub_0001", os.urandom(32), tagged=True)
+    _insert(engine, {"sub_0001": blob})
+    migrate.upgrade(engine)  # current already: nothing converted twice
+    assert _blobs(engine)["sub_0001"] == blob  # inserted after the conversion ran
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE subjects SET fields = :f"),
+            {"f": encode_fields(decode_fields(blob), decode_fields(blob).tag)},
+        )
+    before = set(sa.inspect(engine).get_table_names())
+
+    migrate.step_back(engine, "fields_blob_binary")
+
+    assert _blobs(engine)["sub_0001"] == blob
+    assert set(sa.inspect(engine).get_table_names()) == before
+    assert not migrate.is_current(engine)
+    migrate.upgrade(engine)
+    assert migrate.is_current(engine)
+    assert blob_format(_blobs(engine)["sub_0001"] or b"") == BINARY
