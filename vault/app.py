@@ -36,7 +36,15 @@ from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenIssuer, TokenVerifier
+from vault.identity import (
+    BearerVerifier,
+    IdentityMap,
+    IssuerVerifiers,
+    JwksVerifier,
+    TokenIssuer,
+    TokenVerifier,
+    trusted_issuer,
+)
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
@@ -56,6 +64,8 @@ from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, S
 from vault.rights.service import RightsService
 from vault.storage import migrate
 from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
+from vault.whatif.service import WhatIfService
+from vault.whatif.versions import PolicyVersions
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +102,7 @@ class VaultApp:
     rights: RightsService
     retention_job: RetentionJob
     reindexer: Reindexer
+    versions: PolicyVersions
     tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
         default_factory=list
     )
@@ -110,7 +121,7 @@ class VaultApp:
         if settings.is_embedded and settings.generate_dev_keys:
             for created in key_custody.init_keys(settings):
                 log.info("generated development key %s", created)
-        keyring = KeyRing(key_custody.provider_for(settings))
+        keyring = key_custody.keyring_for(settings)
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
@@ -125,13 +136,16 @@ class VaultApp:
             engine.dispose()
             raise
         db = Database(engine)
+        versions = PolicyVersions(db, dictionary, clock)
+        # Every policy put in force is kept by its version (`policy simulate`, `audit explain`).
+        policy.on_version(versions.record)
         # Every entry appended through this engine carries a MAC under a key that is
         # never in the database (audit.mac).
         audit.use_entry_mac(engine, _entry_mac(settings))
         audit_log = audit.AuditLog(engine)
         audit_log.start()
         auditor = Auditor(audit_log, clock)
-        sealing = RecordCipher(keyring, dictionary.searchable_fields)
+        sealing = RecordCipher(keyring, dictionary.index_forms)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
@@ -210,6 +224,7 @@ class VaultApp:
                 child=ChildPreparerSetup(settings, dictionary),
             ),
             reindexer=Reindexer(db, sealing, settings.reindex_batch_size),
+            versions=versions,
             observability=telemetry.configure(settings),
         )
 
@@ -325,24 +340,40 @@ class VaultApp:
         self.audit_log.close()
         self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
+        self.keyring.provider.close()
         self.observability.shutdown()
 
-    def token_verifier(self) -> TokenVerifier:
+    def token_verifier(self) -> BearerVerifier:
+        """The static token key's verifier, and one per trusted issuer (`token_issuers`)
+        behind a router choosing by the token's issuer (the static key is then optional)."""
         s = self.settings
-        return TokenVerifier(
-            s.resolved_token_public_key.read_bytes(),
-            issuer=s.token_issuer,
-            audience=s.token_audience,
-            clock=self.clock,
-            leeway_seconds=s.token_leeway_seconds,
+        public_key = s.resolved_token_public_key
+        static = (
+            TokenVerifier(
+                public_key.read_bytes(),
+                issuer=s.token_issuer,
+                audience=s.token_audience,
+                clock=self.clock,
+                leeway_seconds=s.token_leeway_seconds,
+            )
+            if not s.token_issuers or public_key.exists()
+            else None
         )
+        if not s.token_issuers:
+            assert static is not None
+            return static
+        trusted = [
+            JwksVerifier(trusted_issuer(entry), self.clock, s.token_leeway_seconds)
+            for entry in s.token_issuers
+        ]
+        return IssuerVerifiers(static, s.token_issuer, trusted)
 
     def customer_signing(self) -> Signing | None:
         """Customer tokens and link codes are signed with the vault's token key, when this
         vault holds it (a vault given only the public key cannot issue them)."""
         s = self.settings
-        if not s.token_private_key.exists():
-            return None
+        if not (s.token_private_key.exists() and s.resolved_token_public_key.exists()):
+            return None  # e.g. only trusted issuers: no static key pair at all
         private = s.token_private_key.read_bytes()
         link_audience = s.token_audience + LINK_AUDIENCE_SUFFIX
         return Signing(
@@ -419,6 +450,9 @@ class VaultApp:
                 policy=self.policy,
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,
+                whatif=WhatIfService(
+                    self.db.engine, self.db, self.policy, self.versions, self.clock
+                ),
                 audit_verifier=self.audit_verifier(),
                 audit_mac=audit.entry_mac_for(self.db.engine),
                 witnesses=self.witness_clients(),

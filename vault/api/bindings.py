@@ -44,7 +44,7 @@ from vault.api.tracing import TracingStage
 from vault.audit_trail import Auditor
 from vault.consent.service import ConsentService
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenVerifier
+from vault.identity import BearerVerifier, IdentityMap
 from vault.policy import PolicyEngine
 from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
@@ -52,6 +52,7 @@ from vault.records.service import RecordService
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import CustomerAccess
 from vault.rights.service import RightsService
+from vault.whatif.service import WhatIfService
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,13 @@ class DomainServices:
     dictionary: DataDictionary
     audit_engine: Engine
     audit_verifier: audit.CheckpointVerifier
+    whatif: WhatIfService
     audit_mac: audit.EntryMac | None = None
     witnesses: Sequence[WitnessClient] = ()
 
 
 def interceptor_stages(
-    auditor: Auditor, verifier: TokenVerifier, identities: IdentityMap
+    auditor: Auditor, verifier: BearerVerifier, identities: IdentityMap
 ) -> list[Stage]:
     """The chain every call passes, outermost first: trace, audit, authenticate."""
     return [
@@ -91,13 +93,14 @@ def service_bindings(
     vault = VaultServicer(
         services.records, services.reader, services.disclosures, max_violations=max_violations
     )
-    admin = PolicyAdminServicer(services.policy, services.dictionary)
+    admin = PolicyAdminServicer(services.policy, services.dictionary, services.whatif)
     log = AuditServicer(
         services.audit_engine,
         services.policy,
         services.audit_verifier,
         mac=services.audit_mac,
         witnesses=services.witnesses,
+        whatif=services.whatif,
     )
     consent = ConsentServicer(services.consent)
     rights = RightsServicer(services.rights)

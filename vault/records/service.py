@@ -236,6 +236,7 @@ class RecordService:
                 raise VersionConflictError("subject was changed concurrently; retry")
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             self._auditor.record_in(conn, call)
+        self._sealing.forget_key(row)
         self._db.after_shred()
         return _with(row.meta, version=new_version, updated_at=now, state=SubjectState.ERASED)
 

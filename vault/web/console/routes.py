@@ -38,6 +38,7 @@ from vault.web.console.search import (
     row,
     search_url,
 )
+from vault.web.console.whatif import whatif_routes
 from vault.web.security import CSRF_FIELD, Session
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ NAV = (
     ("/console/subjects", "Subject history"),
     ("/console/integrity", "Log integrity"),
     ("/console/retention", "Retention"),
+    ("/console/policy", "Policy what-if"),
 )
 
 
@@ -639,6 +641,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/retention", page(retention_page)),
         Route("/retention/holds", page(hold_set), methods=["POST"]),
         Route("/retention/holds/lift", page(hold_lift), methods=["POST"]),
+        *whatif_routes(web, page, render),
     ]
 
 
