@@ -138,7 +138,7 @@ def _create_stages(
             1,
         ),
         ("field-set tag (AES-GCM, no plaintext)", lambda i: sealer.seal_field_set(versions), 1),
-        ("fields blob (base64 + JSON)", lambda i: encode_fields(stored, tag), 1),
+        ("fields blob (encode_fields)", lambda i: encode_fields(stored, tag), 1),
         (
             "prepare_new whole (the four above)",
             lambda i: sealing.prepare_new("acme", "bench", batch[i % BATCH], now_us),

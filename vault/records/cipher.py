@@ -17,7 +17,8 @@ from vault.crypto import (
     new_subject_id,
 )
 from vault.errors import DecryptionError, FailedPreconditionError
-from vault.storage.subjects import StoredFields, SubjectRow, encode_fields
+from vault.storage.fields_blob import StoredFields, encode_fields, encode_written_together
+from vault.storage.subjects import SubjectRow
 from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
 
 
@@ -64,8 +65,9 @@ class RecordCipher:
         with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             dek, wrapped = self._keyring.new_data_key()
             sealer = self._keyring.sealer(dek, tenant, subject_id)
-            stored = _sealed(sealer, values, FieldProvenance(1, writer, now_us))
-            blob = encode_fields(stored, sealer.seal_field_set(dict.fromkeys(stored, 1)))
+            sealed = sealer.seal_new(values, FieldProvenance(1, writer, now_us))
+            tag = sealer.seal_new_field_set(sealed)
+            blob = encode_written_together(sealed, writer, now_us, 1, tag)
             index_rows = self.index_rows(tenant, subject_id, values)
         row = {
             "id": subject_id,
