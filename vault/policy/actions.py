@@ -36,6 +36,10 @@ class Action(StrEnum):
     POLICY_ADMIN = "policy:admin"
     CUSTOMER_ISSUE = "customers:issue"
     NOTICE_READ = "retention:notice"
+    REQUEST_SUBMIT = "requests:submit"
+    REQUEST_READ_OWN = "requests:read_own"
+    REQUEST_READ = "requests:read"
+    REQUEST_DECIDE = "requests:decide"
 
     @property
     def needs_purpose(self) -> bool:
