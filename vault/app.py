@@ -53,6 +53,9 @@ from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, Signing
+from vault.rights.deadlines import REQUESTS_FILE, RequestRules
+from vault.rights.request_decisions import RequestDecisions, RequestDesk
+from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import migrate
 from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
@@ -92,6 +95,7 @@ class VaultApp:
     rights: RightsService
     retention_job: RetentionJob
     reindexer: Reindexer
+    requests: RequestDesk
     tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
         default_factory=list
     )
@@ -113,6 +117,7 @@ class VaultApp:
         keyring = KeyRing(key_custody.provider_for(settings))
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
+        request_rules = RequestRules.from_file(settings.policies_dir / REQUESTS_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
         engine = create_engine(
             settings.resolved_database_url,
@@ -185,6 +190,18 @@ class VaultApp:
             controller=settings.consent_controller,
             signer=receipt_issuer,
         )
+        desk_parts = {
+            "db": db,
+            "policy": policy,
+            "auditor": auditor,
+            "clock": clock,
+            "rules": request_rules,
+            "sealing": sealing,
+        }
+        requests = RequestDesk(
+            customers=CustomerRequests(dictionary=dictionary, **desk_parts),
+            decisions=RequestDecisions(rights=rights, **desk_parts),
+        )
         return cls(
             settings,
             clock,
@@ -210,6 +227,7 @@ class VaultApp:
                 child=ChildPreparerSetup(settings, dictionary),
             ),
             reindexer=Reindexer(db, sealing, settings.reindex_batch_size),
+            requests=requests,
             observability=telemetry.configure(settings),
         )
 
@@ -416,6 +434,7 @@ class VaultApp:
                     clock=self.clock,
                     signing=self.customer_signing(),
                 ),
+                requests=self.requests,
                 policy=self.policy,
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,

@@ -51,6 +51,7 @@ from vault.records.reader import RecordReader
 from vault.records.service import RecordService
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import CustomerAccess
+from vault.rights.request_decisions import RequestDesk
 from vault.rights.service import RightsService
 
 
@@ -65,6 +66,7 @@ class DomainServices:
     rights: RightsService
     retention: RetentionService
     customers: CustomerAccess
+    requests: RequestDesk
     policy: PolicyEngine
     dictionary: DataDictionary
     audit_engine: Engine
@@ -100,9 +102,9 @@ def service_bindings(
         witnesses=services.witnesses,
     )
     consent = ConsentServicer(services.consent)
-    rights = RightsServicer(services.rights)
+    rights = RightsServicer(services.rights, services.requests.decisions)
     retention = RetentionServicer(services.retention)
-    customers = CustomerAccessServicer(services.customers)
+    customers = CustomerAccessServicer(services.customers, services.requests.customers)
     return [
         binding(
             vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault

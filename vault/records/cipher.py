@@ -231,7 +231,9 @@ class RecordCipher:
     ) -> dict[str, str]:
         """The values `seal_proposal` sealed; `DecryptionError` if anything differs."""
         sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
-        opened = json.loads(sealer.open(_PROPOSAL + request_id, sealed, FieldProvenance(1, by, at_us)))
+        opened = json.loads(
+            sealer.open(_PROPOSAL + request_id, sealed, FieldProvenance(1, by, at_us))
+        )
         return {str(k): str(v) for k, v in opened.items()}
 
     def upgraded_blob(self, row: SubjectRow) -> bytes | None:

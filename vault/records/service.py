@@ -217,6 +217,7 @@ class RecordService:
         reason: str,
         action: Action = Action.SUBJECT_ERASE,
         purpose: str | None = None,
+        *,
         within: Within | None = None,
     ) -> SubjectMeta:
         """Crypto-shred: drop the data key, the sealed fields and the blind indexes.

@@ -105,9 +105,11 @@ class RequestRules:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise RequestRulesError(f"{path.name}: cannot read ({type(exc).__name__})") from None
+            raise RequestRulesError(
+                path.name, None, f"cannot read ({type(exc).__name__})"
+            ) from None
         except yaml.YAMLError:
-            raise RequestRulesError(f"{path.name}: not valid YAML") from None
+            raise RequestRulesError(path.name, None, "not valid YAML") from None
         return cls.from_mapping(raw, path.name)
 
     @classmethod
@@ -119,7 +121,7 @@ class RequestRules:
                 f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}"
                 for e in exc.errors(include_input=False, include_url=False)
             )
-            raise RequestRulesError(f"{name}: {problems}") from None
+            raise RequestRulesError(name, None, problems) from None
         return cls(
             jurisdictions={
                 code: Deadline(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Connection
 
@@ -22,7 +22,7 @@ from vault.context import CallContext
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy import Action
 from vault.rights.request_states import RequestEvent, RequestKind, RequestState, next_state
-from vault.rights.requests import RequestBase, RequestView
+from vault.rights.requests import CustomerRequests, RequestBase, RequestView
 from vault.rights.service import RightsService
 from vault.storage import subject_requests as store
 from vault.storage import subjects as subjects_repo
@@ -31,6 +31,14 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_DECISION_REASON = 400
 OPEN_STATES = (RequestState.AWAITING_VERIFICATION, RequestState.PENDING_DECISION)
+
+
+@dataclass(frozen=True)
+class RequestDesk:
+    """Both sides of the request workflow, as one process serves them."""
+
+    customers: CustomerRequests
+    decisions: RequestDecisions
 
 
 class RequestDecisions(RequestBase):
@@ -174,4 +182,6 @@ def _decode_token(token: str) -> tuple[int, str] | None:
         deadline, request_id = base64.urlsafe_b64decode(token.encode()).decode().split(".", 1)
         return int(deadline), request_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError([FieldViolation("page_token", "not a token of this list")]) from None
+        raise InvalidArgumentError(
+            [FieldViolation("page_token", "not a token of this list")]
+        ) from None

@@ -155,7 +155,12 @@ class RequestBase:
         )
 
     def _move(
-        self, conn: Connection, call: CallContext, row: RequestRow, event: RequestEvent, **changes: object
+        self,
+        conn: Connection,
+        call: CallContext,
+        row: RequestRow,
+        event: RequestEvent,
+        **changes: object,
     ) -> RequestRow:
         """Apply `event` to the locked `row` (the state machine decides), noting the
         transition on the call for its audit entry."""
@@ -196,7 +201,9 @@ class CustomerRequests(RequestBase):
             if subject.meta.state.is_terminal:
                 call.deny(f"state:{subject.meta.state.value}")
                 raise FailedPreconditionError(f"subject is {subject.meta.state.value}")
-            open_now = [r for r in store.for_subject(conn, subject_id) if RequestState(r.state).is_open]
+            open_now = [
+                r for r in store.for_subject(conn, subject_id) if RequestState(r.state).is_open
+            ]
             if len(open_now) >= MAX_OPEN_PER_SUBJECT:
                 raise ResourceExhaustedError(
                     f"at most {MAX_OPEN_PER_SUBJECT} open requests at a time"
@@ -304,7 +311,11 @@ class CustomerRequests(RequestBase):
             if row.verification_failures >= MAX_CODE_FAILURES:
                 raise FailedPreconditionError(
                     "too many wrong codes: ask for a new one",
-                    [PreconditionViolation("VERIFICATION_LOCKED", f"requests/{row.id}", "ask for a new code")],
+                    [
+                        PreconditionViolation(
+                            "VERIFICATION_LOCKED", f"requests/{row.id}", "ask for a new code"
+                        )
+                    ],
                 )
             text = normalize_code(code)
             redeemed = len(text) == _CODE_LENGTH and customer_links.redeem(

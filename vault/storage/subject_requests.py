@@ -122,9 +122,7 @@ def move(conn: Connection, request_id: str, from_state: str, changes: dict[str, 
     """Apply `changes` if the request is still in `from_state`; False otherwise."""
     c = subject_requests.c
     result = conn.execute(
-        subject_requests.update()
-        .where(c.id == request_id, c.state == from_state)
-        .values(**changes)
+        subject_requests.update().where(c.id == request_id, c.state == from_state).values(**changes)
     )
     return result.rowcount == 1
 

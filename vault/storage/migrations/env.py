@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from alembic import context
 
-import vault.storage.consent_tables  # registers the consent tables on `metadata`
-import vault.storage.customer_links  # registers the customer links on `metadata`
-import vault.storage.subject_requests  # registers the data-subject requests on `metadata`
-import vault.storage.retention_tables  # noqa: F401 - registers the retention tables on `metadata`
 from vault.storage.tables import metadata
 
 connection = context.config.attributes["connection"]

@@ -45,9 +45,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_subject_requests_queue", "subject_requests", ["tenant", "state", "deadline_at"]
     )
-    op.create_index(
-        "ix_subject_requests_subject", "subject_requests", ["subject_id", "created_at"]
-    )
+    op.create_index("ix_subject_requests_subject", "subject_requests", ["subject_id", "created_at"])
 
 
 def downgrade() -> None:
