@@ -18,6 +18,7 @@ from vault.cli.audit import audit_app
 from vault.cli.consent import consent_app
 from vault.cli.options import DatabaseUrl, DataDir, parse_pairs, parse_ttl, settings
 from vault.cli.policy import policy_app
+from vault.cli.requests import requests_app
 from vault.cli.retention import retention_app
 from vault.cli.rights import rights_app
 from vault.cli.subjects import subjects_app
@@ -44,6 +45,7 @@ app.add_typer(
 )
 app.add_typer(consent_app, name="consent")
 app.add_typer(rights_app, name="rights")
+rights_app.add_typer(requests_app, name="requests")
 app.add_typer(retention_app, name="retention")
 console = Console()
 err = Console(stderr=True)
