@@ -8,7 +8,7 @@ call is the signed-in person's own (RightsService: requests:read, requests:decid
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -76,7 +76,7 @@ def request_routes(
             )
         except VaultClientError as exc:
             return web.refused(request, session, exc, what="read the request queue")
-        now = datetime.now(UTC)
+        now = web.now()
         return render(
             request,
             session,
@@ -100,7 +100,7 @@ def request_routes(
             request,
             session,
             "console/request.html",
-            {"r": row(found, datetime.now(UTC)), "error": error, "max_reason": MAX_REASON},
+            {"r": row(found, web.now()), "error": error, "max_reason": MAX_REASON},
             status=400 if error else 200,
         )
 

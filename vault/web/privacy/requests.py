@@ -5,7 +5,7 @@ protection officer's reason. Every call is the customer's own (CustomerAccessSer
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -62,6 +62,7 @@ def request_routes(
     page: Callable[[Handler], Callable[[Request], Awaitable[Response]]],
     client: Callable[[Session], CustomerClient],
     field_names: dict[str, str],
+    now: Callable[[], datetime],
 ) -> list[Route]:
     async def requests_page(
         request: Request, session: Session, error: str = "", status: int = 200
@@ -71,13 +72,12 @@ def request_routes(
                 return c.requests.list()
 
         mine = await run_in_threadpool(load)
-        now = datetime.now(UTC)
         return show(
             request,
             "privacy/requests.html",
             {
                 "requests": mine,
-                "now": now,
+                "now": now(),
                 "kind_name": KIND_NAME,
                 "kind_text": KIND_TEXT,
                 "state_name": STATE_NAME,

@@ -415,5 +415,5 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/download/my-data.html", page(download_readable), methods=["GET"]),
         Route("/verify", verify_page, methods=["GET"]),
         Route("/signout", page(signout), methods=["POST"]),
-        *request_routes(show, page, client, FIELD_NAME),
+        *request_routes(show, page, client, FIELD_NAME, web.now),
     ]
