@@ -286,6 +286,10 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
     _decide(dpo, request_id, APPROVE, "new address confirmed")
     view = dpo.get(ada, "full", "data_subject_request", "DSR-9: check")
     assert view.fields["email"].value == NEW_EMAIL
+    logged = [e.entry for e in audit.iter_query(vault.app.db.engine)]
+    assert logged and not [e for e in logged if "ada.byron" in repr(e).lower()]
+    [decided] = [e for e in logged if e.action == "DecideDataSubjectRequest"]
+    assert decided.field_names == ("email",)  # the names of what changed, never the values
 
 
 def test_an_approved_restriction_restricts(vault: RunningVault) -> None:
