@@ -145,6 +145,7 @@ def test_the_dpo_rejects_a_correction_and_an_unconfirmed_request_cannot_be_decid
         found = REQUEST_ID.search(customer.url)
         assert found is not None
         rid = found.group(0)
+        assert "Correct my data: City" in customer.locator(f"[id='{rid}']").inner_text()
 
         dpo = dpo_context.new_page()
         sign_in(dpo, console, "dpo")

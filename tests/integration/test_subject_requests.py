@@ -272,6 +272,7 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
         rpb.GetDataSubjectRequestRequest(request_id=request_id),
     ).request
     assert dict(seen.proposed_values) == {}
+    assert list(seen.proposed_fields) == ["email"]  # names, never values
     with pytest.raises(VaultClientError) as officer_decides:
         _decide(officer, request_id, APPROVE, "fine")
     assert officer_decides.value.code == "PERMISSION_DENIED"

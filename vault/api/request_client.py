@@ -39,6 +39,7 @@ class RequestInfo:
     decided_by: str
     reason: str
     proposed: dict[str, str] = field(default_factory=dict)
+    fields: tuple[str, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -71,6 +72,7 @@ def request_info(message: requests_pb2.DataSubjectRequest) -> RequestInfo:
         decided_by=message.decided_by,
         reason=message.decision_reason,
         proposed=dict(message.proposed_values),
+        fields=tuple(message.proposed_fields),
     )
 
 

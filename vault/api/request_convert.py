@@ -52,6 +52,7 @@ def request(view: RequestView) -> pb.DataSubjectRequest:
         decided_by=view.decided_by,
         decision_reason=view.decision_reason,
         proposed_values=dict(view.proposed),
+        proposed_fields=list(view.proposed_fields),
     )
     if view.verified_at is not None:
         message.verify_time.CopyFrom(timestamp(view.verified_at))

@@ -108,7 +108,11 @@ def _print(found: Any) -> None:
     rows = [
         ("request", found.request_id),
         ("subject", found.subject_id),
-        ("kind", _kind(found)),
+        (
+            "kind",
+            _kind(found)
+            + (f" ({', '.join(found.proposed_fields)})" if found.proposed_fields else ""),
+        ),
         ("state", _state(found)),
         ("jurisdiction", f"{found.jurisdiction} ({found.regulation})"),
         ("received", time_text(found, "create_time")),

@@ -69,6 +69,7 @@ class RequestView:
     decided_at: datetime | None
     decided_by: str
     decision_reason: str
+    proposed_fields: tuple[str, ...] = ()
     proposed: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -152,6 +153,7 @@ class RequestBase:
             # A customer is told that the DPO decided, not which colleague.
             decided_by="" if for_customer else (row.decided_by or ""),
             decision_reason=row.decision_reason or "",
+            proposed_fields=tuple(row.proposed_fields.split(",")) if row.proposed_fields else (),
         )
 
     def _move(
@@ -231,6 +233,7 @@ class CustomerRequests(RequestBase):
                 decision_reason=None,
                 proposed=sealed,
                 verification_failures=0,
+                proposed_fields=",".join(sorted(values)) or None,
             )
             store.insert(conn, row)
             call.extra = {**call.extra, "transition": "->awaiting_verification"}

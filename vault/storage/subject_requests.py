@@ -39,6 +39,8 @@ subject_requests = sa.Table(
     sa.Column("decided_by", sa.String(200), nullable=True),
     sa.Column("decision_reason", sa.Text, nullable=True),
     sa.Column("proposed", sa.LargeBinary, nullable=True),
+    # The names of the fields a rectification proposes to change (never their values).
+    sa.Column("proposed_fields", sa.String(1000), nullable=True),
     sa.Column("verification_failures", sa.Integer, nullable=False, default=0),
     sa.Index("ix_subject_requests_queue", "tenant", "state", "deadline_at"),
     sa.Index("ix_subject_requests_subject", "subject_id", "created_at"),
@@ -64,6 +66,7 @@ class RequestRow:
     decision_reason: str | None
     proposed: bytes | None
     verification_failures: int
+    proposed_fields: str | None = None
 
 
 def _row(mapping: Any) -> RequestRow:

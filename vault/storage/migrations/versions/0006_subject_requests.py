@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(200), nullable=True),
         sa.Column("decision_reason", sa.Text, nullable=True),
         sa.Column("proposed", sa.LargeBinary, nullable=True),
+        sa.Column("proposed_fields", sa.String(1000), nullable=True),
         sa.Column("verification_failures", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index(

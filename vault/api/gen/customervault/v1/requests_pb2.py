@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ustomervault/v1/requests.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x04\n\x12\x44\x61taSubjectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x36\n\x04kind\x18\x03 \x01(\x0e\x32(.customervault.v1.DataSubjectRequestKind\x12\x38\n\x05state\x18\x04 \x01(\x0e\x32).customervault.v1.DataSubjectRequestState\x12\x14\n\x0cjurisdiction\x18\x05 \x01(\t\x12\x12\n\nregulation\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bverify_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x63ide_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x0b \x01(\t\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x0c \x01(\t\x12Q\n\x0fproposed_values\x18\r \x03(\x0b\x32\x38.customervault.v1.DataSubjectRequest.ProposedValuesEntry\x1a\x35\n\x13ProposedValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xc2\x01\n\x16\x44\x61taSubjectRequestKind\x12)\n%DATA_SUBJECT_REQUEST_KIND_UNSPECIFIED\x10\x00\x12+\n\'DATA_SUBJECT_REQUEST_KIND_RECTIFICATION\x10\x01\x12)\n%DATA_SUBJECT_REQUEST_KIND_RESTRICTION\x10\x02\x12%\n!DATA_SUBJECT_REQUEST_KIND_ERASURE\x10\x03*\xd1\x02\n\x17\x44\x61taSubjectRequestState\x12*\n&DATA_SUBJECT_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x34\n0DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION\x10\x01\x12/\n+DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION\x10\x02\x12(\n$DATA_SUBJECT_REQUEST_STATE_FULFILLED\x10\x03\x12\'\n#DATA_SUBJECT_REQUEST_STATE_REJECTED\x10\x04\x12(\n$DATA_SUBJECT_REQUEST_STATE_CANCELLED\x10\x05\x12&\n\"DATA_SUBJECT_REQUEST_STATE_EXPIRED\x10\x06\x42$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ustomervault/v1/requests.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x04\n\x12\x44\x61taSubjectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x36\n\x04kind\x18\x03 \x01(\x0e\x32(.customervault.v1.DataSubjectRequestKind\x12\x38\n\x05state\x18\x04 \x01(\x0e\x32).customervault.v1.DataSubjectRequestState\x12\x14\n\x0cjurisdiction\x18\x05 \x01(\t\x12\x12\n\nregulation\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bverify_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x63ide_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x0b \x01(\t\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x0c \x01(\t\x12Q\n\x0fproposed_values\x18\r \x03(\x0b\x32\x38.customervault.v1.DataSubjectRequest.ProposedValuesEntry\x12\x17\n\x0fproposed_fields\x18\x0e \x03(\t\x1a\x35\n\x13ProposedValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xc2\x01\n\x16\x44\x61taSubjectRequestKind\x12)\n%DATA_SUBJECT_REQUEST_KIND_UNSPECIFIED\x10\x00\x12+\n\'DATA_SUBJECT_REQUEST_KIND_RECTIFICATION\x10\x01\x12)\n%DATA_SUBJECT_REQUEST_KIND_RESTRICTION\x10\x02\x12%\n!DATA_SUBJECT_REQUEST_KIND_ERASURE\x10\x03*\xd1\x02\n\x17\x44\x61taSubjectRequestState\x12*\n&DATA_SUBJECT_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x34\n0DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION\x10\x01\x12/\n+DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION\x10\x02\x12(\n$DATA_SUBJECT_REQUEST_STATE_FULFILLED\x10\x03\x12\'\n#DATA_SUBJECT_REQUEST_STATE_REJECTED\x10\x04\x12(\n$DATA_SUBJECT_REQUEST_STATE_CANCELLED\x10\x05\x12&\n\"DATA_SUBJECT_REQUEST_STATE_EXPIRED\x10\x06\x42$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z customervault/v1;customervaultv1'
   _globals['_DATASUBJECTREQUEST_PROPOSEDVALUESENTRY']._loaded_options = None
   _globals['_DATASUBJECTREQUEST_PROPOSEDVALUESENTRY']._serialized_options = b'8\001'
-  _globals['_DATASUBJECTREQUESTKIND']._serialized_start=682
-  _globals['_DATASUBJECTREQUESTKIND']._serialized_end=876
-  _globals['_DATASUBJECTREQUESTSTATE']._serialized_start=879
-  _globals['_DATASUBJECTREQUESTSTATE']._serialized_end=1216
+  _globals['_DATASUBJECTREQUESTKIND']._serialized_start=707
+  _globals['_DATASUBJECTREQUESTKIND']._serialized_end=901
+  _globals['_DATASUBJECTREQUESTSTATE']._serialized_start=904
+  _globals['_DATASUBJECTREQUESTSTATE']._serialized_end=1241
   _globals['_DATASUBJECTREQUEST']._serialized_start=87
-  _globals['_DATASUBJECTREQUEST']._serialized_end=679
-  _globals['_DATASUBJECTREQUEST_PROPOSEDVALUESENTRY']._serialized_start=626
-  _globals['_DATASUBJECTREQUEST_PROPOSEDVALUESENTRY']._serialized_end=679
+  _globals['_DATASUBJECTREQUEST']._serialized_end=704
+  _globals['_DATASUBJECTREQUEST_PROPOSEDVALUESENTRY']._serialized_start=651
+  _globals['_DATASUBJECTREQUEST_PROPOSEDVALUESENTRY']._serialized_end=704
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -40,7 +40,7 @@ DATA_SUBJECT_REQUEST_STATE_CANCELLED: DataSubjectRequestState
 DATA_SUBJECT_REQUEST_STATE_EXPIRED: DataSubjectRequestState
 
 class DataSubjectRequest(_message.Message):
-    __slots__ = ("request_id", "subject_id", "kind", "state", "jurisdiction", "regulation", "create_time", "deadline", "verify_time", "decide_time", "decided_by", "decision_reason", "proposed_values")
+    __slots__ = ("request_id", "subject_id", "kind", "state", "jurisdiction", "regulation", "create_time", "deadline", "verify_time", "decide_time", "decided_by", "decision_reason", "proposed_values", "proposed_fields")
     class ProposedValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class DataSubjectRequest(_message.Message):
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     DECISION_REASON_FIELD_NUMBER: _ClassVar[int]
     PROPOSED_VALUES_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     subject_id: str
     kind: DataSubjectRequestKind
@@ -74,4 +75,5 @@ class DataSubjectRequest(_message.Message):
     decided_by: str
     decision_reason: str
     proposed_values: _containers.ScalarMap[str, str]
-    def __init__(self, request_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., kind: _Optional[_Union[DataSubjectRequestKind, str]] = ..., state: _Optional[_Union[DataSubjectRequestState, str]] = ..., jurisdiction: _Optional[str] = ..., regulation: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., proposed_values: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    proposed_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., kind: _Optional[_Union[DataSubjectRequestKind, str]] = ..., state: _Optional[_Union[DataSubjectRequestState, str]] = ..., jurisdiction: _Optional[str] = ..., regulation: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., proposed_values: _Optional[_Mapping[str, str]] = ..., proposed_fields: _Optional[_Iterable[str]] = ...) -> None: ...
