@@ -101,6 +101,7 @@ def test_a_customer_asks_for_erasure_confirms_and_sees_it_fulfilled(
         dpo.get_by_label(re.compile("Reason")).fill("Identity confirmed; no legal hold.")
         dpo.get_by_role("button", name="Record the decision").click()
         assert f"{rid}: Fulfilled" in dpo.locator(".success").inner_text()
+        assert rid in dpo.locator("tr", has_text=rid).inner_text()  # on the Decided tab
         screenshot(dpo, "r05-console-request-decided")
 
         # The customer sees it fulfilled, with the reason, and their data is gone.

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from vault.api.console_client import ConsoleClient, RequestInfo, VaultClientError
+from vault.rights.request_states import is_request_id
 from vault.web.security import Session
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def request_routes(
 ) -> list[Route]:
     async def queue(request: Request, session: Session) -> Response:
         shown = request.query_params.get("show", "open")
+        decided = request.query_params.get("decided", "")
         states = FILTERS.get(shown, FILTERS["open"])
         token = request.query_params.get("page", "")[:200]
         try:
@@ -86,7 +88,8 @@ def request_routes(
                 "shown": shown if shown in FILTERS else "open",
                 "filters": FILTERS,
                 "next_page": following,
-                "message": request.query_params.get("done", ""),
+                # Only a request id is echoed from a URL, never free text someone put in a link.
+                "decided": decided if is_request_id(decided) else "",
             },
         )
 
@@ -129,8 +132,8 @@ def request_routes(
                 detail = "; ".join(f"{f}: {d}" for f, d in exc.violations) or exc.message
                 return await one(request, session, f"The vault refused: {detail}")
             return web.refused(request, session, exc, what="decide this request")
-        done = f"{decided.request_id}: {STATE_WORDS.get(decided.state, decided.state)}"
-        return RedirectResponse(f"/console/requests?{urlencode({'done': done})}", status_code=303)
+        query = urlencode({"decided": decided.request_id, "show": "decided"})
+        return RedirectResponse(f"/console/requests?{query}", status_code=303)
 
     return [
         Route("/requests", page(queue)),
