@@ -53,7 +53,16 @@ def _create(
 
 
 def _code(vault: RunningVault, request_id: str) -> str:
+    """What the front end does: find the new request in the queue, get its code."""
     front = vault.client(**FRONTEND)
+    waiting = front.call(
+        front.rights,
+        "ListDataSubjectRequests",
+        rpb.ListDataSubjectRequestsRequest(
+            states=[req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION]
+        ),
+    )
+    assert request_id in [r.request_id for r in waiting.requests]
     response = front.call(
         front.customers,
         "IssueRequestVerificationCode",

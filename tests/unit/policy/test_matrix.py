@@ -145,7 +145,7 @@ ACTION_GRANTS = {
     "support_agent": {Action.CONSENT_READ},
     "support_lead": {Action.CONSENT_READ},
     "compliance_officer": COMPLIANCE,
-    "frontend": {Action.CUSTOMER_ISSUE, Action.NOTICE_READ},
+    "frontend": {Action.CUSTOMER_ISSUE, Action.NOTICE_READ, Action.REQUEST_READ},
     "dpo": COMPLIANCE
     | {
         Action.SUBJECT_ERASE,

@@ -119,7 +119,8 @@ class RightsServiceServicer:
 
     def ListDataSubjectRequests(self, request, context):
         """The queue of customers' requests, the nearest deadline first, by page (permission
-        requests:read: compliance officers and the DPO).
+        requests:read: compliance officers, the DPO, and the front end, which sends the
+        customer the verification code of a new request).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -54,7 +54,8 @@ class RightsServiceStub:
     """
     ListDataSubjectRequests: _grpc.UnaryUnaryMultiCallable[_rights_pb2.ListDataSubjectRequestsRequest, _rights_pb2.ListDataSubjectRequestsResponse]
     """The queue of customers' requests, the nearest deadline first, by page (permission
-    requests:read: compliance officers and the DPO).
+    requests:read: compliance officers, the DPO, and the front end, which sends the
+    customer the verification code of a new request).
     """
     GetDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.GetDataSubjectRequestRequest, _rights_pb2.GetDataSubjectRequestResponse]
     """One request; a rectification's proposed values only for a caller who may decide it
@@ -87,7 +88,8 @@ class RightsServiceAsyncStub(RightsServiceStub):
     """
     ListDataSubjectRequests: _aio.UnaryUnaryMultiCallable[_rights_pb2.ListDataSubjectRequestsRequest, _rights_pb2.ListDataSubjectRequestsResponse]  # type: ignore[assignment]
     """The queue of customers' requests, the nearest deadline first, by page (permission
-    requests:read: compliance officers and the DPO).
+    requests:read: compliance officers, the DPO, and the front end, which sends the
+    customer the verification code of a new request).
     """
     GetDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.GetDataSubjectRequestRequest, _rights_pb2.GetDataSubjectRequestResponse]  # type: ignore[assignment]
     """One request; a rectification's proposed values only for a caller who may decide it
@@ -153,7 +155,8 @@ class RightsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rights_pb2.ListDataSubjectRequestsResponse, _abc.Awaitable[_rights_pb2.ListDataSubjectRequestsResponse]]:
         """The queue of customers' requests, the nearest deadline first, by page (permission
-        requests:read: compliance officers and the DPO).
+        requests:read: compliance officers, the DPO, and the front end, which sends the
+        customer the verification code of a new request).
         """
 
     @_abc_1.abstractmethod
