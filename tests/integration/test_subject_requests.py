@@ -22,6 +22,7 @@ from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import customers_pb2 as cus
 from vault.api.gen.customervault.v1 import requests_pb2 as req
+from vault.api.gen.customervault.v1 import retention_pb2 as retpb
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import rights_pb2_grpc
 
@@ -360,3 +361,30 @@ def test_the_customer_may_withdraw_and_bad_input_is_refused(vault: RunningVault)
         cus.CreateDataSubjectRequestRequest(subject_id=ada, kind=RESTRICTION, jurisdiction="CN"),
     ).request
     assert pipl.regulation.startswith("PIPL")
+
+
+def test_an_approval_that_cannot_be_carried_out_changes_nothing(vault: RunningVault) -> None:
+    """A legal hold refuses the erasure: the request stays pending, the data stays, and
+    the refused decision is audited; the DPO can then reject it with the reason."""
+    ada = vault.client(**SERVICE).create(ADA).subject_id
+    customer, request_id = _verified(vault, ada, ERASURE)
+    dpo = vault.client(**DPO)
+    dpo.call(
+        dpo.retention,
+        "SetLegalHold",
+        retpb.SetLegalHoldRequest(subject_id=ada, reason="MATTER-12"),
+    )
+    with pytest.raises(VaultClientError) as held:
+        _decide(dpo, request_id, APPROVE, "erase")
+    assert held.value.code == "FAILED_PRECONDITION"
+    [mine] = _own(customer, ada)
+    assert mine.state == req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
+    assert mine.decision_reason == ""
+    with vault.app.db.engine.connect() as conn:
+        state = conn.execute(sa.text("SELECT state FROM subjects WHERE id = :id"), {"id": ada})
+        assert state.scalar_one() == "active"
+    [refused] = _entries(vault, "DecideDataSubjectRequest")
+    assert (refused.decision, refused.result_code) == ("deny", "FAILED_PRECONDITION")
+
+    rejected = _decide(dpo, request_id, REJECT, "MATTER-12: kept under a legal hold")
+    assert rejected.state == req.DATA_SUBJECT_REQUEST_STATE_REJECTED
