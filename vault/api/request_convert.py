@@ -5,8 +5,8 @@ from __future__ import annotations
 from vault.api.convert import timestamp
 from vault.api.gen.customervault.v1 import requests_pb2 as pb
 from vault.api.gen.customervault.v1 import rights_pb2
+from vault.rights.request_base import RequestView
 from vault.rights.request_states import RequestKind, RequestState
-from vault.rights.requests import RequestView
 
 _KIND_TO_PB = {
     RequestKind.RECTIFICATION: pb.DATA_SUBJECT_REQUEST_KIND_RECTIFICATION,

@@ -21,8 +21,9 @@ from vault.clock import to_micros
 from vault.context import CallContext
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy import Action
+from vault.rights.request_base import RequestBase, RequestView
 from vault.rights.request_states import RequestEvent, RequestKind, RequestState, next_state
-from vault.rights.requests import CustomerRequests, RequestBase, RequestView
+from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import subject_requests as store
 from vault.storage import subjects as subjects_repo

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.errors import FailedPreconditionError
+from vault.rights.request_base import new_request_id
 from vault.rights.request_states import (
     TRANSITIONS,
     RequestEvent,
@@ -14,7 +15,7 @@ from vault.rights.request_states import (
     is_request_id,
     next_state,
 )
-from vault.rights.requests import new_request_id, normalize_code
+from vault.rights.requests import normalize_code
 
 RID = "DSR-20270101-ABCDEFGHJK"
 
