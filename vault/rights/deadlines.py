@@ -37,6 +37,7 @@ class _Jurisdiction(BaseModel):
     months: int | None = Field(default=None, ge=1, le=12)
     working_days: int | None = Field(default=None, ge=1, le=260)
     holidays: tuple[date, ...] = ()
+    roll_to_working_day: bool = False
 
     @model_validator(mode="after")
     def _one_period(self) -> _Jurisdiction:
@@ -74,12 +75,18 @@ class Deadline:
     months: int = 0
     working_days: int = 0
     holidays: frozenset[date] = frozenset()
+    roll_to_working_day: bool = False
 
     def due_date(self, received: date) -> date:
-        """The last day a request received on `received` may be answered on."""
-        if self.months:
-            return add_months(received, self.months)
-        return add_working_days(received, self.working_days, self.holidays)
+        """The last day a request received on `received` may be answered on; a period
+        in months that ends on a Saturday, Sunday or holiday ends on the next working day
+        when `roll_to_working_day` (Regulation 1182/71 art. 3(4))."""
+        if not self.months:
+            return add_working_days(received, self.working_days, self.holidays)
+        due = add_months(received, self.months)
+        while self.roll_to_working_day and not is_working_day(due, self.holidays):
+            due += timedelta(days=1)
+        return due
 
     def deadline_at(self, received_at: datetime) -> datetime:
         """The last instant (aware) a request received at `received_at` is due by."""
@@ -131,6 +138,7 @@ class RequestRules:
                     months=j.months or 0,
                     working_days=j.working_days or 0,
                     holidays=frozenset(j.holidays),
+                    roll_to_working_day=j.roll_to_working_day,
                 )
                 for code, j in parsed.jurisdictions.items()
             },

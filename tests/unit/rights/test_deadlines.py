@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from vault.rights.deadlines import (
     REQUESTS_FILE,
+    Deadline,
     RequestRules,
     RequestRulesError,
     add_months,
@@ -43,6 +45,22 @@ def test_a_month_later_is_later_and_never_skips_a_month(day: date, months: int) 
     assert due > day
     assert (due.year * 12 + due.month) - (day.year * 12 + day.month) == months
     assert due.day == day.day or due.day < day.day  # clamped only at a month's end
+
+
+@given(days, holidays)
+def test_a_rolled_month_ends_on_the_first_working_day_from_the_plain_month(
+    day: date, off: frozenset[date]
+) -> None:
+    rolled = Deadline(
+        "EU", "GDPR", ZoneInfo("UTC"), months=1, holidays=off, roll_to_working_day=True
+    )
+    plain = add_months(day, 1)
+    due = rolled.due_date(day)
+    assert is_working_day(due, off)
+    assert due >= plain
+    assert all(
+        not is_working_day(plain + timedelta(days=i), off) for i in range((due - plain).days)
+    )
 
 
 def test_fifteen_working_days_skip_weekends() -> None:
@@ -78,7 +96,11 @@ def test_the_shipped_rules_give_gdpr_a_month_and_pipl_fifteen_working_days() -> 
     received = datetime(2027, 1, 31, 10, 0, tzinfo=UTC)
     eu = rules.deadline("")
     assert eu is not None
-    assert eu.deadline_at(received).date() == date(2027, 2, 28)
+    # 2027-02-28 is a Sunday: the month ends on Monday 1 March (1182/71 art. 3(4)).
+    assert eu.deadline_at(received).date() == date(2027, 3, 1)
+    assert eu.deadline_at(datetime(2027, 1, 15, 10, 0, tzinfo=UTC)).date() == date(2027, 2, 15)
+    # Received 2026-12-01: due Friday 2027-01-01, a listed holiday, then a weekend.
+    assert eu.deadline_at(datetime(2026, 12, 1, 10, 0, tzinfo=UTC)).date() == date(2027, 1, 4)
     cn = rules.deadline("CN")
     assert cn is not None
     # Sunday 2027-01-31 in Shanghai; 15 working days from Monday: Friday 2027-02-19,
