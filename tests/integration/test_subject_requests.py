@@ -195,7 +195,8 @@ def test_a_request_without_re_verification_cannot_be_decided(vault: RunningVault
         ("VERIFICATION", f"requests/{created.request_id}")
     ]
     [entry] = _entries(vault, "DecideDataSubjectRequest")
-    assert entry.result_code == "FAILED_PRECONDITION"
+    assert (entry.decision, entry.result_code) == ("deny", "FAILED_PRECONDITION")
+    assert entry.reason == "request is awaiting_verification"
     with vault.app.db.engine.connect() as conn:
         state = conn.execute(sa.text("SELECT state FROM subjects WHERE id = :id"), {"id": ada})
         assert state.scalar_one() == "active"

@@ -135,8 +135,16 @@ class RequestBase:
     ) -> RequestRow:
         """Apply `event` to the locked `row` (the state machine decides), noting the
         transition on the call for its audit entry."""
-        target = next_state(row.id, RequestState(row.state), event)
+        target = self._check(call, row, event)
         if not store.move(conn, row.id, row.state, {"state": target.value, **changes}):
             raise FailedPreconditionError("the request was changed concurrently; re-read it")
         call.extra = {**call.extra, "transition": f"{row.state}->{target.value}"}
         return RequestRow(**{**row.__dict__, "state": target.value, **changes})
+
+    def _check(self, call: CallContext, row: RequestRow, event: RequestEvent) -> RequestState:
+        """The state `event` leads to; a refusal is recorded on the call as denied."""
+        try:
+            return next_state(row.id, RequestState(row.state), event)
+        except FailedPreconditionError:
+            call.deny(f"request is {row.state}", self._policy.version)
+            raise

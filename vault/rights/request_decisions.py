@@ -22,7 +22,7 @@ from vault.context import CallContext
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy import Action
 from vault.rights.request_base import RequestBase, RequestView
-from vault.rights.request_states import RequestEvent, RequestKind, RequestState, next_state
+from vault.rights.request_states import RequestEvent, RequestKind, RequestState
 from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import subject_requests as store
@@ -112,7 +112,7 @@ class RequestDecisions(RequestBase):
         event = RequestEvent.APPROVE if approve else RequestEvent.REJECT
         with self._db.read() as conn:
             row = self._load(conn, call, principal, request_id)
-        next_state(row.id, RequestState(row.state), event)  # before any effect
+        self._check(call, row, event)  # before any effect
         now = self._clock.now()
         changes = {
             "decided_at": to_micros(now),

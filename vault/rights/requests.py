@@ -33,7 +33,6 @@ from vault.rights.request_states import (
     RequestEvent,
     RequestKind,
     RequestState,
-    next_state,
 )
 from vault.storage import customer_links
 from vault.storage import subject_requests as store
@@ -167,7 +166,7 @@ class CustomerRequests(RequestBase):
         with self._db.write() as conn:
             row = self._load(conn, call, principal, request_id, lock=True)
             if row.state != RequestState.AWAITING_VERIFICATION.value:
-                next_state(row.id, RequestState(row.state), RequestEvent.VERIFY)
+                self._check(call, row, RequestEvent.VERIFY)
             customer_links.purge_expired(conn, to_micros(now))
             customer_links.put(
                 conn,
@@ -196,7 +195,7 @@ class CustomerRequests(RequestBase):
                 row = self._move(conn, call, row, RequestEvent.EXPIRE)
                 self._auditor.record_in(conn, call)
                 return self._view(row, for_customer=True)
-            next_state(row.id, state, RequestEvent.VERIFY)
+            self._check(call, row, RequestEvent.VERIFY)
             if row.verification_failures >= MAX_CODE_FAILURES:
                 raise FailedPreconditionError(
                     "too many wrong codes: ask for a new one",
