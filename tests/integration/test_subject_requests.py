@@ -7,6 +7,8 @@ role that may not decide. No proposed value reaches the database in clear or the
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,14 +19,16 @@ from grpc_status import rpc_status
 
 import audit
 from tests.data import ADA, DPO, GRACE
-from tests.integration.consent_support import SERVICE
-from tests.integration.harness import RunningVault
+from tests.integration.consent_support import SERVICE, MovableClock
+from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import customers_pb2 as cus
 from vault.api.gen.customervault.v1 import requests_pb2 as req
 from vault.api.gen.customervault.v1 import retention_pb2 as retpb
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import rights_pb2_grpc
+from vault.principal import Principal
+from vault.testing import token_issuer
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
 OFFICER: dict[str, Any] = {"principal": "officer-1", "roles": ("compliance_officer",)}
@@ -389,3 +393,43 @@ def test_an_approval_that_cannot_be_carried_out_changes_nothing(vault: RunningVa
 
     rejected = _decide(dpo, request_id, REJECT, "MATTER-12: kept under a legal hold")
     assert rejected.state == req.DATA_SUBJECT_REQUEST_STATE_REJECTED
+
+
+def test_a_request_never_confirmed_before_its_deadline_expires(tmp_path: Path) -> None:
+    clock = MovableClock()
+    with running_vault(settings_for(tmp_path / "data", None), clock=clock) as vault:
+        issuer = token_issuer(vault.settings, clock)
+        ada = vault.client(**SERVICE).create(ADA).subject_id
+        made = _create(_customer(vault, ada), ada, ERASURE)
+        code = _code(vault, made.request_id)
+        clock.advance(timedelta(days=40))  # past one month
+        later = VaultClient(
+            vault.address,
+            issuer.issue(
+                Principal(f"customer:{ada}", "acme", frozenset({"customer"}), subject=ada),
+                timedelta(minutes=10),
+            ),
+        )
+        vault.clients.append(later)
+        expired = _verify(later, made.request_id, code)
+        assert expired.state == req.DATA_SUBJECT_REQUEST_STATE_EXPIRED
+        front = VaultClient(
+            vault.address,
+            issuer.issue(
+                Principal("shop-frontend", "acme", frozenset({"frontend"})), timedelta(minutes=10)
+            ),
+        )
+        vault.clients.append(front)
+        with pytest.raises(VaultClientError) as no_code:
+            front.call(
+                front.customers,
+                "IssueRequestVerificationCode",
+                cus.IssueRequestVerificationCodeRequest(request_id=made.request_id),
+            )
+        assert no_code.value.code == "FAILED_PRECONDITION"
+        [entry] = [
+            e
+            for e in _entries(vault, "VerifyDataSubjectRequest")
+            if e.extra.get("transition") == "awaiting_verification->expired"
+        ]
+        assert entry.subject_ids == (ada,)
