@@ -65,6 +65,7 @@ Reading
     subject_history(engine, subject_id, *, tenant=None, since=None, until=None,
                     page_size=100, page_token=None) -> Page
     iter_query(engine, **filters) -> Iterator[LoggedEntry]
+    iter_documents(engine, *, tenant, since) -> (leaf index, JSON document)   fast, unchecked
     authentic(engine, entries, mac) -> (entries whose MAC verifies, how many did not)
     write_jsonl(entries, out) / write_csv(entries, out) -> int
     write_html(entries, out, *, title, generated_at=None, summary=None) -> int
@@ -142,6 +143,7 @@ from audit.query import (
     Page,
     authentic,
     entry_at,
+    iter_documents,
     iter_query,
     query,
     subject_history,
@@ -202,6 +204,7 @@ __all__ = [
     "inclusion_proof",
     "is_current",
     "is_opaque_id",
+    "iter_documents",
     "iter_query",
     "latest_checkpoint",
     "leaf_hash_at",

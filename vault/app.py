@@ -59,6 +59,8 @@ from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import migrate
 from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
+from vault.whatif.service import WhatIfService
+from vault.whatif.versions import PolicyVersions
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ class VaultApp:
     retention_job: RetentionJob
     reindexer: Reindexer
     requests: RequestDesk
+    versions: PolicyVersions
     tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
         default_factory=list
     )
@@ -130,6 +133,9 @@ class VaultApp:
             engine.dispose()
             raise
         db = Database(engine)
+        versions = PolicyVersions(db, dictionary, clock)
+        # Every policy put in force is kept by its version (`policy simulate`, `audit explain`).
+        policy.on_version(versions.record)
         # Every entry appended through this engine carries a MAC under a key that is
         # never in the database (audit.mac).
         audit.use_entry_mac(engine, _entry_mac(settings))
@@ -228,6 +234,7 @@ class VaultApp:
             ),
             reindexer=Reindexer(db, sealing, settings.reindex_batch_size),
             requests=requests,
+            versions=versions,
             observability=telemetry.configure(settings),
         )
 
@@ -438,6 +445,9 @@ class VaultApp:
                 policy=self.policy,
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,
+                whatif=WhatIfService(
+                    self.db.engine, self.db, self.policy, self.versions, self.clock
+                ),
                 audit_verifier=self.audit_verifier(),
                 audit_mac=audit.entry_mac_for(self.db.engine),
                 witnesses=self.witness_clients(),

@@ -72,10 +72,13 @@ class AuditAction(StrEnum):
     GET_CONSISTENCY_PROOF = "GetConsistencyProof"
     VERIFY_LOG = "VerifyLog"
     VERIFY_LOG_WITH_PROGRESS = "VerifyLogWithProgress"
+    EXPLAIN_ENTRY = "ExplainEntry"
     # PolicyAdminService: one entry per call
     RELOAD_POLICY = "ReloadPolicy"
     GET_POLICY_STATUS = "GetPolicyStatus"
     CHECK_POLICY = "CheckPolicy"
+    SIMULATE_POLICY = "SimulatePolicy"
+    LIST_POLICY_VERSIONS = "ListPolicyVersions"
     # Server reflection, where it needs credentials (`VAULT_REFLECTION` outside the
     # embedded default): one entry per stream
     SERVER_REFLECTION_INFO = "ServerReflectionInfo"

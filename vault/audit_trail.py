@@ -34,8 +34,12 @@ NO_TENANT = "(none)"
 # the entry (a refused call with a hostile reason must still be audited).
 _FREE_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ONE_LINE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
-# The log takes at most MAX_EXTRA_ITEMS extra items; the auditor adds up to four itself.
-_MAX_CALL_EXTRA = MAX_EXTRA_ITEMS - 4
+# The log takes at most MAX_EXTRA_ITEMS extra items; the auditor adds up to nine itself.
+_MAX_CALL_EXTRA = MAX_EXTRA_ITEMS - 9
+# The principal's attributes the policy reads, copied into the entry beside the policy
+# question so that a past decision can be asked again (`policy simulate`, `audit
+# explain`): a clearance level and a department name, never personal data.
+POLICY_ATTRIBUTES = ("clearance", "department")
 
 
 class Auditor:
@@ -145,6 +149,18 @@ def _extra(call: CallContext) -> dict[str, str]:
     names = [*call.field_names, *([call.purpose] if call.purpose else [])]
     if not all(_is_name(n) for n in names):
         extra["malformed_name"] = "true"
+    if call.policy_action:
+        extra["policy_action"] = call.policy_action
+        extra["policy_resource"] = _clean(
+            call.policy_resource, _ONE_LINE_FORBIDDEN, audit.MAX_SHORT
+        )
+        if call.policy_purpose != call.purpose:  # asked without (or with another) purpose
+            extra["policy_purpose"] = call.policy_purpose if _is_name(call.policy_purpose) else ""
+        attributes = call.principal.attributes if call.principal else {}
+        for name in POLICY_ATTRIBUTES:
+            value = attributes.get(name, "")
+            if value:
+                extra[name] = _clean(value, _ONE_LINE_FORBIDDEN, audit.MAX_SHORT)
     return extra
 
 

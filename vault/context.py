@@ -34,6 +34,11 @@ class CallContext:
     reason: str = ""
     policy_version: str = ""
     consent_version: str = ""
+    policy_action: str = ""
+    """The policy question the call's decision answered (`vault.access.guard.authorize`
+    sets it): its action and resource, so `policy simulate` can ask it again."""
+    policy_resource: str = ""
+    policy_purpose: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     audited: bool = False
 

@@ -168,6 +168,18 @@ CASES: dict[str, Case] = {
         ),
         lambda f: admin_pb2.CheckPolicyRequest(action="subjects:fly"),
     ),
+    "customervault.v1.PolicyAdminService/SimulatePolicy": Case(
+        ADMIN,
+        lambda f: admin_pb2.SimulatePolicyRequest(fail_on=["widen-restricted"]),
+        lambda f: admin_pb2.SimulatePolicyRequest(
+            draft_files=[admin_pb2.PolicyFile(name="vault_policy.csv", content="p, x\n")]
+        ),
+    ),
+    "customervault.v1.PolicyAdminService/ListPolicyVersions": Case(
+        ADMIN,
+        lambda f: admin_pb2.ListPolicyVersionsRequest(),
+        lambda f: admin_pb2.ListPolicyVersionsRequest(page_size=-1),
+    ),
     "customervault.v1.AuditService/QueryEntries": Case(
         DPO,
         lambda f: audit_pb2.QueryEntriesRequest(page_size=5),
@@ -177,6 +189,12 @@ CASES: dict[str, Case] = {
         DPO,
         lambda f: audit_pb2.GetEntryRequest(index=0),
         lambda f: audit_pb2.GetEntryRequest(index=-1),
+        allowed_codes=(grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND),
+    ),
+    "customervault.v1.AuditService/ExplainEntry": Case(
+        DPO,
+        lambda f: audit_pb2.ExplainEntryRequest(index=0),
+        lambda f: audit_pb2.ExplainEntryRequest(index=-1),
         allowed_codes=(grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND),
     ),
     "customervault.v1.AuditService/SubjectHistory": Case(

@@ -35,6 +35,8 @@ def authorize(
 ) -> Principal:
     """Ask the policy; record the decision and its rule on the call either way."""
     principal = call.require_principal()
+    call.policy_action, call.policy_resource = action.value, resource
+    call.policy_purpose = purpose or ""
     try:
         with telemetry.span("policy.authorize", action=action.value):
             decision = policy.authorize(principal, action, purpose=purpose, resource=resource)

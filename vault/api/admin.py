@@ -1,5 +1,6 @@
 """PolicyAdminService: reload the policy without a restart, see which one is in force,
-and ask what it decides. Every call needs the `policy:admin` permission."""
+and ask what it decides (`policy:admin`); what a draft would change and the kept
+versions (`policy:simulate`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from types import MappingProxyType
 import grpc
 
 from vault.access.guard import authorize
+from vault.api.convert import when
 from vault.api.gen.customervault.v1 import admin_pb2 as pb
 from vault.api.gen.customervault.v1 import admin_pb2_grpc
+from vault.api.whatif_messages import simulation_message, versions_message
 from vault.context import require_call
 from vault.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
 from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
+from vault.whatif.service import WhatIfService
 
 
 def resolve_resource(resource: str, dictionary: DataDictionary) -> str:
@@ -30,9 +34,12 @@ def resolve_resource(resource: str, dictionary: DataDictionary) -> str:
 class PolicyAdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
     """The gRPC face of the policy engine's administration."""
 
-    def __init__(self, policy: PolicyEngine, dictionary: DataDictionary) -> None:
+    def __init__(
+        self, policy: PolicyEngine, dictionary: DataDictionary, whatif: WhatIfService
+    ) -> None:
         self._policy = policy
         self._dictionary = dictionary
+        self._whatif = whatif
 
     def _status(self) -> pb.PolicyStatus:
         policy = self._policy
@@ -91,3 +98,27 @@ class PolicyAdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
             reason=decision.reason,
             policy_version=self._policy.version,
         )
+
+    def SimulatePolicy(
+        self, request: pb.SimulatePolicyRequest, context: grpc.ServicerContext
+    ) -> pb.SimulatePolicyResponse:
+        files: dict[str, str] = {}
+        for item in request.draft_files:
+            if item.name in files:
+                raise InvalidArgumentError([FieldViolation("draft_files", "a file given twice")])
+            files[item.name] = item.content
+        result = self._whatif.simulate(
+            require_call(),
+            draft_files=files,
+            draft_version=request.draft_version,
+            since=when(request.start_time, request.HasField("start_time"), "start_time"),
+            fail_on=list(request.fail_on),
+            matrix_only=request.matrix_only,
+        )
+        return simulation_message(result)
+
+    def ListPolicyVersions(
+        self, request: pb.ListPolicyVersionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListPolicyVersionsResponse:
+        found, in_force = self._whatif.versions(require_call(), request.page_size)
+        return versions_message(found, in_force)

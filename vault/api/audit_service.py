@@ -23,6 +23,7 @@ from vault.access.guard import authorize
 from vault.api.convert import when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
 from vault.api.gen.customervault.v1 import audit_pb2_grpc
+from vault.api.whatif_messages import explanation_message
 from vault.context import require_call
 from vault.errors import (
     FailedPreconditionError,
@@ -31,6 +32,7 @@ from vault.errors import (
     NotFoundError,
 )
 from vault.policy import Action, PolicyEngine
+from vault.whatif.service import WhatIfService
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +101,14 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         *,
         mac: audit.EntryMac | None = None,
         witnesses: Sequence[WitnessClient] = (),
+        whatif: WhatIfService | None = None,
     ) -> None:
         self._engine = engine
         self._policy = policy
         self._verifier = verifier
         self._mac = mac
         self._witnesses = tuple(witnesses)
+        self._whatif = whatif
 
     def _page(
         self, tenant: str, page_size: int, page_token: str, **filters: object
@@ -161,6 +165,14 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if found is None:
             raise NotFoundError("no entry of this tenant at that index")
         return entry_message(found)
+
+    def ExplainEntry(
+        self, request: pb.ExplainEntryRequest, context: grpc.ServicerContext
+    ) -> pb.ExplainEntryResponse:
+        if self._whatif is None:
+            raise FailedPreconditionError("entry explanation is not served by this process")
+        explanation = self._whatif.explain(require_call(), request.index)
+        return explanation_message(explanation, entry_message(explanation.logged))
 
     def SubjectHistory(
         self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext

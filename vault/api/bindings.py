@@ -53,6 +53,7 @@ from vault.retention.service import RetentionService
 from vault.rights.customer_access import CustomerAccess
 from vault.rights.request_decisions import RequestDesk
 from vault.rights.service import RightsService
+from vault.whatif.service import WhatIfService
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class DomainServices:
     dictionary: DataDictionary
     audit_engine: Engine
     audit_verifier: audit.CheckpointVerifier
+    whatif: WhatIfService
     audit_mac: audit.EntryMac | None = None
     witnesses: Sequence[WitnessClient] = ()
 
@@ -93,13 +95,14 @@ def service_bindings(
     vault = VaultServicer(
         services.records, services.reader, services.disclosures, max_violations=max_violations
     )
-    admin = PolicyAdminServicer(services.policy, services.dictionary)
+    admin = PolicyAdminServicer(services.policy, services.dictionary, services.whatif)
     log = AuditServicer(
         services.audit_engine,
         services.policy,
         services.audit_verifier,
         mac=services.audit_mac,
         witnesses=services.witnesses,
+        whatif=services.whatif,
     )
     consent = ConsentServicer(services.consent)
     rights = RightsServicer(services.rights, services.requests.decisions)

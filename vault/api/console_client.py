@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
 
 import audit
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import (
+    admin_pb2,
     audit_pb2,
     consent_pb2,
     customers_pb2,
@@ -161,6 +163,16 @@ def _moment(ts: timestamp_pb2.Timestamp, present: bool = True) -> datetime | Non
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def _as_dict(message: object) -> dict[str, object]:
+    """A response in its fields' own names (enum values by name, times as RFC 3339)."""
+    assert isinstance(message, Message)
+    return dict(
+        json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+    )
+
+
 def logged_entry(message: audit_pb2.AuditEntry) -> LoggedEntry:
     """The vault's entry message as an `audit.AuditEntry` (whose canonical bytes are the
     ones the log's leaf hash covers, so a proof can be checked against them)."""
@@ -235,6 +247,37 @@ class ConsoleClient:
 
     def _retention(self, method: str, request: object) -> object:
         return self._client.call(self._client.retention, method, request)
+
+    # --- policy what-if and as-of (plain dicts: the page reads names, never protobuf) -
+
+    def simulate(
+        self,
+        files: dict[str, str],
+        *,
+        draft_version: str = "",
+        since: datetime | None = None,
+        fail_on: tuple[str, ...] = (),
+    ) -> dict[str, object]:
+        """PolicyAdminService.SimulatePolicy, as a dict in the messages' field names."""
+        request = admin_pb2.SimulatePolicyRequest(
+            draft_files=[admin_pb2.PolicyFile(name=n, content=t) for n, t in files.items()],
+            draft_version=draft_version,
+            start_time=_timestamp(since) if since else None,
+            fail_on=list(fail_on),
+        )
+        return _as_dict(self._client.call(self._client.admin, "SimulatePolicy", request))
+
+    def policy_versions(self) -> list[dict[str, object]]:
+        """PolicyAdminService.ListPolicyVersions: the kept versions, latest first."""
+        request = admin_pb2.ListPolicyVersionsRequest()
+        reply = self._client.call(self._client.admin, "ListPolicyVersions", request)
+        found = _as_dict(reply).get("policy_versions", [])
+        return [dict(item) for item in found] if isinstance(found, list) else []
+
+    def explain(self, index: int) -> dict[str, object]:
+        """AuditService.ExplainEntry, as a dict in the messages' field names."""
+        request = audit_pb2.ExplainEntryRequest(index=index)
+        return _as_dict(self._audit("ExplainEntry", request))
 
     # --- audit ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from vault.cli.requests import requests_app
 from vault.cli.retention import retention_app
 from vault.cli.rights import rights_app
 from vault.cli.subjects import subjects_app
+from vault.cli.whatif import mount as mount_whatif
 from vault.config import Settings
 from vault.errors import VaultError
 
@@ -36,6 +37,7 @@ token_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
 app.add_typer(subjects_app, name="subjects")
+mount_whatif(policy_app, audit_app)  # policy simulate, audit explain
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit", help="The compliance officer's audit tools.")
 app.add_typer(

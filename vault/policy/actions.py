@@ -34,6 +34,7 @@ class Action(StrEnum):
     LEGAL_HOLD = "retention:legal_hold"
     KEYS_ADMIN = "keys:admin"
     POLICY_ADMIN = "policy:admin"
+    POLICY_SIMULATE = "policy:simulate"
     CUSTOMER_ISSUE = "customers:issue"
     NOTICE_READ = "retention:notice"
     REQUEST_SUBMIT = "requests:submit"

@@ -13,7 +13,7 @@ logging configuration can switch on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -305,6 +305,15 @@ class IndexedDecider:
         if allowing is None:
             return Decision(False, DEFAULT_DENY, "no policy line allows this request")
         return Decision(True, allowing.line.text, f"allowed by {POLICY_FILE}:{allowing.line.line}")
+
+    def inputs(self, role: str, action: str, tenant: str) -> Hashable:
+        """What `evaluate` reads for a caller holding only `role`, asking `action` in
+        `tenant`, besides the request's resource, purpose, clearance and department: the
+        candidate lines (values, in file order) and the roles `role` inherits there. Two
+        deciders with equal inputs decide every such request alike (`policy simulate`
+        skips matrix cells whose inputs did not change)."""
+        lines = tuple(line.line.values for line in self._candidates(role, action))
+        return (lines, self._inherited(role, tenant))
 
     def _candidates(self, role: str, action: str) -> tuple[_Line, ...]:
         key = (role, action)

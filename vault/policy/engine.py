@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -29,7 +29,7 @@ from vault.policy.subject import SubjectContext, consent_refusal, state_refusal
 from vault.policy.view_decision import ViewDecision, apply_subject
 from vault.policy.watcher import PolicyWatcher
 from vault.principal import Principal
-from vault.views.model import FieldRef, Outcome
+from vault.views.model import FieldRef, FieldRule, Outcome, ViewPlan
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ class JustificationRule:
 
 
 Signature = tuple[tuple[int, int], ...]
+VersionListener = Callable[[str, Mapping[str, str]], None]
+"""Told (version, file texts) of every policy the engine puts in force."""
+IN_MEMORY = Path("<in-memory>")
+"""The `directory` of an engine built from texts (a draft or a stored version)."""
 
 
 class PolicyEngine:
@@ -62,6 +66,7 @@ class PolicyEngine:
         self._reload_lock = threading.Lock()
         self._watch_lock = threading.Lock()
         self._watcher: PolicyWatcher | None = None
+        self._listeners: list[VersionListener] = []
         self.last_reload_error: PolicyConfigError | None = None
         """Why the latest reload kept the old policy; None after a good (re)load."""
 
@@ -74,6 +79,33 @@ class PolicyEngine:
         signature = stat_signature(path)
         return cls(path, _load(path), signature)
 
+    @classmethod
+    def from_texts(cls, texts: Mapping[str, str]) -> PolicyEngine:
+        """An engine over the four files' texts (a draft, or a stored past version),
+        validated exactly as `from_dir` validates files; it never reloads or watches.
+
+        Raises `PolicyConfigError` naming the file and line of the first problem, or
+        the first of `POLICY_FILES` missing from `texts`.
+        """
+        missing = [name for name in POLICY_FILES if name not in texts]
+        if missing:
+            raise PolicyConfigError(missing[0], None, "file missing from the policy")
+        ordered = {name: texts[name] for name in POLICY_FILES}
+        state = EngineState(ordered, content_version(ordered.items()))
+        return cls(IN_MEMORY, state, ())
+
+    def on_version(self, listener: VersionListener) -> None:
+        """Tell `listener` the policy in force now and every one a reload puts in force
+        (on the reloading thread; a failing listener is logged, never un-does a reload)."""
+        self._listeners.append(listener)
+        self._tell(listener, self._state)
+
+    def _tell(self, listener: VersionListener, state: EngineState) -> None:
+        try:
+            listener(state.version, state.texts)
+        except Exception:  # noqa: BLE001 - a listener's failure must not fail the policy
+            _log.exception("policy version listener failed for version %s", state.version)
+
     # --- what is loaded ------------------------------------------------------------
 
     @property
@@ -85,6 +117,29 @@ class PolicyEngine:
     def version(self) -> str:
         """Content hash of the loaded files (16 hex digits); audit entries cite it."""
         return self._state.version
+
+    @property
+    def texts(self) -> Mapping[str, str]:
+        """The files of the policy in force, by name (read-only)."""
+        return self._state.texts
+
+    def decision_inputs(self, role: str, action: Action, tenant: str) -> Hashable | None:
+        """What this policy's decisions for a caller holding only `role`, asking
+        `action` in `tenant`, depend on besides the resource, purpose, clearance and
+        department: two engines with equal inputs (and the same purposes and resources
+        declared) decide all of them alike. None when that cannot be told (a matcher
+        other than the shipped one)."""
+        return self._state.inputs(role, action.value, tenant)
+
+    def knows_resource(self, resource: str) -> bool:
+        """Whether `resource` (``*``, ``class:<c>``, ``view:<v>``) is one this policy
+        decides on; any other is denied."""
+        return self._state.knows_resource(resource)
+
+    @property
+    def clearance_levels(self) -> frozenset[int]:
+        """The minimum clearances the `p` lines name (where decisions can change)."""
+        return frozenset(int(line.values[5]) for line in self._state.lines.p)
 
     @property
     def purposes(self) -> Purposes:
@@ -179,6 +234,34 @@ class PolicyEngine:
         state = self._state
         plan, declared = state.base_plan(principal, view, purpose, action, fields)
         return apply_subject(plan, state.purposes, declared, action, subject)
+
+    def caller_plan(
+        self,
+        principal: Principal,
+        view: str,
+        purpose: str,
+        action: Action,
+        fields: Sequence[FieldRef],
+    ) -> ViewPlan:
+        """The plan `plan_view` starts from: the policy lines and field classes only,
+        before any subject's state or consent (what `policy simulate` compares).
+        Raises as `plan_view` does for the view, purpose and caller."""
+        return self._state.base_plan(principal, view, purpose, action, fields)[0]
+
+    def view_rule(self, view: str, field: str) -> FieldRule | None:
+        """What `view` does with `field` at best (None for an undeclared view)."""
+        definition = self._state.views.views.get(view)
+        return None if definition is None else definition.rule_for(field)
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Every role a policy line or role link names (``*`` aside)."""
+        return frozenset(self._state.lines.roles - {"*"})
+
+    @property
+    def departments(self) -> frozenset[str]:
+        """Every department a policy line names (``*`` aside)."""
+        return frozenset(self._state.lines.departments - {"*"})
 
     def fields_usable_for(
         self, tenant: str, purpose: str, fields: Sequence[FieldRef]
@@ -285,6 +368,8 @@ class PolicyEngine:
             self._state = state
             self._signature, self.last_reload_error = signature, None
         _log.info("policy reloaded: version %s replaces %s", state.version, current.version)
+        for listener in tuple(self._listeners):
+            self._tell(listener, state)
         return True
 
     def start_watching(self, interval: float) -> None:

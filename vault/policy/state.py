@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy.actions import ANY, CLASS_PREFIX, SENSITIVITY_CLASSES, VIEW_PREFIX, Action
@@ -62,6 +63,8 @@ class EngineState:
 
     def __init__(self, texts: Mapping[str, str], version: str) -> None:
         self.version = version
+        self.texts: Mapping[str, str] = MappingProxyType(dict(texts))
+        """The four files as read (what `vault.storage.policy_versions` keeps)."""
         self.purposes: Purposes = parse_purposes(texts[PURPOSES_FILE])
         self.views: ViewCatalog = parse_views(texts[VIEWS_FILE])
         model = parse_model(texts[MODEL_FILE])
@@ -121,6 +124,23 @@ class EngineState:
                 continue  # a purpose the new policy no longer declares
             count += 1
         return count
+
+    def inputs(self, role: str, action: str, tenant: str) -> Hashable | None:
+        """What a decision for a caller holding only `role` reads of the policy lines
+        (see `IndexedDecider.inputs`), after the same normalization as `decide`; None
+        for a matcher other than the shipped one (Casbin reads everything)."""
+        if not isinstance(self._decider, IndexedDecider):
+            return None
+        lines = self.lines
+        return self._decider.inputs(
+            role if role in lines.roles else UNKNOWN_ROLE,
+            action,
+            tenant if tenant in lines.tenants else OTHER,
+        )
+
+    def knows_resource(self, resource: str) -> bool:
+        """Whether `resource` is one this policy decides on (others are denied)."""
+        return resource in self._resources
 
     def purpose(self, name: str | None, action: str) -> Purpose | None:
         """The declared purpose, None when none is given; refuses bad input."""

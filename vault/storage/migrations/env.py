@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
+import vault.storage.consent_tables  # registers the consent tables on `metadata`
+import vault.storage.customer_links  # registers the customer links on `metadata`
+import vault.storage.policy_versions  # registers the policy versions on `metadata`
+import vault.storage.retention_tables  # registers the retention tables on `metadata`
+import vault.storage.subject_requests  # noqa: F401 - registers the data-subject requests on `metadata`
 from vault.storage.tables import metadata
 
 connection = context.config.attributes["connection"]

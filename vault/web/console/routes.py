@@ -39,6 +39,7 @@ from vault.web.console.search import (
     row,
     search_url,
 )
+from vault.web.console.whatif import whatif_routes
 from vault.web.security import CSRF_FIELD, Session
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ NAV = (
     ("/console/integrity", "Log integrity"),
     ("/console/requests", "Requests"),
     ("/console/retention", "Retention"),
+    ("/console/policy", "Policy what-if"),
 )
 
 
@@ -642,6 +644,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/retention/holds", page(hold_set), methods=["POST"]),
         Route("/retention/holds/lift", page(hold_lift), methods=["POST"]),
         *request_routes(web, page, render, check_csrf),
+        *whatif_routes(web, page, render),
     ]
 
 

@@ -23,9 +23,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustomervault/v1/admin.proto\x12\x10\x63ustomervault.v1\"\x15\n\x13ReloadPolicyRequest\"W\n\x14ReloadPolicyResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.customervault.v1.PolicyStatus\"\x18\n\x16GetPolicyStatusRequest\"q\n\x0cPolicyStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cpolicy_lines\x18\x02 \x01(\x05\x12\r\n\x05views\x18\x03 \x03(\t\x12\x10\n\x08purposes\x18\x04 \x03(\t\x12\x19\n\x11last_reload_error\x18\x05 \x01(\t\"\xf6\x01\n\x12\x43heckPolicyRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12H\n\nattributes\x18\x04 \x03(\x0b\x32\x34.customervault.v1.CheckPolicyRequest.AttributesEntry\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x13\x43heckPolicyResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t2\xac\x02\n\x12PolicyAdminService\x12]\n\x0cReloadPolicy\x12%.customervault.v1.ReloadPolicyRequest\x1a&.customervault.v1.ReloadPolicyResponse\x12[\n\x0fGetPolicyStatus\x12(.customervault.v1.GetPolicyStatusRequest\x1a\x1e.customervault.v1.PolicyStatus\x12Z\n\x0b\x43heckPolicy\x12$.customervault.v1.CheckPolicyRequest\x1a%.customervault.v1.CheckPolicyResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustomervault/v1/admin.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x13ReloadPolicyRequest\"W\n\x14ReloadPolicyResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12.\n\x06status\x18\x02 \x01(\x0b\x32\x1e.customervault.v1.PolicyStatus\"\x18\n\x16GetPolicyStatusRequest\"q\n\x0cPolicyStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cpolicy_lines\x18\x02 \x01(\x05\x12\r\n\x05views\x18\x03 \x03(\t\x12\x10\n\x08purposes\x18\x04 \x03(\t\x12\x19\n\x11last_reload_error\x18\x05 \x01(\t\"\xf6\x01\n\x12\x43heckPolicyRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12H\n\nattributes\x18\x04 \x03(\x0b\x32\x34.customervault.v1.CheckPolicyRequest.AttributesEntry\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x13\x43heckPolicyResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\"+\n\nPolicyFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xb7\x01\n\x15SimulatePolicyRequest\x12\x31\n\x0b\x64raft_files\x18\x01 \x03(\x0b\x32\x1c.customervault.v1.PolicyFile\x12\x15\n\rdraft_version\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x66\x61il_on\x18\x04 \x03(\t\x12\x13\n\x0bmatrix_only\x18\x05 \x01(\x08\"8\n\rChangeExample\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x13\n\x0bsubject_ids\x18\x02 \x03(\t\"\xf9\x01\n\x0b\x43hangeGroup\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.customervault.v1.ChangeKind\x12\r\n\x05roles\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x13\n\x0bsensitivity\x18\x05 \x01(\t\x12\x13\n\x0b\x65ntry_count\x18\x06 \x01(\x03\x12\x0e\n\x06\x63\x61uses\x18\x07 \x03(\t\x12\x11\n\tresources\x18\x08 \x03(\t\x12\x0e\n\x06\x66ields\x18\t \x03(\t\x12\x31\n\x08\x65xamples\x18\n \x03(\x0b\x32\x1f.customervault.v1.ChangeExample\"\x9a\x01\n\x0cMatrixChange\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x05 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x06 \x01(\t\x12*\n\x04kind\x18\x07 \x01(\x0e\x32\x1c.customervault.v1.ChangeKind\"\xba\x01\n\rReplaySummary\x12\x17\n\x0f\x65ntries_scanned\x18\x01 \x01(\x03\x12\x18\n\x10\x65ntries_replayed\x18\x02 \x01(\x03\x12 \n\x18\x65ntries_without_question\x18\x03 \x01(\x03\x12\x1f\n\x17\x65ntries_unknown_version\x18\x04 \x01(\x03\x12\x17\n\x0f\x65ntries_changed\x18\x05 \x01(\x03\x12\x1a\n\x12\x64istinct_questions\x18\x06 \x01(\x03\"\x8a\x02\n\x16SimulatePolicyResponse\x12\x14\n\x0c\x62\x61se_version\x18\x01 \x01(\t\x12\x15\n\rdraft_version\x18\x02 \x01(\t\x12/\n\x06replay\x18\x03 \x01(\x0b\x32\x1f.customervault.v1.ReplaySummary\x12-\n\x06groups\x18\x04 \x03(\x0b\x32\x1d.customervault.v1.ChangeGroup\x12\x14\n\x0cmatrix_cells\x18\x05 \x01(\x03\x12\x36\n\x0ematrix_changes\x18\x06 \x03(\x0b\x32\x1e.customervault.v1.MatrixChange\x12\x15\n\rfailed_checks\x18\x07 \x03(\t\".\n\x19ListPolicyVersionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\"\x9d\x01\n\rPolicyVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x34\n\x10\x66irst_serve_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_serve_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x04 \x01(\x08\"V\n\x1aListPolicyVersionsResponse\x12\x38\n\x0fpolicy_versions\x18\x01 \x03(\x0b\x32\x1f.customervault.v1.PolicyVersion*\xb3\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43HANGE_KIND_ALLOW_TO_DENY\x10\x01\x12\x1d\n\x19\x43HANGE_KIND_DENY_TO_ALLOW\x10\x02\x12\x17\n\x13\x43HANGE_KIND_WIDENED\x10\x03\x12\x18\n\x14\x43HANGE_KIND_NARROWED\x10\x04\x12\x17\n\x13\x43HANGE_KIND_CHANGED\x10\x05\x32\x82\x04\n\x12PolicyAdminService\x12]\n\x0cReloadPolicy\x12%.customervault.v1.ReloadPolicyRequest\x1a&.customervault.v1.ReloadPolicyResponse\x12[\n\x0fGetPolicyStatus\x12(.customervault.v1.GetPolicyStatusRequest\x1a\x1e.customervault.v1.PolicyStatus\x12Z\n\x0b\x43heckPolicy\x12$.customervault.v1.CheckPolicyRequest\x1a%.customervault.v1.CheckPolicyResponse\x12\x63\n\x0eSimulatePolicy\x12\'.customervault.v1.SimulatePolicyRequest\x1a(.customervault.v1.SimulatePolicyResponse\x12o\n\x12ListPolicyVersions\x12+.customervault.v1.ListPolicyVersionsRequest\x1a,.customervault.v1.ListPolicyVersionsResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z customervault/v1;customervaultv1'
   _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_RELOADPOLICYREQUEST']._serialized_start=50
-  _globals['_RELOADPOLICYREQUEST']._serialized_end=71
-  _globals['_RELOADPOLICYRESPONSE']._serialized_start=73
-  _globals['_RELOADPOLICYRESPONSE']._serialized_end=160
-  _globals['_GETPOLICYSTATUSREQUEST']._serialized_start=162
-  _globals['_GETPOLICYSTATUSREQUEST']._serialized_end=186
-  _globals['_POLICYSTATUS']._serialized_start=188
-  _globals['_POLICYSTATUS']._serialized_end=301
-  _globals['_CHECKPOLICYREQUEST']._serialized_start=304
-  _globals['_CHECKPOLICYREQUEST']._serialized_end=550
-  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_start=501
-  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_end=550
-  _globals['_CHECKPOLICYRESPONSE']._serialized_start=552
-  _globals['_CHECKPOLICYRESPONSE']._serialized_end=644
-  _globals['_POLICYADMINSERVICE']._serialized_start=647
-  _globals['_POLICYADMINSERVICE']._serialized_end=947
+  _globals['_CHANGEKIND']._serialized_start=2132
+  _globals['_CHANGEKIND']._serialized_end=2311
+  _globals['_RELOADPOLICYREQUEST']._serialized_start=83
+  _globals['_RELOADPOLICYREQUEST']._serialized_end=104
+  _globals['_RELOADPOLICYRESPONSE']._serialized_start=106
+  _globals['_RELOADPOLICYRESPONSE']._serialized_end=193
+  _globals['_GETPOLICYSTATUSREQUEST']._serialized_start=195
+  _globals['_GETPOLICYSTATUSREQUEST']._serialized_end=219
+  _globals['_POLICYSTATUS']._serialized_start=221
+  _globals['_POLICYSTATUS']._serialized_end=334
+  _globals['_CHECKPOLICYREQUEST']._serialized_start=337
+  _globals['_CHECKPOLICYREQUEST']._serialized_end=583
+  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_start=534
+  _globals['_CHECKPOLICYREQUEST_ATTRIBUTESENTRY']._serialized_end=583
+  _globals['_CHECKPOLICYRESPONSE']._serialized_start=585
+  _globals['_CHECKPOLICYRESPONSE']._serialized_end=677
+  _globals['_POLICYFILE']._serialized_start=679
+  _globals['_POLICYFILE']._serialized_end=722
+  _globals['_SIMULATEPOLICYREQUEST']._serialized_start=725
+  _globals['_SIMULATEPOLICYREQUEST']._serialized_end=908
+  _globals['_CHANGEEXAMPLE']._serialized_start=910
+  _globals['_CHANGEEXAMPLE']._serialized_end=966
+  _globals['_CHANGEGROUP']._serialized_start=969
+  _globals['_CHANGEGROUP']._serialized_end=1218
+  _globals['_MATRIXCHANGE']._serialized_start=1221
+  _globals['_MATRIXCHANGE']._serialized_end=1375
+  _globals['_REPLAYSUMMARY']._serialized_start=1378
+  _globals['_REPLAYSUMMARY']._serialized_end=1564
+  _globals['_SIMULATEPOLICYRESPONSE']._serialized_start=1567
+  _globals['_SIMULATEPOLICYRESPONSE']._serialized_end=1833
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_start=1835
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_end=1881
+  _globals['_POLICYVERSION']._serialized_start=1884
+  _globals['_POLICYVERSION']._serialized_end=2041
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=2043
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=2129
+  _globals['_POLICYADMINSERVICE']._serialized_start=2314
+  _globals['_POLICYADMINSERVICE']._serialized_end=2828
 # @@protoc_insertion_point(module_scope)

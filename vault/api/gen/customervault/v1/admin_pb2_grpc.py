@@ -50,6 +50,16 @@ class PolicyAdminServiceStub:
                 request_serializer=customervault_dot_v1_dot_admin__pb2.CheckPolicyRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_admin__pb2.CheckPolicyResponse.FromString,
                 _registered_method=True)
+        self.SimulatePolicy = channel.unary_unary(
+                '/customervault.v1.PolicyAdminService/SimulatePolicy',
+                request_serializer=customervault_dot_v1_dot_admin__pb2.SimulatePolicyRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_admin__pb2.SimulatePolicyResponse.FromString,
+                _registered_method=True)
+        self.ListPolicyVersions = channel.unary_unary(
+                '/customervault.v1.PolicyAdminService/ListPolicyVersions',
+                request_serializer=customervault_dot_v1_dot_admin__pb2.ListPolicyVersionsRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_admin__pb2.ListPolicyVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyAdminServiceServicer:
@@ -78,6 +88,25 @@ class PolicyAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SimulatePolicy(self, request, context):
+        """What a draft policy would change, before it is put in force: the decisions of the
+        caller's tenant recorded in the audit log over a window are asked again of the
+        policy version that made them and of the draft, and the differences are grouped;
+        the full decision matrix of both policies is compared too. Nothing is changed; the
+        draft is held in memory for the call only. Needs `policy:simulate`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPolicyVersions(self, request, context):
+        """The policy versions this vault has served (each kept by its content version), most
+        recently served first. Needs `policy:simulate`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +124,16 @@ def add_PolicyAdminServiceServicer_to_server(servicer, server):
                     servicer.CheckPolicy,
                     request_deserializer=customervault_dot_v1_dot_admin__pb2.CheckPolicyRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_admin__pb2.CheckPolicyResponse.SerializeToString,
+            ),
+            'SimulatePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimulatePolicy,
+                    request_deserializer=customervault_dot_v1_dot_admin__pb2.SimulatePolicyRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_admin__pb2.SimulatePolicyResponse.SerializeToString,
+            ),
+            'ListPolicyVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPolicyVersions,
+                    request_deserializer=customervault_dot_v1_dot_admin__pb2.ListPolicyVersionsRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_admin__pb2.ListPolicyVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +217,60 @@ class PolicyAdminService:
             '/customervault.v1.PolicyAdminService/CheckPolicy',
             customervault_dot_v1_dot_admin__pb2.CheckPolicyRequest.SerializeToString,
             customervault_dot_v1_dot_admin__pb2.CheckPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimulatePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.PolicyAdminService/SimulatePolicy',
+            customervault_dot_v1_dot_admin__pb2.SimulatePolicyRequest.SerializeToString,
+            customervault_dot_v1_dot_admin__pb2.SimulatePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPolicyVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.PolicyAdminService/ListPolicyVersions',
+            customervault_dot_v1_dot_admin__pb2.ListPolicyVersionsRequest.SerializeToString,
+            customervault_dot_v1_dot_admin__pb2.ListPolicyVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

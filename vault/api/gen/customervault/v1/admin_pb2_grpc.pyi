@@ -42,6 +42,17 @@ class PolicyAdminServiceStub:
     """What the policy decides for the caller-supplied principal, action, resource and purpose
     (a dry run: nothing is read; the check itself is audited).
     """
+    SimulatePolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SimulatePolicyRequest, _admin_pb2.SimulatePolicyResponse]
+    """What a draft policy would change, before it is put in force: the decisions of the
+    caller's tenant recorded in the audit log over a window are asked again of the
+    policy version that made them and of the draft, and the differences are grouped;
+    the full decision matrix of both policies is compared too. Nothing is changed; the
+    draft is held in memory for the call only. Needs `policy:simulate`.
+    """
+    ListPolicyVersions: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListPolicyVersionsRequest, _admin_pb2.ListPolicyVersionsResponse]
+    """The policy versions this vault has served (each kept by its content version), most
+    recently served first. Needs `policy:simulate`.
+    """
 
 @_typing.type_check_only
 class PolicyAdminServiceAsyncStub(PolicyAdminServiceStub):
@@ -55,6 +66,17 @@ class PolicyAdminServiceAsyncStub(PolicyAdminServiceStub):
     CheckPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.CheckPolicyRequest, _admin_pb2.CheckPolicyResponse]  # type: ignore[assignment]
     """What the policy decides for the caller-supplied principal, action, resource and purpose
     (a dry run: nothing is read; the check itself is audited).
+    """
+    SimulatePolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SimulatePolicyRequest, _admin_pb2.SimulatePolicyResponse]  # type: ignore[assignment]
+    """What a draft policy would change, before it is put in force: the decisions of the
+    caller's tenant recorded in the audit log over a window are asked again of the
+    policy version that made them and of the draft, and the differences are grouped;
+    the full decision matrix of both policies is compared too. Nothing is changed; the
+    draft is held in memory for the call only. Needs `policy:simulate`.
+    """
+    ListPolicyVersions: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListPolicyVersionsRequest, _admin_pb2.ListPolicyVersionsResponse]  # type: ignore[assignment]
+    """The policy versions this vault has served (each kept by its content version), most
+    recently served first. Needs `policy:simulate`.
     """
 
 class PolicyAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -84,6 +106,29 @@ class PolicyAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.CheckPolicyResponse, _abc.Awaitable[_admin_pb2.CheckPolicyResponse]]:
         """What the policy decides for the caller-supplied principal, action, resource and purpose
         (a dry run: nothing is read; the check itself is audited).
+        """
+
+    @_abc_1.abstractmethod
+    def SimulatePolicy(
+        self,
+        request: _admin_pb2.SimulatePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SimulatePolicyResponse, _abc.Awaitable[_admin_pb2.SimulatePolicyResponse]]:
+        """What a draft policy would change, before it is put in force: the decisions of the
+        caller's tenant recorded in the audit log over a window are asked again of the
+        policy version that made them and of the draft, and the differences are grouped;
+        the full decision matrix of both policies is compared too. Nothing is changed; the
+        draft is held in memory for the call only. Needs `policy:simulate`.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPolicyVersions(
+        self,
+        request: _admin_pb2.ListPolicyVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListPolicyVersionsResponse, _abc.Awaitable[_admin_pb2.ListPolicyVersionsResponse]]:
+        """The policy versions this vault has served (each kept by its content version), most
+        recently served first. Needs `policy:simulate`.
         """
 
 def add_PolicyAdminServiceServicer_to_server(servicer: PolicyAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -210,3 +210,67 @@ class VerifyLogResponse(_message.Message):
     macs_checked: bool
     entries_without_mac: int
     def __init__(self, ok: _Optional[bool] = ..., entries_checked: _Optional[int] = ..., first_bad_index: _Optional[int] = ..., problem: _Optional[str] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosigned_by: _Optional[_Iterable[str]] = ..., macs_checked: _Optional[bool] = ..., entries_without_mac: _Optional[int] = ...) -> None: ...
+
+class ExplainEntryRequest(_message.Message):
+    __slots__ = ("index",)
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    def __init__(self, index: _Optional[int] = ...) -> None: ...
+
+class ReplayedDecision(_message.Message):
+    __slots__ = ("policy_version", "allowed", "rule", "reason", "subject_rule", "consent_version", "outcome")
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_RULE_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    policy_version: str
+    allowed: bool
+    rule: str
+    reason: str
+    subject_rule: str
+    consent_version: str
+    outcome: str
+    def __init__(self, policy_version: _Optional[str] = ..., allowed: _Optional[bool] = ..., rule: _Optional[str] = ..., reason: _Optional[str] = ..., subject_rule: _Optional[str] = ..., consent_version: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class ReliedConsentEvent(_message.Message):
+    __slots__ = ("event_id", "purpose", "action", "record_time", "expire_time", "receipt_id")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RECORD_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    purpose: str
+    action: str
+    record_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    receipt_id: str
+    def __init__(self, event_id: _Optional[int] = ..., purpose: _Optional[str] = ..., action: _Optional[str] = ..., record_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt_id: _Optional[str] = ...) -> None: ...
+
+class ExplainEntryResponse(_message.Message):
+    __slots__ = ("entry", "policy_action", "policy_resource", "then", "now", "consent_event", "agrees", "verdict", "note", "same_now")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    POLICY_ACTION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    THEN_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_EVENT_FIELD_NUMBER: _ClassVar[int]
+    AGREES_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    SAME_NOW_FIELD_NUMBER: _ClassVar[int]
+    entry: AuditEntry
+    policy_action: str
+    policy_resource: str
+    then: ReplayedDecision
+    now: ReplayedDecision
+    consent_event: ReliedConsentEvent
+    agrees: bool
+    verdict: str
+    note: str
+    same_now: bool
+    def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ..., policy_action: _Optional[str] = ..., policy_resource: _Optional[str] = ..., then: _Optional[_Union[ReplayedDecision, _Mapping]] = ..., now: _Optional[_Union[ReplayedDecision, _Mapping]] = ..., consent_event: _Optional[_Union[ReliedConsentEvent, _Mapping]] = ..., agrees: _Optional[bool] = ..., verdict: _Optional[str] = ..., note: _Optional[str] = ..., same_now: _Optional[bool] = ...) -> None: ...

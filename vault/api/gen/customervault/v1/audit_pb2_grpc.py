@@ -75,6 +75,11 @@ class AuditServiceStub:
                 request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
                 _registered_method=True)
+        self.ExplainEntry = channel.unary_unary(
+                '/customervault.v1.AuditService/ExplainEntry',
+                request_serializer=customervault_dot_v1_dot_audit__pb2.ExplainEntryRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.ExplainEntryResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -137,6 +142,16 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainEntry(self, request, context):
+        """One entry of the caller's tenant decided again as of its moment: under the policy
+        version it cites and the subject's consent ledger as it stood then, with the rule
+        that decided and the consent event relied on; and whether the policy and ledger of
+        today would decide the same. Needs `audit:read`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +194,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.VerifyLogWithProgress,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.SerializeToString,
+            ),
+            'ExplainEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainEntry,
+                    request_deserializer=customervault_dot_v1_dot_audit__pb2.ExplainEntryRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.ExplainEntryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +417,33 @@ class AuditService:
             '/customervault.v1.AuditService/VerifyLogWithProgress',
             customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
             customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.AuditService/ExplainEntry',
+            customervault_dot_v1_dot_audit__pb2.ExplainEntryRequest.SerializeToString,
+            customervault_dot_v1_dot_audit__pb2.ExplainEntryResponse.FromString,
             options,
             channel_credentials,
             insecure,

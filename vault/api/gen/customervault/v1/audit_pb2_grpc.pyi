@@ -53,6 +53,12 @@ class AuditServiceStub:
     """The same check, reporting progress as it goes: one message per chunk of entries
     checked, then a last message carrying the result.
     """
+    ExplainEntry: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ExplainEntryRequest, _audit_pb2.ExplainEntryResponse]
+    """One entry of the caller's tenant decided again as of its moment: under the policy
+    version it cites and the subject's consent ledger as it stood then, with the rule
+    that decided and the consent event relied on; and whether the policy and ledger of
+    today would decide the same. Needs `audit:read`.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -74,6 +80,12 @@ class AuditServiceAsyncStub(AuditServiceStub):
     VerifyLogWithProgress: _aio.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]  # type: ignore[assignment]
     """The same check, reporting progress as it goes: one message per chunk of entries
     checked, then a last message carrying the result.
+    """
+    ExplainEntry: _aio.UnaryUnaryMultiCallable[_audit_pb2.ExplainEntryRequest, _audit_pb2.ExplainEntryResponse]  # type: ignore[assignment]
+    """One entry of the caller's tenant decided again as of its moment: under the policy
+    version it cites and the subject's consent ledger as it stood then, with the rule
+    that decided and the consent event relied on; and whether the policy and ledger of
+    today would decide the same. Needs `audit:read`.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -141,6 +153,18 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_audit_pb2.VerifyLogProgress], _abc.AsyncIterator[_audit_pb2.VerifyLogProgress]]:
         """The same check, reporting progress as it goes: one message per chunk of entries
         checked, then a last message carrying the result.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainEntry(
+        self,
+        request: _audit_pb2.ExplainEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ExplainEntryResponse, _abc.Awaitable[_audit_pb2.ExplainEntryResponse]]:
+        """One entry of the caller's tenant decided again as of its moment: under the policy
+        version it cites and the subject's consent ledger as it stood then, with the rule
+        that decided and the consent event relied on; and whether the policy and ledger of
+        today would decide the same. Needs `audit:read`.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
