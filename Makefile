@@ -6,26 +6,46 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= auto
-SOURCES := vault audit tests benchmarks scripts
+SOURCES := vault audit tests benchmarks scripts clients/python/src
 # Hashed locks (pip-tools): runtime for the image; runtime + dev + browser for this venv and CI.
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps
+.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps clients-ts clients-test
 
 # Every third-party package comes from the lock, checked against its hash; then the
-# project alone (--no-deps), built with the locked setuptools (--no-build-isolation).
+# project and its slim client (clients/python, which the CLI uses) alone (--no-deps),
+# built with the locked setuptools (--no-build-isolation).
 # `casbin` is uninstalled first: it was renamed `pycasbin`, and both own casbin/.
-$(STAMP): pyproject.toml $(DEV_LOCK)
+$(STAMP): pyproject.toml clients/python/pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip uninstall -q -y casbin 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The TypeScript client (clients/typescript): its npm dependencies from package-lock.json
+# (`npm ci`, install scripts off), then its types generated from proto/ and tsc.
+TS      := clients/typescript
+TS_STAMP := $(TS)/dist/.built
+$(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json $(TS)/tsconfig.json \
+		$(wildcard $(TS)/src/*.ts $(TS)/test/*.ts $(TS)/examples/*.ts) \
+		$(wildcard $(TS)/proto/*/*/*.proto)
+	cd $(TS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent build
+	touch $(TS_STAMP)
+
+## Build the TypeScript client (Node 20)
+clients-ts: $(TS_STAMP)
+
+## Both clients' tests against a real vault (Python: clients/python; TypeScript: node --test)
+clients-test: $(STAMP) $(TS_STAMP)
+	$(PY) -m pytest -q tests/integration/test_python_client.py tests/integration/test_typescript_client.py \
+		tests/unit/test_python_client_package.py
 
 ## Run the vault on the embedded default: SQLite file + generated dev keys in ./.vault-data
 serve: $(STAMP)
@@ -46,8 +66,9 @@ check: $(STAMP)
 console: $(STAMP)
 	$(VENV)/bin/customer-vault console
 
-## The whole test suite (unit, integration over real gRPC, SQLite and PostgreSQL)
-test: $(STAMP)
+## The whole test suite (unit, integration over real gRPC, SQLite and PostgreSQL; the
+## TypeScript client is built first, its tests run against a vault from the suite)
+test: $(STAMP) $(TS_STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 ## The unit tests alone (no server, no PostgreSQL): under a minute
@@ -99,4 +120,5 @@ audit-deps: $(STAMP)
 	$(PY) scripts/audit_deps.py $(LOCK) $(DEV_LOCK)
 
 clean:
-	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \
+		$(TS)/node_modules $(TS)/dist $(TS)/src/gen

@@ -23,7 +23,7 @@ def seeded(sqlite_vault: RunningVault) -> tuple[RunningVault, dict[str, str]]:
 
 
 def _run(vault: RunningVault, who: str, *args: str) -> object:
-    runner = CliRunner(env={"COLUMNS": "80", "VAULT_TOKEN": vault.token(**PEOPLE[who])})
+    runner = CliRunner(env={"COLUMNS": "80", "CUSTOMER_VAULT_TOKEN": vault.token(**PEOPLE[who])})
     return runner.invoke(app, ["audit", *args, "--address", vault.address])
 
 
@@ -103,7 +103,7 @@ def test_a_role_without_audit_read_is_refused_and_no_token_is_a_usage_error(
     result = _run(vault, "agent", "query")
     assert result.exit_code == 1
     assert "PERMISSION_DENIED" in result.stderr  # type: ignore[attr-defined]
-    runner = CliRunner(env={"COLUMNS": "80", "VAULT_TOKEN": ""})
+    runner = CliRunner(env={"COLUMNS": "80", "CUSTOMER_VAULT_TOKEN": ""})
     result = runner.invoke(app, ["audit", "query", "--address", vault.address])
     assert result.exit_code == 2 and "no token" in result.stderr
 
@@ -135,7 +135,7 @@ def test_export_and_checkpoint_through_the_vault(
     result = _run(vault, "dpo", "checkpoint", "--public-key", key)
     assert result.exit_code == 0
     assert result.stdout.startswith("customer-vault/audit\n")  # type: ignore[attr-defined]
-    result = _run(vault, "dpo", "checkpoint", "--public-key", key, "--out", str(tmp_path))
+    result = _run(vault, "dpo", "checkpoint", "--public-key", key, "--output", str(tmp_path))
     assert result.exit_code == 0 and list(tmp_path.glob("checkpoint-*.txt"))
 
 

@@ -39,7 +39,7 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
             minted.stdout.strip(),
             "--expires",
             "365d",
-            "--receipt-out",
+            "--output",
             str(receipt),
             *service,
         ],
@@ -54,15 +54,25 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
 
     opted = runner.invoke(
         consent_app,
-        ["opt-out", subject, "--notice-version", "2026-01", "--channel", "gpc", "--json", *service],
+        [
+            "opt-out",
+            subject,
+            "--notice-version",
+            "2026-01",
+            "--channel",
+            "gpc",
+            "--format",
+            "json",
+            *service,
+        ],
     )
     assert opted.exit_code == 0, opted.output
     assert [e["purpose"] for e in json.loads(opted.output)["events"]] == ["all_sharing"]
 
-    status = runner.invoke(consent_app, ["status", subject, "--json", *service])
+    status = runner.invoke(consent_app, ["status", subject, "--format", "json", *service])
     assert status.exit_code == 0, status.output
     assert json.loads(status.output)["optedOutMarkers"] == ["all_sharing"]
-    history = runner.invoke(consent_app, ["history", subject, "--json", *service])
+    history = runner.invoke(consent_app, ["history", subject, "--format", "json", *service])
     assert history.exit_code == 0, history.output
     events = json.loads(history.output)["events"]
     assert [e["purpose"] for e in events] == ["marketing", "all_sharing"]
@@ -87,7 +97,7 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
 
     package = tmp_path / "package.json"
     access = runner.invoke(
-        rights_app, ["access", subject, "--reason", "DSR-11", "--out", str(package), *dpo]
+        rights_app, ["access", subject, "--reason", "DSR-11", "--output", str(package), *dpo]
     )
     assert access.exit_code == 0, access.output
     assert json.loads(package.read_text())["fields"]["email"]["value"] == "ada.lovelace@example.com"

@@ -290,3 +290,31 @@ def test_token_issue_binds_to_a_certificate_file(tls_vault: TlsVault, tmp_path: 
     assert _refused(tls_vault, other, metadata) is grpc.StatusCode.UNAUTHENTICATED
     junk = runner.invoke(app, [*base, "--bind-cert", str(tmp_path / "junk.pem"), *data])
     assert junk.exit_code != 0 and "not a PEM certificate" in junk.output
+
+
+def test_the_slim_client_and_the_cli_speak_mutual_tls(tls_vault: TlsVault, tmp_path: Path) -> None:
+    from customer_vault_client import VaultClient
+
+    client = tls_vault.ca.issue("order-service", [x509.UniformResourceIdentifier(ORDER_SERVICE)])
+    files = {"ca.pem": tls_vault.ca.pem, "client.pem": client.cert, "client.key": client.key}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    address = f"localhost:{tls_vault.vault.server.port}"
+    with VaultClient(
+        address,
+        ca_file=tmp_path / "ca.pem",
+        client_cert=tmp_path / "client.pem",
+        client_key=tmp_path / "client.key",
+    ) as vault:
+        assert vault.create(ADA).tenant == "acme"  # the certificate is the principal
+    env = {
+        "CUSTOMER_VAULT_ADDR": address,
+        "CUSTOMER_VAULT_TOKEN": tls_vault.vault.token(principal="order-service"),
+        "CUSTOMER_VAULT_CA_FILE": str(tmp_path / "ca.pem"),
+        "CUSTOMER_VAULT_CLIENT_CERT": str(tmp_path / "client.pem"),
+        "CUSTOMER_VAULT_CLIENT_KEY": str(tmp_path / "client.key"),
+    }
+    fields = [f"--field={name}={value}" for name, value in ADA.items()]
+    created = CliRunner(env=env).invoke(app, ["subjects", "create", *fields])
+    assert created.exit_code == 0, created.output
+    assert "version 1 active" in created.stdout

@@ -259,7 +259,7 @@ def test_every_served_version_is_kept(logged: tuple[RunningVault, dict[str, str]
 
 
 def _cli(vault: RunningVault, who: dict[str, object], *args: str) -> Result:
-    runner = CliRunner(env={"COLUMNS": "200", "VAULT_TOKEN": vault.token(**who)})
+    runner = CliRunner(env={"COLUMNS": "200", "CUSTOMER_VAULT_TOKEN": vault.token(**who)})
     return runner.invoke(app, [*args, "--address", vault.address])
 
 

@@ -48,9 +48,9 @@ def test_the_dpo_lists_shows_and_decides_a_request(sqlite_vault: RunningVault) -
     listed = runner.invoke(app, ["rights", "requests", "list", *dpo])
     assert listed.exit_code == 0, listed.output
     assert rid in listed.output and "pending_decision" in listed.output
-    as_json = runner.invoke(app, ["rights", "requests", "list", "--json", *dpo])
-    [line] = as_json.stdout.strip().splitlines()
-    assert json.loads(line)["requestId"] == rid
+    as_json = runner.invoke(app, ["rights", "requests", "list", "--format", "json", *dpo])
+    [listed_one] = json.loads(as_json.stdout)["requests"]
+    assert listed_one["requestId"] == rid
 
     shown = runner.invoke(app, ["rights", "requests", "show", rid, *dpo])
     assert shown.exit_code == 0, shown.output
@@ -61,8 +61,45 @@ def test_the_dpo_lists_shows_and_decides_a_request(sqlite_vault: RunningVault) -
         ["rights", "requests", "decide", rid, "--approve", "--reason", "accuracy contested", *dpo],
     )
     assert decided.exit_code == 0, decided.output
-    assert f"{rid} fulfilled" in decided.output
+    assert rid in decided.output and "fulfilled" in decided.output
     done = runner.invoke(
-        app, ["rights", "requests", "list", "--state", "fulfilled", "--json", *dpo]
+        app, ["rights", "requests", "list", "--state", "fulfilled", "--format", "json", *dpo]
     )
-    assert json.loads(done.stdout.strip())["decisionReason"] == "accuracy contested"
+    [fulfilled] = json.loads(done.stdout)["requests"]
+    assert fulfilled["decisionReason"] == "accuracy contested"
+
+
+def test_a_customer_asks_verifies_and_lists_through_the_cli(sqlite_vault: RunningVault) -> None:
+    vault = sqlite_vault
+    ada = vault.client().create(ADA).subject_id
+    runner = CliRunner()
+    me = [
+        "--address",
+        vault.address,
+        "--token",
+        vault.token(principal=f"customer:{ada}", roles=("customer",), subject=ada),
+    ]
+    front = [
+        "--address",
+        vault.address,
+        "--token",
+        vault.token(principal="shop-frontend", roles=("frontend",)),
+    ]
+    made = runner.invoke(
+        app,
+        ["customers", "request", "create", ada, "--kind", "rectification",
+         "--set", "city=Marylebone", "--format", "json", *me],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    rid = json.loads(made.stdout)["request"]["requestId"]
+    issued = runner.invoke(
+        app, ["customers", "request", "issue-code", rid, "--format", "json", *front]
+    )
+    assert issued.exit_code == 0, issued.output
+    code = json.loads(issued.stdout)["code"]
+    verified = runner.invoke(app, ["customers", "request", "verify", rid, code, *me])
+    assert verified.exit_code == 0, verified.output
+    assert "pending_decision" in verified.output and "(city)" in verified.output
+    listed = runner.invoke(app, ["customers", "request", "list", ada, *me])
+    assert rid in listed.output
+    assert "Marylebone" not in listed.output  # names of fields, never values

@@ -1,10 +1,11 @@
 """`customer-vault audit ...`: the audit log through the vault's AuditService.
 
-`query`, `history`, `export` and `checkpoint` call the running vault with a bearer token
-(`--token` or `VAULT_TOKEN`), so they are authorized by the policy (audit:read) and
-audited like any other read; they need no database credentials. Only `verify` keeps an
-offline mode: it needs nothing but a copy of the database and the log's public key
-(`audit.cli`), so it works when the vault does not, and trusts nothing it says.
+`query`, `history`, `export`, `checkpoint`, `entry`, the proofs and `verify-log` call the
+running vault with a bearer token (`--token` or `CUSTOMER_VAULT_TOKEN`), so they are
+authorized by the policy (audit:read) and audited like any other read; they need no
+database credentials. Only `verify` keeps an offline mode: it needs nothing but a copy
+of the database and the log's public key (`audit.cli`), so it works when the vault does
+not, and trusts nothing it says.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vault.cli.remote import Address, Token, fail
+from vault.cli import audit_proofs, whatif
+from vault.cli.output import Format as OutputFormat
+from vault.cli.output import FormatOpt as Format
+from vault.cli.output import Output, render, write
+from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, fail, require_token
 
 audit_app = typer.Typer(
     name="audit",
@@ -32,11 +37,6 @@ audit_app = typer.Typer(
 )
 
 DEFAULT_PUBLIC_KEY = Path(".vault-data/keys/audit_signing.pub.pem")
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
 
 
 class ExportFormat(StrEnum):
@@ -69,13 +69,7 @@ Cursor = Annotated[
 NewestFirst = Annotated[
     bool, typer.Option("--newest-first/--oldest-first", help="Order of the entries.")
 ]
-Format = Annotated[OutputFormat, typer.Option("--format", help="table (80 columns) or json.")]
-
-
-def _require_token(token: str) -> None:
-    if not token:
-        Console(stderr=True).print("[red]error:[/red] no token: pass --token or set VAULT_TOKEN")
-        raise typer.Exit(2)
+_require_token = require_token
 
 
 def _time(text: str, option: str) -> datetime | None:
@@ -97,7 +91,7 @@ def _document(logged: Any) -> dict[str, Any]:
     return document
 
 
-def _show(page: Any, output_format: OutputFormat, title: str) -> None:
+def _show(page: Any, output_format: OutputFormat, title: str, output: Path | None) -> None:
     """A page of entries as an 80-column table (one plain sentence per entry) or JSON;
     the cursor of the next page goes to stderr (table) or into the document (json)."""
     from vault.web.console import language
@@ -107,7 +101,7 @@ def _show(page: Any, output_format: OutputFormat, title: str) -> None:
             "entries": [_document(e) for e in page.entries],
             "next_cursor": page.next_page_token,
         }
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        write(json.dumps(document, indent=2, ensure_ascii=False), output)
         return
     table = Table(title=escape(title), box=None, pad_edge=False, expand=True, show_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
@@ -122,7 +116,7 @@ def _show(page: Any, output_format: OutputFormat, title: str) -> None:
             "[green]allow[/green]" if e.decision == "allow" else "[red bold]DENY[/red bold]",
             escape(language.sentence(e)),
         )
-    Console().print(table)
+    render(table, output)
     if page.next_page_token:
         Console(stderr=True).print(
             f"more: add --cursor {page.next_page_token}", soft_wrap=True, highlight=False
@@ -131,7 +125,7 @@ def _show(page: Any, output_format: OutputFormat, title: str) -> None:
 
 @audit_app.command("query")
 def query_command(
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
     subject: Subject = "",
     actor: Actor = "",
@@ -146,6 +140,7 @@ def query_command(
     cursor: Cursor = "",
     newest_first: NewestFirst = True,
     output_format: Format = OutputFormat.table,
+    output: Output = None,
 ) -> None:
     """Entries matching every filter given, newest first, one page at a time."""
     from vault.api.client import VaultClientError
@@ -170,18 +165,19 @@ def query_command(
             )
         except VaultClientError as exc:
             raise fail(exc) from None
-    _show(page, output_format, f"Audit entries ({len(page.entries)})")
+    _show(page, output_format, f"Audit entries ({len(page.entries)})", output)
 
 
 @audit_app.command("history")
 def history_command(
     subject_id: Annotated[str, typer.Argument(help="The subject's id.")],
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Per page.")] = 50,
     cursor: Cursor = "",
     newest_first: NewestFirst = True,
     output_format: Format = OutputFormat.table,
+    output: Output = None,
 ) -> None:
     """Who saw or changed this subject's data, when and why (denied attempts too)."""
     from vault.api.client import VaultClientError
@@ -195,19 +191,17 @@ def history_command(
             )
         except VaultClientError as exc:
             raise fail(exc) from None
-    _show(page, output_format, f"Access history of {subject_id} ({len(page.entries)})")
+    _show(page, output_format, f"Access history of {subject_id} ({len(page.entries)})", output)
 
 
 @audit_app.command("export")
 def export_command(
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
     output_format: Annotated[
         ExportFormat, typer.Option("--format", help="jsonl, csv, or a self-contained html report.")
     ] = ExportFormat.jsonl,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Write here instead of to stdout.")
-    ] = None,
+    output: Output = None,
     subject: Subject = "",
     actor: Actor = "",
     role: Role = "",
@@ -293,12 +287,17 @@ def _checkpoint_line(client: Any) -> str:
 
 @audit_app.command("checkpoint")
 def checkpoint_command(
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    out: Annotated[
+    output: Annotated[
         Path | None,
-        typer.Option("--out", help="Write it into this directory, named by tree size."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write it to this file, or into this directory named by tree size.",
+        ),
     ] = None,
+    output_format: Format = OutputFormat.table,
     public_key: Annotated[
         Path, typer.Option("--public-key", help="The log's Ed25519 public key (PEM).")
     ] = DEFAULT_PUBLIC_KEY,
@@ -327,13 +326,20 @@ def checkpoint_command(
     except audit.CheckpointError:
         err.print("[red]error:[/red] the checkpoint does not verify with this key")
         raise typer.Exit(1) from None
-    if out is None:
+    if output_format is OutputFormat.json:
+        document = {
+            "origin": head.origin,
+            "tree_size": head.tree_size,
+            "root_hash": head.root_hash.hex(),
+            "note": head.note,
+            "verified_with": str(public_key),
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    elif output is None:
         sys.stdout.write(head.note)
+    if output is None:
         return
-    if not out.is_dir():
-        err.print(f"[red]error:[/red] {escape(str(out))} is not a directory")
-        raise typer.Exit(2)
-    path = out / f"checkpoint-{head.tree_size:020d}.txt"
+    path = output / f"checkpoint-{head.tree_size:020d}.txt" if output.is_dir() else output
     path.write_text(head.note, encoding="utf-8")
     err.print(f"wrote {escape(str(path))}")
 
@@ -355,3 +361,11 @@ def _mount_offline_commands() -> None:
 
 
 _mount_offline_commands()
+for _name, _command in audit_proofs.COMMANDS.items():
+    audit_app.command(_name)(_command)
+for _name, _command in audit_proofs.COMMANDS.items():
+    audit_app.command(_name)(_command)
+
+
+# The what-if commands live in whatif.py (vault.whatif); they belong to this group.
+audit_app.command("explain")(whatif.explain_command)

@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from vault.api.messages import enum_name, time_text, to_json
-from vault.cli.options import DataDir, parse_ttl, settings
-from vault.cli.remote import Address, AsJson, Token, call
+from vault.cli import receipts
+from vault.cli.options import parse_ttl
+from vault.cli.output import Format, FormatOpt, Output, print_document, print_message, write
+from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call
 
 consent_app = typer.Typer(no_args_is_help=True, help="Consent, opt-outs and consent receipts.")
-console = Console()
-err = Console(stderr=True)
+consent_app.command("verify-receipt")(receipts.verify_receipt)
+consent_app.command("verify-package")(receipts.verify_package)
 
 CHANNELS = ("web", "app", "call_centre", "api", "gpc")
 """The consent channels of the contract (`ConsentChannel`), as the options name them."""
@@ -35,8 +34,9 @@ Evidence = Annotated[
     ),
 ]
 Jurisdiction = Annotated[str, typer.Option(help="ISO 3166 code (default: the vault's).")]
-ReceiptOut = Annotated[
-    Path | None, typer.Option("--receipt-out", help="Write the signed receipt to this file.")
+ReceiptOutput = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Also write the signed receipt to this file."),
 ]
 
 
@@ -65,7 +65,7 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _expiry(text: str) -> dict[str, str]:
+def _expiry(text: str) -> dict[str, Any]:
     """The request's `expires_at`, or nothing when no expiry was given."""
     if not text:
         return {}
@@ -74,26 +74,32 @@ def _expiry(text: str) -> dict[str, str]:
     return {"expires_at": _moment(text, "--expires")}
 
 
-def _changed(response: Any, receipt_out: Path | None, as_json: bool) -> None:
-    if as_json:
-        print(to_json(response))
-    else:
-        for event in response.events:
-            action = enum_name(event, "action").removeprefix("CONSENT_ACTION_").lower()
-            console.print(f"{action} {event.purpose} (sequence {event.sequence})")
-        console.print(f"consent version {response.consent_version}")
-        console.print(f"receipt {response.receipt.receipt_id}")
-    if receipt_out is not None:
-        receipt_out.write_text(response.receipt.document + "\n")
+def _changed(response: Any, receipt_output: Path | None, fmt: Format) -> None:
+    print_message(response, fmt, table=_change_lines)
+    if receipt_output is not None:
+        write(response.receipt.document, receipt_output)
+
+
+def _change_lines(response: Any) -> str:
+    from customer_vault_client.messages import enum_name
+
+    lines = []
+    for event in response.events:
+        action = enum_name(event, "action").removeprefix("CONSENT_ACTION_").lower()
+        lines.append(f"{action} {event.purpose} (sequence {event.sequence})")
+    lines.append(f"consent version {response.consent_version}")
+    lines.append(f"receipt {response.receipt.receipt_id}")
+    return "\n".join(lines)
 
 
 @consent_app.command("new-evidence-ref")
-def new_evidence_ref() -> None:
+def new_evidence_ref(fmt: FormatOpt = Format.table) -> None:
     """Print a fresh opaque evidence reference (ev_ + 26 base32 characters): store the
     proof of a choice under it in your own system and send it as --evidence-ref."""
     from vault.crypto import new_random_id
 
-    print(new_random_id("ev"))
+    reference = new_random_id("ev")
+    print_document({"evidence_ref": reference}, fmt, table=reference)
 
 
 @consent_app.command("grant")
@@ -105,10 +111,10 @@ def grant(
     evidence_ref: Evidence = "",
     expires: Annotated[str, typer.Option(help="ISO 8601 time, or a duration like 365d.")] = "",
     jurisdiction: Jurisdiction = "",
-    receipt_out: ReceiptOut = None,
-    address: Address = "127.0.0.1:50051",
+    receipt_output: ReceiptOutput = None,
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Record the subject's consent to purposes."""
     response = call(
@@ -121,7 +127,7 @@ def grant(
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
         **_expiry(expires),
     )
-    _changed(response, receipt_out, as_json)
+    _changed(response, receipt_output, fmt)
 
 
 @consent_app.command("withdraw")
@@ -133,10 +139,10 @@ def withdraw(
     receipt_id: Annotated[str, typer.Option(help="Withdraw what this receipt granted.")] = "",
     evidence_ref: Evidence = "",
     jurisdiction: Jurisdiction = "",
-    receipt_out: ReceiptOut = None,
-    address: Address = "127.0.0.1:50051",
+    receipt_output: ReceiptOutput = None,
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Withdraw consent to purposes (or to everything one receipt granted)."""
     response = call(
@@ -149,7 +155,7 @@ def withdraw(
         receipt_id=receipt_id,
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
     )
-    _changed(response, receipt_out, as_json)
+    _changed(response, receipt_output, fmt)
 
 
 @consent_app.command("opt-out")
@@ -163,10 +169,10 @@ def opt_out(
     channel: ChannelName = "web",
     evidence_ref: Evidence = "",
     jurisdiction: Jurisdiction = "",
-    receipt_out: ReceiptOut = None,
-    address: Address = "127.0.0.1:50051",
+    receipt_output: ReceiptOutput = None,
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Opt out of purposes or whole groups; --channel gpc opts out of all sharing."""
     response = call(
@@ -178,23 +184,28 @@ def opt_out(
         scopes=scope or [],
         source=_source(channel, notice_version, evidence_ref, jurisdiction),
     )
-    _changed(response, receipt_out, as_json)
+    _changed(response, receipt_output, fmt)
 
 
 @consent_app.command("status")
 def status(
     subject_id: str,
     at: Annotated[str, typer.Option(help="Rebuild the state at this ISO 8601 time.")] = "",
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """The subject's consent per purpose, now or at a past moment."""
-    moment = {"at": _moment(at, "--at")} if at else {}
+    moment: dict[str, Any] = {"at": _moment(at, "--at")} if at else {}
     response = call(address, token, "consent", "GetConsent", subject_id=subject_id, **moment)
-    if as_json:
-        print(to_json(response))
-        return
+    print_message(response, fmt, output, table=_status_table)
+
+
+def _status_table(response: Any) -> Any:
+    from customer_vault_client.messages import time_text
+    from rich.table import Table
+
     title = f"{response.subject_id}  consent version {response.consent_version}"
     table = Table(
         "purpose", "granted", "withdrawn", "expires", "effective", "blocked by", title=title
@@ -208,21 +219,32 @@ def status(
             _yes(p.effective),
             p.blocked_by,
         )
-    console.print(table)
+    return table
 
 
 @consent_app.command("history")
 def history(
     subject_id: str,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Every ledger event of the subject, oldest first."""
-    response = call(address, token, "consent", "ListConsentEvents", subject_id=subject_id)
-    if as_json:
-        print(to_json(response))
-        return
+    response = call(
+        address,
+        token,
+        "consent",
+        "ListConsentEvents",
+        subject_id=subject_id,
+    )
+    print_message(response, fmt, output, table=_history_table)
+
+
+def _history_table(response: Any) -> Any:
+    from customer_vault_client.messages import enum_name, time_text
+    from rich.table import Table
+
     table = Table("seq", "recorded", "purpose", "action", "channel", "notice", "expires", "receipt")
     for e in response.events:
         table.add_row(
@@ -235,18 +257,20 @@ def history(
             time_text(e, "expires_at"),
             e.receipt_id,
         )
-    console.print(table)
+    return table
 
 
 @consent_app.command("receipt")
 def receipt(
     subject_id: str,
     receipt_id: str,
-    out: Annotated[Path | None, typer.Option(help="Write it to this file.")] = None,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
-    """Fetch a receipt issued earlier for the subject."""
+    """Fetch a receipt issued earlier for the subject: the signed document (table), or
+    the whole response (json)."""
     response = call(
         address,
         token,
@@ -255,66 +279,10 @@ def receipt(
         subject_id=subject_id,
         receipt_id=receipt_id,
     )
-    if out is None:
-        print(response.receipt.document)
+    if fmt is Format.json:
+        print_message(response, fmt, output)
     else:
-        out.write_text(response.receipt.document + "\n")
-
-
-@consent_app.command("verify-receipt")
-def verify_receipt(
-    file: Annotated[Path, typer.Argument(help="The receipt document.")],
-    public_key: Annotated[
-        Path | None, typer.Option(help="Receipt public key PEM (default: the data dir's).")
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Verify a consent receipt offline: exit 0 when it is intact and signed by the key."""
-    from vault.consent.receipts import verify_document
-    from vault.errors import VaultError
-
-    key = public_key or settings(data_dir=data_dir).receipt_public_key
-    try:
-        found = verify_document(file.read_bytes(), key.read_bytes())
-    except OSError as exc:
-        err.print(f"[red]error:[/red] cannot read {exc.filename}")
-        raise typer.Exit(2) from None
-    except VaultError as exc:
-        err.print(f"[red]INVALID[/red] {exc.message}")
-        raise typer.Exit(1) from None
-    purposes = [p["purpose"] for s in found.get("services", []) for p in s.get("purposes", [])]
-    console.print(
-        f"[green]valid[/green] receipt {found.get('consentReceiptID')} for "
-        f"{found.get('piiPrincipalId')}: {', '.join(purposes)}"
-    )
-
-
-@consent_app.command("verify-package")
-def verify_package(
-    file: Annotated[Path, typer.Argument(help="The signed access package (JSON).")],
-    public_key: Annotated[
-        Path | None, typer.Option(help="Receipt public key PEM (default: the data dir's).")
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Verify a signed access package offline (the privacy center's download, or
-    ExportSubjectData's signed_package): exit 0 when intact and signed by the key."""
-    from vault.consent.receipts import verify_package as verify
-    from vault.errors import VaultError
-
-    key = public_key or settings(data_dir=data_dir).receipt_public_key
-    try:
-        found = verify(file.read_bytes(), key.read_bytes())
-    except OSError as exc:
-        err.print(f"[red]error:[/red] cannot read {exc.filename}")
-        raise typer.Exit(2) from None
-    except VaultError as exc:
-        err.print(f"[red]INVALID[/red] {exc.message}")
-        raise typer.Exit(1) from None
-    subject = found.get("subject", {}).get("subject_id", "?")
-    console.print(
-        f"[green]valid[/green] access package for {subject}, generated {found.get('generated_at')}"
-    )
+        write(response.receipt.document, output)
 
 
 def _yes(value: bool) -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from vault.config import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from vault.config import Settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local data dir (keys, SQLite).")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL.")]
@@ -20,12 +20,21 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="SQLAlch
 def settings(**overrides: Any) -> Settings:
     """Settings from flags (those given), environment and config file; invalid settings
     end the command with a message that names the fields, never their values."""
+    from vault.config import SettingsError, load_settings
+
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
-        # soft_wrap: one line, so a path in the message is never broken across lines.
-        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        raise die(exc.message) from None
+
+
+def die(message: str) -> typer.Exit:
+    """Print `error: message` on stderr; the Exit (code 1) to raise."""
+    from rich.console import Console
+
+    # soft_wrap: one line, so a path in the message is never broken across lines.
+    Console(stderr=True).print(f"[red]error:[/red] {message}", soft_wrap=True)
+    return typer.Exit(code=1)
 
 
 _TTL = re.compile(r"^(\d+)([smhd])$")

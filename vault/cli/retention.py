@@ -1,4 +1,5 @@
-"""`customer-vault retention ...`: the one-shot retention run (e.g. a Kubernetes CronJob)."""
+"""`customer-vault retention ...`: the one-shot retention run (e.g. a Kubernetes CronJob),
+local on the database; and the calls to a running vault (`retention_remote`)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,25 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from vault.cli import retention_remote
 from vault.cli.options import DatabaseUrl, DataDir, settings
+from vault.cli.output import Format, FormatOpt
 from vault.errors import VaultError
-from vault.retention.job import RetentionJob
-from vault.retention.report import Outcome, RetentionReport
+
+if TYPE_CHECKING:
+    from vault.retention.job import RetentionJob
+    from vault.retention.report import RetentionReport
 
 retention_app = typer.Typer(
     no_args_is_help=True, help="Dormant accounts: notices, legal holds and anonymization."
 )
+for _name, _command in retention_remote.COMMANDS.items():
+    retention_app.command(_name)(_command)
 console = Console()
 err = Console(stderr=True)
 
@@ -36,12 +41,17 @@ def run(
     database_url: DatabaseUrl = None,
     policies_dir: Annotated[Path | None, typer.Option(help="Policy folder.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Subjects per transaction.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    fmt: FormatOpt = Format.table,
+    as_json: Annotated[
+        bool, typer.Option("--json", hidden=True, help="Deprecated: --format json.")
+    ] = False,
 ) -> None:
     """Run the retention job once: notices for dormant subjects, then anonymization of
     those whose notice has run out. Exits 0 when another runner holds the lock, and 3
     when stopped by SIGTERM (the next run carries on where this one stopped)."""
     from vault.app import VaultApp
+
+    as_json = as_json or fmt is Format.json
 
     cfg = settings(
         data_dir=data_dir,
@@ -72,6 +82,16 @@ def run(
 
 
 def _run_with_progress(job: RetentionJob, *, show: bool) -> RetentionReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from vault.retention.report import Outcome
+
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -106,6 +126,10 @@ def _run_with_progress(job: RetentionJob, *, show: bool) -> RetentionReport:
 
 
 def _show(report: RetentionReport) -> None:
+    from rich.table import Table
+
+    from vault.retention.report import Outcome
+
     if report.skipped:
         console.print(f"[yellow]skipped:[/yellow] {report.skipped}")
         return

@@ -6,25 +6,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from vault.api.messages import enum_name, to_json
 from vault.cli.options import parse_pairs
-from vault.cli.remote import Address, AsJson, Token, call
+from vault.cli.output import Format, FormatOpt, Output, print_message, write
+from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call
+from vault.cli.requests import requests_app
+from vault.cli.shapes import meta_line
 
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject rights: access, rectify, ...")
-console = Console()
 
 Reason = Annotated[str, typer.Option(help="The request's reference (audited; no PII).")]
 
 
-def show_meta(meta: Any, as_json: bool) -> None:
+def show_meta(meta: Any, fmt: Format, output: Path | None = None) -> None:
     """A subject's id, version and state (or the `SubjectMeta` message as JSON)."""
-    if as_json:
-        print(to_json(meta))
-    else:
-        state = enum_name(meta, "state").removeprefix("SUBJECT_STATE_").lower()
-        console.print(f"{meta.subject_id} version {meta.version} {state}")
+    print_message(meta, fmt, output, table=meta_line)
 
 
 def _run(address: str, token: str, method: str, **fields: Any) -> Any:
@@ -35,19 +31,20 @@ def _run(address: str, token: str, method: str, **fields: Any) -> Any:
 def access(
     subject_id: str,
     reason: Reason,
-    out: Annotated[Path | None, typer.Option(help="Write the package to this file.")] = None,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
-    """Everything held about the subject, as one JSON package (access and portability)."""
+    """Everything held about the subject, as one JSON package (access and portability):
+    the package itself (table, the default), or the whole response (json)."""
     response = call(
         address, token, "rights", "ExportSubjectData", subject_id=subject_id, reason=reason
     )
-    if out is None:
-        print(response.package_json)
+    if fmt is Format.json:
+        print_message(response, fmt, output)
     else:
-        out.write_text(response.package_json + "\n")
-        console.print(f"wrote {out}")
+        write(response.package_json, output)
 
 
 @rights_app.command("rectify")
@@ -57,9 +54,10 @@ def rectify(
     reason: Reason,
     set_: Annotated[list[str] | None, typer.Option("--set", help="name=value.")] = None,
     clear: Annotated[list[str] | None, typer.Option(help="Field to clear.")] = None,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Correct the subject's fields; the reason is recorded."""
     subject = _run(
@@ -72,20 +70,23 @@ def rectify(
         clear_fields=clear or [],
         reason=reason,
     )
-    show_meta(subject, as_json)
+    show_meta(subject, fmt, output)
 
 
 @rights_app.command("restrict")
 def restrict(
     subject_id: str,
     reason: Reason,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Freeze processing (storage, the subject's own requests and legal claims only)."""
     show_meta(
-        _run(address, token, "RestrictProcessing", subject_id=subject_id, reason=reason), as_json
+        _run(address, token, "RestrictProcessing", subject_id=subject_id, reason=reason),
+        fmt,
+        output,
     )
 
 
@@ -93,13 +94,14 @@ def restrict(
 def lift_restriction(
     subject_id: str,
     reason: Reason,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """End a restriction of processing."""
     show_meta(
-        _run(address, token, "LiftRestriction", subject_id=subject_id, reason=reason), as_json
+        _run(address, token, "LiftRestriction", subject_id=subject_id, reason=reason), fmt, output
     )
 
 
@@ -107,11 +109,15 @@ def lift_restriction(
 def erase(
     subject_id: str,
     reason: Reason,
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Erase the subject: crypto-shred its personal data, keep a tombstone."""
     show_meta(
-        _run(address, token, "EraseSubjectData", subject_id=subject_id, reason=reason), as_json
+        _run(address, token, "EraseSubjectData", subject_id=subject_id, reason=reason), fmt, output
     )
+
+
+rights_app.add_typer(requests_app, name="requests")

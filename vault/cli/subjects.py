@@ -2,69 +2,74 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from vault.api.client import VaultClientError
-from vault.api.messages import enum_name, to_json, to_json_line
+from vault.cli import disclosure
 from vault.cli.options import parse_pairs
-from vault.cli.remote import Address, AsJson, Token, client_for, fail
+from vault.cli.output import Format, FormatOpt, Output, open_output, print_message
+from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call, stream
+from vault.cli.shapes import Justification, Purpose, View, meta_line, view_table
 
 subjects_app = typer.Typer(
     no_args_is_help=True, help="Store and read customers in a running vault."
 )
-console = Console()
-
-View = Annotated[str, typer.Option(help="The masked view to read through.")]
-Purpose = Annotated[str, typer.Option(help="Why you read (a declared purpose).")]
-Justification = Annotated[
-    str,
-    typer.Option(
-        help="Why, citing the case (required for full clear-text views and legal-obligation "
-        "purposes; audited, no personal data)."
-    ),
-]
+subjects_app.command("reveal")(disclosure.reveal)
+subjects_app.command("tokenize")(disclosure.tokenize)
+subjects_app.command("detokenize")(disclosure.detokenize)
 
 
-def _show_view(view: Any, as_json: bool) -> None:
-    if as_json:
-        print(to_json(view))
-        return
-    meta = view.meta
-    title = f"{meta.subject_id}  v{meta.version}  {enum_name(meta, 'state')}  view={view.view}"
-    table = Table("field", "value", "disclosure", "written by", title=title)
-    for name in sorted(view.fields):
-        f = view.fields[name]
-        shown = enum_name(f, "disclosure").removeprefix("DISCLOSURE_").lower()
-        table.add_row(name, f.value, f"{shown} {f.strategy}".strip(), f.provenance.written_by)
-    for withheld in view.withheld:
-        table.add_row(withheld.field, "-", f"withheld ({withheld.reason})", "")
-    console.print(table)
-
-
-def _show_meta(meta: Any, as_json: bool) -> None:
-    if as_json:
-        print(to_json(meta))
-    else:
-        console.print(f"{meta.subject_id} version {meta.version} {enum_name(meta, 'state')}")
+def _meta(response: Any, fmt: Format, output: Path | None) -> None:
+    print_message(response.subject, fmt, output, table=meta_line)
 
 
 @subjects_app.command("create")
 def create(
     field: Annotated[list[str], typer.Option(help="name=value (repeatable).")],
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Store a new customer."""
-    with client_for(address, token) as client:
-        try:
-            _show_meta(client.create(parse_pairs(field, "--field")), as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "vault", "CreateSubject", fields=parse_pairs(field, "--field"))
+    _meta(response, fmt, output)
+
+
+@subjects_app.command("batch-create")
+def batch_create(
+    file: Annotated[Path, typer.Argument(help="JSON lines: one object of fields per line.")],
+    all_or_nothing: Annotated[
+        bool, typer.Option(help="Create every subject or none (one transaction).")
+    ] = False,
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = "",
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
+) -> None:
+    """Store many customers in one call; each line's result (id or error) is printed."""
+    try:
+        lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        items = [{"fields": json.loads(line)} for line in lines]
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{file}: {type(exc).__name__}", param_hint="FILE") from None
+    response = call(
+        address, token, "vault", "BatchCreateSubjects", items=items, allOrNothing=all_or_nothing
+    )
+    print_message(response, fmt, output, table=_batch_table)
+
+
+def _batch_table(response: Any) -> Any:
+    from rich.table import Table
+
+    table = Table("line", "subject", "error", title=f"{response.created} created")
+    for result in response.results:
+        error = f"{result.error.code} {result.error.message}" if result.error.code else ""
+        table.add_row(str(result.index + 1), result.subject_id, error)
+    return table
 
 
 @subjects_app.command("get")
@@ -73,16 +78,23 @@ def get(
     view: View = "support",
     purpose: Purpose = "support",
     justification: Justification = "",
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Read a customer through a view."""
-    with client_for(address, token) as client:
-        try:
-            _show_view(client.get(subject_id, view, purpose, justification), as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(
+        address,
+        token,
+        "vault",
+        "GetSubject",
+        subjectId=subject_id,
+        view=view,
+        purpose=purpose,
+        justification=justification,
+    )
+    print_message(response.subject, fmt, output, table=view_table)
 
 
 @subjects_app.command("find")
@@ -92,20 +104,41 @@ def find(
     view: View = "support",
     purpose: Purpose = "support",
     justification: Justification = "",
-    address: Address = "127.0.0.1:50051",
+    page_size: Annotated[int, typer.Option(help="Per page (0: the vault's default).")] = 0,
+    page_token: Annotated[str, typer.Option(help="Continue from a previous page.")] = "",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
-    """Find customers by an exact value of a searchable field (blind index)."""
-    with client_for(address, token) as client:
-        try:
-            found = client.find(field, value, view, purpose, justification)
-        except VaultClientError as exc:
-            raise fail(exc) from None
-    for subject in found:
-        _show_view(subject, as_json)
-    if not found and not as_json:
-        console.print("no match")
+    """Find customers by an exact value of a searchable field (blind index): one page;
+    the next page's token is printed when there is one."""
+    response = call(
+        address,
+        token,
+        "vault",
+        "FindSubjects",
+        field=field,
+        value=value,
+        view=view,
+        purpose=purpose,
+        justification=justification,
+        pageSize=page_size,
+        pageToken=page_token,
+    )
+    print_message(response, fmt, output, table=_found_table)
+
+
+def _found_table(response: Any) -> Any:
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = [view_table(subject) for subject in response.subjects]
+    if not parts:
+        parts.append(Text("no match"))
+    if response.next_page_token:
+        parts.append(Text(f"more: add --page-token {response.next_page_token}"))
+    return Group(*parts)
 
 
 @subjects_app.command("update")
@@ -115,50 +148,61 @@ def update(
     set_: Annotated[list[str] | None, typer.Option("--set", help="name=value.")] = None,
     clear: Annotated[list[str] | None, typer.Option(help="Field to clear.")] = None,
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Change fields of a customer."""
-    with client_for(address, token) as client:
-        try:
-            meta = client.update(
-                subject_id, version, parse_pairs(set_ or [], "--set"), clear or [], reason
-            )
-        except VaultClientError as exc:
-            raise fail(exc) from None
-    _show_meta(meta, as_json)
+    response = call(
+        address,
+        token,
+        "vault",
+        "UpdateSubject",
+        subjectId=subject_id,
+        expectedVersion=version,
+        setFields=parse_pairs(set_ or [], "--set"),
+        clearFields=clear or [],
+        reason=reason,
+    )
+    _meta(response, fmt, output)
 
 
 @subjects_app.command("erase")
 def erase(
     subject_id: str,
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Crypto-shred a customer's personal data."""
-    with client_for(address, token) as client:
-        try:
-            _show_meta(client.erase(subject_id, reason), as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(address, token, "vault", "EraseSubject", subjectId=subject_id, reason=reason)
+    _meta(response, fmt, output)
 
 
 @subjects_app.command("activity")
 def activity(
     subject_id: str,
-    address: Address = "127.0.0.1:50051",
+    kind: Annotated[
+        str, typer.Option(help="What the customer did: login, purchase, ... or other.")
+    ] = "other",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
-    as_json: AsJson = False,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
 ) -> None:
     """Record customer activity now (resets dormancy)."""
-    with client_for(address, token) as client:
-        try:
-            _show_meta(client.record_activity(subject_id), as_json)
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    response = call(
+        address,
+        token,
+        "vault",
+        "RecordActivity",
+        subjectId=subject_id,
+        kind=f"ACTIVITY_KIND_{kind.upper()}",
+    )
+    _meta(response, fmt, output)
 
 
 @subjects_app.command("export")
@@ -166,13 +210,31 @@ def export(
     view: View = "analytics",
     purpose: Purpose = "analytics",
     justification: Justification = "",
-    address: Address = "127.0.0.1:50051",
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
+    fmt: FormatOpt = Format.json,
+    output: Output = None,
 ) -> None:
-    """Stream every customer of your tenant through a view, as JSON lines."""
-    with client_for(address, token) as client:
-        try:
-            for subject in client.export(view, purpose, justification):
-                print(to_json_line(subject))
-        except VaultClientError as exc:
-            raise fail(exc) from None
+    """Stream every customer of your tenant through a view: JSON lines (--format json,
+    the default) or one table per customer."""
+    from customer_vault_client.messages import to_json_line
+
+    subjects = stream(
+        address,
+        token,
+        "vault",
+        "ExportView",
+        view=view,
+        purpose=purpose,
+        justification=justification,
+    )
+    if fmt is Format.json:
+        with open_output(output) as out:
+            for subject in subjects:
+                out.write(to_json_line(subject) + "\n")
+        return
+    from rich.console import Group
+
+    from vault.cli.output import render
+
+    render(Group(*(view_table(subject) for subject in subjects)), output)

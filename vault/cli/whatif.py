@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
 from vault.cli.options import parse_ttl
-from vault.cli.remote import Address, Token, call
+from vault.cli.output import Format, FormatOpt, Output, print_message
+from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call
 
-console = Console()
 err = Console(stderr=True)
 
 FAILED_GATE = 3
@@ -36,14 +35,6 @@ _KINDS = {
     "CHANGE_KIND_NARROWED": "narrowed",
     "CHANGE_KIND_CHANGED": "changed",
 }
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-
-
-FormatOpt = Annotated[Format, typer.Option("--format", help="table or json.")]
 
 
 def simulate_command(
@@ -71,8 +62,9 @@ def simulate_command(
     matrix_only: Annotated[
         bool, typer.Option("--matrix-only", help="Skip the replay of the log.")
     ] = False,
-    output: FormatOpt = Format.table,
-    address: Address = "127.0.0.1:50051",
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
 ) -> None:
     """What a draft policy would change: recorded decisions that would flip, fields shown
@@ -93,12 +85,7 @@ def simulate_command(
             failOn=checks,
             matrixOnly=matrix_only,
         )
-    if output is Format.json:
-        from vault.api.messages import to_json
-
-        console.print_json(to_json(reply))
-    else:
-        _print_report(reply)
+    print_message(reply, fmt, output, table=_report)
     if reply.failed_checks:
         err.print(f"[red]failed:[/red] {', '.join(reply.failed_checks)}")
         raise typer.Exit(FAILED_GATE)
@@ -158,16 +145,17 @@ def _offline(base: Path, files: dict[str, str], checks: list[str]) -> Any:
 
 
 def _kind(message: Any) -> str:
-    from vault.api.messages import enum_name
+    from customer_vault_client.messages import enum_name
 
     return _KINDS.get(enum_name(message, "kind"), "?")
 
 
-def _print_report(reply: Any) -> None:
-    console.print(f"policy in force: {reply.base_version}   draft: {reply.draft_version}")
+def _report(reply: Any) -> Group:
+    parts: list[Any] = []
+    parts.append(f"policy in force: {reply.base_version}   draft: {reply.draft_version}")
     if reply.HasField("replay"):
         r = reply.replay
-        console.print(
+        parts.append(
             f"replayed {r.entries_replayed} of {r.entries_scanned} entries "
             f"({r.distinct_questions} distinct questions); {r.entries_changed} change; "
             f"{r.entries_without_question} recorded no policy question, "
@@ -187,11 +175,11 @@ def _print_report(reply: Any) -> None:
                 _kind(g), escape(g.roles), g.action, g.purpose or "-", g.sensitivity,
                 str(g.entry_count), escape("\n".join(g.causes)) + fields, examples,
             )  # fmt: skip
-        console.print(table if reply.groups else "no recorded decision changes")
-    console.print(f"decision matrix: {reply.matrix_cells} cells compared")
+        parts.append(table if reply.groups else "no recorded decision changes")
+    parts.append(f"decision matrix: {reply.matrix_cells} cells compared")
     if not reply.matrix_changes:
-        console.print("no matrix cell changes")
-        return
+        parts.append("no matrix cell changes")
+        return Group(*parts)
     matrix = _table(
         "Decision matrix (roles x actions x purposes x resources)",
         ("change", "role", "action", "purpose", "resource", "before"),
@@ -200,7 +188,8 @@ def _print_report(reply: Any) -> None:
     for c in reply.matrix_changes:
         matrix.add_row(_kind(c), escape(c.role), c.action, c.purpose or "-", c.resource,
                        escape(c.before), escape(c.after))  # fmt: skip
-    console.print(matrix)
+    parts.append(matrix)
+    return Group(*parts)
 
 
 def _table(title: str, headers: tuple[str, ...], last: str) -> Table:
@@ -214,43 +203,61 @@ def _table(title: str, headers: tuple[str, ...], last: str) -> Table:
 
 def explain_command(
     leaf: Annotated[int, typer.Argument(help="The entry's leaf index.")],
-    output: FormatOpt = Format.table,
-    address: Address = "127.0.0.1:50051",
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
+    address: Address = DEFAULT_ADDRESS,
     token: Token = "",
 ) -> None:
     """Why the entry at LEAF was decided as it was: the policy version and consent
     ledger as of its moment, the rule that decided, the consent event relied on, and
     whether today's policy and ledger would decide the same."""
     reply = call(address, token, "audit", "ExplainEntry", index=leaf)
-    if output is Format.json:
-        from vault.api.messages import to_json
+    print_message(reply, fmt, output, table=_explanation)
 
-        console.print_json(to_json(reply))
-        return
+
+def _explanation(reply: Any) -> str:
+    lines: list[str] = []
     e = reply.entry
-    console.print(f"entry {e.index}: {e.action} by {escape(e.actor)} ({', '.join(e.roles)})")
-    console.print(f"recorded: {e.decision}  {escape(e.reason)}")
+    lines.append(f"entry {e.index}: {e.action} by {escape(e.actor)} ({', '.join(e.roles)})")
+    lines.append(f"recorded: {e.decision}  {escape(e.reason)}")
     if reply.policy_action:
-        console.print(f"question: {reply.policy_action} on {reply.policy_resource} "
+        lines.append(f"question: {reply.policy_action} on {reply.policy_resource} "
                       f"for purpose {e.purpose or '-'}")  # fmt: skip
     for label, field in (("then", "then"), ("now ", "now")):
         if reply.HasField(field):
             d = getattr(reply, field)
             extra = f"; {d.subject_rule}" if d.subject_rule else ""
-            console.print(f"{label}: {d.outcome} by policy {d.policy_version}: "
+            lines.append(f"{label}: {d.outcome} by policy {d.policy_version}: "
                           f"{escape(d.rule)}{extra}")  # fmt: skip
     if reply.HasField("consent_event"):
         c = reply.consent_event
         moment = c.record_time.ToDatetime(tzinfo=UTC).isoformat()
-        console.print(f"consent relied on: event {c.event_id}, {c.action} {c.purpose} at {moment}")
-    console.print(f"agrees with the record: {'yes' if reply.agrees else 'NO'}")
-    console.print(f"decided the same today: {'yes' if reply.same_now else 'no'}")
-    console.print(f"verdict: {reply.verdict}")
+        lines.append(f"consent relied on: event {c.event_id}, {c.action} {c.purpose} at {moment}")
+    lines.append(f"agrees with the record: {'yes' if reply.agrees else 'NO'}")
+    lines.append(f"decided the same today: {'yes' if reply.same_now else 'no'}")
+    lines.append(f"verdict: {reply.verdict}")
     if reply.note:
-        console.print(f"note: {escape(reply.note)}")
+        lines.append(f"note: {escape(reply.note)}")
+    return "\n".join(lines)
 
 
-def mount(policy_app: typer.Typer, audit_app: typer.Typer) -> None:
-    """Add `policy simulate` and `audit explain` to their groups."""
-    policy_app.command("simulate")(simulate_command)
-    audit_app.command("explain")(explain_command)
+def versions_command(
+    page_size: Annotated[int, typer.Option(help="At most this many (0: 100).")] = 0,
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = "",
+) -> None:
+    """The policy versions a running vault has served, most recent first (a kept
+    version can be the draft of `simulate`)."""
+    reply = call(address, token, "admin", "ListPolicyVersions", pageSize=page_size)
+    print_message(reply, fmt, output, table=_versions)
+
+
+def _versions(reply: Any) -> Table:
+    table = Table("version", "first served", "last served", "", title="Policy versions")
+    for v in reply.policy_versions:
+        first = v.first_serve_time.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+        last = v.last_serve_time.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+        table.add_row(v.version, first, last, "in force" if v.in_force else "")
+    return table

@@ -53,7 +53,12 @@ def _prepare(data_dir: Path, database_url: str | None) -> None:
 
 def _command(data_dir: Path, database_url: str | None) -> list[str]:
     command = [str(CLI), "retention", "run", "--data-dir", str(data_dir), "--batch-size", "100"]
-    return [*command, "--json", *(["--database-url", database_url] if database_url else [])]
+    return [
+        *command,
+        "--format",
+        "json",
+        *(["--database-url", database_url] if database_url else []),
+    ]
 
 
 def _env() -> dict[str, str]:

@@ -1,8 +1,7 @@
-"""Protobuf messages for the command line, which never imports generated code itself.
+"""Requests from plain values, responses as JSON or text (what a command line needs).
 
 Requests are built from plain values in the messages' field names (nested messages as
-dicts, enum values by name, times as RFC 3339 text); responses are read through
-attributes and shown with the helpers here.
+dicts, enum values by name, times as RFC 3339 text), in protobuf's JSON mapping.
 """
 
 from __future__ import annotations
@@ -10,28 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC
-from types import ModuleType
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from vault.api.gen.customervault.v1 import (
-    admin_pb2,
-    audit_pb2,
-    consent_pb2,
-    retention_pb2,
-    rights_pb2,
-)
-
-SERVICES: Mapping[str, tuple[ModuleType, str]] = {
-    "admin": (admin_pb2, "PolicyAdminService"),
-    "audit": (audit_pb2, "AuditService"),
-    "consent": (consent_pb2, "ConsentService"),
-    "rights": (rights_pb2, "RightsService"),
-    "retention": (retention_pb2, "RetentionService"),
-}
-"""The client's name for each service (`VaultClient` attribute), its module and name."""
+from customer_vault_client.services import SERVICES, descriptor
 
 
 class RequestError(ValueError):
@@ -39,10 +22,10 @@ class RequestError(ValueError):
 
 
 def build_request(service: str, method: str, fields: Mapping[str, Any]) -> Message:
-    """The request message of `service`'s `method`, filled from `fields`."""
-    module, name = SERVICES[service]
-    descriptor = module.DESCRIPTOR.services_by_name[name].methods_by_name[method].input_type
-    message: Message = getattr(module, descriptor.name)()
+    """The request message of `service`'s `method` (client names: "consent", ...)."""
+    module = SERVICES[service][0]
+    input_type = descriptor(service).methods_by_name[method].input_type
+    message: Message = getattr(module, input_type.name)()
     try:
         json_format.ParseDict(dict(fields), message)
     except json_format.ParseError as exc:
@@ -50,8 +33,13 @@ def build_request(service: str, method: str, fields: Mapping[str, Any]) -> Messa
     return message
 
 
+def to_dict(message: Message) -> dict[str, Any]:
+    """The message in protobuf's JSON mapping, as a dict."""
+    return json_format.MessageToDict(message)
+
+
 def to_json(message: Message) -> str:
-    """The message in protobuf's JSON mapping, indented (what `--json` prints)."""
+    """The message in protobuf's JSON mapping, indented."""
     return json_format.MessageToJson(message, indent=2)
 
 
