@@ -98,7 +98,7 @@ def _create_stages(
     results: Results, db: str, app: VaultApp, records: Sequence[dict[str, str]]
 ) -> list[str]:
     service = _principal("service")
-    sealing = RecordCipher(app.keyring, app.dictionary.searchable_fields)
+    sealing = RecordCipher(app.keyring, app.dictionary.index_forms)
     now = app.clock.now()
     today, now_us = now.date(), to_micros(now)
     batch = list(records[:BATCH])
@@ -203,7 +203,7 @@ def _get_stages(
     renderer = ViewRenderer(
         app.policy,
         app.dictionary,
-        RecordCipher(app.keyring, app.dictionary.searchable_fields),
+        RecordCipher(app.keyring, app.dictionary.index_forms),
         app.keyring,
     )
     now = app.clock.now()

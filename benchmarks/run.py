@@ -177,7 +177,7 @@ def run_all(run: Run) -> None:
         peers.run_crypto(
             run.results, run.keyring, run.dictionary, peer_records, plan.peer_repetitions
         )
-    searchable = frozenset(run.dictionary.searchable_fields)
+    searchable = run.dictionary.index_forms
     with echo_server(run.workdir / "echo.log") as echo:
         for db in run.dbs:
             with run.section(f"storage baselines on {db}"), _database_url(run, db, "st") as url:

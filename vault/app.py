@@ -36,7 +36,15 @@ from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenIssuer, TokenVerifier
+from vault.identity import (
+    BearerVerifier,
+    IdentityMap,
+    IssuerVerifiers,
+    JwksVerifier,
+    TokenIssuer,
+    TokenVerifier,
+    trusted_issuer,
+)
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
@@ -117,7 +125,7 @@ class VaultApp:
         if settings.is_embedded and settings.generate_dev_keys:
             for created in key_custody.init_keys(settings):
                 log.info("generated development key %s", created)
-        keyring = KeyRing(key_custody.provider_for(settings))
+        keyring = key_custody.keyring_for(settings)
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         request_rules = RequestRules.from_file(settings.policies_dir / REQUESTS_FILE)
@@ -142,7 +150,7 @@ class VaultApp:
         audit_log = audit.AuditLog(engine)
         audit_log.start()
         auditor = Auditor(audit_log, clock)
-        sealing = RecordCipher(keyring, dictionary.searchable_fields)
+        sealing = RecordCipher(keyring, dictionary.index_forms)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
@@ -350,24 +358,40 @@ class VaultApp:
         self.audit_log.close()
         self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
+        self.keyring.provider.close()
         self.observability.shutdown()
 
-    def token_verifier(self) -> TokenVerifier:
+    def token_verifier(self) -> BearerVerifier:
+        """The static token key's verifier, and one per trusted issuer (`token_issuers`)
+        behind a router choosing by the token's issuer (the static key is then optional)."""
         s = self.settings
-        return TokenVerifier(
-            s.resolved_token_public_key.read_bytes(),
-            issuer=s.token_issuer,
-            audience=s.token_audience,
-            clock=self.clock,
-            leeway_seconds=s.token_leeway_seconds,
+        public_key = s.resolved_token_public_key
+        static = (
+            TokenVerifier(
+                public_key.read_bytes(),
+                issuer=s.token_issuer,
+                audience=s.token_audience,
+                clock=self.clock,
+                leeway_seconds=s.token_leeway_seconds,
+            )
+            if not s.token_issuers or public_key.exists()
+            else None
         )
+        if not s.token_issuers:
+            assert static is not None
+            return static
+        trusted = [
+            JwksVerifier(trusted_issuer(entry), self.clock, s.token_leeway_seconds)
+            for entry in s.token_issuers
+        ]
+        return IssuerVerifiers(static, s.token_issuer, trusted)
 
     def customer_signing(self) -> Signing | None:
         """Customer tokens and link codes are signed with the vault's token key, when this
         vault holds it (a vault given only the public key cannot issue them)."""
         s = self.settings
-        if not s.token_private_key.exists():
-            return None
+        if not (s.token_private_key.exists() and s.resolved_token_public_key.exists()):
+            return None  # e.g. only trusted issuers: no static key pair at all
         private = s.token_private_key.read_bytes()
         link_audience = s.token_audience + LINK_AUDIENCE_SUFFIX
         return Signing(

@@ -44,7 +44,7 @@ from vault.api.tracing import TracingStage
 from vault.audit_trail import Auditor
 from vault.consent.service import ConsentService
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenVerifier
+from vault.identity import BearerVerifier, IdentityMap
 from vault.policy import PolicyEngine
 from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
@@ -78,7 +78,7 @@ class DomainServices:
 
 
 def interceptor_stages(
-    auditor: Auditor, verifier: TokenVerifier, identities: IdentityMap
+    auditor: Auditor, verifier: BearerVerifier, identities: IdentityMap
 ) -> list[Stage]:
     """The chain every call passes, outermost first: trace, audit, authenticate."""
     return [

@@ -217,6 +217,23 @@ def _national_id(text: str, spec: FieldSpec, context: Context) -> str:
     return _code(text, 4, 32)
 
 
+def _compact_identifier(value: str) -> str:
+    """An identifier without its separators (`QQ 12 34 56 C` and `QQ-123456-C` are both
+    `QQ123456C`): what blind indexes are computed over, while the stored value keeps the
+    form it was written in."""
+    return value.replace(" ", "").replace("-", "")
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def comparison_form(field_type: str) -> Callable[[str], str]:
+    """How a normalized value of `field_type` is compared (blind-indexed and searched):
+    national ids without their spaces and hyphens; every other type as normalized."""
+    return _compact_identifier if field_type == FieldType.NATIONAL_ID else _as_is
+
+
 def _country(text: str, spec: FieldSpec, context: Context) -> str:
     value = text.upper() if text.isascii() else ""
     if value not in ISO_COUNTRY_CODES:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,10 @@ from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
 
 _PROPOSAL = "request:"
 """The sealed name of a request's proposal (never a dictionary field's name)."""
+
+
+def _as_written(value: str) -> str:
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,19 @@ class PreparedSubject:
 class RecordCipher:
     """Seals, opens and indexes a subject's fields with its own data key."""
 
-    def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:
+    def __init__(self, keyring: KeyRing, searchable: Mapping[str, Callable[[str], str]]) -> None:
+        """`searchable`: each searchable field and its comparison form
+        (`DataDictionary.index_forms`), which its blind index is computed over."""
         self._keyring = keyring
         self._searchable = frozenset(searchable)
+        self._forms = dict(searchable)
 
     def prepare_new(
         self, tenant: str, writer: str, values: Mapping[str, str], now_us: int
     ) -> PreparedSubject:
         """A fresh subject: random id, new data key, every value sealed and indexed."""
         subject_id = new_subject_id()
-        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+        with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             dek, wrapped = self._keyring.new_data_key()
             sealer = self._keyring.sealer(dek, tenant, subject_id)
             stored = _sealed(sealer, values, FieldProvenance(1, writer, now_us))
@@ -101,7 +108,7 @@ class RecordCipher:
         under it (one indexer for all, so a rotation mid-call cannot mix versions)."""
         indexer = self._keyring.blind_indexer()
         digests = {
-            name: indexer.compute(tenant, name, value)
+            name: indexer.compute(tenant, name, self._forms[name](value))
             for name, value in values.items()
             if name in self._searchable
         }
@@ -118,13 +125,20 @@ class RecordCipher:
     def search_digests(self, tenant: str, field: str, normalized: str) -> list[tuple[int, bytes]]:
         """(key version, digest) of a searched value under every blind-index key version
         present, the active one first: during a re-index a subject may still be indexed
-        under the old version."""
+        under the old version.
+
+        Digests are over the field's comparison form. A digest stored before that form
+        existed (a national id indexed with its separators) is also found through the
+        searched value as written, under each version, until the re-index that follows
+        a blind-index rotation replaces it (docs/operations.md, "Key rotation")."""
+        compared = self._forms.get(field, _as_written)(normalized)
+        forms = [compared] if compared == normalized else [compared, normalized]
         active = self._keyring.blind_indexer()
-        found = [(active.version, active.compute(tenant, field, normalized))]
+        found = [(active.version, active.compute(tenant, field, form)) for form in forms]
         for version in self._keyring.blind_index_versions():
             if version != active.version:
                 indexer = self._keyring.blind_indexer(version)
-                found.append((version, indexer.compute(tenant, field, normalized)))
+                found += [(version, indexer.compute(tenant, field, form)) for form in forms]
         return found
 
     def reindex(self, row: SubjectRow) -> tuple[int, dict[str, bytes]]:
@@ -135,6 +149,11 @@ class RecordCipher:
 
     def is_searchable(self, field: str) -> bool:
         return field in self._searchable
+
+    def forget_key(self, row: SubjectRow) -> None:
+        """Drop the subject's data key from the key ring's cache (it is being shredded)."""
+        if row.wrapped_dek is not None and row.kek_version is not None:
+            self._keyring.forget(WrappedDataKey(row.kek_version, row.wrapped_dek))
 
     def _dek(self, row: SubjectRow) -> bytes:
         return self._unwrap(row.kek_version, row.wrapped_dek)
@@ -174,7 +193,7 @@ class RecordCipher:
         wanted = [n for n in names if n in row.fields]
         if not wanted:
             return {}
-        with telemetry.span("crypto.open", **{"customervault.fields": len(wanted)}):
+        with telemetry.span("crypto.open", **{"customer_vault.fields": len(wanted)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
             _check_field_set(sealer, row.fields)
             opened = {}
@@ -203,7 +222,7 @@ class RecordCipher:
         The stored set is checked first, so an update never re-tags a rolled-back value;
         values still in format 1 are re-sealed in format 2 with their own provenance.
         """
-        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+        with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
             _check_field_set(sealer, row.fields)
             fields = {

@@ -251,6 +251,7 @@ class RecordService:
             if within is not None:
                 within(conn)
             self._auditor.record_in(conn, call)
+        self._sealing.forget_key(row)
         self._db.after_shred()
         return _with(row.meta, version=new_version, updated_at=now, state=SubjectState.ERASED)
 
