@@ -44,15 +44,18 @@ def draft_engine(files: Mapping[str, str], base: Mapping[str, str]) -> PolicyEng
     Raises `InvalidArgumentError` for an unknown or oversized file, or a draft the
     policy loader refuses (naming the file and line, never echoing its content).
     """
+    # A name is echoed only when it is one of the known files (never the caller's text).
     violations = [
-        FieldViolation("draft_files", f"{name}: not a policy file ({', '.join(POLICY_FILES)})")
-        for name in files
+        FieldViolation(
+            f"draft_files[{i}].name", f"not a policy file (one of {', '.join(POLICY_FILES)})"
+        )
+        for i, name in enumerate(files)
         if name not in POLICY_FILES
     ]
     violations += [
-        FieldViolation("draft_files", f"{name}: larger than {MAX_DRAFT_FILE} bytes")
-        for name, text in files.items()
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_DRAFT_FILE
+        FieldViolation(f"draft_files[{i}].content", f"larger than {MAX_DRAFT_FILE} bytes")
+        for i, (name, text) in enumerate(files.items())
+        if name in POLICY_FILES and len(text.encode("utf-8", "surrogatepass")) > MAX_DRAFT_FILE
     ]
     if violations:
         raise InvalidArgumentError(violations)
