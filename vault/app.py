@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 from typing import TypedDict
 
@@ -35,6 +36,7 @@ from vault.consent.receipts import ReceiptIssuer
 from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
+from vault.events.service import EventFeed
 from vault.fields.dictionary import DataDictionary
 from vault.identity import (
     BearerVerifier,
@@ -279,6 +281,9 @@ class VaultApp:
             *own,
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("blind-reindex", s.rewrap_interval_seconds, self.reindexer.run_once),
+            PeriodicTask(
+                "event-prune", s.event_prune_interval_seconds, self.event_feed().prune_once
+            ),
         ]
         if s.retention_schedule:
             self.tasks.append(
@@ -466,6 +471,7 @@ class VaultApp:
                     signing=self.customer_signing(),
                 ),
                 requests=self.requests,
+                events=self.event_feed(),
                 policy=self.policy,
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,
@@ -477,6 +483,16 @@ class VaultApp:
                 witnesses=self.witness_clients(),
             ),
             max_violations=self.settings.max_error_violations,
+        )
+
+    def event_feed(self) -> EventFeed:
+        """The outbox's reader and upkeep (EventService, the `event-prune` task)."""
+        return EventFeed(
+            db=self.db,
+            policy=self.policy,
+            auditor=self.auditor,
+            clock=self.clock,
+            retention=timedelta(days=self.settings.event_retention_days),
         )
 
     def audit_verifier(self) -> audit.CheckpointVerifier:

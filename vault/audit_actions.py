@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     CLEAR_LEGAL_HOLD = "ClearLegalHold"
     LIST_LEGAL_HOLDS = "ListLegalHolds"
     GET_RETENTION_REPORT = "GetRetentionReport"
+    LIST_RETENTION_RUNS = "ListRetentionRuns"
     # CustomerAccessService: one entry per call
     ISSUE_CUSTOMER_TOKEN = "IssueCustomerToken"  # noqa: S105 - an RPC name
     CREATE_CUSTOMER_LINK = "CreateCustomerLink"
@@ -63,6 +64,8 @@ class AuditAction(StrEnum):
     VERIFY_DATA_SUBJECT_REQUEST = "VerifyDataSubjectRequest"
     LIST_OWN_DATA_SUBJECT_REQUESTS = "ListOwnDataSubjectRequests"
     CANCEL_DATA_SUBJECT_REQUEST = "CancelDataSubjectRequest"
+    # EventService: one entry per call
+    LIST_EVENTS = "ListEvents"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
     GET_ENTRY = "GetEntry"

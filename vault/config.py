@@ -300,6 +300,12 @@ class Settings(BaseSettings):
     retention_batch_size: int = 2500
     retention_poll_seconds: float = 30.0
 
+    # The event outbox (vault/storage/events.py, EventService): events older than this
+    # many days are pruned in the background (every `event_prune_interval_seconds`);
+    # a consumer must read more often than that (docs/operations.md, "Events").
+    event_retention_days: int = Field(default=30, ge=1)
+    event_prune_interval_seconds: float = Field(default=600.0, gt=0)
+
     # Telemetry (vault/telemetry.py). These standard OpenTelemetry variables decide
     # whether anything is exported, so they keep their own names (no VAULT_ prefix);
     # the SDK reads the rest itself: OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS,

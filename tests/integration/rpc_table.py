@@ -24,6 +24,8 @@ from vault.api.gen.customervault.v1 import (
     consent_pb2_grpc,
     customers_pb2,
     customers_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     requests_pb2,
     retention_pb2,
     retention_pb2_grpc,
@@ -367,6 +369,11 @@ CASES.update(
             lambda f: retention_pb2.GetRetentionReportRequest(),
             None,  # type: ignore[arg-type]  # no field to get wrong
         ),
+        f"{RET}/ListRetentionRuns": Case(
+            ADMIN,
+            lambda f: retention_pb2.ListRetentionRunsRequest(page_size=10),
+            lambda f: retention_pb2.ListRetentionRunsRequest(page_token="run_x"),
+        ),
     }
 )
 
@@ -438,6 +445,12 @@ CASES.update(
     }
 )
 
+CASES["customervault.v1.EventService/ListEvents"] = Case(
+    FRONTEND,
+    lambda f: events_pb2.ListEventsRequest(page_size=10),
+    lambda f: events_pb2.ListEventsRequest(page_token="not a cursor"),
+)
+
 SERVICES = [
     (vault_pb2, "VaultService", vault_pb2_grpc.VaultServiceStub),
     (admin_pb2, "PolicyAdminService", admin_pb2_grpc.PolicyAdminServiceStub),
@@ -446,6 +459,7 @@ SERVICES = [
     (rights_pb2, "RightsService", rights_pb2_grpc.RightsServiceStub),
     (retention_pb2, "RetentionService", retention_pb2_grpc.RetentionServiceStub),
     (customers_pb2, "CustomerAccessService", customers_pb2_grpc.CustomerAccessServiceStub),
+    (events_pb2, "EventService", events_pb2_grpc.EventServiceStub),
 ]
 
 

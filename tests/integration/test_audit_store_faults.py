@@ -5,8 +5,7 @@ takes appends again the vault recovers without a restart and the log verifies.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -14,42 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.data import ADA, DPO, FRAUD
+from tests.integration.audit_faults import audit_store_refusing
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.retention.helpers import verify_audit_log
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 PURPOSE = "data_subject_request"
-
-_SQLITE_DOWN = (
-    "CREATE TRIGGER audit_store_down BEFORE INSERT ON audit_entries "
-    "BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
-)
-_PG_DOWN = (
-    "CREATE FUNCTION audit_store_down() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'audit store down'; END $$",
-    "CREATE TRIGGER audit_store_down BEFORE INSERT ON audit_entries "
-    "FOR EACH ROW EXECUTE FUNCTION audit_store_down()",
-)
-
-
-@contextmanager
-def audit_store_refusing(vault: RunningVault) -> Iterator[None]:
-    """Every insert into the audit log fails (in the database itself) until the block ends."""
-    engine = vault.app.db.engine
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.begin() as conn:
-        for statement in (_SQLITE_DOWN,) if sqlite else _PG_DOWN:
-            conn.exec_driver_sql(statement)
-    try:
-        yield
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "DROP TRIGGER audit_store_down" + ("" if sqlite else " ON audit_entries")
-            )
-            if not sqlite:
-                conn.exec_driver_sql("DROP FUNCTION audit_store_down()")
 
 
 def _snapshot(vault: RunningVault) -> dict[str, list[Any]]:

@@ -172,6 +172,9 @@ ELSEWHERE = {
     f"{T}/AcknowledgeNotice",
     f"{T}/ListLegalHolds",
     f"{T}/GetRetentionReport",
+    f"{T}/ListRetentionRuns",
+    # The event feed reports changes already made; it reads no subject's data.
+    "customervault.v1.EventService/ListEvents",
     *(
         m
         for m in _all_methods()

@@ -23,6 +23,7 @@ from tests.integration.consent_support import SERVICE, MovableClock
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import customers_pb2 as cus
+from vault.api.gen.customervault.v1 import events_pb2 as epb
 from vault.api.gen.customervault.v1 import requests_pb2 as req
 from vault.api.gen.customervault.v1 import retention_pb2 as retpb
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
@@ -156,6 +157,23 @@ def test_an_approved_erasure_erases_and_the_customer_sees_it_fulfilled(
     assert mine.state == req.DATA_SUBJECT_REQUEST_STATE_FULFILLED
     assert mine.decision_reason == "identity confirmed, no hold"
     assert mine.decided_by == ""  # a customer is not told which colleague decided
+
+    # The organization's systems learn each state change from the event feed (outbox).
+    front = vault.client(**FRONTEND)
+    feed = front.call(
+        front.events,
+        "ListEvents",
+        epb.ListEventsRequest(kinds=[epb.EVENT_KIND_REQUEST_STATE_CHANGED]),
+    )
+    changes = [dict(e.facts) for e in feed.events]
+    assert [(c.get("previous_state", ""), c["state"]) for c in changes] == [
+        ("", "awaiting_verification"),
+        ("awaiting_verification", "pending_decision"),
+        ("pending_decision", "fulfilled"),
+    ]
+    assert {c["request_id"] for c in changes} == {created.request_id}
+    assert {e.subject_id for e in feed.events} == {ada}
+    assert all("identity confirmed" not in v for c in changes for v in c.values())
 
     [entry] = _entries(vault, "DecideDataSubjectRequest")
     assert (entry.actor, entry.decision, entry.subject_ids) == ("dpo-1", "allow", (ada,))

@@ -19,6 +19,7 @@ from vault.api.audit_service import AuditServicer
 from vault.api.consent_service import ConsentServicer
 from vault.api.customers_service import CustomerAccessServicer
 from vault.api.errors import MAX_VIOLATIONS
+from vault.api.events_service import EventServicer
 from vault.api.gen.customervault.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -28,6 +29,8 @@ from vault.api.gen.customervault.v1 import (
     consent_pb2_grpc,
     customers_pb2,
     customers_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -43,6 +46,7 @@ from vault.api.servicer import VaultServicer
 from vault.api.tracing import TracingStage
 from vault.audit_trail import Auditor
 from vault.consent.service import ConsentService
+from vault.events.service import EventFeed
 from vault.fields.dictionary import DataDictionary
 from vault.identity import BearerVerifier, IdentityMap
 from vault.policy import PolicyEngine
@@ -68,6 +72,7 @@ class DomainServices:
     retention: RetentionService
     customers: CustomerAccess
     requests: RequestDesk
+    events: EventFeed
     policy: PolicyEngine
     dictionary: DataDictionary
     audit_engine: Engine
@@ -108,6 +113,7 @@ def service_bindings(
     rights = RightsServicer(services.rights, services.requests.decisions)
     retention = RetentionServicer(services.retention)
     customers = CustomerAccessServicer(services.customers, services.requests.customers)
+    feed = EventServicer(services.events)
     return [
         binding(
             vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault
@@ -142,5 +148,8 @@ def service_bindings(
             "CustomerAccessService",
             customers_pb2_grpc.add_CustomerAccessServiceServicer_to_server,
             customers,
+        ),
+        binding(
+            events_pb2, "EventService", events_pb2_grpc.add_EventServiceServicer_to_server, feed
         ),
     ]

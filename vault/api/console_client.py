@@ -32,6 +32,7 @@ from vault.api.request_client import MyRequests, RequestInfo, RequestQueue
 __all__ = [
     "CheckpointInfo",
     "ConsoleClient",
+    "CosignatureInfo",
     "CustomerClient",
     "CustomerSignIn",
     "EntryPage",
@@ -44,6 +45,7 @@ __all__ = [
     "Receipt",
     "RequestInfo",
     "RetentionReportInfo",
+    "RunInfo",
     "ShownField",
     "VaultClientError",
     "VerifyInfo",
@@ -68,11 +70,23 @@ class EntryPage:
 
 
 @dataclass(frozen=True)
+class CosignatureInfo:
+    """A witness's newest stored cosignature, as the vault reports it (unchecked)."""
+
+    witness: str
+    tree_size: int
+    root_hash: bytes
+    line: str
+    cosigned_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     origin: str
     tree_size: int
     root_hash: bytes
     note: str
+    cosignatures: tuple[CosignatureInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,23 @@ class RetentionReportInfo:
     to_anonymize: int
     held: int
     cancelled_since_last_run: int
+    k_anonymity: KAnonymityInfo | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A past retention run as the caller's tenant sees it (`tenant_reported` False: a
+    run stored before per-tenant reports, its counts unknown here)."""
+
+    run_id: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    interrupted: bool
+    tenant_reported: bool
+    notified: int
+    anonymized: int
+    cancelled: int
+    held: int
     k_anonymity: KAnonymityInfo | None
 
 
@@ -210,7 +241,22 @@ def _verify_info(response: audit_pb2.VerifyLogResponse) -> VerifyInfo:
 
 
 def _checkpoint(message: audit_pb2.Checkpoint) -> CheckpointInfo:
-    return CheckpointInfo(message.origin, message.tree_size, message.root_hash, message.note)
+    return CheckpointInfo(
+        message.origin,
+        message.tree_size,
+        message.root_hash,
+        message.note,
+        tuple(
+            CosignatureInfo(
+                c.witness,
+                c.tree_size,
+                c.root_hash,
+                c.line,
+                _moment(c.cosign_time, c.HasField("cosign_time")),
+            )
+            for c in message.witness_cosignatures
+        ),
+    )
 
 
 class ConsoleClient:
@@ -416,12 +462,35 @@ class ConsoleClient:
             to_anonymize=response.to_anonymize,
             held=response.held,
             cancelled_since_last_run=response.cancelled_since_last_run,
-            k_anonymity=KAnonymityInfo(
-                k.k, k.records, k.groups, k.min_group_size, k.groups_below_k, k.records_below_k
-            )
-            if response.HasField("k_anonymity")
-            else None,
+            k_anonymity=_k_info(k) if response.HasField("k_anonymity") else None,
         )
+
+    def retention_runs(self, page_size: int = 10) -> list[RunInfo]:
+        """The newest finished retention runs, with the caller's tenant's part of each."""
+        request = retention_pb2.ListRetentionRunsRequest(page_size=page_size)
+        response = self._retention("ListRetentionRuns", request)
+        assert isinstance(response, retention_pb2.ListRetentionRunsResponse)
+        return [
+            RunInfo(
+                r.run_id,
+                _moment(r.start_time, r.HasField("start_time")),
+                _moment(r.finish_time, r.HasField("finish_time")),
+                r.interrupted,
+                r.tenant_reported,
+                r.notified,
+                r.anonymized,
+                r.cancelled,
+                r.held,
+                _k_info(r.k_anonymity) if r.HasField("k_anonymity") else None,
+            )
+            for r in response.runs
+        ]
+
+
+def _k_info(k: retention_pb2.KAnonymity) -> KAnonymityInfo:
+    return KAnonymityInfo(
+        k.k, k.records, k.groups, k.min_group_size, k.groups_below_k, k.records_below_k
+    )
 
 
 # --- the privacy center: a customer's own calls ---------------------------------------

@@ -57,12 +57,15 @@ RPC_COMMANDS: Mapping[str, str] = {
     "RetentionService.ClearLegalHold": "retention release",
     "RetentionService.ListLegalHolds": "retention holds",
     "RetentionService.GetRetentionReport": "retention report",
+    "RetentionService.ListRetentionRuns": "retention runs",
     # PolicyAdminService
     "PolicyAdminService.ReloadPolicy": "policy reload",
     "PolicyAdminService.GetPolicyStatus": "policy status",
     "PolicyAdminService.CheckPolicy": "policy ask",
     "PolicyAdminService.SimulatePolicy": "policy simulate",
     "PolicyAdminService.ListPolicyVersions": "policy versions",
+    # EventService
+    "EventService.ListEvents": "events list",
     # AuditService
     "AuditService.QueryEntries": "audit query",
     "AuditService.GetEntry": "audit entry",

@@ -41,6 +41,7 @@ class Action(StrEnum):
     REQUEST_READ_OWN = "requests:read_own"
     REQUEST_READ = "requests:read"
     REQUEST_DECIDE = "requests:decide"
+    EVENTS_READ = "events:read"
 
     @property
     def needs_purpose(self) -> bool:

@@ -17,9 +17,10 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from vault.audit_trail import Auditor
-from vault.clock import Clock, from_micros
+from vault.clock import Clock, from_micros, to_micros
 from vault.context import CallContext
 from vault.errors import FailedPreconditionError, NotFoundError
+from vault.event_kinds import EventKind
 from vault.policy import PolicyEngine
 from vault.principal import Principal
 from vault.records.cipher import RecordCipher
@@ -33,6 +34,7 @@ from vault.rights.request_states import (
 )
 from vault.storage import subject_requests as store
 from vault.storage.db import Database
+from vault.storage.events import record_event
 from vault.storage.subject_requests import RequestRow
 
 
@@ -139,7 +141,29 @@ class RequestBase:
         if not store.move(conn, row.id, row.state, {"state": target.value, **changes}):
             raise FailedPreconditionError("the request was changed concurrently; re-read it")
         call.extra = {**call.extra, "transition": f"{row.state}->{target.value}"}
-        return RequestRow(**{**row.__dict__, "state": target.value, **changes})
+        moved = RequestRow(**{**row.__dict__, "state": target.value, **changes})
+        self._publish(conn, moved, previous=row.state)
+        return moved
+
+    def _publish(self, conn: Connection, row: RequestRow, *, previous: str = "") -> None:
+        """The request's new state as an event for the organization's systems (the
+        outbox), in the same transaction: ids, kind, states and the deadline only."""
+        facts = {
+            "request_id": row.id,
+            "request_type": row.kind,
+            "state": row.state,
+            "deadline": from_micros(row.deadline_at).isoformat(),
+        }
+        if previous:
+            facts["previous_state"] = previous
+        record_event(
+            conn,
+            tenant=row.tenant,
+            subject_id=row.subject_id,
+            kind=EventKind.REQUEST_STATE_CHANGED,
+            occurred_at=to_micros(self._clock.now()),
+            facts=facts,
+        )
 
     def _check(self, call: CallContext, row: RequestRow, event: RequestEvent) -> RequestState:
         """The state `event` leads to; a refusal is recorded on the call as denied."""

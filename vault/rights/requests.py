@@ -121,6 +121,7 @@ class CustomerRequests(RequestBase):
                 proposed_fields=",".join(sorted(values)) or None,
             )
             store.insert(conn, row)
+            self._publish(conn, row)
             call.extra = {**call.extra, "transition": "->awaiting_verification"}
             self._auditor.record_in(conn, call)
         return self._view(row, for_customer=True)
