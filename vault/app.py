@@ -63,6 +63,9 @@ from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, Signing
+from vault.rights.deadlines import REQUESTS_FILE, RequestRules
+from vault.rights.request_decisions import RequestDecisions, RequestDesk
+from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import migrate
 from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
@@ -104,6 +107,7 @@ class VaultApp:
     rights: RightsService
     retention_job: RetentionJob
     reindexer: Reindexer
+    requests: RequestDesk
     versions: PolicyVersions
     tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
         default_factory=list
@@ -126,6 +130,7 @@ class VaultApp:
         keyring = key_custody.keyring_for(settings)
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
+        request_rules = RequestRules.from_file(settings.policies_dir / REQUESTS_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
         engine = create_engine(
             settings.resolved_database_url,
@@ -201,6 +206,18 @@ class VaultApp:
             controller=settings.consent_controller,
             signer=receipt_issuer,
         )
+        desk_parts = {
+            "db": db,
+            "policy": policy,
+            "auditor": auditor,
+            "clock": clock,
+            "rules": request_rules,
+            "sealing": sealing,
+        }
+        requests = RequestDesk(
+            customers=CustomerRequests(dictionary=dictionary, **desk_parts),
+            decisions=RequestDecisions(rights=rights, **desk_parts),
+        )
         return cls(
             settings,
             clock,
@@ -226,6 +243,7 @@ class VaultApp:
                 child=ChildPreparerSetup(settings, dictionary),
             ),
             reindexer=Reindexer(db, sealing, settings.reindex_batch_size),
+            requests=requests,
             versions=versions,
             observability=telemetry.configure(settings),
         )
@@ -452,6 +470,7 @@ class VaultApp:
                     clock=self.clock,
                     signing=self.customer_signing(),
                 ),
+                requests=self.requests,
                 events=self.event_feed(),
                 policy=self.policy,
                 dictionary=self.dictionary,

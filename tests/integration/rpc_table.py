@@ -26,6 +26,7 @@ from vault.api.gen.customervault.v1 import (
     customers_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
+    requests_pb2,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -312,6 +313,7 @@ CASES |= {
 }
 
 RET = "customervault.v1.RetentionService"
+RIG = "customervault.v1.RightsService"
 CASES.update(
     {
         f"{RET}/ListNotices": Case(
@@ -341,6 +343,27 @@ CASES.update(
             lambda f: retention_pb2.ListLegalHoldsRequest(page_size=10),
             lambda f: retention_pb2.ListLegalHoldsRequest(page_size=-1),
         ),
+        f"{RIG}/ListDataSubjectRequests": Case(
+            DPO,
+            lambda f: rights_pb2.ListDataSubjectRequestsRequest(page_size=10),
+            lambda f: rights_pb2.ListDataSubjectRequestsRequest(page_token="garbage"),
+        ),
+        f"{RIG}/GetDataSubjectRequest": Case(
+            DPO,
+            lambda f: rights_pb2.GetDataSubjectRequestRequest(request_id=f["request"]),
+            lambda f: rights_pb2.GetDataSubjectRequestRequest(request_id="nope"),
+        ),
+        # The fixture's request is not re-verified: deciding it is refused (and audited).
+        f"{RIG}/DecideDataSubjectRequest": Case(
+            DPO,
+            lambda f: rights_pb2.DecideDataSubjectRequestRequest(
+                request_id=f["request"],
+                decision=rights_pb2.DATA_SUBJECT_REQUEST_DECISION_APPROVE,
+                reason="approved",
+            ),
+            lambda f: rights_pb2.DecideDataSubjectRequestRequest(request_id=f["request"]),
+            allowed_codes=(grpc.StatusCode.FAILED_PRECONDITION,),
+        ),
         f"{RET}/GetRetentionReport": Case(
             ADMIN,
             lambda f: retention_pb2.GetRetentionReportRequest(),
@@ -356,6 +379,8 @@ CASES.update(
 
 CUS = "customervault.v1.CustomerAccessService"
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
+CUSTOMER: dict[str, Any] = {"principal": "customer", "roles": ("customer",), "subject": "$subject"}
+"""A customer token bound to the fixture's subject (`caller` fills in `$subject`)."""
 CASES.update(
     {
         f"{CUS}/IssueCustomerToken": Case(
@@ -379,6 +404,37 @@ CASES.update(
         ),
         # The code is the credential: whoever calls, a code that is not a live link is
         # UNAUTHENTICATED (test_customer_access.py redeems real ones).
+        f"{CUS}/CreateDataSubjectRequest": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.CreateDataSubjectRequestRequest(
+                subject_id=f["subject"], kind=requests_pb2.DATA_SUBJECT_REQUEST_KIND_RESTRICTION
+            ),
+            lambda f: customers_pb2.CreateDataSubjectRequestRequest(subject_id=f["subject"]),
+        ),
+        f"{CUS}/IssueRequestVerificationCode": Case(
+            FRONTEND,
+            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(request_id=f["request"]),
+            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(request_id="nope"),
+        ),
+        # A wrong code is refused and counted (test_subject_requests.py verifies real ones).
+        f"{CUS}/VerifyDataSubjectRequest": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.VerifyDataSubjectRequestRequest(
+                request_id=f["request"], code="WRONG-CODE0"
+            ),
+            lambda f: customers_pb2.VerifyDataSubjectRequestRequest(request_id="nope"),
+            allowed_codes=(grpc.StatusCode.INVALID_ARGUMENT,),
+        ),
+        f"{CUS}/ListOwnDataSubjectRequests": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.ListOwnDataSubjectRequestsRequest(subject_id=f["subject"]),
+            lambda f: customers_pb2.ListOwnDataSubjectRequestsRequest(subject_id="nope"),
+        ),
+        f"{CUS}/CancelDataSubjectRequest": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.CancelDataSubjectRequestRequest(request_id=f["withdrawn"]),
+            lambda f: customers_pb2.CancelDataSubjectRequestRequest(request_id="nope"),
+        ),
         f"{CUS}/RedeemCustomerLink": Case(
             FRONTEND,
             lambda f: customers_pb2.RedeemCustomerLinkRequest(code=f["token"]),
@@ -426,4 +482,32 @@ def prepare(vault: RunningVault) -> dict[str, str]:
             subject_id=subject, purposes=["personalization"], source=CONSENT_SOURCE
         ),
     ).receipt.receipt_id
-    return {"subject": subject, "victim": victim, "token": token, "receipt": receipt}
+    customer = vault.client(principal="customer", roles=("customer",), subject=subject)
+    requests = [
+        customer.call(
+            customer.customers,
+            "CreateDataSubjectRequest",
+            customers_pb2.CreateDataSubjectRequestRequest(
+                subject_id=subject, kind=requests_pb2.DATA_SUBJECT_REQUEST_KIND_ERASURE
+            ),
+        ).request.request_id
+        for _ in range(2)
+    ]
+    return {
+        "subject": subject,
+        "victim": victim,
+        "token": token,
+        "receipt": receipt,
+        "request": requests[0],
+        "withdrawn": requests[1],
+    }
+
+
+def caller(who: dict[str, Any] | None, prepared: dict[str, str]) -> dict[str, Any] | None:
+    """`who` with `$name` values taken from the fixture (a customer's own subject)."""
+    if who is None:
+        return None
+    return {
+        k: prepared[v[1:]] if isinstance(v, str) and v.startswith("$") else v
+        for k, v in who.items()
+    }

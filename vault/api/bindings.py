@@ -55,6 +55,7 @@ from vault.records.reader import RecordReader
 from vault.records.service import RecordService
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import CustomerAccess
+from vault.rights.request_decisions import RequestDesk
 from vault.rights.service import RightsService
 from vault.whatif.service import WhatIfService
 
@@ -70,6 +71,7 @@ class DomainServices:
     rights: RightsService
     retention: RetentionService
     customers: CustomerAccess
+    requests: RequestDesk
     events: EventFeed
     policy: PolicyEngine
     dictionary: DataDictionary
@@ -108,9 +110,9 @@ def service_bindings(
         whatif=services.whatif,
     )
     consent = ConsentServicer(services.consent)
-    rights = RightsServicer(services.rights)
+    rights = RightsServicer(services.rights, services.requests.decisions)
     retention = RetentionServicer(services.retention)
-    customers = CustomerAccessServicer(services.customers)
+    customers = CustomerAccessServicer(services.customers, services.requests.customers)
     feed = EventServicer(services.events)
     return [
         binding(

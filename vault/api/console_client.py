@@ -27,6 +27,7 @@ from vault.api.gen.customervault.v1 import (
     retention_pb2,
     rights_pb2,
 )
+from vault.api.request_client import MyRequests, RequestInfo, RequestQueue
 
 __all__ = [
     "CheckpointInfo",
@@ -42,6 +43,7 @@ __all__ = [
     "ProofInfo",
     "PurposeChoice",
     "Receipt",
+    "RequestInfo",
     "RetentionReportInfo",
     "RunInfo",
     "ShownField",
@@ -283,6 +285,11 @@ class ConsoleClient:
 
     def _audit(self, method: str, request: object) -> object:
         return self._client.call(self._client.audit, method, request)
+
+    @property
+    def requests(self) -> RequestQueue:
+        """Customers' data-subject requests: the queue, one request, the decision."""
+        return RequestQueue(self._client)
 
     def _retention(self, method: str, request: object) -> object:
         return self._client.call(self._client.retention, method, request)
@@ -572,6 +579,11 @@ class CustomerClient:
 
     def _consent(self, method: str, request: object) -> object:
         return self._client.call(self._client.consent, method, request)
+
+    @property
+    def requests(self) -> MyRequests:
+        """The customer's own rectification, restriction and erasure requests."""
+        return MyRequests(self._client, self.subject_id)
 
     def _source(self, *, gpc: bool = False) -> consent_pb2.ConsentSource:
         return consent_pb2.ConsentSource(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,9 @@ from vault.errors import DecryptionError, FailedPreconditionError
 from vault.storage.fields_blob import StoredFields, encode_fields, encode_written_together
 from vault.storage.subjects import SubjectRow
 from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
+
+_PROPOSAL = "request:"
+"""The sealed name of a request's proposal (never a dictionary field's name)."""
 
 
 def _as_written(value: str) -> str:
@@ -232,6 +236,26 @@ class RecordCipher:
                 fields.pop(name, None)
             versions = {name: f.version or new_version for name, f in fields.items()}
             return encode_fields(fields, sealer.seal_field_set(versions))
+
+    def seal_proposal(
+        self, row: SubjectRow, request_id: str, values: Mapping[str, str], *, by: str, at_us: int
+    ) -> bytes:
+        """A data-subject request's proposed values (canonical JSON), sealed under the
+        subject's data key and bound to the request id, its author and its time: an
+        erasure shreds them with the rest."""
+        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+        plain = json.dumps(dict(values), sort_keys=True, ensure_ascii=False).encode()
+        return sealer.seal(_PROPOSAL + request_id, plain, FieldProvenance(1, by, at_us))
+
+    def open_proposal(
+        self, row: SubjectRow, request_id: str, sealed: bytes, *, by: str, at_us: int
+    ) -> dict[str, str]:
+        """The values `seal_proposal` sealed; `DecryptionError` if anything differs."""
+        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+        opened = json.loads(
+            sealer.open(_PROPOSAL + request_id, sealed, FieldProvenance(1, by, at_us))
+        )
+        return {str(k): str(v) for k, v in opened.items()}
 
     def upgraded_blob(self, row: SubjectRow) -> bytes | None:
         """The subject's fields blob with every format-1 value re-sealed in format 2

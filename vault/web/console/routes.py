@@ -28,6 +28,7 @@ from vault.api.console_client import (
 from vault.web import security
 from vault.web.console import charts, language, proofs
 from vault.web.console.pdf import report_pdf
+from vault.web.console.requests import request_routes
 from vault.web.console.search import (
     DECISIONS,
     PAGE_SIZES,
@@ -57,6 +58,7 @@ NAV = (
     ("/console/audit", "Audit search"),
     ("/console/subjects", "Subject history"),
     ("/console/integrity", "Log integrity"),
+    ("/console/requests", "Requests"),
     ("/console/retention", "Retention"),
     ("/console/policy", "Policy what-if"),
 )
@@ -650,6 +652,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/retention", page(retention_page)),
         Route("/retention/holds", page(hold_set), methods=["POST"]),
         Route("/retention/holds/lift", page(hold_lift), methods=["POST"]),
+        *request_routes(web, page, render, check_csrf),
         *whatif_routes(web, page, render),
     ]
 

@@ -25,6 +25,7 @@ from vault.api.console_client import (
 from vault.web import i18n, security
 from vault.web.privacy.document import ReadableCopy, package_pdf
 from vault.web.privacy.history import Happening, plain
+from vault.web.privacy.requests import request_routes
 from vault.web.security import CSRF_FIELD, SESSION_COOKIE, Session, TokenShapeError
 
 if TYPE_CHECKING:
@@ -238,7 +239,13 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 deadline = c.dormancy_deadline()
             return shown, purposes, markers, gpc_receipt, history, deadline
 
-        shown, purposes, markers, gpc_receipt, history, deadline = await run_in_threadpool(load)
+        try:
+            shown, purposes, markers, gpc_receipt, history, deadline = await run_in_threadpool(load)
+        except VaultClientError as exc:
+            if exc.code != "FAILED_PRECONDITION":
+                raise
+            # Erased (or anonymized): no data left to show; the requests page says why.
+            return RedirectResponse("/privacy/requests?gone=1", status_code=303)
         order = list(FIELD_NAME)
         shown.sort(key=lambda f: order.index(f[0]) if f[0] in order else len(order))
         history = [
@@ -430,4 +437,5 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/download/my-data.pdf", page(download_pdf), methods=["GET"]),
         Route("/verify", verify_page, methods=["GET"]),
         Route("/signout", page(signout), methods=["POST"]),
+        *request_routes(show, page, client, FIELD_NAME, web.now),
     ]
