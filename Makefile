@@ -13,15 +13,16 @@ DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check buf buf-release bench soak clean lock audit-deps clients-ts clients-test
+.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check buf buf-release bench soak clean lock audit-deps clients-ts clients-test k8s-policies
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project and its slim client (clients/python, which the CLI uses) alone (--no-deps),
 # built with the locked setuptools (--no-build-isolation).
-# `casbin` is uninstalled first: it was renamed `pycasbin`, and both own casbin/.
+# `casbin` and `phonenumbers` are uninstalled first: they were replaced by `pycasbin`
+# and `phonenumberslite`, which own the same import packages (casbin/, phonenumbers/).
 $(STAMP): pyproject.toml clients/python/pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip uninstall -q -y casbin 2>/dev/null || true
+	$(PY) -m pip uninstall -q -y casbin phonenumbers 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
 		-e . -e clients/python
@@ -136,6 +137,12 @@ bench: $(STAMP)
 ## `make soak ARGS=--postgres` for a scratch PostgreSQL database): see docs/performance.md
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(ARGS)
+
+## Copy policies/ into deploy/k8s/policies/, where the kustomization's ConfigMap reads
+## them (kustomize loads nothing from outside deploy/k8s); tests/deploy checks the copy
+k8s-policies:
+	rm -f deploy/k8s/policies/*
+	cp policies/* deploy/k8s/policies/
 
 ## Re-resolve both lock files from pyproject.toml (after changing a dependency)
 lock: $(STAMP)

@@ -72,6 +72,7 @@ Reading
 
 Proofs and verification
     latest_checkpoint(engine) -> str | None   the signed note (C2SP tlog-checkpoint)
+    newest_cosignatures(engine) -> [StoredCosignature]   each witness's newest one
     checkpoint_at(engine, size) / export_checkpoint(engine, directory) -> Path
     inclusion_proof(engine, leaf_index, tree_size) -> list[bytes]
     consistency_proof(engine, size1, size2) -> list[bytes]
@@ -129,6 +130,7 @@ from audit.merkle_verify import (
 )
 from audit.proofs import (
     Backlog,
+    StoredCosignature,
     backlog,
     checkpoint_at,
     consistency_proof,
@@ -136,6 +138,7 @@ from audit.proofs import (
     inclusion_proof,
     latest_checkpoint,
     leaf_hash_at,
+    newest_cosignatures,
 )
 from audit.publish import Publisher, PublisherThread
 from audit.query import (
@@ -185,6 +188,7 @@ __all__ = [
     "ProofError",
     "Publisher",
     "PublisherThread",
+    "StoredCosignature",
     "TreeConflictError",
     "VerifyError",
     "VerifyReport",
@@ -211,6 +215,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "migrate",
+    "newest_cosignatures",
     "query",
     "subject_history",
     "use_entry_mac",

@@ -42,6 +42,7 @@ _LINK_INSERT = (
     "INSERT INTO audit_entry_subjects (subject_id, tenant, entry_id) "
     "VALUES ({marker}, {marker}, {marker})"
 )
+_LINK_COPY = "COPY audit_entry_subjects (subject_id, tenant, entry_id) FROM STDIN (FORMAT BINARY)"
 _COLUMN_LIST = ", ".join(ROW_COLUMNS)
 # Built from the fixed column names above and parameter markers; values are bound.
 _SQLITE_INSERT = (
@@ -163,9 +164,18 @@ def _insert_links(conn: Connection, links: list[Row]) -> None:
         )
         return
     statement = _LINK_INSERT.format(marker=marker)
+    copy = len(links) > 1 and conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+    if copy:  # a batch's links as one COPY stream, not a statement per link
+        statement = _LINK_COPY
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(statement, links)
+        if copy:
+            with cursor.copy(statement) as stream:
+                stream.set_types(["text", "text", "int8"])
+                for link in links:
+                    stream.write_row(link)
+        else:
+            cursor.executemany(statement, links)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _wrapped(conn, cursor, exc, statement) from exc
     finally:

@@ -93,6 +93,11 @@ class CosignatureVerifier:
         self._key = public_key
         self._id = cosigner_key_id(name, public_key_bytes(public_key))
 
+    @property
+    def key_id(self) -> bytes:
+        """The 4-byte key id its cosignature lines start with."""
+        return self._id
+
     @classmethod
     def from_verifier_key(cls, verifier_key: str) -> CosignatureVerifier:
         """From `<name>+<hex id>+base64(0x04 || public key)`."""

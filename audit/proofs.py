@@ -111,6 +111,34 @@ def cosigned_checkpoint(engine: Engine) -> str | None:
         return str(row[1]) + "".join(str(line) for line in lines)
 
 
+@dataclass(frozen=True)
+class StoredCosignature:
+    """A witness's cosignature line as the log stores it, with the checkpoint it covers
+    (the body is rebuilt from the log's origin, `size` and `root_hash` to check it)."""
+
+    witness: str
+    size: int
+    root_hash: bytes
+    line: str
+    cosigned_at: int  # POSIX seconds, as the witness stated in the cosignature
+
+
+def newest_cosignatures(engine: Engine) -> list[StoredCosignature]:
+    """Each witness's newest stored cosignature, by witness name (none: empty)."""
+    c = cosignatures.c
+    newest = sa.select(c.witness, sa.func.max(c.size).label("size")).group_by(c.witness).subquery()
+    query = (
+        sa.select(c.witness, c.size, c.root_hash, c.line, c.cosigned_at)
+        .join(newest, sa.and_(c.witness == newest.c.witness, c.size == newest.c.size))
+        .order_by(c.witness)
+    )
+    with snapshot(engine) as conn:
+        return [
+            StoredCosignature(str(w), int(n), bytes(r), str(line), int(t))
+            for w, n, r, line, t in conn.execute(query)
+        ]
+
+
 def checkpoint_at(engine: Engine, size: int) -> str | None:
     """The signed note of the checkpoint at exactly `size`, if one was stored."""
     with snapshot(engine) as conn:

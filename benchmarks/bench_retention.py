@@ -93,7 +93,7 @@ def _init_worker(data_dir: str) -> None:
     settings = Settings(data_dir=Path(data_dir))
     dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
     keyring = KeyRing(key_custody.provider_for(settings))
-    _worker["sealing"] = RecordCipher(keyring, dictionary.searchable_fields)
+    _worker["sealing"] = RecordCipher(keyring, dictionary.index_forms)
     _worker["dictionary"] = dictionary
 
 

@@ -177,7 +177,7 @@ def run_crypto(
 ) -> None:
     dialect = sa.dialects.sqlite.dialect()
     column = StringEncryptedType(sa.String, "benchmark-key-" + "k" * 32, AesGcmEngine)
-    sealing = RecordCipher(keyring, dictionary.searchable_fields)
+    sealing = RecordCipher(keyring, dictionary.index_forms)
 
     def peer_seal() -> list[list[str]]:
         return [[column.process_bind_param(r[n], dialect) for n in FIELD_NAMES] for r in records]

@@ -1,6 +1,7 @@
 """Customer Vault benchmarks: the vault against its baselines and peers, in one run.
 
     .venv/bin/python benchmarks/run.py [--quick] [--json PATH] [--skip-postgres] [--profile]
+                                       [--only stages,grpc,audit]
 
 (`make bench` installs the `bench` extra and runs this.) One process tree on one
 machine, one section after another: in-process peers (presidio-anonymizer masking,
@@ -166,30 +167,41 @@ def _database_url(run: Run, db: str, label: str) -> AbstractContextManager[str |
     return nullcontext(None)
 
 
+SECTIONS = ("masking", "crypto", "storage", "stages", "grpc", "policy", "audit", "retention")
+
+
 def run_all(run: Run) -> None:
     plan = run.plan
     peer_records = run.records[: plan.peer_records]
-    with run.section("masking: vault vs presidio-anonymizer"):
-        peers.run_masking(
-            run.results, REPO / "policies", run.dictionary, peer_records, plan.peer_repetitions
-        )
-    with run.section("field encryption: vault vs sqlalchemy-utils"):
-        peers.run_crypto(
-            run.results, run.keyring, run.dictionary, peer_records, plan.peer_repetitions
-        )
-    searchable = frozenset(run.dictionary.searchable_fields)
+    wanted = set(run.args.only.split(",")) if run.args.only else set(SECTIONS)
+    if "masking" in wanted:
+        with run.section("masking: vault vs presidio-anonymizer"):
+            peers.run_masking(
+                run.results, REPO / "policies", run.dictionary, peer_records, plan.peer_repetitions
+            )
+    if "crypto" in wanted:
+        with run.section("field encryption: vault vs sqlalchemy-utils"):
+            peers.run_crypto(
+                run.results, run.keyring, run.dictionary, peer_records, plan.peer_repetitions
+            )
+    searchable = run.dictionary.index_forms
     with echo_server(run.workdir / "echo.log") as echo:
         for db in run.dbs:
-            with run.section(f"storage baselines on {db}"), _database_url(run, db, "st") as url:
-                sql_url = url or databases.sqlite_url(run.workdir, "storage.db")
-                sql_baselines.run(
-                    run.results, db, sql_url, run.keyring, searchable, run.records, plan.storage
-                )
-            with run.section(f"stage costs on {db}"), _database_url(run, db, "bd") as url:
-                breakdown.run(
-                    run.results, db, run.workdir / f"breakdown-{db}", url, run.records,
-                    plan.breakdown_calls,
-                )  # fmt: skip
+            if "storage" in wanted:
+                with run.section(f"storage baselines on {db}"), _database_url(run, db, "st") as url:
+                    sql_url = url or databases.sqlite_url(run.workdir, "storage.db")
+                    sql_baselines.run(
+                        run.results, db, sql_url, run.keyring, searchable, run.records,
+                        plan.storage,
+                    )  # fmt: skip
+            if "stages" in wanted:
+                with run.section(f"stage costs on {db}"), _database_url(run, db, "bd") as url:
+                    breakdown.run(
+                        run.results, db, run.workdir / f"breakdown-{db}", url, run.records,
+                        plan.breakdown_calls,
+                    )  # fmt: skip
+            if "grpc" not in wanted:
+                continue
             with (
                 run.section(f"vault over gRPC on {db}"),
                 _database_url(run, db, "vault") as url,
@@ -204,10 +216,14 @@ def run_all(run: Run) -> None:
                         run.results, db, vault, echo, data_dir, run.records, plan.grpc,
                         run.profiler(vault.pid), floor,
                     )  # fmt: skip
-    with run.section("policy decisions (bench_policy.py)"):
-        external.policy(run.results, run.raw)
-    with run.section("audit verification (bench_audit.py)"):
-        external.audit(run.results, run.raw, plan.audit_entries)
+    if "policy" in wanted:
+        with run.section("policy decisions (bench_policy.py)"):
+            external.policy(run.results, run.raw)
+    if "audit" in wanted:
+        with run.section("audit verification (bench_audit.py)"):
+            external.audit(run.results, run.raw, plan.audit_entries)
+    if "retention" not in wanted:
+        return
     with (
         run.section("anonymization (bench_retention.py)"),
         _database_url(run, run.dbs[-1], "ret") as url,
@@ -264,6 +280,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="sample the vault server with py-spy during batch create and masked get",
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated sections to run (default all): " + ",".join(SECTIONS),
     )
     parser.add_argument("--audit-entries", type=int, help="override the audit log size")
     parser.add_argument("--retention-subjects", type=int, help="override the dormant count")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -120,7 +120,7 @@ def run(
     db: str,
     url: str,
     keyring: KeyRing,
-    searchable: frozenset[str],
+    searchable: Mapping[str, Callable[[str], str]],
     records: Sequence[dict[str, str]],
     sizes: StorageSizes,
 ) -> None:
@@ -170,7 +170,7 @@ def _measure_vault(
     db: str,
     engine: Engine,
     keyring: KeyRing,
-    searchable: frozenset[str],
+    searchable: Mapping[str, Callable[[str], str]],
     records: Sequence[dict[str, str]],
     sizes: StorageSizes,
     floor: tuple[float, float],

@@ -116,6 +116,49 @@ SEALED_VALUE_V1 = [
     },
 ]
 
+FIELDS_BLOB = [
+    {
+        "dek": _key("data key 1"),
+        "tenant": "acme",
+        "subject_id": "sub_kat0000000000000000000000000001",
+        "fields": [
+            {
+                "field": "given_name",
+                "plaintext": "Augusta Ada",
+                "version": 1,
+                "written_by": "order-service",
+                "written_at": 1_768_469_400_000_000,
+                "nonce": "101112131415161718191a1b",
+            },
+            {
+                "field": "email",
+                "plaintext": "ada.lovelace@example.com",
+                "version": 2,
+                "written_by": "dpo-\u00e9quipe",
+                "written_at": 1_768_469_500_000_001,
+                "nonce": "202122232425262728292a2b",
+            },
+        ],
+        "field_set_nonce": "303132333435363738393a3b",
+    },
+    {
+        "dek": _key("data key 2"),
+        "tenant": "t\u00e9nant-\u00fcmlaut",
+        "subject_id": "sub_kat0000000000000000000000000002",
+        "fields": [
+            {
+                "field": "notes",
+                "plaintext": "",
+                "version": 2**40,
+                "written_by": "",
+                "written_at": -1,
+                "nonce": "ffeeddccbbaa998877665544",
+            },
+        ],
+        "field_set_nonce": "5a5a5a5a5a5a5a5a5a5a5a5a",
+    },
+]
+
 BLIND_INDEX = [
     {
         "root_secret": _key("blind index root"),
@@ -281,6 +324,12 @@ def documents() -> dict[str, dict[str, Any]]:
         ],
         "sealed_value_v1": [
             {**case, "expected": kat.compute_sealed_value_v1(case)} for case in SEALED_VALUE_V1
+        ],
+        "fields_blob": [
+            {**case, "expected": kat.compute_fields_blob(case)} for case in FIELDS_BLOB
+        ],
+        "fields_blob_v2": [
+            {**case, "expected": kat.compute_fields_blob_v2(case)} for case in FIELDS_BLOB
         ],
         "blind_index": [
             {**case, "expected": kat.compute_blind_index(case, fields)} for case in BLIND_INDEX

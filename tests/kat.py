@@ -10,11 +10,13 @@ Ed25519 signatures are deterministic (RFC 8032), so receipts, checkpoint notes a
 tokens are reproduced byte for byte from the key and the inputs. A sealed value takes
 a random nonce the API does not let a caller choose: its file records the nonce, and
 the test checks the layout around it (header, nonce, AAD) instead of re-sealing.
-`sealed_value_v1` keeps format-1 values (no longer written, still opened).
+`sealed_value_v1` keeps format-1 values (no longer written, still opened), and
+`fields_blob_v2` the JSON fields blob written before the binary `fields_blob`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import uuid
@@ -48,6 +50,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FORMATS = (
     "sealed_value",
     "sealed_value_v1",
+    "fields_blob",
+    "fields_blob_v2",
     "blind_index",
     "consent_receipt",
     "checkpoint_note",
@@ -163,6 +167,57 @@ def compute_sealed_value_v1(case: dict[str, Any]) -> dict[str, str]:
     aad = field_aad_v1(case, header)
     body = AESGCM(bytes.fromhex(case["dek"])).encrypt(nonce, case["plaintext"].encode(), aad)
     return {"aad": aad.hex(), "sealed": (header + nonce + body).hex()}
+
+
+# --- fields blob (vault/storage/fields_blob.py) -----------------------------------------
+
+
+def blob_sealer(case: dict[str, Any]) -> FieldSealer:
+    return FieldSealer(bytes.fromhex(case["dek"]), case["tenant"], case["subject_id"], 1)
+
+
+def sealed_fields(case: dict[str, Any]) -> tuple[list[tuple[dict[str, Any], bytes]], bytes]:
+    """The case's values sealed under their recorded nonces, and the field-set tag."""
+    sealed = []
+    for field in case["fields"]:
+        bound = FieldProvenance(field["version"], field["written_by"], field["written_at"])
+        with fixed_nonce(bytes.fromhex(field["nonce"])):
+            value = blob_sealer(case).seal(field["field"], field["plaintext"].encode(), bound)
+        sealed.append((field, value))
+    versions = {field["field"]: field["version"] for field in case["fields"]}
+    with fixed_nonce(bytes.fromhex(case["field_set_nonce"])):
+        tag = blob_sealer(case).seal_field_set(versions)
+    return sealed, tag
+
+
+def compute_fields_blob(case: dict[str, Any]) -> dict[str, str]:
+    """Format 3 as the format spells it (independent of the code): 0x03 | tag (28) |
+    count u16 | per field: written_at i64 | version i64 | len(name) u8 | len(writer)
+    u16 | len(sealed) u32 | name | writer | sealed."""
+    sealed, tag = sealed_fields(case)
+    parts = [b"\x03", tag, struct.pack(">H", len(sealed))]
+    for field, value in sealed:
+        name, writer = field["field"].encode(), field["written_by"].encode()
+        sizes = struct.pack(">BHI", len(name), len(writer), len(value))
+        times = struct.pack(">qq", field["written_at"], field["version"])
+        parts += [times, sizes, name, writer, value]
+    return {"blob": b"".join(parts).hex()}
+
+
+def compute_fields_blob_v2(case: dict[str, Any]) -> dict[str, str]:
+    """Format 2, JSON, which the vault wrote before format 3 (still read; the
+    migration's downgrade writes it again): {"v":2,"f":{name:[sealed base64, writer,
+    written_at, version]},"t":tag base64}, compact, fields in stored order."""
+    sealed, tag = sealed_fields(case)
+    entries = {
+        field["field"]: [
+            base64.b64encode(value).decode(), field["written_by"], field["written_at"],
+            field["version"],
+        ]
+        for field, value in sealed
+    }  # fmt: skip
+    doc = {"v": 2, "f": entries, "t": base64.b64encode(tag).decode()}
+    return {"blob": json.dumps(doc, separators=(",", ":"))}
 
 
 # --- blind index, deterministic token, pseudonym (vault/crypto/derived.py) --------------

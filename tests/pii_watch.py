@@ -50,7 +50,7 @@ from vault.fields.dictionary import DataDictionary
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIN_LENGTH = 6
 _ID_LIKE = re.compile(r"[0-9a-f]+")
-_SEEDED_MAPS = frozenset({"fields", "changes"})
+_SEEDED_MAPS = frozenset({"fields", "changes", "proposed_values"})
 _SEEDED_STRINGS = frozenset({"value"})
 _OUR_LOGGERS = ("vault", "audit")
 _DETAIL_TYPES = (

@@ -39,8 +39,17 @@ from vault.consent.receipts import ReceiptIssuer
 from vault.consent.service import ConsentService
 from vault.crypto import KeyRing
 from vault.errors import FailedPreconditionError
+from vault.events.service import EventFeed
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenIssuer, TokenVerifier
+from vault.identity import (
+    BearerVerifier,
+    IdentityMap,
+    IssuerVerifiers,
+    JwksVerifier,
+    TokenIssuer,
+    TokenVerifier,
+    trusted_issuer,
+)
 from vault.policy import PolicyEngine
 from vault.records.cipher import RecordCipher
 from vault.records.disclosure import DisclosureService
@@ -57,6 +66,9 @@ from vault.retention.rules import RULES_FILE, RetentionRules
 from vault.retention.scheduler import RetentionScheduler
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, Signing
+from vault.rights.deadlines import REQUESTS_FILE, RequestRules
+from vault.rights.request_decisions import RequestDecisions, RequestDesk
+from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import migrate
 from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
@@ -98,6 +110,7 @@ class VaultApp:
     rights: RightsService
     retention_job: RetentionJob
     reindexer: Reindexer
+    requests: RequestDesk
     versions: PolicyVersions
     tasks: list[PeriodicTask | audit.PublisherThread | RetentionScheduler] = field(
         default_factory=list
@@ -117,9 +130,10 @@ class VaultApp:
         if settings.is_embedded and settings.generate_dev_keys:
             for created in key_custody.init_keys(settings):
                 log.info("generated development key %s", created)
-        keyring = KeyRing(key_custody.provider_for(settings))
+        keyring = key_custody.keyring_for(settings)
         dictionary = DataDictionary.from_file(settings.policies_dir / "data_dictionary.yaml")
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
+        request_rules = RequestRules.from_file(settings.policies_dir / REQUESTS_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
         engine = create_engine(
             settings.resolved_database_url,
@@ -141,7 +155,7 @@ class VaultApp:
         audit_log = audit.AuditLog(engine)
         audit_log.start()
         auditor = Auditor(audit_log, clock)
-        sealing = RecordCipher(keyring, dictionary.searchable_fields)
+        sealing = RecordCipher(keyring, dictionary.index_forms)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
         records = RecordService(
@@ -195,6 +209,18 @@ class VaultApp:
             controller=settings.consent_controller,
             signer=receipt_issuer,
         )
+        desk_parts = {
+            "db": db,
+            "policy": policy,
+            "auditor": auditor,
+            "clock": clock,
+            "rules": request_rules,
+            "sealing": sealing,
+        }
+        requests = RequestDesk(
+            customers=CustomerRequests(dictionary=dictionary, **desk_parts),
+            decisions=RequestDecisions(rights=rights, **desk_parts),
+        )
         return cls(
             settings,
             clock,
@@ -220,6 +246,7 @@ class VaultApp:
                 child=ChildPreparerSetup(settings, dictionary),
             ),
             reindexer=Reindexer(db, sealing, settings.reindex_batch_size),
+            requests=requests,
             versions=versions,
             observability=telemetry.configure(settings),
         )
@@ -257,6 +284,9 @@ class VaultApp:
             *own,
             PeriodicTask("key-rewrap", s.rewrap_interval_seconds, self._rewrap),
             PeriodicTask("blind-reindex", s.rewrap_interval_seconds, self.reindexer.run_once),
+            PeriodicTask(
+                "event-prune", s.event_prune_interval_seconds, self.event_feed().prune_once
+            ),
             PeriodicTask(
                 "idempotency-prune", s.idempotency_prune_interval_seconds, self.idempotency.prune
             ),
@@ -346,24 +376,40 @@ class VaultApp:
         self.audit_log.close()
         self.db.scrub_pending(wait_seconds=2.0)
         self.db.dispose()
+        self.keyring.provider.close()
         self.observability.shutdown()
 
-    def token_verifier(self) -> TokenVerifier:
+    def token_verifier(self) -> BearerVerifier:
+        """The static token key's verifier, and one per trusted issuer (`token_issuers`)
+        behind a router choosing by the token's issuer (the static key is then optional)."""
         s = self.settings
-        return TokenVerifier(
-            s.resolved_token_public_key.read_bytes(),
-            issuer=s.token_issuer,
-            audience=s.token_audience,
-            clock=self.clock,
-            leeway_seconds=s.token_leeway_seconds,
+        public_key = s.resolved_token_public_key
+        static = (
+            TokenVerifier(
+                public_key.read_bytes(),
+                issuer=s.token_issuer,
+                audience=s.token_audience,
+                clock=self.clock,
+                leeway_seconds=s.token_leeway_seconds,
+            )
+            if not s.token_issuers or public_key.exists()
+            else None
         )
+        if not s.token_issuers:
+            assert static is not None
+            return static
+        trusted = [
+            JwksVerifier(trusted_issuer(entry), self.clock, s.token_leeway_seconds)
+            for entry in s.token_issuers
+        ]
+        return IssuerVerifiers(static, s.token_issuer, trusted)
 
     def customer_signing(self) -> Signing | None:
         """Customer tokens and link codes are signed with the vault's token key, when this
         vault holds it (a vault given only the public key cannot issue them)."""
         s = self.settings
-        if not s.token_private_key.exists():
-            return None
+        if not (s.token_private_key.exists() and s.resolved_token_public_key.exists()):
+            return None  # e.g. only trusted issuers: no static key pair at all
         private = s.token_private_key.read_bytes()
         link_audience = s.token_audience + LINK_AUDIENCE_SUFFIX
         return Signing(
@@ -443,6 +489,8 @@ class VaultApp:
                     clock=self.clock,
                     signing=self.customer_signing(),
                 ),
+                requests=self.requests,
+                events=self.event_feed(),
                 policy=self.policy,
                 dictionary=self.dictionary,
                 audit_engine=self.db.engine,
@@ -454,6 +502,16 @@ class VaultApp:
                 witnesses=self.witness_clients(),
             ),
             max_violations=self.settings.max_error_violations,
+        )
+
+    def event_feed(self) -> EventFeed:
+        """The outbox's reader and upkeep (EventService, the `event-prune` task)."""
+        return EventFeed(
+            db=self.db,
+            policy=self.policy,
+            auditor=self.auditor,
+            clock=self.clock,
+            retention=timedelta(days=self.settings.event_retention_days),
         )
 
     def audit_verifier(self) -> audit.CheckpointVerifier:

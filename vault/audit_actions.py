@@ -41,6 +41,11 @@ class AuditAction(StrEnum):
     RESTRICT_PROCESSING = "RestrictProcessing"
     LIFT_RESTRICTION = "LiftRestriction"
     ERASE_SUBJECT_DATA = "EraseSubjectData"
+    LIST_DATA_SUBJECT_REQUESTS = "ListDataSubjectRequests"
+    GET_DATA_SUBJECT_REQUEST = "GetDataSubjectRequest"
+    DECIDE_DATA_SUBJECT_REQUEST = "DecideDataSubjectRequest"
+    """The DPO's decision: on approval, the erasure, restriction or rectification and
+    the request's new state, in one transaction under this one entry."""
     # RetentionService: one entry per call
     LIST_NOTICES = "ListNotices"
     ACKNOWLEDGE_NOTICE = "AcknowledgeNotice"
@@ -48,11 +53,19 @@ class AuditAction(StrEnum):
     CLEAR_LEGAL_HOLD = "ClearLegalHold"
     LIST_LEGAL_HOLDS = "ListLegalHolds"
     GET_RETENTION_REPORT = "GetRetentionReport"
+    LIST_RETENTION_RUNS = "ListRetentionRuns"
     # CustomerAccessService: one entry per call
     ISSUE_CUSTOMER_TOKEN = "IssueCustomerToken"  # noqa: S105 - an RPC name
     CREATE_CUSTOMER_LINK = "CreateCustomerLink"
     REDEEM_CUSTOMER_LINK = "RedeemCustomerLink"
     GET_DORMANCY_NOTICE = "GetDormancyNotice"
+    CREATE_DATA_SUBJECT_REQUEST = "CreateDataSubjectRequest"
+    ISSUE_REQUEST_VERIFICATION_CODE = "IssueRequestVerificationCode"
+    VERIFY_DATA_SUBJECT_REQUEST = "VerifyDataSubjectRequest"
+    LIST_OWN_DATA_SUBJECT_REQUESTS = "ListOwnDataSubjectRequests"
+    CANCEL_DATA_SUBJECT_REQUEST = "CancelDataSubjectRequest"
+    # EventService: one entry per call
+    LIST_EVENTS = "ListEvents"
     # AuditService: one entry per call
     QUERY_ENTRIES = "QueryEntries"
     GET_ENTRY = "GetEntry"

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -104,6 +112,40 @@ class WitnessSettings(BaseModel):
         return self.key_file.read_text(encoding="utf-8").strip()
 
 
+class TrustedIssuerSettings(BaseModel):
+    """One identity provider whose tokens the vault accepts (`token_issuers`; JSON list in
+    VAULT_TOKEN_ISSUERS, or YAML). See docs/operations.md, "Tokens from your identity
+    provider", and `vault.identity.issuers`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    # Exactly one: every token of this issuer is for `tenant`, or names it in a claim.
+    tenant: str | None = None
+    tenant_claim: str | None = None
+    principal_claim: str = "sub"
+    roles_claim: str = "roles"
+    # Principal attribute name -> claim (dotted path) it is read from.
+    attribute_claims: dict[str, str] = Field(default_factory=dict)
+    # The key set is kept this long; an unknown key id refetches it at most this often.
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _checked(self) -> TrustedIssuerSettings:
+        if not self.jwks_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("a jwks_url must be https:// (plain http only on the loopback)")
+        if any(a.lower() == "none" or a.upper().startswith("HS") for a in self.algorithms):
+            raise ValueError("an issuer's algorithms must be asymmetric (no none, no HS*)")
+        if (self.tenant is None) == (self.tenant_claim is None):
+            raise ValueError("an issuer needs exactly one of tenant and tenant_claim")
+        return self
+
+
 PLACEHOLDER_CONTROLLER = "Customer Vault controller"
 """The default controller name: a placeholder, never a real controller's name."""
 
@@ -126,11 +168,26 @@ class Settings(BaseSettings):
     # Key custody. VAULT_MASTER_KEYS (a key document) wins over the local key file.
     master_keys: str | None = Field(default=None, repr=False)
     key_file: Path | None = None
+    # Which provider holds the KEKs and root secrets: "file" (key_file), "env"
+    # (master_keys) or "pkcs11" (an HSM; docs/operations.md, "Key custody in an HSM").
+    # None: "env" when master_keys is set, else "file".
+    key_provider: Literal["file", "env", "pkcs11"] | None = None
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str = "customer-vault"  # noqa: S105 - a token's name, not a secret
+    # The token's user PIN: VAULT_PKCS11_PIN, or a file holding it (a mounted secret).
+    pkcs11_pin: SecretStr | None = Field(default=None, repr=False)
+    pkcs11_pin_file: Path | None = None
+    # Unwrapped data keys kept in memory (vault/crypto/dek_cache.py): at most this many,
+    # each at most this long after its unwrap; 0 entries = no cache.
+    dek_cache_size: int = Field(default=10_000, ge=0)
+    dek_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     generate_dev_keys: bool = True
     token_public_key: Path | None = None
     token_issuer: str = "customer-vault"  # noqa: S105 - an issuer name, not a secret
     token_audience: str = "customer-vault"  # noqa: S105 - an audience name, not a secret
     token_leeway_seconds: int = 5
+    # Identity providers whose tokens are accepted beside the static token key above.
+    token_issuers: list[TrustedIssuerSettings] = Field(default_factory=list)
     audit_signing_key: Path | None = None
     audit_origin: str = "customer-vault/audit"
     # HMAC-SHA256 key of every audit entry (never in the database); default in keys_dir.
@@ -247,6 +304,12 @@ class Settings(BaseSettings):
     retention_batch_size: int = 2500
     retention_poll_seconds: float = 30.0
 
+    # The event outbox (vault/storage/events.py, EventService): events older than this
+    # many days are pruned in the background (every `event_prune_interval_seconds`);
+    # a consumer must read more often than that (docs/operations.md, "Events").
+    event_retention_days: int = Field(default=30, ge=1)
+    event_prune_interval_seconds: float = Field(default=600.0, gt=0)
+
     # Telemetry (vault/telemetry.py). These standard OpenTelemetry variables decide
     # whether anything is exported, so they keep their own names (no VAULT_ prefix);
     # the SDK reads the rest itself: OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS,
@@ -270,6 +333,19 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("batch sizes must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _pkcs11_complete(self) -> Settings:
+        if self.key_provider == "pkcs11":
+            if not self.pkcs11_module:
+                raise ValueError("key_provider pkcs11 needs pkcs11_module")
+            if (self.pkcs11_pin is None) == (self.pkcs11_pin_file is None):
+                raise ValueError(
+                    "key_provider pkcs11 needs exactly one of pkcs11_pin and pkcs11_pin_file"
+                )
+        if self.key_provider == "env" and not self.master_keys:
+            raise ValueError("key_provider env needs master_keys")
+        return self
 
     @field_validator("retention_schedule")
     @classmethod
@@ -301,6 +377,24 @@ class Settings(BaseSettings):
         if not self.consent_policy_url.strip():
             missing.append("consent_policy_url")
         return missing
+
+    @property
+    def resolved_key_provider(self) -> str:
+        if self.key_provider is not None:
+            return self.key_provider
+        return "env" if self.master_keys else "file"
+
+    def pkcs11_pin_value(self) -> str:
+        """The token PIN, from VAULT_PKCS11_PIN or the first line of `pkcs11_pin_file`."""
+        if self.pkcs11_pin is not None:
+            return self.pkcs11_pin.get_secret_value()
+        if self.pkcs11_pin_file is None:
+            raise SettingsError("pkcs11_pin or pkcs11_pin_file is required")
+        try:
+            text = self.pkcs11_pin_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise SettingsError(f"PIN file {self.pkcs11_pin_file} cannot be read") from None
+        return text.splitlines()[0] if text else ""
 
     # Derived locations -----------------------------------------------------------------
     @property

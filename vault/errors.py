@@ -82,8 +82,23 @@ class AlreadyExistsError(VaultError):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class PreconditionViolation:
+    """One unmet precondition (google.rpc.PreconditionFailure): a `type` such as
+    ``VERIFICATION``, the `subject` it is about (an id, never a value) and why."""
+
+    type: str
+    subject: str
+    description: str
+
+
 class FailedPreconditionError(VaultError):
-    """The subject's state forbids the operation (erased, anonymized, restricted)."""
+    """The subject's state forbids the operation (erased, anonymized, restricted), or a
+    request is not in a state that allows it; `violations` say which precondition."""
+
+    def __init__(self, message: str, violations: Iterable[PreconditionViolation] = ()) -> None:
+        super().__init__(message)
+        self.violations: tuple[PreconditionViolation, ...] = tuple(violations)
 
 
 DEFAULT_RETRY_AFTER = 1.0

@@ -5,20 +5,28 @@ The re-index that follows a blind-index rotation is `vault.records.reindex`."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import audit
 from vault.config import Settings
 from vault.crypto import (
+    DataKeyCache,
     EnvKeyProvider,
     KeyProvider,
     KeyRing,
     LocalKeyFileProvider,
+    ManagedKeyProvider,
     WrappedDataKey,
     generate_ed25519_keypair,
 )
 from vault.errors import FailedPreconditionError
 from vault.storage import subjects as repo
+
+if TYPE_CHECKING:
+    from vault.crypto.hsm import Pkcs11KeyProvider
 from vault.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -32,9 +40,16 @@ def init_keys(settings: Settings) -> list[str]:
         settings.data_dir.mkdir(parents=True, mode=0o700)
         settings.data_dir.chmod(0o700)
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if settings.master_keys is None and not settings.resolved_key_file.exists():
+    custody = settings.resolved_key_provider
+    if custody == "file" and not settings.resolved_key_file.exists():
         LocalKeyFileProvider.create(settings.resolved_key_file)
         created.append(str(settings.resolved_key_file))
+    elif custody == "pkcs11":
+        provider = _pkcs11_provider(settings)
+        try:
+            created += [f"{label} (in the PKCS#11 token)" for label in provider.initialize()]
+        finally:
+            provider.close()
     # A token key pair only for the development setup: with VAULT_TOKEN_PUBLIC_KEY the
     # tokens come from an issuer elsewhere, and no private token key belongs here.
     if settings.token_public_key is None and not settings.token_private_key.exists():
@@ -53,10 +68,58 @@ def init_keys(settings: Settings) -> list[str]:
 
 
 def provider_for(settings: Settings) -> KeyProvider:
-    """The environment's key document wins; otherwise the local key file."""
-    if settings.master_keys:
+    """The configured provider (`key_provider`): the PKCS#11 token, the environment's
+    key document, or the local key file (the default)."""
+    custody = settings.resolved_key_provider
+    if custody == "pkcs11":
+        return _pkcs11_provider(settings)
+    if custody == "env":
+        assert settings.master_keys is not None  # checked by Settings
         return EnvKeyProvider(settings.master_keys)
     return LocalKeyFileProvider(settings.resolved_key_file)
+
+
+@contextmanager
+def managed_provider(settings: Settings) -> Iterator[ManagedKeyProvider]:
+    """The provider whose versions `keys rotate`/`retire` change, closed afterwards: the
+    key file or the PKCS#11 token (a key document in the environment is changed where
+    it is kept, not from here)."""
+    custody = settings.resolved_key_provider
+    if custody == "env":
+        raise FailedPreconditionError(
+            "keys given in VAULT_MASTER_KEYS are rotated where that document is kept"
+        )
+    provider: ManagedKeyProvider = (
+        _pkcs11_provider(settings)
+        if custody == "pkcs11"
+        else LocalKeyFileProvider(settings.resolved_key_file)
+    )
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def keyring_for(settings: Settings) -> KeyRing:
+    """A key ring over the configured provider, with the data-key cache the settings
+    ask for (`dek_cache_size`, `dek_cache_ttl_seconds`; size 0: none)."""
+    cache = (
+        DataKeyCache(settings.dek_cache_size, settings.dek_cache_ttl_seconds)
+        if settings.dek_cache_size
+        else None
+    )
+    return KeyRing(provider_for(settings), dek_cache=cache)
+
+
+def _pkcs11_provider(settings: Settings) -> Pkcs11KeyProvider:
+    # Imported here: python-pkcs11 loads a native module only deployments with an HSM use.
+    from vault.crypto.hsm import Pkcs11Config, Pkcs11KeyProvider  # noqa: PLC0415
+
+    assert settings.pkcs11_module is not None  # checked by Settings
+    config = Pkcs11Config(
+        settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin_value()
+    )
+    return Pkcs11KeyProvider(config)
 
 
 @dataclass(frozen=True)
@@ -130,7 +193,7 @@ def secret_status(db: Database, provider: KeyProvider, purpose: str) -> SecretSt
     )
 
 
-def retire_blind_index_version(db: Database, provider: LocalKeyFileProvider, version: int) -> None:
+def retire_blind_index_version(db: Database, provider: ManagedKeyProvider, version: int) -> None:
     """Remove a blind-index secret version, only when no stored digest was made with it
     (run the re-index first). Afterwards no key can link a digest of that version, in a
     copy of the database or a backup, to a value."""
@@ -144,7 +207,7 @@ def retire_blind_index_version(db: Database, provider: LocalKeyFileProvider, ver
     provider.retire_root_version(BLIND_INDEX, version)
 
 
-def retire_token_version(db: Database, provider: LocalKeyFileProvider, version: int) -> int:
+def retire_token_version(db: Database, provider: ManagedKeyProvider, version: int) -> int:
     """Remove a token secret version: every token minted under it stops detokenizing
     (its rows are deleted first, so a crash in between leaves the version retirable
     again). Returns how many recorded tokens were forgotten."""
@@ -159,7 +222,7 @@ def retire_token_version(db: Database, provider: LocalKeyFileProvider, version: 
     return forgotten
 
 
-def retire(db: Database, provider: LocalKeyFileProvider, version: int) -> None:
+def retire(db: Database, provider: ManagedKeyProvider, version: int) -> None:
     """Remove a KEK version, only when no data key references it any more."""
     current = status(db, provider)
     if version == current.active_version:

@@ -64,8 +64,10 @@ def _private_paths(settings: Settings) -> Iterator[Path]:
     if settings.is_embedded or settings.keys_dir.exists():
         yield settings.data_dir
     yield settings.keys_dir
-    if settings.master_keys is None:
+    if settings.resolved_key_provider == "file":
         yield settings.resolved_key_file
+    if settings.pkcs11_pin_file is not None:
+        yield settings.pkcs11_pin_file
     yield settings.token_private_key
     yield settings.resolved_audit_signing_key
     yield settings.resolved_receipt_signing_key

@@ -43,7 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCOPE = "customervault"
+"""The instrumentation scope (meter and tracer name)."""
+NAMESPACE = "customer_vault"
+"""The prefix of the vault's own metric and attribute names; RPC metrics follow the
+OpenTelemetry RPC semantic conventions instead (`rpc.server.duration`, `rpc.*`)."""
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_MILLISECONDS = tuple(s * 1000 for s in _SECONDS)
 _NO_SPAN = nullcontext()
 SHUTDOWN_SECONDS = 3.0
 _IDS = RandomIdGenerator()
@@ -97,53 +102,53 @@ class GaugeSources:
 
 class _Instruments:
     def __init__(self, meter: metrics.Meter) -> None:
-        self.requests = meter.create_counter(
-            f"{SCOPE}.rpc.requests", unit="{request}", description="RPCs by method and code"
-        )
+        # OpenTelemetry RPC semantic conventions: the server-side duration of each call,
+        # in milliseconds, with rpc.system, rpc.service, rpc.method and
+        # rpc.grpc.status_code; its count is the number of calls.
         self.duration = meter.create_histogram(
-            f"{SCOPE}.rpc.duration",
-            unit="s",
-            description="RPC latency by method and code",
-            explicit_bucket_boundaries_advisory=_SECONDS,
+            "rpc.server.duration",
+            unit="ms",
+            description="Measures the duration of inbound RPC",
+            explicit_bucket_boundaries_advisory=_MILLISECONDS,
         )
         self.denials = meter.create_counter(
-            f"{SCOPE}.policy.denials", unit="{request}", description="Denied calls by rule"
+            f"{NAMESPACE}.policy.denials", unit="{request}", description="Denied calls by rule"
         )
         self.audit_write = meter.create_histogram(
-            f"{SCOPE}.audit.write.duration",
+            f"{NAMESPACE}.audit.write.duration",
             unit="s",
             description="Time to append an audit entry (in the change's transaction or by "
             "group commit)",
             explicit_bucket_boundaries_advisory=_SECONDS,
         )
         self.anonymized = meter.create_counter(
-            f"{SCOPE}.subjects.anonymized", unit="{subject}", description="Subjects anonymized"
+            f"{NAMESPACE}.subjects.anonymized", unit="{subject}", description="Subjects anonymized"
         )
         meter.create_observable_gauge(
-            f"{SCOPE}.audit.checkpoint_lag",
+            f"{NAMESPACE}.audit.checkpoint_lag",
             [_observe_lag_entries],
             unit="{entry}",
             description="Audit entries not yet covered by a signed checkpoint",
         )
         meter.create_observable_gauge(
-            f"{SCOPE}.audit.checkpoint_lag.age",
+            f"{NAMESPACE}.audit.checkpoint_lag.age",
             [_observe_lag_age],
             unit="s",
             description="Age of the oldest audit entry not yet in a signed checkpoint",
         )
         self.integrity_alarms = meter.create_counter(
-            f"{SCOPE}.audit.integrity_alarms",
+            f"{NAMESPACE}.audit.integrity_alarms",
             unit="{alarm}",
             description="The integrator or a witness found the stored audit tree rewritten",
         )
         meter.create_observable_gauge(
-            f"{SCOPE}.audit.witness_lag",
+            f"{NAMESPACE}.audit.witness_lag",
             [_observe_witness_lag],
             unit="{entry}",
             description="Audit entries of the newest checkpoint not yet cosigned, per witness",
         )
         meter.create_observable_gauge(
-            f"{SCOPE}.keys.data_keys",
+            f"{NAMESPACE}.keys.data_keys",
             [_observe_data_keys],
             unit="{key}",
             description="Data keys per KEK version (re-wrap progress)",
@@ -315,7 +320,11 @@ class RpcSpan:
 
     def __init__(self, method: str, metadata: Iterable[tuple[str, str | bytes]]) -> None:
         service, _, name = method.lstrip("/").rpartition("/")
-        self._attributes: dict[str, str | int] = {"rpc.service": service, "rpc.method": name}
+        self._attributes: dict[str, str | int] = {
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": name,
+        }
         # Only the propagation headers: never hand the bearer token to anything.
         fields = _propagation_fields()
         carrier = {k: v for k, v in metadata if k in fields and isinstance(v, str)}
@@ -328,7 +337,7 @@ class RpcSpan:
                 f"{service}/{name}",
                 context=parent,
                 kind=SpanKind.SERVER,
-                attributes={"rpc.system": "grpc", **self._attributes},
+                attributes=self._attributes,
             )
         self._token = context.attach(trace.set_span_in_context(self.span))
         self._thread = threading.get_ident()
@@ -349,10 +358,9 @@ class RpcSpan:
         self.span.end()
         attributes = {**self._attributes, "rpc.grpc.status_code": code}
         instruments = _state.instruments
-        instruments.requests.add(1, attributes)
-        instruments.duration.record(elapsed, attributes)
+        instruments.duration.record(elapsed * 1000.0, attributes)
         if denied_by:
-            instruments.denials.add(1, {**self._attributes, "customervault.reason": denied_by})
+            instruments.denials.add(1, {**self._attributes, "customer_vault.reason": denied_by})
 
     def detach(self) -> None:
         """Stop being the current span (worker threads are reused: this must happen)."""
@@ -381,7 +389,7 @@ def begin_rpc(method: str, metadata: Iterable[tuple[str, str | bytes]], request_
     """Start (and make current) the server span of a call, continuing the caller's trace
     if its metadata carries a W3C ``traceparent``."""
     rpc = RpcSpan(method, metadata)
-    rpc.span.set_attribute("customervault.request_id", request_id)
+    rpc.span.set_attribute("customer_vault.request_id", request_id)
     return rpc
 
 
@@ -410,10 +418,10 @@ def _child(tracer: trace.Tracer, name: str, attributes: Mapping[str, str | int])
 def audit_write(mode: str) -> Iterator[None]:
     """Span and latency of one audit append (`mode`: in_transaction or group_commit)."""
     started = time.perf_counter()
-    with span("audit.append", **{"customervault.audit.mode": mode}):
+    with span("audit.append", **{"customer_vault.audit.mode": mode}):
         yield
     _state.instruments.audit_write.record(
-        time.perf_counter() - started, {"customervault.audit.mode": mode}
+        time.perf_counter() - started, {"customer_vault.audit.mode": mode}
     )
 
 
@@ -428,7 +436,7 @@ def subjects_anonymized(count: int) -> None:
 
 def audit_integrity_alarm(source: str) -> None:
     """Count an audit integrity alarm (`source`: integrator or witness)."""
-    _state.instruments.integrity_alarms.add(1, {"customervault.audit.alarm_source": source})
+    _state.instruments.integrity_alarms.add(1, {"customer_vault.audit.alarm_source": source})
 
 
 def watch(sources: GaugeSources) -> Callable[[], None]:
@@ -469,14 +477,14 @@ def _observe_witness_lag(_options: CallbackOptions) -> Iterable[Observation]:
     lags = _read_source(lambda s: dict(s.witness_lag()))
     if lags is None:
         return []
-    return [Observation(n, {"customervault.witness": name}) for name, n in lags.items()]
+    return [Observation(n, {"customer_vault.witness": name}) for name, n in lags.items()]
 
 
 def _observe_data_keys(_options: CallbackOptions) -> Iterable[Observation]:
     counts = _read_source(lambda s: dict(s.data_keys()))
     if counts is None:
         return []
-    return [Observation(n, {"customervault.kek_version": v}) for v, n in counts.items()]
+    return [Observation(n, {"customer_vault.kek_version": v}) for v, n in counts.items()]
 
 
 _state = _State()

@@ -90,10 +90,14 @@ class RunningVault:
         tenant: str = "acme",
         roles: tuple[str, ...] = ("service",),
         ttl: timedelta = timedelta(minutes=10),
+        subject: str | None = None,
         **attributes: str,
     ) -> str:
-        """A bearer token for that caller (see `vault.testing.principal`)."""
-        who = Principal(principal, tenant, frozenset(roles), MappingProxyType(dict(attributes)))
+        """A bearer token for that caller (see `vault.testing.principal`); `subject`
+        binds a customer token (roles ("customer",)) to its one subject."""
+        who = Principal(
+            principal, tenant, frozenset(roles), MappingProxyType(dict(attributes)), subject
+        )
         return self.issuer.issue(who, ttl)
 
     def client(self, **token_args: object) -> VaultClient:

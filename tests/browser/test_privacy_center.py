@@ -206,3 +206,61 @@ def test_download_my_data_signed_and_readable_and_verify_it(console: Console, pa
     assert "BEGIN PUBLIC KEY" in page.locator("#public-key").inner_text()
     screenshot(page, "p09-verify")
     assert axe_violations(page) == []
+
+
+def _pdf_text_and_package(console: Console, document: bytes) -> tuple[str, dict[str, Any]]:
+    """The PDF's text, and its attached signed package once its signature verified."""
+    import hashlib
+    import io
+
+    from pypdf import PdfReader
+
+    from vault.consent.receipts import verify_package
+
+    reader = PdfReader(io.BytesIO(document))
+    text = "\n".join(p.extract_text() for p in reader.pages)
+    [attached] = reader.attachments["my-data-signed.json"]
+    package = verify_package(attached, console.vault.settings.receipt_public_key.read_bytes())
+    assert hashlib.sha256(attached).hexdigest() in text.replace("\n", "")
+    return text, package
+
+
+def test_download_my_data_as_a_signed_pdf_in_english_and_chinese(
+    console: Console, page: Any
+) -> None:
+    ada = console.subjects["ada"]
+    _open(page, _link(console, ada))
+    page.get_by_role("link", name="Download your data").click()
+    screenshot(page, "p10-download-pdf")
+    assert axe_violations(page) == []
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download it as a PDF").click()
+    assert download.value.suggested_filename == "my-data.pdf"
+    text, package = _pdf_text_and_package(console, download.value.path().read_bytes())
+    for heading in (
+        "Your data",
+        "The data we hold about you",
+        "Your choices",
+        "Who has used your data",
+        "Signature",
+    ):
+        assert heading in text
+    assert "ada.lovelace@example.com" in text
+    assert package["subject"]["subject_id"] == ada
+    assert package["fields"]["email"]["value"] == "ada.lovelace@example.com"
+
+    page.get_by_role("link", name="How to check the PDF").click()
+    assert page.get_by_role("heading", name="The PDF").is_visible()
+    screenshot(page, "p11-verify-pdf")
+    assert axe_violations(page) == []
+
+    page.get_by_role("link", name="简体中文").click()
+    page.goto(f"{console.url}/privacy/download")
+    assert page.get_by_role("link", name="下载 PDF 版本").is_visible()
+    with page.expect_download() as chinese:
+        page.get_by_role("link", name="下载 PDF 版本").click()
+    text, package = _pdf_text_and_package(console, chinese.value.path().read_bytes())
+    for heading in ("您的数据", "我们持有的关于您的数据", "您的选择", "谁使用过您的数据", "签名"):
+        assert heading in text
+    assert "?" not in text.split("ada.lovelace@example.com")[0]  # every glyph printed
+    assert package["subject"]["subject_id"] == ada

@@ -45,13 +45,25 @@ def _replicas() -> dict[str, dict[str, Any]]:
     return {n: s for n, s in _vault_services().items() if s["command"][0] == "serve"}
 
 
+def test_every_published_port_is_bound_to_the_loopback() -> None:
+    """The stack runs with development keys (`serve --dev`): nothing of it may answer on
+    the host's other interfaces."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    published = [(name, p) for name, s in services.items() for p in s.get("ports", [])]
+    assert published
+    for name, mapping in published:
+        assert isinstance(mapping, str) and mapping.startswith("127.0.0.1:"), (name, mapping)
+        assert mapping.count(":") == 2, (name, mapping)
+
+
 def test_two_replicas_of_one_image_on_distinct_host_ports() -> None:
     replicas = _replicas()
     assert len(replicas) == 2
     published = []
     for service in replicas.values():
         (mapping,) = service["ports"]
-        host, container = mapping.split(":")
+        interface, host, container = mapping.split(":")
+        assert interface == "127.0.0.1"
         assert int(container) == PORT
         assert service["command"][service["command"].index("--address") + 1] == f"0.0.0.0:{PORT}"
         published.append(host)

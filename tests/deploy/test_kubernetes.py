@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -80,13 +81,57 @@ def test_every_manifest_parses_and_the_kustomization_applies_them_all() -> None:
     }  # fmt: skip
 
 
-def test_the_policies_config_map_is_generated_from_every_policy_file() -> None:
+def test_the_policies_config_map_is_generated_from_a_true_copy_of_every_policy_file() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     (generator,) = kustomization["configMapGenerator"]
     assert generator["name"] == POLICIES_MAP
     files = {(K8S / f).resolve() for f in generator["files"]}
-    policies = {p.resolve() for p in (REPO_ROOT / "policies").iterdir() if p.is_file()}
-    assert files == policies
+    copies = {p.resolve() for p in (K8S / "policies").iterdir() if p.is_file()}
+    assert files == copies
+    originals = {p.name: p.read_bytes() for p in (REPO_ROOT / "policies").iterdir() if p.is_file()}
+    # `make k8s-policies` refreshes the copy after a policy change.
+    assert {p.name: p.read_bytes() for p in copies} == originals
+
+
+def _referenced_paths(kustomization: dict[str, Any]) -> list[str]:
+    """Every path a kustomization loads: resources, patches, generators' files."""
+    paths = list(kustomization.get("resources", []))
+    for key in ("patches", "patchesStrategicMerge", "components", "crds"):
+        for entry in kustomization.get(key, []):
+            paths.append(entry["path"] if isinstance(entry, dict) else entry)
+    for key in ("configMapGenerator", "secretGenerator"):
+        for generator in kustomization.get(key, []):
+            for item in [*generator.get("files", []), *generator.get("envs", [])]:
+                paths.append(item.split("=", 1)[-1])
+    return paths
+
+
+def test_the_kustomization_loads_nothing_from_outside_its_root() -> None:
+    """`kubectl apply -k deploy/k8s` works without --load-restrictor: no path climbs out
+    of the directory, none is absolute, and no symlink leads out either."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    paths = _referenced_paths(kustomization)
+    assert paths
+    root = K8S.resolve()
+    for path in paths:
+        assert not Path(path).is_absolute() and ".." not in Path(path).parts, path
+        assert (K8S / path).resolve().is_relative_to(root), path
+        assert (K8S / path).exists(), path
+
+
+def test_kubectl_builds_the_kustomization_with_the_default_load_restrictor() -> None:
+    kubectl = shutil.which("kubectl") or shutil.which("kustomize")
+    if kubectl is None:
+        pytest.skip("neither kubectl nor kustomize is installed")
+    command = (
+        [kubectl, "kustomize", str(K8S)]
+        if kubectl.endswith("kubectl")
+        else [kubectl, "build", str(K8S)]
+    )
+    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert built.returncode == 0, built.stderr
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(built.stdout) if doc}
+    assert {"Deployment", "ConfigMap", "CronJob", "Service"} <= kinds
 
 
 def test_the_server_listens_on_the_probed_port_and_probes_grpc_health() -> None:
@@ -334,7 +379,7 @@ class Kubelet:
             local = self.tmp / workload["metadata"]["name"] / mount["name"]
             local.mkdir(parents=True, exist_ok=True)
             if "configMap" in volume:
-                local = REPO_ROOT / "policies"
+                local = K8S / "policies"
             if "persistentVolumeClaim" in volume:
                 local = self.claim
             if "secret" in volume:

@@ -24,6 +24,7 @@ from vault.clock import Clock
 from vault.config import Settings
 from vault.storage import migrate
 from vault.storage.db import create_engine
+from vault.storage.fields_blob import BINARY, blob_format, decode_fields
 from vault.testing import RunningVault
 from vault.testing import vault_settings as settings_for
 
@@ -81,20 +82,28 @@ def raw_stub(vault: RunningVault) -> tuple[vault_pb2_grpc.VaultServiceStub, grpc
 
 def shreddable_copies(engine: sa.engine.Engine, subject_ids: Sequence[str]) -> list[bytes]:
     """What erasing or anonymizing these subjects destroys, as it lies in the database
-    files: the wrapped data keys, the sealed fields' ciphertexts (base64 inside the
-    stored JSON), the blind-index digests and the token strings."""
+    files: the wrapped data keys, the sealed fields' ciphertexts and the field-set tag
+    (raw in a binary blob, base64 inside a JSON one), the blind-index digests and the
+    token strings."""
     found: list[bytes] = []
     ids = list(subject_ids)
     with engine.connect() as conn:
         query = sa.text("SELECT wrapped_dek, fields FROM subjects WHERE id IN :ids")
         for wrapped, blob in conn.execute(_expanding(query), {"ids": ids}):
             found.append(bytes(wrapped))
-            found += [text.encode() for text in _strings(json.loads(bytes(blob)))]
+            found += _sealed_copies(bytes(blob))
         for table, column in (("blind_indexes", "digest"), ("tokens", "token")):
             query = sa.text(f"SELECT {column} FROM {table} WHERE subject_id IN :ids")
             rows = conn.execute(_expanding(query), {"ids": ids})
             found += [_raw(value) for (value,) in rows]
     return found
+
+
+def _sealed_copies(blob: bytes) -> list[bytes]:
+    if blob_format(blob) != BINARY:
+        return [text.encode() for text in _strings(json.loads(blob))]
+    fields = decode_fields(blob)
+    return [f.sealed for f in fields.values()] + [fields.tag or b""]
 
 
 def _expanding(query: sa.TextClause) -> sa.TextClause:

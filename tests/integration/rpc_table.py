@@ -24,6 +24,9 @@ from vault.api.gen.customervault.v1 import (
     consent_pb2_grpc,
     customers_pb2,
     customers_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    requests_pb2,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -310,6 +313,7 @@ CASES |= {
 }
 
 RET = "customervault.v1.RetentionService"
+RIG = "customervault.v1.RightsService"
 CASES.update(
     {
         f"{RET}/ListNotices": Case(
@@ -339,16 +343,46 @@ CASES.update(
             lambda f: retention_pb2.ListLegalHoldsRequest(page_size=10),
             lambda f: retention_pb2.ListLegalHoldsRequest(page_size=-1),
         ),
+        f"{RIG}/ListDataSubjectRequests": Case(
+            DPO,
+            lambda f: rights_pb2.ListDataSubjectRequestsRequest(page_size=10),
+            lambda f: rights_pb2.ListDataSubjectRequestsRequest(page_token="garbage"),
+        ),
+        f"{RIG}/GetDataSubjectRequest": Case(
+            DPO,
+            lambda f: rights_pb2.GetDataSubjectRequestRequest(data_subject_request_id=f["request"]),
+            lambda f: rights_pb2.GetDataSubjectRequestRequest(data_subject_request_id="nope"),
+        ),
+        # The fixture's request is not re-verified: deciding it is refused (and audited).
+        f"{RIG}/DecideDataSubjectRequest": Case(
+            DPO,
+            lambda f: rights_pb2.DecideDataSubjectRequestRequest(
+                data_subject_request_id=f["request"],
+                decision=rights_pb2.DATA_SUBJECT_REQUEST_DECISION_APPROVE,
+                reason="approved",
+            ),
+            lambda f: rights_pb2.DecideDataSubjectRequestRequest(
+                data_subject_request_id=f["request"]
+            ),
+            allowed_codes=(grpc.StatusCode.FAILED_PRECONDITION,),
+        ),
         f"{RET}/GetRetentionReport": Case(
             ADMIN,
             lambda f: retention_pb2.GetRetentionReportRequest(),
             None,  # type: ignore[arg-type]  # no field to get wrong
+        ),
+        f"{RET}/ListRetentionRuns": Case(
+            ADMIN,
+            lambda f: retention_pb2.ListRetentionRunsRequest(page_size=10),
+            lambda f: retention_pb2.ListRetentionRunsRequest(page_token="run_x"),
         ),
     }
 )
 
 CUS = "customervault.v1.CustomerAccessService"
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
+CUSTOMER: dict[str, Any] = {"principal": "customer", "roles": ("customer",), "subject": "$subject"}
+"""A customer token bound to the fixture's subject (`caller` fills in `$subject`)."""
 CASES.update(
     {
         f"{CUS}/IssueCustomerToken": Case(
@@ -372,6 +406,43 @@ CASES.update(
         ),
         # The code is the credential: whoever calls, a code that is not a live link is
         # UNAUTHENTICATED (test_customer_access.py redeems real ones).
+        f"{CUS}/CreateDataSubjectRequest": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.CreateDataSubjectRequestRequest(
+                subject_id=f["subject"], kind=requests_pb2.DATA_SUBJECT_REQUEST_KIND_RESTRICTION
+            ),
+            lambda f: customers_pb2.CreateDataSubjectRequestRequest(subject_id=f["subject"]),
+        ),
+        f"{CUS}/IssueRequestVerificationCode": Case(
+            FRONTEND,
+            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(
+                data_subject_request_id=f["request"]
+            ),
+            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(
+                data_subject_request_id="nope"
+            ),
+        ),
+        # A wrong code is refused and counted (test_subject_requests.py verifies real ones).
+        f"{CUS}/VerifyDataSubjectRequest": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.VerifyDataSubjectRequestRequest(
+                data_subject_request_id=f["request"], code="WRONG-CODE0"
+            ),
+            lambda f: customers_pb2.VerifyDataSubjectRequestRequest(data_subject_request_id="nope"),
+            allowed_codes=(grpc.StatusCode.INVALID_ARGUMENT,),
+        ),
+        f"{CUS}/ListOwnDataSubjectRequests": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.ListOwnDataSubjectRequestsRequest(subject_id=f["subject"]),
+            lambda f: customers_pb2.ListOwnDataSubjectRequestsRequest(subject_id="nope"),
+        ),
+        f"{CUS}/CancelDataSubjectRequest": Case(
+            CUSTOMER,
+            lambda f: customers_pb2.CancelDataSubjectRequestRequest(
+                data_subject_request_id=f["withdrawn"]
+            ),
+            lambda f: customers_pb2.CancelDataSubjectRequestRequest(data_subject_request_id="nope"),
+        ),
         f"{CUS}/RedeemCustomerLink": Case(
             FRONTEND,
             lambda f: customers_pb2.RedeemCustomerLinkRequest(code=f["token"]),
@@ -382,6 +453,12 @@ CASES.update(
     }
 )
 
+CASES["customervault.v1.EventService/ListEvents"] = Case(
+    FRONTEND,
+    lambda f: events_pb2.ListEventsRequest(page_size=10),
+    lambda f: events_pb2.ListEventsRequest(page_token="not a cursor"),
+)
+
 SERVICES = [
     (vault_pb2, "VaultService", vault_pb2_grpc.VaultServiceStub),
     (admin_pb2, "PolicyAdminService", admin_pb2_grpc.PolicyAdminServiceStub),
@@ -390,6 +467,7 @@ SERVICES = [
     (rights_pb2, "RightsService", rights_pb2_grpc.RightsServiceStub),
     (retention_pb2, "RetentionService", retention_pb2_grpc.RetentionServiceStub),
     (customers_pb2, "CustomerAccessService", customers_pb2_grpc.CustomerAccessServiceStub),
+    (events_pb2, "EventService", events_pb2_grpc.EventServiceStub),
 ]
 
 
@@ -412,4 +490,32 @@ def prepare(vault: RunningVault) -> dict[str, str]:
             subject_id=subject, purposes=["personalization"], source=CONSENT_SOURCE
         ),
     ).receipt.receipt_id
-    return {"subject": subject, "victim": victim, "token": token, "receipt": receipt}
+    customer = vault.client(principal="customer", roles=("customer",), subject=subject)
+    requests = [
+        customer.call(
+            customer.customers,
+            "CreateDataSubjectRequest",
+            customers_pb2.CreateDataSubjectRequestRequest(
+                subject_id=subject, kind=requests_pb2.DATA_SUBJECT_REQUEST_KIND_ERASURE
+            ),
+        ).request.request_id
+        for _ in range(2)
+    ]
+    return {
+        "subject": subject,
+        "victim": victim,
+        "token": token,
+        "receipt": receipt,
+        "request": requests[0],
+        "withdrawn": requests[1],
+    }
+
+
+def caller(who: dict[str, Any] | None, prepared: dict[str, str]) -> dict[str, Any] | None:
+    """`who` with `$name` values taken from the fixture (a customer's own subject)."""
+    if who is None:
+        return None
+    return {
+        k: prepared[v[1:]] if isinstance(v, str) and v.startswith("$") else v
+        for k, v in who.items()
+    }

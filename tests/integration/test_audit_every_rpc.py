@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from tests.data import NOBODY
 from tests.integration.harness import RunningVault
-from tests.integration.rpc_table import CASES, SERVICES
+from tests.integration.rpc_table import CASES, SERVICES, caller
 
 
 def _all_methods() -> list[str]:
@@ -63,10 +63,10 @@ def test_each_call_allowed_denied_unauthenticated_or_malformed_leaves_one_entry(
     attempts: list[tuple[str, Message, dict[str, Any] | None]] = [
         ("unauthenticated", case.request(prepared), None),
         ("denied", case.request(prepared), NOBODY),
-        ("allowed", case.request(prepared), case.allowed_as),
+        ("allowed", case.request(prepared), caller(case.allowed_as, prepared)),
     ]
     if case.malformed is not None:
-        attempts.append(("malformed", case.malformed(prepared), case.allowed_as))
+        attempts.append(("malformed", case.malformed(prepared), caller(case.allowed_as, prepared)))
     for label, request, who in attempts:
         before = _entries(sqlite_vault)
         code = _invoke(sqlite_vault, method, request, who)

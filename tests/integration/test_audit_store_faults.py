@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.data import ADA, DPO, FRAUD
-from tests.integration.faults import audit_store_refusing
+from tests.integration.audit_faults import audit_store_refusing
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.retention.helpers import verify_audit_log
 from vault.api.client import VaultClientError

@@ -98,6 +98,22 @@ def test_checkpoints_are_cosigned_and_verify_log_says_by_whom(
     state = vault.settings.audit_last_checkpoint_file
     assert state.stat().st_mode & 0o777 == 0o600
 
+    # GetLatestCheckpoint carries each witness's newest cosignature, checkable by anyone
+    # holding the witness's key (the console does so on its log-integrity page).
+    with grpc.insecure_channel(vault.address) as channel:
+        stub = audit_pb2_grpc.AuditServiceStub(channel)
+        metadata = (("authorization", f"Bearer {vault.token(**COMPLIANCE)}"),)  # type: ignore[arg-type]
+        checkpoint = stub.GetLatestCheckpoint(
+            audit_pb2.GetLatestCheckpointRequest(), metadata=metadata, timeout=30
+        )
+    [cosigned] = checkpoint.witness_cosignatures
+    assert cosigned.witness == WITNESS_NAME and 0 < cosigned.tree_size <= checkpoint.tree_size
+    body = audit.Checkpoint(checkpoint.origin, cosigned.tree_size, cosigned.root_hash)
+    audit.CosignatureVerifier.from_verifier_key(witness.verifier_key).verify_line(
+        body, cosigned.line
+    )
+    assert cosigned.cosign_time.seconds > 0
+
 
 def test_a_rewritten_trail_is_refused_and_the_audited_services_go_not_serving(
     witnessed_vault: tuple[RunningVault, WitnessProcess],

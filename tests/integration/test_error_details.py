@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tests.data import ADA, DPO, SERVICE
-from tests.integration.faults import audit_store_refusing
+from tests.integration.audit_faults import audit_store_refusing
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import rights_pb2_grpc, vault_pb2_grpc

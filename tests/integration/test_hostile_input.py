@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.data import ADA, ADMIN
 from tests.integration.harness import RunningVault, raw_stub
-from tests.integration.rpc_table import CASES, SERVICES, Case
+from tests.integration.rpc_table import CASES, SERVICES, Case, caller
 from vault.api.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
 from vault.api.interceptors import CREDENTIAL_EXCHANGE
 from vault.fields.spec import FIELD_NAME
@@ -205,7 +205,9 @@ def test_hostile_requests_get_a_clean_status_and_change_nothing(
 ) -> None:
     ids: dict[str, str] = request.getfixturevalue("prepared")
     methods = _methods(service)
-    tokens = {m[0]: sqlite_vault.token(**ALL_CASES[m[0]].allowed_as) for m in methods}
+    tokens = {
+        m[0]: sqlite_vault.token(**(caller(ALL_CASES[m[0]].allowed_as, ids) or {})) for m in methods
+    }
     channel = grpc.insecure_channel(sqlite_vault.address)
 
     @settings(
@@ -307,7 +309,7 @@ def test_malformed_wire_bytes_are_invalid_argument_and_audited_on_every_rpc(
     try:
         for _, service, _ in ALL_SERVICES:
             for method, _, input_type, stream in _methods(service):
-                token = sqlite_vault.token(**ALL_CASES[method].allowed_as)
+                token = sqlite_vault.token(**(caller(ALL_CASES[method].allowed_as, ids) or {}))
                 payloads = [b"\x0a\x05ab"]  # field 1, 5 bytes long, 2 bytes sent
                 text = _wire_string_field(input_type)
                 if text is not None:

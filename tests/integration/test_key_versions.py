@@ -143,7 +143,7 @@ def test_the_reindex_resumes_and_skips_what_does_not_open(sqlite_vault: RunningV
     provider.add_root_version(keys.BLIND_INDEX)
     app = sqlite_vault.app
     _wait_for(lambda: app.keyring.blind_indexer().version == 2)
-    sealing = RecordCipher(app.keyring, app.dictionary.searchable_fields)
+    sealing = RecordCipher(app.keyring, app.dictionary.index_forms)
     reindexer = Reindexer(app.db, sealing, batch_size=2)
     first = reindexer.batch("")
     assert first.last_id  # stopped after two subjects, resumes from there

@@ -22,6 +22,14 @@ from vault import key_custody
 from vault.api.client import VaultClientError
 from vault.cli.main import app as cli_app
 from vault.crypto import LocalKeyFileProvider, WrappedDataKey
+from vault.storage.fields_blob import (
+    BINARY,
+    blob_format,
+    decode_fields,
+    encode_fields,
+    encode_json,
+)
+from vault.subject import StoredField
 
 READER = {"principal": "dpo-desk", "roles": ("dpo",)}
 
@@ -96,11 +104,11 @@ def test_a_ciphertext_moved_to_another_field_fails_opaquely(sqlite_vault: Runnin
         blob = conn.execute(
             sa.text("SELECT fields FROM subjects WHERE id = :id"), {"id": subject}
         ).scalar_one()
-        doc = json.loads(blob)
+        doc = _doc(blob)
         doc["f"]["family_name"][0] = doc["f"]["given_name"][0]
         conn.execute(
             sa.text("UPDATE subjects SET fields = :v WHERE id = :id"),
-            {"v": json.dumps(doc).encode(), "id": subject},
+            {"v": _encoded(doc), "id": subject},
         )
     with pytest.raises(VaultClientError) as caught:
         _read(sqlite_vault, subject)
@@ -115,17 +123,36 @@ def _raw_db(vault: RunningVault) -> sqlite3.Connection:
     return sqlite3.connect(vault.settings.data_dir / "vault.db", timeout=10)
 
 
+def _doc(blob: bytes) -> dict[str, Any]:
+    """A stored blob (any format) as an editable document shaped like format 2's JSON:
+    {"v": format, "f": {name: [sealed base64, writer, written_at, version]}, "t": tag}."""
+    fields = decode_fields(blob)
+    entries = {
+        name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at, f.version]
+        for name, f in fields.items()
+    }
+    tag = base64.b64encode(fields.tag).decode() if fields.tag is not None else None
+    return {"v": blob_format(blob), "f": entries, "t": tag}
+
+
+def _encoded(doc: dict[str, Any]) -> bytes:
+    """`doc` written back as the vault writes a blob now (format 3), edits and all."""
+    fields = {
+        name: StoredField(base64.b64decode(sealed), writer, at, version)
+        for name, (sealed, writer, at, version) in doc["f"].items()
+    }
+    return encode_fields(fields, base64.b64decode(doc["t"]))
+
+
 def _blob(vault: RunningVault, subject_id: str) -> dict[str, Any]:
     with closing(_raw_db(vault)) as db:
         (blob,) = db.execute("SELECT fields FROM subjects WHERE id = ?", (subject_id,)).fetchone()
-    return dict(json.loads(blob))
+    return _doc(blob)
 
 
 def _put_blob(vault: RunningVault, subject_id: str, doc: dict[str, Any]) -> None:
     with closing(_raw_db(vault)) as db, db:
-        db.execute(
-            "UPDATE subjects SET fields = ? WHERE id = ?", (json.dumps(doc).encode(), subject_id)
-        )
+        db.execute("UPDATE subjects SET fields = ? WHERE id = ?", (_encoded(doc), subject_id))
 
 
 def _refused_and_audited(vault: RunningVault, subject_id: str) -> None:
@@ -230,7 +257,7 @@ def test_format_1_values_still_open_and_are_resealed_on_the_next_update(
 
     client.update(subject, 1, {"phone": "+44 20 7946 0019"}, reason="rectification")
     upgraded = _blob(sqlite_vault, subject)
-    assert upgraded["v"] == 2 and "t" in upgraded
+    assert upgraded["v"] == BINARY and upgraded["t"] is not None
     assert upgraded["f"]["phone"][3] == 2 and upgraded["f"]["email"][3] == 1
     assert all(base64.b64decode(e[0])[0] == 2 for e in upgraded["f"].values())
     assert _read(sqlite_vault, subject)["email"] == normalized["email"]
@@ -260,7 +287,7 @@ def test_upgrade_seals_reseals_format_1_subjects_without_an_update(
     assert _blob(sqlite_vault, subjects[2]) == current  # already format 2: untouched
     for subject in subjects[:2]:
         upgraded = _blob(sqlite_vault, subject)
-        assert upgraded["v"] == 2 and {e[3] for e in upgraded["f"].values()} == {1}
+        assert upgraded["v"] == BINARY and {e[3] for e in upgraded["f"].values()} == {1}
         assert _read(sqlite_vault, subject) == normalized
         upgraded["f"]["email"] = [*json.loads(legacy[subject])["f"]["email"], 1]
         _put_blob(sqlite_vault, subject, upgraded)
@@ -274,8 +301,38 @@ def test_upgrade_seals_reseals_format_1_subjects_without_an_update(
 def test_a_fields_blob_of_another_shape_is_the_same_opaque_failure(
     sqlite_vault: RunningVault, position: int, value: object
 ) -> None:
+    """Edited in the JSON of format 2, which the vault still reads."""
     subject, _, after = _rectified(sqlite_vault)
     edited = json.loads(json.dumps(after))
+    edited["v"] = 2
     edited["f"]["email"][position] = value
-    _put_blob(sqlite_vault, subject, edited)
+    with closing(_raw_db(sqlite_vault)) as db, db:
+        db.execute(
+            "UPDATE subjects SET fields = ? WHERE id = ?", (json.dumps(edited).encode(), subject)
+        )
     _refused_and_audited(sqlite_vault, subject)
+
+
+@pytest.mark.parametrize("cut", [1, 30, -1])
+def test_a_binary_fields_blob_cut_short_or_lengthened_is_the_same_opaque_failure(
+    sqlite_vault: RunningVault, cut: int
+) -> None:
+    subject, _, after = _rectified(sqlite_vault)
+    blob = _encoded(after)
+    edited = blob + b"\x00" if cut < 0 else blob[:-cut]
+    with closing(_raw_db(sqlite_vault)) as db, db:
+        db.execute("UPDATE subjects SET fields = ? WHERE id = ?", (edited, subject))
+    _refused_and_audited(sqlite_vault, subject)
+
+
+def test_a_format_2_json_blob_as_the_vault_wrote_it_before_still_opens(
+    sqlite_vault: RunningVault,
+) -> None:
+    subject, _, after = _rectified(sqlite_vault)
+    fields = decode_fields(_encoded(after))
+    with closing(_raw_db(sqlite_vault)) as db, db:
+        db.execute(
+            "UPDATE subjects SET fields = ? WHERE id = ?",
+            (encode_json(fields, fields.tag), subject),
+        )
+    assert _read(sqlite_vault, subject)["email"] == "ada@new.example"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
+import grpc
 import pytest
 import sqlalchemy as sa
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from tests.data import ADA, GRACE
-from tests.integration.harness import RunningVault, shreddable_copies
+from tests.integration.harness import RunningVault, raw_stub, shreddable_copies
 from tests.raw_files import database_files_holding
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import vault_pb2 as pb
@@ -161,6 +164,25 @@ def test_record_activity_moves_last_activity_forward(vault: RunningVault) -> Non
     touched = client.record_activity(created.subject_id)
     assert touched.last_activity_at.ToDatetime() >= created.last_activity_at.ToDatetime()
     assert touched.version == created.version
+
+
+@pytest.mark.parametrize("kind", [99, -1])
+def test_record_activity_refuses_an_unknown_kind(sqlite_vault: RunningVault, kind: int) -> None:
+    created = sqlite_vault.client().create(ADA)
+    stub, channel = raw_stub(sqlite_vault)
+    metadata = (("authorization", f"Bearer {sqlite_vault.token()}"),)
+    request = pb.RecordActivityRequest(subject_id=created.subject_id, kind=kind)  # type: ignore[arg-type]
+    with channel, pytest.raises(grpc.RpcError) as caught:
+        stub.RecordActivity(request, metadata=metadata)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
+    assert status is not None
+    (detail,) = [d for d in status.details if d.Is(error_details_pb2.BadRequest.DESCRIPTOR)]
+    bad = error_details_pb2.BadRequest()
+    detail.Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("kind", "unknown activity kind")
+    ]
 
 
 def _raw_database_text(vault: RunningVault) -> bytes:

@@ -172,13 +172,22 @@ ELSEWHERE = {
     f"{T}/AcknowledgeNotice",
     f"{T}/ListLegalHolds",
     f"{T}/GetRetentionReport",
+    f"{T}/ListRetentionRuns",
+    # The event feed reports changes already made; it reads no subject's data.
+    "customervault.v1.EventService/ListEvents",
     *(
         m
         for m in _all_methods()
         if m.split("/")[0].endswith(("PolicyAdminService", "AuditService"))
     ),
-    # A customer's way in (tokens, links) and its dormancy notice: no processing of the
-    # data; a restricted customer still reaches their own data (art. 18 keeps access).
+    # The request queue names requests, not data; a decision carries a request out
+    # through the rights above, under their own subject checks (test_subject_requests.py).
+    f"{R}/ListDataSubjectRequests",
+    f"{R}/GetDataSubjectRequest",
+    f"{R}/DecideDataSubjectRequest",
+    # A customer's way in (tokens, links), its dormancy notice and its own requests: no
+    # processing of the data; a restricted customer still reaches their own data and
+    # may still ask (art. 18 keeps access).
     *(m for m in _all_methods() if m.split("/")[0].endswith("CustomerAccessService")),
 }
 

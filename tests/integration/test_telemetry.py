@@ -57,17 +57,24 @@ class Captured:
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
 
-    def points(self, name: str) -> list[Any]:
+    def _metrics(self) -> list[Any]:
         data = self.metrics.get_metrics_data()
         assert data is not None
         return [
-            point
+            metric
             for resource in data.resource_metrics
             for scope in resource.scope_metrics
             for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
         ]
+
+    def points(self, name: str) -> list[Any]:
+        return [p for m in self._metrics() if m.name == name for p in m.data.data_points]
+
+    def units(self, name: str) -> list[str]:
+        return [m.unit for m in self._metrics() if m.name == name]
+
+    def metric_names(self) -> set[str]:
+        return {m.name for m in self._metrics()}
 
 
 @pytest.fixture
@@ -123,17 +130,17 @@ def test_a_call_is_one_server_span_with_policy_crypto_database_and_audit_childre
     assert create.attributes["rpc.service"] == VAULT_SERVICE
     assert create.attributes["rpc.method"] == "CreateSubject"
     assert create.attributes["rpc.grpc.status_code"] == 0
-    assert len(str(create.attributes["customervault.request_id"])) == 32
+    assert len(str(create.attributes["customer_vault.request_id"])) == 32
     children = _children(otel, create)
     assert {"crypto.seal", "db.write"} <= set(children)
     (write,) = children["db.write"]
     (in_transaction,) = _children(otel, write)["audit.append"]
-    assert in_transaction.attributes == {"customervault.audit.mode": "in_transaction"}
+    assert in_transaction.attributes == {"customer_vault.audit.mode": "in_transaction"}
 
     get = _server_span(otel, "GetSubject")
     children = _children(otel, get)
     assert {"db.read", "policy.plan_view", "crypto.open", "audit.append"} <= set(children)
-    assert children["audit.append"][0].attributes == {"customervault.audit.mode": "group_commit"}
+    assert children["audit.append"][0].attributes == {"customer_vault.audit.mode": "group_commit"}
     for span in otel.finished():
         assert span.context.trace_id in (create.context.trace_id, get.context.trace_id)
         assert span.end_time is not None
@@ -171,28 +178,41 @@ def test_metrics_count_calls_by_method_and_code_and_denials_by_rule(
         traced.client(**NOBODY).get(subject, "full", "data_subject_request", "DSR-1")
     assert denied.value.code == "PERMISSION_DENIED"
 
-    requests = {
-        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
-        for p in otel.points("customervault.rpc.requests")
+    # OpenTelemetry's RPC semantic conventions: rpc.server.duration in milliseconds,
+    # by rpc.system, rpc.service, rpc.method and rpc.grpc.status_code; its count is
+    # the number of calls.
+    durations = otel.points("rpc.server.duration")
+    calls = {
+        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.count
+        for p in durations
     }
-    assert requests[("CreateSubject", 0)] == 1
-    assert requests[("GetSubject", 0)] == 1
-    assert requests[("GetSubject", grpc.StatusCode.PERMISSION_DENIED.value[0])] == 1
-    durations = otel.points("customervault.rpc.duration")
+    assert calls[("CreateSubject", 0)] == 1
+    assert calls[("GetSubject", 0)] == 1
+    assert calls[("GetSubject", grpc.StatusCode.PERMISSION_DENIED.value[0])] == 1
     assert sum(p.count for p in durations) == 3
-    (denial,) = otel.points("customervault.policy.denials")
+    for point in durations:
+        assert point.attributes["rpc.system"] == "grpc"
+        assert point.attributes["rpc.service"] == VAULT_SERVICE
+    (unit,) = otel.units("rpc.server.duration")
+    assert unit == "ms"
+    # Everything else is the vault's own, under one namespace.
+    assert all(
+        name.startswith("customer_vault.") or name.startswith("rpc.")
+        for name in otel.metric_names()
+    )
+    (denial,) = otel.points("customer_vault.policy.denials")
     assert denial.value == 1
     assert denial.attributes["rpc.method"] == "GetSubject"
-    assert denial.attributes["customervault.reason"] == "default-deny"
+    assert denial.attributes["customer_vault.reason"] == "default-deny"
     modes = {
-        p.attributes["customervault.audit.mode"]
-        for p in otel.points("customervault.audit.write.duration")
+        p.attributes["customer_vault.audit.mode"]
+        for p in otel.points("customer_vault.audit.write.duration")
     }
     assert modes == {"in_transaction", "group_commit"}
 
     telemetry.subjects_anonymized(2)
     telemetry.subjects_anonymized(0)
-    (anonymized,) = otel.points("customervault.subjects.anonymized")
+    (anonymized,) = otel.points("customer_vault.subjects.anonymized")
     assert anonymized.value == 2
 
 
@@ -202,22 +222,22 @@ def test_gauges_show_the_audit_checkpoint_lag_and_the_key_rewrap_progress(
     service = traced.client()
     for _ in range(3):
         service.create(PII)
-    (lag,) = otel.points("customervault.audit.checkpoint_lag")
-    (age,) = otel.points("customervault.audit.checkpoint_lag.age")
+    (lag,) = otel.points("customer_vault.audit.checkpoint_lag")
+    (age,) = otel.points("customer_vault.audit.checkpoint_lag.age")
     assert lag.value >= 0 and age.value >= 0
-    _eventually(lambda: otel.points("customervault.audit.checkpoint_lag")[0].value == 0)
+    _eventually(lambda: otel.points("customer_vault.audit.checkpoint_lag")[0].value == 0)
 
     keys = {
-        p.attributes["customervault.kek_version"]: p.value
-        for p in otel.points("customervault.keys.data_keys")
+        p.attributes["customer_vault.kek_version"]: p.value
+        for p in otel.points("customer_vault.keys.data_keys")
     }
     assert keys == {"1": 3}
     LocalKeyFileProvider(traced.settings.resolved_key_file).add_kek_version()
     _eventually(
         lambda: (
             {
-                p.attributes["customervault.kek_version"]: p.value
-                for p in otel.points("customervault.keys.data_keys")
+                p.attributes["customer_vault.kek_version"]: p.value
+                for p in otel.points("customer_vault.keys.data_keys")
                 if p.value
             }
             == {"2": 3}
@@ -312,7 +332,7 @@ def test_no_pii_in_any_span_metric_or_log_line(otel: Captured, traced: RunningVa
     assert len(spans) > 30 and {s.name for s in spans} >= {"crypto.open", "db.write"}
     assert [(s.name, _leaks(span_text(s))) for s in spans if _leaks(span_text(s))] == []
     metric_text = _metric_text(otel)
-    assert "customervault.policy.denials" in metric_text  # the scan saw the labels
+    assert "customer_vault.policy.denials" in metric_text  # the scan saw the labels
     assert _leaks(metric_text) == []
     assert otel.logs.lines  # the scan saw log lines
     assert [line for line in otel.logs.lines if _leaks(line)] == []

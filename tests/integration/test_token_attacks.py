@@ -141,3 +141,24 @@ def test_detokenize_decides_permission_before_it_looks_the_token_up(
         fraud.detokenize(missing, "fraud", "case FR-5")
     assert caught.value.code == "NOT_FOUND"
     assert fraud.detokenize(real, "fraud", "case FR-5").subject_id == subject
+
+
+def test_a_token_shown_in_a_view_is_a_join_key_until_tokenize_records_it(
+    vault: RunningVault,
+) -> None:
+    """The contract (DISCLOSURE_TOKENIZED, docs/security.md): a view does not record the
+    tokens it shows; Tokenize returns the same deterministic token and records it."""
+    service, fraud = vault.client(), vault.client(**FRAUD)
+    subject = service.create(ADA).subject_id
+    twin = service.create(ADA).subject_id
+    shown = fraud.get(subject, "fraud", "fraud", "case FR-9").fields["national_id"]
+    assert shown.disclosure == pb.DISCLOSURE_TOKENIZED
+    # A join key: the same value shows the same token for another subject.
+    assert fraud.get(twin, "fraud", "fraud", "case FR-9").fields["national_id"].value == shown.value
+    with pytest.raises(VaultClientError) as caught:
+        fraud.detokenize(shown.value, "fraud", "case FR-9")
+    assert caught.value.code == "NOT_FOUND"
+    recorded = fraud.tokenize(subject, "national_id", DET, "fraud", "case FR-9").token
+    assert recorded == shown.value
+    revealed = fraud.detokenize(recorded, "fraud", "case FR-9")
+    assert (revealed.subject_id, revealed.value.value) == (subject, ADA["national_id"])

@@ -24,6 +24,8 @@ from vault.crypto import FieldProvenance, ed25519_key_id, sealed_dek_id
 from vault.errors import DecryptionError
 from vault.fields.dictionary import DataDictionary
 from vault.identity import TokenVerifier
+from vault.storage.fields_blob import decode_fields, encode_fields, encode_json
+from vault.subject import StoredField
 
 
 def _cases(name: str) -> list[Any]:
@@ -116,6 +118,51 @@ def test_a_stored_format_1_value_still_opens(case: dict[str, Any]) -> None:
         kat.sealer(case).open(case["field"] + "x", sealed)
     with pytest.raises(DecryptionError):
         kat.sealer(case).open(case["field"], sealed, FieldProvenance(1, "order-service", 0))
+
+
+# --- fields blob ------------------------------------------------------------------------
+
+
+def _opens_as_recorded(case: dict[str, Any], blob: bytes) -> None:
+    """The blob decodes to the case's fields, each opens to its plaintext under its
+    provenance and the set checks under the tag."""
+    stored = decode_fields(blob)
+    assert list(stored) == [field["field"] for field in case["fields"]]
+    versions = {field["field"]: field["version"] for field in case["fields"]}
+    assert stored.versions == versions
+    kat.blob_sealer(case).check_field_set(versions, stored.tag or b"")
+    for field in case["fields"]:
+        value = stored[field["field"]]
+        assert (value.written_by, value.written_at) == (field["written_by"], field["written_at"])
+        bound = FieldProvenance(field["version"], field["written_by"], field["written_at"])
+        opened = kat.blob_sealer(case).open(field["field"], value.sealed, bound)
+        assert opened == field["plaintext"].encode("utf-8")
+
+
+@pytest.mark.parametrize("case", _cases("fields_blob"))
+def test_fields_blob_layout(case: dict[str, Any]) -> None:
+    """Format 3: 0x03 | tag | count u16 | per field written_at i64 | version i64 |
+    name, writer and sealed lengths (u8, u16, u32) | name | writer | sealed."""
+    blob = bytes.fromhex(case["expected"]["blob"])
+    assert kat.compute_fields_blob(case) == case["expected"]
+    sealed, tag = kat.sealed_fields(case)
+    stored = {
+        f["field"]: StoredField(value, f["written_by"], f["written_at"], f["version"])
+        for f, value in sealed
+    }
+    assert encode_fields(stored, tag) == blob
+    _opens_as_recorded(case, blob)
+
+
+@pytest.mark.parametrize("case", _cases("fields_blob_v2"))
+def test_a_stored_format_2_json_blob_still_opens(case: dict[str, Any]) -> None:
+    """Format 2 (JSON, base64 values) is no longer written by the vault, only by the
+    migration's downgrade; rows in it are still read."""
+    blob = case["expected"]["blob"].encode("utf-8")
+    assert kat.compute_fields_blob_v2(case) == case["expected"]
+    _opens_as_recorded(case, blob)
+    stored = decode_fields(blob)
+    assert encode_json(stored, stored.tag) == blob
 
 
 # --- blind index, deterministic token, pseudonym ----------------------------------------

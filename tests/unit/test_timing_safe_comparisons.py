@@ -27,6 +27,14 @@ _SECRET_NAME = re.compile(
 )
 
 PUBLIC = {
+    # Configuration names and key metadata, not key material.
+    ("vault/config.py", "self.key_provider == 'env'"): "provider name from settings",
+    ("vault/config.py", "self.key_provider == 'pkcs11'"): "provider name from settings",
+    ("vault/startup.py", "settings.resolved_key_provider == 'file'"): "provider name",
+    ("vault/crypto/hsm.py", "scanned.signature() == self._inventory.signature()"): (
+        "the token's key version numbers (an inventory, no key bytes)"
+    ),
+    ("vault/identity/jwks.py", "self.jwk.key_type != wanted"): "a public JWK's key type",
     # Merkle tree hashes and checkpoint roots: public by design (anyone may verify).
     ("audit/leaf_scan.py", "hashes != [row[2] for row in rows]"): "recomputed public leaf hashes",
     ("audit/leaf_scan.py", "hashes[j] != row[2]"): "recomputed public leaf hashes",

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -20,7 +20,7 @@ import audit
 from audit.query import MAX_PAGE_SIZE
 from audit.witness import WitnessClient, WitnessUnavailableError
 from vault.access.guard import authorize
-from vault.api.convert import when
+from vault.api.convert import timestamp, when
 from vault.api.gen.customervault.v1 import audit_pb2 as pb
 from vault.api.gen.customervault.v1 import audit_pb2_grpc
 from vault.api.whatif_messages import explanation_message
@@ -213,9 +213,18 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: pb.GetLatestCheckpointRequest, context: grpc.ServicerContext
     ) -> pb.GetLatestCheckpointResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
-        return pb.GetLatestCheckpointResponse(
-            checkpoint=self._checkpoint(audit.latest_checkpoint(self._engine))
+        checkpoint = self._checkpoint(audit.latest_checkpoint(self._engine))
+        checkpoint.witness_cosignatures.extend(
+            pb.WitnessCosignature(
+                witness=c.witness,
+                tree_size=c.size,
+                root_hash=c.root_hash,
+                line=c.line,
+                cosign_time=timestamp(datetime.fromtimestamp(c.cosigned_at, UTC)),
+            )
+            for c in audit.newest_cosignatures(self._engine)
         )
+        return pb.GetLatestCheckpointResponse(checkpoint=checkpoint)
 
     def GetInclusionProof(
         self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext

@@ -19,6 +19,7 @@ from vault.api.audit_service import AuditServicer
 from vault.api.consent_service import ConsentServicer
 from vault.api.customers_service import CustomerAccessServicer
 from vault.api.errors import MAX_VIOLATIONS
+from vault.api.events_service import EventServicer
 from vault.api.gen.customervault.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -28,6 +29,8 @@ from vault.api.gen.customervault.v1 import (
     consent_pb2_grpc,
     customers_pb2,
     customers_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -43,14 +46,16 @@ from vault.api.servicer import VaultServicer
 from vault.api.tracing import TracingStage
 from vault.audit_trail import Auditor
 from vault.consent.service import ConsentService
+from vault.events.service import EventFeed
 from vault.fields.dictionary import DataDictionary
-from vault.identity import IdentityMap, TokenVerifier
+from vault.identity import BearerVerifier, IdentityMap
 from vault.policy import PolicyEngine
 from vault.records.disclosure import DisclosureService
 from vault.records.reader import RecordReader
 from vault.records.service import RecordService
 from vault.retention.service import RetentionService
 from vault.rights.customer_access import CustomerAccess
+from vault.rights.request_decisions import RequestDesk
 from vault.rights.service import RightsService
 from vault.whatif.service import WhatIfService
 
@@ -66,6 +71,8 @@ class DomainServices:
     rights: RightsService
     retention: RetentionService
     customers: CustomerAccess
+    requests: RequestDesk
+    events: EventFeed
     policy: PolicyEngine
     dictionary: DataDictionary
     audit_engine: Engine
@@ -76,7 +83,7 @@ class DomainServices:
 
 
 def interceptor_stages(
-    auditor: Auditor, verifier: TokenVerifier, identities: IdentityMap
+    auditor: Auditor, verifier: BearerVerifier, identities: IdentityMap
 ) -> list[Stage]:
     """The chain every call passes, outermost first: trace, audit, authenticate."""
     return [
@@ -103,9 +110,10 @@ def service_bindings(
         whatif=services.whatif,
     )
     consent = ConsentServicer(services.consent)
-    rights = RightsServicer(services.rights)
+    rights = RightsServicer(services.rights, services.requests.decisions)
     retention = RetentionServicer(services.retention)
-    customers = CustomerAccessServicer(services.customers)
+    customers = CustomerAccessServicer(services.customers, services.requests.customers)
+    feed = EventServicer(services.events)
     return [
         binding(
             vault_pb2, "VaultService", vault_pb2_grpc.add_VaultServiceServicer_to_server, vault
@@ -140,5 +148,8 @@ def service_bindings(
             "CustomerAccessService",
             customers_pb2_grpc.add_CustomerAccessServiceServicer_to_server,
             customers,
+        ),
+        binding(
+            events_pb2, "EventService", events_pb2_grpc.add_EventServiceServicer_to_server, feed
         ),
     ]

@@ -27,10 +27,12 @@ from vault.api.gen.customervault.v1 import (
     retention_pb2,
     rights_pb2,
 )
+from vault.api.request_client import MyRequests, RequestInfo, RequestQueue
 
 __all__ = [
     "CheckpointInfo",
     "ConsoleClient",
+    "CosignatureInfo",
     "CustomerClient",
     "CustomerSignIn",
     "EntryPage",
@@ -41,7 +43,9 @@ __all__ = [
     "ProofInfo",
     "PurposeChoice",
     "Receipt",
+    "RequestInfo",
     "RetentionReportInfo",
+    "RunInfo",
     "ShownField",
     "VaultClientError",
     "VerifyInfo",
@@ -66,11 +70,23 @@ class EntryPage:
 
 
 @dataclass(frozen=True)
+class CosignatureInfo:
+    """A witness's newest stored cosignature, as the vault reports it (unchecked)."""
+
+    witness: str
+    tree_size: int
+    root_hash: bytes
+    line: str
+    cosigned_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     origin: str
     tree_size: int
     root_hash: bytes
     note: str
+    cosignatures: tuple[CosignatureInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,23 @@ class RetentionReportInfo:
     to_anonymize: int
     held: int
     cancelled_since_last_run: int
+    k_anonymity: KAnonymityInfo | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A past retention run as the caller's tenant sees it (`tenant_reported` False: a
+    run stored before per-tenant reports, its counts unknown here)."""
+
+    run_id: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    interrupted: bool
+    tenant_reported: bool
+    notified: int
+    anonymized: int
+    cancelled: int
+    held: int
     k_anonymity: KAnonymityInfo | None
 
 
@@ -208,7 +241,22 @@ def _verify_info(response: audit_pb2.VerifyLogResponse) -> VerifyInfo:
 
 
 def _checkpoint(message: audit_pb2.Checkpoint) -> CheckpointInfo:
-    return CheckpointInfo(message.origin, message.tree_size, message.root_hash, message.note)
+    return CheckpointInfo(
+        message.origin,
+        message.tree_size,
+        message.root_hash,
+        message.note,
+        tuple(
+            CosignatureInfo(
+                c.witness,
+                c.tree_size,
+                c.root_hash,
+                c.line,
+                _moment(c.cosign_time, c.HasField("cosign_time")),
+            )
+            for c in message.witness_cosignatures
+        ),
+    )
 
 
 class ConsoleClient:
@@ -237,6 +285,11 @@ class ConsoleClient:
 
     def _audit(self, method: str, request: object) -> object:
         return self._client.call(self._client.audit, method, request)
+
+    @property
+    def requests(self) -> RequestQueue:
+        """Customers' data-subject requests: the queue, one request, the decision."""
+        return RequestQueue(self._client)
 
     def _retention(self, method: str, request: object) -> object:
         return self._client.call(self._client.retention, method, request)
@@ -411,12 +464,35 @@ class ConsoleClient:
             to_anonymize=response.to_anonymize,
             held=response.held,
             cancelled_since_last_run=response.cancelled_since_last_run,
-            k_anonymity=KAnonymityInfo(
-                k.k, k.records, k.groups, k.min_group_size, k.groups_below_k, k.records_below_k
-            )
-            if response.HasField("k_anonymity")
-            else None,
+            k_anonymity=_k_info(k) if response.HasField("k_anonymity") else None,
         )
+
+    def retention_runs(self, page_size: int = 10) -> list[RunInfo]:
+        """The newest finished retention runs, with the caller's tenant's part of each."""
+        request = retention_pb2.ListRetentionRunsRequest(page_size=page_size)
+        response = self._retention("ListRetentionRuns", request)
+        assert isinstance(response, retention_pb2.ListRetentionRunsResponse)
+        return [
+            RunInfo(
+                r.run_id,
+                _moment(r.start_time, r.HasField("start_time")),
+                _moment(r.finish_time, r.HasField("finish_time")),
+                r.interrupted,
+                r.tenant_reported,
+                r.notified,
+                r.anonymized,
+                r.cancelled,
+                r.held,
+                _k_info(r.k_anonymity) if r.HasField("k_anonymity") else None,
+            )
+            for r in response.runs
+        ]
+
+
+def _k_info(k: retention_pb2.KAnonymity) -> KAnonymityInfo:
+    return KAnonymityInfo(
+        k.k, k.records, k.groups, k.min_group_size, k.groups_below_k, k.records_below_k
+    )
 
 
 # --- the privacy center: a customer's own calls ---------------------------------------
@@ -505,6 +581,11 @@ class CustomerClient:
 
     def _consent(self, method: str, request: object) -> object:
         return self._client.call(self._client.consent, method, request)
+
+    @property
+    def requests(self) -> MyRequests:
+        """The customer's own rectification, restriction and erasure requests."""
+        return MyRequests(self._client, self.subject_id)
 
     def _source(self, *, gpc: bool = False) -> consent_pb2.ConsentSource:
         return consent_pb2.ConsentSource(

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import grpc
 
+from vault.api import request_convert
 from vault.api.convert import timestamp
 from vault.api.gen.customervault.v1 import customers_pb2 as pb
 from vault.api.gen.customervault.v1 import customers_pb2_grpc
 from vault.context import require_call
 from vault.rights.customer_access import CustomerAccess
+from vault.rights.requests import CustomerRequests
 
 
 class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
     """The gRPC face of customer tokens and one-time links."""
 
-    def __init__(self, customers: CustomerAccess) -> None:
+    def __init__(self, customers: CustomerAccess, requests: CustomerRequests) -> None:
         self._customers = customers
+        self._requests = requests
 
     def IssueCustomerToken(
         self, request: pb.IssueCustomerTokenRequest, context: grpc.ServicerContext
@@ -50,3 +53,45 @@ class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
         if deadline is None:
             return pb.GetDormancyNoticeResponse(open=False)
         return pb.GetDormancyNoticeResponse(open=True, deadline=timestamp(deadline))
+
+    def CreateDataSubjectRequest(
+        self, request: pb.CreateDataSubjectRequestRequest, context: grpc.ServicerContext
+    ) -> pb.CreateDataSubjectRequestResponse:
+        created = self._requests.create(
+            require_call(),
+            request.subject_id,
+            request_convert.kind_name(request.kind),
+            dict(request.proposed_values),
+            request.jurisdiction,
+        )
+        return pb.CreateDataSubjectRequestResponse(request=request_convert.request(created))
+
+    def IssueRequestVerificationCode(
+        self, request: pb.IssueRequestVerificationCodeRequest, context: grpc.ServicerContext
+    ) -> pb.IssueRequestVerificationCodeResponse:
+        issued = self._requests.issue_code(require_call(), request.data_subject_request_id)
+        return pb.IssueRequestVerificationCodeResponse(
+            code=issued.code, expires_at=timestamp(issued.expires_at)
+        )
+
+    def VerifyDataSubjectRequest(
+        self, request: pb.VerifyDataSubjectRequestRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyDataSubjectRequestResponse:
+        verified = self._requests.verify(
+            require_call(), request.data_subject_request_id, request.code
+        )
+        return pb.VerifyDataSubjectRequestResponse(request=request_convert.request(verified))
+
+    def ListOwnDataSubjectRequests(
+        self, request: pb.ListOwnDataSubjectRequestsRequest, context: grpc.ServicerContext
+    ) -> pb.ListOwnDataSubjectRequestsResponse:
+        found = self._requests.list_own(require_call(), request.subject_id)
+        return pb.ListOwnDataSubjectRequestsResponse(
+            requests=[request_convert.request(r) for r in found]
+        )
+
+    def CancelDataSubjectRequest(
+        self, request: pb.CancelDataSubjectRequestRequest, context: grpc.ServicerContext
+    ) -> pb.CancelDataSubjectRequestResponse:
+        cancelled = self._requests.cancel(require_call(), request.data_subject_request_id)
+        return pb.CancelDataSubjectRequestResponse(request=request_convert.request(cancelled))

@@ -96,6 +96,19 @@ def rich_status(
     details = []
     if isinstance(exc, errors.InvalidArgumentError):
         details.append(_pack(bad_request(exc.violations, max_violations)))
+    if isinstance(exc, errors.FailedPreconditionError) and exc.violations:
+        details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=v.type, subject=v.subject[:200], description=v.description[:200]
+                        )
+                        for v in exc.violations[:max_violations]
+                    ]
+                )
+            )
+        )
     if isinstance(exc, errors.PermissionDeniedError):
         details.append(
             _pack(

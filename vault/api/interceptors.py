@@ -24,10 +24,10 @@ from vault.audit_trail import Auditor
 from vault.context import CallContext
 from vault.errors import UnauthenticatedError
 from vault.identity import (
+    BearerVerifier,
     CertificateIdentity,
     IdentityMap,
     TokenBindingError,
-    TokenVerifier,
     identity_from_auth_context,
 )
 from vault.principal import Principal
@@ -92,7 +92,7 @@ class AuthenticationStage:
     certificate (RFC 8705) is refused unless it comes with that very certificate.
     """
 
-    def __init__(self, verifier: TokenVerifier, identities: IdentityMap | None = None) -> None:
+    def __init__(self, verifier: BearerVerifier, identities: IdentityMap | None = None) -> None:
         self._verifier = verifier
         self._identities = identities or IdentityMap({})
 

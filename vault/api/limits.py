@@ -191,47 +191,87 @@ class MalformedWireError(ValueError):
     accept a group as an unknown field and skip the map count."""
 
 
+_SKIP, _MAP, _NESTED = 0, 1, 2
+_Kind = tuple[int, str, bool, Descriptor | None]
+_KINDS: dict[tuple[Descriptor, int], _Kind] = {}
+
+
+def _kind(descriptor: Descriptor, number: int) -> _Kind:
+    """What the walk does with field `number` (skip it, count it as a map entry or walk
+    into it), the field's name, whether it repeats and its message type: worked out once
+    per message type and field."""
+    key = (descriptor, number)
+    known = _KINDS.get(key)
+    if known is None:
+        fd = descriptor.fields_by_number.get(number)
+        entry = fd.message_type if fd is not None else None
+        if fd is None or entry is None:
+            known = (_SKIP, "", False, None)
+        elif entry.GetOptions().map_entry:
+            known = (_MAP, fd.name, fd.is_repeated, entry)
+        else:
+            known = (_NESTED if _has_maps(entry) else _SKIP, fd.name, fd.is_repeated, entry)
+        _KINDS[key] = known
+    return known
+
+
 def _walk(data: memoryview, descriptor: Descriptor, tally: _Tally, path: str) -> str | None:
     """The first map (by path) over the per-map limit, "request" when all maps together
     are over the total, or None. Walks the wire format without parsing: cheap, and it
     stops at the first excess. Bytes it cannot read raise `MalformedWireError`."""
     counts: dict[int, int] = {}
     at = 0
-    while at < len(data):
-        key, at = _varint(data, at)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, at = _varint(data, at)
+    end = len(data)
+    while at < end:
+        # One-byte varints (every tag and length below 128) are read inline: the walk
+        # runs over every item and map entry of a batch.
+        key = data[at]
+        if key < 0x80:
+            at += 1
+        else:
+            key, at = _varint(data, at)
+        if key & 7 != 2:
+            at = _past_scalar(data, at, key & 7)
             continue
-        if wire in _FIXED:
-            at += _FIXED[wire]
-            continue
-        if wire != 2:
-            # Groups (3, 4) and the reserved types: no proto3 message of ours has them.
-            raise MalformedWireError("unsupported wire type")
-        size, at = _varint(data, at)
-        body = data[at : at + size]
-        at += size
-        fd = descriptor.fields_by_number.get(number)
-        entry = fd.message_type if fd is not None else None
-        if fd is None or entry is None:
-            continue
-        index = counts.get(number, 0)
-        counts[number] = index + 1
-        if entry.GetOptions().map_entry:
-            tally.seen += 1
-            if index + 1 > tally.per_map:
-                return f"{path}{fd.name}"
-            if tally.seen > tally.total:
-                return "request"
-        elif _has_maps(entry):
-            where = f"{path}{fd.name}[{index}]." if fd.is_repeated else f"{path}{fd.name}."
-            found = _walk(body, entry, tally, where)
+        if at < end and data[at] < 0x80:
+            size, at = data[at], at + 1
+        else:
+            size, at = _varint(data, at)
+        start, at = at, at + size
+        kind = _kind(descriptor, key >> 3)
+        if kind[0] != _SKIP:
+            index = counts.get(key, 0)
+            counts[key] = index + 1
+            found = _counted(data[start:at], kind, index, tally, path)
             if found is not None:
                 return found
-    if at > len(data):
+    if at > end:
         raise MalformedWireError("truncated field")
     return None
+
+
+def _past_scalar(data: memoryview, at: int, wire: int) -> int:
+    """Where a field of wire type `wire` (not length-delimited) that starts at `at` ends."""
+    if wire == 0:
+        return _varint(data, at)[1]
+    if wire in _FIXED:
+        return at + _FIXED[wire]
+    # Groups (3, 4) and the reserved types: no proto3 message of ours has them.
+    raise MalformedWireError("unsupported wire type")
+
+
+def _counted(body: memoryview, kind: _Kind, index: int, tally: _Tally, path: str) -> str | None:
+    """The `index`-th occurrence of a field: a map entry counted, or a message that can
+    hold maps walked; the first excess."""
+    what, name, repeated, entry = kind
+    if what == _MAP:
+        tally.seen += 1
+        if index + 1 > tally.per_map:
+            return f"{path}{name}"
+        return "request" if tally.seen > tally.total else None
+    assert entry is not None  # a message type: only those are walked into
+    where = f"{path}{name}[{index}]." if repeated else f"{path}{name}."
+    return _walk(body, entry, tally, where)
 
 
 def map_violations(

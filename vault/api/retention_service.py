@@ -9,7 +9,8 @@ from vault.api.gen.customervault.v1 import retention_pb2 as pb
 from vault.api.gen.customervault.v1 import retention_pb2_grpc
 from vault.clock import from_micros
 from vault.context import require_call
-from vault.retention.report import Outcome
+from vault.retention.report import KAnonymity, Outcome
+from vault.retention.runs import PastRun
 from vault.retention.service import RetentionService
 from vault.storage.notices import LegalHold, Notice
 
@@ -24,6 +25,35 @@ def _notice(n: Notice) -> pb.RetentionNotice:
     )
     if n.acknowledged_at is not None:
         message.acknowledged_at.CopyFrom(timestamp(from_micros(n.acknowledged_at)))
+    return message
+
+
+def _k(k: KAnonymity) -> pb.KAnonymity:
+    return pb.KAnonymity(
+        k=k.k,
+        records=k.records,
+        groups=k.groups,
+        min_group_size=k.min_group_size,
+        groups_below_k=k.groups_below_k,
+        records_below_k=k.records_below_k,
+    )
+
+
+def _run(r: PastRun) -> pb.RetentionRun:
+    message = pb.RetentionRun(
+        run_id=r.run_id,
+        start_time=timestamp(from_micros(r.started_at)),
+        finish_time=timestamp(from_micros(r.finished_at)),
+        interrupted=r.interrupted,
+        tenant_reported=r.part is not None,
+    )
+    if r.part is not None:
+        counts = r.part.counts
+        message.notified = counts.get(Outcome.NOTIFIED.value, 0)
+        message.anonymized = counts.get(Outcome.ANONYMIZED.value, 0)
+        message.cancelled = counts.get(Outcome.CANCELLED.value, 0)
+        message.held = counts.get(Outcome.HELD.value, 0)
+        message.k_anonymity.CopyFrom(_k(r.part.k_anonymity))
     return message
 
 
@@ -85,7 +115,6 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
         self, request: pb.GetRetentionReportRequest, context: grpc.ServicerContext
     ) -> pb.GetRetentionReportResponse:
         report = self._service.report(require_call())
-        k = report.k_anonymity
         return pb.GetRetentionReportResponse(
             as_of=timestamp(report.started_at),
             to_notify=report.count(Outcome.NOTIFIED),
@@ -93,12 +122,13 @@ class RetentionServicer(retention_pb2_grpc.RetentionServiceServicer):
             held=report.count(Outcome.HELD),
             cancelled_since_last_run=report.count(Outcome.CANCELLED),
             held_subject_ids=report.held_subjects,
-            k_anonymity=pb.KAnonymity(
-                k=k.k,
-                records=k.records,
-                groups=k.groups,
-                min_group_size=k.min_group_size,
-                groups_below_k=k.groups_below_k,
-                records_below_k=k.records_below_k,
-            ),
+            k_anonymity=_k(report.k_anonymity),
         )
+
+    def ListRetentionRuns(
+        self, request: pb.ListRetentionRunsRequest, context: grpc.ServicerContext
+    ) -> pb.ListRetentionRunsResponse:
+        page, token = self._service.list_runs(
+            require_call(), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListRetentionRunsResponse(runs=[_run(r) for r in page], next_page_token=token)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import grpc
 
-from vault.api import convert
+from vault.api import convert, request_convert
 from vault.api.gen.customervault.v1 import rights_pb2 as pb
 from vault.api.gen.customervault.v1 import rights_pb2_grpc
 from vault.context import require_call
+from vault.errors import FieldViolation, InvalidArgumentError
+from vault.rights.request_decisions import RequestDecisions
 from vault.rights.service import RightsService
 
 
 class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     """The gRPC face of the data-subject rights."""
 
-    def __init__(self, rights: RightsService) -> None:
+    def __init__(self, rights: RightsService, decisions: RequestDecisions) -> None:
         self._rights = rights
+        self._decisions = decisions
 
     def ExportSubjectData(
         self, request: pb.ExportSubjectDataRequest, context: grpc.ServicerContext
@@ -55,3 +58,35 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     ) -> pb.EraseSubjectDataResponse:
         meta = self._rights.erase(require_call(), request.subject_id, request.reason)
         return pb.EraseSubjectDataResponse(subject=convert.meta(meta))
+
+    def ListDataSubjectRequests(
+        self, request: pb.ListDataSubjectRequestsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDataSubjectRequestsResponse:
+        found, token = self._decisions.queue(
+            require_call(),
+            request_convert.state_names(list(request.states)),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListDataSubjectRequestsResponse(
+            requests=[request_convert.request(r) for r in found], next_page_token=token
+        )
+
+    def GetDataSubjectRequest(
+        self, request: pb.GetDataSubjectRequestRequest, context: grpc.ServicerContext
+    ) -> pb.GetDataSubjectRequestResponse:
+        found = self._decisions.get(require_call(), request.data_subject_request_id)
+        return pb.GetDataSubjectRequestResponse(request=request_convert.request(found))
+
+    def DecideDataSubjectRequest(
+        self, request: pb.DecideDataSubjectRequestRequest, context: grpc.ServicerContext
+    ) -> pb.DecideDataSubjectRequestResponse:
+        if request.decision not in (request_convert.APPROVE, request_convert.REJECT):
+            raise InvalidArgumentError([FieldViolation("decision", "approve or reject")])
+        decided = self._decisions.decide(
+            require_call(),
+            request.data_subject_request_id,
+            request.decision == request_convert.APPROVE,
+            request.reason,
+        )
+        return pb.DecideDataSubjectRequestResponse(request=request_convert.request(decided))

@@ -22,6 +22,10 @@ _TOKEN_KIND = {
     pb.TOKEN_KIND_RANDOM: TokenKind.RANDOM,
 }
 _TOKEN_KIND_TO_PB = {v: k for k, v in _TOKEN_KIND.items()}
+# ActivityKind values this server knows. Proto3 enums are open: a client built from a
+# newer or edited .proto can send any number, which is refused rather than recorded.
+# ACTIVITY_KIND_UNSPECIFIED (not said) is accepted, as older clients send it.
+_ACTIVITY_KINDS = frozenset(pb.ActivityKind.values())
 
 
 def _states(values: list[int]) -> list[SubjectState]:
@@ -128,6 +132,8 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
     def RecordActivity(
         self, request: pb.RecordActivityRequest, context: grpc.ServicerContext
     ) -> pb.RecordActivityResponse:
+        if request.kind not in _ACTIVITY_KINDS:
+            raise InvalidArgumentError([FieldViolation("kind", "unknown activity kind")])
         occurred = convert.when(request.occurred_at, request.HasField("occurred_at"), "occurred_at")
         meta = self._records.record_activity(require_call(), request.subject_id, occurred)
         return pb.RecordActivityResponse(subject=convert.meta(meta))

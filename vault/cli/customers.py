@@ -9,6 +9,7 @@ import typer
 
 from vault.cli.output import Format, FormatOpt, Output, print_message
 from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call
+from vault.cli.requests import own_requests_app
 
 customers_app = typer.Typer(
     no_args_is_help=True, help="Customers' own access: tokens, sign-in links, dormancy notices."
@@ -72,3 +73,6 @@ def dormancy_notice(
     """Whether the customer has an open dormancy notice, and its deadline."""
     response = call(address, token, "customers", "GetDormancyNotice", subjectId=subject_id)
     print_message(response, fmt, output)
+
+
+customers_app.add_typer(own_requests_app, name="request")

@@ -41,10 +41,11 @@ def _db(cfg: Settings) -> Any:
 @keys_app.command("rotate")
 def keys_rotate(data_dir: DataDir = None) -> None:
     """Add a new KEK version and make it active; running vaults re-wrap in the background."""
-    from vault.crypto import LocalKeyFileProvider
+    from vault import key_custody
 
     cfg = settings(data_dir=data_dir)
-    version = LocalKeyFileProvider(cfg.resolved_key_file).add_kek_version()
+    with key_custody.managed_provider(cfg) as provider:
+        version = provider.add_kek_version()
     console.print(f"KEK v{version} is now active; data keys are re-wrapped in the background")
 
 
@@ -132,11 +133,11 @@ def keys_rewrap(
 def keys_retire(version: int, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Remove an old KEK version once no data key uses it."""
     from vault import key_custody
-    from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     try:
-        key_custody.retire(_db(cfg), LocalKeyFileProvider(cfg.resolved_key_file), version)
+        with key_custody.managed_provider(cfg) as provider:
+            key_custody.retire(_db(cfg), provider, version)
     except VaultError as exc:
         raise die(exc.message) from None
     console.print(f"KEK v{version} retired")
@@ -147,10 +148,10 @@ def keys_rotate_blind_index(data_dir: DataDir = None) -> None:
     """Add a new blind-index key version and make it active; running vaults re-index in
     the background (searches look under every version meanwhile)."""
     from vault import key_custody
-    from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir)
-    version = LocalKeyFileProvider(cfg.resolved_key_file).add_root_version(key_custody.BLIND_INDEX)
+    with key_custody.managed_provider(cfg) as provider:
+        version = provider.add_root_version(key_custody.BLIND_INDEX)
     console.print(f"blind-index key v{version} is now active; digests are re-indexed")
     console.print("in the background, or now with `customer-vault keys reindex`")
 
@@ -174,9 +175,7 @@ def keys_reindex(
     cfg = settings(data_dir=data_dir, database_url=database_url)
     db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
-    reindexer = Reindexer(
-        db, RecordCipher(KeyRing(provider), dictionary.searchable_fields), batch_size
-    )
+    reindexer = Reindexer(db, RecordCipher(KeyRing(provider), dictionary.index_forms), batch_size)
     total = key_custody.secret_status(db, provider, key_custody.BLIND_INDEX).pending
     failed, after = 0, ""
     with Progress(console=console) as progress:
@@ -210,7 +209,7 @@ def keys_upgrade_seals(
     cfg = settings(data_dir=data_dir, database_url=database_url)
     db, provider = _db(cfg), key_custody.provider_for(cfg)
     dictionary = DataDictionary.from_file(cfg.policies_dir / "data_dictionary.yaml")
-    sealing = RecordCipher(KeyRing(provider), dictionary.searchable_fields)
+    sealing = RecordCipher(KeyRing(provider), dictionary.index_forms)
     upgraded = failed = 0
     after = ""
     while True:
@@ -229,12 +228,11 @@ def keys_retire_blind_index(
 ) -> None:
     """Remove an old blind-index key version once no digest uses it."""
     from vault import key_custody
-    from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     try:
-        provider = LocalKeyFileProvider(cfg.resolved_key_file)
-        key_custody.retire_blind_index_version(_db(cfg), provider, version)
+        with key_custody.managed_provider(cfg) as provider:
+            key_custody.retire_blind_index_version(_db(cfg), provider, version)
     except VaultError as exc:
         raise die(exc.message) from None
     console.print(f"blind-index key v{version} retired")
@@ -245,10 +243,10 @@ def keys_rotate_token(data_dir: DataDir = None) -> None:
     """Add a new token key version and make it active: new tokens carry it, and
     deterministic tokens of the same value differ from those of older versions."""
     from vault import key_custody
-    from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir)
-    version = LocalKeyFileProvider(cfg.resolved_key_file).add_root_version(key_custody.TOKEN)
+    with key_custody.managed_provider(cfg) as provider:
+        version = provider.add_root_version(key_custody.TOKEN)
     console.print(f"token key v{version} is now active; older tokens still detokenize")
     console.print("until their version is retired (`customer-vault keys retire-token`)")
 
@@ -264,18 +262,16 @@ def keys_retire_token(
 ) -> None:
     """Remove an old token key version: every token minted under it stops detokenizing."""
     from vault import key_custody
-    from vault.crypto import LocalKeyFileProvider
 
     cfg = settings(data_dir=data_dir, database_url=database_url)
     db = _db(cfg)
     try:
-        provider = LocalKeyFileProvider(cfg.resolved_key_file)
-        live = key_custody.secret_status(db, provider, key_custody.TOKEN).rows_by_version.get(
-            version, 0
-        )
-        if live and not yes:
-            raise die(f"{live} tokens of v{version} would stop working; add --yes to retire")
-        forgotten = key_custody.retire_token_version(db, provider, version)
+        with key_custody.managed_provider(cfg) as provider:
+            rows = key_custody.secret_status(db, provider, key_custody.TOKEN).rows_by_version
+            live = rows.get(version, 0)
+            if live and not yes:
+                raise die(f"{live} tokens of v{version} would stop working; add --yes to retire")
+            forgotten = key_custody.retire_token_version(db, provider, version)
     except VaultError as exc:
         raise die(exc.message) from None
     console.print(f"token key v{version} retired; {forgotten} tokens no longer detokenize")

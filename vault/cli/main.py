@@ -25,6 +25,9 @@ GROUPS: dict[str, Group] = {
     ),
     "policy": Group("vault.cli.policy", "policy_app", "Check and reload the access policy."),
     "audit": Group("vault.cli.audit", "audit_app", "The compliance officer's audit tools."),
+    "events": Group(
+        "vault.cli.events", "events_app", "The event feed for the front end (by cursor)."
+    ),
     "keys": Group("vault.cli.keys", "keys_app", "Key custody: create, rotate, re-wrap, retire."),
     "token": Group("vault.cli.dev_token", "token_app", "Development bearer tokens."),
     "witness": Group(

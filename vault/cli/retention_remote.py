@@ -109,6 +109,22 @@ def report(
     print_message(response, fmt, output)
 
 
+def runs(
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = "",
+    fmt: FormatOpt = Format.table,
+    output: Output = None,
+) -> None:
+    """Past anonymization runs, newest first (one page): this tenant's counts and the
+    k-anonymity of its anonymized records when each run ended."""
+    response = call(
+        address, token, "retention", "ListRetentionRuns", pageSize=page_size, pageToken=page_token
+    )
+    print_message(response, fmt, output, table=lambda r: rows_table(r, "runs"))
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "notices": notices,
     "acknowledge": acknowledge,
@@ -116,4 +132,5 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "release": release,
     "holds": holds,
     "report": report,
+    "runs": runs,
 }

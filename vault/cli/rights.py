@@ -10,6 +10,7 @@ import typer
 from vault.cli.options import parse_pairs
 from vault.cli.output import Format, FormatOpt, Output, print_message, write
 from vault.cli.remote import DEFAULT_ADDRESS, Address, Token, call
+from vault.cli.requests import requests_app
 from vault.cli.shapes import meta_line
 
 rights_app = typer.Typer(no_args_is_help=True, help="Data-subject rights: access, rectify, ...")
@@ -117,3 +118,6 @@ def erase(
     show_meta(
         _run(address, token, "EraseSubjectData", subject_id=subject_id, reason=reason), fmt, output
     )
+
+
+rights_app.add_typer(requests_app, name="requests")

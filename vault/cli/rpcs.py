@@ -37,11 +37,19 @@ RPC_COMMANDS: Mapping[str, str] = {
     "RightsService.RestrictProcessing": "rights restrict",
     "RightsService.LiftRestriction": "rights lift-restriction",
     "RightsService.EraseSubjectData": "rights erase",
+    "RightsService.ListDataSubjectRequests": "rights requests list",
+    "RightsService.GetDataSubjectRequest": "rights requests show",
+    "RightsService.DecideDataSubjectRequest": "rights requests decide",
     # CustomerAccessService
     "CustomerAccessService.IssueCustomerToken": "customers issue-token",
     "CustomerAccessService.CreateCustomerLink": "customers create-link",
     "CustomerAccessService.RedeemCustomerLink": "customers redeem-link",
     "CustomerAccessService.GetDormancyNotice": "customers dormancy-notice",
+    "CustomerAccessService.CreateDataSubjectRequest": "customers request create",
+    "CustomerAccessService.IssueRequestVerificationCode": "customers request issue-code",
+    "CustomerAccessService.VerifyDataSubjectRequest": "customers request verify",
+    "CustomerAccessService.ListOwnDataSubjectRequests": "customers request list",
+    "CustomerAccessService.CancelDataSubjectRequest": "customers request cancel",
     # RetentionService
     "RetentionService.ListNotices": "retention notices",
     "RetentionService.AcknowledgeNotice": "retention acknowledge",
@@ -49,12 +57,15 @@ RPC_COMMANDS: Mapping[str, str] = {
     "RetentionService.ClearLegalHold": "retention release",
     "RetentionService.ListLegalHolds": "retention holds",
     "RetentionService.GetRetentionReport": "retention report",
+    "RetentionService.ListRetentionRuns": "retention runs",
     # PolicyAdminService
     "PolicyAdminService.ReloadPolicy": "policy reload",
     "PolicyAdminService.GetPolicyStatus": "policy status",
     "PolicyAdminService.CheckPolicy": "policy ask",
     "PolicyAdminService.SimulatePolicy": "policy simulate",
     "PolicyAdminService.ListPolicyVersions": "policy versions",
+    # EventService
+    "EventService.ListEvents": "events list",
     # AuditService
     "AuditService.QueryEntries": "audit query",
     "AuditService.GetEntry": "audit entry",

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from vault.access.guard import authorize, check_subject, load_own_subject
 from vault.audit_trail import Auditor
-from vault.clock import Clock
+from vault.clock import Clock, to_micros
 from vault.consent import checks, ledger
 from vault.consent.checks import ConsentRequest
 from vault.consent.models import (
@@ -37,9 +37,11 @@ from vault.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from vault.event_kinds import EventKind
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
 from vault.storage.db import Database
+from vault.storage.events import record_event
 from vault.storage.subjects import SubjectRow
 
 _MAX_LISTED = 200
@@ -84,7 +86,9 @@ class ConsentService:
             NewConsentEvent(name, ConsentAction.GRANT, request.expires_at)
             for name in request.purposes
         ]
-        return self._append(call, principal, request, now, lambda _conn: events)
+        return self._append(
+            call, principal, request, now, lambda _conn: events, kind=EventKind.CONSENT_GRANTED
+        )
 
     def withdraw(self, call: CallContext, request: ConsentRequest) -> ConsentChange:
         """Withdraw consent to purposes, or every purpose one earlier receipt granted."""
@@ -102,7 +106,7 @@ class ConsentService:
             names = request.purposes or self._granted_by(conn, call, request)
             return [NewConsentEvent(name, ConsentAction.WITHDRAW) for name in names]
 
-        return self._append(call, principal, request, now, events)
+        return self._append(call, principal, request, now, events, kind=EventKind.CONSENT_WITHDRAWN)
 
     def opt_out(self, call: CallContext, request: ConsentRequest) -> ConsentChange:
         """Opt out of purposes and/or whole groups (``all_marketing``, ``all_sharing``).
@@ -123,7 +127,9 @@ class ConsentService:
             + checks.no_expiry(request)
         )
         events = [NewConsentEvent(name, ConsentAction.WITHDRAW) for name in request.purposes]
-        return self._append(call, principal, request, now, lambda _conn: events)
+        return self._append(
+            call, principal, request, now, lambda _conn: events, kind=EventKind.CONSENT_OPTED_OUT
+        )
 
     def _begin(self, call: CallContext, request: ConsentRequest, kind: str) -> Principal:
         call.subject_ids = [request.subject_id] if request.subject_id else []
@@ -149,6 +155,8 @@ class ConsentService:
         request: ConsentRequest,
         now: datetime,
         events_in: Callable[[Connection], list[NewConsentEvent]],
+        *,
+        kind: EventKind,
     ) -> ConsentChange:
         assert request.channel is not None  # checks.common refused a missing channel
         jurisdiction = request.jurisdiction or self._jurisdiction
@@ -192,6 +200,21 @@ class ConsentService:
                 subject_id=row.meta.id,
                 issued_at=now,
                 document=document,
+            )
+            record_event(
+                conn,
+                tenant=principal.tenant,
+                subject_id=row.meta.id,
+                kind=kind,
+                occurred_at=to_micros(now),
+                facts={
+                    "purposes": ",".join(e.purpose for e in stored),
+                    "channel": request.channel.value,
+                    "notice_version": request.notice_version,
+                    "jurisdiction": jurisdiction,
+                    "receipt_id": receipt_id,
+                    "consent_version": version,
+                },
             )
             call.consent_version = version
             call.extra = {

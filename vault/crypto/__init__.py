@@ -6,6 +6,7 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 """
 
 from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
+from vault.crypto.dek_cache import DataKeyCache
 from vault.crypto.derived import (
     BlindIndexer,
     PageTokenMac,
@@ -13,14 +14,14 @@ from vault.crypto.derived import (
     Tokenizer,
     token_key_version,
 )
-from vault.crypto.errors import KeyMaterialError, SignatureError
+from vault.crypto.errors import KeyMaterialError, KeyProviderUnavailableError, SignatureError
 from vault.crypto.ids import (
     constant_time_equals,
     is_subject_id,
     new_random_id,
     new_subject_id,
 )
-from vault.crypto.interfaces import KeyProvider
+from vault.crypto.interfaces import KeyProvider, ManagedKeyProvider
 from vault.crypto.keydoc import generate_key_document
 from vault.crypto.keyring import KeyRing, WrappedDataKey
 from vault.crypto.providers import EnvKeyProvider, LocalKeyFileProvider
@@ -37,13 +38,16 @@ from vault.crypto.signing import (
 
 __all__ = [
     "BlindIndexer",
+    "DataKeyCache",
     "EnvKeyProvider",
     "FieldProvenance",
     "FieldSealer",
     "KeyMaterialError",
     "KeyProvider",
+    "KeyProviderUnavailableError",
     "KeyRing",
     "LocalKeyFileProvider",
+    "ManagedKeyProvider",
     "PageTokenMac",
     "Pseudonymizer",
     "SignatureError",

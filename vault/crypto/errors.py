@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vault.errors import VaultError
+from vault.errors import UnavailableError, VaultError
 
 
 class KeyMaterialError(VaultError):
@@ -15,6 +15,11 @@ class KeyMaterialError(VaultError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"key material error: {reason}")
         self.reason = reason
+
+
+class KeyProviderUnavailableError(UnavailableError):
+    """The key provider cannot be reached now (an HSM restarting, its session lost): the
+    call fails UNAVAILABLE and may be retried; the provider reconnects on its own."""
 
 
 class SignatureError(VaultError):

@@ -27,7 +27,8 @@ class KeyProvider(Protocol):
         ...
 
     def wrap_key(self, kek_version: int, key: bytes) -> bytes:
-        """AES key wrap (RFC 3394) of `key` under KEK `kek_version`."""
+        """AES key wrap of `key` under KEK `kek_version` (RFC 3394 for the key file,
+        RFC 5649 in a PKCS#11 token)."""
         ...
 
     def unwrap_key(self, kek_version: int, wrapped: bytes) -> bytes:
@@ -49,4 +50,29 @@ class KeyProvider(Protocol):
 
     def refresh(self) -> bool:
         """Reload key material if its source changed; return True if it was reloaded."""
+        ...
+
+    def close(self) -> None:
+        """Release what the provider holds open (an HSM session); a no-op for files."""
+        ...
+
+
+class ManagedKeyProvider(KeyProvider, Protocol):
+    """A provider whose versions can be added and retired (`keys rotate`, `keys retire`
+    and their blind-index and token twins): the key file and the PKCS#11 token."""
+
+    def add_kek_version(self) -> int:
+        """Add the next KEK version and make it active; returns it."""
+        ...
+
+    def retire_kek_version(self, version: int) -> None:
+        """Remove a non-active KEK version (the caller checks nothing uses it)."""
+        ...
+
+    def add_root_version(self, purpose: str) -> int:
+        """Add the next version of `purpose`'s root secret, made active; returns it."""
+        ...
+
+    def retire_root_version(self, purpose: str, version: int) -> None:
+        """Remove a non-active version of `purpose`'s root secret."""
         ...

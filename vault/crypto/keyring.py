@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from vault.crypto.dek_cache import DataKeyCache
 from vault.crypto.derived import BlindIndexer, PageTokenMac, Pseudonymizer, Tokenizer
 from vault.crypto.interfaces import KeyProvider
 from vault.crypto.sealing import DEK_SIZE, FieldSealer
@@ -32,10 +33,14 @@ class KeyRing:
     and pseudonymizers are built once per root-secret version and cached, with their
     per-(tenant, field) keys; without a version, each call asks the provider which
     version is active, so a rotation picked up by `refresh` applies to the next value.
+
+    With a `dek_cache`, unwrapped data keys are kept there (bounded, expiring:
+    `vault.crypto.dek_cache`), so repeated reads of a subject skip the provider's unwrap.
     """
 
-    def __init__(self, provider: KeyProvider) -> None:
+    def __init__(self, provider: KeyProvider, dek_cache: DataKeyCache | None = None) -> None:
         self.provider = provider
+        self.dek_cache = dek_cache
         self._derivers: dict[
             tuple[str, int], BlindIndexer | Tokenizer | Pseudonymizer | PageTokenMac
         ] = {}
@@ -48,6 +53,8 @@ class KeyRing:
         reloaded = self.provider.refresh()
         if reloaded:
             self._derivers = {}
+            if self.dek_cache is not None:
+                self.dek_cache.clear()  # a retired KEK must stop unwrapping at once
         return reloaded
 
     def new_data_key(self) -> tuple[bytes, WrappedDataKey]:
@@ -58,17 +65,29 @@ class KeyRing:
 
     def unwrap(self, wrapped: WrappedDataKey) -> bytes:
         """The data key inside `wrapped`; `DecryptionError` on any failure."""
+        cache = self.dek_cache
+        if cache is not None and (cached := cache.get(wrapped.kek_version, wrapped.blob)):
+            return cached
         dek = self.provider.unwrap_key(wrapped.kek_version, wrapped.blob)
         if len(dek) != DEK_SIZE:
             raise DecryptionError
+        if cache is not None:
+            cache.put(wrapped.kek_version, wrapped.blob, dek)
         return dek
+
+    def forget(self, wrapped: WrappedDataKey) -> None:
+        """Drop `wrapped`'s data key from the cache (it was re-wrapped or shredded)."""
+        if self.dek_cache is not None:
+            self.dek_cache.forget(wrapped.kek_version, wrapped.blob)
 
     def rewrap(self, wrapped: WrappedDataKey) -> WrappedDataKey:
         """`wrapped` re-wrapped under the active KEK (the same object if it already is)."""
         active = self.provider.active_kek_version()
         if wrapped.kek_version == active:
             return wrapped
-        return WrappedDataKey(active, self.provider.wrap_key(active, self.unwrap(wrapped)))
+        rewrapped = WrappedDataKey(active, self.provider.wrap_key(active, self.unwrap(wrapped)))
+        self.forget(wrapped)
+        return rewrapped
 
     def sealer(self, dek: bytes, tenant: str, subject_id: str, dek_id: int = 1) -> FieldSealer:
         """A sealer for one subject's fields under `dek` (from `new_data_key`/`unwrap`)."""

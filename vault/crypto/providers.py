@@ -26,6 +26,9 @@ class _DocumentProvider:
         """The KEK version that wraps every new data key."""
         return self._material.active_kek
 
+    def close(self) -> None:
+        """Nothing is held open."""
+
     def kek_versions(self) -> tuple[int, ...]:
         """Every KEK version present, ascending."""
         return self._material.versions()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from vault.crypto._primitives import GCM_NONCE_SIZE, GCM_TAG_SIZE, AesGcm
@@ -58,6 +58,7 @@ _PROVENANCE_TIME = struct.Struct(">q")
 _MAX_DEK_ID = 0xFFFFFFFF
 _FIELD_CACHE_LIMIT = 4096
 _field_prefixes: dict[str, bytes] = {}
+_new_sets: dict[tuple[str, ...], bytes] = {}
 
 
 def length_prefixed(text: str) -> bytes:
@@ -146,6 +147,34 @@ class FieldSealer:
         aad = self._prefix + _field_prefix(field) + provenance.encode() + self._header
         return self._header + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
+    def seal_new(self, values: Mapping[str, str], provenance: FieldProvenance) -> dict[str, bytes]:
+        """`seal` of every value (its UTF-8) for its field, all bound to `provenance`: the
+        same values `seal` makes, with the provenance encoded once and the nonces drawn
+        in one call (a new subject's ten fields are on the batch-create hot path)."""
+        names = list(values)
+        nonces = os.urandom(GCM_NONCE_SIZE * len(names))
+        bound = provenance.encode() + self._header
+        prefix, header = self._prefix, self._header
+        bodies = self._aead.encrypt_each(
+            nonces, [(values[n].encode(), prefix + _field_prefix(n) + bound) for n in names]
+        )
+        return {
+            name: header + nonces[i * GCM_NONCE_SIZE : (i + 1) * GCM_NONCE_SIZE] + body
+            for i, (name, body) in enumerate(zip(names, bodies, strict=True))
+        }
+
+    def seal_new_field_set(self, names: Collection[str]) -> bytes:
+        """`seal_field_set` of `names`, each at version 1 (a new subject's set); the
+        encoded set is kept per distinct list of names, a small set."""
+        key = tuple(names)
+        body = _new_sets.get(key)
+        if body is None:
+            body = self._field_set_body(dict.fromkeys(key, 1))
+            if len(_new_sets) < _FIELD_CACHE_LIMIT:
+                _new_sets[key] = body
+        nonce = os.urandom(GCM_NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, b"", self._set_prefix + body + self._header)
+
     def open(self, field: str, sealed: bytes, provenance: FieldProvenance | None = None) -> bytes:
         """Decrypt a value sealed for `field` of this subject with this `provenance`
         (None: a format-1 value, which has none; a format-2 value always has one).
@@ -187,12 +216,16 @@ class FieldSealer:
             raise DecryptionError
 
     def _field_set_aad(self, versions: Mapping[str, int]) -> bytes:
-        parts = [self._set_prefix, _LENGTH.pack(len(versions))]
+        return self._set_prefix + self._field_set_body(versions) + self._header
+
+    @staticmethod
+    def _field_set_body(versions: Mapping[str, int]) -> bytes:
+        """count | for each field, by name: lp(field) | field_version (u64)."""
+        parts = [_LENGTH.pack(len(versions))]
         for name in sorted(versions):
             if not 1 <= versions[name] < 2**64:
                 raise ValueError("field version must be a positive 64-bit integer")
             parts += [_field_prefix(name), _U64.pack(versions[name])]
-        parts.append(self._header)
         return b"".join(parts)
 
 

@@ -10,7 +10,7 @@ Violation descriptions are fixed text: they never quote the value, which is PII.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -25,6 +25,7 @@ from vault.fields.normalizers import (
     ISO_COUNTRY_CODES,
     Context,
     InvalidValueError,
+    comparison_form,
     normalize_value,
     violation_path,
 )
@@ -60,6 +61,11 @@ class DataDictionary:
         self.version = version
         self.fields: Mapping[str, FieldSpec] = MappingProxyType(dict(fields))
         self.searchable_fields = frozenset(n for n, s in fields.items() if s.searchable)
+        # Each searchable field's comparison form (`normalizers.comparison_form`): what
+        # its blind index is computed over, for writes, searches and the re-index alike.
+        self.index_forms: Mapping[str, Callable[[str], str]] = MappingProxyType(
+            {n: comparison_form(s.type) for n, s in fields.items() if s.searchable}
+        )
         self.default_phone_region = default_phone_region
         self._required = tuple(n for n, s in fields.items() if s.required)
 

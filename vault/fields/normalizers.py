@@ -7,6 +7,7 @@ ISO-8601) or raises `InvalidValueError` with fixed text: never the value, which 
 from __future__ import annotations
 
 import encodings.idna
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -35,6 +36,8 @@ class InvalidValueError(Exception):
 
 _EARLIEST_DATE = date(1900, 1, 1)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A phone number as the vault stores it: "+", a country code and at most 15 digits.
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _EMAIL_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CODE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 -]*[A-Za-z0-9])?")
@@ -174,8 +177,20 @@ def _check_domain(domain: str) -> None:
 
 
 def _phone(text: str, spec: FieldSpec, context: Context) -> str:
+    if _E164.fullmatch(text):
+        number = _e164_number(text)
+        if number is not None:
+            if not phonenumbers.is_valid_number(number):
+                raise InvalidValueError("not a valid phone number")
+            return text
+    return phone_by_parsing(text, context.phone_region)
+
+
+def phone_by_parsing(text: str, region: str | None) -> str:
+    """`text` parsed as a phone number (`region`: the default when it has no country
+    code), validated and formatted in E.164; the general path of `_phone`."""
     try:
-        number = phonenumbers.parse(text, context.phone_region)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         raise InvalidValueError("not a valid phone number") from None
     # E.164 has no extensions: storing the number would silently lose it.
@@ -184,6 +199,37 @@ def _phone(text: str, spec: FieldSpec, context: Context) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidValueError("not a valid phone number")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _e164_number(text: str) -> phonenumbers.PhoneNumber | None:
+    """The number `phonenumbers.parse` makes of `text`, already in E.164 form, without
+    its general parsing (half a batch-created subject's validation); None where parse
+    could make another (a national prefix it might strip, a leading zero, a non-geographic
+    code or none at all), which takes the general path. For the rest, parse extracts the
+    same country code (the first of one to three digits that is one) and keeps the
+    digits after it as the national number; formatting that in E.164 gives `text` back.
+    tests/unit/fields/test_phone_fast_path.py checks both paths agree."""
+    digits = text[1:]
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+        if regions is not None:
+            break
+    else:
+        return None
+    national = digits[size:]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(regions[0], None)
+    if metadata is None or not national or national[0] == "0":
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and _prefix_pattern(prefix).match(national):
+        return None
+    return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+
+
+@functools.lru_cache(maxsize=512)
+def _prefix_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(prefix)
 
 
 def _date(text: str, spec: FieldSpec, context: Context) -> str:
@@ -215,6 +261,23 @@ def _postal_code(text: str, spec: FieldSpec, context: Context) -> str:
 
 def _national_id(text: str, spec: FieldSpec, context: Context) -> str:
     return _code(text, 4, 32)
+
+
+def _compact_identifier(value: str) -> str:
+    """An identifier without its separators (`QQ 12 34 56 C` and `QQ-123456-C` are both
+    `QQ123456C`): what blind indexes are computed over, while the stored value keeps the
+    form it was written in."""
+    return value.replace(" ", "").replace("-", "")
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def comparison_form(field_type: str) -> Callable[[str], str]:
+    """How a normalized value of `field_type` is compared (blind-indexed and searched):
+    national ids without their spaces and hyphens; every other type as normalized."""
+    return _compact_identifier if field_type == FieldType.NATIONAL_ID else _as_is
 
 
 def _country(text: str, spec: FieldSpec, context: Context) -> str:

@@ -1,4 +1,5 @@
-"""Who is calling: signed bearer tokens (development, tests) and client certificates."""
+"""Who is calling: signed bearer tokens (the vault's own static key, or trusted issuers'
+JWKS) and client certificates."""
 
 from vault.identity.certificates import (
     CertificateIdentity,
@@ -6,14 +7,26 @@ from vault.identity.certificates import (
     IdentityMapError,
     identity_from_auth_context,
 )
+from vault.identity.issuers import (
+    BearerVerifier,
+    IssuerVerifiers,
+    JwksVerifier,
+    TrustedIssuer,
+    trusted_issuer,
+)
 from vault.identity.tokens import TokenBindingError, TokenIssuer, TokenVerifier
 
 __all__ = [
+    "BearerVerifier",
     "CertificateIdentity",
     "IdentityMap",
     "IdentityMapError",
+    "IssuerVerifiers",
+    "JwksVerifier",
     "TokenBindingError",
     "TokenIssuer",
     "TokenVerifier",
+    "TrustedIssuer",
     "identity_from_auth_context",
+    "trusted_issuer",
 ]

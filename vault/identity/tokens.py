@@ -46,8 +46,33 @@ class TokenBindingError(UnauthenticatedError):
     """A certificate-bound token came without that certificate (a replayed copy)."""
 
 
-def _valid_name(value: object) -> bool:
+def valid_name(value: object) -> bool:
+    """A principal, tenant, role or attribute name: short, simple characters."""
     return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def valid_attributes(attrs: object) -> bool:
+    """At most 32 attributes, simple names to short plain string values."""
+    if not isinstance(attrs, dict) or len(attrs) > _MAX_ATTRS:
+        return False
+    return all(
+        valid_name(key) and isinstance(value, str) and _ATTR_VALUE.fullmatch(value)
+        for key, value in attrs.items()
+    )
+
+
+def check_times(claims: Mapping[str, Any], clock: Clock, leeway: int) -> None:
+    """`UnauthenticatedError` unless exp, iat and nbf (iat if absent) are integers, the
+    token is valid now on `clock` (with `leeway` seconds), and lived at most 24 hours."""
+    now = clock.now().timestamp()
+    raw = (claims.get("exp"), claims.get("iat"), claims.get("nbf", claims.get("iat")))
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+        raise UnauthenticatedError(_INVALID)
+    exp, iat, nbf = (int(v) for v in raw if isinstance(v, int))
+    if exp <= now - leeway or nbf > now + leeway or iat > now + leeway:
+        raise UnauthenticatedError(_INVALID)
+    if exp - iat > MAX_TTL.total_seconds():
+        raise UnauthenticatedError(_INVALID)
 
 
 class TokenIssuer:
@@ -69,7 +94,7 @@ class TokenIssuer:
         if not timedelta(0) < ttl <= MAX_TTL:
             raise ValueError("ttl must be positive and at most 24 hours")
         names = [principal.id, principal.tenant, *principal.roles, *principal.attributes]
-        if not all(_valid_name(n) for n in names):
+        if not all(valid_name(n) for n in names):
             raise ValueError("principal, tenant, role and attribute names must be simple names")
         now = self._clock.now()
         claims = {
@@ -89,7 +114,7 @@ class TokenIssuer:
         if (principal.subject is not None) != (principal.roles == {CUSTOMER_ROLE}):
             raise ValueError("a customer token is bound to one subject, and only it")
         if principal.subject is not None:
-            if not _valid_name(principal.subject):
+            if not valid_name(principal.subject):
                 raise ValueError("the subject must be a subject id")
             claims[SUBJECT_CLAIM] = principal.subject
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
@@ -130,10 +155,10 @@ class TokenVerifier:
         if cached is not None:
             principal, claims = cached
             self._check_times(claims)
-            _check_binding(claims, certificate)
+            check_binding(claims, certificate)
             return principal
         principal, claims = self._verify_uncached(token)
-        _check_binding(claims, certificate)
+        check_binding(claims, certificate)
         with self._lock:
             if len(self._verified) >= MAX_CACHED_TOKENS:
                 self._verified.clear()
@@ -144,7 +169,7 @@ class TokenVerifier:
         """The principal and the token's id (`jti`), for a token used once (a link code);
         never cached, and never bound to a certificate."""
         principal, claims = self._verify_uncached(token)
-        _check_binding(claims, None)
+        check_binding(claims, None)
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise UnauthenticatedError(_INVALID)
@@ -175,15 +200,7 @@ class TokenVerifier:
         return self._principal(claims), claims
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
-        now = self._clock.now().timestamp()
-        raw = (claims.get("exp"), claims.get("iat"), claims.get("nbf", claims.get("iat")))
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
-            raise UnauthenticatedError(_INVALID)
-        exp, iat, nbf = (int(v) for v in raw if isinstance(v, int))
-        if exp <= now - self._leeway or nbf > now + self._leeway or iat > now + self._leeway:
-            raise UnauthenticatedError(_INVALID)
-        if exp - iat > MAX_TTL.total_seconds():
-            raise UnauthenticatedError(_INVALID)
+        check_times(claims, self._clock, self._leeway)
 
     @staticmethod
     def _principal(claims: Mapping[str, Any]) -> Principal:
@@ -191,23 +208,16 @@ class TokenVerifier:
             raise UnauthenticatedError(_INVALID)
         sub, tenant = claims.get("sub"), claims.get("tenant")
         roles, attrs = claims.get("roles", []), claims.get("attrs", {})
-        if not (_valid_name(sub) and _valid_name(tenant)):
+        if not (valid_name(sub) and valid_name(tenant)):
             raise UnauthenticatedError(_INVALID)
         if not isinstance(roles, list) or len(roles) > _MAX_ROLES:
             raise UnauthenticatedError(_INVALID)
-        if not all(_valid_name(r) for r in roles):
+        if not all(valid_name(r) for r in roles):
             raise UnauthenticatedError(_INVALID)
-        if not isinstance(attrs, dict) or len(attrs) > _MAX_ATTRS:
+        if not valid_attributes(attrs):
             raise UnauthenticatedError(_INVALID)
-        for key, value in attrs.items():
-            if (
-                not _valid_name(key)
-                or not isinstance(value, str)
-                or not _ATTR_VALUE.fullmatch(value)
-            ):
-                raise UnauthenticatedError(_INVALID)
         bound_subject = claims.get(SUBJECT_CLAIM)
-        if bound_subject is not None and not _valid_name(bound_subject):
+        if bound_subject is not None and not valid_name(bound_subject):
             raise UnauthenticatedError(_INVALID)
         # A customer token names its subject and holds no other role; no other token
         # names a subject.
@@ -231,7 +241,8 @@ def _bound_thumbprint(claims: Mapping[str, Any]) -> str | None:
     return thumbprint if isinstance(thumbprint, str) and thumbprint else None
 
 
-def _check_binding(claims: Mapping[str, Any], certificate: str | None) -> None:
+def check_binding(claims: Mapping[str, Any], certificate: str | None) -> None:
+    """`TokenBindingError` if the token is bound to a certificate other than `certificate`."""
     if "cnf" not in claims:
         return
     bound = _bound_thumbprint(claims)

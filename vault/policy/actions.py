@@ -37,6 +37,11 @@ class Action(StrEnum):
     POLICY_SIMULATE = "policy:simulate"
     CUSTOMER_ISSUE = "customers:issue"
     NOTICE_READ = "retention:notice"
+    REQUEST_SUBMIT = "requests:submit"
+    REQUEST_READ_OWN = "requests:read_own"
+    REQUEST_READ = "requests:read"
+    REQUEST_DECIDE = "requests:decide"
+    EVENTS_READ = "events:read"
 
     @property
     def needs_purpose(self) -> bool:

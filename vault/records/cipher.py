@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +18,16 @@ from vault.crypto import (
     new_subject_id,
 )
 from vault.errors import DecryptionError, FailedPreconditionError
-from vault.storage.subjects import StoredFields, SubjectRow, encode_fields
+from vault.storage.fields_blob import StoredFields, encode_fields, encode_written_together
+from vault.storage.subjects import SubjectRow
 from vault.subject import FieldValue, StoredField, SubjectMeta, SubjectState
+
+_PROPOSAL = "request:"
+"""The sealed name of a request's proposal (never a dictionary field's name)."""
+
+
+def _as_written(value: str) -> str:
+    return value
 
 
 @dataclass(frozen=True)
@@ -45,20 +54,24 @@ class PreparedSubject:
 class RecordCipher:
     """Seals, opens and indexes a subject's fields with its own data key."""
 
-    def __init__(self, keyring: KeyRing, searchable: Iterable[str]) -> None:
+    def __init__(self, keyring: KeyRing, searchable: Mapping[str, Callable[[str], str]]) -> None:
+        """`searchable`: each searchable field and its comparison form
+        (`DataDictionary.index_forms`), which its blind index is computed over."""
         self._keyring = keyring
         self._searchable = frozenset(searchable)
+        self._forms = dict(searchable)
 
     def prepare_new(
         self, tenant: str, writer: str, values: Mapping[str, str], now_us: int
     ) -> PreparedSubject:
         """A fresh subject: random id, new data key, every value sealed and indexed."""
         subject_id = new_subject_id()
-        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+        with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             dek, wrapped = self._keyring.new_data_key()
             sealer = self._keyring.sealer(dek, tenant, subject_id)
-            stored = _sealed(sealer, values, FieldProvenance(1, writer, now_us))
-            blob = encode_fields(stored, sealer.seal_field_set(dict.fromkeys(stored, 1)))
+            sealed = sealer.seal_new(values, FieldProvenance(1, writer, now_us))
+            tag = sealer.seal_new_field_set(sealed)
+            blob = encode_written_together(sealed, writer, now_us, 1, tag)
             index_rows = self.index_rows(tenant, subject_id, values)
         row = {
             "id": subject_id,
@@ -97,7 +110,7 @@ class RecordCipher:
         under it (one indexer for all, so a rotation mid-call cannot mix versions)."""
         indexer = self._keyring.blind_indexer()
         digests = {
-            name: indexer.compute(tenant, name, value)
+            name: indexer.compute(tenant, name, self._forms[name](value))
             for name, value in values.items()
             if name in self._searchable
         }
@@ -114,13 +127,20 @@ class RecordCipher:
     def search_digests(self, tenant: str, field: str, normalized: str) -> list[tuple[int, bytes]]:
         """(key version, digest) of a searched value under every blind-index key version
         present, the active one first: during a re-index a subject may still be indexed
-        under the old version."""
+        under the old version.
+
+        Digests are over the field's comparison form. A digest stored before that form
+        existed (a national id indexed with its separators) is also found through the
+        searched value as written, under each version, until the re-index that follows
+        a blind-index rotation replaces it (docs/operations.md, "Key rotation")."""
+        compared = self._forms.get(field, _as_written)(normalized)
+        forms = [compared] if compared == normalized else [compared, normalized]
         active = self._keyring.blind_indexer()
-        found = [(active.version, active.compute(tenant, field, normalized))]
+        found = [(active.version, active.compute(tenant, field, form)) for form in forms]
         for version in self._keyring.blind_index_versions():
             if version != active.version:
                 indexer = self._keyring.blind_indexer(version)
-                found.append((version, indexer.compute(tenant, field, normalized)))
+                found += [(version, indexer.compute(tenant, field, form)) for form in forms]
         return found
 
     def reindex(self, row: SubjectRow) -> tuple[int, dict[str, bytes]]:
@@ -131,6 +151,11 @@ class RecordCipher:
 
     def is_searchable(self, field: str) -> bool:
         return field in self._searchable
+
+    def forget_key(self, row: SubjectRow) -> None:
+        """Drop the subject's data key from the key ring's cache (it is being shredded)."""
+        if row.wrapped_dek is not None and row.kek_version is not None:
+            self._keyring.forget(WrappedDataKey(row.kek_version, row.wrapped_dek))
 
     def _dek(self, row: SubjectRow) -> bytes:
         return self._unwrap(row.kek_version, row.wrapped_dek)
@@ -170,7 +195,7 @@ class RecordCipher:
         wanted = [n for n in names if n in row.fields]
         if not wanted:
             return {}
-        with telemetry.span("crypto.open", **{"customervault.fields": len(wanted)}):
+        with telemetry.span("crypto.open", **{"customer_vault.fields": len(wanted)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
             _check_field_set(sealer, row.fields)
             opened = {}
@@ -199,7 +224,7 @@ class RecordCipher:
         The stored set is checked first, so an update never re-tags a rolled-back value;
         values still in format 1 are re-sealed in format 2 with their own provenance.
         """
-        with telemetry.span("crypto.seal", **{"customervault.fields": len(values)}):
+        with telemetry.span("crypto.seal", **{"customer_vault.fields": len(values)}):
             sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
             _check_field_set(sealer, row.fields)
             fields = {
@@ -211,6 +236,26 @@ class RecordCipher:
                 fields.pop(name, None)
             versions = {name: f.version or new_version for name, f in fields.items()}
             return encode_fields(fields, sealer.seal_field_set(versions))
+
+    def seal_proposal(
+        self, row: SubjectRow, request_id: str, values: Mapping[str, str], *, by: str, at_us: int
+    ) -> bytes:
+        """A data-subject request's proposed values (canonical JSON), sealed under the
+        subject's data key and bound to the request id, its author and its time: an
+        erasure shreds them with the rest."""
+        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+        plain = json.dumps(dict(values), sort_keys=True, ensure_ascii=False).encode()
+        return sealer.seal(_PROPOSAL + request_id, plain, FieldProvenance(1, by, at_us))
+
+    def open_proposal(
+        self, row: SubjectRow, request_id: str, sealed: bytes, *, by: str, at_us: int
+    ) -> dict[str, str]:
+        """The values `seal_proposal` sealed; `DecryptionError` if anything differs."""
+        sealer = self._keyring.sealer(self._dek(row), row.meta.tenant, row.meta.id, row.dek_id)
+        opened = json.loads(
+            sealer.open(_PROPOSAL + request_id, sealed, FieldProvenance(1, by, at_us))
+        )
+        return {str(k): str(v) for k, v in opened.items()}
 
     def upgraded_blob(self, row: SubjectRow) -> bytes | None:
         """The subject's fields blob with every format-1 value re-sealed in format 2

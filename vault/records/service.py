@@ -6,9 +6,11 @@ Authorization comes first, then validation, then the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection
 
 from vault.access.guard import authorize, check_subject, justification, load_own_subject
 from vault.audit_trail import Auditor
@@ -30,6 +32,9 @@ from vault.storage import shredding
 from vault.storage import subjects as repo
 from vault.storage.db import Database
 from vault.subject import ItemResult, SubjectMeta, SubjectState
+
+Within = Callable[[Connection], None]
+"""More work of the caller's, in a change's own transaction before its audit entry."""
 
 # Activity timestamps may run slightly ahead of our clock on another machine.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -129,12 +134,14 @@ class RecordService:
         reason: str,
         action: Action = Action.SUBJECT_UPDATE,
         purpose: str | None = None,
+        within: Within | None = None,
     ) -> SubjectMeta:
         """Change and clear fields, if the subject is still at `expected_version`.
 
         `action` is the permission asked for: a rectification request (rights:rectify,
         purpose data_subject_request) is the same change under its own permission, and
-        the only one a restricted subject accepts.
+        the only one a restricted subject accepts. `within` runs in the change's own
+        transaction, before its audit entry (a request's decision commits with it).
         """
         principal = authorize(self._policy, call, action)
         call.subject_ids = [subject_id]
@@ -176,6 +183,8 @@ class RecordService:
             )
             # A token stands for the value it was issued for: changed fields lose theirs.
             repo.delete_tokens(conn, subject_id, call.field_names)
+            if within is not None:
+                within(conn)
             self._auditor.record_in(conn, call)
         return _with(row.meta, version=new_version, updated_at=now)
 
@@ -217,6 +226,8 @@ class RecordService:
         reason: str,
         action: Action = Action.SUBJECT_ERASE,
         purpose: str | None = None,
+        *,
+        within: Within | None = None,
     ) -> SubjectMeta:
         """Crypto-shred: drop the data key, the sealed fields and the blind indexes.
 
@@ -236,6 +247,8 @@ class RecordService:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
             if row.meta.state is SubjectState.ERASED:
                 call.extra = {"noop": "already erased"}
+                if within is not None:
+                    within(conn)
                 self._auditor.record_in(conn, call)
                 return row.meta
             # Restriction (only the data-subject request erases then) and legal holds.
@@ -246,7 +259,10 @@ class RecordService:
                     "subject was changed concurrently; retry", subject_id=subject_id
                 )
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
+            if within is not None:
+                within(conn)
             self._auditor.record_in(conn, call)
+        self._sealing.forget_key(row)
         self._db.after_shred()
         return _with(row.meta, version=new_version, updated_at=now, state=SubjectState.ERASED)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
@@ -30,12 +31,14 @@ from vault.audit_trail import system_entry
 from vault.clock import Clock, from_micros, to_micros
 from vault.crypto.derived import b32
 from vault.errors import VersionConflictError
+from vault.event_kinds import EventKind
 from vault.principal import Principal
 from vault.retention import store
 from vault.retention.anonymizer import Anonymizer, encode_attributes, new_pseudonym
 from vault.retention.rules import RetentionRule
 from vault.storage import shredding
 from vault.storage.db import Database
+from vault.storage.events import record_events
 from vault.storage.retention_tables import CANCELLED, COMPLETED, OPEN
 from vault.subject import SubjectState
 
@@ -76,6 +79,8 @@ class AnonymizeOutcome:
     notices: int
     anonymized: int
     without_attributes: int
+    # Subjects anonymized, per tenant.
+    by_tenant: Mapping[str, int] = field(default_factory=dict)
 
 
 class RetentionBatchRunner:
@@ -145,7 +150,7 @@ class RetentionBatchRunner:
                 return 0
             if store.mark_pending(conn, [d.id for d in found], states) != len(found):
                 raise VersionConflictError("subjects changed during the retention batch; retry")
-            notices, entries = [], []
+            notices, entries, published = [], [], []
             for dormant in found:
                 notice_id = new_notice_id(now_us, next(sequence))
                 deadline = rule.deadline(from_micros(dormant.last_activity_at), now)
@@ -172,8 +177,18 @@ class RetentionBatchRunner:
                         deadline=deadline.isoformat(),
                     )
                 )
+                facts = {
+                    "notice_id": notice_id,
+                    "deadline": deadline.isoformat(),
+                    "rule": rule.name,
+                    "run_id": run_id,
+                }
+                published.append(
+                    (tenant, dormant.id, EventKind.DORMANCY_NOTICE_CREATED, now_us, facts)
+                )
             store.supersede_open(conn, [d.id for d in found], now_us)
             store.insert_notices(conn, notices)
+            record_events(conn, published)
             audit.append_in(conn, entries)
         return len(found)
 
@@ -263,10 +278,24 @@ class RetentionBatchRunner:
                 doomed.append((notice.notice_id, notice, ready))
         entries = [ready.entry for _, _, ready in doomed]
         self._shred(conn, doomed, now_us)
+        record_events(
+            conn,
+            [
+                (
+                    notice.tenant,
+                    notice.subject_id,
+                    EventKind.SUBJECT_ANONYMIZED,
+                    now_us,
+                    {"notice_id": notice_id, "run_id": run_id},
+                )
+                for notice_id, notice, _ in doomed
+            ],
+        )
         entries += [audit.encode(e) for e in self._cancel(conn, others, now_us, run_id)]
         audit.append_encoded_in(conn, entries)
         unreadable = sum(1 for _, _, ready in doomed if ready.record is None)
-        return AnonymizeOutcome(len(doomed) + len(others), len(doomed), unreadable)
+        by_tenant = Counter(notice.tenant for _, notice, _ in doomed)
+        return AnonymizeOutcome(len(doomed) + len(others), len(doomed), unreadable, by_tenant)
 
     def _shred(
         self, conn: Connection, doomed: Sequence[tuple[str, store.DueNotice, Prepared]], now_us: int

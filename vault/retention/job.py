@@ -128,10 +128,12 @@ class RetentionJob:
             while not stop.is_set() and (
                 n := self._batches.notify(tenant, rule, now, report.run_id, sequence)
             ):
-                report.add(Outcome.NOTIFIED, n)
+                report.add(Outcome.NOTIFIED, n, tenant)
                 progress(Outcome.NOTIFIED, n)
         for done in self._anonymized(now, report.run_id, stop):
             report.add(Outcome.ANONYMIZED, done.anonymized)
+            for name, count in done.by_tenant.items():
+                report.tenant(name).counts[Outcome.ANONYMIZED.value] += count
             report.without_attributes += done.without_attributes
             telemetry.subjects_anonymized(done.anonymized)
             progress(Outcome.ANONYMIZED, done.notices)
@@ -191,10 +193,18 @@ class RetentionJob:
         for name, rule in self._rules_of(tenants):
             threshold = to_micros(rule.notice_threshold(report.started_at))
             states = states_of(rule)
-            report.add(Outcome.HELD, store.count_dormant(conn, name, states, threshold, held=True))
+            held = store.count_dormant(conn, name, states, threshold, held=True)
+            report.add(Outcome.HELD, held, None if report.dry_run or tenant else name)
             report.note_held(
                 store.held_dormant_ids(conn, name, states, threshold, MAX_LISTED_HOLDS)
             )
         until = to_micros(report.finished_at)
         report.add(Outcome.CANCELLED, store.count_cancelled(conn, since_us, until, tenant))
         report.k_anonymity = KAnonymity.from_group_sizes(store.group_sizes(conn, tenant))
+        if tenant is None and not report.dry_run:
+            for name in tenants:
+                part = report.tenant(name)
+                part.k_anonymity = KAnonymity.from_group_sizes(store.group_sizes(conn, name))
+                part.counts[Outcome.CANCELLED.value] = store.count_cancelled(
+                    conn, since_us, until, name
+                )

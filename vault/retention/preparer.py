@@ -38,7 +38,6 @@ from typing import Any, Protocol
 from vault import key_custody
 from vault.clock import from_micros, to_micros
 from vault.config import Settings
-from vault.crypto import KeyRing
 from vault.errors import UnavailableError
 from vault.fields.dictionary import DataDictionary
 from vault.records.cipher import RecordCipher
@@ -226,8 +225,8 @@ def _build(
     recipe: ChildPreparerSetup, rules_version: str, batch_size: int
 ) -> tuple[RetentionBatchRunner, Callable[[], None]]:
     settings = recipe.settings
-    keyring = KeyRing(key_custody.provider_for(settings))
-    sealing = RecordCipher(keyring, recipe.dictionary.searchable_fields)
+    keyring = key_custody.keyring_for(settings)
+    sealing = RecordCipher(keyring, recipe.dictionary.index_forms)
     engine = create_engine(
         settings.resolved_database_url,
         pool_size=1,

@@ -57,6 +57,27 @@ class KAnonymity:
 
 
 @dataclass
+class TenantReport:
+    """One tenant's part of a run: what was done to its subjects, and the k-anonymity of
+    its anonymized records when the run ended (stored with the run, per tenant, so a
+    tenant's console sees its own past runs and nobody else's)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
+    k_anonymity: KAnonymity = field(default_factory=KAnonymity)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, object]) -> TenantReport:
+        counts = doc.get("counts")
+        k = doc.get("k_anonymity")
+        return cls(
+            {str(n): int(v) for n, v in counts.items()} if isinstance(counts, dict) else {},
+            KAnonymity(**{str(n): int(v) for n, v in k.items()})
+            if isinstance(k, dict)
+            else KAnonymity(),
+        )
+
+
+@dataclass
 class RetentionReport:
     """One run's report; a dry run's counts say what a run would do now."""
 
@@ -69,11 +90,18 @@ class RetentionReport:
     without_attributes: int = 0
     held_subjects: list[str] = field(default_factory=list)
     k_anonymity: KAnonymity = field(default_factory=KAnonymity)
+    # Per tenant (real runs only): its counts and k-anonymity.
+    tenants: dict[str, TenantReport] = field(default_factory=dict)
     skipped: str = ""
     interrupted: bool = False
 
-    def add(self, outcome: Outcome, count: int = 1) -> None:
+    def add(self, outcome: Outcome, count: int = 1, tenant: str | None = None) -> None:
         self.counts[outcome.value] += count
+        if tenant is not None:
+            self.tenant(tenant).counts[outcome.value] += count
+
+    def tenant(self, name: str) -> TenantReport:
+        return self.tenants.setdefault(name, TenantReport())
 
     def count(self, outcome: Outcome) -> int:
         return self.counts[outcome.value]

@@ -22,8 +22,10 @@ from vault.errors import (
     VersionConflictError,
 )
 from vault.policy import Action, PolicyEngine
+from vault.retention import runs as past_runs
 from vault.retention.job import RetentionJob
 from vault.retention.report import RetentionReport
+from vault.retention.runs import PastRun
 from vault.storage import notices
 from vault.storage import subjects as repo
 from vault.storage.db import Database
@@ -37,6 +39,7 @@ MAX_REASON = 1000
 _NOTICE_ID = re.compile(r"ntc_[a-z2-7]{26}")
 _NOTICE_TOKEN = re.compile(r"[0-9]{1,19}\.ntc_[a-z2-7]{26}")
 _SUBJECT_ID = re.compile(r"sub_[a-z2-7]{26}")
+_RUN_TOKEN = re.compile(r"[0-9]{1,19}\.run_[a-z2-7]{26}")
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,23 @@ class RetentionService:
         page = found[:limit]
         call.subject_ids = [h.subject_id for h in page]
         return page, (page[-1].subject_id if len(found) > limit else "")
+
+    def list_runs(
+        self, call: CallContext, *, page_size: int, page_token: str
+    ) -> tuple[list[PastRun], str]:
+        """The finished runs, newest first, with the caller's tenant's part of each."""
+        principal = authorize(self._policy, call, Action.RETENTION_ADMIN)
+        limit = _page_size(page_size)
+        token = _token(page_token, _RUN_TOKEN)
+        before = None
+        if token:
+            finished, _, run_id = token.partition(".")
+            before = (int(finished), run_id)
+        with self._db.read() as conn:
+            found = past_runs.page(conn, principal.tenant, before=before, limit=limit + 1)
+        shown = found[:limit]
+        last = shown[-1] if len(found) > limit else None
+        return shown, (f"{last.finished_at}.{last.run_id}" if last is not None else "")
 
     def report(self, call: CallContext) -> RetentionReport:
         """What a run would do now in the caller's tenant, and its records' k-anonymity."""

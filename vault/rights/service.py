@@ -33,7 +33,7 @@ from vault.fields.dictionary import DataDictionary
 from vault.policy import Action, PolicyEngine
 from vault.principal import Principal
 from vault.records.cipher import RecordCipher
-from vault.records.service import RecordService
+from vault.records.service import RecordService, Within
 from vault.rights.package import build_package
 from vault.storage import subjects as repo
 from vault.storage.db import Database
@@ -133,8 +133,10 @@ class RightsService:
         set_fields: Mapping[str, str],
         clear_fields: Sequence[str],
         reason: str,
+        within: Within | None = None,
     ) -> SubjectMeta:
-        """Correct fields; the reason is recorded with the change."""
+        """Correct fields; the reason is recorded with the change. `within` runs in the
+        change's transaction (a request's decision commits with its effect)."""
         self._begin(call, Action.RIGHTS_RECTIFY, subject_id, reason)
         return self._records.update(
             call,
@@ -145,25 +147,40 @@ class RightsService:
             reason=reason.strip(),
             action=Action.RIGHTS_RECTIFY,
             purpose=DSR_PURPOSE,
+            within=within,
         )
 
-    def erase(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
+    def erase(
+        self, call: CallContext, subject_id: str, reason: str, within: Within | None = None
+    ) -> SubjectMeta:
         """Crypto-shred the subject (a second erasure is a no-op, still audited)."""
         self._begin(call, Action.RIGHTS_ERASE, subject_id, reason)
         return self._records.erase(
-            call, subject_id, reason.strip(), action=Action.RIGHTS_ERASE, purpose=DSR_PURPOSE
+            call,
+            subject_id,
+            reason.strip(),
+            action=Action.RIGHTS_ERASE,
+            purpose=DSR_PURPOSE,
+            within=within,
         )
 
-    def restrict(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
+    def restrict(
+        self, call: CallContext, subject_id: str, reason: str, within: Within | None = None
+    ) -> SubjectMeta:
         """Freeze processing: only storage, the subject's own requests and legal claims."""
-        return self._set_state(call, subject_id, reason, SubjectState.RESTRICTED)
+        return self._set_state(call, subject_id, reason, SubjectState.RESTRICTED, within)
 
     def lift_restriction(self, call: CallContext, subject_id: str, reason: str) -> SubjectMeta:
         """End a restriction: the subject is active again."""
         return self._set_state(call, subject_id, reason, SubjectState.ACTIVE)
 
     def _set_state(
-        self, call: CallContext, subject_id: str, reason: str, target: SubjectState
+        self,
+        call: CallContext,
+        subject_id: str,
+        reason: str,
+        target: SubjectState,
+        within: Within | None = None,
     ) -> SubjectMeta:
         principal = self._begin(call, Action.RIGHTS_RESTRICT, subject_id, reason)
         allowed_from = _RESTRICTABLE if target is SubjectState.RESTRICTED else _LIFTABLE
@@ -173,6 +190,8 @@ class RightsService:
             meta = row.meta
             if meta.state is target:
                 call.extra = {"noop": f"already {target.value}"}
+                if within is not None:
+                    within(conn)
                 self._auditor.record_in(conn, call)
                 return meta
             if meta.state not in allowed_from:
@@ -188,6 +207,8 @@ class RightsService:
                     "subject was changed concurrently; retry", subject_id=subject_id
                 )
             call.extra = {"state": f"{meta.state.value}->{target.value}"}
+            if within is not None:
+                within(conn)
             self._auditor.record_in(conn, call)
         return SubjectMeta(
             meta.id,

@@ -29,6 +29,17 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "heads")
 
 
+def step_back(engine: Engine, revision: str) -> None:
+    """Undo `revision` alone (Alembic's `<revision>@-1`), leaving every other branch
+    as it is: for a rollback to a release before it (docs/operations.md, "Upgrades")."""
+    config = _config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+        config.attributes["connection"] = conn
+        command.downgrade(config, f"{revision}@-1")
+
+
 def is_current(engine: Engine) -> bool:
     """True when the database is at the newest revision of every branch.
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vault.clock import from_micros
-from vault.errors import DecryptionError
+from vault.storage.bulk import insert_rows
+from vault.storage.fields_blob import StoredFields, decode_fields, encode_fields
 from vault.storage.tables import blind_indexes, subjects, tokens
-from vault.subject import StoredField, SubjectMeta, SubjectState
+from vault.subject import SubjectMeta, SubjectState
 
-_FORMAT = 2
-_LEGACY_FORMAT = 1
+__all__ = ["StoredFields", "SubjectRow", "decode_fields", "encode_fields"]
 
 
 @dataclass(frozen=True)
@@ -30,94 +27,6 @@ class SubjectRow:
     wrapped_dek: bytes | None
     dek_id: int
     fields: StoredFields
-
-
-class StoredFields(dict[str, StoredField]):
-    """A subject's sealed fields as stored, with the field-set tag (None in a format-1
-    blob) and every field's version (also those not decoded with `only`)."""
-
-    def __init__(
-        self,
-        fields: Mapping[str, StoredField],
-        tag: bytes | None = None,
-        versions: Mapping[str, int | None] | None = None,
-    ) -> None:
-        super().__init__(fields)
-        self.tag = tag
-        self.versions: dict[str, int | None] = (
-            dict(versions) if versions is not None else {n: f.version for n, f in fields.items()}
-        )
-
-
-def encode_fields(fields: Mapping[str, StoredField], tag: bytes | None = None) -> bytes:
-    """The fields blob: sealed values (already ciphertext), their provenance and, in
-    format 2, each value's version and the field-set tag."""
-    if tag is None:
-        doc: dict[str, Any] = {
-            "v": _LEGACY_FORMAT,
-            "f": {
-                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at]
-                for name, f in fields.items()
-            },
-        }
-    else:
-        doc = {
-            "v": _FORMAT,
-            "f": {
-                name: [base64.b64encode(f.sealed).decode(), f.written_by, f.written_at, f.version]
-                for name, f in fields.items()
-            },
-            "t": base64.b64encode(tag).decode(),
-        }
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def decode_fields(blob: bytes | None, only: Container[str] | None = None) -> StoredFields:
-    """The stored fields (with `only`, just those named: the rest are not even decoded).
-
-    A blob that does not have the shape of its format raises `DecryptionError`, as an
-    edited sealed value does: it is the same tampering.
-    """
-    if not blob:
-        return StoredFields({})
-    try:
-        form, entries, tag = _parse_blob(blob)
-        versions = {name: e[3] if form == _FORMAT else None for name, e in entries.items()}
-        fields = {
-            name: StoredField(base64.b64decode(e[0], validate=True), e[1], e[2], versions[name])
-            for name, e in entries.items()
-            if only is None or name in only
-        }
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, binascii.Error):
-        raise DecryptionError from None
-    return StoredFields(fields, tag, versions)
-
-
-def _parse_blob(blob: bytes) -> tuple[int, dict[str, list[Any]], bytes | None]:
-    doc = json.loads(blob)
-    form = doc.get("v")
-    if form not in (_FORMAT, _LEGACY_FORMAT):
-        raise ValueError("unknown fields blob format")
-    entries = doc["f"]
-    size = 4 if form == _FORMAT else 3
-    if not isinstance(entries, dict) or not all(_well_formed(e, size) for e in entries.values()):
-        raise ValueError("fields blob entry of the wrong shape")
-    tag = base64.b64decode(doc["t"], validate=True) if form == _FORMAT else None
-    return form, entries, tag
-
-
-def _well_formed(entry: Any, size: int) -> bool:
-    """[sealed base64, writer, written_at µs(, version)]: a DBA's edit of any other
-    shape is refused here, like an edit of the values."""
-    if not (isinstance(entry, list) and len(entry) == size):
-        return False
-    sealed, writer, at = entry[:3]
-    ints = [at, *entry[3:]]
-    if not (isinstance(sealed, str) and isinstance(writer, str)):
-        return False
-    if not all(type(n) is int and -(2**63) <= n < 2**63 for n in ints):
-        return False
-    return size == 3 or entry[3] >= 1
 
 
 def subject_row(r: Any) -> SubjectRow:
@@ -140,60 +49,13 @@ def _row(r: Any) -> SubjectRow:
 
 
 def insert_subjects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert prepared subject rows (column name -> value) in one executemany."""
-    _bulk_insert(conn, subjects, rows)
+    """Insert prepared subject rows (column name -> value) in one bulk insert."""
+    insert_rows(conn, subjects, rows)
 
 
 def insert_blind_indexes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert (tenant, field, digest, subject_id, key_version) rows in one executemany."""
-    _bulk_insert(conn, blind_indexes, rows)
-
-
-_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-
-
-def _bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The rows in one executemany on the driver's cursor (SQLAlchemy's per-row
-    parameter processing cost more than SQLite's insert itself on batch create).
-
-    Columns a row leaves out take their scalar Core default, as `table.insert()` would
-    give them; a driver error is raised as SQLAlchemy raises its own, so callers and
-    `Database` handle it as before. Rows of different shapes, or a driver without a
-    positional marker, go through Core.
-    """
-    if not rows:
-        return
-    marker = _MARKERS.get(conn.dialect.paramstyle)
-    names = tuple(rows[0])
-    if marker is None or any(tuple(row) != names for row in rows):
-        conn.execute(table.insert(), list(rows))
-        return
-    defaults = {
-        column.name: column.default.arg  # type: ignore[attr-defined]
-        for column in table.c
-        if column.name not in names and column.default is not None and column.default.is_scalar
-    }
-    columns = [*names, *defaults]
-    # Built from the table's own column names and the driver's marker; values are bound.
-    statement = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join([marker] * len(columns))})"
-    )
-    extra = tuple(defaults.values())
-    params = [(*row.values(), *extra) for row in rows]
-    cursor = conn.connection.cursor()
-    try:
-        cursor.executemany(statement, params)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-        if lost:
-            conn.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            statement, None, exc, conn.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost, dialect=conn.dialect,
-        ) from exc  # fmt: skip
-    finally:
-        cursor.close()
+    """Insert (tenant, field, digest, subject_id, key_version) rows in one bulk insert."""
+    insert_rows(conn, blind_indexes, rows)
 
 
 def get(conn: Connection, subject_id: str, *, for_update: bool = False) -> SubjectRow | None:

@@ -106,6 +106,10 @@ class Web:
             self.verifier = audit.CheckpointVerifier.from_pem(
                 settings.audit_public_key.read_bytes()
             )
+        # A malformed witness key stops the console at start, not on the page.
+        self.witnesses = [
+            audit.CosignatureVerifier.from_verifier_key(k) for k in settings.witness_keys
+        ]
 
     def session(self, request: Request) -> Session | None:
         return self.sessions.get(request.cookies.get(SESSION_COOKIE))

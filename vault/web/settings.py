@@ -23,6 +23,9 @@ class WebSettings:
     restricted_fields: frozenset[str] = frozenset()
     receipt_public_key: Path | None = None
     """The vault's receipt key (PEM), shown on the privacy center's verification page."""
+    witness_keys: tuple[str, ...] = ()
+    """The audit log's witnesses' verifier keys (`<name>+<hex id>+<base64 key>`): the
+    log-integrity page checks each stored cosignature with them."""
     privacy_notice_version: str = "2026-01"
     """The version of the privacy notice the privacy center shows (recorded with every
     consent change the customer makes there)."""

@@ -44,16 +44,17 @@ def draft_engine(files: Mapping[str, str], base: Mapping[str, str]) -> PolicyEng
     Raises `InvalidArgumentError` for an unknown or oversized file, or a draft the
     policy loader refuses (naming the file and line, never echoing its content).
     """
-    # A file name is the caller's input: named in the path only when it is a policy
-    # file's (error details never echo what was sent).
+    # A name is echoed only when it is one of the known files (never the caller's text).
     violations = [
-        FieldViolation("draft_files", f"not a policy file (one of {', '.join(POLICY_FILES)})")
-        for name in files
+        FieldViolation(
+            f"draft_files[{i}].name", f"not a policy file (one of {', '.join(POLICY_FILES)})"
+        )
+        for i, name in enumerate(files)
         if name not in POLICY_FILES
     ]
     violations += [
-        FieldViolation(f"draft_files.{name}", f"larger than {MAX_DRAFT_FILE} bytes")
-        for name, text in files.items()
+        FieldViolation(f"draft_files[{i}].content", f"larger than {MAX_DRAFT_FILE} bytes")
+        for i, (name, text) in enumerate(files.items())
         if name in POLICY_FILES and len(text.encode("utf-8", "surrogatepass")) > MAX_DRAFT_FILE
     ]
     if violations:

@@ -50,7 +50,7 @@ def _job(rv: RunningVault, clock: TestClock, lock: RunnerLock, batch_size: int) 
         db=app.db,
         rules=RetentionRules.from_file(app.settings.policies_dir / RULES_FILE),
         anonymizer=Anonymizer(
-            RecordCipher(app.keyring, app.dictionary.searchable_fields), app.dictionary
+            RecordCipher(app.keyring, app.dictionary.index_forms), app.dictionary
         ),
         clock=clock,
         lock=lock,

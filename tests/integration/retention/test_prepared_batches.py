@@ -35,7 +35,7 @@ def _batches(rv: RunningVault) -> RetentionBatchRunner:
     return RetentionBatchRunner(
         db=app.db,
         anonymizer=Anonymizer(
-            RecordCipher(app.keyring, app.dictionary.searchable_fields), app.dictionary
+            RecordCipher(app.keyring, app.dictionary.index_forms), app.dictionary
         ),
         clock=app.clock,
         rules_version="test",

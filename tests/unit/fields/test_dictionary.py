@@ -612,3 +612,14 @@ def test_unhashable_values_are_refused(tmp_path: Path, old: str, new: str) -> No
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(DictionaryError):
         DataDictionary.from_file(path)
+
+
+def test_national_ids_are_compared_without_separators_other_fields_as_normalized(
+    dictionary: DataDictionary,
+) -> None:
+    forms = dictionary.index_forms
+    assert set(forms) == dictionary.searchable_fields
+    for written in ("QQ 12 34 56 C", "QQ-123456-C", "QQ123456C"):
+        assert forms["national_id"](written) == "QQ123456C"
+    assert forms["email"]("ada.lovelace@example.com") == "ada.lovelace@example.com"
+    assert forms["family_name"]("Lovelace King") == "Lovelace King"

@@ -127,8 +127,12 @@ NO_PURPOSE = (
     Action.CUSTOMER_ISSUE,
     Action.AUDIT_READ_OWN,
     Action.NOTICE_READ,
+    Action.REQUEST_SUBMIT,
+    Action.REQUEST_READ_OWN,
+    Action.REQUEST_READ,
+    Action.REQUEST_DECIDE,
 )
-COMPLIANCE = {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CONSENT_READ}
+COMPLIANCE = {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.CONSENT_READ, Action.REQUEST_READ}
 ACTION_GRANTS = {
     "service": {
         Action.SUBJECT_CREATE,
@@ -141,7 +145,7 @@ ACTION_GRANTS = {
     "support_agent": {Action.CONSENT_READ},
     "support_lead": {Action.CONSENT_READ},
     "compliance_officer": COMPLIANCE,
-    "frontend": {Action.CUSTOMER_ISSUE, Action.NOTICE_READ},
+    "frontend": {Action.CUSTOMER_ISSUE, Action.NOTICE_READ, Action.REQUEST_READ},
     "dpo": COMPLIANCE
     | {
         Action.SUBJECT_ERASE,
@@ -151,6 +155,7 @@ ACTION_GRANTS = {
         Action.RIGHTS_RESTRICT,
         Action.RIGHTS_ERASE,
         Action.LEGAL_HOLD,
+        Action.REQUEST_DECIDE,
     },
     "customer": {
         Action.ACTIVITY_RECORD,
@@ -159,6 +164,8 @@ ACTION_GRANTS = {
         Action.AUDIT_READ_OWN,
         Action.RIGHTS_ACCESS,
         Action.NOTICE_READ,
+        Action.REQUEST_SUBMIT,
+        Action.REQUEST_READ_OWN,
     },
     "admin": {
         Action.KEYS_ADMIN,

@@ -4,7 +4,9 @@ from the entry the vault returned, so what the page shows is what the log holds)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import audit
 from audit.checkpoint import split_note
@@ -72,6 +74,80 @@ def signature_lines(
             )
         )
     return lines
+
+
+@dataclass(frozen=True)
+class WitnessVerdict:
+    """One witness on the log-integrity page: its state and what it means."""
+
+    witness: str
+    state: str  # verified | invalid | unverifiable | missing
+    summary: str
+    tree_size: int | None = None
+    cosigned_at: datetime | None = None
+
+
+def witness_verdicts(
+    checkpoint: CheckpointInfo, witnesses: Sequence[audit.CosignatureVerifier]
+) -> list[WitnessVerdict]:
+    """Each stored cosignature checked here with the configured witness keys: verified,
+    invalid (a configured witness's name on a line its key does not verify), or
+    unverifiable (no key configured for it); and each configured witness with no stored
+    cosignature, missing."""
+    keys = {w.name: w for w in witnesses}
+    verdicts = []
+    for c in checkpoint.cosignatures:
+        key = keys.get(c.witness)
+        at = f"the tree of {c.tree_size} entries"
+        if key is None:
+            verdicts.append(
+                WitnessVerdict(
+                    c.witness,
+                    "unverifiable",
+                    f"A cosignature of {at} is stored, but the console has no public key "
+                    "for this witness (--witness-key), so it cannot be checked.",
+                    c.tree_size,
+                    c.cosigned_at,
+                )
+            )
+            continue
+        try:
+            key.verify_line(audit.Checkpoint(checkpoint.origin, c.tree_size, c.root_hash), c.line)
+        except audit.CheckpointError:
+            verdicts.append(
+                WitnessVerdict(
+                    c.witness,
+                    "invalid",
+                    f"The stored cosignature of {at} does NOT verify with this witness's "
+                    "key: it was altered or made by someone else. Treat it as an incident.",
+                    c.tree_size,
+                    c.cosigned_at,
+                )
+            )
+            continue
+        behind = checkpoint.tree_size - c.tree_size
+        verdicts.append(
+            WitnessVerdict(
+                c.witness,
+                "verified",
+                f"Cosigned {at} (checked here with the witness's key)"
+                + (f"; {behind} newer entries are not cosigned yet." if behind else "."),
+                c.tree_size,
+                c.cosigned_at,
+            )
+        )
+    stored = {c.witness for c in checkpoint.cosignatures}
+    verdicts += [
+        WitnessVerdict(
+            name,
+            "missing",
+            "No cosignature from this witness is stored: it has not cosigned yet, or "
+            "the vault cannot reach it.",
+        )
+        for name in keys
+        if name not in stored
+    ]
+    return verdicts
 
 
 def inclusion_verdict(checkpoint: CheckpointInfo, logged: LoggedEntry, proof: ProofInfo) -> Verdict:

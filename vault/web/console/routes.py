@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from vault.api.console_client import (
     ConsoleClient,
     EntryFilters,
     LoggedEntry,
+    RunInfo,
     VaultClientError,
     VerifyInfo,
     VerifyStep,
@@ -27,6 +28,7 @@ from vault.api.console_client import (
 from vault.web import security
 from vault.web.console import charts, language, proofs
 from vault.web.console.pdf import report_pdf
+from vault.web.console.requests import request_routes
 from vault.web.console.search import (
     DECISIONS,
     PAGE_SIZES,
@@ -56,6 +58,7 @@ NAV = (
     ("/console/audit", "Audit search"),
     ("/console/subjects", "Subject history"),
     ("/console/integrity", "Log integrity"),
+    ("/console/requests", "Requests"),
     ("/console/retention", "Retention"),
     ("/console/policy", "Policy what-if"),
 )
@@ -511,7 +514,8 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             "checkpoint_denied": denied,
             "signed": proofs.checkpoint_verdict(web.verifier, checkpoint) if checkpoint else None,
             "signatures": lines,
-            "witnesses": [line for line in lines if line.role != "the log's signing key"],
+            "witnesses": proofs.witness_verdicts(checkpoint, web.witnesses) if checkpoint else [],
+            "witness_keys": len(web.witnesses),
             "verify": verify,
         }
 
@@ -559,13 +563,20 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             report, report_error = section(c.retention_report, "retention:admin")
             notices, notices_error = section(c.notices, "retention:admin")
             holds, holds_error = section(c.legal_holds, "retention:legal_hold")
-            runs, runs_error = section(
-                lambda: (
-                    c.query(
-                        EntryFilters(actor="retention-job"), newest_first=True, page_size=500
-                    ).entries
-                ),
-                "audit:read",
+            # The vault's stored run reports (retention:admin), with each run's
+            # k-anonymity; else the runs as the audit log shows them (audit:read).
+            past, _ = section(c.retention_runs, "retention:admin")
+            runs, runs_error = (
+                ([_past_run(r) for r in past], "")
+                if past is not None
+                else section(
+                    lambda: _runs(
+                        c.query(
+                            EntryFilters(actor="retention-job"), newest_first=True, page_size=500
+                        ).entries
+                    ),
+                    "audit:read",
+                )
             )
             return {
                 "report": report,
@@ -574,7 +585,7 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 "notices_error": notices_error,
                 "holds": holds,
                 "holds_error": holds_error,
-                "runs": _runs(runs or []),
+                "runs": runs or [],
                 "runs_error": runs_error,
             }
 
@@ -641,11 +652,27 @@ def console_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/retention", page(retention_page)),
         Route("/retention/holds", page(hold_set), methods=["POST"]),
         Route("/retention/holds/lift", page(hold_lift), methods=["POST"]),
+        *request_routes(web, page, render, check_csrf),
         *whatif_routes(web, page, render),
     ]
 
 
-def _runs(entries: list[LoggedEntry]) -> list[dict[str, Any]]:
+def _past_run(r: RunInfo) -> dict[str, Any]:
+    """A run as the vault reported it for this tenant (with its k-anonymity)."""
+    return {
+        "run_id": r.run_id,
+        "when": r.finished_at.strftime("%Y-%m-%d %H:%M UTC") if r.finished_at else "—",
+        "anonymized": r.anonymized if r.tenant_reported else "—",
+        "notified": r.notified if r.tenant_reported else "—",
+        "cancelled": r.cancelled if r.tenant_reported else "—",
+        "k": r.k_anonymity if r.tenant_reported else None,
+        "k_known": r.tenant_reported,
+        "interrupted": r.interrupted,
+        "url": search_url(actor="retention-job"),
+    }
+
+
+def _runs(entries: Sequence[LoggedEntry]) -> list[dict[str, Any]]:
     """The retention job's runs, from its audit entries (one request id per run)."""
     runs: dict[str, dict[str, Any]] = {}
     for logged in entries:

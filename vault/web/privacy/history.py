@@ -34,6 +34,7 @@ OWN_LOOKS = {
     "ListConsentEvents",
     "GetDormancyNotice",
     "ExportSubjectData",
+    "ListOwnDataSubjectRequests",
 }
 """What the customer's own pages call on every visit: not news to them."""
 READS = {"GetSubject", "FindSubjects", "ExportView", "RevealField", "Detokenize"}
@@ -66,6 +67,13 @@ DEEDS = {
     "AnonymizeSubject": N_("anonymized your account"),
     "SetLegalHold": N_("placed your data on legal hold"),
     "ClearLegalHold": N_("lifted the legal hold on your data"),
+    "CreateDataSubjectRequest": N_("received your request"),
+    "IssueRequestVerificationCode": N_("sent you a code to confirm your request"),
+    "VerifyDataSubjectRequest": N_("received your confirmation of your request"),
+    "CancelDataSubjectRequest": N_("recorded that you withdrew your request"),
+    "ListDataSubjectRequests": N_("reviewed the requests waiting for an answer"),
+    "GetDataSubjectRequest": N_("looked at your request"),
+    "DecideDataSubjectRequest": N_("decided on your request"),
 }
 WHY = {
     "support": N_("to answer your support request"),

@@ -3,7 +3,6 @@ a token bound to their own subject: the vault's policy decides, its audit log re
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,9 @@ from vault.api.console_client import (
     redeem_link,
 )
 from vault.web import i18n, security
-from vault.web.privacy.history import Happening, plain, plain_package_history
+from vault.web.privacy.document import ReadableCopy, package_pdf
+from vault.web.privacy.history import Happening, plain
+from vault.web.privacy.requests import request_routes
 from vault.web.security import CSRF_FIELD, SESSION_COOKIE, Session, TokenShapeError
 
 if TYPE_CHECKING:
@@ -92,6 +93,13 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
 
     catalogs = i18n.Catalogs()
 
+    def language_of(request: Request) -> str:
+        return i18n.choose(
+            request.cookies.get(i18n.LANG_COOKIE),
+            request.headers.get("accept-language", ""),
+            catalogs.available,
+        )
+
     def show(
         request: Request,
         name: str,
@@ -101,11 +109,7 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         session: Session | None = None,
     ) -> Response:
         """A privacy page in the customer's language."""
-        code = i18n.choose(
-            request.cookies.get(i18n.LANG_COOKIE),
-            request.headers.get("accept-language", ""),
-            catalogs.available,
-        )
+        code = language_of(request)
         language = i18n.LANGUAGES[code]
         return web.render(
             request,
@@ -235,7 +239,13 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
                 deadline = c.dormancy_deadline()
             return shown, purposes, markers, gpc_receipt, history, deadline
 
-        shown, purposes, markers, gpc_receipt, history, deadline = await run_in_threadpool(load)
+        try:
+            shown, purposes, markers, gpc_receipt, history, deadline = await run_in_threadpool(load)
+        except VaultClientError as exc:
+            if exc.code != "FAILED_PRECONDITION":
+                raise
+            # Erased (or anonymized): no data left to show; the requests page says why.
+            return RedirectResponse("/privacy/requests?gone=1", status_code=303)
         order = list(FIELD_NAME)
         shown.sort(key=lambda f: order.index(f[0]) if f[0] in order else len(order))
         history = [
@@ -357,31 +367,49 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
             headers={"content-disposition": 'attachment; filename="my-data-signed.json"'},
         )
 
-    async def download_readable(request: Request, session: Session) -> Response:
+    async def readable_copy(session: Session) -> ReadableCopy:
         def load() -> tuple[str, str]:
             with client(session) as c:
                 return c.download()
 
         package_json, signed = await run_in_threadpool(load)
-        package = json.loads(package_json)
-        signature = json.loads(signed)["signature"] if signed else None
-        order = list(FIELD_NAME)
-        fields = sorted(
-            package.get("fields", {}).items(),
-            key=lambda f: order.index(f[0]) if f[0] in order else len(order),
-        )
+        return ReadableCopy.of(package_json, signed, list(FIELD_NAME))
+
+    async def download_readable(request: Request, session: Session) -> Response:
+        copy = await readable_copy(session)
         return show(
             request,
             "privacy/readable.html",
             {
-                "package": package,
-                "fields": fields,
+                "package": copy.package,
+                "fields": copy.fields,
                 "field_names": FIELD_NAME,
                 "purpose_name": PURPOSE_NAME,
-                "history": plain_package_history(package.get("access_history", [])),
-                "signature": signature,
+                "history": copy.history,
+                "signature": copy.signature,
             },
             session=session,
+        )
+
+    async def download_pdf(request: Request, session: Session) -> Response:
+        copy = await readable_copy(session)
+        if not copy.signed:
+            return show(
+                request, "privacy/problem.html", {"code": "UNSIGNED"}, status=503, session=session
+            )
+        code = language_of(request)
+        document = await run_in_threadpool(
+            package_pdf,
+            copy,
+            catalogs.gettext(code),
+            i18n.LANGUAGES[code],
+            FIELD_NAME,
+            PURPOSE_NAME,
+        )
+        return Response(
+            document,
+            media_type="application/pdf",
+            headers={"content-disposition": 'attachment; filename="my-data.pdf"'},
         )
 
     async def verify_page(request: Request) -> Response:
@@ -406,6 +434,8 @@ def privacy_routes(web: Web) -> list[Route]:  # noqa: PLR0915 - one closure per 
         Route("/download", page(download_page), methods=["GET"]),
         Route("/download/my-data-signed.json", page(download_json), methods=["GET"]),
         Route("/download/my-data.html", page(download_readable), methods=["GET"]),
+        Route("/download/my-data.pdf", page(download_pdf), methods=["GET"]),
         Route("/verify", verify_page, methods=["GET"]),
         Route("/signout", page(signout), methods=["POST"]),
+        *request_routes(show, page, client, FIELD_NAME, web.now),
     ]

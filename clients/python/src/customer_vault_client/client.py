@@ -24,7 +24,7 @@ STREAM_TIMEOUT = 3600.0
 class VaultClient:
     """The vault's services over one channel, calling with a bearer token.
 
-    Stubs: `vault`, `admin`, `audit`, `consent`, `rights`, `retention`, `customers` (the
+    Stubs: `vault`, `admin`, `audit`, `consent`, `rights`, `retention`, `customers`, `events` (the
     generated `*Stub` classes). `call` and `stream` run any method of them with this
     client's deadline and turn a failure into a typed `VaultClientError`; the methods
     below wrap the common VaultService calls.
@@ -65,6 +65,7 @@ class VaultClient:
         self.rights = stubs["rights"]
         self.retention = stubs["retention"]
         self.customers = stubs["customers"]
+        self.events = stubs["events"]
 
     def close(self) -> None:
         self._raw.close()

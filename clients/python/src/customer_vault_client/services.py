@@ -16,6 +16,8 @@ from customer_vault_client.gen.customervault.v1 import (
     consent_pb2_grpc,
     customers_pb2,
     customers_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     retention_pb2,
     retention_pb2_grpc,
     rights_pb2,
@@ -32,6 +34,7 @@ SERVICES: Mapping[str, tuple[ModuleType, ModuleType, str]] = {
     "rights": (rights_pb2, rights_pb2_grpc, "RightsService"),
     "retention": (retention_pb2, retention_pb2_grpc, "RetentionService"),
     "customers": (customers_pb2, customers_pb2_grpc, "CustomerAccessService"),
+    "events": (events_pb2, events_pb2_grpc, "EventService"),
 }
 """`VaultClient` attribute -> (messages module, stubs module, service name)."""
 

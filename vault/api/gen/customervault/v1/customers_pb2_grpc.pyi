@@ -58,6 +58,25 @@ class CustomerAccessServiceStub:
     """The subject's open dormancy notice, if any (permission retention:notice: the
     customer for itself, the front end to tell its customer).
     """
+    CreateDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CreateDataSubjectRequestRequest, _customers_pb2.CreateDataSubjectRequestResponse]
+    """A rectification, restriction or erasure request of the customer's own subject
+    (permission requests:submit). It awaits re-verification; its deadline follows the
+    jurisdiction.
+    """
+    IssueRequestVerificationCode: _grpc.UnaryUnaryMultiCallable[_customers_pb2.IssueRequestVerificationCodeRequest, _customers_pb2.IssueRequestVerificationCodeResponse]
+    """A single-use code the front end delivers to the customer out of band (e-mail, SMS)
+    to confirm a request (permission customers:issue). Never logged or audited.
+    """
+    VerifyDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_customers_pb2.VerifyDataSubjectRequestRequest, _customers_pb2.VerifyDataSubjectRequestResponse]
+    """The customer confirms its request with the code (permission requests:submit); a
+    wrong code is INVALID_ARGUMENT, and five wrong codes need a new one.
+    """
+    ListOwnDataSubjectRequests: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListOwnDataSubjectRequestsRequest, _customers_pb2.ListOwnDataSubjectRequestsResponse]
+    """The customer's own requests, newest first, with state, deadline and the DPO's
+    reason (permission requests:read_own).
+    """
+    CancelDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CancelDataSubjectRequestRequest, _customers_pb2.CancelDataSubjectRequestResponse]
+    """The customer withdraws a request not decided yet (permission requests:submit)."""
 
 @_typing.type_check_only
 class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
@@ -82,6 +101,25 @@ class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
     """The subject's open dormancy notice, if any (permission retention:notice: the
     customer for itself, the front end to tell its customer).
     """
+    CreateDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_customers_pb2.CreateDataSubjectRequestRequest, _customers_pb2.CreateDataSubjectRequestResponse]  # type: ignore[assignment]
+    """A rectification, restriction or erasure request of the customer's own subject
+    (permission requests:submit). It awaits re-verification; its deadline follows the
+    jurisdiction.
+    """
+    IssueRequestVerificationCode: _aio.UnaryUnaryMultiCallable[_customers_pb2.IssueRequestVerificationCodeRequest, _customers_pb2.IssueRequestVerificationCodeResponse]  # type: ignore[assignment]
+    """A single-use code the front end delivers to the customer out of band (e-mail, SMS)
+    to confirm a request (permission customers:issue). Never logged or audited.
+    """
+    VerifyDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_customers_pb2.VerifyDataSubjectRequestRequest, _customers_pb2.VerifyDataSubjectRequestResponse]  # type: ignore[assignment]
+    """The customer confirms its request with the code (permission requests:submit); a
+    wrong code is INVALID_ARGUMENT, and five wrong codes need a new one.
+    """
+    ListOwnDataSubjectRequests: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListOwnDataSubjectRequestsRequest, _customers_pb2.ListOwnDataSubjectRequestsResponse]  # type: ignore[assignment]
+    """The customer's own requests, newest first, with state, deadline and the DPO's
+    reason (permission requests:read_own).
+    """
+    CancelDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_customers_pb2.CancelDataSubjectRequestRequest, _customers_pb2.CancelDataSubjectRequestResponse]  # type: ignore[assignment]
+    """The customer withdraws a request not decided yet (permission requests:submit)."""
 
 class CustomerAccessServiceServicer(metaclass=_abc_1.ABCMeta):
     """Credentials for customers acting for themselves in the privacy center: bound tokens
@@ -127,5 +165,54 @@ class CustomerAccessServiceServicer(metaclass=_abc_1.ABCMeta):
         """The subject's open dormancy notice, if any (permission retention:notice: the
         customer for itself, the front end to tell its customer).
         """
+
+    @_abc_1.abstractmethod
+    def CreateDataSubjectRequest(
+        self,
+        request: _customers_pb2.CreateDataSubjectRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.CreateDataSubjectRequestResponse, _abc.Awaitable[_customers_pb2.CreateDataSubjectRequestResponse]]:
+        """A rectification, restriction or erasure request of the customer's own subject
+        (permission requests:submit). It awaits re-verification; its deadline follows the
+        jurisdiction.
+        """
+
+    @_abc_1.abstractmethod
+    def IssueRequestVerificationCode(
+        self,
+        request: _customers_pb2.IssueRequestVerificationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.IssueRequestVerificationCodeResponse, _abc.Awaitable[_customers_pb2.IssueRequestVerificationCodeResponse]]:
+        """A single-use code the front end delivers to the customer out of band (e-mail, SMS)
+        to confirm a request (permission customers:issue). Never logged or audited.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyDataSubjectRequest(
+        self,
+        request: _customers_pb2.VerifyDataSubjectRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.VerifyDataSubjectRequestResponse, _abc.Awaitable[_customers_pb2.VerifyDataSubjectRequestResponse]]:
+        """The customer confirms its request with the code (permission requests:submit); a
+        wrong code is INVALID_ARGUMENT, and five wrong codes need a new one.
+        """
+
+    @_abc_1.abstractmethod
+    def ListOwnDataSubjectRequests(
+        self,
+        request: _customers_pb2.ListOwnDataSubjectRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.ListOwnDataSubjectRequestsResponse, _abc.Awaitable[_customers_pb2.ListOwnDataSubjectRequestsResponse]]:
+        """The customer's own requests, newest first, with state, deadline and the DPO's
+        reason (permission requests:read_own).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelDataSubjectRequest(
+        self,
+        request: _customers_pb2.CancelDataSubjectRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_customers_pb2.CancelDataSubjectRequestResponse, _abc.Awaitable[_customers_pb2.CancelDataSubjectRequestResponse]]:
+        """The customer withdraws a request not decided yet (permission requests:submit)."""
 
 def add_CustomerAccessServiceServicer_to_server(servicer: CustomerAccessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

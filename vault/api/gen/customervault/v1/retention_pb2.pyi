@@ -155,3 +155,43 @@ class GetRetentionReportResponse(_message.Message):
     held_subject_ids: _containers.RepeatedScalarFieldContainer[str]
     k_anonymity: KAnonymity
     def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_notify: _Optional[int] = ..., to_anonymize: _Optional[int] = ..., held: _Optional[int] = ..., cancelled_since_last_run: _Optional[int] = ..., held_subject_ids: _Optional[_Iterable[str]] = ..., k_anonymity: _Optional[_Union[KAnonymity, _Mapping]] = ...) -> None: ...
+
+class RetentionRun(_message.Message):
+    __slots__ = ("run_id", "start_time", "finish_time", "interrupted", "tenant_reported", "notified", "anonymized", "cancelled", "held", "k_anonymity")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    TENANT_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    NOTIFIED_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    K_ANONYMITY_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    start_time: _timestamp_pb2.Timestamp
+    finish_time: _timestamp_pb2.Timestamp
+    interrupted: bool
+    tenant_reported: bool
+    notified: int
+    anonymized: int
+    cancelled: int
+    held: int
+    k_anonymity: KAnonymity
+    def __init__(self, run_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interrupted: _Optional[bool] = ..., tenant_reported: _Optional[bool] = ..., notified: _Optional[int] = ..., anonymized: _Optional[int] = ..., cancelled: _Optional[int] = ..., held: _Optional[int] = ..., k_anonymity: _Optional[_Union[KAnonymity, _Mapping]] = ...) -> None: ...
+
+class ListRetentionRunsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRetentionRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[RetentionRun]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[RetentionRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -67,6 +67,11 @@ class RetentionServiceStub:
                 request_serializer=customervault_dot_v1_dot_retention__pb2.GetRetentionReportRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_retention__pb2.GetRetentionReportResponse.FromString,
                 _registered_method=True)
+        self.ListRetentionRuns = channel.unary_unary(
+                '/customervault.v1.RetentionService/ListRetentionRuns',
+                request_serializer=customervault_dot_v1_dot_retention__pb2.ListRetentionRunsRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_retention__pb2.ListRetentionRunsResponse.FromString,
+                _registered_method=True)
 
 
 class RetentionServiceServicer:
@@ -118,6 +123,15 @@ class RetentionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRetentionRuns(self, request, context):
+        """The finished runs, newest first, paged: what each did to the caller's tenant's
+        subjects and the k-anonymity of its anonymized records when the run ended
+        (retention:admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetentionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +164,11 @@ def add_RetentionServiceServicer_to_server(servicer, server):
                     servicer.GetRetentionReport,
                     request_deserializer=customervault_dot_v1_dot_retention__pb2.GetRetentionReportRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_retention__pb2.GetRetentionReportResponse.SerializeToString,
+            ),
+            'ListRetentionRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRetentionRuns,
+                    request_deserializer=customervault_dot_v1_dot_retention__pb2.ListRetentionRunsRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_retention__pb2.ListRetentionRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +335,33 @@ class RetentionService:
             '/customervault.v1.RetentionService/GetRetentionReport',
             customervault_dot_v1_dot_retention__pb2.GetRetentionReportRequest.SerializeToString,
             customervault_dot_v1_dot_retention__pb2.GetRetentionReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRetentionRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.RetentionService/ListRetentionRuns',
+            customervault_dot_v1_dot_retention__pb2.ListRetentionRunsRequest.SerializeToString,
+            customervault_dot_v1_dot_retention__pb2.ListRetentionRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

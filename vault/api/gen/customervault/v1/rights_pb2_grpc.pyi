@@ -57,6 +57,21 @@ class RightsServiceStub:
     """Erasure: crypto-shred the data key, drop blind indexes and tokens, keep a tombstone.
     Audit entries remain (they hold no personal data). A second erasure is a no-op.
     """
+    ListDataSubjectRequests: _grpc.UnaryUnaryMultiCallable[_rights_pb2.ListDataSubjectRequestsRequest, _rights_pb2.ListDataSubjectRequestsResponse]
+    """The queue of customers' requests, the nearest deadline first, by page (permission
+    requests:read: compliance officers, the DPO, and the front end, which sends the
+    customer the verification code of a new request).
+    """
+    GetDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.GetDataSubjectRequestRequest, _rights_pb2.GetDataSubjectRequestResponse]
+    """One request; a rectification's proposed values only for a caller who may decide it
+    (permission requests:read).
+    """
+    DecideDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_rights_pb2.DecideDataSubjectRequestRequest, _rights_pb2.DecideDataSubjectRequestResponse]
+    """Approve (carry the request out through the rights above, in the same transaction,
+    then FULFILLED) or reject (data kept) with a reason the customer sees (permission
+    requests:decide: the DPO). A request not re-verified is FAILED_PRECONDITION with a
+    google.rpc.PreconditionFailure of type VERIFICATION.
+    """
 
 @_typing.type_check_only
 class RightsServiceAsyncStub(RightsServiceStub):
@@ -80,6 +95,21 @@ class RightsServiceAsyncStub(RightsServiceStub):
     EraseSubjectData: _aio.UnaryUnaryMultiCallable[_rights_pb2.EraseSubjectDataRequest, _rights_pb2.EraseSubjectDataResponse]  # type: ignore[assignment]
     """Erasure: crypto-shred the data key, drop blind indexes and tokens, keep a tombstone.
     Audit entries remain (they hold no personal data). A second erasure is a no-op.
+    """
+    ListDataSubjectRequests: _aio.UnaryUnaryMultiCallable[_rights_pb2.ListDataSubjectRequestsRequest, _rights_pb2.ListDataSubjectRequestsResponse]  # type: ignore[assignment]
+    """The queue of customers' requests, the nearest deadline first, by page (permission
+    requests:read: compliance officers, the DPO, and the front end, which sends the
+    customer the verification code of a new request).
+    """
+    GetDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.GetDataSubjectRequestRequest, _rights_pb2.GetDataSubjectRequestResponse]  # type: ignore[assignment]
+    """One request; a rectification's proposed values only for a caller who may decide it
+    (permission requests:read).
+    """
+    DecideDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_rights_pb2.DecideDataSubjectRequestRequest, _rights_pb2.DecideDataSubjectRequestResponse]  # type: ignore[assignment]
+    """Approve (carry the request out through the rights above, in the same transaction,
+    then FULFILLED) or reject (data kept) with a reason the customer sees (permission
+    requests:decide: the DPO). A request not re-verified is FAILED_PRECONDITION with a
+    google.rpc.PreconditionFailure of type VERIFICATION.
     """
 
 class RightsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +161,39 @@ class RightsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_rights_pb2.EraseSubjectDataResponse, _abc.Awaitable[_rights_pb2.EraseSubjectDataResponse]]:
         """Erasure: crypto-shred the data key, drop blind indexes and tokens, keep a tombstone.
         Audit entries remain (they hold no personal data). A second erasure is a no-op.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDataSubjectRequests(
+        self,
+        request: _rights_pb2.ListDataSubjectRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.ListDataSubjectRequestsResponse, _abc.Awaitable[_rights_pb2.ListDataSubjectRequestsResponse]]:
+        """The queue of customers' requests, the nearest deadline first, by page (permission
+        requests:read: compliance officers, the DPO, and the front end, which sends the
+        customer the verification code of a new request).
+        """
+
+    @_abc_1.abstractmethod
+    def GetDataSubjectRequest(
+        self,
+        request: _rights_pb2.GetDataSubjectRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.GetDataSubjectRequestResponse, _abc.Awaitable[_rights_pb2.GetDataSubjectRequestResponse]]:
+        """One request; a rectification's proposed values only for a caller who may decide it
+        (permission requests:read).
+        """
+
+    @_abc_1.abstractmethod
+    def DecideDataSubjectRequest(
+        self,
+        request: _rights_pb2.DecideDataSubjectRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rights_pb2.DecideDataSubjectRequestResponse, _abc.Awaitable[_rights_pb2.DecideDataSubjectRequestResponse]]:
+        """Approve (carry the request out through the rights above, in the same transaction,
+        then FULFILLED) or reject (data kept) with a reason the customer sees (permission
+        requests:decide: the DPO). A request not re-verified is FAILED_PRECONDITION with a
+        google.rpc.PreconditionFailure of type VERIFICATION.
         """
 
 def add_RightsServiceServicer_to_server(servicer: RightsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

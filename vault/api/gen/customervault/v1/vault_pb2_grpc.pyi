@@ -80,6 +80,7 @@ class VaultServiceStub:
     """
     Detokenize: _grpc.UnaryUnaryMultiCallable[_vault_pb2.DetokenizeRequest, _vault_pb2.DetokenizeResponse]
     """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+    Tokens shown in views are join keys, not recorded: NOT_FOUND until Tokenize records them.
     Permission is decided before the token is looked up: a caller without it learns
     nothing about which tokens exist.
     """
@@ -129,6 +130,7 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     Detokenize: _aio.UnaryUnaryMultiCallable[_vault_pb2.DetokenizeRequest, _vault_pb2.DetokenizeResponse]  # type: ignore[assignment]
     """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+    Tokens shown in views are join keys, not recorded: NOT_FOUND until Tokenize records them.
     Permission is decided before the token is looked up: a caller without it learns
     nothing about which tokens exist.
     """
@@ -241,6 +243,7 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_vault_pb2.DetokenizeResponse, _abc.Awaitable[_vault_pb2.DetokenizeResponse]]:
         """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+        Tokens shown in views are join keys, not recorded: NOT_FOUND until Tokenize records them.
         Permission is decided before the token is looked up: a caller without it learns
         nothing about which tokens exist.
         """

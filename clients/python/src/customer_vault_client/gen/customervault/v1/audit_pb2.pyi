@@ -146,16 +146,32 @@ class GetLatestCheckpointResponse(_message.Message):
     def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ("origin", "tree_size", "root_hash", "note")
+    __slots__ = ("origin", "tree_size", "root_hash", "note", "witness_cosignatures")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
     origin: str
     tree_size: int
     root_hash: bytes
     note: str
-    def __init__(self, origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., note: _Optional[str] = ...) -> None: ...
+    witness_cosignatures: _containers.RepeatedCompositeFieldContainer[WitnessCosignature]
+    def __init__(self, origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., note: _Optional[str] = ..., witness_cosignatures: _Optional[_Iterable[_Union[WitnessCosignature, _Mapping]]] = ...) -> None: ...
+
+class WitnessCosignature(_message.Message):
+    __slots__ = ("witness", "tree_size", "root_hash", "line", "cosign_time")
+    WITNESS_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    COSIGN_TIME_FIELD_NUMBER: _ClassVar[int]
+    witness: str
+    tree_size: int
+    root_hash: bytes
+    line: str
+    cosign_time: _timestamp_pb2.Timestamp
+    def __init__(self, witness: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., line: _Optional[str] = ..., cosign_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetInclusionProofRequest(_message.Message):
     __slots__ = ("index", "tree_size")

@@ -23,10 +23,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as customervault_dot_v1_dot_requests__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n customervault/v1/customers.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x19IssueCustomerTokenRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"[\n\x1aIssueCustomerTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x19\x43reateCustomerLinkRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"Z\n\x1a\x43reateCustomerLinkResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x19RedeemCustomerLinkRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"o\n\x1aRedeemCustomerLinkResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsubject_id\x18\x03 \x01(\t\".\n\x18GetDormancyNoticeRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"W\n\x19GetDormancyNoticeResponse\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd8\x03\n\x15\x43ustomerAccessService\x12o\n\x12IssueCustomerToken\x12+.customervault.v1.IssueCustomerTokenRequest\x1a,.customervault.v1.IssueCustomerTokenResponse\x12o\n\x12\x43reateCustomerLink\x12+.customervault.v1.CreateCustomerLinkRequest\x1a,.customervault.v1.CreateCustomerLinkResponse\x12o\n\x12RedeemCustomerLink\x12+.customervault.v1.RedeemCustomerLinkRequest\x1a,.customervault.v1.RedeemCustomerLinkResponse\x12l\n\x11GetDormancyNotice\x12*.customervault.v1.GetDormancyNoticeRequest\x1a+.customervault.v1.GetDormancyNoticeResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n customervault/v1/customers.proto\x12\x10\x63ustomervault.v1\x1a\x1f\x63ustomervault/v1/requests.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n\x19IssueCustomerTokenRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"[\n\x1aIssueCustomerTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x19\x43reateCustomerLinkRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\r\"Z\n\x1a\x43reateCustomerLinkResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x19RedeemCustomerLinkRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"o\n\x1aRedeemCustomerLinkResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsubject_id\x18\x03 \x01(\t\".\n\x18GetDormancyNoticeRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"W\n\x19GetDormancyNoticeResponse\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12,\n\x08\x64\x65\x61\x64line\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x02\n\x1f\x43reateDataSubjectRequestRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x36\n\x04kind\x18\x02 \x01(\x0e\x32(.customervault.v1.DataSubjectRequestKind\x12^\n\x0fproposed_values\x18\x03 \x03(\x0b\x32\x45.customervault.v1.CreateDataSubjectRequestRequest.ProposedValuesEntry\x12\x14\n\x0cjurisdiction\x18\x04 \x01(\t\x1a\x35\n\x13ProposedValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Y\n CreateDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest\"F\n#IssueRequestVerificationCodeRequest\x12\x1f\n\x17\x64\x61ta_subject_request_id\x18\x01 \x01(\t\"d\n$IssueRequestVerificationCodeResponse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x1fVerifyDataSubjectRequestRequest\x12\x1f\n\x17\x64\x61ta_subject_request_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"Y\n VerifyDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest\"7\n!ListOwnDataSubjectRequestsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"\\\n\"ListOwnDataSubjectRequestsResponse\x12\x36\n\x08requests\x18\x01 \x03(\x0b\x32$.customervault.v1.DataSubjectRequest\"B\n\x1f\x43\x61ncelDataSubjectRequestRequest\x12\x1f\n\x17\x64\x61ta_subject_request_id\x18\x01 \x01(\t\"Y\n CancelDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest2\xfe\x08\n\x15\x43ustomerAccessService\x12o\n\x12IssueCustomerToken\x12+.customervault.v1.IssueCustomerTokenRequest\x1a,.customervault.v1.IssueCustomerTokenResponse\x12o\n\x12\x43reateCustomerLink\x12+.customervault.v1.CreateCustomerLinkRequest\x1a,.customervault.v1.CreateCustomerLinkResponse\x12o\n\x12RedeemCustomerLink\x12+.customervault.v1.RedeemCustomerLinkRequest\x1a,.customervault.v1.RedeemCustomerLinkResponse\x12l\n\x11GetDormancyNotice\x12*.customervault.v1.GetDormancyNoticeRequest\x1a+.customervault.v1.GetDormancyNoticeResponse\x12\x81\x01\n\x18\x43reateDataSubjectRequest\x12\x31.customervault.v1.CreateDataSubjectRequestRequest\x1a\x32.customervault.v1.CreateDataSubjectRequestResponse\x12\x8d\x01\n\x1cIssueRequestVerificationCode\x12\x35.customervault.v1.IssueRequestVerificationCodeRequest\x1a\x36.customervault.v1.IssueRequestVerificationCodeResponse\x12\x81\x01\n\x18VerifyDataSubjectRequest\x12\x31.customervault.v1.VerifyDataSubjectRequestRequest\x1a\x32.customervault.v1.VerifyDataSubjectRequestResponse\x12\x87\x01\n\x1aListOwnDataSubjectRequests\x12\x33.customervault.v1.ListOwnDataSubjectRequestsRequest\x1a\x34.customervault.v1.ListOwnDataSubjectRequestsResponse\x12\x81\x01\n\x18\x43\x61ncelDataSubjectRequest\x12\x31.customervault.v1.CancelDataSubjectRequestRequest\x1a\x32.customervault.v1.CancelDataSubjectRequestResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +35,46 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'customervault.v1.customers_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z customervault/v1;customervaultv1'
-  _globals['_ISSUECUSTOMERTOKENREQUEST']._serialized_start=87
-  _globals['_ISSUECUSTOMERTOKENREQUEST']._serialized_end=155
-  _globals['_ISSUECUSTOMERTOKENRESPONSE']._serialized_start=157
-  _globals['_ISSUECUSTOMERTOKENRESPONSE']._serialized_end=248
-  _globals['_CREATECUSTOMERLINKREQUEST']._serialized_start=250
-  _globals['_CREATECUSTOMERLINKREQUEST']._serialized_end=318
-  _globals['_CREATECUSTOMERLINKRESPONSE']._serialized_start=320
-  _globals['_CREATECUSTOMERLINKRESPONSE']._serialized_end=410
-  _globals['_REDEEMCUSTOMERLINKREQUEST']._serialized_start=412
-  _globals['_REDEEMCUSTOMERLINKREQUEST']._serialized_end=453
-  _globals['_REDEEMCUSTOMERLINKRESPONSE']._serialized_start=455
-  _globals['_REDEEMCUSTOMERLINKRESPONSE']._serialized_end=566
-  _globals['_GETDORMANCYNOTICEREQUEST']._serialized_start=568
-  _globals['_GETDORMANCYNOTICEREQUEST']._serialized_end=614
-  _globals['_GETDORMANCYNOTICERESPONSE']._serialized_start=616
-  _globals['_GETDORMANCYNOTICERESPONSE']._serialized_end=703
-  _globals['_CUSTOMERACCESSSERVICE']._serialized_start=706
-  _globals['_CUSTOMERACCESSSERVICE']._serialized_end=1178
+  _globals['_CREATEDATASUBJECTREQUESTREQUEST_PROPOSEDVALUESENTRY']._loaded_options = None
+  _globals['_CREATEDATASUBJECTREQUESTREQUEST_PROPOSEDVALUESENTRY']._serialized_options = b'8\001'
+  _globals['_ISSUECUSTOMERTOKENREQUEST']._serialized_start=120
+  _globals['_ISSUECUSTOMERTOKENREQUEST']._serialized_end=188
+  _globals['_ISSUECUSTOMERTOKENRESPONSE']._serialized_start=190
+  _globals['_ISSUECUSTOMERTOKENRESPONSE']._serialized_end=281
+  _globals['_CREATECUSTOMERLINKREQUEST']._serialized_start=283
+  _globals['_CREATECUSTOMERLINKREQUEST']._serialized_end=351
+  _globals['_CREATECUSTOMERLINKRESPONSE']._serialized_start=353
+  _globals['_CREATECUSTOMERLINKRESPONSE']._serialized_end=443
+  _globals['_REDEEMCUSTOMERLINKREQUEST']._serialized_start=445
+  _globals['_REDEEMCUSTOMERLINKREQUEST']._serialized_end=486
+  _globals['_REDEEMCUSTOMERLINKRESPONSE']._serialized_start=488
+  _globals['_REDEEMCUSTOMERLINKRESPONSE']._serialized_end=599
+  _globals['_GETDORMANCYNOTICEREQUEST']._serialized_start=601
+  _globals['_GETDORMANCYNOTICEREQUEST']._serialized_end=647
+  _globals['_GETDORMANCYNOTICERESPONSE']._serialized_start=649
+  _globals['_GETDORMANCYNOTICERESPONSE']._serialized_end=736
+  _globals['_CREATEDATASUBJECTREQUESTREQUEST']._serialized_start=739
+  _globals['_CREATEDATASUBJECTREQUESTREQUEST']._serialized_end=1021
+  _globals['_CREATEDATASUBJECTREQUESTREQUEST_PROPOSEDVALUESENTRY']._serialized_start=968
+  _globals['_CREATEDATASUBJECTREQUESTREQUEST_PROPOSEDVALUESENTRY']._serialized_end=1021
+  _globals['_CREATEDATASUBJECTREQUESTRESPONSE']._serialized_start=1023
+  _globals['_CREATEDATASUBJECTREQUESTRESPONSE']._serialized_end=1112
+  _globals['_ISSUEREQUESTVERIFICATIONCODEREQUEST']._serialized_start=1114
+  _globals['_ISSUEREQUESTVERIFICATIONCODEREQUEST']._serialized_end=1184
+  _globals['_ISSUEREQUESTVERIFICATIONCODERESPONSE']._serialized_start=1186
+  _globals['_ISSUEREQUESTVERIFICATIONCODERESPONSE']._serialized_end=1286
+  _globals['_VERIFYDATASUBJECTREQUESTREQUEST']._serialized_start=1288
+  _globals['_VERIFYDATASUBJECTREQUESTREQUEST']._serialized_end=1368
+  _globals['_VERIFYDATASUBJECTREQUESTRESPONSE']._serialized_start=1370
+  _globals['_VERIFYDATASUBJECTREQUESTRESPONSE']._serialized_end=1459
+  _globals['_LISTOWNDATASUBJECTREQUESTSREQUEST']._serialized_start=1461
+  _globals['_LISTOWNDATASUBJECTREQUESTSREQUEST']._serialized_end=1516
+  _globals['_LISTOWNDATASUBJECTREQUESTSRESPONSE']._serialized_start=1518
+  _globals['_LISTOWNDATASUBJECTREQUESTSRESPONSE']._serialized_end=1610
+  _globals['_CANCELDATASUBJECTREQUESTREQUEST']._serialized_start=1612
+  _globals['_CANCELDATASUBJECTREQUESTREQUEST']._serialized_end=1678
+  _globals['_CANCELDATASUBJECTREQUESTRESPONSE']._serialized_start=1680
+  _globals['_CANCELDATASUBJECTREQUESTRESPONSE']._serialized_end=1769
+  _globals['_CUSTOMERACCESSSERVICE']._serialized_start=1772
+  _globals['_CUSTOMERACCESSSERVICE']._serialized_end=2922
 # @@protoc_insertion_point(module_scope)

@@ -57,6 +57,31 @@ class CustomerAccessServiceStub:
                 request_serializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeResponse.FromString,
                 _registered_method=True)
+        self.CreateDataSubjectRequest = channel.unary_unary(
+                '/customervault.v1.CustomerAccessService/CreateDataSubjectRequest',
+                request_serializer=customervault_dot_v1_dot_customers__pb2.CreateDataSubjectRequestRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_customers__pb2.CreateDataSubjectRequestResponse.FromString,
+                _registered_method=True)
+        self.IssueRequestVerificationCode = channel.unary_unary(
+                '/customervault.v1.CustomerAccessService/IssueRequestVerificationCode',
+                request_serializer=customervault_dot_v1_dot_customers__pb2.IssueRequestVerificationCodeRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_customers__pb2.IssueRequestVerificationCodeResponse.FromString,
+                _registered_method=True)
+        self.VerifyDataSubjectRequest = channel.unary_unary(
+                '/customervault.v1.CustomerAccessService/VerifyDataSubjectRequest',
+                request_serializer=customervault_dot_v1_dot_customers__pb2.VerifyDataSubjectRequestRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_customers__pb2.VerifyDataSubjectRequestResponse.FromString,
+                _registered_method=True)
+        self.ListOwnDataSubjectRequests = channel.unary_unary(
+                '/customervault.v1.CustomerAccessService/ListOwnDataSubjectRequests',
+                request_serializer=customervault_dot_v1_dot_customers__pb2.ListOwnDataSubjectRequestsRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_customers__pb2.ListOwnDataSubjectRequestsResponse.FromString,
+                _registered_method=True)
+        self.CancelDataSubjectRequest = channel.unary_unary(
+                '/customervault.v1.CustomerAccessService/CancelDataSubjectRequest',
+                request_serializer=customervault_dot_v1_dot_customers__pb2.CancelDataSubjectRequestRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_customers__pb2.CancelDataSubjectRequestResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerAccessServiceServicer:
@@ -96,6 +121,46 @@ class CustomerAccessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateDataSubjectRequest(self, request, context):
+        """A rectification, restriction or erasure request of the customer's own subject
+        (permission requests:submit). It awaits re-verification; its deadline follows the
+        jurisdiction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueRequestVerificationCode(self, request, context):
+        """A single-use code the front end delivers to the customer out of band (e-mail, SMS)
+        to confirm a request (permission customers:issue). Never logged or audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyDataSubjectRequest(self, request, context):
+        """The customer confirms its request with the code (permission requests:submit); a
+        wrong code is INVALID_ARGUMENT, and five wrong codes need a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOwnDataSubjectRequests(self, request, context):
+        """The customer's own requests, newest first, with state, deadline and the DPO's
+        reason (permission requests:read_own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelDataSubjectRequest(self, request, context):
+        """The customer withdraws a request not decided yet (permission requests:submit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerAccessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +183,31 @@ def add_CustomerAccessServiceServicer_to_server(servicer, server):
                     servicer.GetDormancyNotice,
                     request_deserializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeResponse.SerializeToString,
+            ),
+            'CreateDataSubjectRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDataSubjectRequest,
+                    request_deserializer=customervault_dot_v1_dot_customers__pb2.CreateDataSubjectRequestRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_customers__pb2.CreateDataSubjectRequestResponse.SerializeToString,
+            ),
+            'IssueRequestVerificationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueRequestVerificationCode,
+                    request_deserializer=customervault_dot_v1_dot_customers__pb2.IssueRequestVerificationCodeRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_customers__pb2.IssueRequestVerificationCodeResponse.SerializeToString,
+            ),
+            'VerifyDataSubjectRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDataSubjectRequest,
+                    request_deserializer=customervault_dot_v1_dot_customers__pb2.VerifyDataSubjectRequestRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_customers__pb2.VerifyDataSubjectRequestResponse.SerializeToString,
+            ),
+            'ListOwnDataSubjectRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOwnDataSubjectRequests,
+                    request_deserializer=customervault_dot_v1_dot_customers__pb2.ListOwnDataSubjectRequestsRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_customers__pb2.ListOwnDataSubjectRequestsResponse.SerializeToString,
+            ),
+            'CancelDataSubjectRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelDataSubjectRequest,
+                    request_deserializer=customervault_dot_v1_dot_customers__pb2.CancelDataSubjectRequestRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_customers__pb2.CancelDataSubjectRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +320,141 @@ class CustomerAccessService:
             '/customervault.v1.CustomerAccessService/GetDormancyNotice',
             customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeRequest.SerializeToString,
             customervault_dot_v1_dot_customers__pb2.GetDormancyNoticeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDataSubjectRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.CustomerAccessService/CreateDataSubjectRequest',
+            customervault_dot_v1_dot_customers__pb2.CreateDataSubjectRequestRequest.SerializeToString,
+            customervault_dot_v1_dot_customers__pb2.CreateDataSubjectRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueRequestVerificationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.CustomerAccessService/IssueRequestVerificationCode',
+            customervault_dot_v1_dot_customers__pb2.IssueRequestVerificationCodeRequest.SerializeToString,
+            customervault_dot_v1_dot_customers__pb2.IssueRequestVerificationCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyDataSubjectRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.CustomerAccessService/VerifyDataSubjectRequest',
+            customervault_dot_v1_dot_customers__pb2.VerifyDataSubjectRequestRequest.SerializeToString,
+            customervault_dot_v1_dot_customers__pb2.VerifyDataSubjectRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOwnDataSubjectRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.CustomerAccessService/ListOwnDataSubjectRequests',
+            customervault_dot_v1_dot_customers__pb2.ListOwnDataSubjectRequestsRequest.SerializeToString,
+            customervault_dot_v1_dot_customers__pb2.ListOwnDataSubjectRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelDataSubjectRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.CustomerAccessService/CancelDataSubjectRequest',
+            customervault_dot_v1_dot_customers__pb2.CancelDataSubjectRequestRequest.SerializeToString,
+            customervault_dot_v1_dot_customers__pb2.CancelDataSubjectRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,11 @@ class RetentionServiceStub:
     """A dry run for the caller's tenant: what a run would do now, the held subjects,
     and the k-anonymity of the anonymized records (retention:admin).
     """
+    ListRetentionRuns: _grpc.UnaryUnaryMultiCallable[_retention_pb2.ListRetentionRunsRequest, _retention_pb2.ListRetentionRunsResponse]
+    """The finished runs, newest first, paged: what each did to the caller's tenant's
+    subjects and the k-anonymity of its anonymized records when the run ended
+    (retention:admin).
+    """
 
 @_typing.type_check_only
 class RetentionServiceAsyncStub(RetentionServiceStub):
@@ -81,6 +86,11 @@ class RetentionServiceAsyncStub(RetentionServiceStub):
     GetRetentionReport: _aio.UnaryUnaryMultiCallable[_retention_pb2.GetRetentionReportRequest, _retention_pb2.GetRetentionReportResponse]  # type: ignore[assignment]
     """A dry run for the caller's tenant: what a run would do now, the held subjects,
     and the k-anonymity of the anonymized records (retention:admin).
+    """
+    ListRetentionRuns: _aio.UnaryUnaryMultiCallable[_retention_pb2.ListRetentionRunsRequest, _retention_pb2.ListRetentionRunsResponse]  # type: ignore[assignment]
+    """The finished runs, newest first, paged: what each did to the caller's tenant's
+    subjects and the k-anonymity of its anonymized records when the run ended
+    (retention:admin).
     """
 
 class RetentionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -138,6 +148,17 @@ class RetentionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_retention_pb2.GetRetentionReportResponse, _abc.Awaitable[_retention_pb2.GetRetentionReportResponse]]:
         """A dry run for the caller's tenant: what a run would do now, the held subjects,
         and the k-anonymity of the anonymized records (retention:admin).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRetentionRuns(
+        self,
+        request: _retention_pb2.ListRetentionRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retention_pb2.ListRetentionRunsResponse, _abc.Awaitable[_retention_pb2.ListRetentionRunsResponse]]:
+        """The finished runs, newest first, paged: what each did to the caller's tenant's
+        subjects and the k-anonymity of its anonymized records when the run ended
+        (retention:admin).
         """
 
 def add_RetentionServiceServicer_to_server(servicer: RetentionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

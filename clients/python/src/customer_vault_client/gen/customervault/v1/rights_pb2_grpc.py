@@ -62,6 +62,21 @@ class RightsServiceStub:
                 request_serializer=customervault_dot_v1_dot_rights__pb2.EraseSubjectDataRequest.SerializeToString,
                 response_deserializer=customervault_dot_v1_dot_rights__pb2.EraseSubjectDataResponse.FromString,
                 _registered_method=True)
+        self.ListDataSubjectRequests = channel.unary_unary(
+                '/customervault.v1.RightsService/ListDataSubjectRequests',
+                request_serializer=customervault_dot_v1_dot_rights__pb2.ListDataSubjectRequestsRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_rights__pb2.ListDataSubjectRequestsResponse.FromString,
+                _registered_method=True)
+        self.GetDataSubjectRequest = channel.unary_unary(
+                '/customervault.v1.RightsService/GetDataSubjectRequest',
+                request_serializer=customervault_dot_v1_dot_rights__pb2.GetDataSubjectRequestRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_rights__pb2.GetDataSubjectRequestResponse.FromString,
+                _registered_method=True)
+        self.DecideDataSubjectRequest = channel.unary_unary(
+                '/customervault.v1.RightsService/DecideDataSubjectRequest',
+                request_serializer=customervault_dot_v1_dot_rights__pb2.DecideDataSubjectRequestRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_rights__pb2.DecideDataSubjectRequestResponse.FromString,
+                _registered_method=True)
 
 
 class RightsServiceServicer:
@@ -107,6 +122,33 @@ class RightsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDataSubjectRequests(self, request, context):
+        """The queue of customers' requests, the nearest deadline first, by page (permission
+        requests:read: compliance officers, the DPO, and the front end, which sends the
+        customer the verification code of a new request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataSubjectRequest(self, request, context):
+        """One request; a rectification's proposed values only for a caller who may decide it
+        (permission requests:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideDataSubjectRequest(self, request, context):
+        """Approve (carry the request out through the rights above, in the same transaction,
+        then FULFILLED) or reject (data kept) with a reason the customer sees (permission
+        requests:decide: the DPO). A request not re-verified is FAILED_PRECONDITION with a
+        google.rpc.PreconditionFailure of type VERIFICATION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RightsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +176,21 @@ def add_RightsServiceServicer_to_server(servicer, server):
                     servicer.EraseSubjectData,
                     request_deserializer=customervault_dot_v1_dot_rights__pb2.EraseSubjectDataRequest.FromString,
                     response_serializer=customervault_dot_v1_dot_rights__pb2.EraseSubjectDataResponse.SerializeToString,
+            ),
+            'ListDataSubjectRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDataSubjectRequests,
+                    request_deserializer=customervault_dot_v1_dot_rights__pb2.ListDataSubjectRequestsRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_rights__pb2.ListDataSubjectRequestsResponse.SerializeToString,
+            ),
+            'GetDataSubjectRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataSubjectRequest,
+                    request_deserializer=customervault_dot_v1_dot_rights__pb2.GetDataSubjectRequestRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_rights__pb2.GetDataSubjectRequestResponse.SerializeToString,
+            ),
+            'DecideDataSubjectRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideDataSubjectRequest,
+                    request_deserializer=customervault_dot_v1_dot_rights__pb2.DecideDataSubjectRequestRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_rights__pb2.DecideDataSubjectRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +330,87 @@ class RightsService:
             '/customervault.v1.RightsService/EraseSubjectData',
             customervault_dot_v1_dot_rights__pb2.EraseSubjectDataRequest.SerializeToString,
             customervault_dot_v1_dot_rights__pb2.EraseSubjectDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDataSubjectRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.RightsService/ListDataSubjectRequests',
+            customervault_dot_v1_dot_rights__pb2.ListDataSubjectRequestsRequest.SerializeToString,
+            customervault_dot_v1_dot_rights__pb2.ListDataSubjectRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataSubjectRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.RightsService/GetDataSubjectRequest',
+            customervault_dot_v1_dot_rights__pb2.GetDataSubjectRequestRequest.SerializeToString,
+            customervault_dot_v1_dot_rights__pb2.GetDataSubjectRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideDataSubjectRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customervault.v1.RightsService/DecideDataSubjectRequest',
+            customervault_dot_v1_dot_rights__pb2.DecideDataSubjectRequestRequest.SerializeToString,
+            customervault_dot_v1_dot_rights__pb2.DecideDataSubjectRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -181,6 +181,7 @@ class VaultServiceServicer:
 
     def Detokenize(self, request, context):
         """The clear value behind a token issued by Tokenize; needs the detokenize permission.
+        Tokens shown in views are join keys, not recorded: NOT_FOUND until Tokenize records them.
         Permission is decided before the token is looked up: a caller without it learns
         nothing about which tokens exist.
         """

@@ -1,4 +1,6 @@
-"""Faults the integration tests inject into a running vault's own database."""
+"""A fault in the audit store, made in the database itself: every insert into the audit
+log fails while `audit_store_refusing` is active (test_audit_store_faults.py, and the
+outbox's rollback test)."""
 
 from __future__ import annotations
 
