@@ -37,6 +37,10 @@ _OUT = ("next_page_token", "resume_token")
 """Response fields holding a cursor to seal."""
 _UNBOUND = {"page_size", "request_id", *_IN}
 """Request fields a token is not bound to."""
+PUBLIC_CURSORS = frozenset({"/customervault.v1.EventService/ListEvents"})
+"""Methods whose token is a public position, left as it is: the event feed's cursor is
+an event sequence a consumer stores and may write itself (events.proto says so); what
+a caller may read at any position is decided per event."""
 
 
 class PageTokens:
@@ -53,7 +57,7 @@ class PageTokens:
     def open(self, call: CallContext, request: Any) -> bytes | None:
         """The call's binding, after replacing each token in `request` by its cursor;
         None for a request that takes no token."""
-        if not isinstance(request, Message):
+        if not isinstance(request, Message) or call.method in PUBLIC_CURSORS:
             return None
         names = [n for n in _IN if n in request.DESCRIPTOR.fields_by_name]
         if not names:
