@@ -110,9 +110,11 @@ class RequestDecisions(RequestBase):
                 [FieldViolation("reason", f"at most {MAX_DECISION_REASON} characters")]
             )
         event = RequestEvent.APPROVE if approve else RequestEvent.REJECT
-        with self._db.read() as conn:
+        # A write, though it only reads: a keyed call claims its idempotency key here,
+        # before the state is checked, so a retry of a done decision replays it.
+        with self._db.write() as conn:
             row = self._load(conn, call, principal, request_id)
-        self._check(call, row, event)  # before any effect
+            self._check(call, row, event)  # before any effect
         now = self._clock.now()
         changes = {
             "decided_at": to_micros(now),
