@@ -17,14 +17,14 @@ from google.protobuf.message import Message
 from tests.data import ADA, DPO
 from tests.integration.consent_support import SERVICE
 from tests.integration.harness import RunningVault
-from tests.integration.test_subject_requests import (
+from tests.integration.request_support import (
     APPROVE,
     ERASURE,
     NEW_EMAIL,
     RECTIFICATION,
     RESTRICTION,
-    _code,
-    _customer,
+    customer_client,
+    verification_code,
 )
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import customers_pb2 as cus
@@ -44,12 +44,17 @@ def _twice(client: VaultClient, stub: object, method: str, request: Message) -> 
 def _refused_reuse(client: VaultClient, stub: object, method: str, request: Message) -> None:
     with pytest.raises(VaultClientError) as refused:
         client.call(stub, method, request)
-    assert (refused.value.code, refused.value.reason) == ("ALREADY_EXISTS", "IDEMPOTENCY_KEY_REUSED")
+    assert (refused.value.code, refused.value.reason) == (
+        "ALREADY_EXISTS",
+        "IDEMPOTENCY_KEY_REUSED",
+    )
 
 
 def _states(vault: RunningVault, request_id: str) -> list[str]:
     """The request's state changes, in order, as the event outbox recorded them."""
-    query = sa.text("SELECT facts FROM outbox_events WHERE kind = 'request_state_changed' ORDER BY id")
+    query = sa.text(
+        "SELECT facts FROM outbox_events WHERE kind = 'request_state_changed' ORDER BY id"
+    )
     with vault.app.db.engine.connect() as conn:
         facts = [json.loads(row[0]) for row in conn.execute(query)]
     return [f["state"] for f in facts if f["request_id"] == request_id]
@@ -63,11 +68,9 @@ def _kept_responses(vault: RunningVault) -> bytes:
 
 def test_create_verify_decide_and_cancel_replay_their_first_answer(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer, dpo = _customer(vault, ada), vault.client(**DPO)
+    customer, dpo = customer_client(vault, ada), vault.client(**DPO)
     key = str(uuid.uuid4())
-    create = cus.CreateDataSubjectRequestRequest(
-        subject_id=ada, kind=RESTRICTION, request_id=key
-    )
+    create = cus.CreateDataSubjectRequestRequest(subject_id=ada, kind=RESTRICTION, request_id=key)
     created = _twice(customer, customer.customers, "CreateDataSubjectRequest", create)
     rid = created.request.request_id  # type: ignore[attr-defined]
     with vault.app.db.engine.connect() as conn:
@@ -76,7 +79,7 @@ def test_create_verify_decide_and_cancel_replay_their_first_answer(vault: Runnin
     create.kind = ERASURE
     _refused_reuse(customer, customer.customers, "CreateDataSubjectRequest", create)
 
-    code = _code(vault, rid)
+    code = verification_code(vault, rid)
     verify = cus.VerifyDataSubjectRequestRequest(
         data_subject_request_id=rid, code=code, request_id=str(uuid.uuid4())
     )
@@ -114,7 +117,7 @@ def test_create_verify_decide_and_cancel_replay_their_first_answer(vault: Runnin
 
 def test_a_kept_rectification_holds_no_proposed_value(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
+    customer = customer_client(vault, ada)
     create = cus.CreateDataSubjectRequestRequest(
         subject_id=ada,
         kind=RECTIFICATION,
@@ -129,13 +132,13 @@ def test_a_kept_rectification_holds_no_proposed_value(vault: RunningVault) -> No
 
 def test_wrong_codes_count_although_keyed_calls_roll_back(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
+    customer = customer_client(vault, ada)
     rid = customer.call(
         customer.customers,
         "CreateDataSubjectRequest",
         cus.CreateDataSubjectRequestRequest(subject_id=ada, kind=ERASURE),
     ).request.request_id
-    _code(vault, rid)
+    verification_code(vault, rid)
     wrong = cus.VerifyDataSubjectRequestRequest(
         data_subject_request_id=rid, code="AAAAA-BBBBB", request_id=str(uuid.uuid4())
     )
@@ -156,7 +159,7 @@ def test_wrong_codes_count_although_keyed_calls_roll_back(vault: RunningVault) -
 
 def test_the_customers_own_list_is_paged_by_sealed_tokens(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
+    customer = customer_client(vault, ada)
     made = []
     for _ in range(5):
         response = customer.call(

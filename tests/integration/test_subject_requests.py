@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +20,18 @@ import audit
 from tests.data import ADA, DPO, GRACE
 from tests.integration.consent_support import SERVICE, MovableClock
 from tests.integration.harness import RunningVault, running_vault, settings_for
+from tests.integration.request_support import (
+    APPROVE,
+    ERASURE,
+    FRONTEND,
+    NEW_EMAIL,
+    OFFICER,
+    RECTIFICATION,
+    REJECT,
+    RESTRICTION,
+    customer_client,
+    verification_code,
+)
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import customers_pb2 as cus
 from vault.api.gen.customervault.v1 import events_pb2 as epb
@@ -30,19 +41,6 @@ from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import rights_pb2_grpc
 from vault.principal import Principal
 from vault.testing import token_issuer
-
-FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
-OFFICER: dict[str, Any] = {"principal": "officer-1", "roles": ("compliance_officer",)}
-ERASURE = req.DATA_SUBJECT_REQUEST_KIND_ERASURE
-RECTIFICATION = req.DATA_SUBJECT_REQUEST_KIND_RECTIFICATION
-RESTRICTION = req.DATA_SUBJECT_REQUEST_KIND_RESTRICTION
-APPROVE = rpb.DATA_SUBJECT_REQUEST_DECISION_APPROVE
-REJECT = rpb.DATA_SUBJECT_REQUEST_DECISION_REJECT
-NEW_EMAIL = "ada.byron@example.net"
-
-
-def _customer(vault: RunningVault, subject_id: str) -> VaultClient:
-    return vault.client(principal=f"customer:{subject_id}", roles=("customer",), subject=subject_id)
 
 
 def _create(
@@ -56,25 +54,6 @@ def _create(
         ),
     )
     return response.request
-
-
-def _code(vault: RunningVault, request_id: str) -> str:
-    """What the front end does: find the new request in the queue, get its code."""
-    front = vault.client(**FRONTEND)
-    waiting = front.call(
-        front.rights,
-        "ListDataSubjectRequests",
-        rpb.ListDataSubjectRequestsRequest(
-            states=[req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION]
-        ),
-    )
-    assert request_id in [r.request_id for r in waiting.requests]
-    response = front.call(
-        front.customers,
-        "IssueRequestVerificationCode",
-        cus.IssueRequestVerificationCodeRequest(data_subject_request_id=request_id),
-    )
-    return str(response.code)
 
 
 def _verify(customer: VaultClient, request_id: str, code: str) -> req.DataSubjectRequest:
@@ -115,9 +94,9 @@ def _entries(vault: RunningVault, action: str) -> list[audit.AuditEntry]:
 def _verified(
     vault: RunningVault, subject_id: str, kind: int, **values: str
 ) -> tuple[VaultClient, str]:
-    customer = _customer(vault, subject_id)
+    customer = customer_client(vault, subject_id)
     created = _create(customer, subject_id, kind, **values)
-    _verify(customer, created.request_id, _code(vault, created.request_id))
+    _verify(customer, created.request_id, verification_code(vault, created.request_id))
     return customer, created.request_id
 
 
@@ -125,14 +104,14 @@ def test_an_approved_erasure_erases_and_the_customer_sees_it_fulfilled(
     vault: RunningVault,
 ) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
+    customer = customer_client(vault, ada)
     created = _create(customer, ada, ERASURE)
     assert created.state == req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION
     assert created.request_id.startswith("DSR-")
     assert created.regulation.startswith("GDPR")
     assert created.deadline.ToDatetime() > created.create_time.ToDatetime()
 
-    code = _code(vault, created.request_id)
+    code = verification_code(vault, created.request_id)
     verified = _verify(customer, created.request_id, code)
     assert verified.state == req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
     with pytest.raises(VaultClientError) as replay:  # the code works once
@@ -191,7 +170,7 @@ def test_an_approved_erasure_erases_and_the_customer_sees_it_fulfilled(
 
 def test_a_request_without_re_verification_cannot_be_decided(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    created = _create(_customer(vault, ada), ada, ERASURE)
+    created = _create(customer_client(vault, ada), ada, ERASURE)
     channel = grpc.insecure_channel(vault.address)
     try:
         stub = rights_pb2_grpc.RightsServiceStub(channel)
@@ -229,8 +208,8 @@ def test_a_request_without_re_verification_cannot_be_decided(vault: RunningVault
 def test_a_customer_cannot_see_or_touch_another_subjects_request(vault: RunningVault) -> None:
     service = vault.client(**SERVICE)
     ada, grace = service.create(ADA).subject_id, service.create(GRACE).subject_id
-    adas = _create(_customer(vault, ada), ada, ERASURE)
-    intruder = _customer(vault, grace)
+    adas = _create(customer_client(vault, ada), ada, ERASURE)
+    intruder = customer_client(vault, grace)
 
     with pytest.raises(VaultClientError) as creating:
         _create(intruder, ada, ERASURE)
@@ -265,7 +244,7 @@ def test_a_customer_cannot_see_or_touch_another_subjects_request(vault: RunningV
     assert {(e.decision, e.reason) for e in denied} == {
         ("deny", "customer bound to another subject")
     }
-    assert _own(_customer(vault, ada), ada)[0].state == (
+    assert _own(customer_client(vault, ada), ada)[0].state == (
         req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION
     )
 
@@ -341,14 +320,14 @@ def test_an_approved_restriction_restricts(vault: RunningVault) -> None:
 
 def test_wrong_codes_are_counted_and_five_lock_until_a_new_code(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
+    customer = customer_client(vault, ada)
     created = _create(customer, ada, ERASURE)
-    _code(vault, created.request_id)
+    verification_code(vault, created.request_id)
     for _ in range(5):
         with pytest.raises(VaultClientError) as wrong:
             _verify(customer, created.request_id, "AAAAA-AAAAA")
         assert wrong.value.code == "INVALID_ARGUMENT"
-    fresh = _code(vault, created.request_id)
+    fresh = verification_code(vault, created.request_id)
     with pytest.raises(VaultClientError) as locked:
         _verify(customer, created.request_id, "AAAAA-AAAAA")
     assert locked.value.code == "INVALID_ARGUMENT"  # a new code reset the count
@@ -359,7 +338,7 @@ def test_wrong_codes_are_counted_and_five_lock_until_a_new_code(vault: RunningVa
 
 def test_the_customer_may_withdraw_and_bad_input_is_refused(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
+    customer = customer_client(vault, ada)
     created = _create(customer, ada, ERASURE)
     cancelled = customer.call(
         customer.customers,
@@ -420,8 +399,8 @@ def test_a_request_never_confirmed_before_its_deadline_expires(tmp_path: Path) -
     with running_vault(settings_for(tmp_path / "data", None), clock=clock) as vault:
         issuer = token_issuer(vault.settings, clock)
         ada = vault.client(**SERVICE).create(ADA).subject_id
-        made = _create(_customer(vault, ada), ada, ERASURE)
-        code = _code(vault, made.request_id)
+        made = _create(customer_client(vault, ada), ada, ERASURE)
+        code = verification_code(vault, made.request_id)
         clock.advance(timedelta(days=40))  # past one month
         later = VaultClient(
             vault.address,

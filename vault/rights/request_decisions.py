@@ -22,6 +22,7 @@ from vault.context import CallContext
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy import Action
 from vault.rights.request_base import RequestBase, RequestView
+from vault.rights.request_expiry import RequestExpiry
 from vault.rights.request_states import RequestEvent, RequestKind, RequestState
 from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
@@ -40,6 +41,7 @@ class RequestDesk:
 
     customers: CustomerRequests
     decisions: RequestDecisions
+    expiry: RequestExpiry
 
 
 class RequestDecisions(RequestBase):

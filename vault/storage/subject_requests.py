@@ -129,6 +129,19 @@ def queue(
     return [_row(m) for m in conn.execute(query).mappings()]
 
 
+def overdue(conn: Connection, state: str, now_us: int, *, limit: int) -> list[RequestRow]:
+    """Requests in `state` whose deadline is before `now_us`, the oldest deadline first
+    (every tenant's: the vault's own background work asks)."""
+    c = subject_requests.c
+    query = (
+        sa.select(subject_requests)
+        .where(c.state == state, c.deadline_at < now_us)
+        .order_by(c.deadline_at, c.id)
+        .limit(limit)
+    )
+    return [_row(m) for m in conn.execute(query).mappings()]
+
+
 def move(conn: Connection, request_id: str, from_state: str, changes: dict[str, Any]) -> bool:
     """Apply `changes` if the request is still in `from_state`; False otherwise."""
     c = subject_requests.c
