@@ -13,7 +13,7 @@ DEV_LOCK := requirements-dev.lock
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-find-links --no-emit-index-url
 
-.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check bench soak clean lock audit-deps clients-ts clients-test k8s-policies
+.PHONY: catalogs install serve console check test test-unit lint typecheck imports protos protos-check buf buf-release bench soak clean lock audit-deps clients-ts clients-test k8s-policies
 
 # Every third-party package comes from the lock, checked against its hash; then the
 # project and its slim client (clients/python, which the CLI uses) alone (--no-deps),
@@ -53,12 +53,14 @@ serve: $(STAMP)
 	$(VENV)/bin/customer-vault serve
 
 ## The gate, in order, stopping at the first failure: ruff check, ruff format --check,
-## mypy, generated code up to date, import contracts (.importlinter), the locked
-## dependencies' known vulnerabilities (pip-audit), the whole suite.
+## mypy, generated code up to date, buf lint + breaking (the gRPC contract), import
+## contracts (.importlinter), the locked dependencies' known vulnerabilities (pip-audit),
+## the whole suite.
 check: $(STAMP)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory typecheck
 	@$(MAKE) --no-print-directory protos-check
+	@$(MAKE) --no-print-directory buf
 	@$(MAKE) --no-print-directory imports
 	@$(MAKE) --no-print-directory audit-deps
 	@$(MAKE) --no-print-directory test
@@ -100,6 +102,33 @@ protos: $(STAMP)
 protos-check: $(STAMP)
 	$(PY) scripts/gen_protos.py --check
 
+# buf, the npm package @bufbuild/buf pinned in protos/tools/package-lock.json (npm ci:
+# exactly the locked version, checked against its integrity hash).
+BUF_TOOLS   := protos/tools
+BUF         := $(BUF_TOOLS)/node_modules/.bin/buf
+# The last published contract: `buf breaking` compares protos/ with it (protos/releases/).
+BUF_RELEASE := protos/releases/v0.1.binpb
+
+$(BUF): $(BUF_TOOLS)/package.json $(BUF_TOOLS)/package-lock.json
+	cd $(BUF_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BUF)
+
+## The contract's rules (buf.yaml): `buf lint` (STANDARD + COMMENTS) and `buf breaking`
+## against the last release image; the vendored google/rpc/status.proto must be the one
+## protoc compiles against; buf.gen.yaml must generate (into build/buf-gen)
+buf: $(BUF) $(STAMP)
+	$(BUF) lint
+	$(BUF) breaking --against $(BUF_RELEASE)
+	$(PY) scripts/gen_protos.py --check-vendored
+	$(BUF) generate
+
+## Cut a release of the contract: `make buf-release VERSION=v0.2` writes
+## protos/releases/v0.2.binpb; then point BUF_RELEASE at it (protos/releases/README.md)
+buf-release: $(BUF)
+	test -n "$(VERSION)" || { echo "usage: make buf-release VERSION=vX.Y"; exit 2; }
+	test ! -e protos/releases/$(VERSION).binpb || { echo "$(VERSION) exists"; exit 2; }
+	$(BUF) build -o protos/releases/$(VERSION).binpb
+
 bench: $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) benchmarks/run.py
@@ -128,4 +157,4 @@ audit-deps: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .vault-data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \
-		$(TS)/node_modules $(TS)/dist $(TS)/src/gen
+		$(BUF_TOOLS)/node_modules build/buf-gen $(TS)/node_modules $(TS)/dist $(TS)/src/gen

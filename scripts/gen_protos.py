@@ -2,6 +2,7 @@
 
     python scripts/gen_protos.py          # regenerate in place
     python scripts/gen_protos.py --check  # exit 1 when the committed code is stale
+    python scripts/gen_protos.py --check-vendored  # buf's copy of googleapis = protoc's
 
 Three targets, each checked by `--check` so none drifts from protos/:
 
@@ -28,6 +29,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROTO_ROOT = REPO / "protos"
+# The contract's own files. protos/google holds googleapis' google/rpc/status.proto,
+# vendored for buf (buf.yaml); protoc compiles against the installed copy, which
+# --check-vendored keeps identical. protos/tools holds buf's npm package.
+CONTRACT = PROTO_ROOT / "customervault"
+VENDORED = PROTO_ROOT / "google"
 CLIENT_SRC = REPO / "clients" / "python" / "src"
 PYTHON_TARGETS = {
     # out directory: the package the generated modules live in
@@ -45,7 +51,9 @@ def _include_dirs() -> list[str]:
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     googleapis = Path(next(iter(google.rpc.__path__))).parents[1]
-    return [str(PROTO_ROOT), str(well_known), str(googleapis)]
+    # googleapis before protos/: protoc compiles against the installed googleapis files
+    # (protos/google is buf's vendored copy of them).
+    return [str(googleapis), str(PROTO_ROOT), str(well_known)]
 
 
 def _rewrite_imports(path: Path, package: str) -> None:
@@ -59,7 +67,7 @@ def generate(out: Path, package: str) -> None:
     """Run protoc over every .proto under protos/ into `out` (modules of `package`)."""
     from grpc_tools import protoc
 
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in CONTRACT.rglob("*.proto"))
     # mypy-protobuf's plugin types the gRPC stubs and servicers (`*_pb2_grpc.pyi`).
     grpc_plugin = Path(sys.executable).parent / "protoc-gen-mypy_grpc"
     args = [
@@ -82,11 +90,11 @@ def generate(out: Path, package: str) -> None:
 
 def copy_protos(out: Path) -> None:
     """The .proto files as the TypeScript client loads them: ours and google/rpc's."""
-    for proto in PROTO_ROOT.rglob("*.proto"):
+    for proto in CONTRACT.rglob("*.proto"):
         target = out / proto.relative_to(PROTO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(proto, target)
-    googleapis = Path(_include_dirs()[2])
+    googleapis = Path(_include_dirs()[0])
     for name in GOOGLE_RPC:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(googleapis / name, out / name)
@@ -130,10 +138,33 @@ def stale_files() -> list[str]:
     return stale
 
 
+def vendored_drift() -> list[str]:
+    """Vendored googleapis files (buf's copy) that differ from the ones protoc uses."""
+    googleapis = Path(_include_dirs()[0])
+    return [
+        str(p.relative_to(PROTO_ROOT))
+        for p in sorted(VENDORED.rglob("*.proto"))
+        if not filecmp.cmp(p, googleapis / p.relative_to(PROTO_ROOT), shallow=False)
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail when generated code is stale")
-    check = parser.parse_args().check
+    parser.add_argument(
+        "--check-vendored",
+        action="store_true",
+        help="fail when protos/google differs from the installed googleapis protos",
+    )
+    args = parser.parse_args()
+    if args.check_vendored:
+        drift = vendored_drift()
+        if drift:
+            print("vendored protos differ from googleapis-common-protos; copy them:", *drift)
+            return 1
+        print("vendored googleapis protos match the installed googleapis-common-protos")
+        return 0
+    check = args.check
     if check:
         stale = stale_files()
         if stale:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from types import FrameType
 from typing import TypedDict
 
@@ -19,7 +20,9 @@ import audit
 from audit.witness import WitnessClient
 from vault import key_custody, startup, telemetry
 from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
+from vault.api.idempotency import Idempotency
 from vault.api.limits import CallLimits
+from vault.api.page_tokens import PageTokens
 from vault.api.server import (
     VAULT_SERVICE,
     ConnectionLimits,
@@ -284,6 +287,9 @@ class VaultApp:
             PeriodicTask(
                 "event-prune", s.event_prune_interval_seconds, self.event_feed().prune_once
             ),
+            PeriodicTask(
+                "idempotency-prune", s.idempotency_prune_interval_seconds, self.idempotency.prune
+            ),
         ]
         if s.retention_schedule:
             self.tasks.append(
@@ -343,6 +349,13 @@ class VaultApp:
     def _data_keys_by_version(self) -> dict[str, int]:
         counts = key_custody.status(self.db, self.keyring.provider).data_keys_by_version
         return {"shredded" if v is None else str(v): n for v, n in counts.items()}
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        """Idempotency keys of mutating calls, in this vault's database (every worker
+        and replica sees the same keys)."""
+        window = timedelta(seconds=self.settings.idempotency_window_seconds)
+        return Idempotency(self.db, self.clock, window)
 
     def _refresh_keys(self) -> bool:
         self.keyring.refresh()
@@ -443,7 +456,13 @@ class VaultApp:
             reuse_port=reuse_port,
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
-        server = VaultServer(options, stages, self.services())
+        server = VaultServer(
+            options,
+            stages,
+            self.services(),
+            idempotency=self.idempotency,
+            page_tokens=PageTokens(self.keyring.page_token_mac, self.keyring.page_token_versions),
+        )
         self.on_audit_alarm(lambda _problem: server.mark_audit_failed())
         return server
 

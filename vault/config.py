@@ -277,6 +277,10 @@ class Settings(BaseSettings):
     # FindSubjects pages: the default and the largest page size.
     find_page_size: int = Field(default=50, ge=1)
     find_max_page_size: int = Field(default=500, ge=1)
+    # Idempotency keys (AIP-155 request_id on mutating calls) are remembered at least
+    # this long (docs/api.md#idempotency); the leader prunes older ones every interval.
+    idempotency_window_seconds: float = Field(default=86400.0, ge=60)
+    idempotency_prune_interval_seconds: float = Field(default=300.0, gt=0)
 
     # Background work.
     rewrap_interval_seconds: float = 5.0

@@ -55,7 +55,31 @@ class NotFoundError(VaultError):
 
 
 class VersionConflictError(VaultError):
-    """Optimistic concurrency: the expected version is not the current one."""
+    """Optimistic concurrency: the expected version is not the current one. `subject_id`,
+    `expected` and `current` say which check failed (google.rpc.PreconditionFailure);
+    `expected` is None when the caller stated no version (a concurrent change)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject_id: str = "",
+        expected: int | None = None,
+        current: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.subject_id = subject_id
+        self.expected = expected
+        self.current = current
+
+
+class AlreadyExistsError(VaultError):
+    """What the request would create exists already. `reason` (UPPER_SNAKE) tells a
+    client program which case it is (google.rpc.ErrorInfo)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -77,12 +101,26 @@ class FailedPreconditionError(VaultError):
         self.violations: tuple[PreconditionViolation, ...] = tuple(violations)
 
 
+DEFAULT_RETRY_AFTER = 1.0
+"""Seconds a caller should wait before retrying an UNAVAILABLE call (google.rpc.RetryInfo)."""
+
+
 class UnavailableError(VaultError):
-    """A dependency (database, audit log, key provider) cannot be reached or written."""
+    """A dependency (database, audit log, key provider) cannot be reached or written.
+    The call may be retried after `retry_after` seconds (google.rpc.RetryInfo)."""
+
+    def __init__(self, message: str, *, retry_after: float = DEFAULT_RETRY_AFTER) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ResourceExhaustedError(VaultError):
-    """A limit was hit (disk full, quota)."""
+    """A limit was hit (disk full, quota). `retry_after`: seconds until the caller's
+    budget allows the call again, when that is known (a rate limit)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DecryptionError(VaultError):

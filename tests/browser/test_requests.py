@@ -43,7 +43,7 @@ def _code_for(console: Console, request_id: str) -> str:
         frontend.call(
             frontend.customers,
             "IssueRequestVerificationCode",
-            cus.IssueRequestVerificationCodeRequest(request_id=request_id),
+            cus.IssueRequestVerificationCodeRequest(data_subject_request_id=request_id),
         ).code
     )
 
@@ -211,7 +211,7 @@ def test_an_overdue_request_stands_out_in_the_queue(console: Console, page: Any)
         customer.customers,
         "VerifyDataSubjectRequest",
         cus.VerifyDataSubjectRequestRequest(
-            request_id=made.request_id, code=_code_for(console, made.request_id)
+            data_subject_request_id=made.request_id, code=_code_for(console, made.request_id)
         ),
     )
     # As if received 40 days ago: well past 15 working days.

@@ -221,8 +221,8 @@ CASES: dict[str, Case] = {
     ),
     "customervault.v1.AuditService/VerifyLogWithProgress": Case(
         DPO,
-        lambda f: audit_pb2.VerifyLogRequest(),
-        lambda f: audit_pb2.VerifyLogRequest(trusted_checkpoint="not a note"),
+        lambda f: audit_pb2.VerifyLogWithProgressRequest(),
+        lambda f: audit_pb2.VerifyLogWithProgressRequest(trusted_checkpoint="not a note"),
         streaming=True,
     ),
     "customervault.v1.AuditService/VerifyLog": Case(
@@ -350,18 +350,20 @@ CASES.update(
         ),
         f"{RIG}/GetDataSubjectRequest": Case(
             DPO,
-            lambda f: rights_pb2.GetDataSubjectRequestRequest(request_id=f["request"]),
-            lambda f: rights_pb2.GetDataSubjectRequestRequest(request_id="nope"),
+            lambda f: rights_pb2.GetDataSubjectRequestRequest(data_subject_request_id=f["request"]),
+            lambda f: rights_pb2.GetDataSubjectRequestRequest(data_subject_request_id="nope"),
         ),
         # The fixture's request is not re-verified: deciding it is refused (and audited).
         f"{RIG}/DecideDataSubjectRequest": Case(
             DPO,
             lambda f: rights_pb2.DecideDataSubjectRequestRequest(
-                request_id=f["request"],
+                data_subject_request_id=f["request"],
                 decision=rights_pb2.DATA_SUBJECT_REQUEST_DECISION_APPROVE,
                 reason="approved",
             ),
-            lambda f: rights_pb2.DecideDataSubjectRequestRequest(request_id=f["request"]),
+            lambda f: rights_pb2.DecideDataSubjectRequestRequest(
+                data_subject_request_id=f["request"]
+            ),
             allowed_codes=(grpc.StatusCode.FAILED_PRECONDITION,),
         ),
         f"{RET}/GetRetentionReport": Case(
@@ -413,16 +415,20 @@ CASES.update(
         ),
         f"{CUS}/IssueRequestVerificationCode": Case(
             FRONTEND,
-            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(request_id=f["request"]),
-            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(request_id="nope"),
+            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(
+                data_subject_request_id=f["request"]
+            ),
+            lambda f: customers_pb2.IssueRequestVerificationCodeRequest(
+                data_subject_request_id="nope"
+            ),
         ),
         # A wrong code is refused and counted (test_subject_requests.py verifies real ones).
         f"{CUS}/VerifyDataSubjectRequest": Case(
             CUSTOMER,
             lambda f: customers_pb2.VerifyDataSubjectRequestRequest(
-                request_id=f["request"], code="WRONG-CODE0"
+                data_subject_request_id=f["request"], code="WRONG-CODE0"
             ),
-            lambda f: customers_pb2.VerifyDataSubjectRequestRequest(request_id="nope"),
+            lambda f: customers_pb2.VerifyDataSubjectRequestRequest(data_subject_request_id="nope"),
             allowed_codes=(grpc.StatusCode.INVALID_ARGUMENT,),
         ),
         f"{CUS}/ListOwnDataSubjectRequests": Case(
@@ -432,8 +438,10 @@ CASES.update(
         ),
         f"{CUS}/CancelDataSubjectRequest": Case(
             CUSTOMER,
-            lambda f: customers_pb2.CancelDataSubjectRequestRequest(request_id=f["withdrawn"]),
-            lambda f: customers_pb2.CancelDataSubjectRequestRequest(request_id="nope"),
+            lambda f: customers_pb2.CancelDataSubjectRequestRequest(
+                data_subject_request_id=f["withdrawn"]
+            ),
+            lambda f: customers_pb2.CancelDataSubjectRequestRequest(data_subject_request_id="nope"),
         ),
         f"{CUS}/RedeemCustomerLink": Case(
             FRONTEND,

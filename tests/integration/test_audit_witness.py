@@ -105,7 +105,7 @@ def test_checkpoints_are_cosigned_and_verify_log_says_by_whom(
         metadata = (("authorization", f"Bearer {vault.token(**COMPLIANCE)}"),)  # type: ignore[arg-type]
         checkpoint = stub.GetLatestCheckpoint(
             audit_pb2.GetLatestCheckpointRequest(), metadata=metadata, timeout=30
-        )
+        ).checkpoint
     [cosigned] = checkpoint.witness_cosignatures
     assert cosigned.witness == WITNESS_NAME and 0 < cosigned.tree_size <= checkpoint.tree_size
     body = audit.Checkpoint(checkpoint.origin, cosigned.tree_size, cosigned.root_hash)

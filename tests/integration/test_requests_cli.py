@@ -28,7 +28,7 @@ def test_the_dpo_lists_shows_and_decides_a_request(sqlite_vault: RunningVault) -
     code = front.call(
         front.customers,
         "IssueRequestVerificationCode",
-        cus.IssueRequestVerificationCodeRequest(request_id=created.request_id),
+        cus.IssueRequestVerificationCodeRequest(data_subject_request_id=created.request_id),
     ).code
     runner = CliRunner()
     dpo = ["--address", vault.address, "--token", vault.token(**DPO)]
@@ -43,7 +43,7 @@ def test_the_dpo_lists_shows_and_decides_a_request(sqlite_vault: RunningVault) -
     customer.call(
         customer.customers,
         "VerifyDataSubjectRequest",
-        cus.VerifyDataSubjectRequestRequest(request_id=rid, code=code),
+        cus.VerifyDataSubjectRequestRequest(data_subject_request_id=rid, code=code),
     )
     listed = runner.invoke(app, ["rights", "requests", "list", *dpo])
     assert listed.exit_code == 0, listed.output

@@ -153,6 +153,9 @@ def test_rights_rectification_records_the_reason(vault: RunningVault) -> None:
     [entry] = list(audit.iter_query(vault.app.db.engine, action="RectifySubjectData"))
     assert entry.entry.justification == "DSR-7: wrong e-mail address"
     assert entry.entry.field_names == ("email",)
+    # The same message again would be a retry of that change (the client filled its
+    # request_id): a new change at the same stale version is refused.
+    request.ClearField("request_id")
     with pytest.raises(VaultClientError) as caught:
         _rights(dpo, "RectifySubjectData", request)  # still at version 1: stale
     assert caught.value.code == "ABORTED"

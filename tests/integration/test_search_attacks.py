@@ -186,7 +186,9 @@ def test_a_search_with_more_than_ten_thousand_matches_is_paged_and_every_page_au
             page_token=first.next_page_token,
         )
     assert caught.value.code == "INVALID_ARGUMENT"
-    assert ("page_token", "not a page token of this search") in caught.value.violations
+    assert ("page_token", "not a token this query gave you: start from the first page") in (
+        caught.value.violations
+    )
 
 
 def test_the_auditor_splits_an_entry_linking_more_subjects_than_one_entry_holds(

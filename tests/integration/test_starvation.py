@@ -365,7 +365,9 @@ def test_a_stream_ends_at_its_maximum_age(tmp_path: Path) -> None:
             assert 0 < len(received) < SUBJECTS
 
 
-def _read_slowly(stream: Iterator[pb.SubjectView], into: list[pb.SubjectView]) -> None:
+def _read_slowly(
+    stream: Iterator[pb.ExportViewResponse], into: list[pb.ExportViewResponse]
+) -> None:
     """A slow reader: 150 subjects at 20 a second take longer than the maximum age."""
     for item in stream:
         into.append(item)

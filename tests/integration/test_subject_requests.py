@@ -72,7 +72,7 @@ def _code(vault: RunningVault, request_id: str) -> str:
     response = front.call(
         front.customers,
         "IssueRequestVerificationCode",
-        cus.IssueRequestVerificationCodeRequest(request_id=request_id),
+        cus.IssueRequestVerificationCodeRequest(data_subject_request_id=request_id),
     )
     return str(response.code)
 
@@ -81,7 +81,7 @@ def _verify(customer: VaultClient, request_id: str, code: str) -> req.DataSubjec
     response = customer.call(
         customer.customers,
         "VerifyDataSubjectRequest",
-        cus.VerifyDataSubjectRequestRequest(request_id=request_id, code=code),
+        cus.VerifyDataSubjectRequestRequest(data_subject_request_id=request_id, code=code),
     )
     return response.request
 
@@ -93,7 +93,7 @@ def _decide(
         client.rights,
         "DecideDataSubjectRequest",
         rpb.DecideDataSubjectRequestRequest(
-            request_id=request_id, decision=decision, reason=reason
+            data_subject_request_id=request_id, decision=decision, reason=reason
         ),
     )
     return response.request
@@ -198,7 +198,9 @@ def test_a_request_without_re_verification_cannot_be_decided(vault: RunningVault
         with pytest.raises(grpc.RpcError) as refused:
             stub.DecideDataSubjectRequest(
                 rpb.DecideDataSubjectRequestRequest(
-                    request_id=created.request_id, decision=APPROVE, reason="looks fine"
+                    data_subject_request_id=created.request_id,
+                    decision=APPROVE,
+                    reason="looks fine",
                 ),
                 metadata=(("authorization", f"Bearer {vault.token(**DPO)}"),),
             )
@@ -238,7 +240,7 @@ def test_a_customer_cannot_see_or_touch_another_subjects_request(vault: RunningV
         intruder.call(
             intruder.customers,
             "CancelDataSubjectRequest",
-            cus.CancelDataSubjectRequestRequest(request_id=adas.request_id),
+            cus.CancelDataSubjectRequestRequest(data_subject_request_id=adas.request_id),
         )
     with pytest.raises(VaultClientError) as listing:
         _own(intruder, ada)
@@ -302,7 +304,7 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
     seen = officer.call(
         officer.rights,
         "GetDataSubjectRequest",
-        rpb.GetDataSubjectRequestRequest(request_id=request_id),
+        rpb.GetDataSubjectRequestRequest(data_subject_request_id=request_id),
     ).request
     assert dict(seen.proposed_values) == {}
     assert list(seen.proposed_fields) == ["email"]  # names, never values
@@ -314,7 +316,7 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
     shown = dpo.call(
         dpo.rights,
         "GetDataSubjectRequest",
-        rpb.GetDataSubjectRequestRequest(request_id=request_id),
+        rpb.GetDataSubjectRequestRequest(data_subject_request_id=request_id),
     ).request
     assert dict(shown.proposed_values) == {"email": NEW_EMAIL}
     _decide(dpo, request_id, APPROVE, "new address confirmed")
@@ -362,7 +364,7 @@ def test_the_customer_may_withdraw_and_bad_input_is_refused(vault: RunningVault)
     cancelled = customer.call(
         customer.customers,
         "CancelDataSubjectRequest",
-        cus.CancelDataSubjectRequestRequest(request_id=created.request_id),
+        cus.CancelDataSubjectRequestRequest(data_subject_request_id=created.request_id),
     ).request
     assert cancelled.state == req.DATA_SUBJECT_REQUEST_STATE_CANCELLED
     with pytest.raises(VaultClientError) as bad:
@@ -442,7 +444,7 @@ def test_a_request_never_confirmed_before_its_deadline_expires(tmp_path: Path) -
             front.call(
                 front.customers,
                 "IssueRequestVerificationCode",
-                cus.IssueRequestVerificationCodeRequest(request_id=made.request_id),
+                cus.IssueRequestVerificationCodeRequest(data_subject_request_id=made.request_id),
             )
         assert no_code.value.code == "FAILED_PRECONDITION"
         [entry] = [

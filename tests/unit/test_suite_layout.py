@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT
 
 CODE = ("vault", "audit", "tests", "benchmarks", "scripts")
-GATE = ["lint", "typecheck", "protos-check", "imports", "audit-deps", "test"]
+GATE = ["lint", "typecheck", "protos-check", "buf", "imports", "audit-deps", "test"]
 
 
 def _python_files() -> list[Path]:

@@ -66,9 +66,9 @@ class PolicyAdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
 
     def GetPolicyStatus(
         self, request: pb.GetPolicyStatusRequest, context: grpc.ServicerContext
-    ) -> pb.PolicyStatus:
+    ) -> pb.GetPolicyStatusResponse:
         authorize(self._policy, require_call(), Action.POLICY_ADMIN)
-        return self._status()
+        return pb.GetPolicyStatusResponse(status=self._status())
 
     def CheckPolicy(
         self, request: pb.CheckPolicyRequest, context: grpc.ServicerContext
@@ -120,5 +120,7 @@ class PolicyAdminServicer(admin_pb2_grpc.PolicyAdminServiceServicer):
     def ListPolicyVersions(
         self, request: pb.ListPolicyVersionsRequest, context: grpc.ServicerContext
     ) -> pb.ListPolicyVersionsResponse:
-        found, in_force = self._whatif.versions(require_call(), request.page_size)
-        return versions_message(found, in_force)
+        found, in_force, cursor = self._whatif.versions(
+            require_call(), request.page_size, request.page_token
+        )
+        return versions_message(found, in_force, cursor)

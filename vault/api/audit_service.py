@@ -156,7 +156,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             newest_first=request.newest_first,
         )
 
-    def GetEntry(self, request: pb.GetEntryRequest, context: grpc.ServicerContext) -> pb.AuditEntry:
+    def GetEntry(
+        self, request: pb.GetEntryRequest, context: grpc.ServicerContext
+    ) -> pb.GetEntryResponse:
         call = require_call()
         principal = authorize(self._policy, call, Action.AUDIT_READ)
         if request.index < 0:
@@ -164,7 +166,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         found = audit.entry_at(self._engine, request.index, tenant=principal.tenant)
         if found is None:
             raise NotFoundError("no entry of this tenant at that index")
-        return entry_message(found)
+        return pb.GetEntryResponse(entry=entry_message(found))
 
     def ExplainEntry(
         self, request: pb.ExplainEntryRequest, context: grpc.ServicerContext
@@ -176,7 +178,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def SubjectHistory(
         self, request: pb.SubjectHistoryRequest, context: grpc.ServicerContext
-    ) -> pb.QueryEntriesResponse:
+    ) -> pb.SubjectHistoryResponse:
         call = require_call()
         own = call.require_principal().subject
         action = Action.AUDIT_READ if own is None else Action.AUDIT_READ_OWN
@@ -197,7 +199,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if own is not None:
             for entry in page.entries:
                 _as_the_subject_sees_it(entry, own)
-        return page
+        return pb.SubjectHistoryResponse(entries=page.entries, next_page_token=page.next_page_token)
 
     def _checkpoint(self, note: str | None) -> pb.Checkpoint:
         if note is None:
@@ -209,7 +211,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def GetLatestCheckpoint(
         self, request: pb.GetLatestCheckpointRequest, context: grpc.ServicerContext
-    ) -> pb.Checkpoint:
+    ) -> pb.GetLatestCheckpointResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
         checkpoint = self._checkpoint(audit.latest_checkpoint(self._engine))
         checkpoint.witness_cosignatures.extend(
@@ -222,11 +224,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             )
             for c in audit.newest_cosignatures(self._engine)
         )
-        return checkpoint
+        return pb.GetLatestCheckpointResponse(checkpoint=checkpoint)
 
     def GetInclusionProof(
         self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
-    ) -> pb.InclusionProof:
+    ) -> pb.GetInclusionProofResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
         if not 0 <= request.index < request.tree_size:
             raise InvalidArgumentError([FieldViolation("index", "must be below tree_size")])
@@ -235,13 +237,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             leaf = audit.leaf_hash_at(self._engine, request.index)
         except (audit.ProofError, audit.VerifyError) as exc:
             raise FailedPreconditionError(str(exc)) from None
-        return pb.InclusionProof(
+        return pb.GetInclusionProofResponse(
             index=request.index, tree_size=request.tree_size, leaf_hash=leaf, hashes=hashes
         )
 
     def GetConsistencyProof(
         self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
-    ) -> pb.ConsistencyProof:
+    ) -> pb.GetConsistencyProofResponse:
         authorize(self._policy, require_call(), Action.AUDIT_READ)
         if not 0 < request.first_size <= request.second_size:
             raise InvalidArgumentError(
@@ -251,7 +253,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             hashes = audit.consistency_proof(self._engine, request.first_size, request.second_size)
         except (audit.ProofError, audit.VerifyError) as exc:
             raise FailedPreconditionError(str(exc)) from None
-        return pb.ConsistencyProof(
+        return pb.GetConsistencyProofResponse(
             first_size=request.first_size, second_size=request.second_size, hashes=hashes
         )
 
@@ -277,8 +279,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return self._verified(report)
 
     def VerifyLogWithProgress(
-        self, request: pb.VerifyLogRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.VerifyLogProgress]:
+        self, request: pb.VerifyLogWithProgressRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.VerifyLogWithProgressResponse]:
         call = require_call()
         authorize(self._policy, call, Action.AUDIT_VERIFY)
         # verify_log reports progress through a callback; it runs in a thread of its own
@@ -308,7 +310,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         worker = threading.Thread(target=run, name="verify-log", daemon=True)
         worker.start()
         while (step := steps.get()) is not None:
-            yield pb.VerifyLogProgress(checked=step[0], total=step[1])
+            yield pb.VerifyLogWithProgressResponse(checked=step[0], total=step[1])
         worker.join()
         error = outcome.get("error")
         if isinstance(error, audit.CheckpointError):
@@ -317,7 +319,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             raise error
         report = outcome["report"]
         assert isinstance(report, audit.VerifyReport)
-        yield pb.VerifyLogProgress(
+        yield pb.VerifyLogWithProgressResponse(
             checked=report.verified_size, total=report.size, result=self._verified(report)
         )
 

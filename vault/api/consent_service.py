@@ -137,8 +137,15 @@ class ConsentServicer(consent_pb2_grpc.ConsentServiceServicer):
     def ListConsentEvents(
         self, request: pb.ListConsentEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListConsentEventsResponse:
-        events = self._consent.history(require_call(), request.subject_id)
-        return pb.ListConsentEventsResponse(events=[event_message(e) for e in events])
+        events, cursor = self._consent.history(
+            require_call(),
+            request.subject_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListConsentEventsResponse(
+            events=[event_message(e) for e in events], next_page_token=cursor
+        )
 
     def GetConsentReceipt(
         self, request: pb.GetConsentReceiptRequest, context: grpc.ServicerContext

@@ -371,25 +371,27 @@ class ConsoleClient:
 
     @staticmethod
     def _page(response: object) -> EntryPage:
-        assert isinstance(response, audit_pb2.QueryEntriesResponse)
+        assert isinstance(
+            response, (audit_pb2.QueryEntriesResponse, audit_pb2.SubjectHistoryResponse)
+        )
         return EntryPage(
             tuple(logged_entry(e) for e in response.entries), response.next_page_token or None
         )
 
     def entry(self, index: int) -> LoggedEntry:
         response = self._audit("GetEntry", audit_pb2.GetEntryRequest(index=index))
-        assert isinstance(response, audit_pb2.AuditEntry)
-        return logged_entry(response)
+        assert isinstance(response, audit_pb2.GetEntryResponse)
+        return logged_entry(response.entry)
 
     def latest_checkpoint(self) -> CheckpointInfo:
         response = self._audit("GetLatestCheckpoint", audit_pb2.GetLatestCheckpointRequest())
-        assert isinstance(response, audit_pb2.Checkpoint)
-        return _checkpoint(response)
+        assert isinstance(response, audit_pb2.GetLatestCheckpointResponse)
+        return _checkpoint(response.checkpoint)
 
     def inclusion_proof(self, index: int, tree_size: int) -> ProofInfo:
         request = audit_pb2.GetInclusionProofRequest(index=index, tree_size=tree_size)
         response = self._audit("GetInclusionProof", request)
-        assert isinstance(response, audit_pb2.InclusionProof)
+        assert isinstance(response, audit_pb2.GetInclusionProofResponse)
         return ProofInfo(
             response.index, response.tree_size, response.leaf_hash, tuple(response.hashes)
         )
@@ -403,10 +405,10 @@ class ConsoleClient:
         """The verification as it goes: steps with `checked`/`total`, the last one with
         its `result`. Raises `VaultClientError` (at the first step for a refusal)."""
         stream = self._client.stream(
-            self._client.audit, "VerifyLogWithProgress", audit_pb2.VerifyLogRequest()
+            self._client.audit, "VerifyLogWithProgress", audit_pb2.VerifyLogWithProgressRequest()
         )
         for message in stream:
-            assert isinstance(message, audit_pb2.VerifyLogProgress)
+            assert isinstance(message, audit_pb2.VerifyLogWithProgressResponse)
             result = _verify_info(message.result) if message.HasField("result") else None
             yield VerifyStep(message.checked, message.total, result)
 
@@ -656,7 +658,7 @@ class CustomerClient:
                 subject_id=self.subject_id, page_size=limit, newest_first=True
             ),
         )
-        assert isinstance(response, audit_pb2.QueryEntriesResponse)
+        assert isinstance(response, audit_pb2.SubjectHistoryResponse)
         return [logged_entry(e).entry for e in response.entries]
 
     def dormancy_deadline(self) -> datetime | None:

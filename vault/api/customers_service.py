@@ -69,7 +69,7 @@ class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
     def IssueRequestVerificationCode(
         self, request: pb.IssueRequestVerificationCodeRequest, context: grpc.ServicerContext
     ) -> pb.IssueRequestVerificationCodeResponse:
-        issued = self._requests.issue_code(require_call(), request.request_id)
+        issued = self._requests.issue_code(require_call(), request.data_subject_request_id)
         return pb.IssueRequestVerificationCodeResponse(
             code=issued.code, expires_at=timestamp(issued.expires_at)
         )
@@ -77,7 +77,9 @@ class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
     def VerifyDataSubjectRequest(
         self, request: pb.VerifyDataSubjectRequestRequest, context: grpc.ServicerContext
     ) -> pb.VerifyDataSubjectRequestResponse:
-        verified = self._requests.verify(require_call(), request.request_id, request.code)
+        verified = self._requests.verify(
+            require_call(), request.data_subject_request_id, request.code
+        )
         return pb.VerifyDataSubjectRequestResponse(request=request_convert.request(verified))
 
     def ListOwnDataSubjectRequests(
@@ -91,5 +93,5 @@ class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
     def CancelDataSubjectRequest(
         self, request: pb.CancelDataSubjectRequestRequest, context: grpc.ServicerContext
     ) -> pb.CancelDataSubjectRequestResponse:
-        cancelled = self._requests.cancel(require_call(), request.request_id)
+        cancelled = self._requests.cancel(require_call(), request.data_subject_request_id)
         return pb.CancelDataSubjectRequestResponse(request=request_convert.request(cancelled))

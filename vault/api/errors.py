@@ -1,7 +1,12 @@
 """The one table from domain errors to gRPC statuses, with rich details.
 
 Callers get a fixed, PII-free message; `INVALID_ARGUMENT` carries every field violation
-as google.rpc.BadRequest, `PERMISSION_DENIED` a google.rpc.ErrorInfo with the reason.
+as google.rpc.BadRequest, `PERMISSION_DENIED` a google.rpc.ErrorInfo with the reason,
+`ALREADY_EXISTS` an ErrorInfo with its reason, `ABORTED` (a version conflict) a
+google.rpc.PreconditionFailure naming the subject and the versions, `UNAVAILABLE` (and
+a rate limit's `RESOURCE_EXHAUSTED`) a google.rpc.RetryInfo with the delay to wait, also
+sent as the `grpc-retry-pushback-ms` trailer gRPC's own retry policy honours. Every
+error status carries a google.rpc.RequestInfo with the server's request id.
 Anything unexpected becomes `INTERNAL` with the request id only; the server logs the
 exception's type and location, never its message (driver errors can quote values).
 """
@@ -13,8 +18,9 @@ import traceback
 from collections.abc import Sequence
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from vault import errors
 from vault.api.limits import CallCancelledError, CallTimeoutError
@@ -34,6 +40,7 @@ _TABLE: tuple[tuple[type[errors.VaultError], grpc.StatusCode], ...] = (
     (errors.UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (errors.VersionConflictError, grpc.StatusCode.ABORTED),
     (errors.FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.UnavailableError, grpc.StatusCode.UNAVAILABLE),
@@ -110,6 +117,15 @@ def rich_status(
                 )
             )
         )
+    if isinstance(exc, errors.AlreadyExistsError):
+        details.append(_pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=_DOMAIN)))
+    if isinstance(exc, errors.VersionConflictError):
+        details.append(_pack(precondition_failure(exc)))
+    delay = _retry_after(exc)
+    if delay is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.CopyFrom(_duration(delay))
+        details.append(_pack(retry))
     if isinstance(exc, errors.VaultError) and code is not grpc.StatusCode.INTERNAL:
         message = exc.message
     else:
@@ -124,3 +140,50 @@ def rich_status(
     if request_id:
         details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
     return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+
+
+VERSION_MISMATCH = "SUBJECT_VERSION"
+"""PreconditionFailure violation type of an optimistic-concurrency conflict."""
+RETRY_PUSHBACK = "grpc-retry-pushback-ms"
+"""The trailer gRPC's retry policy reads: wait this many milliseconds (gRFC A6)."""
+
+
+def precondition_failure(exc: errors.VersionConflictError) -> error_details_pb2.PreconditionFailure:
+    """Which version check failed: the subject, what the caller expected, what it is."""
+    if exc.expected is None:
+        description = "the subject changed while the call ran; retry"
+    elif exc.current is None:
+        description = f"expected version {exc.expected}; the subject changed: re-read it"
+    else:
+        description = (
+            f"expected version {exc.expected}, the subject is at {exc.current}: re-read it"
+        )
+    violation = error_details_pb2.PreconditionFailure.Violation(
+        type=VERSION_MISMATCH, subject=exc.subject_id, description=description
+    )
+    return error_details_pb2.PreconditionFailure(violations=[violation])
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    if isinstance(exc, errors.UnavailableError | errors.ResourceExhaustedError):
+        return exc.retry_after
+    return None
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    whole = int(seconds)
+    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
+
+
+def call_status(status: status_pb2.Status) -> grpc.Status:
+    """The status to end a call with: the rich status in its trailer and, when it says
+    when to retry, that delay as the retry-pushback trailer too."""
+    plain = rpc_status.to_status(status)
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            millis = retry.retry_delay.seconds * 1000 + retry.retry_delay.nanos // 1_000_000
+            pushback = ((RETRY_PUSHBACK, str(max(1, millis))),)
+            return plain._replace(trailing_metadata=(*plain.trailing_metadata, *pushback))
+    return plain

@@ -100,7 +100,7 @@ class RequestQueue:
         response = self._client.call(
             self._client.rights,
             "GetDataSubjectRequest",
-            rights_pb2.GetDataSubjectRequestRequest(request_id=request_id),
+            rights_pb2.GetDataSubjectRequestRequest(data_subject_request_id=request_id),
         )
         return request_info(response.request)
 
@@ -114,7 +114,7 @@ class RequestQueue:
             self._client.rights,
             "DecideDataSubjectRequest",
             rights_pb2.DecideDataSubjectRequestRequest(
-                request_id=request_id, decision=decision, reason=reason
+                data_subject_request_id=request_id, decision=decision, reason=reason
             ),
         )
         return request_info(response.request)
@@ -148,9 +148,11 @@ class MyRequests:
         return request_info(self._call("CreateDataSubjectRequest", request))
 
     def verify(self, request_id: str, code: str) -> RequestInfo:
-        request = customers_pb2.VerifyDataSubjectRequestRequest(request_id=request_id, code=code)
+        request = customers_pb2.VerifyDataSubjectRequestRequest(
+            data_subject_request_id=request_id, code=code
+        )
         return request_info(self._call("VerifyDataSubjectRequest", request))
 
     def cancel(self, request_id: str) -> RequestInfo:
-        request = customers_pb2.CancelDataSubjectRequestRequest(request_id=request_id)
+        request = customers_pb2.CancelDataSubjectRequestRequest(data_subject_request_id=request_id)
         return request_info(self._call("CancelDataSubjectRequest", request))

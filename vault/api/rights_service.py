@@ -75,7 +75,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def GetDataSubjectRequest(
         self, request: pb.GetDataSubjectRequestRequest, context: grpc.ServicerContext
     ) -> pb.GetDataSubjectRequestResponse:
-        found = self._decisions.get(require_call(), request.request_id)
+        found = self._decisions.get(require_call(), request.data_subject_request_id)
         return pb.GetDataSubjectRequestResponse(request=request_convert.request(found))
 
     def DecideDataSubjectRequest(
@@ -85,7 +85,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
             raise InvalidArgumentError([FieldViolation("decision", "approve or reject")])
         decided = self._decisions.decide(
             require_call(),
-            request.request_id,
+            request.data_subject_request_id,
             request.decision == request_convert.APPROVE,
             request.reason,
         )

@@ -41,9 +41,9 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
-from grpc_status import rpc_status
 
-from vault.api.errors import rich_status
+from vault.api.errors import call_status, rich_status
+from vault.api.idempotency import Idempotency
 from vault.api.interceptors import CallInfo, RpcCall, Stage
 from vault.api.limits import (
     CallCancelledError,
@@ -53,6 +53,7 @@ from vault.api.limits import (
     StreamSlots,
     map_violations,
 )
+from vault.api.page_tokens import PageTokens
 from vault.context import CallContext, current_call
 from vault.errors import FieldViolation, InvalidArgumentError, ResourceExhaustedError
 from vault.principal import Principal
@@ -139,8 +140,13 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         pool: Executor,
         limits: CallLimits,
         public_prefixes: tuple[str, ...],
+        *,
+        idempotency: Idempotency | None = None,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         self._stages = tuple(stages)
+        self._idempotency = idempotency
+        self._page_tokens = page_tokens
         self._pool = pool
         self._limits = limits
         self._public = public_prefixes
@@ -365,7 +371,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if not run.exited:
             await self._step(run, self._exit, run, exc)
         if run.status is not None and not run.cancelled and not run.context.done():
-            await run.context.abort_with_status(rpc_status.to_status(run.status))
+            await run.context.abort_with_status(call_status(run.status))
 
     def _complete(
         self, run: _Run, behavior: Handler, parse: Callable[[bytes], Any] | None, data: bytes
@@ -419,9 +425,18 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None, _malformed_request()
         run.rpc.request = request
         try:
-            return behavior(request, run.context), None
+            return self._handle(run.rpc.call, request, lambda: behavior(request, run.context)), None
         except Exception as exc:  # noqa: BLE001 - mapped to a status by _exit
             return None, exc
+
+    def _handle(self, call: CallContext, request: Any, handler: Callable[[], Any]) -> Any:
+        """The handler, with the contract's conventions around it: page tokens opened
+        and sealed (`page_tokens`), idempotency keys honoured (`idempotency`)."""
+        pages = self._page_tokens
+        binding = pages.open(call, request) if pages is not None else None
+        idempotency = self._idempotency
+        produced = handler() if idempotency is None else idempotency.run(call, request, handler)
+        return produced if binding is None or pages is None else pages.seal(binding, produced)
 
     async def _guarded(
         self, run: _Run, body: Callable[[], Awaitable[BaseException | None]], stream: bool

@@ -24,8 +24,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vault.api.gen.customervault.v1 import vault_pb2
+from vault.api.idempotency import Idempotency
 from vault.api.interceptors import Stage
 from vault.api.limits import CallLimits
+from vault.api.page_tokens import PageTokens
 from vault.api.runner import VaultInterceptor
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,13 @@ class VaultServer:
     Its methods are called from ordinary threads; each runs its part on the loop."""
 
     def __init__(
-        self, options: ServerOptions, stages: Sequence[Stage], services: Sequence[ServiceBinding]
+        self,
+        options: ServerOptions,
+        stages: Sequence[Stage],
+        services: Sequence[ServiceBinding],
+        *,
+        idempotency: Idempotency | None = None,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
@@ -132,7 +140,14 @@ class VaultServer:
         self._thread.start()
         self._pool = ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="rpc")
         public = (HEALTH_PREFIX, *(REFLECTION_PREFIXES if options.reflection_public else ()))
-        self.interceptor = VaultInterceptor(stages, self._pool, options.limits, public)
+        self.interceptor = VaultInterceptor(
+            stages,
+            self._pool,
+            options.limits,
+            public,
+            idempotency=idempotency,
+            page_tokens=page_tokens,
+        )
         self._names = tuple(service.name for service in services)
         self._audit_failed = False
         self.health = health.aio.HealthServicer()

@@ -140,13 +140,21 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
 
     def ExportView(
         self, request: pb.ExportViewRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.SubjectView]:
+    ) -> Iterator[pb.ExportViewResponse]:
         states = _states(list(request.states))
         exported = self._reader.export(
-            require_call(), request.view, request.purpose, states, request.justification
+            require_call(),
+            request.view,
+            request.purpose,
+            states,
+            request.justification,
+            after=request.resume_token,
         )
         for rendered in exported:
-            yield convert.view(rendered)
+            # The cursor is the subject id; the runner seals it into an opaque token.
+            yield pb.ExportViewResponse(
+                subject=convert.view(rendered), resume_token=rendered.meta.id
+            )
 
     def RevealField(
         self, request: pb.RevealFieldRequest, context: grpc.ServicerContext

@@ -86,10 +86,11 @@ def simulation_message(result: Simulation) -> admin_pb2.SimulatePolicyResponse:
 
 
 def versions_message(
-    versions: Sequence[StoredVersion], in_force: str
+    versions: Sequence[StoredVersion], in_force: str, next_cursor: str = ""
 ) -> admin_pb2.ListPolicyVersionsResponse:
-    """The kept policy versions."""
+    """A page of the kept policy versions (the cursor is sealed by the runner)."""
     return admin_pb2.ListPolicyVersionsResponse(
+        next_page_token=next_cursor,
         policy_versions=[
             admin_pb2.PolicyVersion(
                 version=v.version,
@@ -98,7 +99,7 @@ def versions_message(
                 in_force=v.version == in_force,
             )
             for v in versions
-        ]
+        ],
     )
 
 

@@ -21,7 +21,7 @@ def entry(
     output: Output = None,
 ) -> None:
     """One audit entry by its leaf index."""
-    print_message(call(address, token, "audit", "GetEntry", index=index), fmt, output)
+    print_message(call(address, token, "audit", "GetEntry", index=index).entry, fmt, output)
 
 
 def inclusion_proof(

@@ -230,14 +230,22 @@ def history(
     fmt: FormatOpt = Format.table,
     output: Output = None,
 ) -> None:
-    """Every ledger event of the subject, oldest first."""
+    """Every ledger event of the subject, oldest first (every page)."""
     response = call(
-        address,
-        token,
-        "consent",
-        "ListConsentEvents",
-        subject_id=subject_id,
+        address, token, "consent", "ListConsentEvents", subject_id=subject_id, page_size=1000
     )
+    while response.next_page_token:
+        more = call(
+            address,
+            token,
+            "consent",
+            "ListConsentEvents",
+            subject_id=subject_id,
+            page_size=1000,
+            page_token=response.next_page_token,
+        )
+        response.events.extend(more.events)
+        response.next_page_token = more.next_page_token
     print_message(response, fmt, output, table=_history_table)
 
 

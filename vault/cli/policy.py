@@ -162,7 +162,7 @@ def status(
     output: Output = None,
 ) -> None:
     """Which policy a running vault has in force."""
-    reply = call(address, token, "admin", "GetPolicyStatus")
+    reply = call(address, token, "admin", "GetPolicyStatus").status
     print_message(reply, fmt, output, table=_status_lines)
 
 

@@ -129,7 +129,9 @@ def show(
     output: Output = None,
 ) -> None:
     """One request: subject, kind, state, deadline, decision (and proposed values)."""
-    response = call(address, token, "rights", "GetDataSubjectRequest", requestId=request_id)
+    response = call(
+        address, token, "rights", "GetDataSubjectRequest", dataSubjectRequestId=request_id
+    )
     print_message(response, fmt, output, table=request_table)
 
 
@@ -151,7 +153,7 @@ def decide(
         token,
         "rights",
         "DecideDataSubjectRequest",
-        requestId=request_id,
+        dataSubjectRequestId=request_id,
         decision="DATA_SUBJECT_REQUEST_DECISION_" + ("APPROVE" if approve else "REJECT"),
         reason=reason,
     )
@@ -204,7 +206,7 @@ def issue_code(
 ) -> None:
     """A single-use code to send the customer out of band (a front-end token)."""
     response = call(
-        address, token, "customers", "IssueRequestVerificationCode", requestId=request_id
+        address, token, "customers", "IssueRequestVerificationCode", dataSubjectRequestId=request_id
     )
     print_message(response, fmt, output)
 
@@ -220,7 +222,12 @@ def verify(
 ) -> None:
     """Confirm a request with the code the customer received."""
     response = call(
-        address, token, "customers", "VerifyDataSubjectRequest", requestId=request_id, code=code
+        address,
+        token,
+        "customers",
+        "VerifyDataSubjectRequest",
+        dataSubjectRequestId=request_id,
+        code=code,
     )
     print_message(response, fmt, output, table=request_table)
 
@@ -247,5 +254,7 @@ def cancel(
     output: Output = None,
 ) -> None:
     """Withdraw a request not decided yet."""
-    response = call(address, token, "customers", "CancelDataSubjectRequest", requestId=request_id)
+    response = call(
+        address, token, "customers", "CancelDataSubjectRequest", dataSubjectRequestId=request_id
+    )
     print_message(response, fmt, output, table=request_table)

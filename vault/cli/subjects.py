@@ -219,7 +219,7 @@ def export(
     the default) or one table per customer."""
     from customer_vault_client.messages import to_json_line
 
-    subjects = stream(
+    streamed = stream(
         address,
         token,
         "vault",
@@ -228,6 +228,7 @@ def export(
         purpose=purpose,
         justification=justification,
     )
+    subjects = (message.subject for message in streamed)
     if fmt is Format.json:
         with open_output(output) as out:
             for subject in subjects:

@@ -49,13 +49,23 @@ def derive(events: Sequence[ConsentEvent], at: datetime) -> SubjectConsent:
 
 
 def events_for(
-    conn: Connection, subject_id: str, *, recorded_until: datetime | None = None
+    conn: Connection,
+    subject_id: str,
+    *,
+    recorded_until: datetime | None = None,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[ConsentEvent]:
-    """A subject's events in ledger order (only those recorded at or before a moment)."""
-    query = sa.select(consent_events).where(consent_events.c.subject_id == subject_id)
+    """A subject's events in ledger order (only those recorded at or before a moment;
+    only those after sequence `after`; at most `limit`)."""
+    c = consent_events.c
+    query = sa.select(consent_events).where(c.subject_id == subject_id, c.id > after)
     if recorded_until is not None:
-        query = query.where(consent_events.c.recorded_at <= to_micros(recorded_until))
-    return [_event(r._mapping) for r in conn.execute(query.order_by(consent_events.c.id))]
+        query = query.where(c.recorded_at <= to_micros(recorded_until))
+    query = query.order_by(c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_event(r._mapping) for r in conn.execute(query)]
 
 
 def current(conn: Connection, subject_id: str, now: datetime) -> SubjectConsent:

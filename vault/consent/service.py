@@ -45,6 +45,9 @@ from vault.storage.events import record_event
 from vault.storage.subjects import SubjectRow
 
 _MAX_LISTED = 200
+# ListConsentEvents pages: the default and the largest page size.
+DEFAULT_EVENTS_PAGE = 100
+MAX_EVENTS_PAGE = 1000
 
 
 class ConsentService:
@@ -257,12 +260,23 @@ class ConsentService:
         self._auditor.record(call)
         return status
 
-    def history(self, call: CallContext, subject_id: str) -> list[ConsentEvent]:
-        """Every ledger event of the subject, oldest first."""
-        events = self._read(call, subject_id)
+    def history(
+        self, call: CallContext, subject_id: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[ConsentEvent], str]:
+        """A page of the subject's ledger events, oldest first, and the cursor of the
+        next page ("" on the last): the last event's sequence."""
+        violations = []
+        if not 0 <= page_size <= MAX_EVENTS_PAGE:
+            violations.append(FieldViolation("page_size", f"must be 0 to {MAX_EVENTS_PAGE}"))
+        if page_token and not page_token.isdigit():
+            violations.append(FieldViolation("page_token", "not a token this call gave"))
+        _raise_if(violations)
+        limit = page_size or DEFAULT_EVENTS_PAGE
+        found = self._read(call, subject_id, after=int(page_token or 0), limit=limit + 1)
+        events = found[:limit]
         call.consent_version = str(events[-1].id) if events else ledger.EMPTY_VERSION
         self._auditor.record(call)
-        return events
+        return events, (str(events[-1].id) if len(found) > limit else "")
 
     def receipt(self, call: CallContext, subject_id: str, receipt_id: str) -> str:
         """A receipt issued earlier for this subject (NOT_FOUND for anyone else's)."""
@@ -286,13 +300,21 @@ class ConsentService:
         return authorize(self._policy, call, Action.CONSENT_READ)
 
     def _read(
-        self, call: CallContext, subject_id: str, *, recorded_until: datetime | None = None
+        self,
+        call: CallContext,
+        subject_id: str,
+        *,
+        recorded_until: datetime | None = None,
+        after: int = 0,
+        limit: int | None = None,
     ) -> list[ConsentEvent]:
         principal = self._begin_read(call, subject_id)
         with self._db.read() as conn:
             row = load_own_subject(conn, call, principal, subject_id)
             self._check_state(call, Action.CONSENT_READ, row)
-            return ledger.events_for(conn, subject_id, recorded_until=recorded_until)
+            return ledger.events_for(
+                conn, subject_id, recorded_until=recorded_until, after=after, limit=limit
+            )
 
     def _check_state(self, call: CallContext, action: Action, row: SubjectRow) -> None:
         check_subject(self._policy, call, action, subject_context(row.meta))

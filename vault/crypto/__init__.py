@@ -7,7 +7,13 @@ See docs/architecture.md, "Keys and sealed values", for the formats.
 
 from vault.crypto.certificates import certificate_thumbprint, certificate_uri_sans
 from vault.crypto.dek_cache import DataKeyCache
-from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer, token_key_version
+from vault.crypto.derived import (
+    BlindIndexer,
+    PageTokenMac,
+    Pseudonymizer,
+    Tokenizer,
+    token_key_version,
+)
 from vault.crypto.errors import KeyMaterialError, KeyProviderUnavailableError, SignatureError
 from vault.crypto.ids import (
     constant_time_equals,
@@ -42,6 +48,7 @@ __all__ = [
     "KeyRing",
     "LocalKeyFileProvider",
     "ManagedKeyProvider",
+    "PageTokenMac",
     "Pseudonymizer",
     "SignatureError",
     "Tokenizer",

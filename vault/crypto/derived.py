@@ -7,6 +7,7 @@ no derived value can be checked against a plain hash of a guessed value.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 
@@ -16,6 +17,7 @@ _KEY_SIZE = 32
 _TOKEN_MAC_SIZE = 20  # 160 bits: 32 base32 characters, no padding
 _PSEUDONYM_MAC_SIZE = 10  # 80 bits: 16 base32 characters; for display, not lookup
 _RANDOM_TOKEN_SIZE = 16
+_PAGE_TAG_SIZE = 16
 # `tkd_k2_<32 base32>` / `tkr_k2_<26 base32>`: kind, token-key version, body. Tokens
 # minted before versioning (`tkd_<32>`, `tkr_<26>`) belong to version 1.
 _VERSIONED_TOKEN = re.compile(r"tk[dr]_k([1-9][0-9]{0,8})_[a-z2-7]{26,32}")
@@ -109,6 +111,34 @@ class Tokenizer:
     def random_token(self) -> str:
         """`tkr_k<version>_` + 128 random bits: a reference the vault must store to reverse."""
         return f"tkr_k{self.version}_" + b32(os.urandom(_RANDOM_TOKEN_SIZE))
+
+
+class PageTokenMac:
+    """Tags for page tokens (AIP-158): a list call's next page token carries its cursor
+    and a tag over the cursor and the query it continues, so a token cannot be forged,
+    edited or replayed against another query or caller.
+
+    The key is derived (HKDF, its own label) from the "pseudonym" root secret `version`,
+    so every replica holding the vault's keys verifies every other's tokens, and no key
+    file needs a new entry; a token of a root version no longer present stops verifying.
+    """
+
+    __slots__ = ("_mac", "version")
+
+    def __init__(self, root_secret: bytes, version: int = 1) -> None:
+        self._mac = _KeyDeriver(root_secret, b"cv:page-token:v1").mac("*", "*")
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"<PageTokenMac version={self.version} key=<redacted>>"
+
+    def tag(self, message: bytes) -> bytes:
+        """128-bit tag of `message`."""
+        return self._mac.digest(message)[:_PAGE_TAG_SIZE]
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        """Whether `tag` is `message`'s tag (constant time)."""
+        return hmac.compare_digest(self.tag(message), tag)
 
 
 def token_key_version(token: str) -> int | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vault.crypto.dek_cache import DataKeyCache
-from vault.crypto.derived import BlindIndexer, Pseudonymizer, Tokenizer
+from vault.crypto.derived import BlindIndexer, PageTokenMac, Pseudonymizer, Tokenizer
 from vault.crypto.interfaces import KeyProvider
 from vault.crypto.sealing import DEK_SIZE, FieldSealer
 from vault.errors import DecryptionError
@@ -41,7 +41,9 @@ class KeyRing:
     def __init__(self, provider: KeyProvider, dek_cache: DataKeyCache | None = None) -> None:
         self.provider = provider
         self.dek_cache = dek_cache
-        self._derivers: dict[tuple[str, int], BlindIndexer | Tokenizer | Pseudonymizer] = {}
+        self._derivers: dict[
+            tuple[str, int], BlindIndexer | Tokenizer | Pseudonymizer | PageTokenMac
+        ] = {}
 
     def __repr__(self) -> str:
         return f"<KeyRing provider={self.provider.name!r} keys=<redacted>>"
@@ -110,6 +112,21 @@ class KeyRing:
     def pseudonymizer(self) -> Pseudonymizer:
         """The pseudonymizer keyed by the active "pseudonym" root secret."""
         return self._deriver(Pseudonymizer, "pseudonym", None)
+
+    def page_token_mac(self, version: int | None = None) -> PageTokenMac:
+        """Page-token tags under "pseudonym" root secret `version` (None: active)."""
+        if version is None:
+            version = self.provider.active_root_version("pseudonym")
+        cached = self._derivers.get(("page-token", version))
+        if isinstance(cached, PageTokenMac):
+            return cached
+        made = PageTokenMac(self.provider.root_secret("pseudonym", version), version)
+        self._derivers[("page-token", version)] = made
+        return made
+
+    def page_token_versions(self) -> tuple[int, ...]:
+        """The root versions a page token may carry (those of "pseudonym" present)."""
+        return self.provider.root_versions("pseudonym")
 
     def _deriver(self, kind: type[_D], purpose: str, version: int | None) -> _D:
         if version is None:

@@ -44,8 +44,13 @@ class RateLimiter:
 
     def take(self, principal: Principal) -> bool:
         """Spend one call of `principal`'s budget; False when it is used up."""
+        return self.wait(principal) == 0.0
+
+    def wait(self, principal: Principal) -> float:
+        """Spend one call of `principal`'s budget (0.0), or, when it is used up, the
+        seconds until it allows one again (nothing spent)."""
         if self.per_minute == 0:
-            return True
+            return 0.0
         now = self._clock.now().timestamp()
         key = (principal.tenant, principal.id)
         rate = self.per_minute / 60.0
@@ -59,15 +64,17 @@ class RateLimiter:
             bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * rate)
             bucket.updated = max(bucket.updated, now)  # a clock stepping back gains nothing
             if bucket.tokens < 1.0:
-                return False
+                return (1.0 - bucket.tokens) / rate
             bucket.tokens -= 1.0
-            return True
+            return 0.0
 
     def charge(self, call: CallContext, principal: Principal) -> None:
         """`take`, or refuse the call: RESOURCE_EXHAUSTED, recorded as denied on the call
         (the audit interceptor writes its entry)."""
-        if not self.take(principal):
+        wait = self.wait(principal)
+        if wait > 0.0:
             call.deny(f"rate-limit:{self.name}")
             raise ResourceExhaustedError(
-                f"{self.name} budget used up: {self.per_minute} per minute per principal"
+                f"{self.name} budget used up: {self.per_minute} per minute per principal",
+                retry_after=wait,
             )

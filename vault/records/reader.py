@@ -221,8 +221,11 @@ class RecordReader:
         purpose: str,
         states: Sequence[SubjectState],
         justification: str = "",
+        *,
+        after: str = "",
     ) -> Iterator[SubjectView]:
-        """Every subject of the caller's tenant in `states`, through `view`, in batches.
+        """Every subject of the caller's tenant in `states`, through `view`, in batches,
+        by subject id (only those after the subject id `after`: a resumed export).
 
         The call's audit entry is committed before the first subject is sent, and each
         batch's entry, linking every subject of the batch (so each subject's history
@@ -237,13 +240,16 @@ class RecordReader:
             raise InvalidArgumentError(
                 [FieldViolation("states", "erased and anonymized subjects cannot be exported")]
             )
+        if after and not is_subject_id(after):
+            raise InvalidArgumentError([FieldViolation("resume_token", "not a resume token")])
         call.extra = {**call.extra, "states": ",".join(wanted)}
+        if after:
+            call.extra["resumed"] = "true"
         call.field_names = list(self._dictionary.fields)
         if self._policy.purposes.get(purpose).legal_basis in _LEDGER_BASES:
             with self._db.read() as conn:
                 call.consent_version = ledger.position(conn)
         self._auditor.record(call)
-        after = ""
         number = 0
         while True:
             # One short read transaction per batch: no snapshot held open for a whole export.

@@ -154,7 +154,12 @@ class RecordService:
             row = load_own_subject(conn, call, principal, subject_id, for_update=True)
             check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             if row.meta.version != expected_version:
-                raise VersionConflictError("subject was changed by someone else; re-read it")
+                raise VersionConflictError(
+                    "subject was changed by someone else; re-read it",
+                    subject_id=subject_id,
+                    expected=expected_version,
+                    current=row.meta.version,
+                )
             new_version = expected_version + 1
             blob = self._sealing.sealed_update(
                 row,
@@ -166,7 +171,11 @@ class RecordService:
             )
             changed = {"version": new_version, "updated_at": now_us, "fields": blob}
             if not repo.update_row(conn, subject_id, expected_version, changed):
-                raise VersionConflictError("subject was changed by someone else; re-read it")
+                raise VersionConflictError(
+                    "subject was changed by someone else; re-read it",
+                    subject_id=subject_id,
+                    expected=expected_version,
+                )
             indexed = [n for n in call.field_names if self._sealing.is_searchable(n)]
             key_version, digests = self._sealing.index_digests(principal.tenant, values)
             repo.replace_blind_indexes(
@@ -246,7 +255,9 @@ class RecordService:
             check_subject(self._policy, call, action, subject_context(row.meta), purpose=purpose)
             new_version = row.meta.version + 1
             if not shredding.erase(conn, subject_id, row.meta.version, to_micros(now)):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             retention_notices.cancel_open(conn, subject_id, to_micros(now), "erased")
             if within is not None:
                 within(conn)
@@ -279,7 +290,9 @@ class RecordService:
                 changed["state"] = state.value
                 call.extra = {"retention_notice": "cancelled"}
             if not repo.update_row(conn, subject_id, row.meta.version, changed):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             self._auditor.record_in(conn, call)
         return _with(row.meta, last_activity_at=latest, state=state)
 

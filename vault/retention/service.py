@@ -123,7 +123,9 @@ class RetentionService:
                 changed["state"] = prior.value
                 call.extra = {"retention_notice": "cancelled"}
             if not repo.update_row(conn, subject_id, row.meta.version, changed):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             hold = LegalHold(subject_id, principal.tenant, reason, principal.id, now_us)
             notices.put_hold(conn, hold)
             self._auditor.record_in(conn, call)
@@ -140,7 +142,9 @@ class RetentionService:
             if not row.meta.legal_hold:
                 raise NotFoundError("subject has no legal hold")
             if not repo.update_row(conn, subject_id, row.meta.version, {"legal_hold": False}):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             notices.delete_hold(conn, subject_id)
             self._auditor.record_in(conn, call)
 

@@ -203,7 +203,9 @@ class RightsService:
                 "updated_at": to_micros(now),
             }
             if not repo.update_row(conn, subject_id, meta.version, changed):
-                raise VersionConflictError("subject was changed concurrently; retry")
+                raise VersionConflictError(
+                    "subject was changed concurrently; retry", subject_id=subject_id
+                )
             call.extra = {"state": f"{meta.state.value}->{target.value}"}
             if within is not None:
                 within(conn)

@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from vault import telemetry
 from vault.errors import ResourceExhaustedError, UnavailableError
+from vault.storage import unit_of_work
+from vault.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +155,39 @@ class Database:
             yield conn
 
     @contextmanager
+    def unit_of_work(self, on_begin: Callable[[Connection], None]) -> Iterator[UnitOfWork]:
+        """The block's writes (and its reads after the first write) in one transaction,
+        `on_begin` run first in it; committed when the block ends without error
+        (`vault.storage.unit_of_work`)."""
+        unit = UnitOfWork(lambda: self._begin(vault_write=True), on_begin)
+        with unit_of_work.entered(unit):
+            yield unit
+
+    @contextmanager
     def _transaction(
+        self, *, vault_write: bool, checkpoint_pages: int | None = None
+    ) -> Iterator[Connection]:
+        unit = unit_of_work.current()
+        if unit is None or not (vault_write or unit.begun):
+            with self._begin(vault_write=vault_write, checkpoint_pages=checkpoint_pages) as conn:
+                yield conn
+            return
+        try:
+            conn = unit.connection()
+            if not vault_write:
+                yield conn
+                return
+            # A savepoint: a domain that catches a failed write keeps the unit usable.
+            with conn.begin_nested():
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            translated = translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    @contextmanager
+    def _begin(
         self, *, vault_write: bool, checkpoint_pages: int | None = None
     ) -> Iterator[Connection]:
         name = "db.write" if vault_write else "db.read"
@@ -201,6 +235,10 @@ class Database:
         committed: scrubs the WAL now (`scrub_wal`) or, if it cannot, leaves it pending
         for `scrub_pending` to retry. Never raises: the erasure itself has committed."""
         if self.dialect != "sqlite":
+            return
+        unit = unit_of_work.current()
+        if unit is not None and unit.begun:
+            unit.after_commit(self.after_shred)
             return
         with self._scrub_lock:
             self._scrub_due = True

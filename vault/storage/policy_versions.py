@@ -87,13 +87,21 @@ def get(conn: Connection, version: str) -> StoredVersion | None:
     return None if row is None else _stored(row._mapping)
 
 
-def listing(conn: Connection, limit: int = 100) -> list[StoredVersion]:
-    """The kept versions, most recently served first."""
-    query = (
-        sa.select(policy_versions)
-        .order_by(policy_versions.c.last_served_us.desc(), policy_versions.c.version)
-        .limit(limit)
-    )
+def listing(
+    conn: Connection, limit: int = 100, after: tuple[int, str] | None = None
+) -> list[StoredVersion]:
+    """The kept versions, most recently served first (only those after the position
+    `after`, a (last served, version) pair, for the next page)."""
+    c = policy_versions.c
+    query = sa.select(policy_versions).order_by(c.last_served_us.desc(), c.version).limit(limit)
+    if after is not None:
+        served, version = after
+        query = query.where(
+            sa.or_(
+                c.last_served_us < served,
+                sa.and_(c.last_served_us == served, c.version > version),
+            )
+        )
     return [_stored(row._mapping) for row in conn.execute(query)]
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 import audit
 from vault.access.guard import authorize
-from vault.clock import Clock
+from vault.clock import Clock, to_micros
 from vault.context import CallContext
 from vault.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from vault.policy import Action, PolicyEngine
@@ -86,16 +86,24 @@ class WhatIfService:
             }
         return result
 
-    def versions(self, call: CallContext, limit: int = 0) -> tuple[list[StoredVersion], str]:
-        """The kept versions (most recent first) and the version in force."""
+    def versions(
+        self, call: CallContext, limit: int = 0, page_token: str = ""
+    ) -> tuple[list[StoredVersion], str, str]:
+        """A page of the kept versions (most recent first), the version in force, and
+        the cursor of the next page ("" on the last)."""
         authorize(self._policy, call, Action.POLICY_SIMULATE)
         if limit < 0 or limit > MAX_VERSIONS:
             raise InvalidArgumentError(
                 [FieldViolation("page_size", f"between 0 and {MAX_VERSIONS}")]
             )
-        found = self._versions.listing(limit or MAX_VERSIONS)
-        call.extra = {"versions": str(len(found))}
-        return found, self._policy.version
+        after = _version_cursor(page_token)
+        size = limit or MAX_VERSIONS
+        found = self._versions.listing(size + 1, after)
+        page = found[:size]
+        call.extra = {"versions": str(len(page))}
+        last = page[-1] if len(found) > size else None
+        cursor = f"{to_micros(last.last_served)}.{last.version}" if last is not None else ""
+        return page, self._policy.version, cursor
 
     def explain(self, call: CallContext, leaf_index: int) -> Explanation:
         """The entry at `leaf_index` of the caller's tenant, explained as of its moment."""
@@ -110,3 +118,13 @@ class WhatIfService:
     def _side(self, version: str) -> Side | None:
         kept = self._versions.engine(version)
         return None if kept is None else Side(*kept)
+
+
+def _version_cursor(token: str) -> tuple[int, str] | None:
+    """The (last served, version) position a page starts after; None for the first."""
+    if not token:
+        return None
+    served, _, version = token.partition(".")
+    if not served.isdigit() or not version:
+        raise InvalidArgumentError([FieldViolation("page_token", "not a token this call gave")])
+    return int(served), version

@@ -69,10 +69,12 @@ class PolicyVersions:
         with self._db.read() as conn:
             return repo.get(conn, version)
 
-    def listing(self, limit: int = 100) -> list[StoredVersion]:
-        """The kept versions, most recently served first."""
+    def listing(
+        self, limit: int = 100, after: tuple[int, str] | None = None
+    ) -> list[StoredVersion]:
+        """The kept versions, most recently served first (after a position: a page)."""
         with self._db.read() as conn:
-            return repo.listing(conn, limit)
+            return repo.listing(conn, limit, after)
 
     def engine(self, version: str) -> tuple[PolicyEngine, tuple[FieldDescriptor, ...]] | None:
         """An engine over the kept files of `version` and the fields it served with;

@@ -190,8 +190,10 @@ class VaultClient:
         return response.subject
 
     def export(self, view: str, purpose: str, justification: str = "") -> Iterator[pb.SubjectView]:
+        """Every subject through the view (the stream's messages carry one each)."""
         request = pb.ExportViewRequest(view=view, purpose=purpose, justification=justification)
-        return self.stream(self.vault, "ExportView", request)
+        for message in self.stream(self.vault, "ExportView", request):
+            yield message.subject
 
     def reveal(
         self, subject_id: str, field: str, purpose: str, justification: str

@@ -27,7 +27,10 @@ if _version_not_supported:
 
 
 class PolicyAdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Administration of the access policy (policies/): reload it, see which version is in
+    force, and dry-run a decision. Every call needs the policy:admin permission and is
+    audited.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -43,7 +46,7 @@ class PolicyAdminServiceStub:
         self.GetPolicyStatus = channel.unary_unary(
                 '/customervault.v1.PolicyAdminService/GetPolicyStatus',
                 request_serializer=customervault_dot_v1_dot_admin__pb2.GetPolicyStatusRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_admin__pb2.PolicyStatus.FromString,
+                response_deserializer=customervault_dot_v1_dot_admin__pb2.GetPolicyStatusResponse.FromString,
                 _registered_method=True)
         self.CheckPolicy = channel.unary_unary(
                 '/customervault.v1.PolicyAdminService/CheckPolicy',
@@ -63,7 +66,10 @@ class PolicyAdminServiceStub:
 
 
 class PolicyAdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Administration of the access policy (policies/): reload it, see which version is in
+    force, and dry-run a decision. Every call needs the policy:admin permission and is
+    audited.
+    """
 
     def ReloadPolicy(self, request, context):
         """Re-read policies/ now. An invalid policy is refused (FAILED_PRECONDITION naming the
@@ -118,7 +124,7 @@ def add_PolicyAdminServiceServicer_to_server(servicer, server):
             'GetPolicyStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPolicyStatus,
                     request_deserializer=customervault_dot_v1_dot_admin__pb2.GetPolicyStatusRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_admin__pb2.PolicyStatus.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_admin__pb2.GetPolicyStatusResponse.SerializeToString,
             ),
             'CheckPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckPolicy,
@@ -144,7 +150,10 @@ def add_PolicyAdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PolicyAdminService:
-    """Missing associated documentation comment in .proto file."""
+    """Administration of the access policy (policies/): reload it, see which version is in
+    force, and dry-run a decision. Every call needs the policy:admin permission and is
+    audited.
+    """
 
     @staticmethod
     def ReloadPolicy(request,
@@ -189,7 +198,7 @@ class PolicyAdminService:
             target,
             '/customervault.v1.PolicyAdminService/GetPolicyStatus',
             customervault_dot_v1_dot_admin__pb2.GetPolicyStatusRequest.SerializeToString,
-            customervault_dot_v1_dot_admin__pb2.PolicyStatus.FromString,
+            customervault_dot_v1_dot_admin__pb2.GetPolicyStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,6 +28,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PolicyAdminServiceStub:
+    """Administration of the access policy (policies/): reload it, see which version is in
+    force, and dry-run a decision. Every call needs the policy:admin permission and is
+    audited.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -36,7 +41,7 @@ class PolicyAdminServiceStub:
     """Re-read policies/ now. An invalid policy is refused (FAILED_PRECONDITION naming the
     file and line) and the policy in force stays in force.
     """
-    GetPolicyStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetPolicyStatusRequest, _admin_pb2.PolicyStatus]
+    GetPolicyStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetPolicyStatusRequest, _admin_pb2.GetPolicyStatusResponse]
     """Which policy is in force."""
     CheckPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CheckPolicyRequest, _admin_pb2.CheckPolicyResponse]
     """What the policy decides for the caller-supplied principal, action, resource and purpose
@@ -56,12 +61,17 @@ class PolicyAdminServiceStub:
 
 @_typing.type_check_only
 class PolicyAdminServiceAsyncStub(PolicyAdminServiceStub):
+    """Administration of the access policy (policies/): reload it, see which version is in
+    force, and dry-run a decision. Every call needs the policy:admin permission and is
+    audited.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReloadPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.ReloadPolicyRequest, _admin_pb2.ReloadPolicyResponse]  # type: ignore[assignment]
     """Re-read policies/ now. An invalid policy is refused (FAILED_PRECONDITION naming the
     file and line) and the policy in force stays in force.
     """
-    GetPolicyStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetPolicyStatusRequest, _admin_pb2.PolicyStatus]  # type: ignore[assignment]
+    GetPolicyStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetPolicyStatusRequest, _admin_pb2.GetPolicyStatusResponse]  # type: ignore[assignment]
     """Which policy is in force."""
     CheckPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.CheckPolicyRequest, _admin_pb2.CheckPolicyResponse]  # type: ignore[assignment]
     """What the policy decides for the caller-supplied principal, action, resource and purpose
@@ -80,6 +90,11 @@ class PolicyAdminServiceAsyncStub(PolicyAdminServiceStub):
     """
 
 class PolicyAdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Administration of the access policy (policies/): reload it, see which version is in
+    force, and dry-run a decision. Every call needs the policy:admin permission and is
+    audited.
+    """
+
     @_abc_1.abstractmethod
     def ReloadPolicy(
         self,
@@ -95,7 +110,7 @@ class PolicyAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _admin_pb2.GetPolicyStatusRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.PolicyStatus, _abc.Awaitable[_admin_pb2.PolicyStatus]]:
+    ) -> _typing.Union[_admin_pb2.GetPolicyStatusResponse, _abc.Awaitable[_admin_pb2.GetPolicyStatusResponse]]:
         """Which policy is in force."""
 
     @_abc_1.abstractmethod

@@ -115,15 +115,35 @@ class SubjectHistoryRequest(_message.Message):
     newest_first: bool
     def __init__(self, subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
+class SubjectHistoryResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class GetEntryRequest(_message.Message):
     __slots__ = ("index",)
     INDEX_FIELD_NUMBER: _ClassVar[int]
     index: int
     def __init__(self, index: _Optional[int] = ...) -> None: ...
 
+class GetEntryResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: AuditEntry
+    def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ...) -> None: ...
+
 class GetLatestCheckpointRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetLatestCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: Checkpoint
+    def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
     __slots__ = ("origin", "tree_size", "root_hash", "note", "witness_cosignatures")
@@ -161,7 +181,7 @@ class GetInclusionProofRequest(_message.Message):
     tree_size: int
     def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
 
-class InclusionProof(_message.Message):
+class GetInclusionProofResponse(_message.Message):
     __slots__ = ("index", "tree_size", "leaf_hash", "hashes")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -181,7 +201,7 @@ class GetConsistencyProofRequest(_message.Message):
     second_size: int
     def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ...) -> None: ...
 
-class ConsistencyProof(_message.Message):
+class GetConsistencyProofResponse(_message.Message):
     __slots__ = ("first_size", "second_size", "hashes")
     FIRST_SIZE_FIELD_NUMBER: _ClassVar[int]
     SECOND_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -197,7 +217,13 @@ class VerifyLogRequest(_message.Message):
     trusted_checkpoint: str
     def __init__(self, trusted_checkpoint: _Optional[str] = ...) -> None: ...
 
-class VerifyLogProgress(_message.Message):
+class VerifyLogWithProgressRequest(_message.Message):
+    __slots__ = ("trusted_checkpoint",)
+    TRUSTED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    trusted_checkpoint: str
+    def __init__(self, trusted_checkpoint: _Optional[str] = ...) -> None: ...
+
+class VerifyLogWithProgressResponse(_message.Message):
     __slots__ = ("checked", "total", "result")
     CHECKED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]

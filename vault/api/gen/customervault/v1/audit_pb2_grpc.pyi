@@ -31,25 +31,33 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AuditServiceStub:
+    """The compliance officer's window on the tamper-evident audit log. Queries are scoped to
+    the caller's tenant; proofs and checkpoints cover the whole log (they hold hashes
+    only). Reading needs audit:read (a bound customer token: audit:read_own, for its own
+    history), verifying audit:verify.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     QueryEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.QueryEntriesRequest, _audit_pb2.QueryEntriesResponse]
     """Entries matching every given filter, oldest first (or newest first), paged."""
-    GetEntry: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.AuditEntry]
+    GetEntry: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.GetEntryResponse]
     """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
-    SubjectHistory: _grpc.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.QueryEntriesResponse]
-    """Who saw or changed one subject's data, when and why."""
-    GetLatestCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.Checkpoint]
+    SubjectHistory: _grpc.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.SubjectHistoryResponse]
+    """Who saw or changed one subject's data, when and why, paged. A customer token sees
+    its own subject's history only, without colleagues' names or internal references.
+    """
+    GetLatestCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.GetLatestCheckpointResponse]
     """The latest signed checkpoint (C2SP tlog-checkpoint note)."""
-    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.GetInclusionProofResponse]
     """Proof that the entry at `index` is in the tree of `tree_size`."""
-    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.GetConsistencyProofResponse]
     """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
     VerifyLog: _grpc.UnaryUnaryMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogResponse]
     """Recompute the tree from the stored entries and check it against the checkpoints."""
-    VerifyLogWithProgress: _grpc.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]
+    VerifyLogWithProgress: _grpc.UnaryStreamMultiCallable[_audit_pb2.VerifyLogWithProgressRequest, _audit_pb2.VerifyLogWithProgressResponse]
     """The same check, reporting progress as it goes: one message per chunk of entries
     checked, then a last message carrying the result.
     """
@@ -62,22 +70,30 @@ class AuditServiceStub:
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
+    """The compliance officer's window on the tamper-evident audit log. Queries are scoped to
+    the caller's tenant; proofs and checkpoints cover the whole log (they hold hashes
+    only). Reading needs audit:read (a bound customer token: audit:read_own, for its own
+    history), verifying audit:verify.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     QueryEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.QueryEntriesRequest, _audit_pb2.QueryEntriesResponse]  # type: ignore[assignment]
     """Entries matching every given filter, oldest first (or newest first), paged."""
-    GetEntry: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.AuditEntry]  # type: ignore[assignment]
+    GetEntry: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetEntryRequest, _audit_pb2.GetEntryResponse]  # type: ignore[assignment]
     """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
-    SubjectHistory: _aio.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.QueryEntriesResponse]  # type: ignore[assignment]
-    """Who saw or changed one subject's data, when and why."""
-    GetLatestCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.Checkpoint]  # type: ignore[assignment]
+    SubjectHistory: _aio.UnaryUnaryMultiCallable[_audit_pb2.SubjectHistoryRequest, _audit_pb2.SubjectHistoryResponse]  # type: ignore[assignment]
+    """Who saw or changed one subject's data, when and why, paged. A customer token sees
+    its own subject's history only, without colleagues' names or internal references.
+    """
+    GetLatestCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLatestCheckpointRequest, _audit_pb2.GetLatestCheckpointResponse]  # type: ignore[assignment]
     """The latest signed checkpoint (C2SP tlog-checkpoint note)."""
-    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]  # type: ignore[assignment]
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
     """Proof that the entry at `index` is in the tree of `tree_size`."""
-    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]  # type: ignore[assignment]
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
     """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
     VerifyLog: _aio.UnaryUnaryMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogResponse]  # type: ignore[assignment]
     """Recompute the tree from the stored entries and check it against the checkpoints."""
-    VerifyLogWithProgress: _aio.UnaryStreamMultiCallable[_audit_pb2.VerifyLogRequest, _audit_pb2.VerifyLogProgress]  # type: ignore[assignment]
+    VerifyLogWithProgress: _aio.UnaryStreamMultiCallable[_audit_pb2.VerifyLogWithProgressRequest, _audit_pb2.VerifyLogWithProgressResponse]  # type: ignore[assignment]
     """The same check, reporting progress as it goes: one message per chunk of entries
     checked, then a last message carrying the result.
     """
@@ -89,6 +105,12 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The compliance officer's window on the tamper-evident audit log. Queries are scoped to
+    the caller's tenant; proofs and checkpoints cover the whole log (they hold hashes
+    only). Reading needs audit:read (a bound customer token: audit:read_own, for its own
+    history), verifying audit:verify.
+    """
+
     @_abc_1.abstractmethod
     def QueryEntries(
         self,
@@ -102,7 +124,7 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.GetEntryRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.AuditEntry, _abc.Awaitable[_audit_pb2.AuditEntry]]:
+    ) -> _typing.Union[_audit_pb2.GetEntryResponse, _abc.Awaitable[_audit_pb2.GetEntryResponse]]:
         """One integrated entry of the caller's tenant by its leaf index (NOT_FOUND otherwise)."""
 
     @_abc_1.abstractmethod
@@ -110,15 +132,17 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.SubjectHistoryRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.QueryEntriesResponse, _abc.Awaitable[_audit_pb2.QueryEntriesResponse]]:
-        """Who saw or changed one subject's data, when and why."""
+    ) -> _typing.Union[_audit_pb2.SubjectHistoryResponse, _abc.Awaitable[_audit_pb2.SubjectHistoryResponse]]:
+        """Who saw or changed one subject's data, when and why, paged. A customer token sees
+        its own subject's history only, without colleagues' names or internal references.
+        """
 
     @_abc_1.abstractmethod
     def GetLatestCheckpoint(
         self,
         request: _audit_pb2.GetLatestCheckpointRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.Checkpoint, _abc.Awaitable[_audit_pb2.Checkpoint]]:
+    ) -> _typing.Union[_audit_pb2.GetLatestCheckpointResponse, _abc.Awaitable[_audit_pb2.GetLatestCheckpointResponse]]:
         """The latest signed checkpoint (C2SP tlog-checkpoint note)."""
 
     @_abc_1.abstractmethod
@@ -126,7 +150,7 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.GetInclusionProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.InclusionProof, _abc.Awaitable[_audit_pb2.InclusionProof]]:
+    ) -> _typing.Union[_audit_pb2.GetInclusionProofResponse, _abc.Awaitable[_audit_pb2.GetInclusionProofResponse]]:
         """Proof that the entry at `index` is in the tree of `tree_size`."""
 
     @_abc_1.abstractmethod
@@ -134,7 +158,7 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.GetConsistencyProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.ConsistencyProof, _abc.Awaitable[_audit_pb2.ConsistencyProof]]:
+    ) -> _typing.Union[_audit_pb2.GetConsistencyProofResponse, _abc.Awaitable[_audit_pb2.GetConsistencyProofResponse]]:
         """Proof that the tree of `first_size` is a prefix of the tree of `second_size`."""
 
     @_abc_1.abstractmethod
@@ -148,9 +172,9 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def VerifyLogWithProgress(
         self,
-        request: _audit_pb2.VerifyLogRequest,
+        request: _audit_pb2.VerifyLogWithProgressRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_audit_pb2.VerifyLogProgress], _abc.AsyncIterator[_audit_pb2.VerifyLogProgress]]:
+    ) -> _typing.Union[_abc.Iterator[_audit_pb2.VerifyLogWithProgressResponse], _abc.AsyncIterator[_audit_pb2.VerifyLogWithProgressResponse]]:
         """The same check, reporting progress as it goes: one message per chunk of entries
         checked, then a last message carrying the result.
         """

@@ -78,16 +78,18 @@ class ConsentReceipt(_message.Message):
     def __init__(self, receipt_id: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...
 
 class GrantConsentRequest(_message.Message):
-    __slots__ = ("subject_id", "purposes", "source", "expires_at")
+    __slots__ = ("subject_id", "purposes", "source", "expires_at", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PURPOSES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     purposes: _containers.RepeatedScalarFieldContainer[str]
     source: ConsentSource
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, subject_id: _Optional[str] = ..., purposes: _Optional[_Iterable[str]] = ..., source: _Optional[_Union[ConsentSource, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., purposes: _Optional[_Iterable[str]] = ..., source: _Optional[_Union[ConsentSource, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GrantConsentResponse(_message.Message):
     __slots__ = ("consent_version", "events", "receipt")
@@ -100,16 +102,18 @@ class GrantConsentResponse(_message.Message):
     def __init__(self, consent_version: _Optional[str] = ..., events: _Optional[_Iterable[_Union[ConsentEvent, _Mapping]]] = ..., receipt: _Optional[_Union[ConsentReceipt, _Mapping]] = ...) -> None: ...
 
 class WithdrawConsentRequest(_message.Message):
-    __slots__ = ("subject_id", "purposes", "receipt_id", "source")
+    __slots__ = ("subject_id", "purposes", "receipt_id", "source", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PURPOSES_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     purposes: _containers.RepeatedScalarFieldContainer[str]
     receipt_id: str
     source: ConsentSource
-    def __init__(self, subject_id: _Optional[str] = ..., purposes: _Optional[_Iterable[str]] = ..., receipt_id: _Optional[str] = ..., source: _Optional[_Union[ConsentSource, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., purposes: _Optional[_Iterable[str]] = ..., receipt_id: _Optional[str] = ..., source: _Optional[_Union[ConsentSource, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class WithdrawConsentResponse(_message.Message):
     __slots__ = ("consent_version", "events", "receipt")
@@ -122,14 +126,16 @@ class WithdrawConsentResponse(_message.Message):
     def __init__(self, consent_version: _Optional[str] = ..., events: _Optional[_Iterable[_Union[ConsentEvent, _Mapping]]] = ..., receipt: _Optional[_Union[ConsentReceipt, _Mapping]] = ...) -> None: ...
 
 class OptOutRequest(_message.Message):
-    __slots__ = ("subject_id", "scopes", "source")
+    __slots__ = ("subject_id", "scopes", "source", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SCOPES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     scopes: _containers.RepeatedScalarFieldContainer[str]
     source: ConsentSource
-    def __init__(self, subject_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., source: _Optional[_Union[ConsentSource, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., source: _Optional[_Union[ConsentSource, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class OptOutResponse(_message.Message):
     __slots__ = ("consent_version", "events", "receipt")
@@ -182,16 +188,22 @@ class GetConsentResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_version: _Optional[str] = ..., purposes: _Optional[_Iterable[_Union[PurposeConsent, _Mapping]]] = ..., opted_out_markers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListConsentEventsRequest(_message.Message):
-    __slots__ = ("subject_id",)
+    __slots__ = ("subject_id", "page_size", "page_token")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
-    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListConsentEventsResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "next_page_token")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[ConsentEvent]
-    def __init__(self, events: _Optional[_Iterable[_Union[ConsentEvent, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[ConsentEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetConsentReceiptRequest(_message.Message):
     __slots__ = ("subject_id", "receipt_id")

@@ -36,6 +36,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ConsentServiceStub:
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -53,12 +57,16 @@ class ConsentServiceStub:
     GetConsent: _grpc.UnaryUnaryMultiCallable[_consent_pb2.GetConsentRequest, _consent_pb2.GetConsentResponse]
     """The subject's consent per purpose now, or as it stood at a past moment."""
     ListConsentEvents: _grpc.UnaryUnaryMultiCallable[_consent_pb2.ListConsentEventsRequest, _consent_pb2.ListConsentEventsResponse]
-    """Every ledger event of the subject, oldest first."""
+    """The subject's ledger events, oldest first, paged."""
     GetConsentReceipt: _grpc.UnaryUnaryMultiCallable[_consent_pb2.GetConsentReceiptRequest, _consent_pb2.GetConsentReceiptResponse]
     """A receipt issued earlier for this subject (NOT_FOUND for another subject's)."""
 
 @_typing.type_check_only
 class ConsentServiceAsyncStub(ConsentServiceStub):
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     GrantConsent: _aio.UnaryUnaryMultiCallable[_consent_pb2.GrantConsentRequest, _consent_pb2.GrantConsentResponse]  # type: ignore[assignment]
     """Record consent to purposes based on consent or legitimate interest. Naming an
@@ -73,11 +81,15 @@ class ConsentServiceAsyncStub(ConsentServiceStub):
     GetConsent: _aio.UnaryUnaryMultiCallable[_consent_pb2.GetConsentRequest, _consent_pb2.GetConsentResponse]  # type: ignore[assignment]
     """The subject's consent per purpose now, or as it stood at a past moment."""
     ListConsentEvents: _aio.UnaryUnaryMultiCallable[_consent_pb2.ListConsentEventsRequest, _consent_pb2.ListConsentEventsResponse]  # type: ignore[assignment]
-    """Every ledger event of the subject, oldest first."""
+    """The subject's ledger events, oldest first, paged."""
     GetConsentReceipt: _aio.UnaryUnaryMultiCallable[_consent_pb2.GetConsentReceiptRequest, _consent_pb2.GetConsentReceiptResponse]  # type: ignore[assignment]
     """A receipt issued earlier for this subject (NOT_FOUND for another subject's)."""
 
 class ConsentServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
+
     @_abc_1.abstractmethod
     def GrantConsent(
         self,
@@ -120,7 +132,7 @@ class ConsentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _consent_pb2.ListConsentEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_consent_pb2.ListConsentEventsResponse, _abc.Awaitable[_consent_pb2.ListConsentEventsResponse]]:
-        """Every ledger event of the subject, oldest first."""
+        """The subject's ledger events, oldest first, paged."""
 
     @_abc_1.abstractmethod
     def GetConsentReceipt(

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n customervault/v1/retention.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x0fRetentionNotice\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12/\n\x0bnotified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x61\x63knowledged\x18\x05 \x01(\x08\x12\x33\n\x0f\x61\x63knowledged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x12ListNoticesRequest\x12\x1c\n\x14include_acknowledged\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x13ListNoticesResponse\x12\x32\n\x07notices\x18\x01 \x03(\x0b\x32!.customervault.v1.RetentionNotice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x18\x41\x63knowledgeNoticeRequest\x12\x11\n\tnotice_id\x18\x01 \x01(\t\"N\n\x19\x41\x63knowledgeNoticeResponse\x12\x31\n\x06notice\x18\x01 \x01(\x0b\x32!.customervault.v1.RetentionNotice\"k\n\tLegalHold\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06set_by\x18\x03 \x01(\t\x12*\n\x06set_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x13SetLegalHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"[\n\x14SetLegalHoldResponse\x12)\n\x04hold\x18\x01 \x01(\x0b\x32\x1b.customervault.v1.LegalHold\x12\x18\n\x10\x63\x61ncelled_notice\x18\x02 \x01(\x08\";\n\x15\x43learLegalHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16\x43learLegalHoldResponse\">\n\x15ListLegalHoldsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x16ListLegalHoldsResponse\x12*\n\x05holds\x18\x01 \x03(\x0b\x32\x1b.customervault.v1.LegalHold\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1b\n\x19GetRetentionReportRequest\"\x81\x01\n\nKAnonymity\x12\t\n\x01k\x18\x01 \x01(\x05\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\x0e\n\x06groups\x18\x03 \x01(\x03\x12\x16\n\x0emin_group_size\x18\x04 \x01(\x03\x12\x16\n\x0egroups_below_k\x18\x05 \x01(\x03\x12\x17\n\x0frecords_below_k\x18\x06 \x01(\x03\"\xed\x01\n\x1aGetRetentionReportResponse\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tto_notify\x18\x02 \x01(\x03\x12\x14\n\x0cto_anonymize\x18\x03 \x01(\x03\x12\x0c\n\x04held\x18\x04 \x01(\x03\x12 \n\x18\x63\x61ncelled_since_last_run\x18\x05 \x01(\x03\x12\x18\n\x10held_subject_ids\x18\x06 \x03(\t\x12\x31\n\x0bk_anonymity\x18\x07 \x01(\x0b\x32\x1c.customervault.v1.KAnonymity\"\xa7\x02\n\x0cRetentionRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0binterrupted\x18\x04 \x01(\x08\x12\x17\n\x0ftenant_reported\x18\x05 \x01(\x08\x12\x10\n\x08notified\x18\x06 \x01(\x03\x12\x12\n\nanonymized\x18\x07 \x01(\x03\x12\x11\n\tcancelled\x18\x08 \x01(\x03\x12\x0c\n\x04held\x18\t \x01(\x03\x12\x31\n\x0bk_anonymity\x18\n \x01(\x0b\x32\x1c.customervault.v1.KAnonymity\"A\n\x18ListRetentionRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x19ListRetentionRunsResponse\x12,\n\x04runs\x18\x01 \x03(\x0b\x32\x1e.customervault.v1.RetentionRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe4\x05\n\x10RetentionService\x12Z\n\x0bListNotices\x12$.customervault.v1.ListNoticesRequest\x1a%.customervault.v1.ListNoticesResponse\x12l\n\x11\x41\x63knowledgeNotice\x12*.customervault.v1.AcknowledgeNoticeRequest\x1a+.customervault.v1.AcknowledgeNoticeResponse\x12]\n\x0cSetLegalHold\x12%.customervault.v1.SetLegalHoldRequest\x1a&.customervault.v1.SetLegalHoldResponse\x12\x63\n\x0e\x43learLegalHold\x12\'.customervault.v1.ClearLegalHoldRequest\x1a(.customervault.v1.ClearLegalHoldResponse\x12\x63\n\x0eListLegalHolds\x12\'.customervault.v1.ListLegalHoldsRequest\x1a(.customervault.v1.ListLegalHoldsResponse\x12o\n\x12GetRetentionReport\x12+.customervault.v1.GetRetentionReportRequest\x1a,.customervault.v1.GetRetentionReportResponse\x12l\n\x11ListRetentionRuns\x12*.customervault.v1.ListRetentionRunsRequest\x1a+.customervault.v1.ListRetentionRunsResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n customervault/v1/retention.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x01\n\x0fRetentionNotice\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12/\n\x0bnotified_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x61\x63knowledged\x18\x05 \x01(\x08\x12\x33\n\x0f\x61\x63knowledged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x12ListNoticesRequest\x12\x1c\n\x14include_acknowledged\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x13ListNoticesResponse\x12\x32\n\x07notices\x18\x01 \x03(\x0b\x32!.customervault.v1.RetentionNotice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x18\x41\x63knowledgeNoticeRequest\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"N\n\x19\x41\x63knowledgeNoticeResponse\x12\x31\n\x06notice\x18\x01 \x01(\x0b\x32!.customervault.v1.RetentionNotice\"k\n\tLegalHold\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06set_by\x18\x03 \x01(\t\x12*\n\x06set_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x13SetLegalHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"[\n\x14SetLegalHoldResponse\x12)\n\x04hold\x18\x01 \x01(\x0b\x32\x1b.customervault.v1.LegalHold\x12\x18\n\x10\x63\x61ncelled_notice\x18\x02 \x01(\x08\"O\n\x15\x43learLegalHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x18\n\x16\x43learLegalHoldResponse\">\n\x15ListLegalHoldsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x16ListLegalHoldsResponse\x12*\n\x05holds\x18\x01 \x03(\x0b\x32\x1b.customervault.v1.LegalHold\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1b\n\x19GetRetentionReportRequest\"\x81\x01\n\nKAnonymity\x12\t\n\x01k\x18\x01 \x01(\x05\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\x0e\n\x06groups\x18\x03 \x01(\x03\x12\x16\n\x0emin_group_size\x18\x04 \x01(\x03\x12\x16\n\x0egroups_below_k\x18\x05 \x01(\x03\x12\x17\n\x0frecords_below_k\x18\x06 \x01(\x03\"\xed\x01\n\x1aGetRetentionReportResponse\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tto_notify\x18\x02 \x01(\x03\x12\x14\n\x0cto_anonymize\x18\x03 \x01(\x03\x12\x0c\n\x04held\x18\x04 \x01(\x03\x12 \n\x18\x63\x61ncelled_since_last_run\x18\x05 \x01(\x03\x12\x18\n\x10held_subject_ids\x18\x06 \x03(\t\x12\x31\n\x0bk_anonymity\x18\x07 \x01(\x0b\x32\x1c.customervault.v1.KAnonymity\"\xa7\x02\n\x0cRetentionRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0binterrupted\x18\x04 \x01(\x08\x12\x17\n\x0ftenant_reported\x18\x05 \x01(\x08\x12\x10\n\x08notified\x18\x06 \x01(\x03\x12\x12\n\nanonymized\x18\x07 \x01(\x03\x12\x11\n\tcancelled\x18\x08 \x01(\x03\x12\x0c\n\x04held\x18\t \x01(\x03\x12\x31\n\x0bk_anonymity\x18\n \x01(\x0b\x32\x1c.customervault.v1.KAnonymity\"A\n\x18ListRetentionRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x19ListRetentionRunsResponse\x12,\n\x04runs\x18\x01 \x03(\x0b\x32\x1e.customervault.v1.RetentionRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe4\x05\n\x10RetentionService\x12Z\n\x0bListNotices\x12$.customervault.v1.ListNoticesRequest\x1a%.customervault.v1.ListNoticesResponse\x12l\n\x11\x41\x63knowledgeNotice\x12*.customervault.v1.AcknowledgeNoticeRequest\x1a+.customervault.v1.AcknowledgeNoticeResponse\x12]\n\x0cSetLegalHold\x12%.customervault.v1.SetLegalHoldRequest\x1a&.customervault.v1.SetLegalHoldResponse\x12\x63\n\x0e\x43learLegalHold\x12\'.customervault.v1.ClearLegalHoldRequest\x1a(.customervault.v1.ClearLegalHoldResponse\x12\x63\n\x0eListLegalHolds\x12\'.customervault.v1.ListLegalHoldsRequest\x1a(.customervault.v1.ListLegalHoldsResponse\x12o\n\x12GetRetentionReport\x12+.customervault.v1.GetRetentionReportRequest\x1a,.customervault.v1.GetRetentionReportResponse\x12l\n\x11ListRetentionRuns\x12*.customervault.v1.ListRetentionRunsRequest\x1a+.customervault.v1.ListRetentionRunsResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,35 +41,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTNOTICESRESPONSE']._serialized_start=407
   _globals['_LISTNOTICESRESPONSE']._serialized_end=505
   _globals['_ACKNOWLEDGENOTICEREQUEST']._serialized_start=507
-  _globals['_ACKNOWLEDGENOTICEREQUEST']._serialized_end=552
-  _globals['_ACKNOWLEDGENOTICERESPONSE']._serialized_start=554
-  _globals['_ACKNOWLEDGENOTICERESPONSE']._serialized_end=632
-  _globals['_LEGALHOLD']._serialized_start=634
-  _globals['_LEGALHOLD']._serialized_end=741
-  _globals['_SETLEGALHOLDREQUEST']._serialized_start=743
-  _globals['_SETLEGALHOLDREQUEST']._serialized_end=800
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=802
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=893
-  _globals['_CLEARLEGALHOLDREQUEST']._serialized_start=895
-  _globals['_CLEARLEGALHOLDREQUEST']._serialized_end=954
-  _globals['_CLEARLEGALHOLDRESPONSE']._serialized_start=956
-  _globals['_CLEARLEGALHOLDRESPONSE']._serialized_end=980
-  _globals['_LISTLEGALHOLDSREQUEST']._serialized_start=982
-  _globals['_LISTLEGALHOLDSREQUEST']._serialized_end=1044
-  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_start=1046
-  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_end=1139
-  _globals['_GETRETENTIONREPORTREQUEST']._serialized_start=1141
-  _globals['_GETRETENTIONREPORTREQUEST']._serialized_end=1168
-  _globals['_KANONYMITY']._serialized_start=1171
-  _globals['_KANONYMITY']._serialized_end=1300
-  _globals['_GETRETENTIONREPORTRESPONSE']._serialized_start=1303
-  _globals['_GETRETENTIONREPORTRESPONSE']._serialized_end=1540
-  _globals['_RETENTIONRUN']._serialized_start=1543
-  _globals['_RETENTIONRUN']._serialized_end=1838
-  _globals['_LISTRETENTIONRUNSREQUEST']._serialized_start=1840
-  _globals['_LISTRETENTIONRUNSREQUEST']._serialized_end=1905
-  _globals['_LISTRETENTIONRUNSRESPONSE']._serialized_start=1907
-  _globals['_LISTRETENTIONRUNSRESPONSE']._serialized_end=2005
-  _globals['_RETENTIONSERVICE']._serialized_start=2008
-  _globals['_RETENTIONSERVICE']._serialized_end=2748
+  _globals['_ACKNOWLEDGENOTICEREQUEST']._serialized_end=572
+  _globals['_ACKNOWLEDGENOTICERESPONSE']._serialized_start=574
+  _globals['_ACKNOWLEDGENOTICERESPONSE']._serialized_end=652
+  _globals['_LEGALHOLD']._serialized_start=654
+  _globals['_LEGALHOLD']._serialized_end=761
+  _globals['_SETLEGALHOLDREQUEST']._serialized_start=763
+  _globals['_SETLEGALHOLDREQUEST']._serialized_end=840
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=842
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=933
+  _globals['_CLEARLEGALHOLDREQUEST']._serialized_start=935
+  _globals['_CLEARLEGALHOLDREQUEST']._serialized_end=1014
+  _globals['_CLEARLEGALHOLDRESPONSE']._serialized_start=1016
+  _globals['_CLEARLEGALHOLDRESPONSE']._serialized_end=1040
+  _globals['_LISTLEGALHOLDSREQUEST']._serialized_start=1042
+  _globals['_LISTLEGALHOLDSREQUEST']._serialized_end=1104
+  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_start=1106
+  _globals['_LISTLEGALHOLDSRESPONSE']._serialized_end=1199
+  _globals['_GETRETENTIONREPORTREQUEST']._serialized_start=1201
+  _globals['_GETRETENTIONREPORTREQUEST']._serialized_end=1228
+  _globals['_KANONYMITY']._serialized_start=1231
+  _globals['_KANONYMITY']._serialized_end=1360
+  _globals['_GETRETENTIONREPORTRESPONSE']._serialized_start=1363
+  _globals['_GETRETENTIONREPORTRESPONSE']._serialized_end=1600
+  _globals['_RETENTIONRUN']._serialized_start=1603
+  _globals['_RETENTIONRUN']._serialized_end=1898
+  _globals['_LISTRETENTIONRUNSREQUEST']._serialized_start=1900
+  _globals['_LISTRETENTIONRUNSREQUEST']._serialized_end=1965
+  _globals['_LISTRETENTIONRUNSRESPONSE']._serialized_start=1967
+  _globals['_LISTRETENTIONRUNSRESPONSE']._serialized_end=2065
+  _globals['_RETENTIONSERVICE']._serialized_start=2068
+  _globals['_RETENTIONSERVICE']._serialized_end=2808
 # @@protoc_insertion_point(module_scope)

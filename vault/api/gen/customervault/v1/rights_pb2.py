@@ -27,7 +27,7 @@ from vault.api.gen.customervault.v1 import requests_pb2 as customervault_dot_v1_
 from vault.api.gen.customervault.v1 import vault_pb2 as customervault_dot_v1_dot_vault__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ustomervault/v1/rights.proto\x12\x10\x63ustomervault.v1\x1a\x1f\x63ustomervault/v1/requests.proto\x1a\x1c\x63ustomervault/v1/vault.proto\">\n\x18\x45xportSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\x19\x45xportSubjectDataResponse\x12\x14\n\x0cpackage_json\x18\x01 \x01(\t\x12\x16\n\x0esigned_package\x18\x02 \x01(\t\"\xf1\x01\n\x19RectifySubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12N\n\nset_fields\x18\x03 \x03(\x0b\x32:.customervault.v1.RectifySubjectDataRequest.SetFieldsEntry\x12\x14\n\x0c\x63lear_fields\x18\x04 \x03(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x1a\x30\n\x0eSetFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x1aRectifySubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"?\n\x19RestrictProcessingRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x1aRestrictProcessingResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"<\n\x16LiftRestrictionRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\x17LiftRestrictionResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"=\n\x17\x45raseSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"J\n\x18\x45raseSubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"\x82\x01\n\x1eListDataSubjectRequestsRequest\x12\x39\n\x06states\x18\x01 \x03(\x0e\x32).customervault.v1.DataSubjectRequestState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"r\n\x1fListDataSubjectRequestsResponse\x12\x36\n\x08requests\x18\x01 \x03(\x0b\x32$.customervault.v1.DataSubjectRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x1cGetDataSubjectRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"V\n\x1dGetDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest\"\x85\x01\n\x1f\x44\x65\x63ideDataSubjectRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12>\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32,.customervault.v1.DataSubjectRequestDecision\x12\x0e\n\x06reason\x18\x03 \x01(\t\"Y\n DecideDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest*\xa0\x01\n\x1a\x44\x61taSubjectRequestDecision\x12-\n)DATA_SUBJECT_REQUEST_DECISION_UNSPECIFIED\x10\x00\x12)\n%DATA_SUBJECT_REQUEST_DECISION_APPROVE\x10\x01\x12(\n$DATA_SUBJECT_REQUEST_DECISION_REJECT\x10\x02\x32\xb0\x07\n\rRightsService\x12l\n\x11\x45xportSubjectData\x12*.customervault.v1.ExportSubjectDataRequest\x1a+.customervault.v1.ExportSubjectDataResponse\x12o\n\x12RectifySubjectData\x12+.customervault.v1.RectifySubjectDataRequest\x1a,.customervault.v1.RectifySubjectDataResponse\x12o\n\x12RestrictProcessing\x12+.customervault.v1.RestrictProcessingRequest\x1a,.customervault.v1.RestrictProcessingResponse\x12\x66\n\x0fLiftRestriction\x12(.customervault.v1.LiftRestrictionRequest\x1a).customervault.v1.LiftRestrictionResponse\x12i\n\x10\x45raseSubjectData\x12).customervault.v1.EraseSubjectDataRequest\x1a*.customervault.v1.EraseSubjectDataResponse\x12~\n\x17ListDataSubjectRequests\x12\x30.customervault.v1.ListDataSubjectRequestsRequest\x1a\x31.customervault.v1.ListDataSubjectRequestsResponse\x12x\n\x15GetDataSubjectRequest\x12..customervault.v1.GetDataSubjectRequestRequest\x1a/.customervault.v1.GetDataSubjectRequestResponse\x12\x81\x01\n\x18\x44\x65\x63ideDataSubjectRequest\x12\x31.customervault.v1.DecideDataSubjectRequestRequest\x1a\x32.customervault.v1.DecideDataSubjectRequestResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ustomervault/v1/rights.proto\x12\x10\x63ustomervault.v1\x1a\x1f\x63ustomervault/v1/requests.proto\x1a\x1c\x63ustomervault/v1/vault.proto\">\n\x18\x45xportSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\x19\x45xportSubjectDataResponse\x12\x14\n\x0cpackage_json\x18\x01 \x01(\t\x12\x16\n\x0esigned_package\x18\x02 \x01(\t\"\x85\x02\n\x19RectifySubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12N\n\nset_fields\x18\x03 \x03(\x0b\x32:.customervault.v1.RectifySubjectDataRequest.SetFieldsEntry\x12\x14\n\x0c\x63lear_fields\x18\x04 \x03(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x1a\x30\n\x0eSetFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x1aRectifySubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"S\n\x19RestrictProcessingRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"L\n\x1aRestrictProcessingResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"P\n\x16LiftRestrictionRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"I\n\x17LiftRestrictionResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"Q\n\x17\x45raseSubjectDataRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"J\n\x18\x45raseSubjectDataResponse\x12.\n\x07subject\x18\x01 \x01(\x0b\x32\x1d.customervault.v1.SubjectMeta\"\x82\x01\n\x1eListDataSubjectRequestsRequest\x12\x39\n\x06states\x18\x01 \x03(\x0e\x32).customervault.v1.DataSubjectRequestState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"r\n\x1fListDataSubjectRequestsResponse\x12\x36\n\x08requests\x18\x01 \x03(\x0b\x32$.customervault.v1.DataSubjectRequest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"?\n\x1cGetDataSubjectRequestRequest\x12\x1f\n\x17\x64\x61ta_subject_request_id\x18\x01 \x01(\t\"V\n\x1dGetDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest\"\x92\x01\n\x1f\x44\x65\x63ideDataSubjectRequestRequest\x12\x1f\n\x17\x64\x61ta_subject_request_id\x18\x01 \x01(\t\x12>\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32,.customervault.v1.DataSubjectRequestDecision\x12\x0e\n\x06reason\x18\x03 \x01(\t\"Y\n DecideDataSubjectRequestResponse\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32$.customervault.v1.DataSubjectRequest*\xa0\x01\n\x1a\x44\x61taSubjectRequestDecision\x12-\n)DATA_SUBJECT_REQUEST_DECISION_UNSPECIFIED\x10\x00\x12)\n%DATA_SUBJECT_REQUEST_DECISION_APPROVE\x10\x01\x12(\n$DATA_SUBJECT_REQUEST_DECISION_REJECT\x10\x02\x32\xb0\x07\n\rRightsService\x12l\n\x11\x45xportSubjectData\x12*.customervault.v1.ExportSubjectDataRequest\x1a+.customervault.v1.ExportSubjectDataResponse\x12o\n\x12RectifySubjectData\x12+.customervault.v1.RectifySubjectDataRequest\x1a,.customervault.v1.RectifySubjectDataResponse\x12o\n\x12RestrictProcessing\x12+.customervault.v1.RestrictProcessingRequest\x1a,.customervault.v1.RestrictProcessingResponse\x12\x66\n\x0fLiftRestriction\x12(.customervault.v1.LiftRestrictionRequest\x1a).customervault.v1.LiftRestrictionResponse\x12i\n\x10\x45raseSubjectData\x12).customervault.v1.EraseSubjectDataRequest\x1a*.customervault.v1.EraseSubjectDataResponse\x12~\n\x17ListDataSubjectRequests\x12\x30.customervault.v1.ListDataSubjectRequestsRequest\x1a\x31.customervault.v1.ListDataSubjectRequestsResponse\x12x\n\x15GetDataSubjectRequest\x12..customervault.v1.GetDataSubjectRequestRequest\x1a/.customervault.v1.GetDataSubjectRequestResponse\x12\x81\x01\n\x18\x44\x65\x63ideDataSubjectRequest\x12\x31.customervault.v1.DecideDataSubjectRequestRequest\x1a\x32.customervault.v1.DecideDataSubjectRequestResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,42 +37,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z customervault/v1;customervaultv1'
   _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._loaded_options = None
   _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_DATASUBJECTREQUESTDECISION']._serialized_start=1611
-  _globals['_DATASUBJECTREQUESTDECISION']._serialized_end=1771
+  _globals['_DATASUBJECTREQUESTDECISION']._serialized_start=1717
+  _globals['_DATASUBJECTREQUESTDECISION']._serialized_end=1877
   _globals['_EXPORTSUBJECTDATAREQUEST']._serialized_start=114
   _globals['_EXPORTSUBJECTDATAREQUEST']._serialized_end=176
   _globals['_EXPORTSUBJECTDATARESPONSE']._serialized_start=178
   _globals['_EXPORTSUBJECTDATARESPONSE']._serialized_end=251
   _globals['_RECTIFYSUBJECTDATAREQUEST']._serialized_start=254
-  _globals['_RECTIFYSUBJECTDATAREQUEST']._serialized_end=495
-  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_start=447
-  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_end=495
-  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_start=497
-  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_end=573
-  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_start=575
-  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_end=638
-  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_start=640
-  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_end=716
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=718
-  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=778
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=780
-  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=853
-  _globals['_ERASESUBJECTDATAREQUEST']._serialized_start=855
-  _globals['_ERASESUBJECTDATAREQUEST']._serialized_end=916
-  _globals['_ERASESUBJECTDATARESPONSE']._serialized_start=918
-  _globals['_ERASESUBJECTDATARESPONSE']._serialized_end=992
-  _globals['_LISTDATASUBJECTREQUESTSREQUEST']._serialized_start=995
-  _globals['_LISTDATASUBJECTREQUESTSREQUEST']._serialized_end=1125
-  _globals['_LISTDATASUBJECTREQUESTSRESPONSE']._serialized_start=1127
-  _globals['_LISTDATASUBJECTREQUESTSRESPONSE']._serialized_end=1241
-  _globals['_GETDATASUBJECTREQUESTREQUEST']._serialized_start=1243
-  _globals['_GETDATASUBJECTREQUESTREQUEST']._serialized_end=1293
-  _globals['_GETDATASUBJECTREQUESTRESPONSE']._serialized_start=1295
-  _globals['_GETDATASUBJECTREQUESTRESPONSE']._serialized_end=1381
-  _globals['_DECIDEDATASUBJECTREQUESTREQUEST']._serialized_start=1384
-  _globals['_DECIDEDATASUBJECTREQUESTREQUEST']._serialized_end=1517
-  _globals['_DECIDEDATASUBJECTREQUESTRESPONSE']._serialized_start=1519
-  _globals['_DECIDEDATASUBJECTREQUESTRESPONSE']._serialized_end=1608
-  _globals['_RIGHTSSERVICE']._serialized_start=1774
-  _globals['_RIGHTSSERVICE']._serialized_end=2718
+  _globals['_RECTIFYSUBJECTDATAREQUEST']._serialized_end=515
+  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_start=467
+  _globals['_RECTIFYSUBJECTDATAREQUEST_SETFIELDSENTRY']._serialized_end=515
+  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_start=517
+  _globals['_RECTIFYSUBJECTDATARESPONSE']._serialized_end=593
+  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_start=595
+  _globals['_RESTRICTPROCESSINGREQUEST']._serialized_end=678
+  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_start=680
+  _globals['_RESTRICTPROCESSINGRESPONSE']._serialized_end=756
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_start=758
+  _globals['_LIFTRESTRICTIONREQUEST']._serialized_end=838
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_start=840
+  _globals['_LIFTRESTRICTIONRESPONSE']._serialized_end=913
+  _globals['_ERASESUBJECTDATAREQUEST']._serialized_start=915
+  _globals['_ERASESUBJECTDATAREQUEST']._serialized_end=996
+  _globals['_ERASESUBJECTDATARESPONSE']._serialized_start=998
+  _globals['_ERASESUBJECTDATARESPONSE']._serialized_end=1072
+  _globals['_LISTDATASUBJECTREQUESTSREQUEST']._serialized_start=1075
+  _globals['_LISTDATASUBJECTREQUESTSREQUEST']._serialized_end=1205
+  _globals['_LISTDATASUBJECTREQUESTSRESPONSE']._serialized_start=1207
+  _globals['_LISTDATASUBJECTREQUESTSRESPONSE']._serialized_end=1321
+  _globals['_GETDATASUBJECTREQUESTREQUEST']._serialized_start=1323
+  _globals['_GETDATASUBJECTREQUESTREQUEST']._serialized_end=1386
+  _globals['_GETDATASUBJECTREQUESTRESPONSE']._serialized_start=1388
+  _globals['_GETDATASUBJECTREQUESTRESPONSE']._serialized_end=1474
+  _globals['_DECIDEDATASUBJECTREQUESTREQUEST']._serialized_start=1477
+  _globals['_DECIDEDATASUBJECTREQUESTREQUEST']._serialized_end=1623
+  _globals['_DECIDEDATASUBJECTREQUESTRESPONSE']._serialized_start=1625
+  _globals['_DECIDEDATASUBJECTREQUESTRESPONSE']._serialized_end=1714
+  _globals['_RIGHTSSERVICE']._serialized_start=1880
+  _globals['_RIGHTSSERVICE']._serialized_end=2824
 # @@protoc_insertion_point(module_scope)

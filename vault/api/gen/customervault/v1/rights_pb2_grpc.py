@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class RightsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Data-subject rights for the caller's tenant: access and portability, rectification,
+    restriction and erasure. Each needs its own permission and a reason.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -78,7 +80,9 @@ class RightsServiceStub:
 
 
 class RightsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Data-subject rights for the caller's tenant: access and portability, rectification,
+    restriction and erasure. Each needs its own permission and a reason.
+    """
 
     def ExportSubjectData(self, request, context):
         """Access and portability: one machine-readable JSON package with every field in
@@ -104,7 +108,8 @@ class RightsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LiftRestriction(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """End a restriction: the subject is active again (rights:restrict).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -196,7 +201,9 @@ def add_RightsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RightsService:
-    """Missing associated documentation comment in .proto file."""
+    """Data-subject rights for the caller's tenant: access and portability, rectification,
+    restriction and erasure. Each needs its own permission and a reason.
+    """
 
     @staticmethod
     def ExportSubjectData(request,

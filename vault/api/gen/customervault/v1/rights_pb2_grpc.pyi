@@ -33,6 +33,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RightsServiceStub:
+    """Data-subject rights for the caller's tenant: access and portability, rectification,
+    restriction and erasure. Each needs its own permission and a reason.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -48,6 +52,7 @@ class RightsServiceStub:
     and legal obligations fail with FAILED_PRECONDITION. Storage is kept.
     """
     LiftRestriction: _grpc.UnaryUnaryMultiCallable[_rights_pb2.LiftRestrictionRequest, _rights_pb2.LiftRestrictionResponse]
+    """End a restriction: the subject is active again (rights:restrict)."""
     EraseSubjectData: _grpc.UnaryUnaryMultiCallable[_rights_pb2.EraseSubjectDataRequest, _rights_pb2.EraseSubjectDataResponse]
     """Erasure: crypto-shred the data key, drop blind indexes and tokens, keep a tombstone.
     Audit entries remain (they hold no personal data). A second erasure is a no-op.
@@ -70,6 +75,10 @@ class RightsServiceStub:
 
 @_typing.type_check_only
 class RightsServiceAsyncStub(RightsServiceStub):
+    """Data-subject rights for the caller's tenant: access and portability, rectification,
+    restriction and erasure. Each needs its own permission and a reason.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     ExportSubjectData: _aio.UnaryUnaryMultiCallable[_rights_pb2.ExportSubjectDataRequest, _rights_pb2.ExportSubjectDataResponse]  # type: ignore[assignment]
     """Access and portability: one machine-readable JSON package with every field in
@@ -82,6 +91,7 @@ class RightsServiceAsyncStub(RightsServiceStub):
     and legal obligations fail with FAILED_PRECONDITION. Storage is kept.
     """
     LiftRestriction: _aio.UnaryUnaryMultiCallable[_rights_pb2.LiftRestrictionRequest, _rights_pb2.LiftRestrictionResponse]  # type: ignore[assignment]
+    """End a restriction: the subject is active again (rights:restrict)."""
     EraseSubjectData: _aio.UnaryUnaryMultiCallable[_rights_pb2.EraseSubjectDataRequest, _rights_pb2.EraseSubjectDataResponse]  # type: ignore[assignment]
     """Erasure: crypto-shred the data key, drop blind indexes and tokens, keep a tombstone.
     Audit entries remain (they hold no personal data). A second erasure is a no-op.
@@ -103,6 +113,10 @@ class RightsServiceAsyncStub(RightsServiceStub):
     """
 
 class RightsServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Data-subject rights for the caller's tenant: access and portability, rectification,
+    restriction and erasure. Each needs its own permission and a reason.
+    """
+
     @_abc_1.abstractmethod
     def ExportSubjectData(
         self,
@@ -136,7 +150,8 @@ class RightsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _rights_pb2.LiftRestrictionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_rights_pb2.LiftRestrictionResponse, _abc.Awaitable[_rights_pb2.LiftRestrictionResponse]]: ...
+    ) -> _typing.Union[_rights_pb2.LiftRestrictionResponse, _abc.Awaitable[_rights_pb2.LiftRestrictionResponse]]:
+        """End a restriction: the subject is active again (rights:restrict)."""
 
     @_abc_1.abstractmethod
     def EraseSubjectData(

@@ -42,6 +42,12 @@ class GetPolicyStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GetPolicyStatusResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: PolicyStatus
+    def __init__(self, status: _Optional[_Union[PolicyStatus, _Mapping]] = ...) -> None: ...
+
 class PolicyStatus(_message.Message):
     __slots__ = ("version", "policy_lines", "views", "purposes", "last_reload_error")
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -200,10 +206,12 @@ class SimulatePolicyResponse(_message.Message):
     def __init__(self, base_version: _Optional[str] = ..., draft_version: _Optional[str] = ..., replay: _Optional[_Union[ReplaySummary, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[ChangeGroup, _Mapping]]] = ..., matrix_cells: _Optional[int] = ..., matrix_changes: _Optional[_Iterable[_Union[MatrixChange, _Mapping]]] = ..., failed_checks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListPolicyVersionsRequest(_message.Message):
-    __slots__ = ("page_size",)
+    __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     page_size: int
-    def __init__(self, page_size: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class PolicyVersion(_message.Message):
     __slots__ = ("version", "first_serve_time", "last_serve_time", "in_force")
@@ -218,7 +226,9 @@ class PolicyVersion(_message.Message):
     def __init__(self, version: _Optional[str] = ..., first_serve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_serve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_force: _Optional[bool] = ...) -> None: ...
 
 class ListPolicyVersionsResponse(_message.Message):
-    __slots__ = ("policy_versions",)
+    __slots__ = ("policy_versions", "next_page_token")
     POLICY_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     policy_versions: _containers.RepeatedCompositeFieldContainer[PolicyVersion]
-    def __init__(self, policy_versions: _Optional[_Iterable[_Union[PolicyVersion, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, policy_versions: _Optional[_Iterable[_Union[PolicyVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -27,7 +27,11 @@ if _version_not_supported:
 
 
 class AuditServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The compliance officer's window on the tamper-evident audit log. Queries are scoped to
+    the caller's tenant; proofs and checkpoints cover the whole log (they hold hashes
+    only). Reading needs audit:read (a bound customer token: audit:read_own, for its own
+    history), verifying audit:verify.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -43,27 +47,27 @@ class AuditServiceStub:
         self.GetEntry = channel.unary_unary(
                 '/customervault.v1.AuditService/GetEntry',
                 request_serializer=customervault_dot_v1_dot_audit__pb2.GetEntryRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_audit__pb2.AuditEntry.FromString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.GetEntryResponse.FromString,
                 _registered_method=True)
         self.SubjectHistory = channel.unary_unary(
                 '/customervault.v1.AuditService/SubjectHistory',
                 request_serializer=customervault_dot_v1_dot_audit__pb2.SubjectHistoryRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_audit__pb2.QueryEntriesResponse.FromString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.SubjectHistoryResponse.FromString,
                 _registered_method=True)
         self.GetLatestCheckpoint = channel.unary_unary(
                 '/customervault.v1.AuditService/GetLatestCheckpoint',
                 request_serializer=customervault_dot_v1_dot_audit__pb2.GetLatestCheckpointRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.GetLatestCheckpointResponse.FromString,
                 _registered_method=True)
         self.GetInclusionProof = channel.unary_unary(
                 '/customervault.v1.AuditService/GetInclusionProof',
                 request_serializer=customervault_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.GetInclusionProofResponse.FromString,
                 _registered_method=True)
         self.GetConsistencyProof = channel.unary_unary(
                 '/customervault.v1.AuditService/GetConsistencyProof',
                 request_serializer=customervault_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
         self.VerifyLog = channel.unary_unary(
                 '/customervault.v1.AuditService/VerifyLog',
@@ -72,8 +76,8 @@ class AuditServiceStub:
                 _registered_method=True)
         self.VerifyLogWithProgress = channel.unary_stream(
                 '/customervault.v1.AuditService/VerifyLogWithProgress',
-                request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
+                request_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogWithProgressRequest.SerializeToString,
+                response_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogWithProgressResponse.FromString,
                 _registered_method=True)
         self.ExplainEntry = channel.unary_unary(
                 '/customervault.v1.AuditService/ExplainEntry',
@@ -83,7 +87,11 @@ class AuditServiceStub:
 
 
 class AuditServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The compliance officer's window on the tamper-evident audit log. Queries are scoped to
+    the caller's tenant; proofs and checkpoints cover the whole log (they hold hashes
+    only). Reading needs audit:read (a bound customer token: audit:read_own, for its own
+    history), verifying audit:verify.
+    """
 
     def QueryEntries(self, request, context):
         """Entries matching every given filter, oldest first (or newest first), paged.
@@ -100,7 +108,8 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SubjectHistory(self, request, context):
-        """Who saw or changed one subject's data, when and why.
+        """Who saw or changed one subject's data, when and why, paged. A customer token sees
+        its own subject's history only, without colleagues' names or internal references.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -163,27 +172,27 @@ def add_AuditServiceServicer_to_server(servicer, server):
             'GetEntry': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEntry,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.GetEntryRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_audit__pb2.AuditEntry.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.GetEntryResponse.SerializeToString,
             ),
             'SubjectHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.SubjectHistory,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.SubjectHistoryRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_audit__pb2.QueryEntriesResponse.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.SubjectHistoryResponse.SerializeToString,
             ),
             'GetLatestCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLatestCheckpoint,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.GetLatestCheckpointRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_audit__pb2.Checkpoint.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.GetLatestCheckpointResponse.SerializeToString,
             ),
             'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInclusionProof,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.GetInclusionProofRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_audit__pb2.InclusionProof.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.GetInclusionProofResponse.SerializeToString,
             ),
             'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsistencyProof,
                     request_deserializer=customervault_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.SerializeToString,
             ),
             'VerifyLog': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyLog,
@@ -192,8 +201,8 @@ def add_AuditServiceServicer_to_server(servicer, server):
             ),
             'VerifyLogWithProgress': grpc.unary_stream_rpc_method_handler(
                     servicer.VerifyLogWithProgress,
-                    request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.SerializeToString,
+                    request_deserializer=customervault_dot_v1_dot_audit__pb2.VerifyLogWithProgressRequest.FromString,
+                    response_serializer=customervault_dot_v1_dot_audit__pb2.VerifyLogWithProgressResponse.SerializeToString,
             ),
             'ExplainEntry': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainEntry,
@@ -209,7 +218,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AuditService:
-    """Missing associated documentation comment in .proto file."""
+    """The compliance officer's window on the tamper-evident audit log. Queries are scoped to
+    the caller's tenant; proofs and checkpoints cover the whole log (they hold hashes
+    only). Reading needs audit:read (a bound customer token: audit:read_own, for its own
+    history), verifying audit:verify.
+    """
 
     @staticmethod
     def QueryEntries(request,
@@ -254,7 +267,7 @@ class AuditService:
             target,
             '/customervault.v1.AuditService/GetEntry',
             customervault_dot_v1_dot_audit__pb2.GetEntryRequest.SerializeToString,
-            customervault_dot_v1_dot_audit__pb2.AuditEntry.FromString,
+            customervault_dot_v1_dot_audit__pb2.GetEntryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -281,7 +294,7 @@ class AuditService:
             target,
             '/customervault.v1.AuditService/SubjectHistory',
             customervault_dot_v1_dot_audit__pb2.SubjectHistoryRequest.SerializeToString,
-            customervault_dot_v1_dot_audit__pb2.QueryEntriesResponse.FromString,
+            customervault_dot_v1_dot_audit__pb2.SubjectHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -308,7 +321,7 @@ class AuditService:
             target,
             '/customervault.v1.AuditService/GetLatestCheckpoint',
             customervault_dot_v1_dot_audit__pb2.GetLatestCheckpointRequest.SerializeToString,
-            customervault_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+            customervault_dot_v1_dot_audit__pb2.GetLatestCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -335,7 +348,7 @@ class AuditService:
             target,
             '/customervault.v1.AuditService/GetInclusionProof',
             customervault_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
-            customervault_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+            customervault_dot_v1_dot_audit__pb2.GetInclusionProofResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -362,7 +375,7 @@ class AuditService:
             target,
             '/customervault.v1.AuditService/GetConsistencyProof',
             customervault_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
-            customervault_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+            customervault_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -415,8 +428,8 @@ class AuditService:
             request,
             target,
             '/customervault.v1.AuditService/VerifyLogWithProgress',
-            customervault_dot_v1_dot_audit__pb2.VerifyLogRequest.SerializeToString,
-            customervault_dot_v1_dot_audit__pb2.VerifyLogProgress.FromString,
+            customervault_dot_v1_dot_audit__pb2.VerifyLogWithProgressRequest.SerializeToString,
+            customervault_dot_v1_dot_audit__pb2.VerifyLogWithProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ustomervault/v1/consent.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\rConsentSource\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0e\x32 .customervault.v1.ConsentChannel\x12\x16\n\x0enotice_version\x18\x02 \x01(\t\x12\x14\n\x0c\x65vidence_ref\x18\x03 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x04 \x01(\t\"\xb1\x02\n\x0c\x43onsentEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12/\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1f.customervault.v1.ConsentAction\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06source\x18\x07 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\x12\x12\n\nreceipt_id\x18\x08 \x01(\t\x12\x13\n\x0brecorded_by\x18\t \x01(\t\"6\n\x0e\x43onsentReceipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\"\x9c\x01\n\x13GrantConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x10\n\x08purposes\x18\x02 \x03(\t\x12/\n\x06source\x18\x03 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x92\x01\n\x14GrantConsentResponse\x12\x17\n\x0f\x63onsent_version\x18\x01 \x01(\t\x12.\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x31\n\x07receipt\x18\x03 \x01(\x0b\x32 .customervault.v1.ConsentReceipt\"\x83\x01\n\x16WithdrawConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x10\n\x08purposes\x18\x02 \x03(\t\x12\x12\n\nreceipt_id\x18\x03 \x01(\t\x12/\n\x06source\x18\x04 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\"\x95\x01\n\x17WithdrawConsentResponse\x12\x17\n\x0f\x63onsent_version\x18\x01 \x01(\t\x12.\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x31\n\x07receipt\x18\x03 \x01(\x0b\x32 .customervault.v1.ConsentReceipt\"d\n\rOptOutRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12/\n\x06source\x18\x03 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\"\x8c\x01\n\x0eOptOutResponse\x12\x17\n\x0f\x63onsent_version\x18\x01 \x01(\t\x12.\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x31\n\x07receipt\x18\x03 \x01(\x0b\x32 .customervault.v1.ConsentReceipt\"O\n\x11GetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb1\x01\n\x0ePurposeConsent\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x0f\n\x07granted\x18\x02 \x01(\x08\x12\x11\n\twithdrawn\x18\x03 \x01(\x08\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\teffective\x18\x05 \x01(\x08\x12\x12\n\nblocked_by\x18\x06 \x01(\t\x12\x13\n\x0blegal_basis\x18\x07 \x01(\t\"\xb8\x01\n\x12GetConsentResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63onsent_version\x18\x03 \x01(\t\x12\x32\n\x08purposes\x18\x04 \x03(\x0b\x32 .customervault.v1.PurposeConsent\x12\x19\n\x11opted_out_markers\x18\x05 \x03(\t\".\n\x18ListConsentEventsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"K\n\x19ListConsentEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\"B\n\x18GetConsentReceiptRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nreceipt_id\x18\x02 \x01(\t\"N\n\x19GetConsentReceiptResponse\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .customervault.v1.ConsentReceipt*\xb6\x01\n\x0e\x43onsentChannel\x12\x1f\n\x1b\x43ONSENT_CHANNEL_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43ONSENT_CHANNEL_WEB\x10\x01\x12\x17\n\x13\x43ONSENT_CHANNEL_APP\x10\x02\x12\x1f\n\x1b\x43ONSENT_CHANNEL_CALL_CENTRE\x10\x03\x12\x17\n\x13\x43ONSENT_CHANNEL_API\x10\x04\x12\x17\n\x13\x43ONSENT_CHANNEL_GPC\x10\x05*f\n\rConsentAction\x12\x1e\n\x1a\x43ONSENT_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONSENT_ACTION_GRANT\x10\x01\x12\x1b\n\x17\x43ONSENT_ACTION_WITHDRAW\x10\x02\x32\xd9\x04\n\x0e\x43onsentService\x12]\n\x0cGrantConsent\x12%.customervault.v1.GrantConsentRequest\x1a&.customervault.v1.GrantConsentResponse\x12\x66\n\x0fWithdrawConsent\x12(.customervault.v1.WithdrawConsentRequest\x1a).customervault.v1.WithdrawConsentResponse\x12K\n\x06OptOut\x12\x1f.customervault.v1.OptOutRequest\x1a .customervault.v1.OptOutResponse\x12W\n\nGetConsent\x12#.customervault.v1.GetConsentRequest\x1a$.customervault.v1.GetConsentResponse\x12l\n\x11ListConsentEvents\x12*.customervault.v1.ListConsentEventsRequest\x1a+.customervault.v1.ListConsentEventsResponse\x12l\n\x11GetConsentReceipt\x12*.customervault.v1.GetConsentReceiptRequest\x1a+.customervault.v1.GetConsentReceiptResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ustomervault/v1/consent.proto\x12\x10\x63ustomervault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\rConsentSource\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0e\x32 .customervault.v1.ConsentChannel\x12\x16\n\x0enotice_version\x18\x02 \x01(\t\x12\x14\n\x0c\x65vidence_ref\x18\x03 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x04 \x01(\t\"\xb1\x02\n\x0c\x43onsentEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12/\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1f.customervault.v1.ConsentAction\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06source\x18\x07 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\x12\x12\n\nreceipt_id\x18\x08 \x01(\t\x12\x13\n\x0brecorded_by\x18\t \x01(\t\"6\n\x0e\x43onsentReceipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\"\xb0\x01\n\x13GrantConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x10\n\x08purposes\x18\x02 \x03(\t\x12/\n\x06source\x18\x03 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x92\x01\n\x14GrantConsentResponse\x12\x17\n\x0f\x63onsent_version\x18\x01 \x01(\t\x12.\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x31\n\x07receipt\x18\x03 \x01(\x0b\x32 .customervault.v1.ConsentReceipt\"\x97\x01\n\x16WithdrawConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x10\n\x08purposes\x18\x02 \x03(\t\x12\x12\n\nreceipt_id\x18\x03 \x01(\t\x12/\n\x06source\x18\x04 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x95\x01\n\x17WithdrawConsentResponse\x12\x17\n\x0f\x63onsent_version\x18\x01 \x01(\t\x12.\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x31\n\x07receipt\x18\x03 \x01(\x0b\x32 .customervault.v1.ConsentReceipt\"x\n\rOptOutRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12/\n\x06source\x18\x03 \x01(\x0b\x32\x1f.customervault.v1.ConsentSource\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x8c\x01\n\x0eOptOutResponse\x12\x17\n\x0f\x63onsent_version\x18\x01 \x01(\t\x12.\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x31\n\x07receipt\x18\x03 \x01(\x0b\x32 .customervault.v1.ConsentReceipt\"O\n\x11GetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb1\x01\n\x0ePurposeConsent\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x0f\n\x07granted\x18\x02 \x01(\x08\x12\x11\n\twithdrawn\x18\x03 \x01(\x08\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\teffective\x18\x05 \x01(\x08\x12\x12\n\nblocked_by\x18\x06 \x01(\t\x12\x13\n\x0blegal_basis\x18\x07 \x01(\t\"\xb8\x01\n\x12GetConsentResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63onsent_version\x18\x03 \x01(\t\x12\x32\n\x08purposes\x18\x04 \x03(\x0b\x32 .customervault.v1.PurposeConsent\x12\x19\n\x11opted_out_markers\x18\x05 \x03(\t\"U\n\x18ListConsentEventsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x19ListConsentEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.customervault.v1.ConsentEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x18GetConsentReceiptRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x12\n\nreceipt_id\x18\x02 \x01(\t\"N\n\x19GetConsentReceiptResponse\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .customervault.v1.ConsentReceipt*\xb6\x01\n\x0e\x43onsentChannel\x12\x1f\n\x1b\x43ONSENT_CHANNEL_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43ONSENT_CHANNEL_WEB\x10\x01\x12\x17\n\x13\x43ONSENT_CHANNEL_APP\x10\x02\x12\x1f\n\x1b\x43ONSENT_CHANNEL_CALL_CENTRE\x10\x03\x12\x17\n\x13\x43ONSENT_CHANNEL_API\x10\x04\x12\x17\n\x13\x43ONSENT_CHANNEL_GPC\x10\x05*f\n\rConsentAction\x12\x1e\n\x1a\x43ONSENT_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONSENT_ACTION_GRANT\x10\x01\x12\x1b\n\x17\x43ONSENT_ACTION_WITHDRAW\x10\x02\x32\xd9\x04\n\x0e\x43onsentService\x12]\n\x0cGrantConsent\x12%.customervault.v1.GrantConsentRequest\x1a&.customervault.v1.GrantConsentResponse\x12\x66\n\x0fWithdrawConsent\x12(.customervault.v1.WithdrawConsentRequest\x1a).customervault.v1.WithdrawConsentResponse\x12K\n\x06OptOut\x12\x1f.customervault.v1.OptOutRequest\x1a .customervault.v1.OptOutResponse\x12W\n\nGetConsent\x12#.customervault.v1.GetConsentRequest\x1a$.customervault.v1.GetConsentResponse\x12l\n\x11ListConsentEvents\x12*.customervault.v1.ListConsentEventsRequest\x1a+.customervault.v1.ListConsentEventsResponse\x12l\n\x11GetConsentReceipt\x12*.customervault.v1.GetConsentReceiptRequest\x1a+.customervault.v1.GetConsentReceiptResponseB$P\x01Z customervault/v1;customervaultv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'customervault.v1.consent_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z customervault/v1;customervaultv1'
-  _globals['_CONSENTCHANNEL']._serialized_start=2147
-  _globals['_CONSENTCHANNEL']._serialized_end=2329
-  _globals['_CONSENTACTION']._serialized_start=2331
-  _globals['_CONSENTACTION']._serialized_end=2433
+  _globals['_CONSENTCHANNEL']._serialized_start=2271
+  _globals['_CONSENTCHANNEL']._serialized_end=2453
+  _globals['_CONSENTACTION']._serialized_start=2455
+  _globals['_CONSENTACTION']._serialized_end=2557
   _globals['_CONSENTSOURCE']._serialized_start=86
   _globals['_CONSENTSOURCE']._serialized_end=220
   _globals['_CONSENTEVENT']._serialized_start=223
@@ -45,31 +45,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONSENTRECEIPT']._serialized_start=530
   _globals['_CONSENTRECEIPT']._serialized_end=584
   _globals['_GRANTCONSENTREQUEST']._serialized_start=587
-  _globals['_GRANTCONSENTREQUEST']._serialized_end=743
-  _globals['_GRANTCONSENTRESPONSE']._serialized_start=746
-  _globals['_GRANTCONSENTRESPONSE']._serialized_end=892
-  _globals['_WITHDRAWCONSENTREQUEST']._serialized_start=895
-  _globals['_WITHDRAWCONSENTREQUEST']._serialized_end=1026
-  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_start=1029
-  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_end=1178
-  _globals['_OPTOUTREQUEST']._serialized_start=1180
-  _globals['_OPTOUTREQUEST']._serialized_end=1280
-  _globals['_OPTOUTRESPONSE']._serialized_start=1283
-  _globals['_OPTOUTRESPONSE']._serialized_end=1423
-  _globals['_GETCONSENTREQUEST']._serialized_start=1425
-  _globals['_GETCONSENTREQUEST']._serialized_end=1504
-  _globals['_PURPOSECONSENT']._serialized_start=1507
-  _globals['_PURPOSECONSENT']._serialized_end=1684
-  _globals['_GETCONSENTRESPONSE']._serialized_start=1687
-  _globals['_GETCONSENTRESPONSE']._serialized_end=1871
-  _globals['_LISTCONSENTEVENTSREQUEST']._serialized_start=1873
-  _globals['_LISTCONSENTEVENTSREQUEST']._serialized_end=1919
-  _globals['_LISTCONSENTEVENTSRESPONSE']._serialized_start=1921
-  _globals['_LISTCONSENTEVENTSRESPONSE']._serialized_end=1996
-  _globals['_GETCONSENTRECEIPTREQUEST']._serialized_start=1998
-  _globals['_GETCONSENTRECEIPTREQUEST']._serialized_end=2064
-  _globals['_GETCONSENTRECEIPTRESPONSE']._serialized_start=2066
-  _globals['_GETCONSENTRECEIPTRESPONSE']._serialized_end=2144
-  _globals['_CONSENTSERVICE']._serialized_start=2436
-  _globals['_CONSENTSERVICE']._serialized_end=3037
+  _globals['_GRANTCONSENTREQUEST']._serialized_end=763
+  _globals['_GRANTCONSENTRESPONSE']._serialized_start=766
+  _globals['_GRANTCONSENTRESPONSE']._serialized_end=912
+  _globals['_WITHDRAWCONSENTREQUEST']._serialized_start=915
+  _globals['_WITHDRAWCONSENTREQUEST']._serialized_end=1066
+  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_start=1069
+  _globals['_WITHDRAWCONSENTRESPONSE']._serialized_end=1218
+  _globals['_OPTOUTREQUEST']._serialized_start=1220
+  _globals['_OPTOUTREQUEST']._serialized_end=1340
+  _globals['_OPTOUTRESPONSE']._serialized_start=1343
+  _globals['_OPTOUTRESPONSE']._serialized_end=1483
+  _globals['_GETCONSENTREQUEST']._serialized_start=1485
+  _globals['_GETCONSENTREQUEST']._serialized_end=1564
+  _globals['_PURPOSECONSENT']._serialized_start=1567
+  _globals['_PURPOSECONSENT']._serialized_end=1744
+  _globals['_GETCONSENTRESPONSE']._serialized_start=1747
+  _globals['_GETCONSENTRESPONSE']._serialized_end=1931
+  _globals['_LISTCONSENTEVENTSREQUEST']._serialized_start=1933
+  _globals['_LISTCONSENTEVENTSREQUEST']._serialized_end=2018
+  _globals['_LISTCONSENTEVENTSRESPONSE']._serialized_start=2020
+  _globals['_LISTCONSENTEVENTSRESPONSE']._serialized_end=2120
+  _globals['_GETCONSENTRECEIPTREQUEST']._serialized_start=2122
+  _globals['_GETCONSENTRECEIPTREQUEST']._serialized_end=2188
+  _globals['_GETCONSENTRECEIPTRESPONSE']._serialized_start=2190
+  _globals['_GETCONSENTRECEIPTRESPONSE']._serialized_end=2268
+  _globals['_CONSENTSERVICE']._serialized_start=2560
+  _globals['_CONSENTSERVICE']._serialized_end=3161
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class ConsentServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -68,7 +70,9 @@ class ConsentServiceStub:
 
 
 class ConsentServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
 
     def GrantConsent(self, request, context):
         """Record consent to purposes based on consent or legitimate interest. Naming an
@@ -101,7 +105,7 @@ class ConsentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListConsentEvents(self, request, context):
-        """Every ledger event of the subject, oldest first.
+        """The subject's ledger events, oldest first, paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,7 +160,9 @@ def add_ConsentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ConsentService:
-    """Missing associated documentation comment in .proto file."""
+    """The consent ledger of the caller's tenant: record and withdraw consent, opt out, read
+    the state now or at a past moment, list the events and fetch signed receipts.
+    """
 
     @staticmethod
     def GrantConsent(request,

@@ -99,10 +99,10 @@ class CreateDataSubjectRequestResponse(_message.Message):
     def __init__(self, request: _Optional[_Union[_requests_pb2.DataSubjectRequest, _Mapping]] = ...) -> None: ...
 
 class IssueRequestVerificationCodeRequest(_message.Message):
-    __slots__ = ("request_id",)
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("data_subject_request_id",)
+    DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    data_subject_request_id: str
+    def __init__(self, data_subject_request_id: _Optional[str] = ...) -> None: ...
 
 class IssueRequestVerificationCodeResponse(_message.Message):
     __slots__ = ("code", "expires_at")
@@ -113,12 +113,12 @@ class IssueRequestVerificationCodeResponse(_message.Message):
     def __init__(self, code: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class VerifyDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("request_id", "code")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("data_subject_request_id", "code")
+    DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    data_subject_request_id: str
     code: str
-    def __init__(self, request_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    def __init__(self, data_subject_request_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class VerifyDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)
@@ -139,10 +139,10 @@ class ListOwnDataSubjectRequestsResponse(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[_requests_pb2.DataSubjectRequest, _Mapping]]] = ...) -> None: ...
 
 class CancelDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("request_id",)
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("data_subject_request_id",)
+    DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    data_subject_request_id: str
+    def __init__(self, data_subject_request_id: _Optional[str] = ...) -> None: ...
 
 class CancelDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)

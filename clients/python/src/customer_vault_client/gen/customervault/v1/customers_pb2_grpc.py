@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class CustomerAccessServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Credentials for customers acting for themselves in the privacy center: bound tokens
+    and one-time links, and the dormancy notice a customer may see.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -83,7 +85,9 @@ class CustomerAccessServiceStub:
 
 
 class CustomerAccessServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Credentials for customers acting for themselves in the privacy center: bound tokens
+    and one-time links, and the dormancy notice a customer may see.
+    """
 
     def IssueCustomerToken(self, request, context):
         """A token for the customer `subject_id` (permission customers:issue), valid for
@@ -214,7 +218,9 @@ def add_CustomerAccessServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CustomerAccessService:
-    """Missing associated documentation comment in .proto file."""
+    """Credentials for customers acting for themselves in the privacy center: bound tokens
+    and one-time links, and the dormancy notice a customer may see.
+    """
 
     @staticmethod
     def IssueCustomerToken(request,

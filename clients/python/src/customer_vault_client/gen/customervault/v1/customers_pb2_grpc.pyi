@@ -34,6 +34,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class CustomerAccessServiceStub:
+    """Credentials for customers acting for themselves in the privacy center: bound tokens
+    and one-time links, and the dormancy notice a customer may see.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -76,6 +80,10 @@ class CustomerAccessServiceStub:
 
 @_typing.type_check_only
 class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
+    """Credentials for customers acting for themselves in the privacy center: bound tokens
+    and one-time links, and the dormancy notice a customer may see.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     IssueCustomerToken: _aio.UnaryUnaryMultiCallable[_customers_pb2.IssueCustomerTokenRequest, _customers_pb2.IssueCustomerTokenResponse]  # type: ignore[assignment]
     """A token for the customer `subject_id` (permission customers:issue), valid for
@@ -114,6 +122,10 @@ class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
     """The customer withdraws a request not decided yet (permission requests:submit)."""
 
 class CustomerAccessServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Credentials for customers acting for themselves in the privacy center: bound tokens
+    and one-time links, and the dormancy notice a customer may see.
+    """
+
     @_abc_1.abstractmethod
     def IssueCustomerToken(
         self,

@@ -45,10 +45,12 @@ class ListNoticesResponse(_message.Message):
     def __init__(self, notices: _Optional[_Iterable[_Union[RetentionNotice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AcknowledgeNoticeRequest(_message.Message):
-    __slots__ = ("notice_id",)
+    __slots__ = ("notice_id", "request_id")
     NOTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     notice_id: str
-    def __init__(self, notice_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, notice_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class AcknowledgeNoticeResponse(_message.Message):
     __slots__ = ("notice",)
@@ -69,12 +71,14 @@ class LegalHold(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., set_by: _Optional[str] = ..., set_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SetLegalHoldRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SetLegalHoldResponse(_message.Message):
     __slots__ = ("hold", "cancelled_notice")
@@ -85,12 +89,14 @@ class SetLegalHoldResponse(_message.Message):
     def __init__(self, hold: _Optional[_Union[LegalHold, _Mapping]] = ..., cancelled_notice: _Optional[bool] = ...) -> None: ...
 
 class ClearLegalHoldRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ClearLegalHoldResponse(_message.Message):
     __slots__ = ()

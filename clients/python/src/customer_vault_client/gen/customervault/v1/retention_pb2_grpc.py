@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class RetentionServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Retention of dormant accounts: the notices the scheduled job sends before it
+    anonymizes a subject, legal holds that keep subjects from it, and a dry-run report.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -73,7 +75,9 @@ class RetentionServiceStub:
 
 
 class RetentionServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Retention of dormant accounts: the notices the scheduled job sends before it
+    anonymizes a subject, legal holds that keep subjects from it, and a dry-run report.
+    """
 
     def ListNotices(self, request, context):
         """Open notices, oldest id first, paged: the subjects that will be anonymized at
@@ -175,7 +179,9 @@ def add_RetentionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RetentionService:
-    """Missing associated documentation comment in .proto file."""
+    """Retention of dormant accounts: the notices the scheduled job sends before it
+    anonymizes a subject, legal holds that keep subjects from it, and a dry-run report.
+    """
 
     @staticmethod
     def ListNotices(request,

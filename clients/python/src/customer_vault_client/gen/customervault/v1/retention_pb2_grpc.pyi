@@ -34,6 +34,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RetentionServiceStub:
+    """Retention of dormant accounts: the notices the scheduled job sends before it
+    anonymizes a subject, legal holds that keep subjects from it, and a dry-run report.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -62,6 +66,10 @@ class RetentionServiceStub:
 
 @_typing.type_check_only
 class RetentionServiceAsyncStub(RetentionServiceStub):
+    """Retention of dormant accounts: the notices the scheduled job sends before it
+    anonymizes a subject, legal holds that keep subjects from it, and a dry-run report.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListNotices: _aio.UnaryUnaryMultiCallable[_retention_pb2.ListNoticesRequest, _retention_pb2.ListNoticesResponse]  # type: ignore[assignment]
     """Open notices, oldest id first, paged: the subjects that will be anonymized at
@@ -86,6 +94,10 @@ class RetentionServiceAsyncStub(RetentionServiceStub):
     """
 
 class RetentionServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Retention of dormant accounts: the notices the scheduled job sends before it
+    anonymizes a subject, legal holds that keep subjects from it, and a dry-run report.
+    """
+
     @_abc_1.abstractmethod
     def ListNotices(
         self,

@@ -36,7 +36,7 @@ class ExportSubjectDataResponse(_message.Message):
     def __init__(self, package_json: _Optional[str] = ..., signed_package: _Optional[str] = ...) -> None: ...
 
 class RectifySubjectDataRequest(_message.Message):
-    __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason")
+    __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason", "request_id")
     class SetFieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,12 +49,14 @@ class RectifySubjectDataRequest(_message.Message):
     SET_FIELDS_FIELD_NUMBER: _ClassVar[int]
     CLEAR_FIELDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     expected_version: int
     set_fields: _containers.ScalarMap[str, str]
     clear_fields: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., set_fields: _Optional[_Mapping[str, str]] = ..., clear_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., set_fields: _Optional[_Mapping[str, str]] = ..., clear_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RectifySubjectDataResponse(_message.Message):
     __slots__ = ("subject",)
@@ -63,12 +65,14 @@ class RectifySubjectDataResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[_vault_pb2.SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class RestrictProcessingRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RestrictProcessingResponse(_message.Message):
     __slots__ = ("subject",)
@@ -77,12 +81,14 @@ class RestrictProcessingResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[_vault_pb2.SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class LiftRestrictionRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class LiftRestrictionResponse(_message.Message):
     __slots__ = ("subject",)
@@ -91,12 +97,14 @@ class LiftRestrictionResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[_vault_pb2.SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class EraseSubjectDataRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class EraseSubjectDataResponse(_message.Message):
     __slots__ = ("subject",)
@@ -123,10 +131,10 @@ class ListDataSubjectRequestsResponse(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[_requests_pb2.DataSubjectRequest, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("request_id",)
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+    __slots__ = ("data_subject_request_id",)
+    DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    data_subject_request_id: str
+    def __init__(self, data_subject_request_id: _Optional[str] = ...) -> None: ...
 
 class GetDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)
@@ -135,14 +143,14 @@ class GetDataSubjectRequestResponse(_message.Message):
     def __init__(self, request: _Optional[_Union[_requests_pb2.DataSubjectRequest, _Mapping]] = ...) -> None: ...
 
 class DecideDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("request_id", "decision", "reason")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("data_subject_request_id", "decision", "reason")
+    DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
+    data_subject_request_id: str
     decision: DataSubjectRequestDecision
     reason: str
-    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[DataSubjectRequestDecision, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, data_subject_request_id: _Optional[str] = ..., decision: _Optional[_Union[DataSubjectRequestDecision, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DecideDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)

@@ -145,7 +145,7 @@ class SubjectInput(_message.Message):
     def __init__(self, fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateSubjectRequest(_message.Message):
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "request_id")
     class FieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -154,8 +154,10 @@ class CreateSubjectRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     fields: _containers.ScalarMap[str, str]
-    def __init__(self, fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, fields: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateSubjectResponse(_message.Message):
     __slots__ = ("subject",)
@@ -164,12 +166,14 @@ class CreateSubjectResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class BatchCreateSubjectsRequest(_message.Message):
-    __slots__ = ("items", "all_or_nothing")
+    __slots__ = ("items", "all_or_nothing", "request_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     ALL_OR_NOTHING_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[SubjectInput]
     all_or_nothing: bool
-    def __init__(self, items: _Optional[_Iterable[_Union[SubjectInput, _Mapping]]] = ..., all_or_nothing: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[SubjectInput, _Mapping]]] = ..., all_or_nothing: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class BatchItemResult(_message.Message):
     __slots__ = ("index", "subject_id", "error")
@@ -210,7 +214,7 @@ class GetSubjectResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectView, _Mapping]] = ...) -> None: ...
 
 class UpdateSubjectRequest(_message.Message):
-    __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason")
+    __slots__ = ("subject_id", "expected_version", "set_fields", "clear_fields", "reason", "request_id")
     class SetFieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -223,12 +227,14 @@ class UpdateSubjectRequest(_message.Message):
     SET_FIELDS_FIELD_NUMBER: _ClassVar[int]
     CLEAR_FIELDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     expected_version: int
     set_fields: _containers.ScalarMap[str, str]
     clear_fields: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., set_fields: _Optional[_Mapping[str, str]] = ..., clear_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., expected_version: _Optional[int] = ..., set_fields: _Optional[_Mapping[str, str]] = ..., clear_fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class UpdateSubjectResponse(_message.Message):
     __slots__ = ("subject",)
@@ -263,12 +269,14 @@ class FindSubjectsResponse(_message.Message):
     def __init__(self, subjects: _Optional[_Iterable[_Union[SubjectView, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class EraseSubjectRequest(_message.Message):
-    __slots__ = ("subject_id", "reason")
+    __slots__ = ("subject_id", "reason", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class EraseSubjectResponse(_message.Message):
     __slots__ = ("subject",)
@@ -277,14 +285,16 @@ class EraseSubjectResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class RecordActivityRequest(_message.Message):
-    __slots__ = ("subject_id", "kind", "occurred_at")
+    __slots__ = ("subject_id", "kind", "occurred_at", "request_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     kind: ActivityKind
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, subject_id: _Optional[str] = ..., kind: _Optional[_Union[ActivityKind, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., kind: _Optional[_Union[ActivityKind, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecordActivityResponse(_message.Message):
     __slots__ = ("subject",)
@@ -293,16 +303,26 @@ class RecordActivityResponse(_message.Message):
     def __init__(self, subject: _Optional[_Union[SubjectMeta, _Mapping]] = ...) -> None: ...
 
 class ExportViewRequest(_message.Message):
-    __slots__ = ("view", "purpose", "states", "justification")
+    __slots__ = ("view", "purpose", "states", "justification", "resume_token")
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     view: str
     purpose: str
     states: _containers.RepeatedScalarFieldContainer[SubjectState]
     justification: str
-    def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ..., justification: _Optional[str] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, view: _Optional[str] = ..., purpose: _Optional[str] = ..., states: _Optional[_Iterable[_Union[SubjectState, str]]] = ..., justification: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class ExportViewResponse(_message.Message):
+    __slots__ = ("subject", "resume_token")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subject: SubjectView
+    resume_token: str
+    def __init__(self, subject: _Optional[_Union[SubjectView, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class RevealFieldRequest(_message.Message):
     __slots__ = ("subject_id", "field", "purpose", "justification")

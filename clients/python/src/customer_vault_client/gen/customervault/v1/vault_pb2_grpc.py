@@ -27,7 +27,9 @@ if _version_not_supported:
 
 
 class VaultServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -73,7 +75,7 @@ class VaultServiceStub:
         self.ExportView = channel.unary_stream(
                 '/customervault.v1.VaultService/ExportView',
                 request_serializer=customervault_dot_v1_dot_vault__pb2.ExportViewRequest.SerializeToString,
-                response_deserializer=customervault_dot_v1_dot_vault__pb2.SubjectView.FromString,
+                response_deserializer=customervault_dot_v1_dot_vault__pb2.ExportViewResponse.FromString,
                 _registered_method=True)
         self.RevealField = channel.unary_unary(
                 '/customervault.v1.VaultService/RevealField',
@@ -93,7 +95,9 @@ class VaultServiceStub:
 
 
 class VaultServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
 
     def CreateSubject(self, request, context):
         """Store one new subject. Fields are validated and normalized against the data
@@ -150,8 +154,9 @@ class VaultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportView(self, request, context):
-        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-        to its subjects in the audit log.
+        """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+        sent is linked to its subjects in the audit log. A broken stream resumes after the
+        last subject received: send the same request with that message's resume_token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,7 +230,7 @@ def add_VaultServiceServicer_to_server(servicer, server):
             'ExportView': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportView,
                     request_deserializer=customervault_dot_v1_dot_vault__pb2.ExportViewRequest.FromString,
-                    response_serializer=customervault_dot_v1_dot_vault__pb2.SubjectView.SerializeToString,
+                    response_serializer=customervault_dot_v1_dot_vault__pb2.ExportViewResponse.SerializeToString,
             ),
             'RevealField': grpc.unary_unary_rpc_method_handler(
                     servicer.RevealField,
@@ -251,7 +256,9 @@ def add_VaultServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class VaultService:
-    """Missing associated documentation comment in .proto file."""
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
 
     @staticmethod
     def CreateSubject(request,
@@ -458,7 +465,7 @@ class VaultService:
             target,
             '/customervault.v1.VaultService/ExportView',
             customervault_dot_v1_dot_vault__pb2.ExportViewRequest.SerializeToString,
-            customervault_dot_v1_dot_vault__pb2.SubjectView.FromString,
+            customervault_dot_v1_dot_vault__pb2.ExportViewResponse.FromString,
             options,
             channel_credentials,
             insecure,

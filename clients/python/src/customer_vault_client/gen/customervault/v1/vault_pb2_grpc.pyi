@@ -34,6 +34,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class VaultServiceStub:
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -60,9 +64,10 @@ class VaultServiceStub:
     """
     RecordActivity: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
-    ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]
-    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-    to its subjects in the audit log.
+    ExportView: _grpc.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.ExportViewResponse]
+    """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+    sent is linked to its subjects in the audit log. A broken stream resumes after the
+    last subject received: send the same request with that message's resume_token.
     """
     RevealField: _grpc.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
@@ -82,6 +87,10 @@ class VaultServiceStub:
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateSubject: _aio.UnaryUnaryMultiCallable[_vault_pb2.CreateSubjectRequest, _vault_pb2.CreateSubjectResponse]  # type: ignore[assignment]
     """Store one new subject. Fields are validated and normalized against the data
@@ -105,9 +114,10 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
     RecordActivity: _aio.UnaryUnaryMultiCallable[_vault_pb2.RecordActivityRequest, _vault_pb2.RecordActivityResponse]  # type: ignore[assignment]
     """Another system signals customer activity (a login, a purchase): resets dormancy."""
-    ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.SubjectView]  # type: ignore[assignment]
-    """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-    to its subjects in the audit log.
+    ExportView: _aio.UnaryStreamMultiCallable[_vault_pb2.ExportViewRequest, _vault_pb2.ExportViewResponse]  # type: ignore[assignment]
+    """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+    sent is linked to its subjects in the audit log. A broken stream resumes after the
+    last subject received: send the same request with that message's resume_token.
     """
     RevealField: _aio.UnaryUnaryMultiCallable[_vault_pb2.RevealFieldRequest, _vault_pb2.RevealFieldResponse]  # type: ignore[assignment]
     """One field in clear text, whatever the views say. Needs the reveal permission and a
@@ -126,6 +136,10 @@ class VaultServiceAsyncStub(VaultServiceStub):
     """
 
 class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The records API of the caller's tenant: store, read through views, change, find,
+    export and erase subjects; reveal single fields; tokenize and detokenize.
+    """
+
     @_abc_1.abstractmethod
     def CreateSubject(
         self,
@@ -195,9 +209,10 @@ class VaultServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _vault_pb2.ExportViewRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_vault_pb2.SubjectView], _abc.AsyncIterator[_vault_pb2.SubjectView]]:
-        """Stream every subject of the caller's tenant through a view. Each batch sent is linked
-        to its subjects in the audit log.
+    ) -> _typing.Union[_abc.Iterator[_vault_pb2.ExportViewResponse], _abc.AsyncIterator[_vault_pb2.ExportViewResponse]]:
+        """Stream every subject of the caller's tenant through a view, by subject id. Each batch
+        sent is linked to its subjects in the audit log. A broken stream resumes after the
+        last subject received: send the same request with that message's resume_token.
         """
 
     @_abc_1.abstractmethod
