@@ -22,6 +22,10 @@ from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import admin_pb2, audit_pb2
 from vault.cli.main import app
+from vault.policy import PolicyEngine
+from vault.policy.model_config import parse_model
+from vault.policy.sources import POLICY_FILES
+from vault.whatif.matrix import MAX_MATRIX_DECISIONS, matrix_decisions
 
 POLICY = Path(__file__).resolve().parents[2] / "policies"
 ANALYTICS_READ = "p, analyst, *, subjects:read, view:analytics, analytics, 0, *, allow\n"
@@ -95,6 +99,10 @@ def _strings(message: Message) -> set[str]:
             elif isinstance(item, str):
                 found.add(item)
     return found
+
+
+def _files() -> dict[str, str]:
+    return {name: (POLICY / name).read_text(encoding="utf-8") for name in POLICY_FILES}
 
 
 def _csv() -> str:
@@ -221,6 +229,40 @@ def test_a_bad_draft_is_refused_naming_file_and_line(
     with pytest.raises(VaultClientError) as denied:
         _simulate(vault.client(**MARKETER))
     assert denied.value.code == "PERMISSION_DENIED"
+
+
+def test_a_draft_matcher_too_long_to_simulate_is_refused(
+    logged: tuple[RunningVault, dict[str, str]],
+) -> None:
+    """Casbin parses a draft's matcher on every decision of the matrix: a matcher padded
+    with thousands of terms (well under the file limit) is refused up front, not run."""
+    vault, _ = logged
+    model = (POLICY / "vault_model.conf").read_text(encoding="utf-8")
+    matcher = next(line for line in model.splitlines() if line.startswith("m = "))
+    padded = model.replace(matcher, matcher + ' && r.sub != "zz"' * 9000)
+    assert len(padded.encode()) < 256 * 1024
+    with pytest.raises(VaultClientError) as refused:
+        _simulate(vault.client(**ADMIN), vault_model__conf=padded)
+    assert refused.value.code == "INVALID_ARGUMENT"
+    assert any("too long" in d and "vault_model.conf" in d for _, d in refused.value.violations)
+    # The shipped matcher with a few more conditions is still a valid model.
+    parse_model(model.replace(matcher, matcher + ' && r.sub != "zz"' * 20))
+
+
+def test_a_draft_whose_matrix_would_explode_is_refused_before_any_work(
+    logged: tuple[RunningVault, dict[str, str]],
+) -> None:
+    """Every matrix cell is decided per department and clearance level a line names:
+    600 one-line departments (about 25 KiB) would ask some 77 million decisions."""
+    vault, _ = logged
+    lines = "".join(f"p, *, *, *, *, *, 0, dept{i}, deny\n" for i in range(600))
+    lines += "".join(f"p, analyst, *, subjects:read, *, *, {n}, *, allow\n" for n in range(1, 10))
+    with pytest.raises(VaultClientError) as refused:
+        _simulate(vault.client(**ADMIN), vault_policy__csv=_csv() + lines)
+    assert refused.value.code == "INVALID_ARGUMENT"
+    assert any("decision matrix" in d for f, d in refused.value.violations if f == "draft_files")
+    before = matrix_decisions(*(PolicyEngine.from_texts(_files()),) * 2)
+    assert before <= MAX_MATRIX_DECISIONS  # the shipped policy is simulated as before
 
 
 def test_explain_agrees_with_every_recorded_decision_and_sees_a_later_withdrawal(

@@ -267,3 +267,49 @@ def test_with_only_trusted_issuers_the_static_key_is_not_needed(tmp_path: Path, 
         assert idp.call(signer.sign(claims(clock, roles=["service"]))) == "OK"
         # The development token names the static issuer, which is not trusted here.
         assert idp.call(vault.token()) == "UNAUTHENTICATED"
+
+
+def test_a_provider_answering_a_byte_at_a_time_holds_no_caller_past_the_timeout(
+    tmp_path: Path,
+) -> None:
+    """The HTTP timeout bounds each read, not the answer: a key set dripped one byte at a
+    time must not hold the caller (nor the issuer's other callers) until it ends."""
+    released = threading.Event()
+    finished = threading.Event()
+
+    class Dripping(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            while not released.wait(0.2):  # a byte well within each read's timeout
+                self.wfile.write(b" ")
+                self.wfile.flush()
+            finished.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dripping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    issuer = {
+        "issuer": ISSUER,
+        "jwks_url": f"http://127.0.0.1:{server.server_address[1]}/certs",
+        "audience": AUDIENCE,
+        "tenant": "acme",
+        "jwks_timeout_seconds": 1.0,
+    }
+    clock = MovableClock()
+    try:
+        with running_vault(settings_for(tmp_path / "data", token_issuers=[issuer]), clock) as vault:
+            idp = Idp(vault, clock, Jwks())
+            token = Signer("k1").sign(claims(clock))
+            assert idp.call(token) == "UNAUTHENTICATED"
+            assert idp.call(token) == "UNAUTHENTICATED"  # no second wait on the same fetch
+            assert not finished.is_set()  # the provider was still answering meanwhile
+            assert vault.client().create(ADA).subject_id  # the static issuer is untouched
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -80,32 +81,63 @@ class JwksKeys:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = threading.Lock()
+        # The fetch under way, if any: set when it ends, and until when callers wait.
+        self._running: tuple[threading.Event, float] | None = None
 
     def __repr__(self) -> str:
         return f"<JwksKeys url={self._policy.url!r} kids={sorted(self._keys)}>"
 
     def key(self, kid: str) -> PublishedKey | None:
         """The key `kid` names, after a refetch when the set is stale or lacks it
-        (rate-limited); None when the issuer does not publish it."""
+        (rate-limited); None when the issuer does not publish it.
+
+        The fetch runs on a thread of its own, one at a time: a caller waits for it at
+        most `timeout_seconds` from the fetch's start (a provider that answers a byte
+        at a time would otherwise hold every caller of this issuer for as long as it
+        likes, since the HTTP timeout bounds each read, not the whole answer). A fetch
+        not done by then counts as failed: the set in hand is used."""
         with self._lock:
             now = self._clock.now().timestamp()
             stale = self._fetched_at is None or now - self._fetched_at >= self._policy.cache_seconds
-            if stale and self._may_fetch(now):
-                self._fetch(now)
-            found = self._keys.get(kid)
-            if found is None and self._may_fetch(now):
-                self._fetch(now)
-                found = self._keys.get(kid)
+            wanted = stale or kid not in self._keys
+            if wanted and self._running is None and self._may_fetch(now):
+                self._start_fetch(now)
+            running = self._running if wanted else None
+        if running is not None:
+            done, deadline = running
+            done.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
             if self._fetched_at is None:
                 return None  # never fetched: nothing is trusted
-            return found
+            return self._keys.get(kid)
+
+    def _start_fetch(self, now: float) -> None:
+        self._attempted_at = now
+        done = threading.Event()
+        self._running = (done, time.monotonic() + self._policy.timeout_seconds)
+        worker = threading.Thread(
+            target=self._fetch, args=(now, done), name="jwks-fetch", daemon=True
+        )
+        worker.start()
 
     def _may_fetch(self, now: float) -> bool:
         last = self._attempted_at
         return last is None or now - last >= self._policy.min_refetch_seconds
 
-    def _fetch(self, now: float) -> None:
-        self._attempted_at = now
+    def _fetch(self, now: float, done: threading.Event) -> None:
+        try:
+            keys = self._download()
+            if keys is not None:
+                with self._lock:
+                    self._keys = keys
+                    self._fetched_at = now
+        finally:
+            with self._lock:
+                self._running = None
+            done.set()
+
+    def _download(self) -> dict[str, PublishedKey] | None:
+        """The issuer's current usable keys; None when the fetch failed."""
         try:
             data = self._client.fetch_data()
         except (jwt.PyJWKClientError, ValueError) as exc:
@@ -113,7 +145,7 @@ class JwksKeys:
             # configuration, not a secret; the exception's text (it may quote the
             # response) is left out.
             log.warning("JWKS fetch from %s failed (%s)", self._policy.url, type(exc).__name__)
-            return
+            return None
         # A JSON object from the issuer is its current set: the usable keys in it, if
         # any, replace the old ones (an issuer withdrawing every key is obeyed).
         entries = data.get("keys") if isinstance(data, dict) else None
@@ -122,7 +154,4 @@ class JwksKeys:
         except (jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError, TypeError):
             published = []
         declared = {k.get("kid"): k.get("alg") for k in entries or [] if isinstance(k, dict)}
-        self._keys = {
-            k.key_id: PublishedKey(k, declared.get(k.key_id)) for k in published if k.key_id
-        }
-        self._fetched_at = now
+        return {k.key_id: PublishedKey(k, declared.get(k.key_id)) for k in published if k.key_id}

@@ -28,6 +28,10 @@ _MATCHER_NODES = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare,
     ast.Eq, ast.NotEq, ast.Call, ast.Name, ast.Load, ast.Constant,
 )  # fmt: skip
+MAX_MATCHER_NODES = 400
+"""Syntax-tree nodes a matcher may have (the shipped one has 101). Casbin parses the
+matcher again on every decision and a matrix of a draft asks thousands, so a larger
+one would let a single what-if draft keep a core busy for hours."""
 _NOT = re.compile(r"!(?!=)")
 _DOTTED = re.compile(r"\b([rp])\.")
 
@@ -102,7 +106,12 @@ def _check_matcher(number: int, matcher: str) -> None:
         raise PolicyConfigError(
             MODEL_FILE, number, "the matcher is not a valid expression"
         ) from exc
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_MATCHER_NODES:
+        raise PolicyConfigError(
+            MODEL_FILE, number, f"the matcher is too long (at most {MAX_MATCHER_NODES} terms)"
+        )
+    for node in nodes:
         if not isinstance(node, _MATCHER_NODES):
             raise PolicyConfigError(
                 MODEL_FILE, number, f"the matcher may not use {type(node).__name__}"

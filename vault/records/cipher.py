@@ -154,8 +154,12 @@ class RecordCipher:
 
     def forget_key(self, row: SubjectRow) -> None:
         """Drop the subject's data key from the key ring's cache (it is being shredded)."""
-        if row.wrapped_dek is not None and row.kek_version is not None:
-            self._keyring.forget(WrappedDataKey(row.kek_version, row.wrapped_dek))
+        self.forget_wrapped(row.kek_version, row.wrapped_dek)
+
+    def forget_wrapped(self, kek_version: int | None, wrapped_dek: bytes | None) -> None:
+        """Drop a data key from the key ring's cache, by its wrapped form."""
+        if wrapped_dek is not None and kek_version is not None:
+            self._keyring.forget(WrappedDataKey(kek_version, wrapped_dek))
 
     def _dek(self, row: SubjectRow) -> bytes:
         return self._unwrap(row.kek_version, row.wrapped_dek)

@@ -40,6 +40,9 @@ class Anonymizer:
             )
         except (DecryptionError, FailedPreconditionError):
             return None
+        finally:
+            # The batch shreds this key next: it must not outlive it in the key cache.
+            self._sealing.forget_wrapped(notice.kek_version, notice.wrapped_dek)
         kept = {}
         for name, value in opened.items():
             general = self._dictionary.generalize(name, value, today=today)

@@ -11,13 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from vault.errors import InvalidArgumentError
+from vault.errors import FieldViolation, InvalidArgumentError
 from vault.policy import SENSITIVITY_CLASSES, Action, PolicyEngine, class_resource, view_resource
 from vault.principal import Principal
 from vault.whatif.changes import ChangeKind
 
 MATRIX_TENANT = "~matrix"
 """The tenant asked: one no line names, i.e. what lines for every tenant (*) decide."""
+
+MAX_MATRIX_DECISIONS = 4_000_000
+"""Decisions one engine may be asked for a matrix (the shipped policy: 76,824). Every
+cell is decided for each department and clearance level a line names, so a short
+draft naming a few hundred of each would otherwise ask billions and keep a core busy
+for days."""
 
 Cell = tuple[tuple[str, int | None], ...]
 """(department, lowest clearance allowed or None) for "" (no named department) first."""
@@ -49,6 +55,32 @@ class MatrixDiff:
     changes: tuple[MatrixChange, ...]
 
 
+def matrix_decisions(before: PolicyEngine, after: PolicyEngine) -> int:
+    """The most decisions `matrix_diff` asks of one engine: cells x departments x levels."""
+    purposes = len(set(before.purposes) | set(after.purposes))
+    resources = 1 + len(SENSITIVITY_CLASSES) + len(set(before.views) | set(after.views))
+    per_role = sum(purposes if a.needs_purpose else 1 for a in Action) * resources
+    departments = 1 + len(before.departments | after.departments)
+    levels = len({0} | before.clearance_levels | after.clearance_levels)
+    return len(before.roles | after.roles) * per_role * departments * levels
+
+
+def check_matrix_size(before: PolicyEngine, after: PolicyEngine) -> None:
+    """INVALID_ARGUMENT when the matrix of the two would ask too many decisions."""
+    planned = matrix_decisions(before, after)
+    if planned > MAX_MATRIX_DECISIONS:
+        raise InvalidArgumentError(
+            [
+                FieldViolation(
+                    "draft_files",
+                    f"the decision matrix would ask {planned} decisions (at most "
+                    f"{MAX_MATRIX_DECISIONS}): fewer roles, purposes, views, departments "
+                    "or clearance levels",
+                )
+            ]
+        )
+
+
 def matrix_diff(
     before: PolicyEngine, after: PolicyEngine, *, skip_unchanged: bool = True
 ) -> MatrixDiff:
@@ -58,7 +90,9 @@ def matrix_diff(
     .decision_inputs`: the same candidate lines and inherited roles) is decided alike
     in every cell whose purpose and resource both policies declare alike, so those
     cells are counted without being asked (`skip_unchanged=False` asks every cell; the
-    property tests compare both ways)."""
+    property tests compare both ways). INVALID_ARGUMENT when it would ask more than
+    `MAX_MATRIX_DECISIONS` of one engine (`check_matrix_size`)."""
+    check_matrix_size(before, after)
     roles = sorted(before.roles | after.roles)
     purposes = sorted(set(before.purposes) | set(after.purposes))
     resources = [

@@ -11,7 +11,7 @@ from vault.policy import PolicyConfigError, PolicyEngine
 from vault.policy.sources import POLICY_FILES
 from vault.views.model import FieldRef
 from vault.whatif.changes import NARROWING, WIDENING, ChangeKind, Side
-from vault.whatif.matrix import MatrixDiff, matrix_diff
+from vault.whatif.matrix import MatrixDiff, check_matrix_size, matrix_diff
 from vault.whatif.replay import Document, Replayer, ReplayReport
 
 MAX_DRAFT_FILE = 256 * 1024
@@ -84,6 +84,7 @@ def simulate(
 ) -> Simulation:
     """Replay `entries` (skipped when None: offline, matrix only) and diff the matrix."""
     check_gates(fail_on)
+    check_matrix_size(base.engine, draft.engine)  # before any replay
     replay = None
     if entries is not None:
         replay = Replayer(draft, version_side).add_all(entries)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.data import DPO
 from tests.integration.harness import RunningVault
 from tests.integration.retention.helpers import (
     DEFAULT_DAYS,
@@ -339,3 +340,26 @@ def test_the_vault_runs_the_job_on_its_cron_schedule(
         while _state(scheduled, subject) != "pending_anonymization":
             assert time.monotonic() < deadline, "the scheduled run did not happen"
             time.sleep(0.05)
+
+
+def test_an_anonymized_subjects_data_key_leaves_the_key_cache(
+    rv: RunningVault, clock: TestClock
+) -> None:
+    """The job opens the dormant subject's fields to generalize them, then shreds its data
+    key: the key must not stay behind in the serving process's data-key cache."""
+    service = rv.client()
+    dormant = service.create(customer(1)).subject_id
+    rv.client(**DPO).get(dormant, "full", "data_subject_request", "DSR-2026-9")
+    cache = rv.app.keyring.dek_cache
+    assert cache is not None
+    (wrapped,) = rows(
+        rv.app.db.engine, "SELECT kek_version, wrapped_dek FROM subjects WHERE id = :i", i=dormant
+    )
+    kek_version, wrapped_dek = int(wrapped[0]), bytes(wrapped[1])
+    assert cache.get(kek_version, wrapped_dek) is not None  # the read cached it
+
+    clock.advance(NOTICE_AT)
+    rv.app.retention_job.run()
+    clock.advance(PAST_DEADLINE)
+    assert rv.app.retention_job.run().count(Outcome.ANONYMIZED) == 1
+    assert cache.get(kek_version, wrapped_dek) is None
