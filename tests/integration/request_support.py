@@ -42,3 +42,47 @@ def verification_code(vault: RunningVault, request_id: str) -> str:
         cus.IssueRequestVerificationCodeRequest(data_subject_request_id=request_id),
     )
     return str(response.code)
+
+
+def create_request(
+    customer: VaultClient, subject_id: str, kind: int, **values: str
+) -> req.DataSubjectRequest:
+    response = customer.call(
+        customer.customers,
+        "CreateDataSubjectRequest",
+        cus.CreateDataSubjectRequestRequest(
+            subject_id=subject_id, kind=kind, proposed_values=values
+        ),
+    )
+    return response.request
+
+
+def verify_request(customer: VaultClient, request_id: str, code: str) -> req.DataSubjectRequest:
+    response = customer.call(
+        customer.customers,
+        "VerifyDataSubjectRequest",
+        cus.VerifyDataSubjectRequestRequest(data_subject_request_id=request_id, code=code),
+    )
+    return response.request
+
+
+def decide_request(
+    client: VaultClient, request_id: str, decision: int, reason: str
+) -> req.DataSubjectRequest:
+    response = client.call(
+        client.rights,
+        "DecideDataSubjectRequest",
+        rpb.DecideDataSubjectRequestRequest(
+            data_subject_request_id=request_id, decision=decision, reason=reason
+        ),
+    )
+    return response.request
+
+
+def verified_request(
+    vault: RunningVault, subject_id: str, kind: int, **values: str
+) -> tuple[VaultClient, str]:
+    customer = customer_client(vault, subject_id)
+    created = create_request(customer, subject_id, kind, **values)
+    verify_request(customer, created.request_id, verification_code(vault, created.request_id))
+    return customer, created.request_id
