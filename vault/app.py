@@ -68,6 +68,7 @@ from vault.retention.service import RetentionService
 from vault.rights.customer_access import LINK_AUDIENCE_SUFFIX, CustomerAccess, Signing
 from vault.rights.deadlines import REQUESTS_FILE, RequestRules
 from vault.rights.request_decisions import RequestDecisions, RequestDesk
+from vault.rights.request_expiry import RequestExpiry
 from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import migrate
@@ -220,6 +221,7 @@ class VaultApp:
         requests = RequestDesk(
             customers=CustomerRequests(dictionary=dictionary, **desk_parts),
             decisions=RequestDecisions(rights=rights, **desk_parts),
+            expiry=RequestExpiry(**desk_parts),  # type: ignore[arg-type]
         )
         return cls(
             settings,
@@ -289,6 +291,11 @@ class VaultApp:
             ),
             PeriodicTask(
                 "idempotency-prune", s.idempotency_prune_interval_seconds, self.idempotency.prune
+            ),
+            PeriodicTask(
+                "request-expiry",
+                s.request_expiry_interval_seconds,
+                self.requests.expiry.expire_due,
             ),
         ]
         if s.retention_schedule:

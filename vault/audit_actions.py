@@ -92,6 +92,9 @@ class AuditAction(StrEnum):
     """A due notice's subject was anonymized (crypto-shredded, a pseudonymous record kept)."""
     CANCEL_NOTICE = "CancelNotice"
     """A due notice was cancelled: its subject may no longer be anonymized."""
+    # The request workflow's background work (actor `request-expiry`): one entry per request
+    EXPIRE_DATA_SUBJECT_REQUEST = "ExpireDataSubjectRequest"
+    """A request still awaiting verification passed its deadline and expired."""
     # The CLI (actor `local-operator:uid:N`)
     ISSUE_DEVELOPMENT_TOKEN = "IssueDevelopmentToken"  # noqa: S105 - an action name, not a secret
     """`customer-vault token issue` signed a token with the data dir's own key."""

@@ -114,6 +114,13 @@ class Auditor:
             raise translated from exc
         call.audited = True
 
+    def record_entries_in(self, conn: Connection, entries: list[audit.AuditEntry]) -> None:
+        """Append entries the vault's own background work built (`system_entry`) inside
+        `conn`'s transaction: they commit with its change, or neither does."""
+        if entries:
+            with telemetry.audit_write("in_transaction"):
+                self._log.append_in(conn, entries)
+
     def record(self, call: CallContext, result_code: str = "OK") -> None:
         """Append and wait for the commit; `UnavailableError` if the log cannot be written."""
         try:

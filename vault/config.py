@@ -282,6 +282,10 @@ class Settings(BaseSettings):
     idempotency_window_seconds: float = Field(default=86400.0, ge=60)
     idempotency_prune_interval_seconds: float = Field(default=300.0, gt=0)
 
+    # Data-subject requests still awaiting verification past their deadline expire in
+    # the leader's background work, checked every this many seconds.
+    request_expiry_interval_seconds: float = Field(default=300.0, gt=0)
+
     # Background work.
     rewrap_interval_seconds: float = 5.0
     rewrap_batch_size: int = 500

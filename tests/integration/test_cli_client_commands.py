@@ -10,6 +10,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from tests.console_seed import wait_for_checkpoint
 from tests.data import ADA, ADMIN, DPO, FRAUD, GRACE
 from tests.integration.harness import RunningVault
 from vault.cli.main import app
@@ -168,6 +169,7 @@ def test_retention_customers_policy_and_audit_commands(sqlite_vault: RunningVaul
 
     verified = _json(_run(vault, DPO, "audit", "verify-log", "--progress", "--format", "json"))
     assert verified["ok"] is True
+    wait_for_checkpoint(vault)  # entry 0 has a leaf (and a checkpoint) from here on
     entry = _json(_run(vault, DPO, "audit", "entry", "0", "--format", "json"))
     assert entry["action"]
 

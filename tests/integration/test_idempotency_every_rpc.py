@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 import audit
 from tests.integration.harness import RunningVault
-from tests.integration.rpc_table import CASES, RET, SERVICES
+from tests.integration.rpc_table import CASES, RET, SERVICES, caller
 
 
 def _keyed() -> list[str]:
@@ -25,10 +25,13 @@ def _keyed() -> list[str]:
     )
 
 
-def _call(vault: RunningVault, method: str, request: Message) -> tuple[str, bytes]:
+def _call(
+    vault: RunningVault, method: str, request: Message, prepared: dict[str, str]
+) -> tuple[str, bytes]:
     service, name = method.split("/")
     _, _, stub_type = next(s for s in SERVICES if f"{s[0].DESCRIPTOR.package}.{s[1]}" == service)
-    who = CASES[method].allowed_as
+    who = caller(CASES[method].allowed_as, prepared)  # a customer: its own subject
+    assert who is not None
     metadata = (("authorization", f"Bearer {vault.token(**who)}"),)
     with grpc.insecure_channel(vault.address) as channel:
         try:
@@ -51,8 +54,8 @@ def test_a_retry_replays_the_first_answer(
 ) -> None:
     request = CASES[method].request(prepared)
     request.request_id = str(uuid.uuid4())  # type: ignore[attr-defined]
-    first = _call(sqlite_vault, method, request)
-    again = _call(sqlite_vault, method, request)
+    first = _call(sqlite_vault, method, request, prepared)
+    again = _call(sqlite_vault, method, request, prepared)
     assert again == first
     action = method.rsplit("/", 1)[1]
     entries = [e.entry for e in audit.iter_query(sqlite_vault.app.db.engine, action=action)]

@@ -14,18 +14,18 @@ import sqlalchemy as sa
 from tests.data import ADA, DPO, GRACE
 from tests.integration.consent_support import SERVICE
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from tests.integration.test_subject_requests import (
+from tests.integration.request_support import (
     APPROVE,
     ERASURE,
     RECTIFICATION,
     REJECT,
     RESTRICTION,
-    _code,
-    _create,
-    _customer,
-    _decide,
-    _verified,
-    _verify,
+    create_request,
+    customer_client,
+    decide_request,
+    verification_code,
+    verified_request,
+    verify_request,
 )
 from vault.api.client import VaultClientError
 from vault.api.gen.customervault.v1 import requests_pb2 as req
@@ -39,14 +39,14 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVault]:
 
 def test_two_dpo_decisions_racing_one_wins(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    _, request_id = _verified(vault, ada, RESTRICTION)
+    _, request_id = verified_request(vault, ada, RESTRICTION)
     outcomes: list[str] = []
     start = threading.Barrier(2)
 
     def decide(decision: int) -> None:
         start.wait()
         try:
-            _decide(vault.client(**DPO), request_id, decision, "DSR decided")
+            decide_request(vault.client(**DPO), request_id, decision, "DSR decided")
             outcomes.append("OK")
         except VaultClientError as exc:
             outcomes.append(exc.code)
@@ -70,16 +70,19 @@ def test_two_dpo_decisions_racing_one_wins(vault: RunningVault) -> None:
 
 def test_a_code_is_single_use_and_bound_to_its_request(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(GRACE).subject_id
-    customer = _customer(vault, ada)
-    first = _create(customer, ada, ERASURE).request_id
-    second = _create(customer, ada, RESTRICTION).request_id
-    code = _code(vault, first)
+    customer = customer_client(vault, ada)
+    first = create_request(customer, ada, ERASURE).request_id
+    second = create_request(customer, ada, RESTRICTION).request_id
+    code = verification_code(vault, first)
     with pytest.raises(VaultClientError) as other:
-        _verify(customer, second, code)  # the first request's code on the second
+        verify_request(customer, second, code)  # the first request's code on the second
     assert other.value.code == "INVALID_ARGUMENT"
-    assert _verify(customer, first, code).state == req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
+    assert (
+        verify_request(customer, first, code).state
+        == req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
+    )
     with pytest.raises(VaultClientError) as replay:
-        _verify(customer, first, code)
+        verify_request(customer, first, code)
     assert replay.value.code == "FAILED_PRECONDITION"
 
 
@@ -89,8 +92,8 @@ def test_proposed_values_stay_out_of_audit_events_and_logs(
     secret = "zz.unique.value@example.org"
     ada = vault.client(**SERVICE).create(ADA).subject_id
     with caplog.at_level(logging.DEBUG):
-        _, request_id = _verified(vault, ada, RECTIFICATION, email=secret)
-        _decide(vault.client(**DPO), request_id, APPROVE, "checked against the passport")
+        _, request_id = verified_request(vault, ada, RECTIFICATION, email=secret)
+        decide_request(vault.client(**DPO), request_id, APPROVE, "checked against the passport")
     assert secret not in caplog.text
     with vault.app.db.engine.connect() as conn:
         for table in ("audit_entries", "outbox_events", "subject_requests"):

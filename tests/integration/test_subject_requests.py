@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +20,22 @@ import audit
 from tests.data import ADA, DPO, GRACE
 from tests.integration.consent_support import SERVICE, MovableClock
 from tests.integration.harness import RunningVault, running_vault, settings_for
+from tests.integration.request_support import (
+    APPROVE,
+    ERASURE,
+    FRONTEND,
+    NEW_EMAIL,
+    OFFICER,
+    RECTIFICATION,
+    REJECT,
+    RESTRICTION,
+    create_request,
+    customer_client,
+    decide_request,
+    verification_code,
+    verified_request,
+    verify_request,
+)
 from vault.api.client import VaultClient, VaultClientError
 from vault.api.gen.customervault.v1 import customers_pb2 as cus
 from vault.api.gen.customervault.v1 import events_pb2 as epb
@@ -30,73 +45,6 @@ from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.api.gen.customervault.v1 import rights_pb2_grpc
 from vault.principal import Principal
 from vault.testing import token_issuer
-
-FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
-OFFICER: dict[str, Any] = {"principal": "officer-1", "roles": ("compliance_officer",)}
-ERASURE = req.DATA_SUBJECT_REQUEST_KIND_ERASURE
-RECTIFICATION = req.DATA_SUBJECT_REQUEST_KIND_RECTIFICATION
-RESTRICTION = req.DATA_SUBJECT_REQUEST_KIND_RESTRICTION
-APPROVE = rpb.DATA_SUBJECT_REQUEST_DECISION_APPROVE
-REJECT = rpb.DATA_SUBJECT_REQUEST_DECISION_REJECT
-NEW_EMAIL = "ada.byron@example.net"
-
-
-def _customer(vault: RunningVault, subject_id: str) -> VaultClient:
-    return vault.client(principal=f"customer:{subject_id}", roles=("customer",), subject=subject_id)
-
-
-def _create(
-    customer: VaultClient, subject_id: str, kind: int, **values: str
-) -> req.DataSubjectRequest:
-    response = customer.call(
-        customer.customers,
-        "CreateDataSubjectRequest",
-        cus.CreateDataSubjectRequestRequest(
-            subject_id=subject_id, kind=kind, proposed_values=values
-        ),
-    )
-    return response.request
-
-
-def _code(vault: RunningVault, request_id: str) -> str:
-    """What the front end does: find the new request in the queue, get its code."""
-    front = vault.client(**FRONTEND)
-    waiting = front.call(
-        front.rights,
-        "ListDataSubjectRequests",
-        rpb.ListDataSubjectRequestsRequest(
-            states=[req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION]
-        ),
-    )
-    assert request_id in [r.request_id for r in waiting.requests]
-    response = front.call(
-        front.customers,
-        "IssueRequestVerificationCode",
-        cus.IssueRequestVerificationCodeRequest(data_subject_request_id=request_id),
-    )
-    return str(response.code)
-
-
-def _verify(customer: VaultClient, request_id: str, code: str) -> req.DataSubjectRequest:
-    response = customer.call(
-        customer.customers,
-        "VerifyDataSubjectRequest",
-        cus.VerifyDataSubjectRequestRequest(data_subject_request_id=request_id, code=code),
-    )
-    return response.request
-
-
-def _decide(
-    client: VaultClient, request_id: str, decision: int, reason: str
-) -> req.DataSubjectRequest:
-    response = client.call(
-        client.rights,
-        "DecideDataSubjectRequest",
-        rpb.DecideDataSubjectRequestRequest(
-            data_subject_request_id=request_id, decision=decision, reason=reason
-        ),
-    )
-    return response.request
 
 
 def _own(customer: VaultClient, subject_id: str) -> list[req.DataSubjectRequest]:
@@ -112,38 +60,29 @@ def _entries(vault: RunningVault, action: str) -> list[audit.AuditEntry]:
     return [e.entry for e in audit.iter_query(vault.app.db.engine, action=action)]
 
 
-def _verified(
-    vault: RunningVault, subject_id: str, kind: int, **values: str
-) -> tuple[VaultClient, str]:
-    customer = _customer(vault, subject_id)
-    created = _create(customer, subject_id, kind, **values)
-    _verify(customer, created.request_id, _code(vault, created.request_id))
-    return customer, created.request_id
-
-
 def test_an_approved_erasure_erases_and_the_customer_sees_it_fulfilled(
     vault: RunningVault,
 ) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
-    created = _create(customer, ada, ERASURE)
+    customer = customer_client(vault, ada)
+    created = create_request(customer, ada, ERASURE)
     assert created.state == req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION
     assert created.request_id.startswith("DSR-")
     assert created.regulation.startswith("GDPR")
     assert created.deadline.ToDatetime() > created.create_time.ToDatetime()
 
-    code = _code(vault, created.request_id)
-    verified = _verify(customer, created.request_id, code)
+    code = verification_code(vault, created.request_id)
+    verified = verify_request(customer, created.request_id, code)
     assert verified.state == req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
     with pytest.raises(VaultClientError) as replay:  # the code works once
-        _verify(customer, created.request_id, code)
+        verify_request(customer, created.request_id, code)
     assert replay.value.code == "FAILED_PRECONDITION"
 
     dpo = vault.client(**DPO)
     queue = dpo.call(dpo.rights, "ListDataSubjectRequests", rpb.ListDataSubjectRequestsRequest())
     assert [r.request_id for r in queue.requests] == [created.request_id]
 
-    decided = _decide(dpo, created.request_id, APPROVE, "identity confirmed, no hold")
+    decided = decide_request(dpo, created.request_id, APPROVE, "identity confirmed, no hold")
     assert decided.state == req.DATA_SUBJECT_REQUEST_STATE_FULFILLED
     assert decided.decided_by == "dpo-1"
 
@@ -191,7 +130,7 @@ def test_an_approved_erasure_erases_and_the_customer_sees_it_fulfilled(
 
 def test_a_request_without_re_verification_cannot_be_decided(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    created = _create(_customer(vault, ada), ada, ERASURE)
+    created = create_request(customer_client(vault, ada), ada, ERASURE)
     channel = grpc.insecure_channel(vault.address)
     try:
         stub = rights_pb2_grpc.RightsServiceStub(channel)
@@ -229,13 +168,13 @@ def test_a_request_without_re_verification_cannot_be_decided(vault: RunningVault
 def test_a_customer_cannot_see_or_touch_another_subjects_request(vault: RunningVault) -> None:
     service = vault.client(**SERVICE)
     ada, grace = service.create(ADA).subject_id, service.create(GRACE).subject_id
-    adas = _create(_customer(vault, ada), ada, ERASURE)
-    intruder = _customer(vault, grace)
+    adas = create_request(customer_client(vault, ada), ada, ERASURE)
+    intruder = customer_client(vault, grace)
 
     with pytest.raises(VaultClientError) as creating:
-        _create(intruder, ada, ERASURE)
+        create_request(intruder, ada, ERASURE)
     with pytest.raises(VaultClientError) as verifying:
-        _verify(intruder, adas.request_id, "AAAAA-AAAAA")
+        verify_request(intruder, adas.request_id, "AAAAA-AAAAA")
     with pytest.raises(VaultClientError) as cancelling:
         intruder.call(
             intruder.customers,
@@ -247,7 +186,7 @@ def test_a_customer_cannot_see_or_touch_another_subjects_request(vault: RunningV
     for refused in (creating, verifying, cancelling, listing):
         assert refused.value.code == "NOT_FOUND"
     with pytest.raises(VaultClientError) as deciding:  # a customer never decides
-        _decide(intruder, adas.request_id, APPROVE, "mine now")
+        decide_request(intruder, adas.request_id, APPROVE, "mine now")
     assert deciding.value.code == "PERMISSION_DENIED"
 
     denied = [
@@ -265,27 +204,27 @@ def test_a_customer_cannot_see_or_touch_another_subjects_request(vault: RunningV
     assert {(e.decision, e.reason) for e in denied} == {
         ("deny", "customer bound to another subject")
     }
-    assert _own(_customer(vault, ada), ada)[0].state == (
+    assert _own(customer_client(vault, ada), ada)[0].state == (
         req.DATA_SUBJECT_REQUEST_STATE_AWAITING_VERIFICATION
     )
 
 
 def test_a_rejection_keeps_the_data_and_shows_the_reason(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer, request_id = _verified(vault, ada, ERASURE)
+    customer, request_id = verified_request(vault, ada, ERASURE)
     dpo = vault.client(**DPO)
     with pytest.raises(VaultClientError) as no_reason:
-        _decide(dpo, request_id, REJECT, "  ")
+        decide_request(dpo, request_id, REJECT, "  ")
     assert no_reason.value.code == "INVALID_ARGUMENT"
 
-    decided = _decide(dpo, request_id, REJECT, "open invoice: kept under art. 17(3)(b)")
+    decided = decide_request(dpo, request_id, REJECT, "open invoice: kept under art. 17(3)(b)")
     assert decided.state == req.DATA_SUBJECT_REQUEST_STATE_REJECTED
     [mine] = _own(customer, ada)
     assert mine.decision_reason == "open invoice: kept under art. 17(3)(b)"
     view = dpo.get(ada, "full", "data_subject_request", "DSR-9: check")
     assert view.fields["email"].value == "ada.lovelace@example.com"
     with pytest.raises(VaultClientError) as twice:  # final
-        _decide(dpo, request_id, APPROVE, "changed my mind")
+        decide_request(dpo, request_id, APPROVE, "changed my mind")
     assert twice.value.code == "FAILED_PRECONDITION"
 
 
@@ -293,7 +232,7 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
     vault: RunningVault,
 ) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    _, request_id = _verified(vault, ada, RECTIFICATION, email=NEW_EMAIL)
+    _, request_id = verified_request(vault, ada, RECTIFICATION, email=NEW_EMAIL)
     with vault.app.db.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT * FROM subject_requests")).mappings().one()
     assert NEW_EMAIL.encode() not in b"".join(
@@ -309,7 +248,7 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
     assert dict(seen.proposed_values) == {}
     assert list(seen.proposed_fields) == ["email"]  # names, never values
     with pytest.raises(VaultClientError) as officer_decides:
-        _decide(officer, request_id, APPROVE, "fine")
+        decide_request(officer, request_id, APPROVE, "fine")
     assert officer_decides.value.code == "PERMISSION_DENIED"
 
     dpo = vault.client(**DPO)
@@ -319,7 +258,7 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
         rpb.GetDataSubjectRequestRequest(data_subject_request_id=request_id),
     ).request
     assert dict(shown.proposed_values) == {"email": NEW_EMAIL}
-    _decide(dpo, request_id, APPROVE, "new address confirmed")
+    decide_request(dpo, request_id, APPROVE, "new address confirmed")
     view = dpo.get(ada, "full", "data_subject_request", "DSR-9: check")
     assert view.fields["email"].value == NEW_EMAIL
     logged = [e.entry for e in audit.iter_query(vault.app.db.engine)]
@@ -332,8 +271,8 @@ def test_an_approved_rectification_changes_the_fields_and_never_stores_them_in_c
 
 def test_an_approved_restriction_restricts(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    _, request_id = _verified(vault, ada, RESTRICTION)
-    _decide(vault.client(**DPO), request_id, APPROVE, "accuracy contested")
+    _, request_id = verified_request(vault, ada, RESTRICTION)
+    decide_request(vault.client(**DPO), request_id, APPROVE, "accuracy contested")
     with vault.app.db.engine.connect() as conn:
         state = conn.execute(sa.text("SELECT state FROM subjects WHERE id = :id"), {"id": ada})
         assert state.scalar_one() == "restricted"
@@ -341,26 +280,26 @@ def test_an_approved_restriction_restricts(vault: RunningVault) -> None:
 
 def test_wrong_codes_are_counted_and_five_lock_until_a_new_code(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
-    created = _create(customer, ada, ERASURE)
-    _code(vault, created.request_id)
+    customer = customer_client(vault, ada)
+    created = create_request(customer, ada, ERASURE)
+    verification_code(vault, created.request_id)
     for _ in range(5):
         with pytest.raises(VaultClientError) as wrong:
-            _verify(customer, created.request_id, "AAAAA-AAAAA")
+            verify_request(customer, created.request_id, "AAAAA-AAAAA")
         assert wrong.value.code == "INVALID_ARGUMENT"
-    fresh = _code(vault, created.request_id)
+    fresh = verification_code(vault, created.request_id)
     with pytest.raises(VaultClientError) as locked:
-        _verify(customer, created.request_id, "AAAAA-AAAAA")
+        verify_request(customer, created.request_id, "AAAAA-AAAAA")
     assert locked.value.code == "INVALID_ARGUMENT"  # a new code reset the count
-    assert _verify(customer, created.request_id, fresh).state == (
+    assert verify_request(customer, created.request_id, fresh).state == (
         req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
     )
 
 
 def test_the_customer_may_withdraw_and_bad_input_is_refused(vault: RunningVault) -> None:
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer = _customer(vault, ada)
-    created = _create(customer, ada, ERASURE)
+    customer = customer_client(vault, ada)
+    created = create_request(customer, ada, ERASURE)
     cancelled = customer.call(
         customer.customers,
         "CancelDataSubjectRequest",
@@ -392,7 +331,7 @@ def test_an_approval_that_cannot_be_carried_out_changes_nothing(vault: RunningVa
     """A legal hold refuses the erasure: the request stays pending, the data stays, and
     the refused decision is audited; the DPO can then reject it with the reason."""
     ada = vault.client(**SERVICE).create(ADA).subject_id
-    customer, request_id = _verified(vault, ada, ERASURE)
+    customer, request_id = verified_request(vault, ada, ERASURE)
     dpo = vault.client(**DPO)
     dpo.call(
         dpo.retention,
@@ -400,7 +339,7 @@ def test_an_approval_that_cannot_be_carried_out_changes_nothing(vault: RunningVa
         retpb.SetLegalHoldRequest(subject_id=ada, reason="MATTER-12"),
     )
     with pytest.raises(VaultClientError) as held:
-        _decide(dpo, request_id, APPROVE, "erase")
+        decide_request(dpo, request_id, APPROVE, "erase")
     assert held.value.code == "FAILED_PRECONDITION"
     [mine] = _own(customer, ada)
     assert mine.state == req.DATA_SUBJECT_REQUEST_STATE_PENDING_DECISION
@@ -411,7 +350,7 @@ def test_an_approval_that_cannot_be_carried_out_changes_nothing(vault: RunningVa
     [refused] = _entries(vault, "DecideDataSubjectRequest")
     assert (refused.decision, refused.result_code) == ("deny", "FAILED_PRECONDITION")
 
-    rejected = _decide(dpo, request_id, REJECT, "MATTER-12: kept under a legal hold")
+    rejected = decide_request(dpo, request_id, REJECT, "MATTER-12: kept under a legal hold")
     assert rejected.state == req.DATA_SUBJECT_REQUEST_STATE_REJECTED
 
 
@@ -420,8 +359,8 @@ def test_a_request_never_confirmed_before_its_deadline_expires(tmp_path: Path) -
     with running_vault(settings_for(tmp_path / "data", None), clock=clock) as vault:
         issuer = token_issuer(vault.settings, clock)
         ada = vault.client(**SERVICE).create(ADA).subject_id
-        made = _create(_customer(vault, ada), ada, ERASURE)
-        code = _code(vault, made.request_id)
+        made = create_request(customer_client(vault, ada), ada, ERASURE)
+        code = verification_code(vault, made.request_id)
         clock.advance(timedelta(days=40))  # past one month
         later = VaultClient(
             vault.address,
@@ -431,7 +370,7 @@ def test_a_request_never_confirmed_before_its_deadline_expires(tmp_path: Path) -
             ),
         )
         vault.clients.append(later)
-        expired = _verify(later, made.request_id, code)
+        expired = verify_request(later, made.request_id, code)
         assert expired.state == req.DATA_SUBJECT_REQUEST_STATE_EXPIRED
         front = VaultClient(
             vault.address,

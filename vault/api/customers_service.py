@@ -85,9 +85,11 @@ class CustomerAccessServicer(customers_pb2_grpc.CustomerAccessServiceServicer):
     def ListOwnDataSubjectRequests(
         self, request: pb.ListOwnDataSubjectRequestsRequest, context: grpc.ServicerContext
     ) -> pb.ListOwnDataSubjectRequestsResponse:
-        found = self._requests.list_own(require_call(), request.subject_id)
+        found, cursor = self._requests.list_own(
+            require_call(), request.subject_id, request.page_size, request.page_token
+        )
         return pb.ListOwnDataSubjectRequestsResponse(
-            requests=[request_convert.request(r) for r in found]
+            requests=[request_convert.request(r) for r in found], next_page_token=cursor
         )
 
     def CancelDataSubjectRequest(

@@ -20,6 +20,8 @@ from vault.api.request_convert import KIND_FROM_PB, STATE_FROM_PB
 _KIND_TO_PB = {name: number for number, name in KIND_FROM_PB.items()}
 _STATE_TO_PB = {name: number for number, name in STATE_FROM_PB.items()}
 OPEN_STATES = ("awaiting_verification", "pending_decision")
+_OWN_PAGE = 100
+"""ListOwnDataSubjectRequests' largest page."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,21 @@ class MyRequests:
         return response.request  # type: ignore[no-any-return]
 
     def list(self) -> list[RequestInfo]:
-        response = self._client.call(
-            self._client.customers,
-            "ListOwnDataSubjectRequests",
-            customers_pb2.ListOwnDataSubjectRequestsRequest(subject_id=self._subject_id),
-        )
-        return [request_info(r) for r in response.requests]
+        """Every request of the customer's, newest first (every page)."""
+        found: list[RequestInfo] = []
+        token = ""
+        while True:
+            response = self._client.call(
+                self._client.customers,
+                "ListOwnDataSubjectRequests",
+                customers_pb2.ListOwnDataSubjectRequestsRequest(
+                    subject_id=self._subject_id, page_size=_OWN_PAGE, page_token=token
+                ),
+            )
+            found += [request_info(r) for r in response.requests]
+            token = response.next_page_token
+            if not token:
+                return found
 
     def ask(self, kind: str, proposed: dict[str, str] | None = None) -> RequestInfo:
         request = customers_pb2.CreateDataSubjectRequestRequest(

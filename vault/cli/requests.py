@@ -235,13 +235,23 @@ def verify(
 @own_requests_app.command("list")
 def list_own(
     subject_id: str,
+    page_size: Annotated[int, typer.Option(help="Requests per page (at most 100).")] = 20,
+    page_token: Annotated[str, typer.Option(help="The token a previous page ended with.")] = "",
     address: Address = DEFAULT_ADDRESS,
     token: Token = "",
     fmt: FormatOpt = Format.table,
     output: Output = None,
 ) -> None:
-    """The customer's own requests, newest first."""
-    response = call(address, token, "customers", "ListOwnDataSubjectRequests", subjectId=subject_id)
+    """The customer's own requests, newest first, a page at a time."""
+    response = call(
+        address,
+        token,
+        "customers",
+        "ListOwnDataSubjectRequests",
+        subjectId=subject_id,
+        pageSize=page_size,
+        pageToken=page_token,
+    )
     print_message(response, fmt, output, table=queue_table)
 
 

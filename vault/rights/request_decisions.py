@@ -22,6 +22,7 @@ from vault.context import CallContext
 from vault.errors import FieldViolation, InvalidArgumentError, PermissionDeniedError
 from vault.policy import Action
 from vault.rights.request_base import RequestBase, RequestView
+from vault.rights.request_expiry import RequestExpiry
 from vault.rights.request_states import RequestEvent, RequestKind, RequestState
 from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
@@ -40,6 +41,7 @@ class RequestDesk:
 
     customers: CustomerRequests
     decisions: RequestDecisions
+    expiry: RequestExpiry
 
 
 class RequestDecisions(RequestBase):
@@ -110,9 +112,11 @@ class RequestDecisions(RequestBase):
                 [FieldViolation("reason", f"at most {MAX_DECISION_REASON} characters")]
             )
         event = RequestEvent.APPROVE if approve else RequestEvent.REJECT
-        with self._db.read() as conn:
+        # A write, though it only reads: a keyed call claims its idempotency key here,
+        # before the state is checked, so a retry of a done decision replays it.
+        with self._db.write() as conn:
             row = self._load(conn, call, principal, request_id)
-        self._check(call, row, event)  # before any effect
+            self._check(call, row, event)  # before any effect
         now = self._clock.now()
         changes = {
             "decided_at": to_micros(now),

@@ -39,6 +39,8 @@ from vault.storage import subject_requests as store
 from vault.storage.subject_requests import RequestRow
 
 MAX_OPEN_PER_SUBJECT = 5
+DEFAULT_OWN_PAGE = 20
+MAX_OWN_PAGE = 100
 MAX_CODE_FAILURES = 5
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 _CODE_LENGTH = 10  # 50 bits, single use, short-lived, five tries
@@ -219,6 +221,9 @@ class CustomerRequests(RequestBase):
                 self._auditor.record_in(conn, call)
             else:
                 store.count_failure(conn, row.id)
+                # A keyed call runs in a unit of work its error rolls back: count anyway.
+                failed = row.id
+                self._db.redo_if_rolled_back(lambda c: store.count_failure(c, failed))
                 call.deny("verification code refused", self._policy.version)
                 self._auditor.record_in(conn, call, "INVALID_ARGUMENT")
                 refused = True
@@ -235,12 +240,33 @@ class CustomerRequests(RequestBase):
             self._auditor.record_in(conn, call)
         return self._view(row, for_customer=True)
 
-    def list_own(self, call: CallContext, subject_id: str) -> list[RequestView]:
-        """The subject's requests, newest first, with state, deadline and reason."""
+    def list_own(
+        self, call: CallContext, subject_id: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[RequestView], str]:
+        """The subject's requests, newest first, with state, deadline and reason: one
+        page, and the cursor of the next ("" on the last). The runner seals the cursor
+        into the page token (`vault.api.page_tokens`)."""
         principal = authorize(self._policy, call, Action.REQUEST_READ_OWN)
         call.subject_ids = [subject_id]
+        size = page_size or DEFAULT_OWN_PAGE
+        if not 0 < size <= MAX_OWN_PAGE:
+            raise InvalidArgumentError([FieldViolation("page_size", f"1 to {MAX_OWN_PAGE}")])
+        before = _own_cursor(page_token)
         with self._db.read() as conn:
             load_own_subject(conn, call, principal, subject_id)
-            rows = store.for_subject(conn, subject_id)
+            rows = store.for_subject(conn, subject_id, size + 1, before=before)
+        more = len(rows) > size
+        rows = rows[:size]
         self._auditor.record(call)
-        return [self._view(r, for_customer=True) for r in rows]
+        cursor = f"{rows[-1].created_at}.{rows[-1].id}" if more else ""
+        return [self._view(r, for_customer=True) for r in rows], cursor
+
+
+def _own_cursor(cursor: str) -> tuple[int, str] | None:
+    """(created_at, id) from a cursor `list_own` gave (the runner checked its seal)."""
+    if not cursor:
+        return None
+    created, _, request_id = cursor.partition(".")
+    if not created.isdigit() or not request_id:
+        raise InvalidArgumentError([FieldViolation("page_token", "not a token of this list")])
+    return int(created), request_id

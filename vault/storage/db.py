@@ -230,6 +230,21 @@ class Database:
             raise UnavailableError("database unavailable") from exc
         return bool(busy == 0)
 
+    def redo_if_rolled_back(self, work: Callable[[Connection], None]) -> None:
+        """Call after doing `work` in a write: if that write belongs to a unit of work
+        which then rolls back (its call failed), do `work` again in a transaction of its
+        own once the rollback is done (a wrong verification code counts although its call
+        fails). Outside a unit, the write already committed `work`: nothing to redo."""
+        unit = unit_of_work.current()
+        if unit is None or not unit.begun:
+            return
+
+        def again() -> None:
+            with self.write() as conn:
+                work(conn)
+
+        unit.after_rollback(again)
+
     def after_shred(self) -> None:
         """Call once a transaction that destroyed data keys, digests or tokens has
         committed: scrubs the WAL now (`scrub_wal`) or, if it cannot, leaves it pending

@@ -88,15 +88,23 @@ def get(conn: Connection, request_id: str, *, for_update: bool = False) -> Reque
     return _row(found) if found is not None else None
 
 
-def for_subject(conn: Connection, subject_id: str, limit: int = 100) -> list[RequestRow]:
-    """The subject's requests, newest first."""
+def for_subject(
+    conn: Connection,
+    subject_id: str,
+    limit: int = 100,
+    *,
+    before: tuple[int, str] | None = None,
+) -> list[RequestRow]:
+    """The subject's requests, newest first, from the cursor `before` = (created_at, id)
+    of the last row of the previous page."""
     c = subject_requests.c
-    query = (
-        sa.select(subject_requests)
-        .where(c.subject_id == subject_id)
-        .order_by(c.created_at.desc(), c.id.desc())
-        .limit(limit)
-    )
+    query = sa.select(subject_requests).where(c.subject_id == subject_id)
+    if before is not None:
+        created, last_id = before
+        query = query.where(
+            sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < last_id))
+        )
+    query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
     return [_row(m) for m in conn.execute(query).mappings()]
 
 
@@ -118,6 +126,19 @@ def queue(
             sa.or_(c.deadline_at > deadline, sa.and_(c.deadline_at == deadline, c.id > last_id))
         )
     query = query.order_by(c.deadline_at, c.id).limit(limit)
+    return [_row(m) for m in conn.execute(query).mappings()]
+
+
+def overdue(conn: Connection, state: str, now_us: int, *, limit: int) -> list[RequestRow]:
+    """Requests in `state` whose deadline is before `now_us`, the oldest deadline first
+    (every tenant's: the vault's own background work asks)."""
+    c = subject_requests.c
+    query = (
+        sa.select(subject_requests)
+        .where(c.state == state, c.deadline_at < now_us)
+        .order_by(c.deadline_at, c.id)
+        .limit(limit)
+    )
     return [_row(m) for m in conn.execute(query).mappings()]
 
 

@@ -6,7 +6,9 @@ domain writes anything; every later `write()` is a savepoint in that transaction
 every `read()` reads in it (seeing its own writes). Reads before the first write use
 their own snapshots, as outside a unit. The unit commits when its block ends without an
 error, rolls back otherwise; work registered with `after_commit` (the WAL scrub after a
-shred) runs only once the commit is done.
+shred) runs only once the commit is done, work registered with `after_rollback` (a
+wrong verification code that must count although its call fails) only once the
+rollback is.
 
 The unit lives in a context variable, so it follows the call into the domain without
 any signature changing; one unit is entered by one thread at a time (the call's).
@@ -34,6 +36,7 @@ class UnitOfWork:
         self._stack = ExitStack()
         self._conn: Connection | None = None
         self._after_commit: list[Callable[[], None]] = []
+        self._after_rollback: list[Callable[[], None]] = []
 
     @property
     def begun(self) -> bool:
@@ -51,14 +54,21 @@ class UnitOfWork:
         """Run `work` once the unit has committed (never if it rolls back)."""
         self._after_commit.append(work)
 
+    def after_rollback(self, work: Callable[[], None]) -> None:
+        """Run `work` once the unit has rolled back (never if it commits)."""
+        self._after_rollback.append(work)
+
     def close(self, exc: BaseException | None) -> None:
-        """Commit (`exc` is None) or roll back; then the after-commit work, if committed."""
+        """Commit (`exc` is None) or roll back; then the after-commit or after-rollback
+        work, whichever happened."""
         if exc is None:
             self._stack.close()
             for work in self._after_commit:
                 work()
         else:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            for work in self._after_rollback:
+                work()
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("unit_of_work", default=None)

@@ -34,6 +34,7 @@ _JOB_STEPS = {
     AuditAction.ANONYMIZE_SUBJECT,
     AuditAction.CANCEL_NOTICE,
     AuditAction.ISSUE_DEVELOPMENT_TOKEN,  # the CLI's, not an RPC
+    AuditAction.EXPIRE_DATA_SUBJECT_REQUEST,  # the leader's request-expiry task
 }
 
 

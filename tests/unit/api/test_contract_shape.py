@@ -87,15 +87,7 @@ EXEMPT = {
         "unauthenticated (the code is the credential) and single-use by design"
     ),
 }
-# Merged from the data-subject request workflow (issues 22 and 23) after idempotency
-# keys were added: not keyed yet. Follow-up: give each a request_id and check its flow
-# inside a unit of work (vault.storage.unit_of_work), then move it out of this table.
-PENDING = "not keyed yet (request workflow merged later): follow-up"
 EXEMPT |= {
-    "CustomerAccessService/CreateDataSubjectRequest": PENDING,
-    "CustomerAccessService/VerifyDataSubjectRequest": PENDING,
-    "CustomerAccessService/CancelDataSubjectRequest": PENDING,
-    "RightsService/DecideDataSubjectRequest": PENDING,
     "CustomerAccessService/IssueRequestVerificationCode": (
         "its response is a one-time verification code (a credential), not to be kept"
     ),
@@ -111,14 +103,11 @@ LISTS = {
     "RetentionService/ListLegalHolds",
     "PolicyAdminService/ListPolicyVersions",
     "RightsService/ListDataSubjectRequests",
+    "CustomerAccessService/ListOwnDataSubjectRequests",
     "RetentionService/ListRetentionRuns",
     "EventService/ListEvents",
 }
-UNPAGED = {
-    "CustomerAccessService/ListOwnDataSubjectRequests": (
-        "one customer's own requests (a handful): not paged yet, follow-up"
-    ),
-}
+UNPAGED: dict[str, str] = {}
 """List and search RPCs: page_size and page_token in, next_page_token out."""
 
 STREAMS = {"VaultService/ExportView"}

@@ -74,6 +74,7 @@ DEEDS = {
     "ListDataSubjectRequests": N_("reviewed the requests waiting for an answer"),
     "GetDataSubjectRequest": N_("looked at your request"),
     "DecideDataSubjectRequest": N_("decided on your request"),
+    "ExpireDataSubjectRequest": N_("closed your request: it was not confirmed in time"),
 }
 WHY = {
     "support": N_("to answer your support request"),

@@ -148,7 +148,7 @@ class CustomerAccessServiceServicer:
 
     def ListOwnDataSubjectRequests(self, request, context):
         """The customer's own requests, newest first, with state, deadline and the DPO's
-        reason (permission requests:read_own).
+        reason (permission requests:read_own), one page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

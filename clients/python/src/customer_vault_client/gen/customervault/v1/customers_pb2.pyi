@@ -74,7 +74,7 @@ class GetDormancyNoticeResponse(_message.Message):
     def __init__(self, open: _Optional[bool] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("subject_id", "kind", "proposed_values", "jurisdiction")
+    __slots__ = ("subject_id", "kind", "proposed_values", "jurisdiction", "request_id")
     class ProposedValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,11 +86,13 @@ class CreateDataSubjectRequestRequest(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     PROPOSED_VALUES_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     kind: _requests_pb2.DataSubjectRequestKind
     proposed_values: _containers.ScalarMap[str, str]
     jurisdiction: str
-    def __init__(self, subject_id: _Optional[str] = ..., kind: _Optional[_Union[_requests_pb2.DataSubjectRequestKind, str]] = ..., proposed_values: _Optional[_Mapping[str, str]] = ..., jurisdiction: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., kind: _Optional[_Union[_requests_pb2.DataSubjectRequestKind, str]] = ..., proposed_values: _Optional[_Mapping[str, str]] = ..., jurisdiction: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)
@@ -113,12 +115,14 @@ class IssueRequestVerificationCodeResponse(_message.Message):
     def __init__(self, code: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class VerifyDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("data_subject_request_id", "code")
+    __slots__ = ("data_subject_request_id", "code", "request_id")
     DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     data_subject_request_id: str
     code: str
-    def __init__(self, data_subject_request_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, data_subject_request_id: _Optional[str] = ..., code: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class VerifyDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)
@@ -127,22 +131,30 @@ class VerifyDataSubjectRequestResponse(_message.Message):
     def __init__(self, request: _Optional[_Union[_requests_pb2.DataSubjectRequest, _Mapping]] = ...) -> None: ...
 
 class ListOwnDataSubjectRequestsRequest(_message.Message):
-    __slots__ = ("subject_id",)
+    __slots__ = ("subject_id", "page_size", "page_token")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
-    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, subject_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListOwnDataSubjectRequestsResponse(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "next_page_token")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[_requests_pb2.DataSubjectRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[_requests_pb2.DataSubjectRequest, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[_requests_pb2.DataSubjectRequest, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("data_subject_request_id",)
+    __slots__ = ("data_subject_request_id", "request_id")
     DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     data_subject_request_id: str
-    def __init__(self, data_subject_request_id: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, data_subject_request_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CancelDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)

@@ -73,7 +73,7 @@ class CustomerAccessServiceStub:
     """
     ListOwnDataSubjectRequests: _grpc.UnaryUnaryMultiCallable[_customers_pb2.ListOwnDataSubjectRequestsRequest, _customers_pb2.ListOwnDataSubjectRequestsResponse]
     """The customer's own requests, newest first, with state, deadline and the DPO's
-    reason (permission requests:read_own).
+    reason (permission requests:read_own), one page at a time.
     """
     CancelDataSubjectRequest: _grpc.UnaryUnaryMultiCallable[_customers_pb2.CancelDataSubjectRequestRequest, _customers_pb2.CancelDataSubjectRequestResponse]
     """The customer withdraws a request not decided yet (permission requests:submit)."""
@@ -116,7 +116,7 @@ class CustomerAccessServiceAsyncStub(CustomerAccessServiceStub):
     """
     ListOwnDataSubjectRequests: _aio.UnaryUnaryMultiCallable[_customers_pb2.ListOwnDataSubjectRequestsRequest, _customers_pb2.ListOwnDataSubjectRequestsResponse]  # type: ignore[assignment]
     """The customer's own requests, newest first, with state, deadline and the DPO's
-    reason (permission requests:read_own).
+    reason (permission requests:read_own), one page at a time.
     """
     CancelDataSubjectRequest: _aio.UnaryUnaryMultiCallable[_customers_pb2.CancelDataSubjectRequestRequest, _customers_pb2.CancelDataSubjectRequestResponse]  # type: ignore[assignment]
     """The customer withdraws a request not decided yet (permission requests:submit)."""
@@ -204,7 +204,7 @@ class CustomerAccessServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_customers_pb2.ListOwnDataSubjectRequestsResponse, _abc.Awaitable[_customers_pb2.ListOwnDataSubjectRequestsResponse]]:
         """The customer's own requests, newest first, with state, deadline and the DPO's
-        reason (permission requests:read_own).
+        reason (permission requests:read_own), one page at a time.
         """
 
     @_abc_1.abstractmethod

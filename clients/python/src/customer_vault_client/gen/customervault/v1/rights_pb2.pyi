@@ -143,14 +143,16 @@ class GetDataSubjectRequestResponse(_message.Message):
     def __init__(self, request: _Optional[_Union[_requests_pb2.DataSubjectRequest, _Mapping]] = ...) -> None: ...
 
 class DecideDataSubjectRequestRequest(_message.Message):
-    __slots__ = ("data_subject_request_id", "decision", "reason")
+    __slots__ = ("data_subject_request_id", "decision", "reason", "request_id")
     DATA_SUBJECT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     data_subject_request_id: str
     decision: DataSubjectRequestDecision
     reason: str
-    def __init__(self, data_subject_request_id: _Optional[str] = ..., decision: _Optional[_Union[DataSubjectRequestDecision, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, data_subject_request_id: _Optional[str] = ..., decision: _Optional[_Union[DataSubjectRequestDecision, str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DecideDataSubjectRequestResponse(_message.Message):
     __slots__ = ("request",)
