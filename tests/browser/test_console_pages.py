@@ -209,11 +209,13 @@ def test_chart_bars_open_the_search_they_count(console: Console, page: Any) -> N
     assert "support_agent" in denials.inner_text()
     count = int(denials.locator(".bar-count").inner_text())
     denials.click()
+    page.wait_for_load_state()  # the click starts the navigation; count what it loads
     assert "decision=deny" in page.url and "role=support_agent" in page.url
     assert page.locator(".result.deny").count() == count == 2
     assert page.locator(".result.allow").count() == 0
     page.goto(console.url + "/console/?days=1")
     page.locator("figure", has_text="Decisions").locator("svg a").first.click()
+    page.wait_for_load_state()
     assert "since=" in page.url and "until=" in page.url and "decision=" in page.url
     assert page.locator(".result").count() >= 1
     screenshot(page, "13-search-from-chart")
