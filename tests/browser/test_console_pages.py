@@ -125,6 +125,7 @@ def test_run_a_verification_and_see_a_failure_explained(console: Console, page: 
     assert "No witnesses configured" in page.content()
     assert "Signed by the log's key" in page.content()
     page.get_by_role("button", name="Run verification").click()
+    page.wait_for_load_state()  # the verdict streams in; wait for the end
     assert "The log verified" in page.locator("div.verdict").inner_text()
     steps = page.locator(".progress-log li").all_inner_texts()
     assert steps[0] == "Verification started by dpo-1."
@@ -150,6 +151,7 @@ def test_run_a_verification_and_see_a_failure_explained(console: Console, page: 
             {"e": forged, "id": row.id},
         )
     page.get_by_role("button", name="Run verification").click()
+    page.wait_for_load_state()  # the verdict streams in; wait for the end
     verdict = page.locator("div.verdict").inner_text()
     assert "FAILED verification" in verdict and "first bad position is 3" in verdict
     assert page.get_by_role("heading", name="When verification fails").is_visible()

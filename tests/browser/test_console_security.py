@@ -229,6 +229,7 @@ def test_no_personal_data_in_the_consoles_logs(
         page.goto(console.url + path)
     page.goto(console.url + "/console/integrity")
     page.get_by_role("button", name="Run verification").click()
+    page.wait_for_load_state()  # the verdict streams in; wait for the end
     text = "\n".join(record.getMessage() for record in caplog.records).lower()
     assert "get /console/subjects/" + ada in text  # the console did log its requests
     for record in (ADA, GRACE):
@@ -293,6 +294,7 @@ def test_an_administrator_sees_retention_but_no_audit_entries(console: Console, 
     page.goto(console.url + "/console/integrity")
     assert "does not let your roles read the checkpoint (audit:read)" in page.content()
     page.get_by_role("button", name="Run verification").click()  # audit:verify, not read
+    page.wait_for_load_state()  # the verdict streams in; wait for the end
     assert "The log verified" in page.locator("div.verdict").inner_text()
 
 
