@@ -95,7 +95,7 @@ catalogs: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --omit-header -o vault/web/locale/messages.pot .
 	$(VENV)/bin/pybabel update -i vault/web/locale/messages.pot -d vault/web/locale --no-fuzzy-matching
 
-## Regenerate vault/api/gen from protos/ (never edit the generated files by hand)
+## Regenerate the generated code (customer_vault_client.gen, the TypeScript protos) from protos/ (never edit the generated files by hand)
 protos: $(STAMP)
 	$(PY) scripts/gen_protos.py
 

@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from procs import vault_server
 from vault_grpc import Created, _batch_requests, _get_request, issue_tokens
 from workload import records
-
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 
 
 def _client(

@@ -18,11 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from report import Results
 
 from vault import key_custody
 from vault.api import convert
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.app import VaultApp
 from vault.clock import to_micros
 from vault.config import Settings

@@ -27,7 +27,7 @@ _REPO = str(Path(__file__).resolve().parents[1]) + "/"
 _STDLIB = re.compile(r"^.*/lib/python3\.\d+/")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*)(?::\d+)?\)$")
 LAYERS = (
-    ("vault/api/gen", "protobuf generated code"),
+    ("customer_vault_client/gen", "protobuf generated code"),
     ("vault/api/", "vault transport (servicer, interceptors, convert)"),
     ("vault/identity", "vault authentication (JWT)"),
     ("vault/policy", "vault policy"),
@@ -141,7 +141,7 @@ def summarize(raw: Path, top: int = 15) -> dict[str, Any]:
         self_time[f"{func} ({_short(file)})"] += count
         seen = set()
         for func, file in frames:
-            if ("vault/" in file or "/audit/" in file) and "vault/api/gen" not in file:
+            if ("vault/" in file or "/audit/" in file) and "customer_vault_client/gen" not in file:
                 key = f"{func} ({_short(file)})"
                 if key not in seen:
                     seen.add(key)

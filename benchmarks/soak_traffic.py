@@ -19,13 +19,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from customer_vault_client.gen.customervault.v1 import audit_pb2 as apb
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from workload import FIELD_NAMES, TIERS, records
 
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import audit_pb2 as apb
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 OK = "OK"
 BATCH_SIZE = 20

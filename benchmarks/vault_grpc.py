@@ -20,13 +20,12 @@ from pathlib import Path
 
 import grpc
 import grpc_load
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from echo_server import METHOD
 from floor_server import METHOD as FLOOR_METHOD
 from procs import ServerProcess, vault_cli
 from report import Results
-
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 
 GROUP = "vault over gRPC"
 GROUP_ECHO = "baseline: bare grpcio echo"

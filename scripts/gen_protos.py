@@ -4,11 +4,11 @@
     python scripts/gen_protos.py --check  # exit 1 when the committed code is stale
     python scripts/gen_protos.py --check-vendored  # buf's copy of googleapis = protoc's
 
-Three targets, each checked by `--check` so none drifts from protos/:
+Two targets, each checked by `--check` so neither drifts from protos/:
 
-- vault/api/gen: the server's modules;
-- clients/python/src/customer_vault_client/gen: the slim Python client's own copy (the
-  client distribution must not import the server package);
+- clients/python/src/customer_vault_client/gen: the one Python copy. It lives in the slim
+  client's distribution (which must not import the server package), and the server
+  imports it from there (only `vault.api` may: .importlinter);
 - clients/typescript/proto: the .proto files themselves (and google/rpc's), which the
   TypeScript client loads at run time and types with proto-loader-gen-types at build.
 
@@ -37,7 +37,6 @@ VENDORED = PROTO_ROOT / "google"
 CLIENT_SRC = REPO / "clients" / "python" / "src"
 PYTHON_TARGETS = {
     # out directory: the package the generated modules live in
-    REPO / "vault" / "api" / "gen": "vault.api.gen",
     CLIENT_SRC / "customer_vault_client" / "gen": "customer_vault_client.gen",
 }
 TS_PROTOS = REPO / "clients" / "typescript" / "proto"

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import retention_pb2, rights_pb2
 
 from tests.data import ADA, GRACE
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import retention_pb2, rights_pb2
 from vault.testing import RunningVault
 
 PEOPLE: dict[str, dict[str, Any]] = {

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+
 from tests.browser.conftest import Console, axe_violations, screenshot
 from tests.integration.consent_support import MARKETER, grant
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
 
@@ -110,7 +111,7 @@ def test_a_gpc_signal_is_recorded_as_an_opt_out_of_all_sharing(
     finally:
         context.close()
     consent = console.vault.client()
-    from vault.api.gen.customervault.v1 import consent_pb2 as cpb
+    from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
 
     events = consent.call(
         consent.consent, "ListConsentEvents", cpb.ListConsentEventsRequest(subject_id=ada)

@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+
 from tests.browser.conftest import axe_violations, screenshot, serving_console
 from tests.integration.retention.helpers import (
     DEFAULT_DAYS,
@@ -15,7 +17,6 @@ from tests.integration.retention.helpers import (
     customer,
     retention_vault,
 )
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
 from vault.storage import subjects
 from vault.subject import SubjectState
 from vault.web import WebSettings

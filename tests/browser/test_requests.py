@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as req
 
 from tests.browser.conftest import Console, axe_violations, screenshot, sign_in
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
-from vault.api.gen.customervault.v1 import requests_pb2 as req
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
 REQUEST_ID = re.compile(r"DSR-\d{8}-[A-Z2-7]{10}")

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.protobuf import timestamp_pb2
 
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 SERVICE: dict[str, Any] = {"principal": "order-service", "roles": ("service",)}
 MARKETER: dict[str, Any] = {

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from sqlalchemy.engine import make_url
 
 import audit
 from tests import pii_watch
 from vault import testing
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.clock import Clock
 from vault.config import Settings
 from vault.storage import migrate

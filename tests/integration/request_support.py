@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as req
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
-from vault.api.gen.customervault.v1 import requests_pb2 as req
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
 OFFICER: dict[str, Any] = {"principal": "officer-1", "roles": ("compliance_officer",)}

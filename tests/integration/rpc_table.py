@@ -10,12 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
-
-import audit
-from tests.data import ADA, ADMIN, DPO, FRAUD, SERVICE
-from tests.integration.harness import RunningVault
-from vault.api.gen.customervault.v1 import (
+from customer_vault_client.gen.customervault.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     audit_pb2,
@@ -34,6 +29,11 @@ from vault.api.gen.customervault.v1 import (
     vault_pb2,
     vault_pb2_grpc,
 )
+from google.protobuf.message import Message
+
+import audit
+from tests.data import ADA, ADMIN, DPO, FRAUD, SERVICE
+from tests.integration.harness import RunningVault
 
 Build = Callable[[dict[str, str]], Message]
 

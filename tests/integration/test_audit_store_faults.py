@@ -11,13 +11,13 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 from tests.data import ADA, DPO, FRAUD
 from tests.integration.audit_faults import audit_store_refusing
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.retention.helpers import verify_audit_log
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 PURPOSE = "data_subject_request"
 

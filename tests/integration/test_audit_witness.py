@@ -18,6 +18,7 @@ from typing import TypeVar
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import audit_pb2, audit_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import audit
@@ -25,7 +26,6 @@ from audit.merkle import CompactRange
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.witnessing import WITNESS_NAME, WitnessProcess, witness_process
 from vault import key_custody
-from vault.api.gen.customervault.v1 import audit_pb2, audit_pb2_grpc
 from vault.config import WitnessSettings
 
 COMPLIANCE = {"principal": "compliance-1", "roles": ("compliance_officer",)}

@@ -110,7 +110,7 @@ def test_consent_and_rights_commands_round_trip(sqlite_vault: RunningVault, tmp_
 def test_verify_package_accepts_the_signed_access_package_and_refuses_an_edit(
     vault: RunningVault, tmp_path: Path
 ) -> None:
-    from vault.api.gen.customervault.v1 import rights_pb2
+    from customer_vault_client.gen.customervault.v1 import rights_pb2
 
     subject = vault.client().create(ADA).subject_id
     dpo = vault.client(**DPO)

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
 
 import audit
 from tests.data import ADA, DPO
@@ -23,7 +24,6 @@ from tests.integration.consent_support import (
 )
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.context import CallContext
 from vault.principal import Principal
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
 
 import audit
 from tests.data import ADA, DPO
@@ -25,7 +26,6 @@ from tests.integration.consent_support import (
 )
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 
 MISSING = "sub_" + "a" * 26
 

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
 from typer.testing import CliRunner
 
 from tests.data import ADA
 from tests.integration.consent_support import grant, ledger_rows, receipt_rows, source
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
 from vault.cli.consent import consent_app
 from vault.consent.receipts import ReceiptError, verify_document
 from vault.crypto import generate_ed25519_keypair

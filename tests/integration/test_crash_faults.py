@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import rights_pb2
 
 import audit
 from tests.integration.serving import clean_env, serving, token_for
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import rights_pb2
 from vault.storage.db import create_engine
 
 pytestmark = pytest.mark.slow

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
 
 import audit
 from tests.data import ADA, GRACE
 from tests.integration.consent_support import MARKETER, SERVICE, MovableClock, grant, source
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 from vault.principal import Principal
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
@@ -238,7 +238,7 @@ def test_a_customer_grants_and_withdraws_its_own_consent(vault: RunningVault) ->
 
 
 def test_a_customer_reads_its_own_history_by_team_and_no_one_elses(vault: RunningVault) -> None:
-    from vault.api.gen.customervault.v1 import audit_pb2 as apb
+    from customer_vault_client.gen.customervault.v1 import audit_pb2 as apb
 
     service = vault.client(**SERVICE)
     ada = service.create(ADA).subject_id

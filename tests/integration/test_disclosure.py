@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 from tests.data import ADA, DPO, FRAUD
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 AGENT = {"principal": "agent-1", "roles": ("support_agent",), "clearance": "1"}
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import rights_pb2_grpc, vault_pb2_grpc
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -17,9 +20,6 @@ from grpc_status import rpc_status
 from tests.data import ADA, DPO, SERVICE
 from tests.integration.audit_faults import audit_store_refusing
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import rights_pb2_grpc, vault_pb2_grpc
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 PURPOSE = "data_subject_request"
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
+from customer_vault_client.gen.customervault.v1 import events_pb2 as epb
 
 import audit
 from tests.data import PII, SECRETS
@@ -26,8 +28,6 @@ from tests.integration.retention.helpers import (
     retention_vault,
 )
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.api.gen.customervault.v1 import events_pb2 as epb
 from vault.clock import to_micros
 from vault.event_kinds import EventKind, check_facts
 from vault.storage import events as outbox

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -24,7 +25,6 @@ from hypothesis import strategies as st
 from tests.data import ADA, ADMIN
 from tests.integration.harness import RunningVault, raw_stub
 from tests.integration.rpc_table import CASES, SERVICES, Case, caller
-from vault.api.gen.customervault.v1 import retention_pb2, retention_pb2_grpc, vault_pb2
 from vault.api.interceptors import CREDENTIAL_EXCHANGE
 from vault.fields.spec import FIELD_NAME
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -28,8 +30,6 @@ import audit
 from tests.data import ADA, GRACE
 from tests.integration.consent_support import AGENT, MovableClock
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 
 SERVICE = {"principal": "order-service", "roles": ("service",)}
 

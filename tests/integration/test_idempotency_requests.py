@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
 from google.protobuf.message import Message
 
 from tests.data import ADA, DPO
@@ -27,8 +29,6 @@ from tests.integration.request_support import (
     verification_code,
 )
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
 
 
 def _twice(client: VaultClient, stub: object, method: str, request: Message) -> Message:

@@ -11,13 +11,13 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from typer.testing import CliRunner
 
 from tests.data import ADA
 from tests.integration.harness import RunningVault
 from vault import key_custody as keys
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.background import PeriodicTask
 from vault.cli.main import app as cli_app
 from vault.crypto import LocalKeyFileProvider

@@ -15,13 +15,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from typer.testing import CliRunner
 
 import audit
 from tests.data import ADA
 from tests.integration.harness import RunningVault, raw_stub, running_vault, settings_for
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.cli.main import app
 from vault.crypto import certificate_thumbprint
 from vault.principal import Principal

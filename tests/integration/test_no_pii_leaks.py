@@ -8,12 +8,12 @@ import logging
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from grpc_status import rpc_status
 
 from tests.data import DPO, PII, SECRETS
 from tests.integration.harness import RunningVault, raw_stub
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 
 def _leaks(text: str) -> list[str]:

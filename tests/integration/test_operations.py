@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import rights_pb2
 
 import audit
 from tests.data import ADA, DPO
@@ -38,7 +39,6 @@ from tests.integration.serving import (
 )
 from vault import key_custody
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import rights_pb2
 from vault.app import VaultApp
 from vault.clock import to_micros
 from vault.config import Settings

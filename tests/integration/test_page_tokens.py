@@ -8,6 +8,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
+from customer_vault_client.gen.customervault.v1 import (
+    consent_pb2_grpc,
+    retention_pb2_grpc,
+    vault_pb2_grpc,
+)
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -15,10 +23,6 @@ import audit
 from tests.data import ADA, ADMIN, DPO, GRACE, SERVICE
 from tests.integration.consent_support import source
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.api.gen.customervault.v1 import consent_pb2_grpc, retention_pb2_grpc, vault_pb2_grpc
-from vault.api.gen.customervault.v1 import retention_pb2 as rpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 Auth = tuple[tuple[str, str], ...]
 PURPOSES = ["marketing", "personalization", "sharing"]

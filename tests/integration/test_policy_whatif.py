@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import Result
+from customer_vault_client.gen.customervault.v1 import admin_pb2, audit_pb2
 from google.protobuf.message import Message
 from typer.testing import CliRunner
 
@@ -20,7 +21,6 @@ from tests.data import ADA, ADMIN, DPO, GRACE
 from tests.integration.consent_support import AGENT, ANALYST, MARKETER, grant, withdraw
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import admin_pb2, audit_pb2
 from vault.cli.main import app
 from vault.policy import PolicyEngine
 from vault.policy.model_config import parse_model

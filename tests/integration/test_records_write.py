@@ -7,6 +7,7 @@ import hashlib
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -14,7 +15,6 @@ from tests.data import ADA, GRACE
 from tests.integration.harness import RunningVault, raw_stub, shreddable_copies
 from tests.raw_files import database_files_holding
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 
 def _count(vault: RunningVault, table: str) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as req
 
 from tests.data import ADA, DPO, GRACE
 from tests.integration.consent_support import SERVICE
@@ -28,7 +29,6 @@ from tests.integration.request_support import (
     verify_request,
 )
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import requests_pb2 as req
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
 
 import audit
 from tests.data import ADA
@@ -17,7 +18,6 @@ from tests.integration.consent_support import SERVICE, MovableClock
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from tests.integration.request_support import ERASURE, RESTRICTION, customer_client
 from tests.integration.request_support import verification_code as code_for
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
 from vault.rights.request_expiry import EXPIRY_PRINCIPAL
 
 

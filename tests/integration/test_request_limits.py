@@ -18,12 +18,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tests.data import ADA
 from tests.integration.serving import ServeProcess, clean_env, serving, token_for
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 MIB = 1024 * 1024
 GROWTH_BOUND = 200 * MIB

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as req
 from typer.testing import CliRunner
 
 from tests.data import ADA, DPO
 from tests.integration.harness import RunningVault
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
-from vault.api.gen.customervault.v1 import requests_pb2 as req
 from vault.cli.main import app
 
 

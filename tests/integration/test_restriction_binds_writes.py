@@ -14,6 +14,10 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as cpb
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as tpb
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.protobuf.message import Message
 
 import audit
@@ -21,10 +25,6 @@ from tests.data import ADA, DPO, SERVICE
 from tests.integration.consent_support import source
 from tests.integration.harness import RunningVault
 from tests.integration.rpc_table import SERVICES
-from vault.api.gen.customervault.v1 import consent_pb2 as cpb
-from vault.api.gen.customervault.v1 import retention_pb2 as tpb
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 LEAD = {"principal": "lead-1", "roles": ("support_lead",), "clearance": "3"}
 AGENT = {"principal": "agent-1", "roles": ("support_agent",), "clearance": "2"}

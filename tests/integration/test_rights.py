@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 import audit
 from tests.data import ADA, DPO
 from tests.integration.consent_support import AGENT, MARKETER, SERVICE, grant
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 ADMIN: dict[str, Any] = {"principal": "ops-1", "roles": ("admin",)}
 

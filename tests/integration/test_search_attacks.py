@@ -15,14 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 import audit
 from tests.data import ADA, DPO
 from tests.integration.consent_support import MARKETER, MovableClock, grant, opt_out
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.context import CallContext
 from vault.crypto import new_subject_id
 from vault.principal import Principal

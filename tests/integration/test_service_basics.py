@@ -14,13 +14,13 @@ import grpc
 import jwt
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
 from tests.integration.harness import RunningVault, raw_stub
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.clock import SystemClock
 from vault.crypto import generate_ed25519_keypair
 from vault.identity import TokenIssuer

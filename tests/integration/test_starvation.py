@@ -19,13 +19,13 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.data import ADA
 from tests.integration.harness import RunningVault, running_vault, settings_for
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 
 WORKERS = 8
 PRINCIPALS = 6

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 import audit
 from tests.data import ADA, DPO
 from tests.integration.harness import RunningVault, running_vault, settings_for
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 FRAUD = {"principal": "fraud-1", "roles": ("fraud_analyst",), "clearance": "3"}
 MUST_SAY_WHY = ("justification", "must say why")

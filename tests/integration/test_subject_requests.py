@@ -13,6 +13,12 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
+from customer_vault_client.gen.customervault.v1 import events_pb2 as epb
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as req
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as retpb
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import rights_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -37,12 +43,6 @@ from tests.integration.request_support import (
     verify_request,
 )
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import customers_pb2 as cus
-from vault.api.gen.customervault.v1 import events_pb2 as epb
-from vault.api.gen.customervault.v1 import requests_pb2 as req
-from vault.api.gen.customervault.v1 import retention_pb2 as retpb
-from vault.api.gen.customervault.v1 import rights_pb2 as rpb
-from vault.api.gen.customervault.v1 import rights_pb2_grpc
 from vault.principal import Principal
 from vault.testing import token_issuer
 

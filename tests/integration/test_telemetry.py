@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -25,7 +26,6 @@ from tests.integration.harness import RunningVault, raw_stub, running_vault, set
 from tests.pii_watch import span_text, value_text
 from vault import telemetry
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.config import Settings
 from vault.crypto import LocalKeyFileProvider
 

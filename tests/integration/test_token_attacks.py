@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 import audit
 from tests.data import ADA
 from tests.integration.consent_support import grant, opt_out
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 
 FRAUD = {"principal": "fraud-1", "roles": ("fraud_analyst",), "clearance": "3"}
 AGENT = {"principal": "agent-1", "roles": ("support_agent",), "clearance": "3"}

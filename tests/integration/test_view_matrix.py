@@ -12,12 +12,12 @@ import itertools
 from datetime import timedelta
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 from tests.data import PURPOSES, READ_GRANTS, ROLES, VIEWS
 from tests.integration.consent_support import grant
 from tests.integration.harness import RunningVault
 from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.principal import Principal
 
 SUBJECT = {

@@ -16,6 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.data import ADA, DPO
@@ -23,8 +25,6 @@ from tests.integration.harness import running_vault, settings_for
 from tests.integration.retention.helpers import verify_audit_log_at
 from tests.integration.serving import ServeProcess, clean_env, serving, token_for
 from vault.api.client import VaultClient
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.config import Settings
 from vault.storage.db import create_engine
 

@@ -122,10 +122,10 @@ def secret_looking_comparisons() -> set[tuple[str, str]]:
     found = set()
     for package in ("vault", "audit"):
         for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            # (the generated code lives in clients/python, outside these packages)
             relative = path.relative_to(REPO_ROOT).as_posix()
-            if not relative.startswith("vault/api/gen/"):
-                source = path.read_text(encoding="utf-8")
-                found |= {(relative, text) for text in comparisons_in(source)}
+            source = path.read_text(encoding="utf-8")
+            found |= {(relative, text) for text in comparisons_in(source)}
     return found
 
 

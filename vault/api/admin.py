@@ -7,11 +7,11 @@ from __future__ import annotations
 from types import MappingProxyType
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import admin_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import admin_pb2_grpc
 
 from vault.access.guard import authorize
 from vault.api.convert import when
-from vault.api.gen.customervault.v1 import admin_pb2 as pb
-from vault.api.gen.customervault.v1 import admin_pb2_grpc
 from vault.api.whatif_messages import simulation_message, versions_message
 from vault.context import require_call
 from vault.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError

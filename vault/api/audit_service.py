@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import audit_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import audit_pb2_grpc
 from google.protobuf import timestamp_pb2
 from sqlalchemy.engine import Engine
 
@@ -21,8 +23,6 @@ from audit.query import MAX_PAGE_SIZE
 from audit.witness import WitnessClient, WitnessUnavailableError
 from vault.access.guard import authorize
 from vault.api.convert import timestamp, when
-from vault.api.gen.customervault.v1 import audit_pb2 as pb
-from vault.api.gen.customervault.v1 import audit_pb2_grpc
 from vault.api.whatif_messages import explanation_message
 from vault.context import require_call
 from vault.errors import (

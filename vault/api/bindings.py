@@ -10,17 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
-
-import audit
-from audit.witness import WitnessClient
-from vault.api.admin import PolicyAdminServicer
-from vault.api.audit_service import AuditServicer
-from vault.api.consent_service import ConsentServicer
-from vault.api.customers_service import CustomerAccessServicer
-from vault.api.errors import MAX_VIOLATIONS
-from vault.api.events_service import EventServicer
-from vault.api.gen.customervault.v1 import (
+from customer_vault_client.gen.customervault.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     audit_pb2,
@@ -38,6 +28,16 @@ from vault.api.gen.customervault.v1 import (
     vault_pb2,
     vault_pb2_grpc,
 )
+from sqlalchemy.engine import Engine
+
+import audit
+from audit.witness import WitnessClient
+from vault.api.admin import PolicyAdminServicer
+from vault.api.audit_service import AuditServicer
+from vault.api.consent_service import ConsentServicer
+from vault.api.customers_service import CustomerAccessServicer
+from vault.api.errors import MAX_VIOLATIONS
+from vault.api.events_service import EventServicer
 from vault.api.interceptors import AuditStage, AuthenticationStage, Stage
 from vault.api.retention_service import RetentionServicer
 from vault.api.rights_service import RightsServicer

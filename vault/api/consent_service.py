@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import consent_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import consent_pb2_grpc
 
 from vault.api.convert import timestamp, when
-from vault.api.gen.customervault.v1 import consent_pb2 as pb
-from vault.api.gen.customervault.v1 import consent_pb2_grpc
 from vault.consent.checks import ConsentRequest
 from vault.consent.models import Channel, ConsentAction, ConsentChange, ConsentEvent
 from vault.consent.service import ConsentService

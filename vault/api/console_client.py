@@ -14,12 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from google.protobuf import json_format, timestamp_pb2
-from google.protobuf.message import Message
-
-import audit
-from vault.api.client import VaultClient, VaultClientError
-from vault.api.gen.customervault.v1 import (
+from customer_vault_client.gen.customervault.v1 import (
     admin_pb2,
     audit_pb2,
     consent_pb2,
@@ -27,6 +22,11 @@ from vault.api.gen.customervault.v1 import (
     retention_pb2,
     rights_pb2,
 )
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.message import Message
+
+import audit
+from vault.api.client import VaultClient, VaultClientError
 from vault.api.request_client import MyRequests, RequestInfo, RequestQueue
 
 __all__ = [

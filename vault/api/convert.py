@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from google.protobuf import timestamp_pb2
 
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.errors import FieldViolation, InvalidArgumentError
 from vault.records.rendering import DisclosedField, Disclosure, SubjectView
 from vault.subject import SubjectMeta, SubjectState

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import customers_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import customers_pb2_grpc
 
 from vault.api import request_convert
 from vault.api.convert import timestamp
-from vault.api.gen.customervault.v1 import customers_pb2 as pb
-from vault.api.gen.customervault.v1 import customers_pb2_grpc
 from vault.context import require_call
 from vault.rights.customer_access import CustomerAccess
 from vault.rights.requests import CustomerRequests

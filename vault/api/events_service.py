@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import cast
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import events_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import events_pb2_grpc
 
 from vault.api.convert import timestamp
-from vault.api.gen.customervault.v1 import events_pb2 as pb
-from vault.api.gen.customervault.v1 import events_pb2_grpc
 from vault.clock import from_micros
 from vault.context import require_call
 from vault.errors import FieldViolation, InvalidArgumentError

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from customer_vault_client.gen.customervault.v1 import customers_pb2, requests_pb2, rights_pb2
 from google.protobuf import timestamp_pb2
 
 from vault.api.client import VaultClient
-from vault.api.gen.customervault.v1 import customers_pb2, requests_pb2, rights_pb2
 from vault.api.request_convert import KIND_FROM_PB, STATE_FROM_PB
 
 _KIND_TO_PB = {name: number for number, name in KIND_FROM_PB.items()}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from customer_vault_client.gen.customervault.v1 import requests_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import rights_pb2
+
 from vault.api.convert import timestamp
-from vault.api.gen.customervault.v1 import requests_pb2 as pb
-from vault.api.gen.customervault.v1 import rights_pb2
 from vault.rights.request_base import RequestView
 from vault.rights.request_states import RequestKind, RequestState
 

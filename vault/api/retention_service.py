@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import retention_pb2_grpc
 
 from vault.api.convert import timestamp
-from vault.api.gen.customervault.v1 import retention_pb2 as pb
-from vault.api.gen.customervault.v1 import retention_pb2_grpc
 from vault.clock import from_micros
 from vault.context import require_call
 from vault.retention.report import KAnonymity, Outcome

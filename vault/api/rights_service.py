@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import rights_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import rights_pb2_grpc
 
 from vault.api import convert, request_convert
-from vault.api.gen.customervault.v1 import rights_pb2 as pb
-from vault.api.gen.customervault.v1 import rights_pb2_grpc
 from vault.context import require_call
 from vault.errors import FieldViolation, InvalidArgumentError
 from vault.rights.request_decisions import RequestDecisions

@@ -20,10 +20,10 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import vault_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from vault.api.gen.customervault.v1 import vault_pb2
 from vault.api.idempotency import Idempotency
 from vault.api.interceptors import Stage
 from vault.api.limits import CallLimits

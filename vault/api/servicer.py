@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 
 from vault.api import convert
 from vault.api.errors import MAX_VIOLATIONS, rich_status
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
-from vault.api.gen.customervault.v1 import vault_pb2_grpc
 from vault.context import require_call
 from vault.errors import FieldViolation, InvalidArgumentError
 from vault.records.disclosure import Disclosed, DisclosureService, TokenKind

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from customer_vault_client.gen.customervault.v1 import admin_pb2, audit_pb2
 from google.protobuf import timestamp_pb2
 
-from vault.api.gen.customervault.v1 import admin_pb2, audit_pb2
 from vault.storage.policy_versions import StoredVersion
 from vault.whatif.changes import ChangeKind
 from vault.whatif.explain import Explanation, Outcome

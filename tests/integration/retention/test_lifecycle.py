@@ -9,6 +9,9 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as rpb
+from customer_vault_client.gen.customervault.v1 import rights_pb2
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 
 from tests.data import DPO
 from tests.integration.harness import RunningVault
@@ -26,9 +29,6 @@ from tests.integration.retention.helpers import (
     verify_audit_log,
 )
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import retention_pb2 as rpb
-from vault.api.gen.customervault.v1 import rights_pb2
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.retention.report import Outcome
 
 NOTICE_AT = timedelta(days=DEFAULT_DAYS - NOTICE_DAYS + 1)

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from sqlalchemy.engine import Engine
 
 from tests.integration.harness import shreddable_copies
@@ -28,7 +29,6 @@ from tests.integration.retention.helpers import (
     verify_audit_log,
 )
 from tests.raw_files import database_files_holding
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.fields.dictionary import DataDictionary
 from vault.retention.report import Outcome
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as rpb
 
 from tests.integration.harness import RunningVault
 from tests.integration.retention.helpers import (
@@ -21,7 +22,6 @@ from tests.integration.retention.helpers import (
     retention_vault,
 )
 from vault.api.client import VaultClientError
-from vault.api.gen.customervault.v1 import retention_pb2 as rpb
 from vault.storage.retention_tables import runs
 
 

@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from customer_vault_client.gen.customervault.v1 import retention_pb2 as rpb
+
 from tests.integration.harness import RunningVault
 from tests.integration.retention.helpers import (
     DEFAULT_DAYS,
@@ -20,7 +22,6 @@ from tests.integration.retention.helpers import (
     scalar,
     verify_audit_log,
 )
-from vault.api.gen.customervault.v1 import retention_pb2 as rpb
 from vault.records.cipher import RecordCipher
 from vault.retention.anonymizer import Anonymizer
 from vault.retention.batches import RetentionBatchRunner

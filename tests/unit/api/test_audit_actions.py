@@ -2,9 +2,7 @@
 the retention job's steps and the CLI's development token issue."""
 
 import pytest
-from grpc_reflection.v1alpha import reflection_pb2
-
-from vault.api.gen.customervault.v1 import (
+from customer_vault_client.gen.customervault.v1 import (
     admin_pb2,
     audit_pb2,
     consent_pb2,
@@ -14,6 +12,8 @@ from vault.api.gen.customervault.v1 import (
     rights_pb2,
     vault_pb2,
 )
+from grpc_reflection.v1alpha import reflection_pb2
+
 from vault.audit_actions import AuditAction
 from vault.context import CallContext
 

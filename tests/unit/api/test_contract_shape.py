@@ -9,9 +9,7 @@ the other.
 
 from __future__ import annotations
 
-from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
-
-from vault.api.gen.customervault.v1 import (
+from customer_vault_client.gen.customervault.v1 import (
     admin_pb2,
     audit_pb2,
     consent_pb2,
@@ -21,6 +19,7 @@ from vault.api.gen.customervault.v1 import (
     rights_pb2,
     vault_pb2,
 )
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 
 MODULES = (
     admin_pb2,

@@ -6,11 +6,11 @@ import contextlib
 from types import MappingProxyType
 
 import pytest
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vault.api.errors import bad_request
-from vault.api.gen.customervault.v1 import vault_pb2 as pb
 from vault.api.limits import CallLimits, MalformedWireError, StreamSlots, map_violations
 from vault.errors import FieldViolation
 from vault.principal import Principal
