@@ -273,9 +273,7 @@ class _Scan:
                     break
                 if not rows or low != self.read:  # the chunk before ended early
                     raise _BadLogError("leaf is missing", self.read)
-                hashes, problem = check_leaves(
-                    low, rows, reader.index if with_index else None, self.macs
-                )
+                hashes, problem = check_leaves(low, rows, reader if with_index else None, self.macs)
                 intact = len(rows) if problem is None else problem.position - low
                 # Roots at checkpoints before the first bad leaf are still checked: a
                 # bad range found there starts earlier than this leaf.
