@@ -4,7 +4,7 @@ Trust comes only from signatures: the verifier holds the public key, and optiona
 checkpoint exported earlier. It reads one consistent snapshot of the log and:
 
 1. checks every stored checkpoint's signature, origin, and the size/root beside it;
-2. streams the integrated entries in leaf order, in large chunks, checking that leaf
+2. streams the integrated entries in leaf order, in chunks, checking that leaf
    indexes run 0, 1, 2, ... without gaps or duplicates, that each stored leaf hash is
    the hash of the stored canonical bytes, and that each entry's query columns and
    subject links agree with those bytes (`audit.leaf_scan`);
