@@ -86,7 +86,9 @@ class LeafReader:
         if with_index:
             self._chunk_links = _compiled(conn, sa.text(CHUNK_LINKS[conn.dialect.name]))
             self._leaf_links = _compiled(conn, _LEAF_LINKS)
-        self._cursor = conn.connection.cursor()
+        # psycopg reads binary results: bytea as it is, not as hex text to decode.
+        binary = {"binary": True} if conn.dialect.driver == "psycopg" else {}
+        self._cursor = conn.connection.cursor(**binary)
 
     def close(self) -> None:
         self._cursor.close()
