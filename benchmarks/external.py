@@ -1,7 +1,8 @@
 """The benchmarks other engineers own, run as subprocesses and read back.
 
 - `bench_policy.py` (policy decision cost with 1,000 lines) prints text lines;
-- `bench_audit.py` (verification of a large log) prints one JSON line;
+- `bench_audit.py` (verification of a large log) prints one JSON line with
+  `entries_per_second` and `entries_per_cpu_second`; it takes `--database-url`;
 - `bench_retention.py` (dormant-subject anonymization) prints one JSON line with
   `anonymized_per_second`, `peak_rss_mb` and `rss_mb_during_anonymization`; its size
   flag (`--count`) and `--database-url` are found in its `--help`.
@@ -98,28 +99,47 @@ def policy(results: Results, raw: dict[str, Any]) -> None:
                        at_most=True)  # fmt: skip
 
 
-def audit(results: Results, raw: dict[str, Any], entries: int) -> None:
+def audit(
+    results: Results, raw: dict[str, Any], entries: int, database_urls: dict[str, str]
+) -> None:
+    """bench_audit.py on SQLite and, given its URL, on PostgreSQL: entries/s of wall-clock
+    time (the target) and per second of the verifier's CPU time."""
     script = _script("bench_audit.py")
     if not script.exists():
         results.not_available("audit verification (benchmarks/bench_audit.py is missing)")
         results.target("audit verification", "sqlite", None, 200_000, "entries/s")
         return
-    code, out, err, seconds = _run([str(script), "--entries", str(entries)], timeout=1800)
-    raw["audit"] = {"returncode": code, "stdout": out, "stderr": err[-2000:], "seconds": seconds}
-    docs = [d for d in _json_lines(out) if "entries_per_second" in d]
-    if not docs:
-        results.not_available(f"audit verification (bench_audit.py exited {code})")
-        results.target("audit verification", "sqlite", None, 200_000, "entries/s")
-        return
-    for doc in docs:
-        db = str(doc.get("database", "sqlite"))
+    base = [str(script), "--entries", str(entries)]
+    runs = [("sqlite", base)]
+    if "postgresql" in database_urls:
+        runs.append(("postgresql", [*base, "--database-url", database_urls["postgresql"]]))
+    raw["audit"] = []
+    for db, argv in runs:
+        code, out, err, seconds = _run(argv, timeout=1800)
+        raw["audit"].append(
+            {"database": db, "argv": argv[1:], "returncode": code, "stdout": out,
+             "stderr": err[-2000:], "seconds": seconds}
+        )  # fmt: skip
+        docs = [d for d in _json_lines(out) if "entries_per_second" in d]
+        if code != 0 or not docs:
+            results.not_available(f"audit verification on {db} (bench_audit.py exited {code})")
+            results.target("audit verification", db, None, 200_000, "entries/s")
+            continue
+        doc = docs[-1]
         note = (
             f"{doc.get('entries', 0):,} entries, {doc.get('checkpoints', '?')} checkpoints, "
-            f"verify {doc.get('verify_seconds')} s (build {doc.get('build_seconds')} s); "
-            f"ok={doc.get('ok')}"
+            f"verify {doc.get('verify_seconds')} s, {doc.get('verify_cpu_seconds')} s CPU "
+            f"(build {doc.get('build_seconds')} s); ok={doc.get('ok')}"
         )
         results.add(GROUP, "audit: verify the whole log", db, doc["entries_per_second"],
                     "entries/s", note, **doc)  # fmt: skip
+        per_cpu = doc.get("entries_per_cpu_second")
+        if per_cpu is not None:
+            cpu_note = "the verifier's own CPU time"
+            if (with_server := doc.get("entries_per_cpu_second_with_server")) is not None:
+                cpu_note += f"; {with_server:,}/CPU-s counting the database server's too"
+            results.add(GROUP, "audit: verify the whole log, per CPU-second", db, per_cpu,
+                        "entries/CPU-s", cpu_note)  # fmt: skip
         results.target("audit verification", db, doc["entries_per_second"], 200_000, "entries/s")
 
 

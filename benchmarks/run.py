@@ -220,8 +220,12 @@ def run_all(run: Run) -> None:
         with run.section("policy decisions (bench_policy.py)"):
             external.policy(run.results, run.raw)
     if "audit" in wanted:
-        with run.section("audit verification (bench_audit.py)"):
-            external.audit(run.results, run.raw, plan.audit_entries)
+        with (
+            run.section("audit verification (bench_audit.py)"),
+            _database_url(run, run.dbs[-1], "audit") as url,
+        ):
+            urls = {"postgresql": url} if url else {}
+            external.audit(run.results, run.raw, plan.audit_entries, urls)
     if "retention" not in wanted:
         return
     with (
