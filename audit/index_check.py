@@ -81,6 +81,8 @@ def first_index_problem(rows: Sequence[Any], source: IndexSource) -> tuple[str, 
 
     A row is (leaf index, entry, leaf hash, the five fragments, time_us, id, ..., mac).
     """
+    if not rows:
+        return None
     times = _TimeFormatter().of_all([row[8] for row in rows])
     # The hot loop: each fragment checked where it belongs (the time, formatted here,
     # follows the last one), and the leaf's subject list cut out; None if any differs.
