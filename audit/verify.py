@@ -45,7 +45,10 @@ from audit.tables import TREE_STATE_ID, checkpoints, cosignatures, tree_state
 from audit.tables import entries as entries_table
 
 Progress = Callable[[int, int], None]
-"""Called after every chunk with (leaves checked so far, leaves to check)."""
+"""Called with (leaves checked so far, leaves to check) every `PROGRESS_EVERY` leaves or
+so, and once all are checked."""
+
+PROGRESS_EVERY = 1 << 16  # the console lists each step; chunks are smaller than this
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ class _Scan:
         with_index = self.with_index
         reader = LeafReader(self.conn, with_index=with_index)
         chunks = reader.chunks(0)
+        reported = 0
         try:
             for low, rows in chunks:
                 if low > high:
@@ -281,7 +285,10 @@ class _Scan:
                 if problem is not None:
                     raise _BadLogError(problem.problem, problem.position)
                 self.read += len(rows)
-                if self.progress is not None:
+                if self.progress is not None and (
+                    self.read - reported >= PROGRESS_EVERY or self.read > high
+                ):
+                    reported = self.read
                     self.progress(self.read, high + 1)
         finally:
             chunks.close()

@@ -22,6 +22,7 @@ from audit import (
     migrate,
     verify_log,
 )
+from audit import verify as audit_verify
 from tests.integration.audit import helpers
 
 SIZE = 40
@@ -265,6 +266,20 @@ def test_chunk_boundaries(
     assert report.first_bad_position == position
     if position is None:
         assert report.entries_checked == SIZE
+
+
+def test_progress_comes_every_so_many_leaves_and_once_all_are_checked(
+    audit_engine: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(leaf_scan, "CHUNK", 8)
+    monkeypatch.setattr(audit_verify, "PROGRESS_EVERY", 16)
+    helpers.build_log(audit_engine, audit_signer, SIZE)
+    calls: list[tuple[int, int]] = []
+    report = verify_log(
+        audit_engine, audit_signer.verifier(), progress=lambda *step: calls.append(step)
+    )
+    assert report.ok
+    assert calls == [(16, SIZE), (32, SIZE), (SIZE, SIZE)]
 
 
 def test_a_sqlite_connection_bound_to_its_thread_verifies(
