@@ -19,7 +19,12 @@ from sqlalchemy.engine import Engine
 import audit
 from audit.witness import WitnessClient
 from vault import key_custody, startup, telemetry
-from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
+from vault.api.bindings import (
+    SHORT_READS,
+    DomainServices,
+    interceptor_stages,
+    service_bindings,
+)
 from vault.api.idempotency import Idempotency
 from vault.api.limits import CallLimits
 from vault.api.page_tokens import PageTokens
@@ -461,6 +466,7 @@ class VaultApp:
             reflection_public=s.reflection_public,
             tls=tls,
             reuse_port=reuse_port,
+            on_loop=SHORT_READS if s.resolved_reads_on_loop else frozenset(),
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
         server = VaultServer(

@@ -5,7 +5,8 @@ takes appends again the vault recovers without a restart and the log verifies.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,6 +21,17 @@ from tests.integration.retention.helpers import verify_audit_log
 from vault.api.client import VaultClientError
 
 PURPOSE = "data_subject_request"
+
+
+@pytest.fixture(params=[True, False], ids=["reads-on-loop", "reads-on-workers"])
+def either_vault(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None
+) -> Iterator[RunningVault]:
+    """Both ways a server runs a read: on its event loop, awaiting the audit entry there
+    (the SQLite default), and on a worker thread that waits for the commit itself."""
+    settings = settings_for(tmp_path / "data", database_url, reads_on_loop=request.param)
+    with running_vault(settings) as running:
+        yield running
 
 
 def _snapshot(vault: RunningVault) -> dict[str, list[Any]]:
@@ -44,8 +56,9 @@ def _refused(call: Callable[[], object]) -> VaultClientError:
 
 
 def test_reads_fail_closed_and_writes_change_nothing_while_the_audit_store_refuses(
-    vault: RunningVault,
+    either_vault: RunningVault,
 ) -> None:
+    vault = either_vault
     service = vault.client()
     dpo = vault.client(**DPO)
     fraud = vault.client(**FRAUD)
