@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from audit.append import append_in
+from audit.append import append_in, append_sqlite_committed
 from audit.entry import AuditEntry
 from audit.errors import AuditUnavailableError
 
@@ -92,6 +92,7 @@ class GroupCommitWriter:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -151,8 +152,11 @@ class GroupCommitWriter:
 
     def _write(self, batch: _Batch) -> None:
         try:
-            with self._engine.begin() as conn:
-                batch.ids = append_in(conn, batch.entries)
+            if self._sqlite:
+                batch.ids = append_sqlite_committed(self._engine, batch.entries)
+            else:
+                with self._engine.begin() as conn:
+                    batch.ids = append_in(conn, batch.entries)
         # Any failure at all must reach the waiters, or they would wait forever or,
         # worse, go on as if their entries had been written.
         except Exception as exc:  # noqa: BLE001

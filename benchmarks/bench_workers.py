@@ -7,9 +7,13 @@ and INFLIGHT masked gets (support view) outstanding, for SECONDS seconds after a
 Prints calls/s for each count and the ratio.
 
 Where the client is the bottleneck, more workers cannot show: the client processes'
-CPU is printed beside the figures (a client process near 100% of a core is saturated).
-On a 2-core machine the clients and the workers share the two cores, so the ratio is
-a floor of what two workers give on dedicated cores.
+CPU is printed beside the figures (a client process near 100% of a core is saturated),
+and so is the server's (all its processes: cores busy, and CPU per call). On a 2-core
+machine the clients and the workers share the two cores, so the ratio is a floor of
+what two workers give on dedicated cores; and where one worker process already keeps
+more than one core busy (its event loop, plus the audit writer and grpc's threads),
+two cannot double it: the ceiling is about (cores - clients' share) / (one worker's
+cores).
 
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
 """
@@ -70,8 +74,9 @@ def _client(
 def measure(
     workers: int, database_url: str | None, clients: int, inflight: int, seconds: float,
     subjects: int,
-) -> tuple[float, list[float]]:  # fmt: skip
-    """calls/s over all clients, and each client's CPU share of a core."""
+) -> tuple[float, list[float], float]:  # fmt: skip
+    """calls/s over all clients, each client's CPU share of a core, and the server's
+    CPU seconds over the clients' run (warm-up included)."""
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         data = Path(tmp) / "data"
         with vault_server(data, database_url, Path(tmp) / "vault.log", workers) as vault:
@@ -92,13 +97,15 @@ def measure(
                 )
                 for _ in range(clients)
             ]
+            server_cpu = vault.tree_cpu_seconds()
             for proc in procs:
                 proc.start()
             figures = [out.get(timeout=seconds + 120) for _ in procs]
+            server_cpu = vault.tree_cpu_seconds() - server_cpu
             for proc in procs:
                 proc.join()
     calls = sum(c for c, _ in figures)
-    return calls / seconds, [cpu / (seconds + 1.0) for _, cpu in figures]
+    return calls / seconds, [cpu / (seconds + 1.0) for _, cpu in figures], server_cpu
 
 
 def main() -> None:
@@ -113,12 +120,18 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; {args.clients} clients x {args.inflight} in flight")
     rates: dict[int, float] = {}
     for workers in args.workers:
-        rate, client_cpu = measure(
+        rate, client_cpu, server_cpu = measure(
             workers, args.database_url, args.clients, args.inflight, args.seconds, args.subjects
         )
         rates[workers] = rate
         shares = ", ".join(f"{c:.0%}" for c in client_cpu)
-        print(f"--workers {workers}: {rate:,.0f} masked gets/s (client CPU per process: {shares})")
+        # The server's CPU covers the clients' warm-up second too (their calls are not
+        # counted there), so per call it reads a little high.
+        busy = server_cpu / (args.seconds + 1.0)
+        print(
+            f"--workers {workers}: {rate:,.0f} masked gets/s (client CPU per process: "
+            f"{shares}; server: {busy:.2f} cores busy)"
+        )
     if 1 in rates:
         for workers, rate in rates.items():
             if workers != 1:
