@@ -160,7 +160,7 @@ class VaultApp:
         audit.use_entry_mac(engine, _entry_mac(settings))
         audit_log = audit.AuditLog(engine)
         audit_log.start()
-        auditor = Auditor(audit_log, clock)
+        auditor = Auditor(audit_log, clock, timeout=settings.audit_timeout_seconds)
         sealing = RecordCipher(keyring, dictionary.index_forms)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
@@ -583,6 +583,7 @@ def call_limits(settings: Settings) -> CallLimits:
         public_request_timeout_seconds=settings.public_request_timeout_seconds,
         idle_timeout_seconds=settings.stream_idle_timeout_seconds,
         max_age_seconds=settings.stream_max_age_seconds,
+        audit_timeout_seconds=settings.audit_timeout_seconds,
     )
 
 

@@ -56,9 +56,10 @@ instead of waiting. Unset, `record` waits for the commit."""
 class Auditor:
     """Writes one audit entry per call, through the process's `audit.AuditLog`."""
 
-    def __init__(self, log: audit.AuditLog, clock: Clock) -> None:
+    def __init__(self, log: audit.AuditLog, clock: Clock, *, timeout: float = 10.0) -> None:
         self._log = log
         self._clock = clock
+        self._timeout = timeout
 
     def entries(self, call: CallContext, result_code: str) -> list[audit.AuditEntry]:
         """The call's entry, split when it links more subjects than one entry may hold
@@ -140,7 +141,7 @@ class Auditor:
             with telemetry.audit_write("group_commit"):
                 for entry in self.entries(call, result_code):
                     if deferred is None:
-                        self._log.append(entry)
+                        self._log.append(entry, timeout=self._timeout)
                     else:
                         deferred.append(self._log.submit(entry))
         except audit.AuditUnavailableError as exc:

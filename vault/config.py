@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     # the loop for every other call). A read of a subject whose data key is in an HSM
     # and not cached also waits on the loop.
     reads_on_loop: bool | None = None
+    # How long a read waits for its audit entry's group commit before it fails closed
+    # (UNAVAILABLE; the entry may still be written later, which is harmless).
+    audit_timeout_seconds: float = Field(default=10.0, gt=0)
     # Server processes sharing the port (SO_REUSEPORT), each with its own thread pool
     # and database engine; None = one per CPU this process may run on. 1 = one process.
     workers: int | None = Field(default=None, ge=1)
