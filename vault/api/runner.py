@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Handler = Callable[..., Any]
 _END = object()
+# Wrapped handlers kept (one per registered method; the bound only guards the memory).
+_MAX_WRAPPED = 1024
 
 
 class _Malformed:
@@ -155,6 +157,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> None:
         self._stages = tuple(stages)
         self._on_loop = on_loop
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler | None]] = {}
         self._idempotency = idempotency
         self._page_tokens = page_tokens
         self._pool = pool
@@ -174,9 +177,17 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = details.method
         if isinstance(method, bytes):
             method = method.decode()
+        # The wrapper depends only on the method and its registered handler: built once.
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
         if method.startswith(self._public):
-            return self._public_handler(handler)
-        return self._private_handler(method, handler)
+            wrapped = self._public_handler(handler)
+        else:
+            wrapped = self._private_handler(method, handler)
+        if len(self._wrapped) < _MAX_WRAPPED:
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     # Public methods: health, and reflection where it is public ------------------------
     def _public_handler(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
