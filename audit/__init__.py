@@ -30,6 +30,8 @@ Appending
     GroupCommitWriter(engine, *, max_batch=1000)          group commit (reads)
         .append(entry, *, timeout=10.0) -> int            blocks until committed;
                                               AuditUnavailableError: fail closed
+        .submit(entry) -> PendingAppend                   without waiting; nothing may leave
+                                              before its .wait() / .when_done(callback)
         .close(timeout=None)
 
 Signing and integrating (one integrator at a time, under the log's lock)
@@ -153,7 +155,7 @@ from audit.query import (
 )
 from audit.signing_keys import generate_signing_key, load_private_key, load_public_key
 from audit.verify import VerifyReport, verify_log
-from audit.writer import GroupCommitWriter
+from audit.writer import GroupCommitWriter, PendingAppend
 
 __all__ = [
     "ALLOW",
@@ -185,6 +187,7 @@ __all__ = [
     "LoggedEntry",
     "Page",
     "PageTokenError",
+    "PendingAppend",
     "ProofError",
     "Publisher",
     "PublisherThread",

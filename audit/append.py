@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from audit.db import positional_marker
 from audit.entry import AuditEntry
@@ -49,6 +49,7 @@ _SQLITE_INSERT = (
     f"INSERT INTO audit_entries ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"  # noqa: S608
 )
 _SQLITE_COUNT = "SELECT count(*) FROM audit_entries WHERE id BETWEEN ? AND ?"
+_SQLITE_LINK_INSERT = _LINK_INSERT.format(marker="?")
 _PG_INSERT = (
     f"INSERT INTO audit_entries ({_COLUMN_LIST}) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * len(ROW_COLUMNS))}) RETURNING id"
@@ -186,27 +187,74 @@ def _insert_sqlite(conn: Connection, rows: Sequence[Row]) -> list[int]:
     # The driver's cursor directly: SQLAlchemy's per-statement work cost more than
     # SQLite's own on this path (it runs once per read's audit batch).
     cursor = conn.connection.cursor()
-    statement = _SQLITE_INSERT
     try:
-        if len(rows) == 1:
-            cursor.execute(statement, rows[0])
-            return [int(cursor.lastrowid)]
-        # The first insert takes the database's single write lock, held to commit, so
-        # the rows get consecutive rowids ending at last_insert_rowid(). The count
-        # confirms it (SQLite only strays from max+1 once rowids reach 2**63-1).
-        cursor.executemany(statement, rows)
-        statement = "SELECT last_insert_rowid()"
-        last = int(cursor.execute(statement).fetchone()[0])
-        first = last - len(rows) + 1
-        statement = _SQLITE_COUNT
-        found = cursor.execute(statement, (first, last)).fetchone()[0]
+        return _sqlite_rows(cursor, rows)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, cursor, exc, statement) from exc
+        raise _wrapped(conn, cursor, exc, _SQLITE_INSERT) from exc
     finally:
         cursor.close()
+
+
+def _sqlite_rows(cursor: Any, rows: Sequence[Row]) -> list[int]:
+    """Insert `rows` on a SQLite driver cursor inside its transaction; their ids."""
+    if len(rows) == 1:
+        cursor.execute(_SQLITE_INSERT, rows[0])
+        return [int(cursor.lastrowid)]
+    # The first insert takes the database's single write lock, held to commit, so
+    # the rows get consecutive rowids ending at last_insert_rowid(). The count
+    # confirms it (SQLite only strays from max+1 once rowids reach 2**63-1).
+    cursor.executemany(_SQLITE_INSERT, rows)
+    last = int(cursor.execute("SELECT last_insert_rowid()").fetchone()[0])
+    first = last - len(rows) + 1
+    found = cursor.execute(_SQLITE_COUNT, (first, last)).fetchone()[0]
     if found != len(rows):
         raise RuntimeError("audit entry ids are not consecutive")
     return list(range(first, last + 1))
+
+
+def append_sqlite_committed(engine: Engine, entries: Sequence[AuditEntry]) -> list[int]:
+    """`append_in` in a transaction of its own on a SQLite `engine`, committed, on the
+    driver's connection (the group-commit writer's path: for a batch of one, SQLAlchemy's
+    connection and transaction cost more than SQLite's insert and commit). Rolled back
+    whole on any failure; a driver error is raised as SQLAlchemy raises its own."""
+    batch = [encode(entry) for entry in entries]
+    mac = entry_mac_for(engine)
+    rows = [with_mac(encoded.row, mac) for encoded in batch]
+    pooled = engine.raw_connection()
+    driver: Any = pooled.driver_connection
+    statement = "BEGIN IMMEDIATE"
+    try:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(statement)
+            statement = _SQLITE_INSERT
+            ids = _sqlite_rows(cursor, rows)
+            links = [
+                (subject_id, encoded.tenant, entry_id)
+                for entry_id, encoded in zip(ids, batch, strict=True)
+                for subject_id in encoded.subject_ids
+            ]
+            if links:
+                statement = _SQLITE_LINK_INSERT
+                cursor.executemany(statement, links)
+            statement = "COMMIT"
+            cursor.execute(statement)
+        except BaseException as exc:
+            try:
+                if driver.in_transaction:
+                    driver.rollback()
+            except Exception:  # noqa: BLE001 - never back into the pool half-done
+                pooled.invalidate()
+            if isinstance(exc, engine.dialect.loaded_dbapi.Error):
+                raise sa.exc.DBAPIError.instance(
+                    statement, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+                ) from exc
+            raise
+        finally:
+            cursor.close()
+    finally:
+        pooled.close()
+    return ids
 
 
 def _insert_psycopg(conn: Connection, rows: Sequence[Row]) -> list[int]:

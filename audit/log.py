@@ -19,7 +19,7 @@ from audit.errors import AuditUnavailableError
 from audit.integrator import Clock, Integrator, IntegratorThread, OnRefusal, utc_now
 from audit.last_signed import LastSignedFile
 from audit.mac import EntryMac
-from audit.writer import GroupCommitWriter
+from audit.writer import GroupCommitWriter, PendingAppend
 
 
 class AuditLog:
@@ -113,6 +113,12 @@ class AuditLog:
         if self._writer is None:
             raise AuditUnavailableError("audit log is not started")
         return self._writer.append(entry, timeout=timeout)
+
+    def submit(self, entry: AuditEntry) -> PendingAppend:
+        """Hand one entry to group commit without waiting (`GroupCommitWriter.submit`)."""
+        if self._writer is None:
+            raise AuditUnavailableError("audit log is not started")
+        return self._writer.submit(entry)
 
     def close(self) -> None:
         """Flush pending appends, integrate once more, and stop the threads."""

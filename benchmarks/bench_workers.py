@@ -1,15 +1,21 @@
 """Masked gets against `customer-vault serve --workers 1` and `--workers 2`, same load.
 
 For each worker count: a fresh data dir and SQLite database (or PostgreSQL with
-`--database-url`), subjects batch-created, then CLIENTS client processes, each with a
-connection of its own (SO_REUSEPORT spreads connections, not calls, over the workers)
-and INFLIGHT masked gets (support view) outstanding, for SECONDS seconds after a warm-up.
-Prints calls/s for each count and the ratio.
+`--database-url`), subjects batch-created, then CLIENTS client processes, each with
+CONNECTIONS connections of its own and INFLIGHT masked gets (support view) outstanding
+on each, for SECONDS seconds after a warm-up. SO_REUSEPORT spreads connections, not
+calls, over the workers: with a handful of connections the kernel's hash can leave a
+worker idle, so the server's CPU split over its processes is printed too. Prints calls/s
+for each count and the ratio.
 
 Where the client is the bottleneck, more workers cannot show: the client processes'
-CPU is printed beside the figures (a client process near 100% of a core is saturated).
-On a 2-core machine the clients and the workers share the two cores, so the ratio is
-a floor of what two workers give on dedicated cores.
+CPU is printed beside the figures (a client process near 100% of a core is saturated),
+and so is the server's (all its processes: cores busy, and CPU per call). On a 2-core
+machine the clients and the workers share the two cores, so the ratio is a floor of
+what two workers give on dedicated cores; and where one worker process already keeps
+more than one core busy (its event loop, plus the audit writer and grpc's threads),
+two cannot double it: the ceiling is about (cores - clients' share) / (one worker's
+cores).
 
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
 """
@@ -33,45 +39,63 @@ from workload import records
 
 def _client(
     address: str, metadata: tuple[tuple[str, str], ...], ids: list[str], seconds: float,
-    inflight: int, out: multiprocessing.Queue[tuple[int, float]],
+    inflight: int, connections: int, out: multiprocessing.Queue[tuple[int, float]],
 ) -> None:  # fmt: skip
-    """One client process: masked gets on one connection; puts (calls, CPU seconds)."""
+    """One client process: masked gets over `connections` connections of its own, `inflight`
+    in flight on each; puts (calls, CPU seconds)."""
     created = Created(ids, list(range(len(ids))))
     requests = [_get_request(created, i) for i in range(len(ids))]
+    # Each channel its own TCP connection (grpc would otherwise share one per target):
+    # SO_REUSEPORT spreads connections, not calls, over the workers, so a run with few
+    # connections can leave a worker idle by the luck of the hash.
+    options = [("grpc.use_local_subchannel_pool", 1)]
 
     async def run() -> int:
-        async with grpc.aio.insecure_channel(address) as channel:
-            stub = vault_pb2_grpc.VaultServiceStub(channel)
-            done = 0
-            stop_at = 0.0
+        channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(connections)]
+        stubs = [vault_pb2_grpc.VaultServiceStub(channel) for channel in channels]
+        done = 0
+        stop_at = 0.0
 
-            async def worker(offset: int) -> None:
-                nonlocal done
-                i = offset
-                while time.monotonic() < stop_at:
-                    await stub.GetSubject(
-                        requests[i % len(requests)], metadata=metadata, timeout=30
-                    )
-                    i += inflight
-                    done += 1
+        async def worker(offset: int) -> None:
+            nonlocal done
+            stub = stubs[offset % connections]
+            i = offset
+            while time.monotonic() < stop_at:
+                await stub.GetSubject(requests[i % len(requests)], metadata=metadata, timeout=30)
+                i += inflight * connections
+                done += 1
 
+        try:
             stop_at = time.monotonic() + 1.0  # warm-up
-            await asyncio.gather(*(worker(n) for n in range(inflight)))
+            await asyncio.gather(*(worker(n) for n in range(inflight * connections)))
             done = 0
             stop_at = time.monotonic() + seconds
-            await asyncio.gather(*(worker(n) for n in range(inflight)))
+            await asyncio.gather(*(worker(n) for n in range(inflight * connections)))
             return done
+        finally:
+            for channel in channels:
+                await channel.close()
 
     cpu0 = time.process_time()
     calls = asyncio.run(run())
     out.put((calls, time.process_time() - cpu0))
 
 
+def _worker_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each process serving calls: the workers (or the one process)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    procs = root.children() or [root]
+    return {p.pid: p.cpu_times().user + p.cpu_times().system for p in procs}
+
+
 def measure(
-    workers: int, database_url: str | None, clients: int, inflight: int, seconds: float,
-    subjects: int,
-) -> tuple[float, list[float]]:  # fmt: skip
-    """calls/s over all clients, and each client's CPU share of a core."""
+    workers: int, database_url: str | None, clients: int, inflight: int, connections: int,
+    seconds: float, subjects: int,
+) -> tuple[float, list[float], float, list[float]]:  # fmt: skip
+    """calls/s over all clients, each client's CPU share of a core, the server's CPU
+    seconds over the clients' run (warm-up included), and each worker's share of it."""
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         data = Path(tmp) / "data"
         with vault_server(data, database_url, Path(tmp) / "vault.log", workers) as vault:
@@ -88,37 +112,56 @@ def measure(
             procs = [
                 context.Process(
                     target=_client,
-                    args=(vault.address, tokens.agent, ids, seconds, inflight, out),
+                    args=(vault.address, tokens.agent, ids, seconds, inflight, connections, out),
                 )
                 for _ in range(clients)
             ]
+            server_cpu = vault.tree_cpu_seconds()
+            per_worker = _worker_cpu(vault.pid)
             for proc in procs:
                 proc.start()
             figures = [out.get(timeout=seconds + 120) for _ in procs]
+            server_cpu = vault.tree_cpu_seconds() - server_cpu
+            after = _worker_cpu(vault.pid)
+            spent = [after[pid] - per_worker.get(pid, 0.0) for pid in after]
+            shares = [cpu / sum(spent) for cpu in spent] if sum(spent) > 0 else []
             for proc in procs:
                 proc.join()
     calls = sum(c for c, _ in figures)
-    return calls / seconds, [cpu / (seconds + 1.0) for _, cpu in figures]
+    client_cpu = [cpu / (seconds + 1.0) for _, cpu in figures]
+    return calls / seconds, client_cpu, server_cpu, shares
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--inflight", type=int, default=4, help="calls in flight per client")
+    parser.add_argument("--connections", type=int, default=4, help="connections per client process")
+    parser.add_argument("--inflight", type=int, default=1, help="calls in flight per connection")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--database-url", default=None, help="PostgreSQL (default: SQLite)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs; {args.clients} clients x {args.inflight} in flight")
+    print(
+        f"{os.cpu_count()} CPUs; {args.clients} client processes x {args.connections} "
+        f"connections x {args.inflight} in flight"
+    )
     rates: dict[int, float] = {}
     for workers in args.workers:
-        rate, client_cpu = measure(
-            workers, args.database_url, args.clients, args.inflight, args.seconds, args.subjects
-        )
+        rate, client_cpu, server_cpu, worker_shares = measure(
+            workers, args.database_url, args.clients, args.inflight, args.connections,
+            args.seconds, args.subjects,
+        )  # fmt: skip
         rates[workers] = rate
         shares = ", ".join(f"{c:.0%}" for c in client_cpu)
-        print(f"--workers {workers}: {rate:,.0f} masked gets/s (client CPU per process: {shares})")
+        # The server's CPU covers the clients' warm-up second too (their calls are not
+        # counted there), so per call it reads a little high.
+        busy = server_cpu / (args.seconds + 1.0)
+        print(
+            f"--workers {workers}: {rate:,.0f} masked gets/s (client CPU per process: "
+            f"{shares}; server: {busy:.2f} cores busy, split "
+            f"{' / '.join(f'{w:.0%}' for w in worker_shares)} over its processes)"
+        )
     if 1 in rates:
         for workers, rate in rates.items():
             if workers != 1:

@@ -86,6 +86,21 @@ class ServerProcess:
             return float("nan")
         return times.user + times.system
 
+    def tree_cpu_seconds(self) -> float:
+        """User + system CPU time of the process and all its descendants now alive (the
+        worker processes of `serve --workers N`)."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            total = 0.0
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            return float("nan")
+        return total
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

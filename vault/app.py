@@ -19,7 +19,12 @@ from sqlalchemy.engine import Engine
 import audit
 from audit.witness import WitnessClient
 from vault import key_custody, startup, telemetry
-from vault.api.bindings import DomainServices, interceptor_stages, service_bindings
+from vault.api.bindings import (
+    SHORT_READS,
+    DomainServices,
+    interceptor_stages,
+    service_bindings,
+)
 from vault.api.idempotency import Idempotency
 from vault.api.limits import CallLimits
 from vault.api.page_tokens import PageTokens
@@ -155,7 +160,7 @@ class VaultApp:
         audit.use_entry_mac(engine, _entry_mac(settings))
         audit_log = audit.AuditLog(engine)
         audit_log.start()
-        auditor = Auditor(audit_log, clock)
+        auditor = Auditor(audit_log, clock, timeout=settings.audit_timeout_seconds)
         sealing = RecordCipher(keyring, dictionary.index_forms)
         renderer = ViewRenderer(policy, dictionary, sealing, keyring)
         common = RecordServiceParts(db=db, sealing=sealing, dictionary=dictionary, policy=policy)
@@ -461,6 +466,7 @@ class VaultApp:
             reflection_public=s.reflection_public,
             tls=tls,
             reuse_port=reuse_port,
+            on_loop=SHORT_READS if s.resolved_reads_on_loop else frozenset(),
         )
         stages = interceptor_stages(self.auditor, self.token_verifier(), self.identities)
         server = VaultServer(
@@ -577,6 +583,7 @@ def call_limits(settings: Settings) -> CallLimits:
         public_request_timeout_seconds=settings.public_request_timeout_seconds,
         idle_timeout_seconds=settings.stream_idle_timeout_seconds,
         max_age_seconds=settings.stream_max_age_seconds,
+        audit_timeout_seconds=settings.audit_timeout_seconds,
     )
 
 

@@ -1,13 +1,17 @@
 """The vault's side of the audit log: turns a CallContext into an `audit.AuditEntry`.
 
 Changes are recorded inside the change's own transaction (`record_in`); reads through
-the group-commit writer before any data leaves (`record`), failing closed.
+the group-commit writer before any data leaves (`record`), failing closed. A server that
+runs a read on its event loop sets `deferred_appends` for the call: `record` then hands
+the entries over without waiting, and the server awaits them before it sends anything
+(`vault.api.runner`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 
@@ -41,13 +45,21 @@ _MAX_CALL_EXTRA = MAX_EXTRA_ITEMS - 9
 # explain`): a clearance level and a department name, never personal data.
 POLICY_ATTRIBUTES = ("clearance", "department")
 
+deferred_appends: ContextVar[list[audit.PendingAppend] | None] = ContextVar(
+    "deferred_appends", default=None
+)
+"""Set (to an empty list) by a caller that will itself wait for the call's group-commit
+entries before releasing anything: `Auditor.record` appends their `PendingAppend`s
+instead of waiting. Unset, `record` waits for the commit."""
+
 
 class Auditor:
     """Writes one audit entry per call, through the process's `audit.AuditLog`."""
 
-    def __init__(self, log: audit.AuditLog, clock: Clock) -> None:
+    def __init__(self, log: audit.AuditLog, clock: Clock, *, timeout: float = 10.0) -> None:
         self._log = log
         self._clock = clock
+        self._timeout = timeout
 
     def entries(self, call: CallContext, result_code: str) -> list[audit.AuditEntry]:
         """The call's entry, split when it links more subjects than one entry may hold
@@ -122,11 +134,16 @@ class Auditor:
                 self._log.append_in(conn, entries)
 
     def record(self, call: CallContext, result_code: str = "OK") -> None:
-        """Append and wait for the commit; `UnavailableError` if the log cannot be written."""
+        """Append and wait for the commit (or, under `deferred_appends`, hand the entries
+        to the one who will wait); `UnavailableError` if the log cannot be written."""
+        deferred = deferred_appends.get()
         try:
             with telemetry.audit_write("group_commit"):
                 for entry in self.entries(call, result_code):
-                    self._log.append(entry)
+                    if deferred is None:
+                        self._log.append(entry, timeout=self._timeout)
+                    else:
+                        deferred.append(self._log.submit(entry))
         except audit.AuditUnavailableError as exc:
             log.error("audit log unavailable; failing the call closed")  # noqa: TRY400
             raise UnavailableError("audit log unavailable") from exc

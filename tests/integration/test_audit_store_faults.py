@@ -4,14 +4,19 @@ takes appends again the vault recovers without a restart and the log verifies.""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
 import sqlalchemy as sa
 from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.data import ADA, DPO, FRAUD
 from tests.integration.audit_faults import audit_store_refusing
@@ -20,6 +25,17 @@ from tests.integration.retention.helpers import verify_audit_log
 from vault.api.client import VaultClientError
 
 PURPOSE = "data_subject_request"
+
+
+@pytest.fixture(params=[True, False], ids=["reads-on-loop", "reads-on-workers"])
+def either_vault(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None
+) -> Iterator[RunningVault]:
+    """Both ways a server runs a read: on its event loop, awaiting the audit entry there
+    (the SQLite default), and on a worker thread that waits for the commit itself."""
+    settings = settings_for(tmp_path / "data", database_url, reads_on_loop=request.param)
+    with running_vault(settings) as running:
+        yield running
 
 
 def _snapshot(vault: RunningVault) -> dict[str, list[Any]]:
@@ -44,8 +60,9 @@ def _refused(call: Callable[[], object]) -> VaultClientError:
 
 
 def test_reads_fail_closed_and_writes_change_nothing_while_the_audit_store_refuses(
-    vault: RunningVault,
+    either_vault: RunningVault,
 ) -> None:
+    vault = either_vault
     service = vault.client()
     dpo = vault.client(**DPO)
     fraud = vault.client(**FRAUD)
@@ -145,3 +162,57 @@ def test_a_locked_audit_table_fails_calls_closed_within_the_lock_timeout(
         assert "city" not in dpo.get(subject, "full", PURPOSE, "DSR-1").fields
         assert service.update(subject, 1, {"city": "Leeds"}, reason="moved").version == 2
         verify_audit_log(vault)
+
+
+@pytest.mark.parametrize("on_loop", [True, False], ids=["reads-on-loop", "reads-on-workers"])
+def test_a_stuck_group_commit_fails_reads_closed_after_the_audit_timeout(
+    tmp_path: Path, on_loop: bool
+) -> None:
+    """Another connection holds SQLite's writer lock, so the audit entry of a read
+    cannot commit: the read fails UNAVAILABLE once `audit_timeout_seconds` pass, its data
+    never sent, while the server keeps answering (a read on the loop awaits the commit
+    without blocking the loop); once the lock goes, reads work again."""
+    settings = settings_for(
+        tmp_path / "data",
+        None,
+        reads_on_loop=on_loop,
+        audit_timeout_seconds=1.0,
+        db_lock_timeout_seconds=30.0,
+    )
+    with running_vault(settings) as vault:
+        dpo = vault.client(**DPO)
+        subject = vault.client().create(ADA).subject_id
+        assert dpo.get(subject, "full", PURPOSE, "DSR-1").fields
+        path = sa.engine.make_url(settings.resolved_database_url).database
+        assert path is not None
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            results: list[object] = []
+
+            def read() -> None:
+                try:
+                    results.append(dpo.get(subject, "full", PURPOSE, "DSR-1"))
+                except VaultClientError as exc:
+                    results.append(exc)
+
+            reader = threading.Thread(target=read)
+            started = time.monotonic()
+            reader.start()
+            # Meanwhile the server answers: health, on the loop.
+            channel = grpc.insecure_channel(vault.address)
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            channel.close()
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            reader.join(20)
+            waited = time.monotonic() - started
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        (refused,) = results
+        assert isinstance(refused, VaultClientError)
+        assert (refused.code, refused.message) == ("UNAVAILABLE", "audit log unavailable")
+        assert 0.9 <= waited < 15
+        assert dpo.get(subject, "full", PURPOSE, "DSR-1").fields["family_name"].value

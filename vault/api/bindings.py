@@ -82,6 +82,18 @@ class DomainServices:
     witnesses: Sequence[WitnessClient] = ()
 
 
+def _method(service: str, name: str) -> str:
+    return f"/{vault_pb2.DESCRIPTOR.services_by_name[service].full_name}/{name}"
+
+
+SHORT_READS = frozenset(
+    _method("VaultService", name)
+    for name in ("GetSubject", "FindSubjects", "RevealField", "Detokenize")
+)
+"""The reads a server may run on its event loop (`Settings.reads_on_loop`): short, a
+read transaction and a group-committed audit entry, no write of their own."""
+
+
 def interceptor_stages(
     auditor: Auditor, verifier: BearerVerifier, identities: IdentityMap
 ) -> list[Stage]:

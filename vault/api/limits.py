@@ -45,6 +45,9 @@ class CallLimits:
     public_request_timeout_seconds: float = 2.0
     idle_timeout_seconds: float = 30.0
     max_age_seconds: float = 3600.0
+    # How long a read served on the loop waits for its audit entry to be committed
+    # before it fails closed (`Settings.audit_timeout_seconds`).
+    audit_timeout_seconds: float = 10.0
 
     def request_bytes(self, method: str) -> int:
         return self.request_bytes_by_method.get(method, self.max_request_bytes)

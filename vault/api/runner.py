@@ -26,6 +26,7 @@ are public: they run on the loop, and their streams count against `max_public_st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -42,6 +43,7 @@ import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
 
+import audit
 from vault.api.errors import call_status, rich_status
 from vault.api.idempotency import Idempotency
 from vault.api.interceptors import CallInfo, RpcCall, Stage
@@ -54,8 +56,14 @@ from vault.api.limits import (
     map_violations,
 )
 from vault.api.page_tokens import PageTokens
+from vault.audit_trail import deferred_appends
 from vault.context import CallContext, current_call
-from vault.errors import FieldViolation, InvalidArgumentError, ResourceExhaustedError
+from vault.errors import (
+    FieldViolation,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 from vault.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Handler = Callable[..., Any]
 _END = object()
+# Wrapped handlers kept (one per registered method; the bound only guards the memory).
+_MAX_WRAPPED = 1024
 
 
 class _Malformed:
@@ -143,8 +153,11 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         *,
         idempotency: Idempotency | None = None,
         page_tokens: PageTokens | None = None,
+        on_loop: frozenset[str] = frozenset(),
     ) -> None:
         self._stages = tuple(stages)
+        self._on_loop = on_loop
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler | None]] = {}
         self._idempotency = idempotency
         self._page_tokens = page_tokens
         self._pool = pool
@@ -164,9 +177,17 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = details.method
         if isinstance(method, bytes):
             method = method.decode()
+        # The wrapper depends only on the method and its registered handler: built once.
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
         if method.startswith(self._public):
-            return self._public_handler(handler)
-        return self._private_handler(method, handler)
+            wrapped = self._public_handler(handler)
+        else:
+            wrapped = self._private_handler(method, handler)
+        if len(self._wrapped) < _MAX_WRAPPED:
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     # Public methods: health, and reflection where it is public ------------------------
     def _public_handler(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
@@ -381,6 +402,76 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._exit(run, exc)
         return response
 
+    async def _on_the_loop(
+        self, run: _Run, behavior: Handler, parse: Callable[[bytes], Any] | None, data: bytes
+    ) -> Any:
+        """A short read (`on_loop`): handler and `after` hooks run here, on the loop,
+        without the two thread hand-offs of `_step`, and the call's audit entries are
+        handed to group commit without waiting (`deferred_appends`). The answer (or the
+        status) leaves only once every entry is durable; if one is not, the call fails
+        closed with UNAVAILABLE, as it does when the domain waits itself."""
+        pending: list[audit.PendingAppend] = []
+        response = run.ctx.run(self._complete_deferred, run, behavior, parse, data, pending)
+        if pending and not await self._durable(run, pending):
+            log.error("audit log unavailable; failing the call closed")
+            run.status = rich_status(
+                UnavailableError("audit log unavailable"),
+                run.rpc.call.request_id,
+                self._limits.max_violations,
+            )
+            return None
+        return response
+
+    def _complete_deferred(
+        self,
+        run: _Run,
+        behavior: Handler,
+        parse: Callable[[bytes], Any] | None,
+        data: bytes,
+        pending: list[audit.PendingAppend],
+    ) -> Any:
+        token = deferred_appends.set(pending)
+        try:
+            return self._complete(run, behavior, parse, data)
+        finally:
+            deferred_appends.reset(token)
+
+    async def _durable(self, run: _Run, pending: list[audit.PendingAppend]) -> bool:
+        """Wait (on the loop) until every entry of `pending` is committed; False if one
+        failed or they took longer than `audit_timeout_seconds`. A caller who leaves
+        meanwhile does not cut the wait short."""
+        loop = asyncio.get_running_loop()
+        left = [len(pending)]
+        settled = loop.create_future()
+
+        def one_settled() -> None:  # on the loop
+            left[0] -= 1
+            if left[0] == 0 and not settled.done():
+                settled.set_result(None)
+
+        def from_writer() -> None:  # on the writer's thread
+            # A closed loop (RuntimeError) has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(one_settled)
+
+        for entry in pending:
+            entry.when_done(from_writer)
+        deadline = loop.time() + self._limits.audit_timeout_seconds
+        while not settled.done():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(settled)
+            except asyncio.CancelledError:
+                run.caller_left()
+            except TimeoutError:
+                return False
+        try:
+            for entry in pending:
+                entry.result()
+        except audit.AuditUnavailableError:
+            return False
+        return True
+
     async def _receive(self, run: _Run, limit: int) -> tuple[bytes, BaseException | None]:
         """The call's one request message, as bytes, once the caller is known."""
         if run.cancelled:
@@ -485,11 +576,15 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Any:
         run = self._begin(method, context)
         answer: list[Any] = [None]
+        on_loop = method in self._on_loop
 
         async def body() -> BaseException | None:
             data, exc = await self._receive(run, limit)
             if exc is not None:
                 return exc
+            if on_loop and len(data) <= self._limits.max_request_bytes:
+                answer[0] = await self._on_the_loop(run, behavior, parse, data)
+                return None
             if len(data) <= self._limits.max_request_bytes:
                 answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
                 return None

@@ -116,6 +116,8 @@ class ServerOptions:
     tls: TlsFiles | None = None
     # Share the port with the other worker processes of `serve --workers N`.
     reuse_port: bool = False
+    # Unary methods whose handler runs on the event loop (`VaultInterceptor`'s on_loop).
+    on_loop: frozenset[str] = frozenset()
 
 
 class VaultServer:
@@ -147,6 +149,7 @@ class VaultServer:
             public,
             idempotency=idempotency,
             page_tokens=page_tokens,
+            on_loop=options.on_loop,
         )
         self._names = tuple(service.name for service in services)
         self._audit_failed = False

@@ -82,10 +82,18 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get("vault_write"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+    # On the driver's connection: SQLAlchemy's statement path cost more than SQLite's
+    # BEGIN on every transaction. A failure (the writer lock not had within the busy
+    # timeout) is raised as SQLAlchemy raises its own, so `translate` maps it.
+    statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get("vault_write") else "BEGIN"
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    try:
+        raw.execute(statement)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, sqlite3.Error, dialect=conn.dialect
+        ) from exc
 
 
 def translate(exc: sa.exc.SQLAlchemyError) -> Exception:

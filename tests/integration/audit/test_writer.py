@@ -191,3 +191,52 @@ def test_concurrent_appends_share_commits(audit_engine: Engine) -> None:
     assert _count(audit_engine) == 40
     # While one batch commits the next one gathers: far fewer commits than entries.
     assert len(commits) < 40
+
+
+def test_a_submitted_entry_calls_back_once_it_is_durable(audit_engine: Engine) -> None:
+    """`submit` does not wait; `when_done` runs after the commit, never before, and a
+    callback added after that runs at once. Each entry gets the id `append` would give."""
+    seen: list[tuple[str, int]] = []
+    with GroupCommitWriter(audit_engine) as writer:
+        gate = threading.Event()
+        pending = [writer.submit(make_entry(n)) for n in range(5)]
+        for n, entry in enumerate(pending):
+            entry.when_done(lambda n=n: (gate.wait(5), seen.append(("cb", n))))
+        gate.set()
+        ids = [entry.wait(5) for entry in pending]
+        assert all(entry.done() for entry in pending)
+        late: list[int] = []
+        pending[0].when_done(lambda: late.append(_count(audit_engine)))
+    assert late == [5]  # called at once, and the entries were committed by then
+    assert sorted(n for _, n in seen) == list(range(5))
+    assert len(set(ids)) == 5
+    assert [entry.result() for entry in pending] == ids
+    with audit_engine.connect() as conn:
+        stored = set(conn.execute(sa.select(entries.c.id)).scalars())
+    assert stored == set(ids)
+
+
+def test_a_submitted_entry_whose_batch_fails_reports_it(sqlite_or_pg_engine: Engine) -> None:
+    with sqlite_or_pg_engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE audit_entry_subjects"))
+    called = threading.Event()
+    with GroupCommitWriter(sqlite_or_pg_engine) as writer:
+        pending = writer.submit(make_entry(1))
+        pending.when_done(called.set)
+        assert called.wait(10)
+        with pytest.raises(AuditUnavailableError):
+            pending.result()
+        with pytest.raises(AuditUnavailableError):
+            pending.wait(1)
+    with pytest.raises(AuditUnavailableError):
+        writer.submit(make_entry(2))  # closed
+
+
+def test_a_failing_callback_does_not_stop_the_writer(audit_engine: Engine) -> None:
+    def broken() -> None:
+        raise RuntimeError("a waiter's bug")
+
+    with GroupCommitWriter(audit_engine) as writer:
+        writer.submit(make_entry(1)).when_done(broken)
+        assert writer.append(make_entry(2)) >= 1
+    assert _count(audit_engine) == 2
