@@ -231,8 +231,8 @@ class Settings(BaseSettings):
     # loop instead of a worker thread, their audit entries awaited there before anything
     # is sent: two thread hand-offs less per call. None = on SQLite only (a read there
     # is CPU in this process; on PostgreSQL it waits on the network, which would stall
-    # the loop for every other call). A read of a subject whose data key is in an HSM
-    # and not cached also waits on the loop.
+    # the loop for every other call), and not with a PKCS#11 key provider (an uncached
+    # data key is unwrapped in the token, which may be across the network).
     reads_on_loop: bool | None = None
     # How long a read waits for its audit entry's group commit before it fails closed
     # (UNAVAILABLE; the entry may still be written later, which is harmless).
@@ -454,7 +454,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_reads_on_loop(self) -> bool:
-        return self.is_embedded if self.reads_on_loop is None else self.reads_on_loop
+        if self.reads_on_loop is not None:
+            return self.reads_on_loop
+        # An HSM unwraps uncached data keys in the token, under a lock the workers share:
+        # that wait must not hold up the loop.
+        return self.is_embedded and self.resolved_key_provider != "pkcs11"
 
     @property
     def resolved_database_url(self) -> str:

@@ -87,3 +87,26 @@ def test_serve_refuses_a_pin_file_others_may_read(tmp_path: Path) -> None:
         check_private_modes(settings)
     pin_file.chmod(0o600)
     check_private_modes(settings)
+
+
+@pytest.mark.parametrize(
+    ("change", "on_loop"),
+    [
+        ({}, True),  # SQLite, key file
+        ({"database_url": "postgresql+psycopg://db/vault"}, False),
+        ({"key_provider": "pkcs11", "pkcs11_module": "/lib.so", "pkcs11_pin": "1234"}, False),
+        (
+            {"key_provider": "pkcs11", "pkcs11_module": "/lib.so", "pkcs11_pin": "1"}
+            | {"reads_on_loop": True},
+            True,
+        ),
+        ({"reads_on_loop": False}, False),
+    ],
+)
+def test_short_reads_run_on_the_loop_only_where_nothing_there_waits(
+    change: dict[str, Any], on_loop: bool
+) -> None:
+    """On the loop by default only on SQLite with keys in the process: a read there
+    waits on nothing but its own CPU (PostgreSQL's network and an HSM's unwrap would
+    hold up every other call); an explicit setting wins."""
+    assert load_settings(**change).resolved_reads_on_loop is on_loop

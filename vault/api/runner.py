@@ -302,6 +302,10 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 ) from None
             yield item
 
+    @property
+    def audit_timeout_seconds(self) -> float:
+        return self._limits.audit_timeout_seconds
+
     def _not_read(self) -> CallTimeoutError:
         return CallTimeoutError(f"stream cut: not read for {self._limits.idle_timeout_seconds:g} s")
 

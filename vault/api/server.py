@@ -249,7 +249,9 @@ class VaultServer:
         # Calls cut at the end of the grace finish their current step (and audit).
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         if others:
-            await asyncio.wait(others, timeout=max(grace, 1.0) + 5.0)
+            # Reads on the loop may still be waiting for their audit commit.
+            wait = max(grace, 1.0) + max(5.0, self.interceptor.audit_timeout_seconds)
+            await asyncio.wait(others, timeout=wait)
 
     def _close(self) -> None:
         if self._loop.is_running():

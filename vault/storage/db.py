@@ -47,7 +47,11 @@ def create_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) 
             hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": lock_timeout},
             pool_size=pool_size,
-            max_overflow=pool_size * 2,
+            # No cap beyond the pooled ones: a SQLite connection is a file handle, the
+            # threads that use them bound their number, and a read served on the event
+            # loop must never wait for one (writers parked on SQLite's lock could
+            # otherwise hold them all and freeze the loop, health checks included).
+            max_overflow=-1,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
