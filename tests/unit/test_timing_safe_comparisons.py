@@ -31,6 +31,7 @@ PUBLIC = {
     ("vault/config.py", "self.key_provider == 'env'"): "provider name from settings",
     ("vault/config.py", "self.key_provider == 'pkcs11'"): "provider name from settings",
     ("vault/startup.py", "settings.resolved_key_provider == 'file'"): "provider name",
+    ("vault/config.py", "self.resolved_key_provider != 'pkcs11'"): "provider name",
     ("vault/crypto/hsm.py", "scanned.signature() == self._inventory.signature()"): (
         "the token's key version numbers (an inventory, no key bytes)"
     ),
