@@ -85,8 +85,8 @@ def with_mac(row: Row, mac: EntryMac | None) -> Row:
     return (*row[:8], leaf_hash(leaf_data(data, tag)), tag)
 
 
-def _plain_row(entry: AuditEntry) -> Row:
-    data = entry.canonical_bytes()
+def query_columns(entry: AuditEntry) -> Row:
+    """The entry's copies in the columns queries filter on (`ROW_COLUMNS[:7]`)."""
     return (
         epoch_us(entry.time),
         entry.actor,
@@ -95,10 +95,12 @@ def _plain_row(entry: AuditEntry) -> Row:
         entry.decision,
         entry.purpose,
         entry.result_code,
-        data,
-        leaf_hash(data),
-        None,
     )
+
+
+def _plain_row(entry: AuditEntry) -> Row:
+    data = entry.canonical_bytes()
+    return (*query_columns(entry), data, leaf_hash(data), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +139,7 @@ def append_encoded_in(conn: Connection, batch: Sequence[EncodedEntry]) -> list[i
     """
     if not batch:
         return []
-    mac = entry_mac_for(conn.engine)
-    rows = [with_mac(encoded.row, mac) for encoded in batch]
+    rows = _rows(conn.engine, batch)
     dialect = conn.dialect.name
     if dialect == "sqlite":
         ids = _insert_sqlite(conn, rows)
@@ -146,14 +147,25 @@ def append_encoded_in(conn: Connection, batch: Sequence[EncodedEntry]) -> list[i
         ids = _insert_psycopg(conn, rows)
     else:
         ids = _insert_generic(conn, rows)
-    links = [
+    links = _links(ids, batch)
+    if links:
+        _insert_links(conn, links)
+    return ids
+
+
+def _rows(engine: Engine, batch: Sequence[EncodedEntry]) -> list[Row]:
+    """The batch's rows as appended through `engine` (with its MAC key, if bound)."""
+    mac = entry_mac_for(engine)
+    return [with_mac(encoded.row, mac) for encoded in batch]
+
+
+def _links(ids: Sequence[int], batch: Sequence[EncodedEntry]) -> list[Row]:
+    """One (subject, tenant, entry id) link row per subject each entry names."""
+    return [
         (subject_id, encoded.tenant, entry_id)
         for entry_id, encoded in zip(ids, batch, strict=True)
         for subject_id in encoded.subject_ids
     ]
-    if links:
-        _insert_links(conn, links)
-    return ids
 
 
 def _insert_links(conn: Connection, links: list[Row]) -> None:
@@ -218,8 +230,7 @@ def append_sqlite_committed(engine: Engine, entries: Sequence[AuditEntry]) -> li
     connection and transaction cost more than SQLite's insert and commit). Rolled back
     whole on any failure; a driver error is raised as SQLAlchemy raises its own."""
     batch = [encode(entry) for entry in entries]
-    mac = entry_mac_for(engine)
-    rows = [with_mac(encoded.row, mac) for encoded in batch]
+    rows = _rows(engine, batch)
     pooled = engine.raw_connection()
     driver: Any = pooled.driver_connection
     statement = "BEGIN IMMEDIATE"
@@ -229,11 +240,7 @@ def append_sqlite_committed(engine: Engine, entries: Sequence[AuditEntry]) -> li
             cursor.execute(statement)
             statement = _SQLITE_INSERT
             ids = _sqlite_rows(cursor, rows)
-            links = [
-                (subject_id, encoded.tenant, entry_id)
-                for entry_id, encoded in zip(ids, batch, strict=True)
-                for subject_id in encoded.subject_ids
-            ]
+            links = _links(ids, batch)
             if links:
                 statement = _SQLITE_LINK_INSERT
                 cursor.executemany(statement, links)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import Any, Protocol
 
-from audit.append import epoch_us
+from audit.append import query_columns
 from audit.entry import AuditEntry, format_time
 from audit.errors import InvalidEntryError
 
@@ -155,16 +155,7 @@ def _index_problem(blob: bytes, columns: Sequence[Any], subjects: Sequence[str])
         entry = AuditEntry.from_canonical(blob)
     except InvalidEntryError:
         return "entry is not a canonical entry"
-    expected = (
-        epoch_us(entry.time),
-        entry.actor,
-        entry.tenant,
-        entry.action,
-        entry.decision,
-        entry.purpose,
-        entry.result_code,
-    )
-    if tuple(columns) != expected:
+    if tuple(columns) != query_columns(entry):
         return "entry's query columns do not match its content"
     if sorted(subjects) != sorted(set(entry.subject_ids)):
         return "entry's subject links do not match its content"
