@@ -1,8 +1,10 @@
 """The integrator: puts appended entries into the Merkle tree and signs checkpoints.
 
-Writers only insert rows (`leaf_index` NULL); the integrator, under the log's lock,
-takes the pending rows it can see in id order, numbers them as the next leaves, extends
-the stored compact range, and stores signed checkpoints, all in one transaction. This is
+Writers only insert rows (`leaf_index` NULL); the integrator takes the pending rows it
+can see in id order, checks them and extends the tree by their hashes, then, under the
+log's lock and only if the stored tree is still the one it extended, numbers them as
+the next leaves, stores the compact range and signed checkpoints, all in one
+transaction. This is
 Trillian's sequencer/integrator split: ids may have gaps or commit out of order across
 processes, but leaf indexes are assigned by one lock holder at a time, so they are dense
 and every process agrees on them.
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from audit.checkpoint import Checkpoint, CheckpointSigner
-from audit.db import locked_write, positional_marker
+from audit.db import locked_write, positional_marker, snapshot
 from audit.errors import AuditError, TreeConflictError, VerifyError
 from audit.last_signed import LastSignedFile
 from audit.mac import EntryMac, leaf_data
@@ -103,7 +105,10 @@ class Integrator:
 
     def _integrate_checked(self, max_batch: int) -> tuple[Checkpoint | None, int]:
         self._load_anchor()
-        with locked_write(self._engine) as conn:
+        # The checks and the hashing, the round's CPU, outside the log's lock: on SQLite
+        # that lock is the database's one writer lock, and every audited call's commit
+        # waits behind whoever holds it (in SQLite's busy handler, 1, 2, 5, 10 ms steps).
+        with snapshot(self._engine) as conn:
             tree = _load_tree(conn)
             self._check_against_anchor(conn, tree)
             pending = conn.execute(
@@ -117,15 +122,25 @@ class Integrator:
                 .order_by(entries_table.c.id)
                 .limit(max_batch)
             ).all()
-            if not pending:
-                self._anchor = tree
+        if not pending:
+            self._anchor = tree
+            return None, 0
+        hashes = self._checked_hashes(pending)
+        base = tree.copy()
+        heads = self._extend(tree, hashes)
+        created_us = int(self._now().timestamp() * 1_000_000)
+        # Under the lock only the writes, once the stored tree is the one just extended.
+        # Exactly the ids read above: a second look could see rows committed since,
+        # which are not in the hashes being appended.
+        with locked_write(self._engine) as conn:
+            stored = _load_tree(conn)
+            if stored.size != base.size or stored.hashes != base.hashes:
+                # Another integrator's round committed in between: its tree is checked
+                # against the anchor and extended next round.
+                log.info("audit: the tree moved during integration; trying again")
                 return None, 0
-            hashes = self._checked_hashes(pending)
-            first = tree.size
-            # Exactly the ids read above: under READ COMMITTED a second look could see
-            # rows committed since, which are not in the hashes being appended.
-            _number(conn, [(first + i, row[0]) for i, row in enumerate(pending)])
-            signed, note = self._extend_and_sign(conn, tree, hashes)
+            _number(conn, base.size, [row[0] for row in pending])
+            signed, note = self._sign(conn, base.size, heads, created_us)
             conn.execute(
                 sa.update(tree_state)
                 .where(tree_state.c.id == TREE_STATE_ID)
@@ -203,12 +218,10 @@ class Integrator:
             hashes.append(computed)
         return hashes
 
-    def _extend_and_sign(
-        self, conn: Connection, tree: CompactRange, hashes: list[bytes]
-    ) -> tuple[Checkpoint, str]:
-        created_us = int(self._now().timestamp() * 1_000_000)
-        previous = tree.size
-        rows = []
+    def _extend(self, tree: CompactRange, hashes: list[bytes]) -> list[Checkpoint]:
+        """Extend `tree` by `hashes`; the heads to sign: one at each multiple of the
+        checkpoint interval crossed, and the last."""
+        heads = []
         done = 0
         while done < len(hashes):
             # Stop at the next multiple of the interval, or at the end of the batch.
@@ -216,35 +229,60 @@ class Integrator:
             take = min(boundary - tree.size, len(hashes) - done)
             tree.extend(hashes[done : done + take])
             done += take
-            checkpoint = Checkpoint(self.origin, tree.size, tree.root())
-            rows.append(
-                {
-                    "size": checkpoint.size,
-                    "root_hash": checkpoint.root_hash,
-                    "note": self._signer.sign(checkpoint),
-                    "created_us": created_us,
-                }
-            )
+            heads.append(Checkpoint(self.origin, tree.size, tree.root()))
+        return heads
+
+    def _sign(
+        self, conn: Connection, previous: int, heads: list[Checkpoint], created_us: int
+    ) -> tuple[Checkpoint, str]:
+        """Sign and store `heads`, dropping the superseded end-of-batch checkpoint at
+        `previous` (off the interval's multiples); the last head and its signed note."""
+        rows = [
+            {
+                "size": head.size,
+                "root_hash": head.root_hash,
+                "note": self._signer.sign(head),
+                "created_us": created_us,
+            }
+            for head in heads
+        ]
         if previous % self._interval:
             conn.execute(sa.delete(checkpoints).where(checkpoints.c.size == previous))
         conn.execute(sa.insert(checkpoints), rows)
-        return checkpoint, str(rows[-1]["note"])
+        return heads[-1], str(rows[-1]["note"])
 
 
-def _number(conn: Connection, leaves: list[tuple[int, int]]) -> None:
-    """Set `leaf_index` for each (leaf index, id) pair."""
+def _number(conn: Connection, first: int, ids: list[int]) -> None:
+    """Number the entries `ids` as the leaves from `first` on. Each must still be
+    pending: a row numbered meanwhile (by anyone) fails the round and rolls it back."""
+    leaves = [(first + i, entry_id) for i, entry_id in enumerate(ids)]
     marker = positional_marker(conn)
     if marker is not None:
         # Only the driver's parameter marker is formatted in; the values are bound.
-        sql = f"UPDATE audit_entries SET leaf_index = {marker} WHERE id = {marker}"  # noqa: S608
+        sql = (
+            f"UPDATE audit_entries SET leaf_index = {marker} "  # noqa: S608
+            f"WHERE id = {marker} AND leaf_index IS NULL"
+        )
         conn.exec_driver_sql(sql, leaves)
-        return
-    conn.execute(
-        sa.update(entries_table)
-        .where(entries_table.c.id == sa.bindparam("b_id"))
-        .values(leaf_index=sa.bindparam("b_leaf")),
-        [{"b_leaf": leaf, "b_id": entry_id} for leaf, entry_id in leaves],
-    )
+    else:
+        conn.execute(
+            sa.update(entries_table)
+            .where(entries_table.c.id == sa.bindparam("b_id"), entries_table.c.leaf_index.is_(None))
+            .values(leaf_index=sa.bindparam("b_leaf")),
+            [{"b_leaf": leaf, "b_id": entry_id} for leaf, entry_id in leaves],
+        )
+    numbered = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(entries_table)
+        .where(
+            entries_table.c.leaf_index >= first,
+            entries_table.c.leaf_index < first + len(ids),
+        )
+    ).scalar_one()
+    if numbered != len(ids):
+        raise TreeConflictError(
+            "pending audit entries were numbered by someone else during integration"
+        )
 
 
 def _load_tree(conn: Connection) -> CompactRange:

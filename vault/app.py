@@ -77,7 +77,14 @@ from vault.rights.request_expiry import RequestExpiry
 from vault.rights.requests import CustomerRequests
 from vault.rights.service import RightsService
 from vault.storage import migrate
-from vault.storage.db import Database, create_engine, wait_until, wait_until_reachable
+from vault.storage.db import (
+    SQLITE_AUTOCHECKPOINT_PAGES,
+    SQLITE_BACKSTOP_PAGES,
+    Database,
+    create_engine,
+    wait_until,
+    wait_until_reachable,
+)
 from vault.whatif.service import WhatIfService
 from vault.whatif.versions import PolicyVersions
 
@@ -128,10 +135,19 @@ class VaultApp:
     )
     observability: telemetry.Telemetry = field(default_factory=telemetry.Telemetry)
     _unwatch: Callable[[], None] | None = field(default=None, init=False, repr=False)
+    # SQLite's WAL checkpointed by a task of `start_background` every this many seconds
+    # (None: by the commits, SQLite's default).
+    wal_checkpoint_interval: float | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings, clock: Clock | None = None) -> VaultApp:
-        """Load keys, policies and the database; migrate the embedded default."""
+    def open(
+        cls, settings: Settings, clock: Clock | None = None, *, wal_checkpoints: bool = False
+    ) -> VaultApp:
+        """Load keys, policies and the database; migrate the embedded default.
+
+        `wal_checkpoints` (SQLite, a process that will `start_background`): its WAL is
+        checkpointed by a background task every `sqlite_checkpoint_interval_seconds`,
+        and a commit checkpoints only as a backstop."""
         clock = clock or SystemClock()
         if settings.is_embedded and settings.generate_dev_keys:
             for created in key_custody.init_keys(settings):
@@ -141,10 +157,15 @@ class VaultApp:
         retention_rules = RetentionRules.from_file(settings.policies_dir / RULES_FILE)
         request_rules = RequestRules.from_file(settings.policies_dir / REQUESTS_FILE)
         policy = PolicyEngine.from_dir(settings.policies_dir)
+        interval = settings.sqlite_checkpoint_interval_seconds
+        checkpointing = wal_checkpoints and settings.is_embedded and interval > 0
         engine = create_engine(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
             lock_timeout=settings.db_lock_timeout_seconds,
+            wal_autocheckpoint=(
+                SQLITE_BACKSTOP_PAGES if checkpointing else SQLITE_AUTOCHECKPOINT_PAGES
+            ),
         )
         try:
             _await_database(engine, settings)
@@ -228,7 +249,7 @@ class VaultApp:
             decisions=RequestDecisions(rights=rights, **desk_parts),
             expiry=RequestExpiry(**desk_parts),  # type: ignore[arg-type]
         )
-        return cls(
+        app = cls(
             settings,
             clock,
             db,
@@ -257,6 +278,8 @@ class VaultApp:
             versions=versions,
             observability=telemetry.configure(settings),
         )
+        app.wal_checkpoint_interval = interval if checkpointing else None
+        return app
 
     def start_background(self, *, leader: bool = True) -> None:
         """Start the audit integrator, key refresh/re-wrap, policy watching and the
@@ -271,6 +294,11 @@ class VaultApp:
             PeriodicTask("key-refresh", s.key_refresh_interval_seconds, self._refresh_keys),
             PeriodicTask("wal-scrub", WAL_SCRUB_RETRY_SECONDS, self.db.scrub_pending),
         ]
+        if self.wal_checkpoint_interval is not None:
+            # Every process: each one's commits leave the checkpoint to it.
+            own.append(
+                PeriodicTask("wal-checkpoint", self.wal_checkpoint_interval, self.db.checkpoint_wal)
+            )
         if not leader:
             self.tasks = [*own]
             self._start_tasks()
@@ -612,7 +640,7 @@ def running(
     see `VaultApp.start_background`), mark it serving; on leaving, stop the server
     (in-flight calls get `grace` seconds, by default the configured
     `shutdown_grace_seconds`) and close the app."""
-    app = VaultApp.open(settings, clock=clock)
+    app = VaultApp.open(settings, clock=clock, wal_checkpoints=True)
     server: VaultServer | None = None
     try:
         server = app.build_server(reuse_port=reuse_port)

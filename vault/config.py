@@ -303,6 +303,10 @@ class Settings(BaseSettings):
     # every `rewrap_interval_seconds` while digests are stale).
     reindex_batch_size: int = 500
     audit_integrate_interval_seconds: float = 1.0
+    # SQLite: each serving process copies the WAL into the database file from a thread
+    # of its own this often, so no call's commit waits for a checkpoint; 0 leaves it to
+    # SQLite (the commit that finds 1,000 pages in the WAL checkpoints it).
+    sqlite_checkpoint_interval_seconds: float = Field(default=0.25, ge=0)
     key_refresh_interval_seconds: float = 2.0
     db_pool_size: int = 10
     db_connect_timeout_seconds: float = 60.0

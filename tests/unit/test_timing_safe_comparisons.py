@@ -50,6 +50,7 @@ PUBLIC = {
     ("audit/verify.py", "checkpoint.root_hash != bytes(root)"): "public checkpoint root",
     ("audit/verify.py", "expected != root"): "public checkpoint root",
     ("audit/integrator.py", "grown.hashes != tree.hashes"): "public compact-range hashes",
+    ("audit/integrator.py", "stored.hashes != base.hashes"): "public compact-range hashes",
     ("audit/last_signed.py", "tree.root() != checkpoint.root_hash"): "public checkpoint root",
     ("audit/restore.py", "tree.root() != witnessed.root_hash"): "public witnessed root",
     ("audit/witness/cli.py", "vkey.read_text().strip() != signer.verifier_key"): "public key",

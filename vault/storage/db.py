@@ -29,15 +29,31 @@ log = logging.getLogger(__name__)
 
 # How long a WAL scrub waits for readers and writers (and holds up new writers).
 SCRUB_WAIT_SECONDS = 0.25
+# SQLite's own default: the commit that finds the WAL this long (in pages) checkpoints it.
+SQLITE_AUTOCHECKPOINT_PAGES = 1000
+# Where a process checkpoints the WAL from a thread of its own (`Database.checkpoint_wal`),
+# the committing connection's checkpoint is only the backstop, at this many pages
+# (32 MiB of 4 KiB pages): a checkpoint copies pages into the database file and syncs
+# both files, and the commit that runs it keeps its caller (and every caller queued for
+# the writer lock) waiting meanwhile.
+SQLITE_BACKSTOP_PAGES = 8192
 _DISK_FULL_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
 
 
-def create_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) -> Engine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    lock_timeout: float = 30.0,
+    wal_autocheckpoint: int = SQLITE_AUTOCHECKPOINT_PAGES,
+) -> Engine:
     """An engine for `url` (sqlite or postgresql+psycopg), configured for the vault.
 
     `lock_timeout` bounds how long a statement waits for a lock another session holds
     (SQLite's busy timeout, PostgreSQL's lock_timeout); past it the driver error becomes
     `UnavailableError`, so a stuck lock holder cannot pin the server's threads.
+    `wal_autocheckpoint` (SQLite): the WAL length in pages at which a commit checkpoints
+    it; raise it (`SQLITE_BACKSTOP_PAGES`) only where `Database.checkpoint_wal` runs.
     """
     if url.startswith("postgresql://"):
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -54,6 +70,8 @@ def create_engine(url: str, *, pool_size: int = 10, lock_timeout: float = 30.0) 
             max_overflow=-1,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
+        if wal_autocheckpoint != SQLITE_AUTOCHECKPOINT_PAGES:
+            event.listen(engine, "connect", _sqlite_autocheckpoint(wal_autocheckpoint))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return sa.create_engine(
@@ -83,6 +101,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # wrapped data key, a sealed value or a blind-index digest in the file's free space.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def _sqlite_autocheckpoint(pages: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(pages)}").fetchall()
+
+    return on_connect
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -216,6 +241,25 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+
+    def checkpoint_wal(self) -> bool:
+        """SQLite: copy the pages the write-ahead log holds into the database file
+        (PASSIVE: waits for no reader or writer, so it may copy only part); the server
+        runs it from a thread of its own every `sqlite_checkpoint_interval_seconds`, so
+        no call's commit does. SQLite's driver lets go of the GIL while it copies and
+        syncs. Always False (nothing to run again at once); PostgreSQL: nothing to do."""
+        if self.dialect != "sqlite":
+            return False
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate(exc) from exc
+        except sqlite3.Error as exc:  # the driver's own connection: not wrapped
+            raise UnavailableError("database unavailable") from exc
+        return False
 
     def scrub_wal(self, *, wait_seconds: float = SCRUB_WAIT_SECONDS) -> bool:
         """SQLite: copy every page in the write-ahead log into the database file and

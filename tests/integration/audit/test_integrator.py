@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -14,6 +17,8 @@ from audit import (
     latest_checkpoint,
     verify_log,
 )
+from audit.checkpoint import Checkpoint
+from audit.errors import TreeConflictError
 from audit.merkle import leaf_hash, root_of
 from audit.tables import checkpoints, entries
 from tests.integration.audit.helpers import ORIGIN, make_entry
@@ -100,3 +105,62 @@ def test_pending_entries_are_reported_not_failed(
     report = verify_log(audit_engine, audit_signer.verifier())
     assert report.ok
     assert (report.size, report.pending) == (3, 2)
+
+
+def test_a_round_whose_tree_moved_before_it_took_the_lock_writes_nothing(
+    audit_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    # The hashing runs outside the log's lock. Another integrator's round that commits
+    # between the read and the lock (here from the clock, read at that point) must win:
+    # the late round numbers nothing, and the next one extends the tree that is stored.
+    other = Integrator(audit_engine, audit_signer, ORIGIN, checkpoint_interval=4)
+    raced: list[Checkpoint | None] = []
+
+    def clock() -> datetime:
+        if not raced:
+            raced.append(other.integrate())
+        return datetime.now(UTC)
+
+    late = Integrator(audit_engine, audit_signer, ORIGIN, checkpoint_interval=4, now=clock)
+    with audit_engine.begin() as conn:
+        append_in(conn, [make_entry(n) for n in range(5)])
+    assert late.integrate() is None
+    assert raced[0] is not None
+    assert raced[0].size == 5
+    with audit_engine.begin() as conn:
+        append_in(conn, [make_entry(n) for n in range(5, 8)])
+    checkpoint = late.integrate()
+    assert checkpoint is not None
+    assert checkpoint.size == 8
+    with audit_engine.connect() as conn:
+        leaves = conn.execute(sa.select(entries.c.leaf_index).order_by(entries.c.id)).scalars()
+        assert list(leaves) == list(range(8))
+    report = verify_log(audit_engine, audit_signer.verifier())
+    assert report.ok
+    assert (report.size, report.pending) == (8, 0)
+
+
+def test_an_entry_numbered_behind_the_integrators_back_is_refused(
+    audit_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    # A pending entry given a leaf index between the read and the lock, with the tree
+    # state left alone, is no integrator's doing: the round rolls back and refuses.
+    tampered: list[bool] = []
+
+    def clock() -> datetime:
+        if not tampered:
+            with audit_engine.begin() as conn:
+                conn.execute(sa.update(entries).where(entries.c.id == ids[2]).values(leaf_index=99))
+            tampered.append(True)
+        return datetime.now(UTC)
+
+    integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
+    with audit_engine.begin() as conn:
+        ids = append_in(conn, [make_entry(n) for n in range(5)])
+    with pytest.raises(TreeConflictError, match="numbered by someone else"):
+        integrator.integrate()
+    assert integrator.refusal is not None
+    with audit_engine.connect() as conn:
+        leaves = conn.execute(sa.select(entries.c.leaf_index).order_by(entries.c.id)).scalars()
+        assert list(leaves) == [None, None, 99, None, None]
+        assert conn.execute(sa.select(sa.func.count()).select_from(checkpoints)).scalar_one() == 0
