@@ -138,8 +138,11 @@ class Integrator:
                 # Another integrator's round committed in between: its tree is checked
                 # against the anchor and extended next round.
                 log.info("audit: the tree moved during integration; trying again")
+                # `base` passed the anchor check (or was the tree trusted once): the
+                # next round's stored tree must extend it.
+                self._anchor = base
                 return None, 0
-            _number(conn, base.size, [row[0] for row in pending])
+            _number(conn, base.size, pending)
             signed, note = self._sign(conn, base.size, heads, created_us)
             conn.execute(
                 sa.update(tree_state)
@@ -252,36 +255,58 @@ class Integrator:
         return heads[-1], str(rows[-1]["note"])
 
 
-def _number(conn: Connection, first: int, ids: list[int]) -> None:
-    """Number the entries `ids` as the leaves from `first` on. Each must still be
-    pending: a row numbered meanwhile (by anyone) fails the round and rolls it back."""
-    leaves = [(first + i, entry_id) for i, entry_id in enumerate(ids)]
+def _number(conn: Connection, first: int, pending: Sequence[Any]) -> None:
+    """Number the `pending` rows (id, leaf hash, entry, mac) as the leaves from `first` on.
+
+    Each must still be pending and hold exactly what was checked and hashed outside the
+    lock: a row numbered or rewritten meanwhile (by anyone), or a leaf index already
+    taken, fails the round, which rolls back and refuses."""
+    leaves = [
+        (first + i, entry_id, leaf, entry, mac)
+        for i, (entry_id, leaf, entry, mac) in enumerate(pending)
+    ]
+    same_mac = "IS NOT DISTINCT FROM" if conn.dialect.name == "postgresql" else "IS"
     marker = positional_marker(conn)
-    if marker is not None:
-        # Only the driver's parameter marker is formatted in; the values are bound.
-        sql = (
-            f"UPDATE audit_entries SET leaf_index = {marker} "  # noqa: S608
-            f"WHERE id = {marker} AND leaf_index IS NULL"
-        )
-        conn.exec_driver_sql(sql, leaves)
-    else:
-        conn.execute(
-            sa.update(entries_table)
-            .where(entries_table.c.id == sa.bindparam("b_id"), entries_table.c.leaf_index.is_(None))
-            .values(leaf_index=sa.bindparam("b_leaf")),
-            [{"b_leaf": leaf, "b_id": entry_id} for leaf, entry_id in leaves],
-        )
+    try:
+        if marker is not None:
+            # Only the driver's parameter marker is formatted in; the values are bound.
+            sql = (
+                f"UPDATE audit_entries SET leaf_index = {marker} "  # noqa: S608
+                f"WHERE id = {marker} AND leaf_index IS NULL AND leaf_hash = {marker} "
+                f"AND entry = {marker} AND mac {same_mac} {marker}"
+            )
+            conn.exec_driver_sql(sql, leaves)
+        else:
+            conn.execute(
+                sa.update(entries_table)
+                .where(
+                    entries_table.c.id == sa.bindparam("b_id"),
+                    entries_table.c.leaf_index.is_(None),
+                    entries_table.c.leaf_hash == sa.bindparam("b_hash"),
+                    entries_table.c.entry == sa.bindparam("b_entry"),
+                    entries_table.c.mac.is_not_distinct_from(sa.bindparam("b_mac")),
+                )
+                .values(leaf_index=sa.bindparam("b_leaf")),
+                [
+                    {"b_leaf": n, "b_id": i, "b_hash": h, "b_entry": e, "b_mac": m}
+                    for n, i, h, e, m in leaves
+                ],
+            )
+    except sa.exc.IntegrityError:
+        raise TreeConflictError(
+            "a leaf index the integrator was to assign is already taken by another entry"
+        ) from None
     numbered = conn.execute(
         sa.select(sa.func.count())
         .select_from(entries_table)
         .where(
             entries_table.c.leaf_index >= first,
-            entries_table.c.leaf_index < first + len(ids),
+            entries_table.c.leaf_index < first + len(leaves),
         )
     ).scalar_one()
-    if numbered != len(ids):
+    if numbered != len(leaves):
         raise TreeConflictError(
-            "pending audit entries were numbered by someone else during integration"
+            "pending audit entries were numbered or rewritten by someone else during integration"
         )
 
 

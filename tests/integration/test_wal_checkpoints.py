@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -138,3 +139,27 @@ def test_postgresql_has_no_checkpoint_task(tmp_path: Path, migrated_postgres_url
     with running_vault(settings_for(tmp_path / "data", migrated_postgres_url)) as vault:
         assert vault.app.wal_checkpoint_interval is None
         assert _task(vault.app, "wal-checkpoint") is None
+
+
+@pytest.mark.parametrize("checkpointer", ["this process", "another worker"])
+def test_a_scrub_waits_out_a_running_checkpoint(tmp_path: Path, checkpointer: str) -> None:
+    # SQLite answers a second checkpointer busy at once, whatever its busy timeout: a
+    # scrub after an erasure that met a background checkpoint used to give up at once,
+    # leaving shredded pages in the -wal file until the next retry. A log of some
+    # thousands of pages keeps the background checkpoint busy while the scrub starts.
+    path = tmp_path / "vault.db"
+    db = _database(path, wal_autocheckpoint=SQLITE_BACKSTOP_PAGES)
+    other = db if checkpointer == "this process" else Database(create_engine(f"sqlite:///{path}"))
+    try:
+        for _ in range(3):
+            _fill(db, 4000)
+            running = threading.Thread(target=other.checkpoint_wal)
+            running.start()
+            time.sleep(0.005)
+            scrubbed = db.scrub_wal(wait_seconds=5.0)
+            running.join()
+            assert scrubbed
+            assert (tmp_path / "vault.db-wal").stat().st_size == 0
+    finally:
+        db.dispose()
+        other.dispose()

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # How long a WAL scrub waits for readers and writers (and holds up new writers).
 SCRUB_WAIT_SECONDS = 0.25
+SCRUB_RETRY_SECONDS = 0.005
 # SQLite's own default: the commit that finds the WAL this long (in pages) checkpoints it.
 SQLITE_AUTOCHECKPOINT_PAGES = 1000
 # Where a process checkpoints the WAL from a thread of its own (`Database.checkpoint_wal`),
@@ -37,6 +38,9 @@ SQLITE_AUTOCHECKPOINT_PAGES = 1000
 # both files, and the commit that runs it keeps its caller (and every caller queued for
 # the writer lock) waiting meanwhile.
 SQLITE_BACKSTOP_PAGES = 8192
+# How long `Database.checkpoint_wal`'s RESTART waits for the writer lock and for readers of
+# older snapshots; it holds up writers meanwhile, so it gives up soon and tries again.
+RESTART_WAIT_MS = 10
 _DISK_FULL_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
 
 
@@ -173,6 +177,9 @@ class Database:
         self.dialect = engine.dialect.name
         self._scrub_lock = threading.Lock()
         self._scrub_due = False
+        # SQLite lets one connection checkpoint at a time and answers any other busy at
+        # once: this process's background checkpoint and its scrubs take turns here.
+        self._checkpointing = threading.Lock()
 
     @contextmanager
     def write(self, *, checkpoint_pages: int | None = None) -> Iterator[Connection]:
@@ -243,18 +250,29 @@ class Database:
             raise translated from exc
 
     def checkpoint_wal(self) -> bool:
-        """SQLite: copy the pages the write-ahead log holds into the database file
-        (PASSIVE: waits for no reader or writer, so it may copy only part); the server
-        runs it from a thread of its own every `sqlite_checkpoint_interval_seconds`, so
-        no call's commit does. SQLite's driver lets go of the GIL while it copies and
-        syncs. Always False (nothing to run again at once); PostgreSQL: nothing to do."""
+        """SQLite: copy the pages the write-ahead log holds into the database file; the
+        server runs it from a thread of its own every `sqlite_checkpoint_interval_seconds`
+        (SQLite's driver lets go of the GIL meanwhile), so no call's commit does.
+
+        A PASSIVE checkpoint copies while readers and writers go on. Only a checkpoint
+        that holds the writer lock can then let the log start over from its beginning
+        (the next writer must find it wholly copied), so once the log holds
+        `SQLITE_AUTOCHECKPOINT_PAGES` frames and the passive pass copied them all, a
+        RESTART copies what was committed since and restarts it, waiting at most
+        `RESTART_WAIT_MS` for the writer and for readers of older snapshots (otherwise
+        it tries again next time). Always False (nothing to run again at once);
+        PostgreSQL: nothing to do."""
         if self.dialect != "sqlite":
             return False
         try:
-            with self.engine.connect() as conn:
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
-                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with (
+                self._checkpointing,
+                self.engine.connect() as conn,
+                _pragma_set(conn, "busy_timeout", RESTART_WAIT_MS) as raw,
+            ):
+                busy, logged, copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if busy == 0 and copied == logged >= SQLITE_AUTOCHECKPOINT_PAGES:
+                    raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         except sa.exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
         except sqlite3.Error as exc:  # the driver's own connection: not wrapped
@@ -274,12 +292,22 @@ class Database:
         docs/operations.md, "Crypto-shredded subjects and backups")."""
         if self.dialect != "sqlite":
             return True
+        deadline = time.monotonic() + wait_seconds
         try:
             with (
+                self._checkpointing,  # this process's own checkpoint first finishes
                 self.engine.connect() as conn,
                 _pragma_set(conn, "busy_timeout", max(1, round(wait_seconds * 1000))) as raw,
             ):
-                busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                while True:
+                    busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    left = deadline - time.monotonic()
+                    if busy == 0 or left <= 0:
+                        break
+                    # Busy at once, whatever the timeout, while another connection (another
+                    # worker's `checkpoint_wal`) checkpoints: try again until the deadline.
+                    time.sleep(min(SCRUB_RETRY_SECONDS, left))
+                    raw.execute(f"PRAGMA busy_timeout={max(1, round(left * 1000))}").fetchall()
         except sa.exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
         except sqlite3.Error as exc:  # the driver's own connection: not wrapped

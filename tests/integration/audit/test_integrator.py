@@ -127,6 +127,10 @@ def test_a_round_whose_tree_moved_before_it_took_the_lock_writes_nothing(
     assert late.integrate() is None
     assert raced[0] is not None
     assert raced[0].size == 5
+    with audit_engine.connect() as conn:
+        # Only the other round's checkpoints: the late one stored and numbered nothing.
+        sizes = conn.execute(sa.select(checkpoints.c.size).order_by(checkpoints.c.size))
+        assert list(sizes.scalars()) == [4, 5]
     with audit_engine.begin() as conn:
         append_in(conn, [make_entry(n) for n in range(5, 8)])
     checkpoint = late.integrate()
@@ -157,10 +161,64 @@ def test_an_entry_numbered_behind_the_integrators_back_is_refused(
     integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
     with audit_engine.begin() as conn:
         ids = append_in(conn, [make_entry(n) for n in range(5)])
-    with pytest.raises(TreeConflictError, match="numbered by someone else"):
+    with pytest.raises(TreeConflictError, match="numbered or rewritten by someone else"):
         integrator.integrate()
     assert integrator.refusal is not None
     with audit_engine.connect() as conn:
         leaves = conn.execute(sa.select(entries.c.leaf_index).order_by(entries.c.id)).scalars()
         assert list(leaves) == [None, None, 99, None, None]
         assert conn.execute(sa.select(sa.func.count()).select_from(checkpoints)).scalar_one() == 0
+
+
+def test_an_entry_rewritten_behind_the_integrators_back_is_refused(
+    audit_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    # A pending entry replaced, leaf hash and all, between the checks and the lock: the
+    # round must not number what it never checked.
+    forged = make_entry(99)
+    rewritten: list[bool] = []
+
+    def clock() -> datetime:
+        if not rewritten:
+            data = forged.canonical_bytes()
+            with audit_engine.begin() as conn:
+                conn.execute(
+                    sa.update(entries)
+                    .where(entries.c.id == ids[1])
+                    .values(entry=data, leaf_hash=leaf_hash(data), mac=None)
+                )
+            rewritten.append(True)
+        return datetime.now(UTC)
+
+    integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
+    with audit_engine.begin() as conn:
+        ids = append_in(conn, [make_entry(n) for n in range(5)])
+    with pytest.raises(TreeConflictError, match="rewritten by someone else"):
+        integrator.integrate()
+    with audit_engine.connect() as conn:
+        leaves = conn.execute(sa.select(entries.c.leaf_index).order_by(entries.c.id)).scalars()
+        assert list(leaves) == [None] * 5
+        assert conn.execute(sa.select(sa.func.count()).select_from(checkpoints)).scalar_one() == 0
+
+
+def test_a_leaf_index_taken_behind_the_integrators_back_is_refused(
+    audit_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    # An entry appended after the round's read, given one of the leaf indexes the round
+    # is about to assign: a unique-index violation, refused, not retried as an outage.
+    taken: list[bool] = []
+
+    def clock() -> datetime:
+        if not taken:
+            with audit_engine.begin() as conn:
+                (late,) = append_in(conn, [make_entry(50)])
+                conn.execute(sa.update(entries).where(entries.c.id == late).values(leaf_index=2))
+            taken.append(True)
+        return datetime.now(UTC)
+
+    integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
+    with audit_engine.begin() as conn:
+        append_in(conn, [make_entry(n) for n in range(5)])
+    with pytest.raises(TreeConflictError, match="already taken"):
+        integrator.integrate()
+    assert integrator.refusal is not None
