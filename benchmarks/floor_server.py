@@ -6,8 +6,9 @@ interceptors, no protobuf), plus, per call, the vault's own `TokenVerifier` on t
 call's bearer token (an unknown or invalid one is refused UNAUTHENTICATED, as the vault
 does; a verified token is cached by its text, as in the vault) and one small row
 inserted and committed through the vault's own engine and transaction code
-(`vault.storage.db`: SQLite in WAL mode with synchronous=NORMAL and BEGIN IMMEDIATE, or
-PostgreSQL through psycopg 3, the vault's pool settings) before the reply leaves. No
+(`vault.storage.db`: SQLite in WAL mode with synchronous=NORMAL and BEGIN IMMEDIATE, its
+WAL checkpointed from a thread every `sqlite_checkpoint_interval_seconds` as the vault's
+is, or PostgreSQL through psycopg 3, the vault's pool settings) before the reply leaves. No
 policy, no decryption, no masking, no hash chain, no group commit. Run as its own
 process:
 
@@ -30,11 +31,17 @@ from pathlib import Path
 import grpc
 import sqlalchemy as sa
 
+from vault.background import PeriodicTask
 from vault.clock import SystemClock
 from vault.config import Settings
 from vault.errors import UnauthenticatedError
 from vault.identity.tokens import TokenVerifier
-from vault.storage.db import Database, create_engine
+from vault.storage.db import (
+    SQLITE_AUTOCHECKPOINT_PAGES,
+    SQLITE_BACKSTOP_PAGES,
+    Database,
+    create_engine,
+)
 
 SERVICE = "bench.Floor"
 METHOD = f"/{SERVICE}/Read"
@@ -82,11 +89,18 @@ class Floor:
         return request
 
 
-def build(port: int, data_dir: Path, database_url: str | None) -> tuple[grpc.Server, int]:
+def build(
+    port: int, data_dir: Path, database_url: str | None
+) -> tuple[grpc.Server, int, list[PeriodicTask]]:
     settings = Settings(data_dir=data_dir)
     url = database_url or f"sqlite:///{data_dir / 'floor.db'}"
+    interval = settings.sqlite_checkpoint_interval_seconds
+    checkpointing = url.startswith("sqlite") and interval > 0
     engine = create_engine(
-        url, pool_size=settings.db_pool_size, lock_timeout=settings.db_lock_timeout_seconds
+        url,
+        pool_size=settings.db_pool_size,
+        lock_timeout=settings.db_lock_timeout_seconds,
+        wal_autocheckpoint=SQLITE_BACKSTOP_PAGES if checkpointing else SQLITE_AUTOCHECKPOINT_PAGES,
     )
     _metadata.create_all(engine)
     verifier = TokenVerifier(
@@ -96,7 +110,12 @@ def build(port: int, data_dir: Path, database_url: str | None) -> tuple[grpc.Ser
         clock=SystemClock(),
         leeway_seconds=settings.token_leeway_seconds,
     )
-    floor = Floor(verifier, Database(engine))
+    database = Database(engine)
+    floor = Floor(verifier, database)
+    # As the vault does (`VaultApp.start_background`): no call's commit checkpoints.
+    tasks = (
+        [PeriodicTask("wal-checkpoint", interval, database.checkpoint_wal)] if checkpointing else []
+    )
     server = grpc.server(
         ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
         options=[
@@ -111,7 +130,7 @@ def build(port: int, data_dir: Path, database_url: str | None) -> tuple[grpc.Ser
     )
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
-    return server, bound
+    return server, bound, tasks
 
 
 def main() -> None:
@@ -120,14 +139,18 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    server, port = build(args.port, args.data_dir, args.database_url)
+    server, port, tasks = build(args.port, args.data_dir, args.database_url)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server.start()
+    for task in tasks:
+        task.start()
     print(f"floor serving on port {port}", flush=True)
     stop.wait()
     server.stop(1).wait()
+    for task in tasks:
+        task.stop()
 
 
 if __name__ == "__main__":
