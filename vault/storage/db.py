@@ -258,10 +258,10 @@ class Database:
         that holds the writer lock can then let the log start over from its beginning
         (the next writer must find it wholly copied), so once the log holds
         `SQLITE_AUTOCHECKPOINT_PAGES` frames and the passive pass copied them all, a
-        RESTART copies what was committed since and restarts it, waiting at most
-        `RESTART_WAIT_MS` for the writer and for readers of older snapshots (otherwise
-        it tries again next time). Always False (nothing to run again at once);
-        PostgreSQL: nothing to do."""
+        RESTART copies what was committed since and waits for readers of older snapshots
+        to finish, so that the next writer starts the log over. It waits at most
+        `RESTART_WAIT_MS` for the writer and those readers (otherwise it tries again next
+        time). Always False (nothing to run again at once); PostgreSQL: nothing to do."""
         if self.dialect != "sqlite":
             return False
         try:
