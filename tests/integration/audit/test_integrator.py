@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -107,6 +108,21 @@ def test_pending_entries_are_reported_not_failed(
     assert (report.size, report.pending) == (3, 2)
 
 
+def _clock_first_running(step: Callable[[], object]) -> Callable[[], datetime]:
+    """A clock that runs `step` the first time it is read. The integrator reads it after
+    its checks and before it takes the log's lock: where another writer could step in."""
+    stepped = False
+
+    def clock() -> datetime:
+        nonlocal stepped
+        if not stepped:
+            stepped = True
+            step()
+        return datetime.now(UTC)
+
+    return clock
+
+
 def test_a_round_whose_tree_moved_before_it_took_the_lock_writes_nothing(
     audit_engine: Engine, audit_signer: CheckpointSigner
 ) -> None:
@@ -115,12 +131,7 @@ def test_a_round_whose_tree_moved_before_it_took_the_lock_writes_nothing(
     # the late round numbers nothing, and the next one extends the tree that is stored.
     other = Integrator(audit_engine, audit_signer, ORIGIN, checkpoint_interval=4)
     raced: list[Checkpoint | None] = []
-
-    def clock() -> datetime:
-        if not raced:
-            raced.append(other.integrate())
-        return datetime.now(UTC)
-
+    clock = _clock_first_running(lambda: raced.append(other.integrate()))
     late = Integrator(audit_engine, audit_signer, ORIGIN, checkpoint_interval=4, now=clock)
     with audit_engine.begin() as conn:
         append_in(conn, [make_entry(n) for n in range(5)])
@@ -149,16 +160,14 @@ def test_an_entry_numbered_behind_the_integrators_back_is_refused(
 ) -> None:
     # A pending entry given a leaf index between the read and the lock, with the tree
     # state left alone, is no integrator's doing: the round rolls back and refuses.
-    tampered: list[bool] = []
 
-    def clock() -> datetime:
-        if not tampered:
-            with audit_engine.begin() as conn:
-                conn.execute(sa.update(entries).where(entries.c.id == ids[2]).values(leaf_index=99))
-            tampered.append(True)
-        return datetime.now(UTC)
+    def number_one() -> None:
+        with audit_engine.begin() as conn:
+            conn.execute(sa.update(entries).where(entries.c.id == ids[2]).values(leaf_index=99))
 
-    integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
+    integrator = Integrator(
+        audit_engine, audit_signer, ORIGIN, now=_clock_first_running(number_one)
+    )
     with audit_engine.begin() as conn:
         ids = append_in(conn, [make_entry(n) for n in range(5)])
     with pytest.raises(TreeConflictError, match="numbered or rewritten by someone else"):
@@ -175,22 +184,19 @@ def test_an_entry_rewritten_behind_the_integrators_back_is_refused(
 ) -> None:
     # A pending entry replaced, leaf hash and all, between the checks and the lock: the
     # round must not number what it never checked.
-    forged = make_entry(99)
-    rewritten: list[bool] = []
+    forged = make_entry(99).canonical_bytes()
 
-    def clock() -> datetime:
-        if not rewritten:
-            data = forged.canonical_bytes()
-            with audit_engine.begin() as conn:
-                conn.execute(
-                    sa.update(entries)
-                    .where(entries.c.id == ids[1])
-                    .values(entry=data, leaf_hash=leaf_hash(data), mac=None)
-                )
-            rewritten.append(True)
-        return datetime.now(UTC)
+    def rewrite_one() -> None:
+        with audit_engine.begin() as conn:
+            conn.execute(
+                sa.update(entries)
+                .where(entries.c.id == ids[1])
+                .values(entry=forged, leaf_hash=leaf_hash(forged), mac=None)
+            )
 
-    integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
+    integrator = Integrator(
+        audit_engine, audit_signer, ORIGIN, now=_clock_first_running(rewrite_one)
+    )
     with audit_engine.begin() as conn:
         ids = append_in(conn, [make_entry(n) for n in range(5)])
     with pytest.raises(TreeConflictError, match="rewritten by someone else"):
@@ -206,17 +212,15 @@ def test_a_leaf_index_taken_behind_the_integrators_back_is_refused(
 ) -> None:
     # An entry appended after the round's read, given one of the leaf indexes the round
     # is about to assign: a unique-index violation, refused, not retried as an outage.
-    taken: list[bool] = []
 
-    def clock() -> datetime:
-        if not taken:
-            with audit_engine.begin() as conn:
-                (late,) = append_in(conn, [make_entry(50)])
-                conn.execute(sa.update(entries).where(entries.c.id == late).values(leaf_index=2))
-            taken.append(True)
-        return datetime.now(UTC)
+    def take_index_2() -> None:
+        with audit_engine.begin() as conn:
+            (late,) = append_in(conn, [make_entry(50)])
+            conn.execute(sa.update(entries).where(entries.c.id == late).values(leaf_index=2))
 
-    integrator = Integrator(audit_engine, audit_signer, ORIGIN, now=clock)
+    integrator = Integrator(
+        audit_engine, audit_signer, ORIGIN, now=_clock_first_running(take_index_2)
+    )
     with audit_engine.begin() as conn:
         append_in(conn, [make_entry(n) for n in range(5)])
     with pytest.raises(TreeConflictError, match="already taken"):
