@@ -4,10 +4,9 @@ Writers only insert rows (`leaf_index` NULL); the integrator takes the pending r
 can see in id order, checks them and extends the tree by their hashes, then, under the
 log's lock and only if the stored tree is still the one it extended, numbers them as
 the next leaves, stores the compact range and signed checkpoints, all in one
-transaction. This is
-Trillian's sequencer/integrator split: ids may have gaps or commit out of order across
-processes, but leaf indexes are assigned by one lock holder at a time, so they are dense
-and every process agrees on them.
+transaction. This is Trillian's sequencer/integrator split: ids may have gaps or commit
+out of order across processes, but leaf indexes are assigned by one lock holder at a
+time, so they are dense and every process agrees on them.
 """
 
 from __future__ import annotations
