@@ -81,7 +81,7 @@ Proofs and verification
         ProofError for sizes the log cannot serve; VerifyError if its leaves are broken
     verify_inclusion(...) / verify_consistency(...)      client-side checks (raise)
     verify_log(engine, verifier, trusted_checkpoint=None, progress=None, *,
-               check_index=True, mac=None, witnesses=()) -> VerifyReport
+               check_index=True, mac=None, witnesses=(), workers=1) -> VerifyReport
         .ok .first_bad_position .problem .witnessed .latest_cosigned_by .mac_legacy
         .raise_for_failure()
 

@@ -43,6 +43,7 @@ from audit.proofs import cosigned_checkpoint, export_checkpoint
 from audit.query import iter_query
 from audit.restore import JournalError, witnessed_erasures
 from audit.verify import verify_log
+from audit.verify_pool import default_workers
 from audit.witness.client import WitnessClient
 
 app = typer.Typer(
@@ -159,6 +160,15 @@ def verify_command(
             help="Also check the query columns and subject links against the entries.",
         ),
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes reading and checking the leaves, a chunk at a time "
+            "(default: the CPUs this process may use).",
+        ),
+    ] = None,
     mac_key: Annotated[
         Path | None,
         typer.Option("--mac-key", help="The entry MAC key file: check every entry's MAC."),
@@ -210,6 +220,7 @@ def verify_command(
             check_index=index_check,
             mac=mac,
             witnesses=witnesses,
+            workers=default_workers() if workers is None else workers,
         )
     print_report(stdout(), report)
     if not report.ok:

@@ -133,31 +133,50 @@ def _compiled(
     return str(compiled), compiled.positiontup if compiled.positional else None
 
 
+NO_MAC, VALID_MAC, BAD_MAC = b"\x00", b"\x01", b"\x02"
+
+
+def mac_states(mac: EntryMac, rows: Sequence[Any]) -> bytes:
+    """One byte per row of `rows` (leaf rows, the MAC last): `NO_MAC`, `VALID_MAC` or
+    `BAD_MAC`. Which of them is a problem depends on the leaves before (`MacCheck`)."""
+    is_valid = mac.is_valid
+    return bytes(
+        0 if row[-1] is None else 1 if is_valid(row[1], bytes(row[-1])) else 2 for row in rows
+    )
+
+
 class MacCheck:
-    """Checks entry MACs chunk by chunk: every entry from the first one with a MAC on
-    must carry a valid one; the entries before it are legacy (written before MACs)."""
+    """Checks entry MACs chunk by chunk, in leaf order: every entry from the first one
+    with a MAC on must carry a valid one; the entries before it are legacy (written
+    before MACs)."""
 
     def __init__(self, mac: EntryMac) -> None:
-        self._mac = mac
+        self.mac = mac
         self.legacy = 0  # leaves before the first leaf with a MAC
         self.checked = 0  # leaves whose MAC verified
         self.started = False
 
     def problem(self, position: int, rows: Sequence[Any]) -> LeafProblem | None:
         """The first leaf of `rows` (leaves from `position` on) whose MAC fails."""
-        for offset, row in enumerate(rows):
-            tag = row[-1]
-            if tag is None and not self.started:
-                self.legacy += 1
-                continue
+        return self.sequence(position, mac_states(self.mac, rows))
+
+    def sequence(self, position: int, states: bytes) -> LeafProblem | None:
+        """As `problem`, from the leaves' `mac_states` (worked out elsewhere)."""
+        offset = 0
+        if not self.started:
+            offset = len(states) - len(states.lstrip(NO_MAC))
+            self.legacy += offset
+            if offset == len(states):
+                return None
             self.started = True
-            if tag is None:
-                return LeafProblem(
-                    "entry has no MAC (later than entries with one)", position + offset
-                )
-            if not self._mac.is_valid(row[1], bytes(tag)):
-                return LeafProblem("entry MAC does not verify", position + offset)
-            self.checked += 1
+        missing = states.find(NO_MAC, offset)
+        bad = states.find(BAD_MAC, offset)
+        first = min((at for at in (missing, bad) if at >= 0), default=len(states))
+        self.checked += first - offset
+        if first == missing:
+            return LeafProblem("entry has no MAC (later than entries with one)", position + first)
+        if first == bad:
+            return LeafProblem("entry MAC does not verify", position + first)
         return None
 
 
@@ -186,7 +205,16 @@ def check_leaves(
         problems.append(LeafProblem(*found))
     if macs is not None and (found_mac := macs.problem(position, rows)) is not None:
         problems.append(found_mac)
-    return hashes, min(problems, key=lambda found: found.position, default=None)
+    return hashes, first_problem(*problems)
+
+
+def first_problem(*problems: LeafProblem | None) -> LeafProblem | None:
+    """The problem at the lowest position, if any."""
+    return min(
+        (found for found in problems if found is not None),
+        key=lambda found: found.position,
+        default=None,
+    )
 
 
 _LEAF_PREFIX = hashlib.sha256(b"\x00")

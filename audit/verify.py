@@ -27,18 +27,26 @@ self-consistent forgeries. A trusted mismatch is therefore placed after the last
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from audit import leaf_scan, verify_pool
 from audit.checkpoint import Checkpoint, CheckpointVerifier
 from audit.cosignature import CosignatureVerifier
 from audit.db import snapshot
 from audit.errors import CheckpointError, VerifyError
-from audit.leaf_scan import LeafReader, MacCheck, check_leaves, supports_index_check
+from audit.leaf_scan import (
+    LeafProblem,
+    LeafReader,
+    MacCheck,
+    check_leaves,
+    first_problem,
+    supports_index_check,
+)
 from audit.mac import EntryMac
 from audit.merkle import CompactRange
 from audit.tables import TREE_STATE_ID, checkpoints, cosignatures, tree_state
@@ -111,6 +119,7 @@ def verify_log(
     check_index: bool = True,
     mac: EntryMac | None = None,
     witnesses: Sequence[CosignatureVerifier] = (),
+    workers: int = 1,
 ) -> VerifyReport:
     """Verify the whole log against `verifier` (and checkpoints kept elsewhere).
 
@@ -124,6 +133,11 @@ def verify_log(
     With `witnesses`, every stored cosignature by one of them must verify, each root a
     witness cosigned counts as a trusted checkpoint, and the newest checkpoint must be
     cosigned by every one of them.
+
+    With `workers` above 1, that many processes read and check the leaves, a chunk at a
+    time, and this one joins their leaf hashes into the tree (`audit.verify_pool`, which
+    says what each reads); a log of fewer than `verify_pool.MIN_CHUNKS` chunks, or a
+    database other processes cannot open, is read here alone.
     """
     if trusted_checkpoint is None:
         given: list[str | Checkpoint] = []
@@ -134,6 +148,8 @@ def verify_log(
     trusted = [verifier.verify(item) if isinstance(item, str) else item for item in given]
     with snapshot(engine) as conn:
         scan = _Scan(conn, verifier, trusted, progress, check_index, mac=mac, witnesses=witnesses)
+        if workers > 1 and verify_pool.can_share(engine):
+            scan.pool = (engine, workers)
         try:
             scan.run()
         except _BadLogError as failure:
@@ -170,6 +186,7 @@ class _Scan:
         self.good = 0  # leaves [0, good) are proven by a matching signed root
         self.trusted_good = 0  # ... by a matching trusted root
         self.tree = CompactRange()
+        self.pool: tuple[Engine, int] | None = None  # (engine, workers) to check chunks
 
     def report(self, failure: _BadLogError | None) -> VerifyReport:
         return VerifyReport(
@@ -267,24 +284,19 @@ class _Scan:
         """Check leaves [0, high]."""
         sizes = deque(sorted(self.targets))
         self._check_targets(sizes)  # the empty tree, if a checkpoint claims size 0
-        with_index = self.with_index
-        reader = LeafReader(self.conn, with_index=with_index)
-        chunks = reader.chunks(0)
         reported = 0
+        chunks = self._chunks(high + 1)
         try:
-            for low, rows in chunks:
-                if low > high:
-                    break
-                if not rows or low != self.read:  # the chunk before ended early
+            for low, hashes, problem in chunks:
+                if not hashes or low != self.read:  # the chunk before ended early
                     raise _BadLogError("leaf is missing", self.read)
-                hashes, problem = check_leaves(low, rows, reader if with_index else None, self.macs)
-                intact = len(rows) if problem is None else problem.position - low
+                intact = len(hashes) if problem is None else problem.position - low
                 # Roots at checkpoints before the first bad leaf are still checked: a
                 # bad range found there starts earlier than this leaf.
                 self._extend(hashes[:intact], sizes)
                 if problem is not None:
                     raise _BadLogError(problem.problem, problem.position)
-                self.read += len(rows)
+                self.read += len(hashes)
                 if self.progress is not None and (
                     self.read - reported >= PROGRESS_EVERY or self.read > high
                 ):
@@ -292,6 +304,34 @@ class _Scan:
                     self.progress(self.read, high + 1)
         finally:
             chunks.close()
+
+    def _chunks(self, end: int) -> Generator[tuple[int, list[bytes], LeafProblem | None]]:
+        """(low, leaf hashes, first problem) of each chunk of leaves [0, end), in order."""
+        if self.pool is not None and end >= verify_pool.MIN_CHUNKS * leaf_scan.CHUNK:
+            engine, workers = self.pool
+            snapshot_id = verify_pool.export_snapshot(self.conn)
+            mac = None if self.macs is None else self.macs.mac
+            checked = verify_pool.chunks(
+                engine, snapshot_id, end, workers=workers, with_index=self.with_index, mac=mac
+            )
+            try:
+                for chunk in checked:
+                    hashes = [chunk.hashes[at : at + 32] for at in range(0, len(chunk.hashes), 32)]
+                    problem = chunk.problem
+                    if self.macs is not None and chunk.macs is not None:
+                        problem = first_problem(problem, self.macs.sequence(chunk.low, chunk.macs))
+                    yield chunk.low, hashes, problem
+            finally:
+                checked.close()
+            return
+        reader = LeafReader(self.conn, with_index=self.with_index)
+        try:
+            size = leaf_scan.CHUNK
+            for low in range(0, end, size):
+                rows = reader(low, min(low + size, end))
+                index = reader if self.with_index else None
+                yield low, *check_leaves(low, rows, index, self.macs)
+        finally:
             reader.close()
 
     def _extend(self, hashes: list[bytes], sizes: deque[int]) -> None:

@@ -2,22 +2,24 @@
 
     .venv/bin/python benchmarks/bench_audit.py [--entries 1000000] [--repeat 3]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_audit]
-        [--keep PATH]
+        [--keep PATH] [--workers N]
 
 Builds the log through the package's own write path (`append_in` in large
 transactions, then the `Integrator` signing a checkpoint every 1,024 leaves) in a temp
 SQLite file, or in the empty PostgreSQL database given, then times `verify_log` end to
 end: every checkpoint signature, every leaf hash, every root, the query columns and
-subject links; then once more with the Merkle checks alone (`check_index=False`).
+subject links, with `--workers` processes checking the chunks as `audit verify` does
+(default: the CPUs this process may use; `audit.verify_pool`), and in this process
+alone; then once more with the Merkle checks alone (`check_index=False`, one process).
 `--repeat` verifies that many times each way and reports the medians. `--keep` keeps
 the SQLite log (or, with `--database-url`, the signing key) at PATH and reuses it when
 it is there, so runs can alternate code versions on the same log.
 
 Targets: under 10 s for 1,000,000 entries end to end, and (DESIGN.md) at least
 200,000 entries/s. Prints one JSON line (and a summary on stderr): entries per second
-of wall-clock time and per second of this process's CPU time, as wall-clock time on a
-shared machine says little; on PostgreSQL also the CPU time of the database server
-process that served the verification.
+of wall-clock time and per second of CPU time (this process's and its workers'), as
+wall-clock time on a shared machine says little; on PostgreSQL also the CPU time of the
+database server process that served the verification.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -47,6 +50,7 @@ from audit import (
     migrate,
     verify_log,
 )
+from audit.verify_pool import default_workers
 
 ORIGIN = "bench.example/audit"
 BATCH = 20_000
@@ -116,16 +120,27 @@ class _ServerClock:
         return float(times.user + times.system)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (the workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _timed(
-    engine: Engine, signer: CheckpointSigner, server: _ServerClock | None, *, check_index: bool
+    engine: Engine,
+    signer: CheckpointSigner,
+    server: _ServerClock | None,
+    *,
+    check_index: bool,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """One verify_log: its report's size and outcome, wall-clock and CPU seconds."""
     server_before = server() if server else 0.0
-    wall, cpu = time.perf_counter(), time.process_time()
-    report = verify_log(engine, signer.verifier(), check_index=check_index)
+    wall, cpu = time.perf_counter(), _cpu()
+    report = verify_log(engine, signer.verifier(), check_index=check_index, workers=workers)
     run = {
         "wall": time.perf_counter() - wall,
-        "cpu": time.process_time() - cpu,
+        "cpu": _cpu() - cpu,
         "size": report.size,
         "checkpoints": report.checkpoints_checked,
         "ok": report.ok,
@@ -181,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="verifications each way")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the log (or key) here")
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="processes checking the chunks"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         engine, keys, reuse = _open(args, Path(tmp))
@@ -189,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         signer = CheckpointSigner(keys.read_bytes(), ORIGIN)
         build_seconds = 0.0 if reuse else build(engine, signer, args.entries)
         server = _ServerClock(engine) if args.database_url else None
-        full, merkle = [], []
-        for _ in range(args.repeat):  # alternate, so both see the same machine load
-            full.append(_timed(engine, signer, server, check_index=True))
+        full, alone, merkle = [], [], []
+        for _ in range(args.repeat):  # alternate, so all see the same machine load
+            full.append(_timed(engine, signer, server, check_index=True, workers=args.workers))
+            alone.append(_timed(engine, signer, server, check_index=True))
             merkle.append(_timed(engine, signer, server, check_index=False))
         engine.dispose()
     size = full[0]["size"]
@@ -203,17 +222,22 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds": round(build_seconds, 2),
         "repeat": args.repeat,
         "target_entries_per_second": TARGET,
+        "workers": args.workers,
         # verify_log as the CLI runs it: Merkle tree, signatures, columns and links
         **_summary(full, size, "verify_", ""),
+        # the same in one process (workers=1)
+        **_summary(alone, size, "one_process_", "one_process_"),
         # the Merkle tree and signatures alone (check_index=False)
         **_summary(merkle, size, "merkle_only_", "merkle_only_"),
-        "ok": all(run["ok"] for run in full + merkle),
+        "ok": all(run["ok"] for run in full + alone + merkle),
     }
     print(json.dumps(result))
     print(
-        f"audit verify, {size:,} entries on {result['database']}: "
+        f"audit verify, {size:,} entries on {result['database']}, {args.workers} workers: "
         f"{result['entries_per_second']:,} entries/s wall, "
         f"{result['entries_per_cpu_second']:,} per CPU-second (target {TARGET:,}/s); "
+        f"one process {result['one_process_entries_per_second']:,} / "
+        f"{result['one_process_entries_per_cpu_second']:,}; "
         f"Merkle checks alone {result['merkle_only_entries_per_second']:,} / "
         f"{result['merkle_only_entries_per_cpu_second']:,}",
         file=sys.stderr,

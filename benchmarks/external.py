@@ -127,6 +127,8 @@ def audit(
             continue
         doc = docs[-1]
         note = (
+            f"{doc.get('workers', 1)} worker processes; one process: "
+            f"{doc.get('one_process_entries_per_second', '?'):,} entries/s; "
             f"{doc.get('entries', 0):,} entries, {doc.get('checkpoints', '?')} checkpoints, "
             f"verify {doc.get('verify_seconds')} s, {doc.get('verify_cpu_seconds')} s CPU "
             f"(build {doc.get('build_seconds')} s); ok={doc.get('ok')}"
@@ -135,7 +137,7 @@ def audit(
                     "entries/s", note, **doc)  # fmt: skip
         per_cpu = doc.get("entries_per_cpu_second")
         if per_cpu is not None:
-            cpu_note = "the verifier's own CPU time"
+            cpu_note = "the verifier's and its workers' CPU time"
             if (with_server := doc.get("entries_per_cpu_second_with_server")) is not None:
                 cpu_note += f"; {with_server:,}/CPU-s counting the database server's too"
             results.add(GROUP, "audit: verify the whole log, per CPU-second", db, per_cpu,

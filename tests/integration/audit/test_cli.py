@@ -19,7 +19,9 @@ from audit import (
     create_sqlite_engine,
     generate_signing_key,
     latest_checkpoint,
+    leaf_scan,
     migrate,
+    verify_pool,
 )
 from audit.cli import app
 from tests.integration.audit import helpers
@@ -99,6 +101,20 @@ def test_verify_an_intact_log(runner: CliRunner, engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     assert f"OK: {SIZE} entries verified against {SIZE} signed checkpoints" in result.stdout
     assert f"size {SIZE}" in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_verify_with_workers_names_the_first_bad_leaf(
+    runner: CliRunner, engine: Engine, workers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of 4 leaves and a pool from 2 chunks on: two processes check the chunks.
+    monkeypatch.setattr(leaf_scan, "CHUNK", 4)
+    monkeypatch.setattr(verify_pool, "MIN_CHUNKS", 2)
+    with engine.begin() as conn:
+        helpers.edit_column(conn, 9)
+    result = runner.invoke(app, ["verify", "--workers", workers])
+    assert result.exit_code == 1, result.output
+    assert "FAILED at leaf 9" in result.stdout
 
 
 def test_verify_names_the_first_bad_leaf(runner: CliRunner, engine: Engine) -> None:

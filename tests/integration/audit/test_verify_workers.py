@@ -1,0 +1,168 @@
+"""verify_log with worker processes reading and checking the chunks (`audit.verify_pool`):
+the same report as one process gives, honest or tampered, on SQLite files and on
+PostgreSQL. Chunks of 8 leaves, so a log of 40 uses the pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from audit import (
+    CheckpointSigner,
+    EntryMac,
+    Integrator,
+    VerifyReport,
+    append_in,
+    generate_mac_key,
+    leaf_scan,
+    migrate,
+    use_entry_mac,
+    verify_log,
+    verify_pool,
+)
+from audit import verify as audit_verify
+from audit.merkle import leaf_hash
+from audit.tables import entries
+from tests.integration.audit import helpers
+
+SIZE = 40
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers are new interpreters: they read the bounds they are given, not these.
+    monkeypatch.setattr(leaf_scan, "CHUNK", 8)
+    monkeypatch.setattr(verify_pool, "MIN_CHUNKS", 2)
+    monkeypatch.setattr(audit_verify, "PROGRESS_EVERY", 8)
+
+
+def _both(engine: Engine, signer: CheckpointSigner, **kwargs: object) -> list[VerifyReport]:
+    return [
+        verify_log(engine, signer.verifier(), workers=workers, **kwargs)  # type: ignore[arg-type]
+        for workers in (1, 2)
+    ]
+
+
+def test_an_honest_log_gets_the_same_report_from_workers(
+    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
+    from_workers: list[int] = []
+    real_chunks = verify_pool.chunks
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[verify_pool.Chunk]:
+        for chunk in real_chunks(*args, **kwargs):
+            from_workers.append(chunk.low)
+            yield chunk
+
+    monkeypatch.setattr(verify_pool, "chunks", counted)
+    alone, pooled = _both(sqlite_or_pg_engine, audit_signer)
+    assert alone.ok
+    assert alone.entries_checked == SIZE
+    assert pooled == alone
+    assert from_workers == [0, 8, 16, 24, 32]
+
+
+TAMPERING: dict[str, Callable[[Connection], None]] = {
+    "column": lambda conn: helpers.edit_column(conn, 13),
+    "content": lambda conn: helpers.edit_field(conn, 21, rewrite_hash=False),
+    "content and hash": lambda conn: helpers.edit_field(conn, 21, rewrite_hash=True),
+    "link": lambda conn: helpers.unlink_subject(conn, 30),
+    "missing leaf": lambda conn: helpers.delete_leaf(conn, 17, renumber=False),
+    "swapped leaves": lambda conn: helpers.swap_leaves(conn, 9, 26),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERING.values(), ids=TAMPERING.keys())
+def test_workers_name_the_bad_leaf_one_process_names(
+    sqlite_or_pg_engine: Engine,
+    audit_signer: CheckpointSigner,
+    tamper: Callable[[Connection], None],
+) -> None:
+    helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
+    with sqlite_or_pg_engine.begin() as conn:
+        tamper(conn)
+    alone, pooled = _both(sqlite_or_pg_engine, audit_signer)
+    assert not alone.ok
+    assert pooled == alone
+
+
+def _with_macs(engine: Engine, signer: CheckpointSigner, tmp_path: Path) -> EntryMac:
+    """A log whose first 11 entries predate MACs and whose later ones carry them."""
+    mac = EntryMac.from_file(generate_mac_key(tmp_path / "keys" / "audit_mac.key"))
+    with engine.begin() as conn:
+        append_in(conn, [helpers.make_entry(n) for n in range(11)])
+    helpers.fresh_integrator(engine, signer).integrate()
+    use_entry_mac(engine, mac)
+    integrator = Integrator(engine, signer, helpers.ORIGIN, checkpoint_interval=1, mac=mac)
+    for start in range(11, SIZE, 10):
+        with engine.begin() as conn:
+            append_in(conn, [helpers.make_entry(n) for n in range(start, min(SIZE, start + 10))])
+        integrator.integrate()
+    return mac
+
+
+def test_workers_check_macs_as_one_process_does(
+    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    mac = _with_macs(sqlite_or_pg_engine, audit_signer, tmp_path)
+    alone, pooled = _both(sqlite_or_pg_engine, audit_signer, mac=mac)
+    assert (alone.ok, alone.mac_checked, alone.mac_legacy) == (True, True, 11)
+    assert pooled == alone
+
+
+@pytest.mark.parametrize("tag", [None, b"\x00" * 32], ids=["removed", "forged"])
+def test_workers_find_a_bad_mac_where_one_process_does(
+    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner, tmp_path: Path, tag: bytes | None
+) -> None:
+    mac = _with_macs(sqlite_or_pg_engine, audit_signer, tmp_path)
+    with sqlite_or_pg_engine.begin() as conn:
+        # The leaf hash covers the MAC; rewritten too, only the MAC check can tell.
+        row = helpers.row_at(conn, 27)
+        forged = leaf_hash(row["entry"] + (tag or b""))
+        conn.execute(
+            sa.update(entries).where(entries.c.id == row["id"]).values(mac=tag, leaf_hash=forged)
+        )
+    alone, pooled = _both(sqlite_or_pg_engine, audit_signer, mac=mac)
+    assert (alone.ok, alone.first_bad_position) == (False, 27)
+    assert pooled == alone
+
+
+def test_entries_integrated_meanwhile_are_not_read_by_the_workers(
+    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner
+) -> None:
+    """The log grows while the workers read it: they check the size the verifying
+    process found (PostgreSQL: in its snapshot; SQLite: up to that size)."""
+    integrator = helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
+    grown: list[int] = []
+
+    def grow(done: int, total: int) -> None:
+        if not grown:
+            with sqlite_or_pg_engine.begin() as conn:
+                append_in(conn, [helpers.make_entry(n) for n in range(SIZE, SIZE + 20)])
+            integrator.integrate()
+            grown.append(done)
+
+    report = verify_log(sqlite_or_pg_engine, audit_signer.verifier(), progress=grow, workers=2)
+    assert grown
+    assert (report.ok, report.size, report.entries_checked) == (True, SIZE, SIZE)
+    assert verify_log(sqlite_or_pg_engine, audit_signer.verifier(), workers=2).size == SIZE + 20
+
+
+def test_a_database_in_memory_is_verified_in_this_process(
+    audit_signer: CheckpointSigner,
+) -> None:
+    engine = sa.create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    assert not verify_pool.can_share(engine)
+    report = verify_log(engine, audit_signer.verifier(), workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
