@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from audit.db import positional_marker
+from audit.db import begin_immediate, positional_marker
 from audit.entry import AuditEntry
 from audit.mac import EntryMac, entry_mac_for, leaf_data
 from audit.merkle import leaf_hash
@@ -237,7 +237,7 @@ def append_sqlite_committed(engine: Engine, entries: Sequence[AuditEntry]) -> li
     try:
         cursor = driver.cursor()
         try:
-            cursor.execute(statement)
+            begin_immediate(cursor)
             statement = _SQLITE_INSERT
             ids = _sqlite_rows(cursor, rows)
             links = _links(ids, batch)

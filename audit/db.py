@@ -8,6 +8,8 @@ that switches it off and emits BEGIN from a `begin` event (what the vault does).
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,6 +142,39 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
             # explicit BEGIN each query could see a different state.
             conn.exec_driver_sql("BEGIN")
         yield conn
+
+
+WRITER_WAIT_FIRST = 50e-6
+WRITER_WAIT_MOST = 1e-3
+
+
+def begin_immediate(cursor: Any) -> None:
+    """`BEGIN IMMEDIATE` on a sqlite3 `cursor`, waiting for another writer in steps of
+    50 us doubling to 1 ms, for as long as the connection's busy timeout allows.
+
+    SQLite's own wait (its busy handler) sleeps 1, 2, 5, 10, 15 ... ms between tries. A
+    writer in another process (`serve --workers N`: each worker's group commit) holds
+    the lock for a fraction of a millisecond, and every read's answer waits for its
+    audit commit, so those sleeps, not the lock, would set how many reads two workers
+    serve. Raises the driver's error as `execute` does: a lock still held at the end of
+    the timeout, or anything else."""
+    (timeout_ms,) = cursor.execute("PRAGMA busy_timeout").fetchone()
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + timeout_ms / 1000
+        pause = WRITER_WAIT_FIRST
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            else:
+                return
+            time.sleep(pause)
+            pause = min(2 * pause, WRITER_WAIT_MOST)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
 
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
