@@ -17,7 +17,15 @@ more than one core busy (its event loop, plus the audit writer and grpc's thread
 two cannot double it: the ceiling is about (cores - clients' share) / (one worker's
 cores).
 
+With h2load on the PATH (Debian's nghttp2-client), the load comes from it instead of
+the Python client processes (`--client h2load`, the default then): one C process sending
+the same GetSubject over CONNECTIONS x CLIENTS connections, INFLIGHT streams each, which
+takes a few percent of one core where the Python clients take a third of the machine
+(its CPU is printed the same way). h2load sees HTTP/2 responses, not gRPC statuses, so
+the calls counted are the successful masked gets the vault's audit log recorded.
+
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
+        [--client h2load|python]
 """
 
 from __future__ import annotations
@@ -26,11 +34,17 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import re
+import resource
+import shutil
+import struct
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import grpc
+import sqlalchemy as sa
 from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from procs import vault_server
 from vault_grpc import Created, _batch_requests, _get_request, issue_tokens
@@ -90,9 +104,48 @@ def _worker_cpu(pid: int) -> dict[int, float]:
     return {p.pid: p.cpu_times().user + p.cpu_times().system for p in procs}
 
 
+def _h2load(
+    address: str, metadata: tuple[tuple[str, str], ...], subject_id: str, folder: Path,
+    seconds: float, connections: int, inflight: int, audited: sa.Engine,
+) -> tuple[int, float]:  # fmt: skip
+    """h2load sending one masked get for `seconds` after a second of warm-up: the calls
+    the audit log recorded as allowed and answered meanwhile, and h2load's CPU seconds."""
+    request = _get_request(Created([subject_id], [0]), 0).SerializeToString()
+    body = folder / "get-subject.bin"
+    body.write_bytes(b"\x00" + struct.pack(">I", len(request)) + request)  # a gRPC frame
+    headers = ["content-type: application/grpc", "te: trailers"]
+    headers += [f"{key}: {value}" for key, value in metadata]
+    argv = ["h2load", "-c", str(connections), "-m", str(inflight), "-d", str(body)]
+    for header in headers:
+        argv += ["-H", header]
+    argv.append(f"http://{address}/customervault.v1.VaultService/GetSubject")
+    answered = sa.text(
+        "SELECT count(*) FROM audit_entries WHERE action = 'GetSubject' AND result_code = 'OK'"
+    )
+    with audited.connect() as conn:
+        before = conn.execute(answered).scalar_one()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    duration = ["-D", f"{round(seconds * 1000)}ms", "--warm-up-time", "1s"]
+    done = subprocess.run(
+        [*argv[:1], *duration, *argv[1:]], check=False, capture_output=True, text=True
+    )
+    if done.returncode != 0:  # not the argv: it holds a bearer token
+        raise RuntimeError(f"h2load exited {done.returncode}: {done.stderr[-400:]}")
+    after_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    time.sleep(0.5)  # the last answers' audit entries are committed before they leave
+    with audited.connect() as conn:
+        calls = conn.execute(answered).scalar_one() - before
+    sent = re.search(r"requests: \d+ total, \d+ started, (\d+) done", done.stdout)
+    if sent is None or int(sent.group(1)) == 0:
+        raise RuntimeError(f"h2load sent nothing: {done.stdout[-400:]}")
+    spent = (after_cpu.ru_utime - cpu.ru_utime) + (after_cpu.ru_stime - cpu.ru_stime)
+    # The warm-up's calls are audited too: count the measured seconds' share of them.
+    return round(calls * seconds / (seconds + 1.0)), spent
+
+
 def measure(
     workers: int, database_url: str | None, clients: int, inflight: int, connections: int,
-    seconds: float, subjects: int,
+    seconds: float, subjects: int, client: str = "python",
 ) -> tuple[float, list[float], float, list[float]]:  # fmt: skip
     """calls/s over all clients, each client's CPU share of a core, the server's CPU
     seconds over the clients' run (warm-up included), and each worker's share of it."""
@@ -107,6 +160,21 @@ def measure(
                 response = stub.BatchCreateSubjects(request, metadata=tokens.service, timeout=600)
                 ids.extend(r.subject_id for r in response.results)
             channel.close()
+            if client == "h2load":
+                url = database_url or f"sqlite:///{data / 'vault.db'}"
+                audited = sa.create_engine(url, poolclass=sa.NullPool)
+                server_cpu = vault.tree_cpu_seconds()
+                per_worker = _worker_cpu(vault.pid)
+                calls, spent = _h2load(
+                    vault.address, tokens.agent, ids[0], Path(tmp), seconds,
+                    clients * connections, inflight, audited,
+                )  # fmt: skip
+                audited.dispose()
+                server_cpu = vault.tree_cpu_seconds() - server_cpu
+                after = _worker_cpu(vault.pid)
+                spent_by = [after[pid] - per_worker.get(pid, 0.0) for pid in after]
+                shares = [c / sum(spent_by) for c in spent_by] if sum(spent_by) > 0 else []
+                return calls / seconds, [spent / (seconds + 1.0)], server_cpu, shares
             context = multiprocessing.get_context("spawn")
             out: multiprocessing.Queue[tuple[int, float]] = context.Queue()
             procs = [
@@ -141,16 +209,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--database-url", default=None, help="PostgreSQL (default: SQLite)")
-    args = parser.parse_args()
-    print(
-        f"{os.cpu_count()} CPUs; {args.clients} client processes x {args.connections} "
-        f"connections x {args.inflight} in flight"
+    parser.add_argument(
+        "--client",
+        choices=("h2load", "python"),
+        default="h2load" if shutil.which("h2load") else "python",
+        help="the load: h2load (one C process) or Python client processes",
     )
+    args = parser.parse_args()
+    if args.client == "h2load":
+        print(
+            f"{os.cpu_count()} CPUs; h2load: {args.clients * args.connections} connections x "
+            f"{args.inflight} in flight"
+        )
+    else:
+        print(
+            f"{os.cpu_count()} CPUs; {args.clients} client processes x {args.connections} "
+            f"connections x {args.inflight} in flight"
+        )
     rates: dict[int, float] = {}
     for workers in args.workers:
         rate, client_cpu, server_cpu, worker_shares = measure(
             workers, args.database_url, args.clients, args.inflight, args.connections,
-            args.seconds, args.subjects,
+            args.seconds, args.subjects, args.client,
         )  # fmt: skip
         rates[workers] = rate
         shares = ", ".join(f"{c:.0%}" for c in client_cpu)
