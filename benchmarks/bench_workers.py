@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import re
@@ -42,6 +43,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -227,12 +229,19 @@ def main() -> None:
             f"connections x {args.inflight} in flight"
         )
     rates: dict[int, float] = {}
+    runs: dict[str, dict[str, Any]] = {}
     for workers in args.workers:
         rate, client_cpu, server_cpu, worker_shares = measure(
             workers, args.database_url, args.clients, args.inflight, args.connections,
             args.seconds, args.subjects, args.client,
         )  # fmt: skip
         rates[workers] = rate
+        runs[str(workers)] = {
+            "calls_per_second": round(rate, 1),
+            "client_cores": [round(c, 3) for c in client_cpu],
+            "server_cores": round(server_cpu / (args.seconds + 1.0), 3),
+            "worker_shares": [round(w, 3) for w in worker_shares],
+        }
         shares = ", ".join(f"{c:.0%}" for c in client_cpu)
         # The server's CPU covers the clients' warm-up second too (their calls are not
         # counted there), so per call it reads a little high.
@@ -242,10 +251,21 @@ def main() -> None:
             f"{shares}; server: {busy:.2f} cores busy, split "
             f"{' / '.join(f'{w:.0%}' for w in worker_shares)} over its processes)"
         )
+    ratios = {}
     if 1 in rates:
         for workers, rate in rates.items():
             if workers != 1:
+                ratios[str(workers)] = round(rate / rates[1], 3)
                 print(f"--workers {workers} / --workers 1: {rate / rates[1]:.2f}x")
+    document = {
+        "benchmark": "serve_workers",
+        "database": "postgresql" if args.database_url else "sqlite",
+        "client": args.client,
+        "cpus": os.cpu_count(),
+        "runs": runs,
+        "ratio_to_one_worker": ratios,
+    }
+    print(json.dumps(document))
 
 
 if __name__ == "__main__":

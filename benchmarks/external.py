@@ -7,6 +7,10 @@
   `anonymized_per_second`, `peak_rss_mb` and `rss_mb_during_anonymization`; its size
   flag (`--count`) and `--database-url` are found in its `--help`.
 
+- `bench_workers.py` (masked gets against `serve --workers 1` and `2`, from h2load when
+  it is installed) prints one JSON line with `ratio_to_one_worker`; it takes
+  `--database-url`.
+
 A script that is missing, fails or prints nothing readable is reported as not available,
 with the tail of its output kept in the JSON results.
 """
@@ -203,3 +207,36 @@ def _rss(doc: dict[str, Any]) -> float | None:
         if isinstance(value, int | float):
             return float(value)
     return None
+
+
+def workers(results: Results, raw: dict[str, Any], urls: dict[str, str]) -> None:
+    """bench_workers.py on SQLite and, given its URL, on PostgreSQL: masked gets/s of
+    `serve --workers 2` against `--workers 1`, the same load on both."""
+    script = _script("bench_workers.py")
+    raw["workers"] = []
+    for db in ("sqlite", *urls):
+        argv = [str(script), "--seconds", "8"]
+        if db in urls:
+            argv += ["--database-url", urls[db]]
+        code, out, err, seconds = _run(argv, timeout=900)
+        raw["workers"].append({"database": db, "returncode": code, "stdout": out[-4000:],
+                               "stderr": err[-2000:], "seconds": seconds})  # fmt: skip
+        docs = _json_lines(out)
+        ratio = docs[-1].get("ratio_to_one_worker", {}).get("2") if docs else None
+        if code != 0 or ratio is None:
+            results.not_available(
+                f"--workers 2 / --workers 1 on {db} (bench_workers.py exited {code})"
+            )
+            results.target("--workers 2 / --workers 1, masked gets", db, None, 1.6, "x")
+            continue
+        doc = docs[-1]
+        one, two = doc["runs"]["1"], doc["runs"]["2"]
+        note = (
+            f"load from {doc['client']} ({max(two['client_cores']):.2f} cores at most); "
+            f"server cores busy {one['server_cores']:.2f} / {two['server_cores']:.2f}"
+        )
+        for count, run in (("1", one), ("2", two)):
+            label = f"serve --workers {count}: masked gets, 16 in flight"
+            results.add(GROUP, label, db, run["calls_per_second"], "calls/s",
+                        note if count == "2" else "")  # fmt: skip
+        results.target("--workers 2 / --workers 1, masked gets", db, ratio, 1.6, "x")

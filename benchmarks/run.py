@@ -167,7 +167,9 @@ def _database_url(run: Run, db: str, label: str) -> AbstractContextManager[str |
     return nullcontext(None)
 
 
-SECTIONS = ("masking", "crypto", "storage", "stages", "grpc", "policy", "audit", "retention")
+SECTIONS = (
+    "masking", "crypto", "storage", "stages", "grpc", "policy", "audit", "workers", "retention",
+)  # fmt: skip
 
 
 def run_all(run: Run) -> None:
@@ -226,6 +228,13 @@ def run_all(run: Run) -> None:
         ):
             urls = {"postgresql": url} if url else {}
             external.audit(run.results, run.raw, plan.audit_entries, urls)
+    if "workers" in wanted:
+        with (
+            run.section("serve --workers 1 and 2 (bench_workers.py)"),
+            _database_url(run, run.dbs[-1], "wrk") as url,
+        ):
+            urls = {"postgresql": url} if url else {}
+            external.workers(run.results, run.raw, urls)
     if "retention" not in wanted:
         return
     with (
