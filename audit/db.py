@@ -159,15 +159,18 @@ def begin_immediate(cursor: Any) -> None:
     serve. Raises the driver's error as `execute` does: a lock still held at the end of
     the timeout, or anything else."""
     (timeout_ms,) = cursor.execute("PRAGMA busy_timeout").fetchone()
-    cursor.execute("PRAGMA busy_timeout=0")
     try:
+        cursor.execute("PRAGMA busy_timeout=0")
         deadline = time.monotonic() + timeout_ms / 1000
         pause = WRITER_WAIT_FIRST
         while True:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                # The extended codes too (SQLITE_BUSY_RECOVERY: another process is
+                # rebuilding the WAL index after a crash), as SQLite's own handler does.
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
                     raise
             else:
                 return

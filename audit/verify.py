@@ -37,7 +37,6 @@ from sqlalchemy.engine import Connection, Engine
 from audit import leaf_scan, verify_pool
 from audit.checkpoint import Checkpoint, CheckpointVerifier
 from audit.cosignature import CosignatureVerifier
-from audit.db import snapshot
 from audit.errors import CheckpointError, VerifyError
 from audit.leaf_scan import (
     LeafProblem,
@@ -135,9 +134,9 @@ def verify_log(
     cosigned by every one of them.
 
     With `workers` above 1, that many processes read and check the leaves, a chunk at a
-    time, and this one joins their leaf hashes into the tree (`audit.verify_pool`, which
-    says what each reads); a log of fewer than `verify_pool.MIN_CHUNKS` chunks, or a
-    database other processes cannot open, is read here alone.
+    time, each in the same snapshot as this one, and this one joins their leaf hashes
+    into the tree (`audit.verify_pool`); a log of fewer than `verify_pool.MIN_CHUNKS`
+    chunks, or a database the workers cannot open, is read here alone.
     """
     if trusted_checkpoint is None:
         given: list[str | Checkpoint] = []
@@ -146,15 +145,36 @@ def verify_log(
     else:
         given = list(trusted_checkpoint)
     trusted = [verifier.verify(item) if isinstance(item, str) else item for item in given]
-    with snapshot(engine) as conn:
-        scan = _Scan(conn, verifier, trusted, progress, check_index, mac=mac, witnesses=witnesses)
-        if workers > 1 and verify_pool.can_share(engine):
-            scan.pool = (engine, workers)
-        try:
-            scan.run()
-        except _BadLogError as failure:
-            return scan.report(failure)
-        return scan.report(None)
+    with_index = check_index and supports_index_check(engine.dialect.name)
+    pool = _pool(engine, workers, with_index=with_index, mac=mac)
+    try:
+        with verify_pool.consistent_snapshot(engine, pool) as conn:
+            scan = _Scan(
+                conn, verifier, trusted, progress, with_index, mac=mac, witnesses=witnesses
+            )
+            scan.pool = pool
+            try:
+                scan.run()
+            except _BadLogError as failure:
+                return scan.report(failure)
+            return scan.report(None)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _pool(
+    engine: Engine, workers: int, *, with_index: bool, mac: EntryMac | None
+) -> verify_pool.CheckerPool | None:
+    """Worker processes for a log of at least `verify_pool.MIN_CHUNKS` chunks (its size
+    read beforehand, only to decide), or None: the leaves are then read here."""
+    if workers <= 1 or not verify_pool.can_share(engine):
+        return None
+    with engine.connect() as conn:
+        high = conn.execute(sa.select(sa.func.max(entries_table.c.leaf_index))).scalar()
+    if high is None or high + 1 < verify_pool.MIN_CHUNKS * leaf_scan.CHUNK:
+        return None
+    return verify_pool.CheckerPool.start(engine, workers, with_index=with_index, mac=mac)
 
 
 class _Scan:
@@ -186,7 +206,7 @@ class _Scan:
         self.good = 0  # leaves [0, good) are proven by a matching signed root
         self.trusted_good = 0  # ... by a matching trusted root
         self.tree = CompactRange()
-        self.pool: tuple[Engine, int] | None = None  # (engine, workers) to check chunks
+        self.pool: verify_pool.CheckerPool | None = None  # workers checking the chunks
 
     def report(self, failure: _BadLogError | None) -> VerifyReport:
         return VerifyReport(
@@ -307,22 +327,13 @@ class _Scan:
 
     def _chunks(self, end: int) -> Generator[tuple[int, list[bytes], LeafProblem | None]]:
         """(low, leaf hashes, first problem) of each chunk of leaves [0, end), in order."""
-        if self.pool is not None and end >= verify_pool.MIN_CHUNKS * leaf_scan.CHUNK:
-            engine, workers = self.pool
-            snapshot_id = verify_pool.export_snapshot(self.conn)
-            mac = None if self.macs is None else self.macs.mac
-            checked = verify_pool.chunks(
-                engine, snapshot_id, end, workers=workers, with_index=self.with_index, mac=mac
-            )
-            try:
-                for chunk in checked:
-                    hashes = [chunk.hashes[at : at + 32] for at in range(0, len(chunk.hashes), 32)]
-                    problem = chunk.problem
-                    if self.macs is not None and chunk.macs is not None:
-                        problem = first_problem(problem, self.macs.sequence(chunk.low, chunk.macs))
-                    yield chunk.low, hashes, problem
-            finally:
-                checked.close()
+        if self.pool is not None:
+            for chunk in self.pool.chunks(end):
+                hashes = [chunk.hashes[at : at + 32] for at in range(0, len(chunk.hashes), 32)]
+                problem = chunk.problem
+                if self.macs is not None and chunk.macs is not None:
+                    problem = first_problem(problem, self.macs.sequence(chunk.low, chunk.macs))
+                yield chunk.low, hashes, problem
             return
         reader = LeafReader(self.conn, with_index=self.with_index)
         try:

@@ -22,7 +22,8 @@ the Python client processes (`--client h2load`, the default then): one C process
 the same GetSubject over CONNECTIONS x CLIENTS connections, INFLIGHT streams each, which
 takes a few percent of one core where the Python clients take a third of the machine
 (its CPU is printed the same way). h2load sees HTTP/2 responses, not gRPC statuses, so
-the calls counted are the successful masked gets the vault's audit log recorded.
+the calls counted are the successful masked gets the vault's audit log recorded. Its
+command line carries the (development) bearer token, visible to `ps` while it runs.
 
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
         [--client h2load|python]
@@ -164,6 +165,8 @@ def measure(
             channel.close()
             if client == "h2load":
                 url = database_url or f"sqlite:///{data / 'vault.db'}"
+                if url.startswith("postgresql://"):  # psycopg 3, the vault's driver
+                    url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
                 audited = sa.create_engine(url, poolclass=sa.NullPool)
                 server_cpu = vault.tree_cpu_seconds()
                 per_worker = _worker_cpu(vault.pid)

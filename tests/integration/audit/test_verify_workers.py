@@ -4,6 +4,12 @@ PostgreSQL. Chunks of 8 leaves, so a log of 40 uses the pool."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,14 +60,14 @@ def test_an_honest_log_gets_the_same_report_from_workers(
 ) -> None:
     helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
     from_workers: list[int] = []
-    real_chunks = verify_pool.chunks
+    real_chunks = verify_pool.CheckerPool.chunks
 
-    def counted(*args: Any, **kwargs: Any) -> Iterator[verify_pool.Chunk]:
-        for chunk in real_chunks(*args, **kwargs):
+    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
+        for chunk in real_chunks(pool, end):
             from_workers.append(chunk.low)
             yield chunk
 
-    monkeypatch.setattr(verify_pool, "chunks", counted)
+    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
     alone, pooled = _both(sqlite_or_pg_engine, audit_signer)
     assert alone.ok
     assert alone.entries_checked == SIZE
@@ -166,3 +172,103 @@ def test_a_database_in_memory_is_verified_in_this_process(
     assert not verify_pool.can_share(engine)
     report = verify_log(engine, audit_signer.verifier(), workers=2)
     assert (report.ok, report.entries_checked) == (True, SIZE)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_put_back_after_the_verifier_began_are_not_what_it_reads(
+    sqlite_or_pg_engine: Engine,
+    audit_signer: CheckpointSigner,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    """Found by review: SQLite workers used to begin their reads after the verifier's,
+    so a row rewritten when verification began and put back meanwhile passed."""
+    helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
+    with sqlite_or_pg_engine.begin() as conn:
+        row = dict(helpers.row_at(conn, 21))
+        helpers.edit_field(conn, 21, rewrite_hash=True)
+    real_chunks = audit_verify._Scan._chunks
+
+    def put_back(scan: Any, end: int) -> Any:  # the snapshots are taken: restore the row
+        with sqlite_or_pg_engine.begin() as conn:
+            conn.execute(
+                sa.update(entries)
+                .where(entries.c.id == row["id"])
+                .values(entry=row["entry"], actor=row["actor"], leaf_hash=row["leaf_hash"])
+            )
+        return real_chunks(scan, end)
+
+    monkeypatch.setattr(audit_verify._Scan, "_chunks", put_back)
+    report = verify_log(sqlite_or_pg_engine, audit_signer.verifier(), workers=workers)
+    assert (report.ok, report.first_bad_position) == (False, 21)
+
+
+_KILLED_VERIFIER = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+from audit import CheckpointSigner, create_sqlite_engine, generate_signing_key, leaf_scan
+from audit import migrate, verify_log, verify_pool
+from audit import verify as audit_verify
+from tests.integration.audit import helpers
+
+if __name__ == "__main__":
+    folder, how = Path(sys.argv[1]), sys.argv[2]
+    generate_signing_key(folder / "key", folder / "key.pub")
+    signer = CheckpointSigner((folder / "key").read_bytes(), "audit.example.com")
+    engine = create_sqlite_engine(folder / "audit.db")
+    migrate(engine)
+    helpers.build_log(engine, signer, 64)
+    leaf_scan.CHUNK, verify_pool.MIN_CHUNKS, audit_verify.PROGRESS_EVERY = 8, 2, 8
+
+    def die(done, total):
+        pids = " ".join(str(p.pid) for p in multiprocessing.active_children())
+        (folder / "workers").write_text(pids)
+        os.kill(os.getpid(), getattr(signal, how))
+
+    verify_log(engine, signer.verifier(), progress=die, workers=2)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_workers_end_when_the_verifier_is_killed(tmp_path: Path, how: str) -> None:
+    """Found by review: pool workers outlived a killed verifier, each holding a read
+    transaction open (no WAL checkpoint on SQLite, no vacuum on PostgreSQL)."""
+    script = tmp_path / "verifier.py"
+    script.write_text(_KILLED_VERIFIER)
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    subprocess.run([sys.executable, script, tmp_path, how], env=env, timeout=120, check=False)
+    pids = [int(pid) for pid in (tmp_path / "workers").read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pids if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "workers outlived the verifier"
+
+
+def test_workers_that_cannot_open_the_database_leave_it_to_the_verifier(
+    tmp_path: Path, audit_signer: CheckpointSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An engine that needs more than its URL (here a `creator`): the workers, which
+    have only the URL, cannot connect, and the verifier reads the log alone."""
+    real = tmp_path / "audit.db"
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'no such dir' / 'audit.db'}",
+        creator=lambda: sqlite3.connect(real, check_same_thread=False),
+    )
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    report = verify_log(engine, audit_signer.verifier(), workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    assert "verifying in one process: a worker could not start" in caplog.text
+    engine.dispose()

@@ -70,3 +70,36 @@ def test_any_other_error_is_raised_at_once(database: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
         begin_immediate(cursor)
     assert conn.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+
+
+class _BusyCursor:
+    """A sqlite3 cursor whose BEGIN IMMEDIATE finds the database busy three times with
+    `code`: SQLite's extended busy codes cannot be brought about on demand."""
+
+    def __init__(self, code: int) -> None:
+        self.code, self.busy, self.timeout, self.began = code, 3, 5000, False
+
+    def execute(self, sql: str) -> _BusyCursor:
+        if sql.startswith("PRAGMA busy_timeout="):
+            self.timeout = int(sql.split("=")[1])
+        elif sql == "BEGIN IMMEDIATE" and self.busy:
+            self.busy -= 1
+            exc = sqlite3.OperationalError("database is locked")
+            exc.sqlite_errorcode = self.code
+            raise exc
+        elif sql == "BEGIN IMMEDIATE":
+            self.began = True
+        return self
+
+    def fetchone(self) -> tuple[int]:
+        return (self.timeout,)
+
+
+@pytest.mark.parametrize(
+    "code", [sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY, sqlite3.SQLITE_BUSY_TIMEOUT]
+)
+def test_every_busy_code_is_waited_for(code: int) -> None:
+    cursor = _BusyCursor(code)
+    begin_immediate(cursor)
+    assert cursor.began
+    assert cursor.timeout == 5000

@@ -1,0 +1,29 @@
+"""`audit verify --workers` defaults to the CPUs this process may use, capped by a
+cgroup's CPU quota (a container's limit, which the affinity mask does not show)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from audit import verify_pool
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus"),
+    [("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", None)],
+)
+def test_a_cgroup_quota_is_read_as_whole_cpus(tmp_path: Path, text: str, cpus: int | None) -> None:
+    limit = tmp_path / "cpu.max"
+    limit.write_text(text)
+    assert verify_pool._cgroup_cpus(limit) == cpus
+
+
+def test_no_cgroup_file_means_no_quota(tmp_path: Path) -> None:
+    assert verify_pool._cgroup_cpus(tmp_path / "missing") is None
+
+
+def test_the_default_is_at_least_one_and_at_most_the_cpus() -> None:
+    assert 1 <= verify_pool.default_workers() <= len(os.sched_getaffinity(0))
