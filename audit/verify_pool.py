@@ -27,6 +27,7 @@ import logging
 import math
 import multiprocessing
 import os
+import sqlite3
 from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from multiprocessing.connection import Connection as Pipe
@@ -196,24 +197,26 @@ def consistent_snapshot(engine: Engine, pool: CheckerPool | None) -> Iterator[Co
         yield conn
 
 
+WRITERS_HELD_TIMEOUT = 30.0  # seconds to wait for a writer already holding the lock
+
+
 @contextmanager
 def _writers_held(engine: Engine) -> Iterator[None]:
     """SQLite: no other connection commits while the block runs (the writer lock, taken
-    with BEGIN IMMEDIATE on a connection of its own, then rolled back)."""
-    pooled = engine.raw_connection()
+    with BEGIN IMMEDIATE on a connection of its own to the file, then rolled back). Not
+    from the engine's pool: the verifier's snapshot may hold its only connection."""
+    conn = sqlite3.connect(
+        str(engine.url.database), timeout=WRITERS_HELD_TIMEOUT, isolation_level=None
+    )
     try:
-        driver: Any = pooled.driver_connection
-        cursor = driver.cursor()
+        cursor = conn.cursor()
+        begin_immediate(cursor)
         try:
-            begin_immediate(cursor)
-            try:
-                yield
-            finally:
-                driver.rollback()
+            yield
         finally:
-            cursor.close()
+            conn.rollback()
     finally:
-        pooled.close()
+        conn.close()
 
 
 def _fix_snapshot(conn: Connection) -> None:

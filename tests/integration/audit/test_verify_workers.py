@@ -272,3 +272,18 @@ def test_workers_that_cannot_open_the_database_leave_it_to_the_verifier(
     assert (report.ok, report.entries_checked) == (True, SIZE)
     assert "verifying in one process: a worker could not start" in caplog.text
     engine.dispose()
+
+
+def test_an_engine_with_one_connection_verifies_with_workers(
+    tmp_path: Path, audit_signer: CheckpointSigner
+) -> None:
+    """The writers are held off on a connection of their own: the verifier's snapshot
+    holds the engine's only one."""
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'audit.db'}", pool_size=1, max_overflow=0, pool_timeout=2
+    )
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    report = verify_log(engine, audit_signer.verifier(), workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    engine.dispose()
