@@ -7,7 +7,6 @@ that switches it off and emits BEGIN from a `begin` event (what the vault does).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -178,20 +177,3 @@ def begin_immediate(cursor: Any) -> None:
             pause = min(2 * pause, WRITER_WAIT_MOST)
     finally:
         cursor.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
-
-
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
-
-
-@contextmanager
-def imported_snapshot(engine: Engine, snapshot_id: str) -> Iterator[Connection]:
-    """PostgreSQL: a read-only transaction that sees the snapshot another transaction
-    exported (`pg_export_snapshot`) as `snapshot_id`, while that one stays open."""
-    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
-        raise ValueError("not a PostgreSQL snapshot id")
-    options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-    with engine.connect().execution_options(**options) as conn, conn.begin():
-        # A utility statement takes no bound parameter: the id, hex digits and dashes
-        # as the server gives it, is checked above and written in.
-        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
-        yield conn

@@ -133,10 +133,11 @@ def verify_log(
     witness cosigned counts as a trusted checkpoint, and the newest checkpoint must be
     cosigned by every one of them.
 
-    With `workers` above 1, that many processes read and check the leaves, a chunk at a
-    time, each in the same snapshot as this one, and this one joins their leaf hashes
-    into the tree (`audit.verify_pool`); a log of fewer than `verify_pool.MIN_CHUNKS`
-    chunks, or a database the workers cannot open, is read here alone.
+    With `workers` above 1 and the log in a SQLite file, that many processes read and
+    check the leaves, a chunk at a time, each in the same snapshot as this one, and this
+    one joins their leaf hashes into the tree (`audit.verify_pool`); a log of fewer than
+    `verify_pool.MIN_CHUNKS` chunks, PostgreSQL, or a database the workers cannot share
+    is read here alone.
     """
     if trusted_checkpoint is None:
         given: list[str | Checkpoint] = []
@@ -148,7 +149,7 @@ def verify_log(
     with_index = check_index and supports_index_check(engine.dialect.name)
     pool = _pool(engine, workers, with_index=with_index, mac=mac)
     try:
-        with verify_pool.consistent_snapshot(engine, pool) as conn:
+        with verify_pool.consistent_snapshot(engine, pool) as (conn, pool):
             scan = _Scan(
                 conn, verifier, trusted, progress, with_index, mac=mac, witnesses=witnesses
             )

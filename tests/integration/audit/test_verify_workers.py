@@ -1,10 +1,13 @@
 """verify_log with worker processes reading and checking the chunks (`audit.verify_pool`):
-the same report as one process gives, honest or tampered, on SQLite files and on
-PostgreSQL. Chunks of 8 leaves, so a log of 40 uses the pool."""
+the same report as one process gives, honest or tampered, on SQLite files (in both
+transaction styles); whatever keeps the workers from the verifier's own snapshot leaves
+the log to the verifier; PostgreSQL is verified in one process. Chunks of 8 leaves, so
+a log of 40 uses the pool."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,8 +19,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from audit import (
     CheckpointSigner,
@@ -25,6 +29,7 @@ from audit import (
     Integrator,
     VerifyReport,
     append_in,
+    create_sqlite_engine,
     generate_mac_key,
     leaf_scan,
     migrate,
@@ -48,6 +53,18 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit_verify, "PROGRESS_EVERY", 8)
 
 
+@pytest.fixture(params=["sqlite", "sqlite-explicit-begin"])
+def sqlite_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty audit database in a SQLite file, in both transaction styles."""
+    if request.param == "sqlite":
+        engine = create_sqlite_engine(tmp_path / "audit.db")
+    else:
+        engine = helpers.explicit_begin_sqlite_engine(tmp_path / "audit.db")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 def _both(engine: Engine, signer: CheckpointSigner, **kwargs: object) -> list[VerifyReport]:
     return [
         verify_log(engine, signer.verifier(), workers=workers, **kwargs)  # type: ignore[arg-type]
@@ -56,9 +73,9 @@ def _both(engine: Engine, signer: CheckpointSigner, **kwargs: object) -> list[Ve
 
 
 def test_an_honest_log_gets_the_same_report_from_workers(
-    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+    sqlite_file: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
+    helpers.build_log(sqlite_file, audit_signer, SIZE)
     from_workers: list[int] = []
     real_chunks = verify_pool.CheckerPool.chunks
 
@@ -68,7 +85,7 @@ def test_an_honest_log_gets_the_same_report_from_workers(
             yield chunk
 
     monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
-    alone, pooled = _both(sqlite_or_pg_engine, audit_signer)
+    alone, pooled = _both(sqlite_file, audit_signer)
     assert alone.ok
     assert alone.entries_checked == SIZE
     assert pooled == alone
@@ -87,14 +104,14 @@ TAMPERING: dict[str, Callable[[Connection], None]] = {
 
 @pytest.mark.parametrize("tamper", TAMPERING.values(), ids=TAMPERING.keys())
 def test_workers_name_the_bad_leaf_one_process_names(
-    sqlite_or_pg_engine: Engine,
+    sqlite_file: Engine,
     audit_signer: CheckpointSigner,
     tamper: Callable[[Connection], None],
 ) -> None:
-    helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
-    with sqlite_or_pg_engine.begin() as conn:
+    helpers.build_log(sqlite_file, audit_signer, SIZE)
+    with sqlite_file.begin() as conn:
         tamper(conn)
-    alone, pooled = _both(sqlite_or_pg_engine, audit_signer)
+    alone, pooled = _both(sqlite_file, audit_signer)
     assert not alone.ok
     assert pooled == alone
 
@@ -115,50 +132,50 @@ def _with_macs(engine: Engine, signer: CheckpointSigner, tmp_path: Path) -> Entr
 
 
 def test_workers_check_macs_as_one_process_does(
-    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner, tmp_path: Path
+    sqlite_file: Engine, audit_signer: CheckpointSigner, tmp_path: Path
 ) -> None:
-    mac = _with_macs(sqlite_or_pg_engine, audit_signer, tmp_path)
-    alone, pooled = _both(sqlite_or_pg_engine, audit_signer, mac=mac)
+    mac = _with_macs(sqlite_file, audit_signer, tmp_path)
+    alone, pooled = _both(sqlite_file, audit_signer, mac=mac)
     assert (alone.ok, alone.mac_checked, alone.mac_legacy) == (True, True, 11)
     assert pooled == alone
 
 
 @pytest.mark.parametrize("tag", [None, b"\x00" * 32], ids=["removed", "forged"])
 def test_workers_find_a_bad_mac_where_one_process_does(
-    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner, tmp_path: Path, tag: bytes | None
+    sqlite_file: Engine, audit_signer: CheckpointSigner, tmp_path: Path, tag: bytes | None
 ) -> None:
-    mac = _with_macs(sqlite_or_pg_engine, audit_signer, tmp_path)
-    with sqlite_or_pg_engine.begin() as conn:
+    mac = _with_macs(sqlite_file, audit_signer, tmp_path)
+    with sqlite_file.begin() as conn:
         # The leaf hash covers the MAC; rewritten too, only the MAC check can tell.
         row = helpers.row_at(conn, 27)
         forged = leaf_hash(row["entry"] + (tag or b""))
         conn.execute(
             sa.update(entries).where(entries.c.id == row["id"]).values(mac=tag, leaf_hash=forged)
         )
-    alone, pooled = _both(sqlite_or_pg_engine, audit_signer, mac=mac)
+    alone, pooled = _both(sqlite_file, audit_signer, mac=mac)
     assert (alone.ok, alone.first_bad_position) == (False, 27)
     assert pooled == alone
 
 
 def test_entries_integrated_meanwhile_are_not_read_by_the_workers(
-    sqlite_or_pg_engine: Engine, audit_signer: CheckpointSigner
+    sqlite_file: Engine, audit_signer: CheckpointSigner
 ) -> None:
     """The log grows while the workers read it: they check the size the verifying
     process found (PostgreSQL: in its snapshot; SQLite: up to that size)."""
-    integrator = helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
+    integrator = helpers.build_log(sqlite_file, audit_signer, SIZE)
     grown: list[int] = []
 
     def grow(done: int, total: int) -> None:
         if not grown:
-            with sqlite_or_pg_engine.begin() as conn:
+            with sqlite_file.begin() as conn:
                 append_in(conn, [helpers.make_entry(n) for n in range(SIZE, SIZE + 20)])
             integrator.integrate()
             grown.append(done)
 
-    report = verify_log(sqlite_or_pg_engine, audit_signer.verifier(), progress=grow, workers=2)
+    report = verify_log(sqlite_file, audit_signer.verifier(), progress=grow, workers=2)
     assert grown
     assert (report.ok, report.size, report.entries_checked) == (True, SIZE, SIZE)
-    assert verify_log(sqlite_or_pg_engine, audit_signer.verifier(), workers=2).size == SIZE + 20
+    assert verify_log(sqlite_file, audit_signer.verifier(), workers=2).size == SIZE + 20
 
 
 def test_a_database_in_memory_is_verified_in_this_process(
@@ -176,21 +193,21 @@ def test_a_database_in_memory_is_verified_in_this_process(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_rows_put_back_after_the_verifier_began_are_not_what_it_reads(
-    sqlite_or_pg_engine: Engine,
+    sqlite_file: Engine,
     audit_signer: CheckpointSigner,
     monkeypatch: pytest.MonkeyPatch,
     workers: int,
 ) -> None:
     """Found by review: SQLite workers used to begin their reads after the verifier's,
     so a row rewritten when verification began and put back meanwhile passed."""
-    helpers.build_log(sqlite_or_pg_engine, audit_signer, SIZE)
-    with sqlite_or_pg_engine.begin() as conn:
+    helpers.build_log(sqlite_file, audit_signer, SIZE)
+    with sqlite_file.begin() as conn:
         row = dict(helpers.row_at(conn, 21))
         helpers.edit_field(conn, 21, rewrite_hash=True)
     real_chunks = audit_verify._Scan._chunks
 
     def put_back(scan: Any, end: int) -> Any:  # the snapshots are taken: restore the row
-        with sqlite_or_pg_engine.begin() as conn:
+        with sqlite_file.begin() as conn:
             conn.execute(
                 sa.update(entries)
                 .where(entries.c.id == row["id"])
@@ -199,7 +216,7 @@ def test_rows_put_back_after_the_verifier_began_are_not_what_it_reads(
         return real_chunks(scan, end)
 
     monkeypatch.setattr(audit_verify._Scan, "_chunks", put_back)
-    report = verify_log(sqlite_or_pg_engine, audit_signer.verifier(), workers=workers)
+    report = verify_log(sqlite_file, audit_signer.verifier(), workers=workers)
     assert (report.ok, report.first_bad_position) == (False, 21)
 
 
@@ -286,4 +303,128 @@ def test_an_engine_with_one_connection_verifies_with_workers(
     helpers.build_log(engine, audit_signer, SIZE)
     report = verify_log(engine, audit_signer.verifier(), workers=2)
     assert (report.ok, report.entries_checked) == (True, SIZE)
+    engine.dispose()
+
+
+def _one_process_only(engine: Engine, signer: CheckpointSigner) -> None:
+    """The report of workers=2 equals that of one process, and it came from one."""
+    alone = verify_log(engine, signer.verifier(), workers=1)
+    assert alone.ok
+    assert verify_log(engine, signer.verifier(), workers=2) == alone
+
+
+@pytest.mark.postgres
+def test_postgresql_is_verified_in_one_process(
+    postgres_url: str, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = sa.create_engine(postgres_url)
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+
+    def no_pool(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a pool was started for PostgreSQL")
+
+    monkeypatch.setattr(verify_pool.CheckerPool, "start", no_pool)
+    try:
+        _one_process_only(engine, audit_signer)
+    finally:
+        engine.dispose()
+
+
+def test_workers_on_another_file_than_the_engines_leave_the_log_to_the_verifier(
+    tmp_path: Path, audit_signer: CheckpointSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by review: the URL names an honest copy, the engine's `creator` opens the
+    tampered file. The workers see they opened another file; the verifier reads alone."""
+    real, copy = tmp_path / "audit.db", tmp_path / "copy.db"
+    setup = create_sqlite_engine(real)
+    migrate(setup)
+    helpers.build_log(setup, audit_signer, SIZE)
+    setup.dispose()  # the last connection closed checkpoints the WAL into the file
+    shutil.copyfile(real, copy)
+    with setup.begin() as conn:
+        helpers.edit_field(conn, 21, rewrite_hash=True)
+    setup.dispose()
+    engine = sa.create_engine(
+        f"sqlite:///{copy}", creator=lambda: sqlite3.connect(real, check_same_thread=False)
+    )
+    alone = verify_log(engine, audit_signer.verifier(), workers=1)
+    assert (alone.ok, alone.first_bad_position) == (False, 21)
+    assert verify_log(engine, audit_signer.verifier(), workers=2) == alone
+    assert "not the database file the verifier reads" in caplog.text
+    engine.dispose()
+
+
+def test_workers_create_no_file_where_the_url_points_at_none(
+    tmp_path: Path, audit_signer: CheckpointSigner
+) -> None:
+    real = tmp_path / "audit.db"
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'placeholder.db'}",
+        creator=lambda: sqlite3.connect(real, check_same_thread=False),
+    )
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    _one_process_only(engine, audit_signer)
+    assert not (tmp_path / "placeholder.db").exists()
+    engine.dispose()
+
+
+def test_a_shared_cache_database_in_memory_is_verified_in_this_process(
+    audit_signer: CheckpointSigner,
+) -> None:
+    engine = sa.create_engine(
+        "sqlite:///file:vaultmem?mode=memory&cache=shared&uri=true",
+        connect_args={"check_same_thread": False},
+        poolclass=QueuePool,
+    )
+    keep = engine.connect()  # the shared database lives while one connection is open
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    assert not verify_pool.can_share(engine)
+    _one_process_only(engine, audit_signer)
+    keep.close()
+    engine.dispose()
+
+
+def test_a_static_pool_on_a_file_verifies_with_workers(
+    tmp_path: Path, audit_signer: CheckpointSigner
+) -> None:
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'audit.db'}",
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False},
+    )
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    _one_process_only(engine, audit_signer)
+    engine.dispose()
+
+
+def test_an_engine_whose_reads_hold_the_writer_lock_is_verified_alone(
+    tmp_path: Path,
+    audit_signer: CheckpointSigner,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every transaction begins IMMEDIATE: the verifier's own snapshot holds the lock
+    the workers' start needs. After `WRITERS_HELD_TIMEOUT` it reads the log alone."""
+    monkeypatch.setattr(verify_pool, "WRITERS_HELD_TIMEOUT", 0.2)
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'audit.db'}", connect_args={"check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    migrate(engine)
+    helpers.build_log(engine, audit_signer, SIZE)
+    _one_process_only(engine, audit_signer)
+    assert "the workers could not begin" in caplog.text
     engine.dispose()
