@@ -273,24 +273,6 @@ def test_workers_end_when_the_verifier_is_killed(tmp_path: Path, how: str) -> No
     assert not left, "workers outlived the verifier"
 
 
-def test_workers_that_cannot_open_the_database_leave_it_to_the_verifier(
-    tmp_path: Path, audit_signer: CheckpointSigner, caplog: pytest.LogCaptureFixture
-) -> None:
-    """An engine that needs more than its URL (here a `creator`): the workers, which
-    have only the URL, cannot connect, and the verifier reads the log alone."""
-    real = tmp_path / "audit.db"
-    engine = sa.create_engine(
-        f"sqlite:///{tmp_path / 'no such dir' / 'audit.db'}",
-        creator=lambda: sqlite3.connect(real, check_same_thread=False),
-    )
-    migrate(engine)
-    helpers.build_log(engine, audit_signer, SIZE)
-    report = verify_log(engine, audit_signer.verifier(), workers=2)
-    assert (report.ok, report.entries_checked) == (True, SIZE)
-    assert "verifying in one process: a worker could not start" in caplog.text
-    engine.dispose()
-
-
 def test_an_engine_with_one_connection_verifies_with_workers(
     tmp_path: Path, audit_signer: CheckpointSigner
 ) -> None:
@@ -355,18 +337,23 @@ def test_workers_on_another_file_than_the_engines_leave_the_log_to_the_verifier(
     engine.dispose()
 
 
-def test_workers_create_no_file_where_the_url_points_at_none(
-    tmp_path: Path, audit_signer: CheckpointSigner
+@pytest.mark.parametrize("named", ["no such dir/audit.db", "placeholder.db"])
+def test_workers_with_no_file_at_the_url_leave_the_log_to_the_verifier(
+    tmp_path: Path, audit_signer: CheckpointSigner, caplog: pytest.LogCaptureFixture, named: str
 ) -> None:
+    """An engine that needs more than its URL (here a `creator`): the workers, which
+    have only the URL, find no file there (and create none), and the verifier reads the
+    log alone."""
     real = tmp_path / "audit.db"
     engine = sa.create_engine(
-        f"sqlite:///{tmp_path / 'placeholder.db'}",
+        f"sqlite:///{tmp_path / named}",
         creator=lambda: sqlite3.connect(real, check_same_thread=False),
     )
     migrate(engine)
     helpers.build_log(engine, audit_signer, SIZE)
     _one_process_only(engine, audit_signer)
-    assert not (tmp_path / "placeholder.db").exists()
+    assert "verifying in one process: a worker could not start" in caplog.text
+    assert not (tmp_path / named).exists()
     engine.dispose()
 
 
