@@ -11,7 +11,7 @@ would cost a third of the verifier's time); the SQL is still compiled by SQLAlch
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,13 +96,6 @@ class LeafReader:
     def __call__(self, low: int, high: int) -> list[Any]:
         """Leaves [low, high) as plain tuples, in leaf order."""
         return self._fetch(self._leaves, low=low, high=high)
-
-    def chunks(self, start: int) -> Generator[tuple[int, list[Any]], None, None]:
-        """(low, leaves [low, low + CHUNK)) from `start` on, endlessly."""
-        low = start
-        while True:
-            yield low, self(low, low + CHUNK)
-            low += CHUNK
 
     def index(self, entry_id: int) -> tuple[Sequence[Any], list[str]]:
         """One entry's query columns (in `ROW_COLUMNS` order) and linked subjects."""
