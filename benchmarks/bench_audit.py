@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds": round(build_seconds, 2),
         "repeat": args.repeat,
         "target_entries_per_second": TARGET,
-        "workers": args.workers,
+        # verify_log uses worker processes on a SQLite file only
+        "workers": 1 if args.database_url else args.workers,
         # verify_log as the CLI runs it: Merkle tree, signatures, columns and links
         **_summary(full, size, "verify_", ""),
         # the same in one process (workers=1)

@@ -130,10 +130,13 @@ def audit(
             results.target("audit verification", db, None, 200_000, "entries/s")
             continue
         doc = docs[-1]
+        how = "in one process; "
+        if doc.get("workers", 1) > 1:
+            alone = doc.get("one_process_entries_per_second")
+            alone_text = f"{alone:,}" if isinstance(alone, int | float) else "?"
+            how = f"{doc['workers']} worker processes; one process: {alone_text} entries/s; "
         note = (
-            f"{doc.get('workers', 1)} worker processes; one process: "
-            f"{doc.get('one_process_entries_per_second', '?'):,} entries/s; "
-            f"{doc.get('entries', 0):,} entries, {doc.get('checkpoints', '?')} checkpoints, "
+            f"{how}{doc.get('entries', 0):,} entries, {doc.get('checkpoints', '?')} checkpoints, "
             f"verify {doc.get('verify_seconds')} s, {doc.get('verify_cpu_seconds')} s CPU "
             f"(build {doc.get('build_seconds')} s); ok={doc.get('ok')}"
         )
