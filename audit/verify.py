@@ -151,9 +151,9 @@ def verify_log(
     try:
         with verify_pool.consistent_snapshot(engine, pool) as (conn, pool):
             scan = _Scan(
-                conn, verifier, trusted, progress, with_index, mac=mac, witnesses=witnesses
-            )
-            scan.pool = pool
+                conn, verifier, trusted, progress, with_index, mac=mac, witnesses=witnesses,
+                pool=pool,
+            )  # fmt: skip
             try:
                 scan.run()
             except _BadLogError as failure:
@@ -185,10 +185,11 @@ class _Scan:
         verifier: CheckpointVerifier,
         trusted: list[Checkpoint],
         progress: Progress | None,
-        check_index: bool,
+        with_index: bool,
         *,
         mac: EntryMac | None = None,
         witnesses: Sequence[CosignatureVerifier] = (),
+        pool: verify_pool.CheckerPool | None = None,
     ) -> None:
         self.conn = conn
         self.macs = None if mac is None else MacCheck(mac)
@@ -197,7 +198,8 @@ class _Scan:
         self.verifier = verifier
         self.trusted = trusted
         self.progress = progress
-        self.with_index = check_index and supports_index_check(conn.dialect.name)
+        self.with_index = with_index  # the query columns and links checked too
+        self.pool = pool  # worker processes checking the chunks, or None: this one
         # size -> [(root, trusted?)]: every root the tree must have at that size
         self.targets: dict[int, list[tuple[bytes, bool]]] = {}
         self.latest: Checkpoint | None = None
@@ -207,7 +209,6 @@ class _Scan:
         self.good = 0  # leaves [0, good) are proven by a matching signed root
         self.trusted_good = 0  # ... by a matching trusted root
         self.tree = CompactRange()
-        self.pool: verify_pool.CheckerPool | None = None  # workers checking the chunks
 
     def report(self, failure: _BadLogError | None) -> VerifyReport:
         return VerifyReport(
