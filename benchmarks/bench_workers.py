@@ -109,7 +109,7 @@ def _worker_cpu(pid: int) -> dict[int, float]:
 
 def _h2load(
     address: str, metadata: tuple[tuple[str, str], ...], subject_id: str, folder: Path,
-    seconds: float, connections: int, inflight: int, audited: sa.Engine,
+    seconds: float, connections: int, inflight: int, database_url: str,
 ) -> tuple[int, float]:  # fmt: skip
     """h2load sending one masked get for `seconds` after a second of warm-up: the calls
     the audit log recorded as allowed and answered meanwhile, and h2load's CPU seconds."""
@@ -125,6 +125,9 @@ def _h2load(
     answered = sa.text(
         "SELECT count(*) FROM audit_entries WHERE action = 'GetSubject' AND result_code = 'OK'"
     )
+    if database_url.startswith("postgresql://"):  # psycopg 3, the vault's driver
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    audited = sa.create_engine(database_url, poolclass=sa.NullPool)
     with audited.connect() as conn:
         before = conn.execute(answered).scalar_one()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -138,6 +141,7 @@ def _h2load(
     time.sleep(0.5)  # the last answers' audit entries are committed before they leave
     with audited.connect() as conn:
         calls = conn.execute(answered).scalar_one() - before
+    audited.dispose()
     sent = re.search(r"requests: \d+ total, \d+ started, (\d+) done", done.stdout)
     if sent is None or int(sent.group(1)) == 0:
         raise RuntimeError(f"h2load sent nothing: {done.stdout[-400:]}")
@@ -163,46 +167,48 @@ def measure(
                 response = stub.BatchCreateSubjects(request, metadata=tokens.service, timeout=600)
                 ids.extend(r.subject_id for r in response.results)
             channel.close()
-            if client == "h2load":
-                url = database_url or f"sqlite:///{data / 'vault.db'}"
-                if url.startswith("postgresql://"):  # psycopg 3, the vault's driver
-                    url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-                audited = sa.create_engine(url, poolclass=sa.NullPool)
-                server_cpu = vault.tree_cpu_seconds()
-                per_worker = _worker_cpu(vault.pid)
-                calls, spent = _h2load(
-                    vault.address, tokens.agent, ids[0], Path(tmp), seconds,
-                    clients * connections, inflight, audited,
-                )  # fmt: skip
-                audited.dispose()
-                server_cpu = vault.tree_cpu_seconds() - server_cpu
-                after = _worker_cpu(vault.pid)
-                spent_by = [after[pid] - per_worker.get(pid, 0.0) for pid in after]
-                shares = [c / sum(spent_by) for c in spent_by] if sum(spent_by) > 0 else []
-                return calls / seconds, [spent / (seconds + 1.0)], server_cpu, shares
-            context = multiprocessing.get_context("spawn")
-            out: multiprocessing.Queue[tuple[int, float]] = context.Queue()
-            procs = [
-                context.Process(
-                    target=_client,
-                    args=(vault.address, tokens.agent, ids, seconds, inflight, connections, out),
-                )
-                for _ in range(clients)
-            ]
             server_cpu = vault.tree_cpu_seconds()
             per_worker = _worker_cpu(vault.pid)
-            for proc in procs:
-                proc.start()
-            figures = [out.get(timeout=seconds + 120) for _ in procs]
+            if client == "h2load":
+                url = database_url or f"sqlite:///{data / 'vault.db'}"
+                figures = [
+                    _h2load(
+                        vault.address, tokens.agent, ids[0], Path(tmp), seconds,
+                        clients * connections, inflight, url,
+                    )
+                ]  # fmt: skip
+            else:
+                figures = _python_clients(
+                    vault.address, tokens.agent, ids, seconds, inflight, connections, clients
+                )
             server_cpu = vault.tree_cpu_seconds() - server_cpu
             after = _worker_cpu(vault.pid)
             spent = [after[pid] - per_worker.get(pid, 0.0) for pid in after]
             shares = [cpu / sum(spent) for cpu in spent] if sum(spent) > 0 else []
-            for proc in procs:
-                proc.join()
     calls = sum(c for c, _ in figures)
     client_cpu = [cpu / (seconds + 1.0) for _, cpu in figures]
     return calls / seconds, client_cpu, server_cpu, shares
+
+
+def _python_clients(
+    address: str, metadata: tuple[tuple[str, str], ...], ids: list[str], seconds: float,
+    inflight: int, connections: int, clients: int,
+) -> list[tuple[int, float]]:  # fmt: skip
+    """(calls, CPU seconds) of each of `clients` client processes (`_client`)."""
+    context = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[tuple[int, float]] = context.Queue()
+    procs = [
+        context.Process(
+            target=_client, args=(address, metadata, ids, seconds, inflight, connections, out)
+        )
+        for _ in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    figures = [out.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return figures
 
 
 def main() -> None:
