@@ -272,8 +272,11 @@ def _serve(pipe: Pipe, url: str, with_index: bool, mac: EntryMac | None) -> None
                     return
             except (EOFError, OSError):  # the verifier is gone
                 return
+            except WorkerError as exc:  # its own words: no values in them
+                pipe.send(("failed", str(exc)))
+                return
             except Exception as exc:  # noqa: BLE001 - the verifier raises it as WorkerError
-                pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
+                pipe.send(("failed", type(exc).__name__))  # the type only: no row's values
                 return
 
 
