@@ -602,6 +602,8 @@ def call_limits(settings: Settings) -> CallLimits:
         max_map_entries=settings.max_map_entries,
         max_request_map_entries=settings.max_request_map_entries,
         max_large_requests=settings.max_large_requests,
+        bulk_methods=frozenset({BATCH_CREATE}),
+        max_bulk_calls=settings.max_concurrent_batches,
         max_violations=settings.max_error_violations,
         max_calls_per_principal=settings.max_calls_per_principal,
         max_streams=settings.max_streams,

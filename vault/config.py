@@ -221,6 +221,9 @@ class Settings(BaseSettings):
     max_map_entries: int = Field(default=256, ge=1)
     max_request_map_entries: int = Field(default=200_000, ge=1)
     max_large_requests: int = Field(default=2, ge=1)
+    # BatchCreateSubjects calls run in each server process at once; the rest wait their
+    # turn holding no thread (`CallLimits.bulk_methods`). More than one shares one core.
+    max_concurrent_batches: int = Field(default=1, ge=1)
     max_error_violations: int = Field(default=50, ge=1)
     max_batch_size: int = 10_000
     export_batch_size: int = 500

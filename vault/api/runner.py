@@ -165,6 +165,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._public = public_prefixes
         self.slots = StreamSlots(limits)
         self._large = asyncio.Semaphore(limits.max_large_requests)
+        self._bulk = asyncio.Semaphore(limits.max_bulk_calls)
 
     async def intercept_service(
         self,
@@ -581,23 +582,41 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         run = self._begin(method, context)
         answer: list[Any] = [None]
         on_loop = method in self._on_loop
+        bulk = method in self._limits.bulk_methods
 
         async def body() -> BaseException | None:
             data, exc = await self._receive(run, limit)
             if exc is not None:
                 return exc
-            if on_loop and len(data) <= self._limits.max_request_bytes:
+            small = len(data) <= self._limits.max_request_bytes
+            if on_loop and small:
                 answer[0] = await self._on_the_loop(run, behavior, parse, data)
                 return None
-            if len(data) <= self._limits.max_request_bytes:
-                answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
-                return None
-            async with self._large:  # only so many large requests parsed and held at once
+            # Only so many large requests parsed and held at once; bulk calls one at a
+            # time (`CallLimits.bulk_methods`).
+            gates = ([] if small else [self._large]) + ([self._bulk] if bulk else [])
+            async with contextlib.AsyncExitStack() as held:
+                for gate in gates:
+                    if (exc := await self._admitted(run, gate, held)) is not None:
+                        return exc
                 answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
             return None
 
         await self._guarded(run, body, stream=False)
         return answer[0]
+
+    @staticmethod
+    async def _admitted(
+        run: _Run, gate: asyncio.Semaphore, held: contextlib.AsyncExitStack
+    ) -> BaseException | None:
+        """Wait for one of `gate`'s permits (released with `held`). A caller who goes
+        away while queued ends the call as cancelled, audited like any other."""
+        try:
+            await held.enter_async_context(gate)
+        except asyncio.CancelledError:
+            run.caller_left()
+            return CallCancelledError("cancelled by the caller")
+        return None
 
     async def _stream(
         self,
