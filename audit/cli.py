@@ -35,6 +35,7 @@ from audit.cli_tables import (
     stdout,
 )
 from audit.cosignature import CosignatureVerifier
+from audit.cpus import usable_cpus
 from audit.errors import AuditError, CheckpointError
 from audit.export import write_csv, write_html, write_jsonl
 from audit.last_signed import LastSignedFile
@@ -43,7 +44,6 @@ from audit.proofs import cosigned_checkpoint, export_checkpoint
 from audit.query import iter_query
 from audit.restore import JournalError, witnessed_erasures
 from audit.verify import verify_log
-from audit.verify_pool import default_workers
 from audit.witness.client import WitnessClient
 
 app = typer.Typer(
@@ -220,7 +220,7 @@ def verify_command(
             check_index=index_check,
             mac=mac,
             witnesses=witnesses,
-            workers=default_workers() if workers is None else workers,
+            workers=usable_cpus() if workers is None else workers,
         )
     print_report(stdout(), report)
     if not report.ok:

@@ -31,14 +31,12 @@ verifier stopped by a signal leaves no worker holding a transaction open.
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import os
 import sqlite3
 from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from multiprocessing.connection import Connection as Pipe
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -76,23 +74,6 @@ class Chunk(NamedTuple):
 
 class WorkerError(AuditError):
     """A worker process failed, went away, or did not answer in time."""
-
-
-def default_workers() -> int:
-    """The CPUs this process may run on, and no more than a cgroup's CPU quota allows
-    (a container's limit, which the affinity mask does not show)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cpus or 1, _cgroup_cpus() or cpus or 1))
-
-
-def _cgroup_cpus(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
-    try:
-        quota, period = path.read_text().split()[:2]
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return max(1, math.ceil(int(quota) / int(period)))
 
 
 def can_share(engine: Engine) -> bool:

@@ -50,7 +50,7 @@ from audit import (
     migrate,
     verify_log,
 )
-from audit.verify_pool import default_workers
+from audit.cpus import usable_cpus
 
 ORIGIN = "bench.example/audit"
 BATCH = 20_000
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the log (or key) here")
     parser.add_argument(
-        "--workers", type=int, default=default_workers(), help="processes checking the chunks"
+        "--workers", type=int, default=usable_cpus(), help="processes checking the chunks"
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:

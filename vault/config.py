@@ -7,7 +7,6 @@ give the embedded development setup (SQLite + generated keys under ``.vault-data
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -477,7 +476,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_workers(self) -> int:
-        return self.workers if self.workers is not None else cpu_count()
+        if self.workers is not None:
+            return self.workers
+        # Imported here: the audit package takes half a second to import.
+        from audit.cpus import usable_cpus  # noqa: PLC0415
+
+        return usable_cpus()
 
     @property
     def reflection_served(self) -> bool:
@@ -487,11 +491,3 @@ class Settings(BaseSettings):
     def reflection_public(self) -> bool:
         """Reflection answers without credentials only in the embedded default."""
         return self.reflection_served and self.is_embedded
-
-
-def cpu_count() -> int:
-    """The CPUs this process may run on (its affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
