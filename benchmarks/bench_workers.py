@@ -1,4 +1,5 @@
-"""Masked gets against `customer-vault serve --workers 1` and `--workers 2`, same load.
+"""Masked gets and batch creates against `customer-vault serve --workers 1` and `--workers 2`,
+the same load on each.
 
 For each worker count: a fresh data dir and SQLite database (or PostgreSQL with
 `--database-url`), subjects batch-created, then CLIENTS client processes, each with
@@ -25,8 +26,17 @@ takes a few percent of one core where the Python clients take a third of the mac
 the calls counted are the successful masked gets the vault's audit log recorded. Its
 command line carries the (development) bearer token, visible to `ps` while it runs.
 
+Batch create (after the masked gets, on the same server; `--batch-clients 0` skips it):
+BATCH_CLIENTS client processes, each over a connection of
+its own, send BatchCreateSubjects calls of BATCH_SIZE distinct subjects one after
+another, BATCHES each. The requests are serialized before the clock starts and sent as
+bytes, so a client's CPU is the wire and the response's parsing, not building protobufs;
+the figure is the subjects created over the span from the first client's start to the
+last one's end, with the server's CPU per subject (all its processes) beside it. This is
+the measurement DESIGN's batch-create target names: `--workers` at the machine's cores.
+
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
-        [--client h2load|python]
+        [--client h2load|python] [--batch-clients 4] [--batch-size 2500] [--batches 3]
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
+from customer_vault_client.gen.customervault.v1 import vault_pb2 as pb
 from customer_vault_client.gen.customervault.v1 import vault_pb2_grpc
 from procs import vault_server
 from vault_grpc import Created, _batch_requests, _get_request, issue_tokens
@@ -150,12 +161,86 @@ def _h2load(
     return round(calls * seconds / (seconds + 1.0)), spent
 
 
+BATCH_METHOD = "/customervault.v1.VaultService/BatchCreateSubjects"
+
+
+def _batch_client(
+    address: str, metadata: tuple[tuple[str, str], ...], warm_up: bytes, payloads: list[bytes],
+    start: Any, out: multiprocessing.Queue[tuple[int, float, float, float]],
+) -> None:  # fmt: skip
+    """One batch-create client: a warm-up call, then (after `start` is set) `payloads`
+    one after another over a connection of its own; puts (subjects created, first send
+    and last answer on the system's monotonic clock, CPU seconds of the timed part)."""
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 2**26)]
+    channel = grpc.insecure_channel(address, options=options)
+    call = channel.unary_unary(
+        BATCH_METHOD, response_deserializer=pb.BatchCreateSubjectsResponse.FromString
+    )  # bytes out as they are: serialized before the clock
+
+    def send(payload: bytes) -> int:
+        response = call(payload, metadata=metadata, timeout=600)
+        if response.failed:
+            raise RuntimeError(f"{response.failed} items failed validation")
+        return len(response.results)
+
+    send(warm_up)
+    start.wait()
+    cpu = time.process_time()
+    began = time.monotonic()
+    created = sum(send(payload) for payload in payloads)
+    ended = time.monotonic()
+    out.put((created, began, ended, time.process_time() - cpu))
+    channel.close()
+
+
+def _batch_load(
+    address: str, metadata: tuple[tuple[str, str], ...], clients: int, batch: int,
+    batches: int, first: int, vault: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """`clients` batch-create clients (`_batch_client`) on distinct subjects numbered from
+    `first`: subjects/s over the whole span, the server's CPU per subject, client cores."""
+    per_client = batch * batches
+    payloads = []
+    for c in range(clients):
+        base = first + c * (per_client + 100)
+        warm = _batch_requests(records(100, start=base), range(100), 100)[0][1]
+        timed = _batch_requests(records(per_client, start=base + 100), range(per_client), batch)
+        payloads.append((warm.SerializeToString(), [r.SerializeToString() for _, r in timed]))
+    context = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[tuple[int, float, float, float]] = context.Queue()
+    start = context.Event()
+    procs = [
+        context.Process(target=_batch_client, args=(address, metadata, warm, timed, start, out))
+        for warm, timed in payloads
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(2.0)  # the clients' interpreters up and their warm-up calls answered
+    server_cpu = vault.tree_cpu_seconds()
+    start.set()
+    figures = [out.get(timeout=900) for _ in procs]
+    server_cpu = vault.tree_cpu_seconds() - server_cpu
+    for proc in procs:
+        proc.join()
+    created = sum(f[0] for f in figures)
+    span = max(f[2] for f in figures) - min(f[1] for f in figures)
+    return {
+        "subjects_per_second": round(created / span, 1),
+        "subjects": created,
+        "server_cpu_us_per_subject": round(server_cpu / created * 1e6, 1),
+        "client_cores": [round(f[3] / (f[2] - f[1]), 3) for f in figures],
+    }
+
+
 def measure(
     workers: int, database_url: str | None, clients: int, inflight: int, connections: int,
     seconds: float, subjects: int, client: str = "python",
-) -> tuple[float, list[float], float, list[float]]:  # fmt: skip
+    batch: tuple[int, int, int] | None = None,
+) -> tuple[float, list[float], float, list[float], dict[str, Any] | None]:  # fmt: skip
     """calls/s over all clients, each client's CPU share of a core, the server's CPU
-    seconds over the clients' run (warm-up included), and each worker's share of it."""
+    seconds over the clients' run (warm-up included), each worker's share of it, and,
+    given `batch` (clients, batch size, batches each), the batch-create figures
+    (`_batch_load`) measured on the same server after the masked gets."""
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         data = Path(tmp) / "data"
         with vault_server(data, database_url, Path(tmp) / "vault.log", workers) as vault:
@@ -185,9 +270,14 @@ def measure(
             after = _worker_cpu(vault.pid)
             spent = [after[pid] - per_worker.get(pid, 0.0) for pid in after]
             shares = [cpu / sum(spent) for cpu in spent] if sum(spent) > 0 else []
+            batches = (
+                _batch_load(vault.address, tokens.service, *batch, subjects, vault)
+                if batch
+                else None
+            )
     calls = sum(c for c, _ in figures)
     client_cpu = [cpu / (seconds + 1.0) for _, cpu in figures]
-    return calls / seconds, client_cpu, server_cpu, shares
+    return calls / seconds, client_cpu, server_cpu, shares, batches
 
 
 def _python_clients(
@@ -220,6 +310,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--database-url", default=None, help="PostgreSQL (default: SQLite)")
+    parser.add_argument("--batch-clients", type=int, default=4,
+                        help="batch-create client processes (0: no batch create)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=2500, help="subjects per call")
+    parser.add_argument("--batches", type=int, default=3, help="calls per batch client")
     parser.add_argument(
         "--client",
         choices=("h2load", "python"),
@@ -240,9 +334,10 @@ def main() -> None:
     rates: dict[int, float] = {}
     runs: dict[str, dict[str, Any]] = {}
     for workers in args.workers:
-        rate, client_cpu, server_cpu, worker_shares = measure(
+        batch = (args.batch_clients, args.batch_size, args.batches) if args.batch_clients else None
+        rate, client_cpu, server_cpu, worker_shares, batches = measure(
             workers, args.database_url, args.clients, args.inflight, args.connections,
-            args.seconds, args.subjects, args.client,
+            args.seconds, args.subjects, args.client, batch,
         )  # fmt: skip
         rates[workers] = rate
         runs[str(workers)] = {
@@ -251,6 +346,8 @@ def main() -> None:
             "server_cores": round(server_cpu / (args.seconds + 1.0), 3),
             "worker_shares": [round(w, 3) for w in worker_shares],
         }
+        if batches:
+            runs[str(workers)]["batch_create"] = batches
         shares = ", ".join(f"{c:.0%}" for c in client_cpu)
         # The server's CPU covers the clients' warm-up second too (their calls are not
         # counted there), so per call it reads a little high.
@@ -260,6 +357,13 @@ def main() -> None:
             f"{shares}; server: {busy:.2f} cores busy, split "
             f"{' / '.join(f'{w:.0%}' for w in worker_shares)} over its processes)"
         )
+        if batches:
+            print(
+                f"--workers {workers}: {batches['subjects_per_second']:,.0f} subjects/s batch-"
+                f"created by {args.batch_clients} clients in calls of {args.batch_size:,} "
+                f"(server CPU {batches['server_cpu_us_per_subject']:.0f} us/subject; client "
+                f"CPU per process: {', '.join(f'{c:.0%}' for c in batches['client_cores'])})"
+            )
     ratios = {}
     if 1 in rates:
         for workers, rate in rates.items():
