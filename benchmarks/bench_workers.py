@@ -225,6 +225,7 @@ def _batch_load(
     created = sum(f[0] for f in figures)
     span = max(f[2] for f in figures) - min(f[1] for f in figures)
     return {
+        "batch_size": batch,
         "subjects_per_second": round(created / span, 1),
         "subjects": created,
         "server_cpu_us_per_subject": round(server_cpu / created * 1e6, 1),

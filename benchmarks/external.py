@@ -8,8 +8,9 @@
   flag (`--count`) and `--database-url` are found in its `--help`.
 
 - `bench_workers.py` (masked gets against `serve --workers 1` and `2`, from h2load when
-  it is installed) prints one JSON line with `ratio_to_one_worker`; it takes
-  `--database-url`.
+  it is installed, then batch creates from concurrent clients on the same servers)
+  prints one JSON line with `ratio_to_one_worker` and each run's `batch_create`; it
+  takes `--database-url` and `--workers`.
 
 A script that is missing, fails or prints nothing readable is reported as not available,
 with the tail of its output kept in the JSON results.
@@ -27,6 +28,8 @@ from typing import Any
 
 from procs import REPO
 from report import Results
+
+from audit.cpus import usable_cpus
 
 GROUP = "owned benchmarks (subprocess)"
 # The lines of bench_policy.py that time one warm-cache decision (allowed, and mixed).
@@ -214,32 +217,60 @@ def _rss(doc: dict[str, Any]) -> float | None:
 
 def workers(results: Results, raw: dict[str, Any], urls: dict[str, str]) -> None:
     """bench_workers.py on SQLite and, given its URL, on PostgreSQL: masked gets/s of
-    `serve --workers 2` against `--workers 1`, the same load on both."""
+    `serve --workers 2` against `--workers 1`, the same load on both; and batch creates
+    from concurrent clients with `--workers` at the machine's cores (DESIGN's target)."""
     script = _script("bench_workers.py")
+    cores = usable_cpus()
+    counts = sorted({1, 2, cores})
     raw["workers"] = []
     for db in ("sqlite", *urls):
-        argv = [str(script), "--seconds", "8"]
+        argv = [str(script), "--seconds", "8", "--workers", *map(str, counts)]
         if db in urls:
             argv += ["--database-url", urls[db]]
-        code, out, err, seconds = _run(argv, timeout=900)
+        code, out, err, seconds = _run(argv, timeout=1200)
         raw["workers"].append({"database": db, "returncode": code, "stdout": out[-4000:],
                                "stderr": err[-2000:], "seconds": seconds})  # fmt: skip
         docs = _json_lines(out)
-        ratio = docs[-1].get("ratio_to_one_worker", {}).get("2") if docs else None
-        if code != 0 or ratio is None:
+        doc = docs[-1] if code == 0 and docs else {}
+        runs = doc.get("runs", {})
+        ratio = doc.get("ratio_to_one_worker", {}).get("2")
+        if ratio is None:
             results.not_available(
                 f"--workers 2 / --workers 1 on {db} (bench_workers.py exited {code})"
             )
             results.target("--workers 2 / --workers 1, masked gets", db, None, 1.6, "x")
-            continue
-        doc = docs[-1]
-        one, two = doc["runs"]["1"], doc["runs"]["2"]
-        note = (
-            f"load from {doc['client']} ({max(two['client_cores']):.2f} cores at most); "
-            f"server cores busy {one['server_cores']:.2f} / {two['server_cores']:.2f}"
-        )
-        for count, run in (("1", one), ("2", two)):
-            label = f"serve --workers {count}: masked gets, 16 in flight"
-            results.add(GROUP, label, db, run["calls_per_second"], "calls/s",
-                        note if count == "2" else "")  # fmt: skip
-        results.target("--workers 2 / --workers 1, masked gets", db, ratio, 1.6, "x")
+        else:
+            one, two = runs["1"], runs["2"]
+            note = (
+                f"load from {doc['client']} ({max(two['client_cores']):.2f} cores at most); "
+                f"server cores busy {one['server_cores']:.2f} / {two['server_cores']:.2f}"
+            )
+            for count, run in (("1", one), ("2", two)):
+                label = f"serve --workers {count}: masked gets, 16 in flight"
+                results.add(GROUP, label, db, run["calls_per_second"], "calls/s",
+                            note if count == "2" else "")  # fmt: skip
+            results.target("--workers 2 / --workers 1, masked gets", db, ratio, 1.6, "x")
+        _batch_create(results, db, runs, cores)
+
+
+def _batch_create(results: Results, db: str, runs: dict[str, Any], cores: int) -> None:
+    """The batch-create rows of bench_workers.py's runs, and DESIGN's two targets for it
+    (subjects/s and server CPU per subject), read at `--workers` = the machine's cores."""
+    for count, run in sorted(runs.items(), key=lambda item: int(item[0])):
+        batch = run.get("batch_create")
+        if batch:
+            results.add(
+                GROUP, f"serve --workers {count}: batch create, concurrent clients", db,
+                batch["subjects_per_second"], "subjects/s",
+                f"server CPU {batch['server_cpu_us_per_subject']:.0f} us/subject; "
+                f"{len(batch['client_cores'])} clients, calls of {batch['batch_size']:,}",
+            )  # fmt: skip
+    at_cores = runs.get(str(cores), {}).get("batch_create")
+    if at_cores is None:
+        results.not_available(f"batch create with --workers {cores} on {db}")
+    required = 25_000 if db == "sqlite" else 15_000
+    name = f"batch create, --workers {cores} (the cores)"
+    rate = at_cores["subjects_per_second"] if at_cores else None
+    cpu = at_cores["server_cpu_us_per_subject"] if at_cores else None
+    results.target(name, db, rate, required, "subjects/s")
+    results.target("batch create server CPU per subject", db, cpu, 60, "us", at_most=True)
