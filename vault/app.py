@@ -604,6 +604,7 @@ def call_limits(settings: Settings) -> CallLimits:
         max_large_requests=settings.max_large_requests,
         bulk_methods=frozenset({BATCH_CREATE}),
         max_bulk_calls=settings.max_concurrent_batches,
+        max_bulk_calls_per_principal=settings.max_batches_per_caller,
         max_violations=settings.max_error_violations,
         max_calls_per_principal=settings.max_calls_per_principal,
         max_streams=settings.max_streams,

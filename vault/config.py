@@ -223,6 +223,8 @@ class Settings(BaseSettings):
     # BatchCreateSubjects calls run in each server process at once; the rest wait their
     # turn holding no thread (`CallLimits.bulk_methods`). More than one shares one core.
     max_concurrent_batches: int = Field(default=1, ge=1)
+    # ... and each caller's in flight per process, running or waiting (more: refused).
+    max_batches_per_caller: int = Field(default=4, ge=1)
     max_error_violations: int = Field(default=50, ge=1)
     max_batch_size: int = 10_000
     export_batch_size: int = 500

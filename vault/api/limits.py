@@ -39,8 +39,12 @@ class CallLimits:
     # most `max_bulk_calls` of them run at once in a process, the rest queue without
     # holding a thread. Two at once share one core (the GIL) and spend the difference
     # handing it back and forth: about 1.5x the CPU per subject, for no more subjects/s.
+    # Each principal has at most `max_bulk_calls_per_principal` of them in flight,
+    # running or waiting, so no caller can queue everyone else's batches far behind its
+    # own; more are refused before their request is read.
     bulk_methods: frozenset[str] = frozenset()
     max_bulk_calls: int = 1
+    max_bulk_calls_per_principal: int = 4
     max_violations: int = 50
     max_calls_per_principal: int = 64
     max_streams: int = 64
@@ -65,9 +69,9 @@ class CallLimits:
 
 
 class StreamSlots:
-    """Counts open streams, all together, per principal and unauthenticated; and each
+    """Counts open streams, all together, per principal and unauthenticated; each
     principal's calls in flight (a call counts until its transport has ended it, so
-    calls cut while their caller stalls cannot pile up)."""
+    calls cut while their caller stalls cannot pile up), and its bulk calls."""
 
     def __init__(self, limits: CallLimits) -> None:
         self._limits = limits
@@ -75,6 +79,7 @@ class StreamSlots:
         self._public = 0
         self._by_principal: Counter[tuple[str, str]] = Counter()
         self._calls: Counter[tuple[str, str]] = Counter()
+        self._bulk: Counter[tuple[str, str]] = Counter()
         self._public_calls = 0
 
     def take_public_call(self) -> ResourceExhaustedError | None:
@@ -102,6 +107,24 @@ class StreamSlots:
         self._calls[key] -= 1
         if self._calls[key] <= 0:
             del self._calls[key]
+
+    def take_bulk(self, principal: Principal) -> ResourceExhaustedError | None:
+        """A slot for one of `principal`'s bulk calls (`CallLimits.bulk_methods`), running
+        or waiting its turn, or why not."""
+        key = (principal.tenant, principal.id)
+        most = self._limits.max_bulk_calls_per_principal
+        if self._bulk[key] >= most:
+            return ResourceExhaustedError(
+                f"at most {most} batch calls in flight per caller; wait for one to finish"
+            )
+        self._bulk[key] += 1
+        return None
+
+    def give_back_bulk(self, principal: Principal) -> None:
+        key = (principal.tenant, principal.id)
+        self._bulk[key] -= 1
+        if self._bulk[key] <= 0:
+            del self._bulk[key]
 
     def take(self, principal: Principal | None) -> ResourceExhaustedError | None:
         """Take a slot for a stream of `principal` (None: unauthenticated), or say why not."""

@@ -535,40 +535,52 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return produced if binding is None or pages is None else pages.seal(binding, produced)
 
     async def _guarded(
-        self, run: _Run, body: Callable[[], Awaitable[BaseException | None]], stream: bool
+        self,
+        run: _Run,
+        body: Callable[[], Awaitable[BaseException | None]],
+        stream: bool,
+        bulk: bool = False,
     ) -> None:
-        """Authenticate, take the caller's call (and stream) slot, run `body`, end the
-        call. The stream slot is given back before the status is sent (that send may
-        wait behind data the caller does not read); the call slot only once the
-        transport has ended the call."""
+        """Authenticate, take the caller's call (and stream, or bulk) slot, run `body`,
+        end the call. The stream and bulk slots are given back before the status is sent
+        (that send may wait behind data the caller does not read); the call slot only
+        once the transport has ended the call."""
         # On the loop: the stages' `before` hooks only read metadata and verify a
         # signature (no I/O), and this spares a trip to a worker.
         exc = run.ctx.run(self._enter, run)
         principal = run.principal
-        counted = streaming = False
+        counted = streaming = queued = False
         if exc is None and principal is not None:
             exc = self._refused(run, self.slots.take_call(principal))
             counted = exc is None
             if exc is None and stream:
                 exc = self._refused(run, self.slots.take(principal))
                 streaming = exc is None
+            if exc is None and bulk:
+                exc = self._refused(run, self.slots.take_bulk(principal))
+                queued = exc is None
         try:
             if exc is None:
                 exc = await body()
             if streaming:
                 streaming = False
                 self.slots.give_back(principal)
+            if queued and principal is not None:
+                queued = False
+                self.slots.give_back_bulk(principal)
             await self._end(run, exc)
         finally:
             if streaming:
                 self.slots.give_back(principal)
+            if queued and principal is not None:
+                self.slots.give_back_bulk(principal)
             if counted and principal is not None:
                 self.slots.give_back_call(principal)
 
     @staticmethod
     def _refused(run: _Run, refusal: BaseException | None) -> BaseException | None:
         if refusal is not None:
-            run.rpc.call.deny("too many calls or streams in flight")
+            run.rpc.call.deny("too many calls, streams or batches in flight")
         return refusal
 
     async def _unary(
@@ -592,9 +604,10 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if on_loop and small:
                 answer[0] = await self._on_the_loop(run, behavior, parse, data)
                 return None
-            # Only so many large requests parsed and held at once; bulk calls one at a
-            # time (`CallLimits.bulk_methods`).
-            gates = ([] if small else [self._large]) + ([self._bulk] if bulk else [])
+            # Bulk calls `max_bulk_calls` at a time (`CallLimits.bulk_methods`), waiting
+            # their turn before the large-request gate so as not to hold its permits;
+            # only so many large requests parsed and held at once.
+            gates = ([self._bulk] if bulk else []) + ([] if small else [self._large])
             async with contextlib.AsyncExitStack() as held:
                 for gate in gates:
                     if (exc := await self._admitted(run, gate, held)) is not None:
@@ -602,7 +615,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
             return None
 
-        await self._guarded(run, body, stream=False)
+        await self._guarded(run, body, stream=False, bulk=bulk)
         return answer[0]
 
     @staticmethod
