@@ -27,16 +27,19 @@ the calls counted are the successful masked gets the vault's audit log recorded.
 command line carries the (development) bearer token, visible to `ps` while it runs.
 
 Batch create (after the masked gets, on the same server; `--batch-clients 0` skips it):
-BATCH_CLIENTS client processes, each over a connection of
-its own, send BatchCreateSubjects calls of BATCH_SIZE distinct subjects one after
-another, BATCHES each. The requests are serialized before the clock starts and sent as
-bytes, so a client's CPU is the wire and the response's parsing, not building protobufs;
+BATCH_CLIENTS client processes (one caller, within its `VAULT_MAX_BATCHES_PER_CALLER`),
+each over two connections of its own in turn, send BATCHES BatchCreateSubjects calls of
+BATCH_SIZE distinct subjects in all, each client one after another, taking the next from
+a shared queue (so a worker that SO_REUSEPORT gave fewer connections is not left idle
+while another works through its clients' share). The requests are serialized before
+the clock starts and sent as bytes, so a client's CPU is the wire and the response's
+parsing, not building protobufs;
 the figure is the subjects created over the span from the first client's start to the
 last one's end, with the server's CPU per subject (all its processes) beside it. This is
 the measurement DESIGN's batch-create target names: `--workers` at the machine's cores.
 
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
-        [--client h2load|python] [--batch-clients 4] [--batch-size 2500] [--batches 3]
+        [--client h2load|python] [--batch-clients 4] [--batch-size 2500] [--batches 16]
 """
 
 from __future__ import annotations
@@ -165,56 +168,75 @@ BATCH_METHOD = "/customervault.v1.VaultService/BatchCreateSubjects"
 
 
 def _batch_client(
-    address: str, metadata: tuple[tuple[str, str], ...], warm_up: bytes, payloads: list[bytes],
+    address: str, metadata: tuple[tuple[str, str], ...], warm_up: bytes, work: Any,
     start: Any, out: multiprocessing.Queue[tuple[int, float, float, float]],
 ) -> None:  # fmt: skip
-    """One batch-create client: a warm-up call, then (after `start` is set) `payloads`
-    one after another over a connection of its own; puts (subjects created, first send
-    and last answer on the system's monotonic clock, CPU seconds of the timed part)."""
+    """One batch-create client: a warm-up call, then (after `start` is set) requests
+    taken from `work` until its None, one after another, in turn over two connections of
+    its own (SO_REUSEPORT spreads connections: with two each, four clients' eight seldom
+    all land on one worker); puts (subjects created, first send and last answer on the
+    system's monotonic clock, CPU seconds of the timed part)."""
     options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 2**26)]
-    channel = grpc.insecure_channel(address, options=options)
-    call = channel.unary_unary(
-        BATCH_METHOD, response_deserializer=pb.BatchCreateSubjectsResponse.FromString
-    )  # bytes out as they are: serialized before the clock
+    channels = [grpc.insecure_channel(address, options=options) for _ in range(2)]
+    calls = [
+        channel.unary_unary(
+            BATCH_METHOD, response_deserializer=pb.BatchCreateSubjectsResponse.FromString
+        )  # bytes out as they are: serialized before the clock
+        for channel in channels
+    ]
 
-    def send(payload: bytes) -> int:
-        response = call(payload, metadata=metadata, timeout=600)
+    def send(n: int, payload: bytes) -> int:
+        response = calls[n % 2](payload, metadata=metadata, timeout=600)
         if response.failed:
             raise RuntimeError(f"{response.failed} items failed validation")
         return len(response.results)
 
-    send(warm_up)
+    for channel in channels:
+        grpc.channel_ready_future(channel).result(timeout=30)
+    send(0, warm_up)
     start.wait()
     cpu = time.process_time()
     began = time.monotonic()
-    created = sum(send(payload) for payload in payloads)
+    created = sum(send(n, payload) for n, payload in enumerate(iter(work.get, None)))
     ended = time.monotonic()
     out.put((created, began, ended, time.process_time() - cpu))
-    channel.close()
+    for channel in channels:
+        channel.close()
 
 
 def _batch_load(
     address: str, metadata: tuple[tuple[str, str], ...], clients: int, batch: int,
     batches: int, first: int, vault: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """`clients` batch-create clients (`_batch_client`) on distinct subjects numbered from
-    `first`: subjects/s over the whole span, the server's CPU per subject, client cores."""
-    per_client = batch * batches
-    payloads = []
-    for c in range(clients):
-        base = first + c * (per_client + 100)
-        warm = _batch_requests(records(100, start=base), range(100), 100)[0][1]
-        timed = _batch_requests(records(per_client, start=base + 100), range(per_client), batch)
-        payloads.append((warm.SerializeToString(), [r.SerializeToString() for _, r in timed]))
+    """`clients` batch-create clients (`_batch_client`) taking `batches` requests of
+    `batch` distinct subjects each (numbered from `first`) from one queue: a client whose
+    connection landed on a less busy worker takes more, as SO_REUSEPORT spreads
+    connections, not calls. Subjects/s over the whole span, the server's CPU per
+    subject, the clients' cores."""
+    total = batch * batches
+    warm_ups = [
+        _batch_requests(records(100, start=first + c * 100), range(100), 100)[0][1]
+        for c in range(clients)
+    ]
+    numbers = range(first + clients * 100, first + clients * 100 + total)
+    timed = _batch_requests(records(total, start=numbers.start), range(total), batch)
     context = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[tuple[int, float, float, float]] = context.Queue()
+    work: Any = context.Queue()
     start = context.Event()
     procs = [
-        context.Process(target=_batch_client, args=(address, metadata, warm, timed, start, out))
-        for warm, timed in payloads
+        context.Process(
+            target=_batch_client,
+            args=(address, metadata, warm.SerializeToString(), work, start, out),
+        )
+        for warm in warm_ups
     ]
     for proc in procs:
         proc.start()
+    for _, request in timed:
+        work.put(request.SerializeToString())
+    for _ in procs:
+        work.put(None)
     time.sleep(2.0)  # the clients' interpreters up and their warm-up calls answered
     server_cpu = vault.tree_cpu_seconds()
     start.set()
@@ -223,6 +245,8 @@ def _batch_load(
     for proc in procs:
         proc.join()
     created = sum(f[0] for f in figures)
+    if created != total:
+        raise RuntimeError(f"{created} subjects created of {total}")
     span = max(f[2] for f in figures) - min(f[1] for f in figures)
     return {
         "batch_size": batch,
@@ -314,7 +338,7 @@ def main() -> None:
     parser.add_argument("--batch-clients", type=int, default=4,
                         help="batch-create client processes (0: no batch create)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=2500, help="subjects per call")
-    parser.add_argument("--batches", type=int, default=3, help="calls per batch client")
+    parser.add_argument("--batches", type=int, default=16, help="calls, over all the clients")
     parser.add_argument(
         "--client",
         choices=("h2load", "python"),
