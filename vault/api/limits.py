@@ -68,6 +68,24 @@ class CallLimits:
         return max([self.max_request_bytes, *self.request_bytes_by_method.values()])
 
 
+def _take(
+    counts: Counter[tuple[str, str]], principal: Principal, most: int, why: str
+) -> ResourceExhaustedError | None:
+    """One more of `principal`'s in `counts`, unless it has `most` already (then why not)."""
+    key = (principal.tenant, principal.id)
+    if counts[key] >= most:
+        return ResourceExhaustedError(why)
+    counts[key] += 1
+    return None
+
+
+def _give_back(counts: Counter[tuple[str, str]], principal: Principal) -> None:
+    key = (principal.tenant, principal.id)
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]
+
+
 class StreamSlots:
     """Counts open streams, all together, per principal and unauthenticated; each
     principal's calls in flight (a call counts until its transport has ended it, so
@@ -94,37 +112,21 @@ class StreamSlots:
         self._public_calls -= 1
 
     def take_call(self, principal: Principal) -> ResourceExhaustedError | None:
-        key = (principal.tenant, principal.id)
-        if self._calls[key] >= self._limits.max_calls_per_principal:
-            return ResourceExhaustedError(
-                f"at most {self._limits.max_calls_per_principal} calls in flight per caller"
-            )
-        self._calls[key] += 1
-        return None
+        most = self._limits.max_calls_per_principal
+        return _take(self._calls, principal, most, f"at most {most} calls in flight per caller")
 
     def give_back_call(self, principal: Principal) -> None:
-        key = (principal.tenant, principal.id)
-        self._calls[key] -= 1
-        if self._calls[key] <= 0:
-            del self._calls[key]
+        _give_back(self._calls, principal)
 
     def take_bulk(self, principal: Principal) -> ResourceExhaustedError | None:
         """A slot for one of `principal`'s bulk calls (`CallLimits.bulk_methods`), running
         or waiting its turn, or why not."""
-        key = (principal.tenant, principal.id)
         most = self._limits.max_bulk_calls_per_principal
-        if self._bulk[key] >= most:
-            return ResourceExhaustedError(
-                f"at most {most} batch calls in flight per caller; wait for one to finish"
-            )
-        self._bulk[key] += 1
-        return None
+        why = f"at most {most} batch calls in flight per caller; wait for one to finish"
+        return _take(self._bulk, principal, most, why)
 
     def give_back_bulk(self, principal: Principal) -> None:
-        key = (principal.tenant, principal.id)
-        self._bulk[key] -= 1
-        if self._bulk[key] <= 0:
-            del self._bulk[key]
+        _give_back(self._bulk, principal)
 
     def take(self, principal: Principal | None) -> ResourceExhaustedError | None:
         """Take a slot for a stream of `principal` (None: unauthenticated), or say why not."""
