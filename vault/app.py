@@ -503,6 +503,7 @@ class VaultApp:
             self.services(),
             idempotency=self.idempotency,
             page_tokens=PageTokens(self.keyring.page_token_mac, self.keyring.page_token_versions),
+            admit_bulk=self.records.admit_batch,  # BatchCreateSubjects, the one bulk method
         )
         self.on_audit_alarm(lambda _problem: server.mark_audit_failed())
         return server

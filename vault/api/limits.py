@@ -37,8 +37,9 @@ class CallLimits:
     max_large_requests: int = 2
     # Methods whose one step is CPU-bound work on many items (BatchCreateSubjects): at
     # most `max_bulk_calls` of them run at once in a process, the rest queue without
-    # holding a thread. Two at once share one core (the GIL) and spend the difference
-    # handing it back and forth: about 1.5x the CPU per subject, for no more subjects/s.
+    # holding a thread. Several at once share one core (the GIL) and spend the
+    # difference handing it back and forth: four at once cost 1.2-2.1x the CPU per
+    # subject of one at a time, for no more subjects/s (docs/performance.md).
     # Each principal has at most `max_bulk_calls_per_principal` of them in flight,
     # running or waiting, so no caller can queue everyone else's batches far behind its
     # own; more are refused before their request is read.

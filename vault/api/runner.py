@@ -8,10 +8,15 @@ For every method that needs credentials, in this order:
    grpc is told the method takes a stream of raw bytes, so the request has not been
    read, let alone parsed (beyond HTTP/2's flow-control window, nothing of it has been
    accepted);
-2. a stream takes a slot (`StreamSlots`: all streams, per principal), or is refused
-   RESOURCE_EXHAUSTED, audited;
+2. the call takes the caller's call slot, a stream its stream slot (`StreamSlots`: all
+   streams, per principal), a bulk call (`CallLimits.bulk_methods`: BatchCreateSubjects)
+   is first asked whether its caller may make it at all (`admit_bulk`) and takes one of
+   the caller's bulk slots; or it is refused (RESOURCE_EXHAUSTED, PERMISSION_DENIED),
+   audited;
 3. the one request message is read, waiting at most the idle timeout, its size checked
-   against the method's own limit, then parsed on a worker, its maps counted;
+   against the method's own limit; a bulk call waits its turn (`max_bulk_calls` at once
+   per process) and a large request for one of `max_large_requests` places, on the loop
+   holding no thread; then it is parsed on a worker, its maps counted;
 4. the handler runs on a worker; a stream's items are produced one at a time on a
    worker and written from the loop: a write the caller does not take within the idle
    timeout, or a stream older than the maximum age, ends the stream (DEADLINE_EXCEEDED);
@@ -154,9 +159,11 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         idempotency: Idempotency | None = None,
         page_tokens: PageTokens | None = None,
         on_loop: frozenset[str] = frozenset(),
+        admit_bulk: Callable[[CallContext], object] | None = None,
     ) -> None:
         self._stages = tuple(stages)
         self._on_loop = on_loop
+        self._admit_bulk = admit_bulk
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler | None]] = {}
         self._idempotency = idempotency
         self._page_tokens = page_tokens
@@ -557,7 +564,9 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 exc = self._refused(run, self.slots.take(principal))
                 streaming = exc is None
             if exc is None and bulk:
-                exc = self._refused(run, self.slots.take_bulk(principal))
+                exc = self._admitted_to_queue(run) or self._refused(
+                    run, self.slots.take_bulk(principal)
+                )
                 queued = exc is None
         try:
             if exc is None:
@@ -576,6 +585,18 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 self.slots.give_back_bulk(principal)
             if counted and principal is not None:
                 self.slots.give_back_call(principal)
+
+    def _admitted_to_queue(self, run: _Run) -> BaseException | None:
+        """The domain's answer to whether this caller may make the bulk call at all
+        (`admit_bulk`, a policy decision recorded on the call), asked on the loop before
+        the call takes a place in the queue: None, or why not."""
+        if self._admit_bulk is None:
+            return None
+        try:
+            run.ctx.run(self._admit_bulk, run.rpc.call)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by _exit, audited
+            return exc
+        return None
 
     @staticmethod
     def _refused(run: _Run, refusal: BaseException | None) -> BaseException | None:
@@ -601,7 +622,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if exc is not None:
                 return exc
             small = len(data) <= self._limits.max_request_bytes
-            if on_loop and small:
+            if on_loop and small and not bulk:
                 answer[0] = await self._on_the_loop(run, behavior, parse, data)
                 return None
             # Bulk calls `max_bulk_calls` at a time (`CallLimits.bulk_methods`), waiting

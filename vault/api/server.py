@@ -29,6 +29,7 @@ from vault.api.interceptors import Stage
 from vault.api.limits import CallLimits
 from vault.api.page_tokens import PageTokens
 from vault.api.runner import VaultInterceptor
+from vault.context import CallContext
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class VaultServer:
         *,
         idempotency: Idempotency | None = None,
         page_tokens: PageTokens | None = None,
+        admit_bulk: Callable[[CallContext], object] | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
@@ -150,6 +152,7 @@ class VaultServer:
             idempotency=idempotency,
             page_tokens=page_tokens,
             on_loop=options.on_loop,
+            admit_bulk=admit_bulk,
         )
         self._names = tuple(service.name for service in services)
         self._audit_failed = False

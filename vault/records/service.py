@@ -25,6 +25,7 @@ from vault.errors import (
 from vault.fields.dictionary import DataDictionary
 from vault.fields.normalizers import violation_path
 from vault.policy import Action, PolicyEngine
+from vault.principal import Principal
 from vault.records.cipher import RecordCipher
 from vault.records.limits import RateLimiter
 from vault.storage import notices as retention_notices
@@ -86,7 +87,7 @@ class RecordService:
         Items fail only on validation, before anything is written; with
         `all_or_nothing` one bad item rejects the whole batch.
         """
-        principal = authorize(self._policy, call, Action.SUBJECT_CREATE)
+        principal = self.admit_batch(call)
         self._check_batch_size(len(items))
         now = self._clock.now()
         today, now_us = now.date(), to_micros(now)
@@ -114,6 +115,12 @@ class RecordService:
             repo.insert_blind_indexes(conn, [r for p in prepared for r in p.index_rows])
             self._auditor.record_in(conn, call)
         return results
+
+    def admit_batch(self, call: CallContext) -> Principal:
+        """May the caller batch-create at all: the question `batch_create` asks first,
+        asked by the server too before a batch waits its turn (`CallLimits.bulk_methods`),
+        so a caller who may not create holds no place in the queue. Recorded on the call."""
+        return authorize(self._policy, call, Action.SUBJECT_CREATE)
 
     def _check_batch_size(self, size: int) -> None:
         if size == 0:

@@ -26,7 +26,8 @@ import pytest
 from vault.api.interceptors import RpcCall
 from vault.api.limits import CallCancelledError, CallLimits
 from vault.api.runner import VaultInterceptor
-from vault.errors import ResourceExhaustedError
+from vault.context import CallContext
+from vault.errors import PermissionDeniedError, ResourceExhaustedError
 from vault.principal import Principal
 
 BULK = "/test.Bulk/Run"
@@ -95,6 +96,13 @@ class Caller:
             time.sleep(0.01)
 
 
+def _admit_bulk(call: CallContext) -> None:
+    """The domain's question (may this caller batch-create at all?): not the `intruder`."""
+    assert call.principal is not None
+    if call.principal.id == "intruder":
+        raise PermissionDeniedError("role may not create", rule="no rule allows")
+
+
 @contextmanager
 def serving(inside: Inside, caller: Caller, **limits: Any) -> Iterator[grpc.Channel]:
     """The interceptor (bulk method BULK) on a grpc.aio server in a thread of its own,
@@ -114,7 +122,9 @@ def serving(inside: Inside, caller: Caller, **limits: Any) -> Iterator[grpc.Chan
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        interceptor = VaultInterceptor([caller], pool, settings, ("/grpc.health",))
+        interceptor = VaultInterceptor(
+            [caller], pool, settings, ("/grpc.health",), admit_bulk=_admit_bulk
+        )
         server = grpc.aio.server(interceptors=[interceptor])
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler("test.Bulk", handlers)]
@@ -234,3 +244,20 @@ def test_a_caller_who_leaves_while_queued_is_ended_through_the_after_hooks(
         assert holder.result() == first[:16]
         assert send(third) == third[:16]  # the permit it waited for was not lost
     assert inside.seen == [first, third]  # the queued call's handler never ran
+
+
+def test_a_caller_who_may_not_make_the_call_takes_no_place_in_the_queue() -> None:
+    inside, caller = Inside(), Caller()
+    with serving(inside, caller, max_bulk_calls=1) as channel:
+        send = _sender(channel, BULK)
+        holder = send.future(b"first")  # takes the one permit
+        inside.until(1)
+        for n in range(6):  # more than its bulk slots: each refused at once, none queued
+            with pytest.raises(grpc.RpcError) as refused:
+                send(b"intrusion %d" % n, who="intruder", timeout=5)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert caller.count(PermissionDeniedError) == 6  # each ended through the hooks
+        assert not holder.done()  # all while the first still held the gate
+        inside.release.set()
+        assert holder.result() == b"first"
+    assert inside.seen == [b"first"]
