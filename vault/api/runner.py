@@ -564,9 +564,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 exc = self._refused(run, self.slots.take(principal))
                 streaming = exc is None
             if exc is None and bulk:
-                exc = self._admitted_to_queue(run) or self._refused(
-                    run, self.slots.take_bulk(principal)
-                )
+                exc = self._may_queue(run) or self._refused(run, self.slots.take_bulk(principal))
                 queued = exc is None
         try:
             if exc is None:
@@ -586,7 +584,7 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if counted and principal is not None:
                 self.slots.give_back_call(principal)
 
-    def _admitted_to_queue(self, run: _Run) -> BaseException | None:
+    def _may_queue(self, run: _Run) -> BaseException | None:
         """The domain's answer to whether this caller may make the bulk call at all
         (`admit_bulk`, a policy decision recorded on the call), asked on the loop before
         the call takes a place in the queue: None, or why not."""
@@ -629,6 +627,9 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # their turn before the large-request gate so as not to hold its permits;
             # only so many large requests parsed and held at once.
             gates = ([self._bulk] if bulk else []) + ([] if small else [self._large])
+            if not gates:
+                answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
+                return None
             async with contextlib.AsyncExitStack() as held:
                 for gate in gates:
                     if (exc := await self._admitted(run, gate, held)) is not None:
