@@ -99,15 +99,20 @@ def test_a_full_data_dir_refuses_writes_cleanly_and_recovers(
             def create() -> None:
                 acknowledged.append(service.create(ADA).subject_id)
 
+            # SQLite starts its write-ahead log over once it is all copied, writing into
+            # the file's existing pages (about 2 MiB here), so a write that fits there
+            # needs no new space: 500 subjects sometimes did. 5,000 need about 10 MiB.
+            too_big = [ADA] * 5_000
+
             outcomes = {
                 "create": _refusal(create),
-                "batch": _refusal(lambda: service.batch_create([ADA] * 500, all_or_nothing=True)),
+                "batch": _refusal(lambda: service.batch_create(too_big, all_or_nothing=True)),
                 "update": _refusal(
                     lambda: service.update(acknowledged[0], 1, {"city": "Leeds"}, reason="moved")
                 ),
                 "get": _refusal(lambda: dpo.get(acknowledged[1], "full", PURPOSE, "DSR-1")),
             }
-            # A write may still fit in a page SQLite already holds; the batch cannot.
+            # A write may still fit in pages SQLite already holds; the batch cannot.
             assert set(outcomes.values()) <= CLEAN_REFUSALS | {"OK"}, outcomes
             assert outcomes["batch"] in CLEAN_REFUSALS, outcomes
             for _ in range(30):  # keep writing: still clean, still up
