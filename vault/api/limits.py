@@ -141,13 +141,10 @@ class StreamSlots:
                 )
             self._public += 1
         else:
-            key = (principal.tenant, principal.id)
-            if self._by_principal[key] >= limits.max_streams_per_principal:
-                return ResourceExhaustedError(
-                    f"at most {limits.max_streams_per_principal} open streams per caller; "
-                    "close one first"
-                )
-            self._by_principal[key] += 1
+            most = limits.max_streams_per_principal
+            why = f"at most {most} open streams per caller; close one first"
+            if (refusal := _take(self._by_principal, principal, most, why)) is not None:
+                return refusal
         self._open += 1
         return None
 
@@ -156,10 +153,7 @@ class StreamSlots:
         if principal is None:
             self._public -= 1
             return
-        key = (principal.tenant, principal.id)
-        self._by_principal[key] -= 1
-        if self._by_principal[key] <= 0:
-            del self._by_principal[key]
+        _give_back(self._by_principal, principal)
 
     @property
     def open(self) -> int:
