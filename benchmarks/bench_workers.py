@@ -33,9 +33,9 @@ BATCH_SIZE distinct subjects in all, each client one after another, taking the n
 a shared queue (so a worker that SO_REUSEPORT gave fewer connections is not left idle
 while another works through its clients' share). The requests are serialized before
 the clock starts and sent as bytes, so a client's CPU is the wire and the response's
-parsing, not building protobufs;
-the figure is the subjects created over the span from the first client's start to the
-last one's end, with the server's CPU per subject (all its processes) beside it. This is
+parsing, not building protobufs. The figure is the subjects created over the span from
+the first client's start to the last one's end, with the server's CPU per subject (all
+its processes) beside it. This is
 the measurement DESIGN's batch-create target names: `--workers` at the machine's cores.
 
     .venv/bin/python benchmarks/bench_workers.py [--workers 1 2] [--seconds 8]
