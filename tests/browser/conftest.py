@@ -144,6 +144,17 @@ def sign_in(page: Any, console: Console, who: str) -> None:
     page.goto(console.url + "/signin")
     page.fill("#token", console.token(who))
     page.click("button[type=submit]")
+    # The click returns once the next page's headers arrive; its body may still stream.
+    page.wait_for_load_state()
+
+
+def shown(locator: Any) -> None:
+    """Assert that the element is visible, waiting (up to Playwright's five seconds) for a
+    page that is still loading. A bare `is_visible()` answers at once, and a page whose
+    headers have arrived but not yet its body fails it: a flake seen in CI."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_be_visible()
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -15,6 +15,7 @@ from tests.browser.conftest import (
     Console,
     axe_violations,
     screenshot,
+    shown,
     sign_in,
     wait_for_checkpoint,
 )
@@ -26,7 +27,7 @@ def test_sign_in_search_and_open_an_entry(console: Console, page: Any) -> None:
     screenshot(page, "01-signin")
     sign_in(page, console, "dpo")
     assert page.url.endswith("/console/")
-    assert page.get_by_role("heading", name="Activity at a glance").is_visible()
+    shown(page.get_by_role("heading", name="Activity at a glance"))
     screenshot(page, "02-activity")
 
     page.get_by_role("link", name="Audit search").click()
@@ -154,7 +155,7 @@ def test_run_a_verification_and_see_a_failure_explained(console: Console, page: 
     page.wait_for_load_state()  # the verdict streams in; wait for the end
     verdict = page.locator("div.verdict").inner_text()
     assert "FAILED verification" in verdict and "first bad position is 3" in verdict
-    assert page.get_by_role("heading", name="When verification fails").is_visible()
+    shown(page.get_by_role("heading", name="When verification fails"))
     screenshot(page, "09-integrity-failed")
 
 

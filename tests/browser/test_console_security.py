@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.browser.conftest import PEOPLE, Console, screenshot, serving_console, sign_in
+from tests.browser.conftest import PEOPLE, Console, screenshot, serving_console, shown, sign_in
 from tests.data import ADA, GRACE
 from vault.clock import SystemClock
 from vault.identity import TokenIssuer
@@ -243,7 +243,7 @@ def test_no_personal_data_in_the_consoles_logs(
 def test_a_support_agent_sees_only_what_the_policy_allows(console: Console, page: Any) -> None:
     sign_in(page, console, "agent")
     assert page.url.endswith("/console/")  # the token is the vault's: signed in
-    assert page.get_by_role("heading", name="Not allowed").is_visible()
+    shown(page.get_by_role("heading", name="Not allowed"))
     assert "does not let agent-7 (support_agent) read the audit log" in page.content()
     screenshot(page, "11-denied-support-agent")
     for path in (
@@ -286,7 +286,7 @@ def test_a_support_agent_sees_only_what_the_policy_allows(console: Console, page
 def test_an_administrator_sees_retention_but_no_audit_entries(console: Console, page: Any) -> None:
     sign_in(page, console, "admin")
     page.goto(console.url + "/console/retention")
-    assert page.get_by_role("heading", name="Retention report").is_visible()
+    shown(page.get_by_role("heading", name="Retention report"))
     assert "k-anonymity" in page.content()
     assert console.subjects["grace"] in page.content()  # the hold, by subject id only
     screenshot(page, "12-retention-admin")

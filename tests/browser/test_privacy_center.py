@@ -9,7 +9,7 @@ from typing import Any
 
 from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
 
-from tests.browser.conftest import Console, axe_violations, screenshot
+from tests.browser.conftest import Console, axe_violations, screenshot, shown
 from tests.integration.consent_support import MARKETER, grant
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
@@ -42,7 +42,7 @@ def test_open_a_link_see_my_data_and_withdraw_marketing(console: Console, page: 
     assert axe_violations(page) == []
     page.get_by_role("button", name="Continue").click()
     assert page.url.endswith("/privacy/")
-    assert page.get_by_role("heading", name="Your data and your choices").is_visible()
+    shown(page.get_by_role("heading", name="Your data and your choices"))
     data = page.locator("dl.fields").inner_text()
     assert "ada.lovelace@example.com" in data
     assert "Lovelace" in data
@@ -60,7 +60,7 @@ def test_open_a_link_see_my_data_and_withdraw_marketing(console: Console, page: 
     assert axe_violations(page) == []
 
     marketing.get_by_role("button", name="Withdraw consent").click()
-    assert page.locator("#saved").is_visible()
+    shown(page.locator("#saved"))
     assert page.locator("#purpose-marketing .badge").inner_text() == "Off"
     screenshot(page, "p03-withdrawn")
     after = marketer.get(ada, "marketing", "marketing")
@@ -86,7 +86,7 @@ def test_opt_out_of_all_marketing_stops_every_marketing_purpose(
     grant(console.vault.client(), ada, "marketing")
     _open(page, _link(console, ada))
     page.locator("#purpose-all_marketing").get_by_role("button", name="Opt out").click()
-    assert page.locator("#saved").is_visible()
+    shown(page.locator("#saved"))
     assert "You opted out" in page.locator("#purpose-all_marketing").inner_text()
     assert "stopped by your opt-out" in page.locator("#purpose-marketing").inner_text()
     marketer = console.vault.client(**MARKETER)
@@ -103,7 +103,7 @@ def test_a_gpc_signal_is_recorded_as_an_opt_out_of_all_sharing(
     try:
         page = context.new_page()
         _open(page, _link(console, ada))
-        assert page.locator("#gpc").is_visible()
+        shown(page.locator("#gpc"))
         assert "You opted out" in page.locator("#purpose-all_sharing").inner_text()
         screenshot(page, "p05-gpc")
         page.reload()
@@ -149,7 +149,7 @@ def test_switch_to_chinese_and_chinese_from_accept_language(
         page.get_by_role("link", name="简体中文").click()
         assert page.url.endswith("/privacy/")
         assert page.locator("html").get_attribute("lang") == "zh-Hans"
-        assert page.get_by_role("heading", name="您的数据和您的选择").is_visible()
+        shown(page.get_by_role("heading", name="您的数据和您的选择"))
         assert "仅在您同意时进行" in page.locator("#purpose-marketing").inner_text()
         history = page.locator("#history").inner_text()
         assert "我们的客户服务团队查看了您的数据，用于回复您的客服请求。" in history  # noqa: RUF001 - Chinese punctuation
@@ -158,16 +158,16 @@ def test_switch_to_chinese_and_chinese_from_accept_language(
         page.locator("#purpose-personalization").get_by_role("button", name="给予同意").click()
         assert page.locator("#saved").inner_text().startswith("您的选择已保存")
         page.get_by_role("link", name="English").click()
-        assert page.get_by_role("heading", name="Your data and your choices").is_visible()
+        shown(page.get_by_role("heading", name="Your data and your choices"))
     finally:
         context.close()
     chinese = chromium.new_context(locale="zh-CN")
     try:
         page = chinese.new_page()
         page.goto(_link(console, ada))
-        assert page.get_by_role("heading", name="打开您的隐私中心").is_visible()
+        shown(page.get_by_role("heading", name="打开您的隐私中心"))
         page.get_by_role("button", name="继续").click()
-        assert page.get_by_role("heading", name="您的数据和您的选择").is_visible()
+        shown(page.get_by_role("heading", name="您的数据和您的选择"))
     finally:
         chinese.close()
 
@@ -198,7 +198,7 @@ def test_download_my_data_signed_and_readable_and_verify_it(console: Console, pa
         verify_package(edited, console.vault.settings.receipt_public_key.read_bytes())
 
     page.get_by_role("link", name="Open the readable copy").click()
-    assert page.get_by_role("heading", name="Your data", exact=True).is_visible()
+    shown(page.get_by_role("heading", name="Your data", exact=True))
     assert "ada.lovelace@example.com" in page.locator("main").inner_text()
     assert "Our customer support looked at your data" in page.locator("main").inner_text()
     screenshot(page, "p08-readable")
@@ -251,13 +251,13 @@ def test_download_my_data_as_a_signed_pdf_in_english_and_chinese(
     assert package["fields"]["email"]["value"] == "ada.lovelace@example.com"
 
     page.get_by_role("link", name="How to check the PDF").click()
-    assert page.get_by_role("heading", name="The PDF").is_visible()
+    shown(page.get_by_role("heading", name="The PDF"))
     screenshot(page, "p11-verify-pdf")
     assert axe_violations(page) == []
 
     page.get_by_role("link", name="简体中文").click()
     page.goto(f"{console.url}/privacy/download")
-    assert page.get_by_role("link", name="下载 PDF 版本").is_visible()
+    shown(page.get_by_role("link", name="下载 PDF 版本"))
     with page.expect_download() as chinese:
         page.get_by_role("link", name="下载 PDF 版本").click()
     text, package = _pdf_text_and_package(console, chinese.value.path().read_bytes())

@@ -9,7 +9,7 @@ from typing import Any
 
 from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
 
-from tests.browser.conftest import axe_violations, screenshot, serving_console
+from tests.browser.conftest import axe_violations, screenshot, serving_console, shown
 from tests.integration.retention.helpers import (
     DEFAULT_DAYS,
     NOTICE_DAYS,
@@ -55,7 +55,7 @@ def test_a_dormancy_notice_and_keep_my_account(tmp_path: Path, page: Any) -> Non
             screenshot(page, "p10-dormancy")
             assert axe_violations(page) == []
             banner.get_by_role("button", name="Keep my account").click()
-            assert page.locator("#kept").is_visible()
+            shown(page.locator("#kept"))
             assert page.locator("#dormancy").count() == 0
         again = frontend.call(
             frontend.customers,

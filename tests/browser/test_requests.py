@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from customer_vault_client.gen.customervault.v1 import customers_pb2 as cus
 from customer_vault_client.gen.customervault.v1 import requests_pb2 as req
 
-from tests.browser.conftest import Console, axe_violations, screenshot, sign_in
+from tests.browser.conftest import Console, axe_violations, screenshot, shown, sign_in
 
 FRONTEND: dict[str, Any] = {"principal": "shop-frontend", "roles": ("frontend",)}
 REQUEST_ID = re.compile(r"DSR-\d{8}-[A-Z2-7]{10}")
@@ -58,12 +58,12 @@ def test_a_customer_asks_for_erasure_confirms_and_sees_it_fulfilled(
         customer = customer_context.new_page()
         _open_privacy_center(console, customer, ada)
         customer.get_by_role("link", name="Your requests").click()
-        assert customer.get_by_role("heading", name="Your requests", level=1).is_visible()
+        shown(customer.get_by_role("heading", name="Your requests", level=1))
         screenshot(customer, "r01-privacy-requests-empty")
         assert axe_violations(customer) == []
 
         customer.get_by_role("button", name="Ask for erasure").click()
-        assert customer.locator("#asked").is_visible()
+        shown(customer.locator("#asked"))
         request_id = REQUEST_ID.search(customer.url)
         assert request_id is not None
         rid = request_id.group(0)
@@ -81,7 +81,7 @@ def test_a_customer_asks_for_erasure_confirms_and_sees_it_fulfilled(
         code = _code_for(console, rid)
         customer.locator(f"[id='{rid}']").get_by_label("Verification code").fill(code)
         customer.locator(f"[id='{rid}']").get_by_role("button", name="Confirm").click()
-        assert customer.locator("#confirmed").is_visible()
+        shown(customer.locator("#confirmed"))
         assert "Being reviewed" in customer.locator(f"[id='{rid}']").inner_text()
 
         # The DPO approves it on the console's Requests page.
@@ -94,7 +94,7 @@ def test_a_customer_asks_for_erasure_confirms_and_sees_it_fulfilled(
         screenshot(dpo, "r03-console-requests")
         assert axe_violations(dpo) == []
         row.get_by_role("link", name=rid).click()
-        assert dpo.get_by_role("heading", name=re.compile("Erasure")).is_visible()
+        shown(dpo.get_by_role("heading", name=re.compile("Erasure")))
         screenshot(dpo, "r04-console-request")
         assert axe_violations(dpo) == []
         dpo.get_by_label(re.compile("Approve:")).check()
@@ -109,7 +109,7 @@ def test_a_customer_asks_for_erasure_confirms_and_sees_it_fulfilled(
         mine = customer.locator(f"[id='{rid}']")
         assert "Fulfilled" in mine.inner_text()
         assert "Identity confirmed; no legal hold." in mine.inner_text()
-        assert customer.locator("#erased").is_visible()
+        shown(customer.locator("#erased"))
         screenshot(customer, "r06-privacy-request-fulfilled")
         assert axe_violations(customer) == []
         customer.goto(console.url + "/privacy/")
