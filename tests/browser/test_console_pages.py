@@ -34,6 +34,7 @@ def test_sign_in_search_and_open_an_entry(console: Console, page: Any) -> None:
     page.select_option("#decision", "deny")
     page.fill("#role", "support_agent")
     page.get_by_role("button", name="Search").click()
+    page.wait_for_load_state()
     assert "decision=deny" in page.url and "role=support_agent" in page.url
     sentences = page.locator(".result .sentence").all_inner_texts()
     ada = console.subjects["ada"]
@@ -89,6 +90,7 @@ def test_subject_history_and_its_printable_report(
     screenshot(page, "05-subjects")
     page.fill("#subject", ada)
     page.get_by_role("button", name="Open history").click()
+    page.wait_for_load_state()
     assert page.url.endswith(f"/console/subjects/{ada}")
     timeline = " ".join(page.locator(".timeline .sentence").all_inner_texts())
     assert "exported all data of" in timeline  # exports
@@ -123,6 +125,7 @@ def test_subject_history_and_its_printable_report(
 def test_run_a_verification_and_see_a_failure_explained(console: Console, page: Any) -> None:
     sign_in(page, console, "dpo")
     page.get_by_role("link", name="Log integrity").click()
+    page.wait_for_load_state()
     assert "No witnesses configured" in page.content()
     assert "Signed by the log's key" in page.content()
     page.get_by_role("button", name="Run verification").click()

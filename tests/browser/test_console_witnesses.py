@@ -107,6 +107,7 @@ def test_witness_cosignatures_are_verified_on_the_integrity_page(
     console = witnessed_console
     sign_in(page, console, "compliance")
     page.get_by_role("link", name="Log integrity").click()
+    page.wait_for_load_state()
     rows = {
         li.locator("code").inner_text(): li.inner_text()
         for li in page.locator("ul.witnesses li").all()
