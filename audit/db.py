@@ -7,9 +7,10 @@ that switches it off and emits BEGIN from a `begin` event (what the vault does).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,34 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
             # explicit BEGIN each query could see a different state.
             conn.exec_driver_sql("BEGIN")
         yield conn
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
+
+
+@contextmanager
+def imported_snapshot(engine: Engine, snapshot_id: str) -> Iterator[Connection]:
+    """PostgreSQL: a read-only transaction that sees the snapshot another transaction
+    exported (`pg_export_snapshot`) as `snapshot_id`, while that one stays open."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise ValueError("not a PostgreSQL snapshot id")
+    options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        # A utility statement takes no bound parameter: the id, hex digits and dashes
+        # as the server gives it, is checked above and written in.
+        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
+        yield conn
+
+
+def lock_for_reading(conn: Connection, tables: Sequence[sa.Table]) -> None:
+    """PostgreSQL: take now, in `conn`'s transaction, every lock reading `tables` will
+    take (ACCESS SHARE on each table and on each of its indexes), so that no later read
+    in it waits in a lock queue. Planning a statement on a table locks all its indexes,
+    so each table's is planned (EXPLAIN) after the tables are locked."""
+    names = [conn.dialect.identifier_preparer.format_table(table) for table in tables]
+    conn.exec_driver_sql(f"LOCK TABLE {', '.join(names)} IN ACCESS SHARE MODE")
+    for name in names:
+        conn.exec_driver_sql(f"EXPLAIN SELECT * FROM {name}").all()  # noqa: S608 - our tables
 
 
 WRITER_WAIT_FIRST = 50e-6

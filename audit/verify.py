@@ -133,11 +133,11 @@ def verify_log(
     witness cosigned counts as a trusted checkpoint, and the newest checkpoint must be
     cosigned by every one of them.
 
-    With `workers` above 1 and the log in a SQLite file, that many processes read and
+    With `workers` above 1, on PostgreSQL or a SQLite file, that many processes read and
     check the leaves, a chunk at a time, each in the same snapshot as this one, and this
     one joins their leaf hashes into the tree (`audit.verify_pool`); a log of fewer than
-    `verify_pool.MIN_CHUNKS` chunks, PostgreSQL, or a database the workers cannot share
-    is read here alone.
+    `verify_pool.MIN_CHUNKS` chunks, or a database the workers cannot share, is read
+    here alone.
     """
     if trusted_checkpoint is None:
         given: list[str | Checkpoint] = []

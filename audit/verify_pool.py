@@ -1,5 +1,5 @@
 """Leaf chunks read and checked by worker processes, for `verify_log(workers=N)` on a
-SQLite file.
+SQLite file or on PostgreSQL.
 
 Reading a leaf row and checking it (its hash, its query columns and subject links, its
 MAC) is nine tenths of a verification's CPU, and each chunk's checks stand alone, so
@@ -9,23 +9,37 @@ start with `spawn`, so nothing of the caller's threads or open connections is co
 into them (and, as with any spawned process, a script calling `verify_log` with workers
 needs the `if __name__ == "__main__":` guard).
 
-Every worker reads the very state the verifier reads (`consistent_snapshot`): SQLite
-cannot hand a snapshot to another connection, so the verifier takes the database's
-writer lock, begins its own read and has every worker begin theirs, then gives the lock
-back. No commit can fall between those reads. Writers wait meanwhile: a few
-milliseconds, the workers being started already. Each worker then checks that it opened
-the very file the verifier reads (device and inode), since it has only the engine's URL
-and the engine may open another (a `creator`). Whatever keeps the workers from that
-(the lock not had within `WRITERS_HELD_TIMEOUT`, a worker that cannot connect or opened
-another file) leaves the log to the verifier alone, with a warning.
+Every worker reads the very state the verifier reads (`consistent_snapshot`):
 
-PostgreSQL is verified in one process. Workers could import the verifier's snapshot, but
-a lock request queued between the verifier's reads and theirs (a migration's ACCESS
-EXCLUSIVE) would make them wait on each other through the pipe, where PostgreSQL cannot
-see the cycle; and the verifier's transaction would sit idle through the whole scan.
+- SQLite cannot hand a snapshot to another connection, so the verifier takes the
+  database's writer lock, begins its own read and has every worker begin theirs, then
+  gives the lock back. No commit can fall between those reads. Writers wait meanwhile: a
+  few milliseconds, the workers being started already. Each worker then checks that it
+  opened the very file the verifier reads (device and inode), since it has only the
+  engine's URL and the engine may open another (a `creator`).
+- PostgreSQL: the verifier's transaction exports its snapshot (`pg_export_snapshot`),
+  each worker's imports it (`SET TRANSACTION SNAPSHOT`) and checks that it sees the
+  verifier's (`pg_current_snapshot()` and the database's name). Two hazards come with
+  it, and are closed here:
+  - a lock request queued between the verifier's locks and a worker's (a migration's
+    ACCESS EXCLUSIVE) would have the worker wait on the migration, the migration on the
+    verifier, and the verifier on the worker through the pipe, a cycle PostgreSQL cannot
+    see. So the verifier takes every lock its reads will need before it exports its
+    snapshot (`audit.db.lock_for_reading`), and each worker takes all of its own at its
+    start, under `lock_timeout` (`LOCK_TIMEOUT`): a worker that cannot have them in time
+    fails, and the verifier reads the log alone. No read after that waits for a lock.
+  - the verifier's transaction sits idle while the workers read, and a server's
+    `idle_in_transaction_session_timeout` would end it, and the verification with it:
+    it is switched off for that transaction (and the workers') alone.
+
+Whatever keeps the workers from the verifier's state (on SQLite, the lock not had within
+`WRITERS_HELD_TIMEOUT`; a worker that cannot connect, opened another file or another
+server, or cannot take its locks in time) leaves the log to the verifier alone, with a
+warning.
 
 A worker reads its orders from a pipe and ends when the verifier closes it, or dies: a
-verifier stopped by a signal leaves no worker holding a transaction open.
+verifier stopped by a signal leaves no worker holding a transaction open (on PostgreSQL
+the server ends a transaction whose client went away).
 """
 
 from __future__ import annotations
@@ -44,10 +58,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from audit import leaf_scan
-from audit.db import begin_immediate, snapshot
+from audit.db import begin_immediate, imported_snapshot, lock_for_reading, snapshot
 from audit.errors import AuditError
 from audit.leaf_scan import LeafProblem, LeafReader, check_leaves, mac_states
 from audit.mac import EntryMac
+from audit.tables import checkpoints, cosignatures, entries, entry_subjects, tree_state
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +73,13 @@ of 8,192 leaves in this process saves."""
 
 AHEAD = 2  # chunks given to each worker before its first answer is read
 WRITERS_HELD_TIMEOUT = 5.0  # seconds to wait for a writer already holding the lock
+LOCK_TIMEOUT = 5.0  # PostgreSQL: seconds a worker may wait for a lock on the log's tables
 ANSWER_TIMEOUT = 300.0  # seconds a worker may take to start, begin, or check a chunk
+
+# The tables the verifier reads (PostgreSQL: all locked before its snapshot is shared),
+# and those the workers read.
+VERIFIER_READS = (entries, entry_subjects, checkpoints, cosignatures, tree_state)
+WORKER_READS = (entries, entry_subjects)
 
 
 class Chunk(NamedTuple):
@@ -77,16 +98,18 @@ class WorkerError(AuditError):
 
 
 def can_share(engine: Engine) -> bool:
-    """Whether worker processes may check the log `engine` reads: SQLite in a file named
-    by its URL (not in memory; PostgreSQL is verified in one process, see above)."""
+    """Whether worker processes may check the log `engine` reads: PostgreSQL, or SQLite
+    in a file named by its URL (not in memory)."""
     url = engine.url
+    if url.get_backend_name() == "postgresql":
+        return True
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return False
     return "mode=memory" not in str(url.database) and url.query.get("mode") != "memory"
 
 
 class CheckerPool:
-    """`workers` processes, each with a connection to the SQLite file `engine` names,
+    """`workers` processes, each with a connection to the database `engine` names,
     ready to begin a snapshot (`consistent_snapshot`) and then check chunks (`chunks`)."""
 
     def __init__(self, engine: Engine, workers: int, *, with_index: bool, mac: EntryMac | None):
@@ -121,11 +144,12 @@ class CheckerPool:
             log.warning("verifying in one process: a worker could not start (%s)", exc)
             return None
 
-    def begin(self, identity: tuple[int, int]) -> None:
-        """Every worker begins its read snapshot, and checks that its database file is
-        `identity` (device, inode): the verifier's."""
+    def begin(self, identity: tuple[Any, ...]) -> None:
+        """Every worker begins its read snapshot, and checks that it reads what the
+        verifier reads: on SQLite `identity` is the file's (device, inode); on
+        PostgreSQL (snapshot id, `pg_current_snapshot()` as text, database name)."""
         for pipe in self._pipes:
-            pipe.send(("begin", identity))
+            pipe.send(("begin", identity, LOCK_TIMEOUT))
         for pipe, process in zip(self._pipes, self._processes, strict=True):
             self._expect(pipe, process, "begun")
 
@@ -187,6 +211,10 @@ def consistent_snapshot(
     """The verifier's read-only transaction (`audit.db.snapshot`) and the pool, every
     worker's snapshot begun in the same state of the database (see the module doc); or
     None instead of the pool, closed, if that could not be done."""
+    if engine.dialect.name == "postgresql":
+        with _shared_postgresql_snapshot(engine, pool) as shared:
+            yield shared
+        return
     with snapshot(engine) as conn:
         if pool is not None:
             try:
@@ -199,6 +227,52 @@ def consistent_snapshot(
                 pool.close()
                 pool = None
         yield conn, pool
+
+
+@contextmanager
+def _shared_postgresql_snapshot(
+    engine: Engine, pool: CheckerPool | None
+) -> Iterator[tuple[Connection, CheckerPool | None]]:
+    """`consistent_snapshot` on PostgreSQL (see the module doc). The verifier's tables
+    are locked before its snapshot is taken (LOCK TABLE takes none), so a schema change
+    that committed while it waited is seen whole, as in one process."""
+    with ExitStack() as stack:
+        conn = stack.enter_context(snapshot(engine))
+        lock_for_reading(conn, VERIFIER_READS)
+        if pool is not None:
+            try:
+                identity = _export(conn)
+            except sa.exc.DBAPIError as exc:
+                # The transaction is aborted with the statement: begin another, alone.
+                log.warning(
+                    "verifying in one process: the snapshot could not be shared (%s)",
+                    type(exc.orig).__name__,
+                )
+                pool.close()
+                pool = None
+                stack.close()
+                conn = stack.enter_context(snapshot(engine))
+                lock_for_reading(conn, VERIFIER_READS)
+            else:
+                try:
+                    pool.begin(identity)
+                except (WorkerError, OSError) as exc:
+                    log.warning("verifying in one process: the workers could not begin (%s)", exc)
+                    pool.close()
+                    pool = None
+        yield conn, pool
+
+
+_EXPORT = "SELECT pg_export_snapshot(), pg_current_snapshot()::text, current_database()"
+_SEEN = "SELECT pg_current_snapshot()::text, current_database()"
+
+
+def _export(conn: Connection) -> tuple[str, str, str]:
+    """The verifier's snapshot, exported: (its id, what it sees, the database's name).
+    The transaction then waits idle while the workers read: no timeout may end it."""
+    conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
+    snapshot_id, seen, database = conn.exec_driver_sql(_EXPORT).one()
+    return str(snapshot_id), str(seen), str(database)
 
 
 def _database_file(conn: Connection) -> tuple[str, tuple[int, int]]:
@@ -245,7 +319,7 @@ def _serve(pipe: Pipe, url: str, with_index: bool, mac: EntryMac | None) -> None
             try:
                 order = pipe.recv()
                 if order[0] == "begin":
-                    reader = _begin(engine, tuple(order[1]), with_index, stack)
+                    reader = _begin(engine, tuple(order[1]), order[2], with_index, stack)
                     pipe.send(("begun",))
                 elif order[0] == "check" and reader is not None:
                     pipe.send(("chunk", _check(reader, order[1], order[2], with_index, mac)))
@@ -262,9 +336,12 @@ def _serve(pipe: Pipe, url: str, with_index: bool, mac: EntryMac | None) -> None
 
 
 def _connect(pipe: Pipe, url: str, stack: ExitStack) -> Engine | None:
-    """An engine on the file `url` names, or None (the reason sent to the verifier)."""
-    database = sa.make_url(url).database
-    if not database or not os.path.exists(database):  # connecting would create it
+    """An engine on the database `url` names, or None (the reason sent to the verifier).
+    A SQLite file that is not there is not created."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not (
+        parsed.database and os.path.exists(parsed.database)
+    ):
         pipe.send(("failed", "no database file at the engine's URL"))
         return None
     try:
@@ -279,16 +356,53 @@ def _connect(pipe: Pipe, url: str, stack: ExitStack) -> Engine | None:
 
 
 def _begin(
-    engine: Engine, identity: tuple[int, ...], with_index: bool, stack: ExitStack
+    engine: Engine,
+    identity: tuple[Any, ...],
+    lock_timeout: float,
+    with_index: bool,
+    stack: ExitStack,
 ) -> LeafReader:
-    """The worker's snapshot, begun now, on the verifier's own database file."""
-    conn = stack.enter_context(snapshot(engine))
-    _fix_snapshot(conn)
-    if _database_file(conn)[1] != identity:
-        raise WorkerError("not the database file the verifier reads")
+    """The worker's snapshot, begun now: the verifier's (PostgreSQL), or on the
+    verifier's own database file, which its writers are held off (SQLite)."""
+    if engine.dialect.name == "postgresql":
+        conn = _import(engine, identity, lock_timeout, stack)
+    else:
+        conn = stack.enter_context(snapshot(engine))
+        _fix_snapshot(conn)
+        if _database_file(conn)[1] != identity:
+            raise WorkerError("not the database file the verifier reads")
     reader = LeafReader(conn, with_index=with_index)
     stack.callback(reader.close)
     return reader
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _import(
+    engine: Engine, identity: tuple[Any, ...], lock_timeout: float, stack: ExitStack
+) -> Connection:
+    """The verifier's exported snapshot, imported, with every lock the worker's reads
+    need taken within `lock_timeout` seconds (see the module doc)."""
+    snapshot_id, seen, database = identity
+    try:
+        conn = stack.enter_context(imported_snapshot(engine, snapshot_id))
+    except sa.exc.DBAPIError:  # no such snapshot on the server this worker reached
+        raise WorkerError("not the snapshot the verifier reads") from None
+    if tuple(conn.exec_driver_sql(_SEEN).one()) != (seen, database):
+        raise WorkerError("not the snapshot the verifier reads")
+    conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(lock_timeout * 1000))}")
+    try:
+        lock_for_reading(conn, WORKER_READS)
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise WorkerError(
+                f"the log's tables could not be locked for reading in {lock_timeout:g} s"
+                " (another session waits for them, a schema change?)"
+            ) from None
+        raise
+    return conn
 
 
 def _check(

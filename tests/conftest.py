@@ -14,6 +14,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -53,9 +54,9 @@ def _new_database_name(kind: str = "") -> str:
     return re.sub(r"[^a-z0-9_]", "_", f"cvt{kind}_{worker}_{uuid.uuid4().hex[:10]}".lower())
 
 
-@pytest.fixture
-def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A SQLAlchemy URL of a brand-new, empty PostgreSQL database, dropped after the test."""
+@contextmanager
+def new_postgres_database() -> Iterator[str]:
+    """A SQLAlchemy URL of a brand-new, empty PostgreSQL database, dropped at the end."""
     admin = _postgres_admin()
     name = _new_database_name()
     with admin:
@@ -64,6 +65,13 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
             yield _dsn_for(name)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A SQLAlchemy URL of a brand-new, empty PostgreSQL database, dropped after the test."""
+    with new_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """verify_log with worker processes reading and checking the chunks (`audit.verify_pool`):
 the same report as one process gives, honest or tampered, on SQLite files (in both
-transaction styles); whatever keeps the workers from the verifier's own snapshot leaves
-the log to the verifier; PostgreSQL is verified in one process. Chunks of 8 leaves, so
+transaction styles) and on PostgreSQL; whatever keeps the workers from the verifier's
+own snapshot leaves the log to the verifier; on PostgreSQL no lock queue or idle
+timeout can stall or end a verification. Chunks of 8 leaves, so
 a log of 40 uses the pool."""
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
 from audit import (
     CheckpointSigner,
@@ -40,6 +43,7 @@ from audit import (
 from audit import verify as audit_verify
 from audit.merkle import leaf_hash
 from audit.tables import entries
+from tests.conftest import new_postgres_database
 from tests.integration.audit import helpers
 
 SIZE = 40
@@ -53,16 +57,39 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audit_verify, "PROGRESS_EVERY", 8)
 
 
-@pytest.fixture(params=["sqlite", "sqlite-explicit-begin"])
-def sqlite_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, empty audit database in a SQLite file, in both transaction styles."""
+@pytest.fixture(
+    params=[
+        "sqlite",
+        "sqlite-explicit-begin",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty audit database the workers can share: a SQLite file, in both
+    transaction styles, or a PostgreSQL database."""
     if request.param == "sqlite":
         engine = create_sqlite_engine(tmp_path / "audit.db")
-    else:
+    elif request.param == "sqlite-explicit-begin":
         engine = helpers.explicit_begin_sqlite_engine(tmp_path / "audit.db")
+    else:
+        engine = sa.create_engine(request.getfixturevalue("postgres_url"))
     migrate(engine)
     yield engine
     engine.dispose()
+
+
+def _pooled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The chunks the workers checked (their first leaves), as verification goes."""
+    from_workers: list[int] = []
+    real_chunks = verify_pool.CheckerPool.chunks
+
+    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
+        for chunk in real_chunks(pool, end):
+            from_workers.append(chunk.low)
+            yield chunk
+
+    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
+    return from_workers
 
 
 def _both(engine: Engine, signer: CheckpointSigner, **kwargs: object) -> list[VerifyReport]:
@@ -73,19 +100,11 @@ def _both(engine: Engine, signer: CheckpointSigner, **kwargs: object) -> list[Ve
 
 
 def test_an_honest_log_gets_the_same_report_from_workers(
-    sqlite_file: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+    shared_db: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    helpers.build_log(sqlite_file, audit_signer, SIZE)
-    from_workers: list[int] = []
-    real_chunks = verify_pool.CheckerPool.chunks
-
-    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
-        for chunk in real_chunks(pool, end):
-            from_workers.append(chunk.low)
-            yield chunk
-
-    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
-    alone, pooled = _both(sqlite_file, audit_signer)
+    helpers.build_log(shared_db, audit_signer, SIZE)
+    from_workers = _pooled(monkeypatch)
+    alone, pooled = _both(shared_db, audit_signer)
     assert alone.ok
     assert alone.entries_checked == SIZE
     assert pooled == alone
@@ -104,14 +123,14 @@ TAMPERING: dict[str, Callable[[Connection], None]] = {
 
 @pytest.mark.parametrize("tamper", TAMPERING.values(), ids=TAMPERING.keys())
 def test_workers_name_the_bad_leaf_one_process_names(
-    sqlite_file: Engine,
+    shared_db: Engine,
     audit_signer: CheckpointSigner,
     tamper: Callable[[Connection], None],
 ) -> None:
-    helpers.build_log(sqlite_file, audit_signer, SIZE)
-    with sqlite_file.begin() as conn:
+    helpers.build_log(shared_db, audit_signer, SIZE)
+    with shared_db.begin() as conn:
         tamper(conn)
-    alone, pooled = _both(sqlite_file, audit_signer)
+    alone, pooled = _both(shared_db, audit_signer)
     assert not alone.ok
     assert pooled == alone
 
@@ -132,50 +151,50 @@ def _with_macs(engine: Engine, signer: CheckpointSigner, tmp_path: Path) -> Entr
 
 
 def test_workers_check_macs_as_one_process_does(
-    sqlite_file: Engine, audit_signer: CheckpointSigner, tmp_path: Path
+    shared_db: Engine, audit_signer: CheckpointSigner, tmp_path: Path
 ) -> None:
-    mac = _with_macs(sqlite_file, audit_signer, tmp_path)
-    alone, pooled = _both(sqlite_file, audit_signer, mac=mac)
+    mac = _with_macs(shared_db, audit_signer, tmp_path)
+    alone, pooled = _both(shared_db, audit_signer, mac=mac)
     assert (alone.ok, alone.mac_checked, alone.mac_legacy) == (True, True, 11)
     assert pooled == alone
 
 
 @pytest.mark.parametrize("tag", [None, b"\x00" * 32], ids=["removed", "forged"])
 def test_workers_find_a_bad_mac_where_one_process_does(
-    sqlite_file: Engine, audit_signer: CheckpointSigner, tmp_path: Path, tag: bytes | None
+    shared_db: Engine, audit_signer: CheckpointSigner, tmp_path: Path, tag: bytes | None
 ) -> None:
-    mac = _with_macs(sqlite_file, audit_signer, tmp_path)
-    with sqlite_file.begin() as conn:
+    mac = _with_macs(shared_db, audit_signer, tmp_path)
+    with shared_db.begin() as conn:
         # The leaf hash covers the MAC; rewritten too, only the MAC check can tell.
         row = helpers.row_at(conn, 27)
         forged = leaf_hash(row["entry"] + (tag or b""))
         conn.execute(
             sa.update(entries).where(entries.c.id == row["id"]).values(mac=tag, leaf_hash=forged)
         )
-    alone, pooled = _both(sqlite_file, audit_signer, mac=mac)
+    alone, pooled = _both(shared_db, audit_signer, mac=mac)
     assert (alone.ok, alone.first_bad_position) == (False, 27)
     assert pooled == alone
 
 
 def test_entries_integrated_meanwhile_are_not_read_by_the_workers(
-    sqlite_file: Engine, audit_signer: CheckpointSigner
+    shared_db: Engine, audit_signer: CheckpointSigner
 ) -> None:
     """The log grows while the workers read it: they check the size the verifying
     process found (PostgreSQL: in its snapshot; SQLite: up to that size)."""
-    integrator = helpers.build_log(sqlite_file, audit_signer, SIZE)
+    integrator = helpers.build_log(shared_db, audit_signer, SIZE)
     grown: list[int] = []
 
     def grow(done: int, total: int) -> None:
         if not grown:
-            with sqlite_file.begin() as conn:
+            with shared_db.begin() as conn:
                 append_in(conn, [helpers.make_entry(n) for n in range(SIZE, SIZE + 20)])
             integrator.integrate()
             grown.append(done)
 
-    report = verify_log(sqlite_file, audit_signer.verifier(), progress=grow, workers=2)
+    report = verify_log(shared_db, audit_signer.verifier(), progress=grow, workers=2)
     assert grown
     assert (report.ok, report.size, report.entries_checked) == (True, SIZE, SIZE)
-    assert verify_log(sqlite_file, audit_signer.verifier(), workers=2).size == SIZE + 20
+    assert verify_log(shared_db, audit_signer.verifier(), workers=2).size == SIZE + 20
 
 
 def test_a_database_in_memory_is_verified_in_this_process(
@@ -193,21 +212,21 @@ def test_a_database_in_memory_is_verified_in_this_process(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_rows_put_back_after_the_verifier_began_are_not_what_it_reads(
-    sqlite_file: Engine,
+    shared_db: Engine,
     audit_signer: CheckpointSigner,
     monkeypatch: pytest.MonkeyPatch,
     workers: int,
 ) -> None:
     """Found by review: SQLite workers used to begin their reads after the verifier's,
     so a row rewritten when verification began and put back meanwhile passed."""
-    helpers.build_log(sqlite_file, audit_signer, SIZE)
-    with sqlite_file.begin() as conn:
+    helpers.build_log(shared_db, audit_signer, SIZE)
+    with shared_db.begin() as conn:
         row = dict(helpers.row_at(conn, 21))
         helpers.edit_field(conn, 21, rewrite_hash=True)
     real_chunks = audit_verify._Scan._chunks
 
     def put_back(scan: Any, end: int) -> Any:  # the snapshots are taken: restore the row
-        with sqlite_file.begin() as conn:
+        with shared_db.begin() as conn:
             conn.execute(
                 sa.update(entries)
                 .where(entries.c.id == row["id"])
@@ -216,7 +235,7 @@ def test_rows_put_back_after_the_verifier_began_are_not_what_it_reads(
         return real_chunks(scan, end)
 
     monkeypatch.setattr(audit_verify._Scan, "_chunks", put_back)
-    report = verify_log(sqlite_file, audit_signer.verifier(), workers=workers)
+    report = verify_log(shared_db, audit_signer.verifier(), workers=workers)
     assert (report.ok, report.first_bad_position) == (False, 21)
 
 
@@ -226,6 +245,7 @@ from pathlib import Path
 from audit import CheckpointSigner, create_sqlite_engine, generate_signing_key, leaf_scan
 from audit import migrate, verify_log, verify_pool
 from audit import verify as audit_verify
+from tests.conftest import new_postgres_database
 from tests.integration.audit import helpers
 
 if __name__ == "__main__":
@@ -295,22 +315,225 @@ def _one_process_only(engine: Engine, signer: CheckpointSigner) -> None:
     assert verify_log(engine, signer.verifier(), workers=2) == alone
 
 
-@pytest.mark.postgres
-def test_postgresql_is_verified_in_one_process(
-    postgres_url: str, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def postgresql(postgres_url: str, audit_signer: CheckpointSigner) -> Iterator[Engine]:
+    """A PostgreSQL audit database holding an honest log of SIZE entries."""
     engine = sa.create_engine(postgres_url)
     migrate(engine)
     helpers.build_log(engine, audit_signer, SIZE)
+    yield engine
+    engine.dispose()
 
-    def no_pool(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a pool was started for PostgreSQL")
 
-    monkeypatch.setattr(verify_pool.CheckerPool, "start", no_pool)
-    try:
-        _one_process_only(engine, audit_signer)
-    finally:
-        engine.dispose()
+_LOCKED = """
+SELECT l.pid, c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.mode = 'AccessShareLock' AND l.granted AND l.pid <> pg_backend_pid()
+"""
+_INDEXES = """
+SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = CAST(:t AS regclass)
+"""
+
+
+def _relations(conn: Connection, tables: tuple[sa.Table, ...]) -> set[str]:
+    """The tables and every index on them."""
+    names = {table.name for table in tables}
+    for table in tables:
+        names |= set(conn.execute(sa.text(_INDEXES), {"t": table.name}).scalars())
+    return names
+
+
+@pytest.mark.postgres
+def test_postgresql_verifier_and_workers_hold_every_lock_before_reading(
+    postgresql: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the workers read, the verifier holds ACCESS SHARE on its five tables and
+    all their indexes, and each worker on the two it reads: no later read can wait in a
+    lock queue behind a schema change, where the pipe would close a cycle."""
+    from_workers = _pooled(monkeypatch)
+    held: list[dict[int, set[str]]] = []
+
+    def look(done: int, total: int) -> None:
+        if not held:
+            with postgresql.connect() as conn:
+                found: dict[int, set[str]] = {}
+                for pid, name in conn.execute(sa.text(_LOCKED)):
+                    found.setdefault(pid, set()).add(name)
+                held.append(found)
+
+    report = verify_log(postgresql, audit_signer.verifier(), progress=look, workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    assert from_workers == [0, 8, 16, 24, 32]
+    with postgresql.connect() as conn:
+        verifier_needs = _relations(conn, verify_pool.VERIFIER_READS)
+        worker_needs = _relations(conn, verify_pool.WORKER_READS)
+    assert len(verifier_needs) > 10 and worker_needs < verifier_needs
+    (backends,) = held
+    assert len(backends) == 3, backends  # the verifier and two workers
+    assert sum(verifier_needs <= names for names in backends.values()) == 1
+    assert all(worker_needs <= names for names in backends.values())
+
+
+def _queue_exclusive_lock(
+    url: str, tables: tuple[sa.Table, ...]
+) -> tuple[threading.Thread, list[str]]:
+    """A session asking for ACCESS EXCLUSIVE on `tables`, in that order (a migration
+    would), in a thread; returns once the request waits in the lock queue. The thread
+    ends when the lock is granted, or after 60 s."""
+    outcome: list[str] = []
+    names = ", ".join(table.name for table in tables)
+
+    def take() -> None:
+        engine = sa.create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("SET LOCAL application_name = 'exclusive'")
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '60s'")
+                conn.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+                outcome.append("granted")
+        except sa.exc.DBAPIError as exc:
+            outcome.append(type(exc.orig).__name__)
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'exclusive'"
+        " AND wait_event_type = 'Lock'"
+    )
+    engine = sa.create_engine(url, poolclass=NullPool)
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        while not conn.execute(waiting).scalar_one() and time.monotonic() < deadline:
+            time.sleep(0.02)
+            conn.rollback()
+    engine.dispose()
+    assert not outcome, f"the exclusive lock was not queued: {outcome}"
+    return thread, outcome
+
+
+@pytest.mark.postgres
+def test_postgresql_schema_change_queued_during_the_scan_waits_for_the_verification(
+    postgresql: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review (issue 21): a lock request queued behind the verifier's reads
+    would make the verifier's later reads wait on it, and it on the workers, and the
+    workers on the verifier through the pipe. Now the verification ends, and then the
+    schema change has its lock."""
+    monkeypatch.setattr(verify_pool, "ANSWER_TIMEOUT", 30.0)  # a hang fails, not hangs
+    from_workers = _pooled(monkeypatch)
+    queued: list[tuple[threading.Thread, list[str]]] = []
+
+    def queue(done: int, total: int) -> None:
+        if not queued:
+            # The tree state first: granted at once unless the verifier holds it, then
+            # a wait on the tables the workers read.
+            tables = tuple(reversed(verify_pool.VERIFIER_READS))
+            queued.append(_queue_exclusive_lock(postgresql.url.render_as_string(False), tables))
+
+    report = verify_log(postgresql, audit_signer.verifier(), progress=queue, workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    assert from_workers == [0, 8, 16, 24, 32]
+    ((thread, outcome),) = queued
+    thread.join(60)
+    assert outcome == ["granted"]
+
+
+@pytest.mark.postgres
+def test_postgresql_workers_that_cannot_lock_in_time_leave_the_log_to_the_verifier(
+    postgresql: Engine,
+    audit_signer: CheckpointSigner,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A schema change queued after the verifier locked its tables and before the
+    workers lock theirs: the workers would wait behind it, and it behind the verifier,
+    which waits for the workers. They give up after `LOCK_TIMEOUT`, and the verifier
+    reads the log alone; the schema change gets its lock after."""
+    monkeypatch.setattr(verify_pool, "LOCK_TIMEOUT", 0.3)
+    monkeypatch.setattr(verify_pool, "ANSWER_TIMEOUT", 30.0)
+    from_workers = _pooled(monkeypatch)
+    queued: list[tuple[threading.Thread, list[str]]] = []
+    real_begin = verify_pool.CheckerPool.begin
+
+    def begin_late(pool: verify_pool.CheckerPool, identity: tuple[Any, ...]) -> None:
+        # The entries first: the verifier holds them, so the request waits there.
+        tables = verify_pool.VERIFIER_READS
+        queued.append(_queue_exclusive_lock(postgresql.url.render_as_string(False), tables))
+        real_begin(pool, identity)
+
+    monkeypatch.setattr(verify_pool.CheckerPool, "begin", begin_late)
+    report = verify_log(postgresql, audit_signer.verifier(), workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    assert from_workers == []
+    assert "could not be locked for reading in 0.3 s" in caplog.text
+    ((thread, outcome),) = queued
+    thread.join(60)
+    assert outcome == ["granted"]
+
+
+@pytest.mark.postgres
+def test_postgresql_verifier_idle_while_the_workers_read_is_not_ended_by_the_server(
+    postgresql: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review (issue 21): the verifier's transaction waits idle while the
+    workers read, and a server's `idle_in_transaction_session_timeout` ended it."""
+    database = postgresql.url.database
+    with postgresql.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(
+            f'ALTER DATABASE "{database}" SET idle_in_transaction_session_timeout = 200'
+        )
+    postgresql.dispose()  # new sessions take the setting
+    from_workers = _pooled(monkeypatch)
+
+    def dawdle(done: int, total: int) -> None:
+        time.sleep(0.6)
+
+    report = verify_log(postgresql, audit_signer.verifier(), progress=dawdle, workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    assert from_workers == [0, 8, 16, 24, 32]
+
+
+@pytest.mark.postgres
+def test_postgresql_snapshot_that_cannot_be_shared_leaves_the_log_to_the_verifier(
+    postgresql: Engine,
+    audit_signer: CheckpointSigner,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The export fails (here: a function the server does not have), which aborts the
+    verifier's transaction: it begins another and reads alone."""
+    monkeypatch.setattr(verify_pool, "_EXPORT", "SELECT no_such_export()")
+    from_workers = _pooled(monkeypatch)
+    report = verify_log(postgresql, audit_signer.verifier(), workers=2)
+    assert (report.ok, report.entries_checked) == (True, SIZE)
+    assert from_workers == []
+    assert "the snapshot could not be shared (UndefinedFunction)" in caplog.text
+
+
+@pytest.mark.postgres
+def test_postgresql_workers_in_another_database_leave_the_log_to_the_verifier(
+    postgresql: Engine, audit_signer: CheckpointSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The URL names an honest copy, the engine's `creator` opens the tampered log: the
+    workers, which have only the URL, cannot import the verifier's snapshot there."""
+    with new_postgres_database() as copy_url:
+        copy = sa.create_engine(copy_url)
+        migrate(copy)
+        helpers.build_log(copy, audit_signer, SIZE)
+        copy.dispose()
+        with postgresql.begin() as conn:
+            helpers.edit_field(conn, 21, rewrite_hash=True)
+        real = postgresql.url.set(drivername="postgresql").render_as_string(False)
+        engine = sa.create_engine(copy_url, creator=lambda: psycopg.connect(real))
+        try:
+            alone = verify_log(engine, audit_signer.verifier(), workers=1)
+            assert (alone.ok, alone.first_bad_position) == (False, 21)
+            assert verify_log(engine, audit_signer.verifier(), workers=2) == alone
+        finally:
+            engine.dispose()
+    assert "not the snapshot the verifier reads" in caplog.text
 
 
 def test_workers_on_another_file_than_the_engines_leave_the_log_to_the_verifier(
