@@ -19,19 +19,23 @@ Every worker reads the very state the verifier reads (`consistent_snapshot`):
   engine's URL and the engine may open another (a `creator`).
 - PostgreSQL: the verifier's transaction exports its snapshot (`pg_export_snapshot`),
   each worker's imports it (`SET TRANSACTION SNAPSHOT`) and checks that it sees the
-  verifier's (`pg_current_snapshot()` and the database's name). Two hazards come with
-  it, and are closed here:
+  verifier's (`pg_current_snapshot()`, the database's name) through the very tables the
+  verifier's session names (their OIDs: an engine may set its `search_path` outside its
+  URL, which is all a worker has). Three hazards come with it, and are met here:
   - a lock request queued between the verifier's locks and a worker's (a migration's
     ACCESS EXCLUSIVE) would have the worker wait on the migration, the migration on the
     verifier, and the verifier on the worker through the pipe, a cycle PostgreSQL cannot
     see. So the verifier takes every lock its reads will need before it exports its
     snapshot (`audit.db.lock_for_reading`), and each worker takes all of its own at its
     start, under `lock_timeout` (`LOCK_TIMEOUT`): a worker that cannot have them in time
-    fails, and the verifier reads the log alone. No read after that waits for a lock.
-  - the verifier's transaction sits idle while the workers read, and a server's
-    `idle_in_transaction_session_timeout` would end it, and the verification with it:
-    it is switched off for that transaction (and the workers') alone.
-
+    fails, and the verifier reads the log alone. A lock the verifier could not take
+    beforehand (an index created meanwhile) is waited for `LOCK_TIMEOUT` at most, then
+    the verification fails: an error, never a hang.
+  - the verifier's transaction would sit idle while the workers read, and a server's
+    `idle_in_transaction_session_timeout` would end it: it runs a trivial statement as
+    each chunk comes in. The timeout is left as the server has it, so a verifier that is
+    stopped (not killed) still has its transactions, and the workers', ended by it.
+  - nothing else is shared: the workers' transactions are their own connections'.
 Whatever keeps the workers from the verifier's state (on SQLite, the lock not had within
 `WRITERS_HELD_TIMEOUT`; a worker that cannot connect, opened another file or another
 server, or cannot take its locks in time) leaves the log to the verifier alone, with a
@@ -44,11 +48,12 @@ the server ends a transaction whose client went away).
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
 import sqlite3
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, NamedTuple
@@ -113,6 +118,7 @@ class CheckerPool:
     ready to begin a snapshot (`consistent_snapshot`) and then check chunks (`chunks`)."""
 
     def __init__(self, engine: Engine, workers: int, *, with_index: bool, mac: EntryMac | None):
+        self.keep_alive: Callable[[], object] | None = None  # run as each chunk comes in
         context = multiprocessing.get_context("spawn")
         url = engine.url.render_as_string(hide_password=False)
         self._pipes: list[Pipe] = []
@@ -163,6 +169,8 @@ class CheckerPool:
             self._order(k % workers, lows[k], min(lows[k] + size, end))
         for k in range(len(lows)):
             chunk = self._expect(self._pipes[k % workers], self._processes[k % workers], "chunk")
+            if self.keep_alive is not None:
+                self.keep_alive()
             later = k + AHEAD * workers
             if later < len(lows):
                 self._order(later % workers, lows[later], min(lows[later] + size, end))
@@ -260,19 +268,37 @@ def _shared_postgresql_snapshot(
                     log.warning("verifying in one process: the workers could not begin (%s)", exc)
                     pool.close()
                     pool = None
+                else:
+                    # From now on a wait for a lock could be one the workers close a
+                    # cycle on (the module doc): bounded, as theirs are.
+                    conn.exec_driver_sql(_lock_timeout(LOCK_TIMEOUT))
+                    pool.keep_alive = functools.partial(conn.exec_driver_sql, "SELECT 1")
         yield conn, pool
 
 
 _EXPORT = "SELECT pg_export_snapshot(), pg_current_snapshot()::text, current_database()"
 _SEEN = "SELECT pg_current_snapshot()::text, current_database()"
+_OID = sa.text("SELECT CAST(CAST(:name AS regclass) AS oid)")
 
 
-def _export(conn: Connection) -> tuple[str, str, str]:
-    """The verifier's snapshot, exported: (its id, what it sees, the database's name).
-    The transaction then waits idle while the workers read: no timeout may end it."""
-    conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
+def _export(conn: Connection) -> tuple[Any, ...]:
+    """The verifier's snapshot, exported, and what a worker must find the same: (its
+    id, what it sees, the database's name, the OIDs of the tables the workers read)."""
     snapshot_id, seen, database = conn.exec_driver_sql(_EXPORT).one()
-    return str(snapshot_id), str(seen), str(database)
+    return str(snapshot_id), str(seen), str(database), _worker_tables(conn)
+
+
+def _worker_tables(conn: Connection) -> tuple[int, ...]:
+    """The OIDs of `WORKER_READS` as this session's `search_path` resolves their names."""
+    preparer = conn.dialect.identifier_preparer
+    return tuple(
+        int(conn.execute(_OID, {"name": preparer.format_table(table)}).scalar_one())
+        for table in WORKER_READS
+    )
+
+
+def _lock_timeout(seconds: float) -> str:
+    return f"SET LOCAL lock_timeout = {max(1, round(seconds * 1000))}"
 
 
 def _database_file(conn: Connection) -> tuple[str, tuple[int, int]]:
@@ -317,6 +343,8 @@ def _serve(pipe: Pipe, url: str, with_index: bool, mac: EntryMac | None) -> None
         reader: LeafReader | None = None
         while True:
             try:
+                if not pipe.poll(ANSWER_TIMEOUT):  # the verifier is stopped, or stuck
+                    return
                 order = pipe.recv()
                 if order[0] == "begin":
                     reader = _begin(engine, tuple(order[1]), order[2], with_index, stack)
@@ -384,15 +412,14 @@ def _import(
 ) -> Connection:
     """The verifier's exported snapshot, imported, with every lock the worker's reads
     need taken within `lock_timeout` seconds (see the module doc)."""
-    snapshot_id, seen, database = identity
+    snapshot_id, seen, database, tables = identity
     try:
         conn = stack.enter_context(imported_snapshot(engine, snapshot_id))
     except sa.exc.DBAPIError:  # no such snapshot on the server this worker reached
         raise WorkerError("not the snapshot the verifier reads") from None
     if tuple(conn.exec_driver_sql(_SEEN).one()) != (seen, database):
         raise WorkerError("not the snapshot the verifier reads")
-    conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
-    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, round(lock_timeout * 1000))}")
+    conn.exec_driver_sql(_lock_timeout(lock_timeout))
     try:
         lock_for_reading(conn, WORKER_READS)
     except sa.exc.DBAPIError as exc:
@@ -402,6 +429,8 @@ def _import(
                 " (another session waits for them, a schema change?)"
             ) from None
         raise
+    if _worker_tables(conn) != tuple(tables):
+        raise WorkerError("not the tables the verifier reads (another search_path?)")
     return conn
 
 

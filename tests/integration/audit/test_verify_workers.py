@@ -474,26 +474,175 @@ def test_postgresql_workers_that_cannot_lock_in_time_leave_the_log_to_the_verifi
     assert outcome == ["granted"]
 
 
+def _idle_timeout(engine: Engine, value: str) -> None:
+    """The database's `idle_in_transaction_session_timeout`, for sessions begun after."""
+    database = engine.url.database
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(
+            f"ALTER DATABASE \"{database}\" SET idle_in_transaction_session_timeout = '{value}'"
+        )
+    engine.dispose()  # new sessions take the setting
+
+
 @pytest.mark.postgres
 def test_postgresql_verifier_idle_while_the_workers_read_is_not_ended_by_the_server(
     postgresql: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Found by review (issue 21): the verifier's transaction waits idle while the
-    workers read, and a server's `idle_in_transaction_session_timeout` ended it."""
-    database = postgresql.url.database
-    with postgresql.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(
-            f'ALTER DATABASE "{database}" SET idle_in_transaction_session_timeout = 200'
-        )
-    postgresql.dispose()  # new sessions take the setting
+    workers read, and a server's `idle_in_transaction_session_timeout` ended it. The
+    scan here lasts 1.25 s, the timeout is 1 s; the verifier is never idle for 0.3 s."""
+    _idle_timeout(postgresql, "1s")
     from_workers = _pooled(monkeypatch)
 
     def dawdle(done: int, total: int) -> None:
-        time.sleep(0.6)
+        time.sleep(0.25)
 
     report = verify_log(postgresql, audit_signer.verifier(), progress=dawdle, workers=2)
     assert (report.ok, report.entries_checked) == (True, SIZE)
     assert from_workers == [0, 8, 16, 24, 32]
+
+
+_STOPPED_VERIFIER = """
+import os, signal, sys
+import sqlalchemy as sa
+from audit import CheckpointSigner, leaf_scan, verify_log, verify_pool
+from audit import verify as audit_verify
+
+if __name__ == "__main__":
+    url, key = sys.argv[1], sys.argv[2]
+    signer = CheckpointSigner(open(key, "rb").read(), "audit.example.com")
+    leaf_scan.CHUNK, verify_pool.MIN_CHUNKS, audit_verify.PROGRESS_EVERY = 8, 2, 8
+    engine = sa.create_engine(url)
+
+    def stop(done, total):
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    verify_log(engine, signer.verifier(), progress=stop, workers=2)
+"""
+
+_IN_TRANSACTION = sa.text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+)
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "T"
+
+
+@pytest.mark.postgres
+def test_postgresql_stopped_verifier_leaves_its_transactions_to_the_servers_timeout(
+    postgresql: Engine, audit_signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    """Found by review: the idle timeout used to be switched off for the verification's
+    transactions, so a verifier stopped (not killed) mid-scan held its locks, and the
+    workers theirs, for good: a migration queued behind them, and every writer behind
+    it. Now the server ends them as it would any idle transaction."""
+    _idle_timeout(postgresql, "1s")
+    key = tmp_path / "audit.key"  # where the `audit_signer` fixture keeps it
+    script = tmp_path / "verifier.py"
+    script.write_text(_STOPPED_VERIFIER)
+    repo = Path(__file__).resolve().parents[3]
+    url = postgresql.url.render_as_string(hide_password=False)
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    verifier = subprocess.Popen([sys.executable, script, url, key], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _stopped(verifier.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _stopped(verifier.pid), "the verifier never reached its first chunk"
+        with postgresql.connect() as conn:
+            assert conn.execute(_IN_TRANSACTION).scalar_one() == 3  # it and two workers
+        time.sleep(2.5)
+        with postgresql.connect() as conn:
+            assert conn.execute(_IN_TRANSACTION).scalar_one() == 0
+    finally:
+        verifier.kill()
+        verifier.wait()
+
+
+@pytest.mark.postgres
+def test_postgresql_lock_the_verifier_could_not_take_first_ends_it_with_an_error(
+    postgresql: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: an index created after the verifier locked its tables' indexes
+    and before the workers locked theirs, then rebuilt (REINDEX queues behind the
+    workers): the verifier's next read of the entries waited behind the REINDEX for
+    good. Its waits are bounded once the workers hold locks: the verification fails
+    with an error, the REINDEX goes through, nothing hangs."""
+    monkeypatch.setattr(verify_pool, "LOCK_TIMEOUT", 0.5)
+    monkeypatch.setattr(verify_pool, "ANSWER_TIMEOUT", 30.0)
+    url = postgresql.url.render_as_string(hide_password=False)
+    side = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    rebuilt: list[str] = []
+    real_begin = verify_pool.CheckerPool.begin
+
+    def reindex() -> None:
+        try:
+            with side.connect() as conn:
+                conn.exec_driver_sql("SET lock_timeout = '30s'")
+                conn.exec_driver_sql("REINDEX INDEX ix_review_time")
+            rebuilt.append("done")
+        except sa.exc.DBAPIError as exc:
+            rebuilt.append(type(exc.orig).__name__)
+
+    def begin_after_an_index(pool: verify_pool.CheckerPool, identity: tuple[Any, ...]) -> None:
+        with side.connect() as conn:  # a migration adding an index: SHARE, granted
+            conn.exec_driver_sql("CREATE INDEX ix_review_time ON audit_entries (time_us)")
+        real_begin(pool, identity)  # the workers lock the new index, the verifier has not
+        threading.Thread(target=reindex, daemon=True).start()
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'REINDEX%'"
+            " AND wait_event_type = 'Lock'"
+        )
+        deadline = time.monotonic() + 30
+        with side.connect() as conn:
+            while not conn.execute(waiting).scalar_one() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+    monkeypatch.setattr(verify_pool.CheckerPool, "begin", begin_after_an_index)
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+        verify_log(postgresql, audit_signer.verifier(), workers=2)
+    assert time.monotonic() - started < 20
+    deadline = time.monotonic() + 30
+    while not rebuilt and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rebuilt == ["done"]
+    side.dispose()
+    # Nothing is left behind: the log verifies, with workers.
+    monkeypatch.setattr(verify_pool.CheckerPool, "begin", real_begin)
+    assert verify_log(postgresql, audit_signer.verifier(), workers=2).ok
+
+
+@pytest.mark.postgres
+def test_postgresql_workers_under_another_search_path_leave_the_log_to_the_verifier(
+    postgresql: Engine, audit_signer: CheckpointSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by review (a false OK): the engine sets its `search_path` outside its URL,
+    to a schema holding a tampered copy of the log; the workers, which have only the
+    URL, read the honest one in `public`, in the same database and snapshot. They now
+    see that the tables are not the verifier's, and the verifier reads alone."""
+    with postgresql.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA tenant")
+        for table in (*verify_pool.VERIFIER_READS, sa.table("audit_alembic_version")):
+            conn.exec_driver_sql(
+                f"CREATE TABLE tenant.{table.name} (LIKE public.{table.name} INCLUDING ALL)"
+            )
+            conn.exec_driver_sql(
+                f"INSERT INTO tenant.{table.name} SELECT * FROM public.{table.name}"
+            )
+    url = postgresql.url.render_as_string(hide_password=False)
+    tenant = sa.create_engine(url, connect_args={"options": "-c search_path=tenant"})
+    try:
+        with tenant.begin() as conn:
+            helpers.edit_field(conn, 21, rewrite_hash=True)
+        alone = verify_log(tenant, audit_signer.verifier(), workers=1)
+        assert (alone.ok, alone.first_bad_position) == (False, 21)
+        assert verify_log(tenant, audit_signer.verifier(), workers=2) == alone
+    finally:
+        tenant.dispose()
+    assert "not the tables the verifier reads" in caplog.text
 
 
 @pytest.mark.postgres
