@@ -13,17 +13,16 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from audit.tables import TREE_STATE_ID, tree_state
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 VERSION_TABLE = "audit_alembic_version"
 # Arbitrary fixed advisory-lock keys ("AUDM", "AUDI"): one for migrations, one that
@@ -45,6 +44,10 @@ def positional_marker(conn: Connection) -> str | None:
 
 
 def _alembic_config() -> Config:
+    # Alembic is imported where it is used: a tenth of a second that every other user
+    # of the package (a verifier's worker process, the CLI) would pay at start.
+    from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", "audit:migrations")
     return config
@@ -52,6 +55,8 @@ def _alembic_config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Upgrade the audit schema to the newest revision (idempotent; safe to race on PG)."""
+    from alembic import command  # noqa: PLC0415
+
     config = _alembic_config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -62,6 +67,9 @@ def migrate(engine: Engine) -> None:
 
 def is_current(engine: Engine) -> bool:
     """True when the audit schema is at the newest revision."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
