@@ -490,12 +490,12 @@ def test_postgresql_verifier_idle_while_the_workers_read_is_not_ended_by_the_ser
 ) -> None:
     """Found by review (issue 21): the verifier's transaction waits idle while the
     workers read, and a server's `idle_in_transaction_session_timeout` ended it. The
-    scan here lasts 1.25 s, the timeout is 1 s; the verifier is never idle for 0.3 s."""
-    _idle_timeout(postgresql, "1s")
+    scan here lasts 2.5 s, the timeout is 2 s; the verifier is idle about 0.5 s at most."""
+    _idle_timeout(postgresql, "2s")
     from_workers = _pooled(monkeypatch)
 
     def dawdle(done: int, total: int) -> None:
-        time.sleep(0.25)
+        time.sleep(0.5)
 
     report = verify_log(postgresql, audit_signer.verifier(), progress=dawdle, workers=2)
     assert (report.ok, report.entries_checked) == (True, SIZE)
@@ -526,6 +526,19 @@ _IN_TRANSACTION = sa.text(
 )
 
 
+def _in_transaction(engine: Engine, wanted: Callable[[int], bool], within: float) -> bool:
+    """Whether the count of other sessions idle in a transaction is `wanted`, asked
+    every 50 ms for `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        with engine.connect() as conn:
+            if wanted(conn.execute(_IN_TRANSACTION).scalar_one()):
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def _stopped(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "T"
 
@@ -538,7 +551,7 @@ def test_postgresql_stopped_verifier_leaves_its_transactions_to_the_servers_time
     transactions, so a verifier stopped (not killed) mid-scan held its locks, and the
     workers theirs, for good: a migration queued behind them, and every writer behind
     it. Now the server ends them as it would any idle transaction."""
-    _idle_timeout(postgresql, "1s")
+    _idle_timeout(postgresql, "3s")
     key = tmp_path / "audit.key"  # where the `audit_signer` fixture keeps it
     script = tmp_path / "verifier.py"
     script.write_text(_STOPPED_VERIFIER)
@@ -551,11 +564,11 @@ def test_postgresql_stopped_verifier_leaves_its_transactions_to_the_servers_time
         while not _stopped(verifier.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _stopped(verifier.pid), "the verifier never reached its first chunk"
-        with postgresql.connect() as conn:
-            assert conn.execute(_IN_TRANSACTION).scalar_one() == 3  # it and two workers
-        time.sleep(2.5)
-        with postgresql.connect() as conn:
-            assert conn.execute(_IN_TRANSACTION).scalar_one() == 0
+        # It and its two workers wait in their transactions (the workers finish the
+        # chunks they were given first) ...
+        assert _in_transaction(postgresql, lambda count: count == 3, within=2.5)
+        # ... until the server's timeout ends them.
+        assert _in_transaction(postgresql, lambda count: count == 0, within=15)
     finally:
         verifier.kill()
         verifier.wait()
