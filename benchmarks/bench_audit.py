@@ -7,9 +7,9 @@
 Builds the log through the package's own write path (`append_in` in large
 transactions, then the `Integrator` signing a checkpoint every 1,024 leaves) in a temp
 SQLite file, or in the empty PostgreSQL database given (then `VACUUM (ANALYZE)`, as
-autovacuum would in time), then times `verify_log` end to
-end: every checkpoint signature, every leaf hash, every root, the query columns and
-subject links, with `--workers` processes checking the chunks as `audit verify` does
+autovacuum would in time), then times `verify_log` end to end: every checkpoint
+signature, every leaf hash, every root, the query columns and subject links, with
+`--workers` processes checking the chunks as `audit verify` does
 (default: the CPUs this process may use; `audit.verify_pool`), and in this process
 alone; then once more with the Merkle checks alone (`check_index=False`, one process).
 `--repeat` verifies that many times each way and reports the medians. `--keep` keeps
