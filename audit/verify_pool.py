@@ -19,9 +19,8 @@ Every worker reads the very state the verifier reads (`consistent_snapshot`):
   engine's URL and the engine may open another (a `creator`).
 - PostgreSQL: the verifier's transaction exports its snapshot (`pg_export_snapshot`),
   each worker's imports it (`SET TRANSACTION SNAPSHOT`) and checks that it sees the
-  verifier's (`pg_current_snapshot()`, the database's name) through the very tables the
-  verifier's session names (their OIDs: an engine may set its `search_path` outside its
-  URL, which is all a worker has). Three hazards come with it, and are met here:
+  verifier's (`pg_current_snapshot()`, the database's name). Three hazards come with
+  it, and are met here:
   - a lock request queued between the verifier's locks and a worker's (a migration's
     ACCESS EXCLUSIVE) would have the worker wait on the migration, the migration on the
     verifier, and the verifier on the worker through the pipe, a cycle PostgreSQL cannot
@@ -35,15 +34,20 @@ Every worker reads the very state the verifier reads (`consistent_snapshot`):
     `idle_in_transaction_session_timeout` would end it: it runs a trivial statement as
     each chunk comes in. The timeout is left as the server has it, so a verifier that is
     stopped (not killed) still has its transactions, and the workers', ended by it.
-  - nothing else is shared: the workers' transactions are their own connections'.
+  - a worker has only the engine's URL, and an engine may set its `search_path`
+    elsewhere (its connect arguments, a `connect` event): the same names could be
+    another schema's tables, in the same database and snapshot. Each worker compares
+    the OIDs of the tables it reads with those the verifier's session resolves.
+
 Whatever keeps the workers from the verifier's state (on SQLite, the lock not had within
 `WRITERS_HELD_TIMEOUT`; a worker that cannot connect, opened another file or another
-server, or cannot take its locks in time) leaves the log to the verifier alone, with a
-warning.
+server or other tables, or cannot take its locks in time) leaves the log to the verifier
+alone, with a warning.
 
-A worker reads its orders from a pipe and ends when the verifier closes it, or dies: a
-verifier stopped by a signal leaves no worker holding a transaction open (on PostgreSQL
-the server ends a transaction whose client went away).
+A worker reads its orders from a pipe and ends when the verifier closes it or dies, or
+sends no order for `ANSWER_TIMEOUT`: a verifier killed by a signal leaves no worker
+holding a transaction open (on PostgreSQL the server ends a transaction whose client
+went away), and one stopped leaves them for that long at most.
 """
 
 from __future__ import annotations
@@ -153,7 +157,8 @@ class CheckerPool:
     def begin(self, identity: tuple[Any, ...]) -> None:
         """Every worker begins its read snapshot, and checks that it reads what the
         verifier reads: on SQLite `identity` is the file's (device, inode); on
-        PostgreSQL (snapshot id, `pg_current_snapshot()` as text, database name)."""
+        PostgreSQL what `_export` gives (the snapshot's id and what it sees, the
+        database's name, the OIDs of the tables the workers read)."""
         for pipe in self._pipes:
             pipe.send(("begin", identity, LOCK_TIMEOUT))
         for pipe, process in zip(self._pipes, self._processes, strict=True):
