@@ -401,7 +401,7 @@ def _queue_exclusive_lock(
     thread.start()
     waiting = sa.text(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'exclusive'"
-        " AND wait_event_type = 'Lock'"
+        " AND wait_event_type = 'Lock' AND datname = current_database()"
     )
     engine = sa.create_engine(url, poolclass=NullPool)
     deadline = time.monotonic() + 30
@@ -606,7 +606,7 @@ def test_postgresql_lock_the_verifier_could_not_take_first_ends_it_with_an_error
         threading.Thread(target=reindex, daemon=True).start()
         waiting = sa.text(
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'REINDEX%'"
-            " AND wait_event_type = 'Lock'"
+            " AND wait_event_type = 'Lock' AND datname = current_database()"
         )
         deadline = time.monotonic() + 30
         with side.connect() as conn:
