@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -115,6 +116,42 @@ def test_verify_with_workers_names_the_first_bad_leaf(
     result = runner.invoke(app, ["verify", "--workers", workers])
     assert result.exit_code == 1, result.output
     assert "FAILED at leaf 9" in result.stdout
+
+
+@pytest.mark.postgres
+def test_verify_on_postgresql_with_workers_names_the_first_bad_leaf(
+    runner: CliRunner,
+    data_dir: Path,
+    signer: CheckpointSigner,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(leaf_scan, "CHUNK", 4)
+    monkeypatch.setattr(verify_pool, "MIN_CHUNKS", 2)
+    from_workers: list[int] = []
+    real_chunks = verify_pool.CheckerPool.chunks
+
+    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
+        for chunk in real_chunks(pool, end):
+            from_workers.append(chunk.low)
+            yield chunk
+
+    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
+    engine = sa.create_engine(postgres_url)
+    try:
+        migrate(engine)
+        helpers.build_log(engine, signer, SIZE)
+        verified = runner.invoke(app, ["verify", "--database-url", postgres_url, "--workers", "2"])
+        assert verified.exit_code == 0, verified.output
+        assert f"OK: {SIZE} entries verified" in verified.stdout
+        with engine.begin() as conn:
+            helpers.edit_column(conn, 9)
+    finally:
+        engine.dispose()
+    result = runner.invoke(app, ["verify", "--database-url", postgres_url, "--workers", "2"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED at leaf 9" in result.stdout
+    assert from_workers == [*range(0, SIZE, 4), 0, 4, 8]  # both runs' chunks, by workers
 
 
 def test_verify_names_the_first_bad_leaf(runner: CliRunner, engine: Engine) -> None:
