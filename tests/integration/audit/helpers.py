@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from audit import AuditEntry, CheckpointSigner, Integrator, append_in
+from audit import AuditEntry, CheckpointSigner, Integrator, append_in, verify_pool
 from audit.append import ROW_COLUMNS, entry_row
 from audit.merkle import CompactRange, leaf_hash
 from audit.tables import TREE_STATE_ID, checkpoints, entries, entry_subjects, tree_state
@@ -178,3 +179,18 @@ def _shift(conn: Connection, start: int, delta: int) -> None:
         .where(entries.c.leaf_index <= -10)
         .values(leaf_index=-entries.c.leaf_index - 10 + delta)
     )
+
+
+def chunks_from_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The chunks verify_pool's workers check from now on (their first leaves), as
+    verification goes: empty if the log was read in one process."""
+    from_workers: list[int] = []
+    real_chunks = verify_pool.CheckerPool.chunks
+
+    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
+        for chunk in real_chunks(pool, end):
+            from_workers.append(chunk.low)
+            yield chunk
+
+    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
+    return from_workers

@@ -128,15 +128,7 @@ def test_verify_on_postgresql_with_workers_names_the_first_bad_leaf(
 ) -> None:
     monkeypatch.setattr(leaf_scan, "CHUNK", 4)
     monkeypatch.setattr(verify_pool, "MIN_CHUNKS", 2)
-    from_workers: list[int] = []
-    real_chunks = verify_pool.CheckerPool.chunks
-
-    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
-        for chunk in real_chunks(pool, end):
-            from_workers.append(chunk.low)
-            yield chunk
-
-    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
     engine = sa.create_engine(postgres_url)
     try:
         migrate(engine)

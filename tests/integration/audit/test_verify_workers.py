@@ -79,20 +79,6 @@ def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine
     engine.dispose()
 
 
-def _pooled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The chunks the workers checked (their first leaves), as verification goes."""
-    from_workers: list[int] = []
-    real_chunks = verify_pool.CheckerPool.chunks
-
-    def counted(pool: verify_pool.CheckerPool, end: int) -> Iterator[verify_pool.Chunk]:
-        for chunk in real_chunks(pool, end):
-            from_workers.append(chunk.low)
-            yield chunk
-
-    monkeypatch.setattr(verify_pool.CheckerPool, "chunks", counted)
-    return from_workers
-
-
 def _both(engine: Engine, signer: CheckpointSigner, **kwargs: object) -> list[VerifyReport]:
     return [
         verify_log(engine, signer.verifier(), workers=workers, **kwargs)  # type: ignore[arg-type]
@@ -104,7 +90,7 @@ def test_an_honest_log_gets_the_same_report_from_workers(
     shared_db: Engine, audit_signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     helpers.build_log(shared_db, audit_signer, SIZE)
-    from_workers = _pooled(monkeypatch)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
     alone, pooled = _both(shared_db, audit_signer)
     assert alone.ok
     assert alone.entries_checked == SIZE
@@ -309,6 +295,13 @@ def test_an_engine_with_one_connection_verifies_with_workers(
     engine.dispose()
 
 
+def _bad_at_21_either_way(engine: Engine, signer: CheckpointSigner) -> None:
+    """One process finds leaf 21 bad, and workers=2 gives the very same report."""
+    alone = verify_log(engine, signer.verifier(), workers=1)
+    assert (alone.ok, alone.first_bad_position) == (False, 21)
+    assert verify_log(engine, signer.verifier(), workers=2) == alone
+
+
 def _one_process_only(engine: Engine, signer: CheckpointSigner) -> None:
     """The report of workers=2 equals that of one process, and it came from one."""
     alone = verify_log(engine, signer.verifier(), workers=1)
@@ -351,7 +344,7 @@ def test_postgresql_verifier_and_workers_hold_every_lock_before_reading(
     """While the workers read, the verifier holds ACCESS SHARE on its five tables and
     all their indexes, and each worker on the two it reads: no later read can wait in a
     lock queue behind a schema change, where the pipe would close a cycle."""
-    from_workers = _pooled(monkeypatch)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
     held: list[dict[int, set[str]]] = []
 
     def look(done: int, total: int) -> None:
@@ -423,7 +416,7 @@ def test_postgresql_schema_change_queued_during_the_scan_waits_for_the_verificat
     workers on the verifier through the pipe. Now the verification ends, and then the
     schema change has its lock."""
     monkeypatch.setattr(verify_pool, "ANSWER_TIMEOUT", 30.0)  # a hang fails, not hangs
-    from_workers = _pooled(monkeypatch)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
     queued: list[tuple[threading.Thread, list[str]]] = []
 
     def queue(done: int, total: int) -> None:
@@ -454,7 +447,7 @@ def test_postgresql_workers_that_cannot_lock_in_time_leave_the_log_to_the_verifi
     reads the log alone; the schema change gets its lock after."""
     monkeypatch.setattr(verify_pool, "LOCK_TIMEOUT", 0.3)
     monkeypatch.setattr(verify_pool, "ANSWER_TIMEOUT", 30.0)
-    from_workers = _pooled(monkeypatch)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
     queued: list[tuple[threading.Thread, list[str]]] = []
     real_begin = verify_pool.CheckerPool.begin
 
@@ -492,7 +485,7 @@ def test_postgresql_verifier_idle_while_the_workers_read_is_not_ended_by_the_ser
     workers read, and a server's `idle_in_transaction_session_timeout` ended it. The
     scan here lasts 2.5 s, the timeout is 2 s; the verifier is idle about 0.5 s at most."""
     _idle_timeout(postgresql, "2s")
-    from_workers = _pooled(monkeypatch)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
 
     def dawdle(done: int, total: int) -> None:
         time.sleep(0.5)
@@ -650,9 +643,7 @@ def test_postgresql_workers_under_another_search_path_leave_the_log_to_the_verif
     try:
         with tenant.begin() as conn:
             helpers.edit_field(conn, 21, rewrite_hash=True)
-        alone = verify_log(tenant, audit_signer.verifier(), workers=1)
-        assert (alone.ok, alone.first_bad_position) == (False, 21)
-        assert verify_log(tenant, audit_signer.verifier(), workers=2) == alone
+        _bad_at_21_either_way(tenant, audit_signer)
     finally:
         tenant.dispose()
     assert "not the tables the verifier reads" in caplog.text
@@ -668,7 +659,7 @@ def test_postgresql_snapshot_that_cannot_be_shared_leaves_the_log_to_the_verifie
     """The export fails (here: a function the server does not have), which aborts the
     verifier's transaction: it begins another and reads alone."""
     monkeypatch.setattr(verify_pool, "_EXPORT", "SELECT no_such_export()")
-    from_workers = _pooled(monkeypatch)
+    from_workers = helpers.chunks_from_workers(monkeypatch)
     report = verify_log(postgresql, audit_signer.verifier(), workers=2)
     assert (report.ok, report.entries_checked) == (True, SIZE)
     assert from_workers == []
@@ -691,9 +682,7 @@ def test_postgresql_workers_in_another_database_leave_the_log_to_the_verifier(
         real = postgresql.url.set(drivername="postgresql").render_as_string(False)
         engine = sa.create_engine(copy_url, creator=lambda: psycopg.connect(real))
         try:
-            alone = verify_log(engine, audit_signer.verifier(), workers=1)
-            assert (alone.ok, alone.first_bad_position) == (False, 21)
-            assert verify_log(engine, audit_signer.verifier(), workers=2) == alone
+            _bad_at_21_either_way(engine, audit_signer)
         finally:
             engine.dispose()
     assert "not the snapshot the verifier reads" in caplog.text
@@ -716,9 +705,7 @@ def test_workers_on_another_file_than_the_engines_leave_the_log_to_the_verifier(
     engine = sa.create_engine(
         f"sqlite:///{copy}", creator=lambda: sqlite3.connect(real, check_same_thread=False)
     )
-    alone = verify_log(engine, audit_signer.verifier(), workers=1)
-    assert (alone.ok, alone.first_bad_position) == (False, 21)
-    assert verify_log(engine, audit_signer.verifier(), workers=2) == alone
+    _bad_at_21_either_way(engine, audit_signer)
     assert "not the database file the verifier reads" in caplog.text
     engine.dispose()
 
