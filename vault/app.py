@@ -606,6 +606,7 @@ def call_limits(settings: Settings) -> CallLimits:
         bulk_methods=frozenset({BATCH_CREATE}),
         max_bulk_calls=settings.max_concurrent_batches,
         max_bulk_calls_per_principal=settings.max_batches_per_caller,
+        max_queue_seconds=settings.max_queue_seconds,
         max_violations=settings.max_error_violations,
         max_calls_per_principal=settings.max_calls_per_principal,
         max_streams=settings.max_streams,

@@ -225,6 +225,9 @@ class Settings(BaseSettings):
     max_concurrent_batches: int = Field(default=1, ge=1)
     # ... and each caller's in flight per process, running or waiting (more: refused).
     max_batches_per_caller: int = Field(default=4, ge=1)
+    # Seconds a batch or a large request waits for its turn before it is refused
+    # UNAVAILABLE (retry later): a caller with no deadline holds its request no longer.
+    max_queue_seconds: float = Field(default=120.0, gt=0)
     max_error_violations: int = Field(default=50, ge=1)
     max_batch_size: int = 10_000
     export_batch_size: int = 500

@@ -46,6 +46,10 @@ class CallLimits:
     bulk_methods: frozenset[str] = frozenset()
     max_bulk_calls: int = 1
     max_bulk_calls_per_principal: int = 4
+    # How long a call waits for its turn at either gate (a bulk call, a large request)
+    # before it is refused UNAVAILABLE: a caller that set no deadline holds its request,
+    # read and kept, no longer than this.
+    max_queue_seconds: float = 120.0
     max_violations: int = 50
     max_calls_per_principal: int = 64
     max_streams: int = 64

@@ -2,7 +2,8 @@
 the rest queued holding no thread, and each caller has at most
 `max_bulk_calls_per_principal` of them in flight; a caller who leaves while queued (at
 the bulk gate or the large-request gate) still ends its call through the `after` hooks
-(the audit stage), as cancelled, and gives its place back.
+(the audit stage), as cancelled, and gives its place back; one still queued after
+`max_queue_seconds` (a caller that set no deadline) is refused UNAVAILABLE the same way.
 
 A real grpc.aio server on a loopback port with the vault's interceptor in front of a
 test service, and a stage that names the caller from its metadata where the
@@ -27,7 +28,7 @@ from vault.api.interceptors import RpcCall
 from vault.api.limits import CallCancelledError, CallLimits
 from vault.api.runner import VaultInterceptor
 from vault.context import CallContext
-from vault.errors import PermissionDeniedError, ResourceExhaustedError
+from vault.errors import PermissionDeniedError, ResourceExhaustedError, UnavailableError
 from vault.principal import Principal
 
 BULK = "/test.Bulk/Run"
@@ -244,6 +245,38 @@ def test_a_caller_who_leaves_while_queued_is_ended_through_the_after_hooks(
         assert holder.result() == first[:16]
         assert send(third) == third[:16]  # the permit it waited for was not lost
     assert inside.seen == [first, third]  # the queued call's handler never ran
+
+
+@pytest.mark.parametrize(
+    ("method", "size", "limits"),
+    [
+        (BULK, 16, {"max_bulk_calls": 1}),
+        (OTHER, 4 * SMALL, {"max_large_requests": 1}),
+    ],
+    ids=["bulk gate", "large-request gate"],
+)
+def test_a_call_queued_past_max_queue_seconds_is_refused_unavailable(
+    method: str, size: int, limits: dict[str, int]
+) -> None:
+    """The caller set a deadline of 30 s; the server holds its request 0.5 s at most."""
+    inside, caller = Inside(), Caller()
+    first, second, third = _requests(3, size)
+    with serving(inside, caller, max_queue_seconds=0.5, **limits) as channel:
+        send = _sender(channel, method)
+        holder = send.future(first)  # takes the one permit
+        inside.until(1)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as queued:
+            send(second, timeout=30)
+        assert queued.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "no turn within 0.5 s" in (queued.value.details() or "")
+        assert time.monotonic() - started < 10
+        assert caller.ended == [(method, None, UnavailableError)]  # through the hooks
+        assert not holder.done()
+        inside.release.set()
+        assert holder.result() == first[:16]
+        assert send(third) == third[:16]  # the permit it waited for was not lost
+    assert inside.seen == [first, third]  # the refused call's handler never ran
 
 
 def test_a_caller_who_may_not_make_the_call_takes_no_place_in_the_queue() -> None:
