@@ -250,8 +250,13 @@ def _shared_postgresql_snapshot(
     are locked before its snapshot is taken (LOCK TABLE takes none), so a schema change
     that committed while it waited is seen whole, as in one process."""
     with ExitStack() as stack:
-        conn = stack.enter_context(snapshot(engine))
-        lock_for_reading(conn, VERIFIER_READS)
+
+        def locked() -> Connection:
+            conn = stack.enter_context(snapshot(engine))
+            lock_for_reading(conn, VERIFIER_READS)
+            return conn
+
+        conn = locked()
         if pool is not None:
             try:
                 identity = _export(conn)
@@ -264,8 +269,7 @@ def _shared_postgresql_snapshot(
                 pool.close()
                 pool = None
                 stack.close()
-                conn = stack.enter_context(snapshot(engine))
-                lock_for_reading(conn, VERIFIER_READS)
+                conn = locked()
             else:
                 try:
                     pool.begin(identity)
