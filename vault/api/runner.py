@@ -627,13 +627,12 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # their turn before the large-request gate so as not to hold its permits;
             # only so many large requests parsed and held at once.
             gates = ([self._bulk] if bulk else []) + ([] if small else [self._large])
-            wait = self._limits.max_queue_seconds
             if not gates:
                 answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
                 return None
             async with contextlib.AsyncExitStack() as held:
                 for gate in gates:
-                    if (exc := await self._admitted(run, gate, held, wait)) is not None:
+                    if (exc := await self._admitted(run, gate, held)) is not None:
                         return exc
                 answer[0] = await self._step(run, self._complete, run, behavior, parse, data)
             return None
@@ -641,13 +640,13 @@ class VaultInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         await self._guarded(run, body, stream=False, bulk=bulk)
         return answer[0]
 
-    @staticmethod
     async def _admitted(
-        run: _Run, gate: asyncio.Semaphore, held: contextlib.AsyncExitStack, wait: float
+        self, run: _Run, gate: asyncio.Semaphore, held: contextlib.AsyncExitStack
     ) -> BaseException | None:
-        """Wait for one of `gate`'s permits (released with `held`), `wait` seconds at
-        most. A caller who goes away while queued ends the call as cancelled, and one
-        still queued after `wait` as UNAVAILABLE (retry later), audited like any other."""
+        """Wait for one of `gate`'s permits (released with `held`), `max_queue_seconds`
+        at most. A caller who goes away while queued ends the call as cancelled, and one
+        still queued then as UNAVAILABLE (retry later), audited like any other."""
+        wait = self._limits.max_queue_seconds
         try:
             async with asyncio.timeout(wait):
                 await held.enter_async_context(gate)
